@@ -1,0 +1,123 @@
+//! `lifeboat`: the TUI by default (later), subcommands for scripts.
+//!
+//! This crate parses arguments, installs the logger, renders the engine's reports as human tables
+//! or JSON and maps errors to exit codes. It must not contain disk logic: that is the engine's.
+
+mod info;
+mod list;
+mod logger;
+mod units;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit codes of every subcommand (0 success is `ExitCode::SUCCESS`).
+pub mod exit {
+    /// The job failed.
+    pub const FAILURE: u8 = 1;
+    /// The command line was wrong (clap uses 2 as well).
+    pub const USAGE: u8 = 2;
+    /// The job completed but skipped unreadable sectors.
+    #[allow(dead_code)]
+    pub const BAD_SECTORS: u8 = 3;
+}
+
+/// Lifeboat: back up, restore, clone and verify disks.
+#[derive(Debug, Parser)]
+#[command(name = "lifeboat", version, about, propagate_version = true)]
+struct Cli {
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List disks and their partitions, file systems, labels, sizes and mount state.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Also list loop, ram and zram devices.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show what a disk, partition or disk image file holds.
+    Info {
+        /// A device (/dev/sda, sda, serial:…, model:…) or a file.
+        target: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    logger::init(cli.verbose);
+    let result = match cli.command {
+        Some(Command::List { json, all }) => list::run(json, all),
+        Some(Command::Info { target, json }) => info::run(&target, json),
+        None => Err(anyhow::anyhow!(
+            "the text UI is not built yet: use a subcommand (see lifeboat --help)"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lifeboat: error: {}", error_chain(&e));
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+/// Resolves a TARGET argument: an existing path as it is, else a device spec looked up among the
+/// discovered disks (`sda`, `serial:…`, `model:…`).
+pub(crate) fn resolve_target(spec: &str) -> anyhow::Result<PathBuf> {
+    let path = PathBuf::from(spec);
+    if path.exists() {
+        return Ok(path);
+    }
+    let devices = disk::discover(&disk::SysRoot::default(), &disk::DiscoverOptions::default())?;
+    Ok(disk::find(&devices, spec)?.path.clone())
+}
+
+/// The error and its causes, `outer: inner: …`, leaving out a cause whose text the message
+/// already carries (library errors often quote their source).
+pub(crate) fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if text.contains(&c) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&c);
+    }
+    text
+}
+
+/// Writes `text` to stdout. A closed pipe (`lifeboat list | head`) is not an error.
+pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing to stdout"))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,28 @@
+//! Block devices: what disks this machine has (discovery from `/sys`, `/proc/self/mountinfo`,
+//! `/proc/swaps`) and the [`BlockIo`] seam through which every other crate reads and writes them.
+//!
+//! This is the only crate that opens device nodes or issues ioctls. It must not know about partition
+//! tables, file systems or images: those live in `layout`, `fs` and `image`, above it.
+//!
+//! - [`discover`] lists the machine's disks with their identity (model, serial, WWN), geometry,
+//!   transport and what uses them (mounts, swap, holders, the boot medium); [`find`] picks one by
+//!   `/dev/sda`, `sda`, `serial:…` or `model:…`.
+//! - [`FileDisk`] reads and writes image files and block devices. Sources open read-only;
+//!   opening for writing needs a [`WriteConsent`] and claims block devices exclusively (`O_EXCL`),
+//!   so the kernel itself refuses a target that is mounted or held.
+//! - [`MemDisk`], [`Window`] and [`FaultyDisk`] are the in-memory disk, the partition view and the
+//!   bad-sector simulator that engines and tests build on.
+
+mod blockio;
+mod discover;
+mod faulty;
+mod file;
+pub mod mounts;
+
+pub use blockio::{is_media_error, BlockIo, MemDisk, Window};
+pub use discover::{
+    discover, find, find_partition, parse_vpd_serial, BlockDevice, DevNum, DeviceKind, DiscoverError,
+    DiscoverOptions, FindError, Partition, SysRoot, Transport, UseReason,
+};
+pub use faulty::FaultyDisk;
+pub use file::{ConsentSource, DiskError, FileDisk, ObjectId, WriteConsent};

@@ -1,0 +1,429 @@
+//! Recognising a file system from its superblock: the entry point [`probe`], the result
+//! [`FsInfo`], and the signature-only formats (LUKS, LVM2, swap, XFS, btrfs, ISO 9660).
+//!
+//! Every probe sanity-checks the fields it relies on (power-of-two sizes, ranges, counts), so
+//! random bytes or a stale signature are reported as "nothing here" rather than misdetected.
+
+use crate::bytes::{
+    be16, be32, be64, is_pow2_in, label_from_bytes, label_from_utf16, le16, le32, le64, slice,
+    u8_at, utf16be_units, uuid_string,
+};
+use crate::{exfat, ext, fat, ntfs};
+use disk::BlockIo;
+use serde::Serialize;
+use std::fmt;
+use std::io;
+
+/// The kinds of content [`probe`] recognises. `Display` prints the name `blkid` uses as `TYPE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum FsKind {
+    #[serde(rename = "ext2")]
+    Ext2,
+    #[serde(rename = "ext3")]
+    Ext3,
+    #[serde(rename = "ext4")]
+    Ext4,
+    /// FAT12, FAT16 or FAT32: [`FsInfo::version`] says which.
+    #[serde(rename = "vfat")]
+    Vfat,
+    #[serde(rename = "exfat")]
+    Exfat,
+    #[serde(rename = "ntfs")]
+    Ntfs,
+    #[serde(rename = "btrfs")]
+    Btrfs,
+    #[serde(rename = "xfs")]
+    Xfs,
+    /// Linux swap, or a hibernation image written over a swap area ([`FsInfo::version`]).
+    #[serde(rename = "swap")]
+    Swap,
+    #[serde(rename = "crypto_LUKS")]
+    CryptoLuks,
+    #[serde(rename = "LVM2_member")]
+    Lvm2Member,
+    #[serde(rename = "iso9660")]
+    Iso9660,
+}
+
+impl FsKind {
+    /// The `blkid` `TYPE` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FsKind::Ext2 => "ext2",
+            FsKind::Ext3 => "ext3",
+            FsKind::Ext4 => "ext4",
+            FsKind::Vfat => "vfat",
+            FsKind::Exfat => "exfat",
+            FsKind::Ntfs => "ntfs",
+            FsKind::Btrfs => "btrfs",
+            FsKind::Xfs => "xfs",
+            FsKind::Swap => "swap",
+            FsKind::CryptoLuks => "crypto_LUKS",
+            FsKind::Lvm2Member => "LVM2_member",
+            FsKind::Iso9660 => "iso9660",
+        }
+    }
+}
+
+impl fmt::Display for FsKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What [`probe`] found on a partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FsInfo {
+    pub kind: FsKind,
+    /// Variant or version, e.g. `FAT32`, `LUKS2`, `1.0` (ext revision), `5` (XFS), `hibernation`.
+    pub version: Option<String>,
+    /// Volume label, decoded and trimmed; `None` when there is none.
+    pub label: Option<String>,
+    /// UUID or serial formatted as `blkid` prints it.
+    pub uuid: Option<String>,
+    /// The file system's block (ext, XFS, btrfs sector), logical sector (FAT, exFAT, NTFS) or page
+    /// (swap) size in bytes.
+    pub block_size: u32,
+    /// The allocation unit in bytes: the cluster size (FAT, exFAT, NTFS, ext4 bigalloc), otherwise
+    /// equal to `block_size`.
+    pub cluster_size: u32,
+    /// Bytes the file system says it occupies (0 when the format does not say).
+    pub size: u64,
+    /// The file system says it was not cleanly unmounted, has errors, or needs journal recovery.
+    pub needs_check: bool,
+    /// A short state text when the format has one: `clean`, `not clean`, `errors`, `dirty`, ...
+    pub state: Option<String>,
+    /// Inconsistencies that did not prevent recognition, e.g. a size larger than the partition.
+    pub warnings: Vec<String>,
+}
+
+impl FsInfo {
+    pub(crate) fn new(kind: FsKind) -> Self {
+        FsInfo {
+            kind,
+            version: None,
+            label: None,
+            uuid: None,
+            block_size: 0,
+            cluster_size: 0,
+            size: 0,
+            needs_check: false,
+            state: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Adds a warning when the claimed size exceeds the partition.
+    pub(crate) fn check_size(&mut self, partition: u64) {
+        if self.size > partition {
+            self.warnings.push(format!(
+                "{} claims {} bytes but the partition holds only {partition}",
+                self.kind, self.size
+            ));
+        }
+    }
+}
+
+/// Why probing failed. Unrecognised content is not an error: [`probe`] returns `Ok(None)`.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("reading {len} bytes at offset {offset} of {device}: {source}")]
+    Read { device: String, offset: u64, len: usize, source: io::Error },
+}
+
+/// Reads `len` bytes at `offset`, or `None` when the range is not inside `io` (a partition too
+/// small to hold the structure is not an error while probing).
+pub(crate) fn read_opt(
+    io: &dyn BlockIo,
+    offset: u64,
+    len: usize,
+) -> Result<Option<Vec<u8>>, ProbeError> {
+    match offset.checked_add(len as u64) {
+        Some(end) if end <= io.len() => {}
+        _ => return Ok(None),
+    }
+    let mut buf = vec![0u8; len];
+    io.read_at(&mut buf, offset).map_err(|source| ProbeError::Read {
+        device: io.describe(),
+        offset,
+        len,
+        source,
+    })?;
+    Ok(Some(buf))
+}
+
+/// Recognises the file system (or container: LUKS, LVM2 PV, swap) on a partition-sized `io`.
+///
+/// Returns `Ok(None)` when no known superblock with sane fields is present. Signatures are tried
+/// from the most to the least specific: containers first (LUKS, LVM2, swap), then file systems
+/// with strong magic numbers, ISO 9660 before FAT (a hybrid ISO also carries a boot sector), FAT
+/// last because its boot sector has no magic of its own.
+pub fn probe(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
+    type Prober = fn(&dyn BlockIo) -> Result<Option<FsInfo>, ProbeError>;
+    const PROBERS: &[Prober] = &[
+        probe_luks,
+        probe_lvm2,
+        probe_swap,
+        probe_xfs,
+        probe_btrfs,
+        ext::probe,
+        ntfs::probe,
+        exfat::probe,
+        probe_iso9660,
+        fat::probe,
+    ];
+    for prober in PROBERS {
+        if let Some(mut info) = prober(io)? {
+            info.check_size(io.len());
+            log::debug!(
+                "{}: {} {:?} label {:?} uuid {:?}",
+                io.describe(),
+                info.kind,
+                info.version,
+                info.label,
+                info.uuid
+            );
+            return Ok(Some(info));
+        }
+    }
+    Ok(None)
+}
+
+fn probe_luks(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
+    let Some(h) = read_opt(io, 0, 512)? else { return Ok(None) };
+    if slice(&h, 0, 6) != b"LUKS\xba\xbe" {
+        return Ok(None);
+    }
+    let version = be16(&h, 6);
+    let mut info = FsInfo::new(FsKind::CryptoLuks);
+    info.block_size = 512;
+    info.cluster_size = 512;
+    info.uuid = label_from_bytes(slice(&h, 168, 40));
+    match version {
+        1 => {
+            // The payload offset (in 512-byte sectors) is where the encrypted data starts.
+            let payload = u64::from(be32(&h, 104));
+            if payload == 0 {
+                return Ok(None);
+            }
+            info.version = Some("LUKS1".into());
+        }
+        2 => {
+            let hdr_size = be64(&h, 8);
+            if !is_pow2_in(hdr_size, 16384, 4 << 20) || be64(&h, 256) != 0 {
+                return Ok(None);
+            }
+            info.version = Some("LUKS2".into());
+            info.label = label_from_bytes(slice(&h, 24, 48));
+        }
+        _ => return Ok(None),
+    }
+    // The header does not record the data size; the container spans the partition.
+    info.size = io.len();
+    Ok(Some(info))
+}
+
+fn probe_lvm2(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
+    // The label may be in any of the first four 512-byte sectors.
+    let Some(head) = read_opt(io, 0, 2048)? else { return Ok(None) };
+    for sector in 0..4usize {
+        let s = slice(&head, sector * 512, 512);
+        if slice(s, 0, 8) != b"LABELONE" || slice(s, 24, 8) != b"LVM2 001" {
+            continue;
+        }
+        if le64(s, 8) != sector as u64 {
+            continue;
+        }
+        let pv_off = le32(s, 20) as usize;
+        if !(32..=480).contains(&pv_off) {
+            continue;
+        }
+        let raw_uuid = slice(s, pv_off, 32);
+        if raw_uuid.len() != 32 || !raw_uuid.iter().all(u8::is_ascii_alphanumeric) {
+            continue;
+        }
+        let mut uuid = String::with_capacity(38);
+        for (i, &c) in raw_uuid.iter().enumerate() {
+            if matches!(i, 6 | 10 | 14 | 18 | 22 | 26) {
+                uuid.push('-');
+            }
+            uuid.push(char::from(c));
+        }
+        let mut info = FsInfo::new(FsKind::Lvm2Member);
+        info.version = Some("LVM2 001".into());
+        info.uuid = Some(uuid);
+        info.block_size = 512;
+        info.cluster_size = 512;
+        info.size = le64(s, pv_off + 32);
+        return Ok(Some(info));
+    }
+    Ok(None)
+}
+
+/// Hibernation signatures written over a swap area's signature (see libblkid's `swap.c`).
+const HIBERNATION_MAGICS: &[&[u8]] = &[b"S1SUSPEND", b"S2SUSPEND", b"ULSUSPEND", b"LINHIB0001"];
+
+fn probe_swap(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
+    for page in [4096u64, 8192, 16384, 32768, 65536] {
+        let Some(sig) = read_opt(io, page - 10, 10)? else { return Ok(None) };
+        let hibernation = HIBERNATION_MAGICS.iter().any(|m| sig.starts_with(m));
+        let v0 = sig == b"SWAP-SPACE";
+        if sig != b"SWAPSPACE2" && !v0 && !hibernation {
+            continue;
+        }
+        let mut info = FsInfo::new(FsKind::Swap);
+        info.block_size = page as u32;
+        info.cluster_size = page as u32;
+        if v0 {
+            info.version = Some("0".into());
+            info.size = io.len();
+            return Ok(Some(info));
+        }
+        let Some(h) = read_opt(io, 1024, 44)? else { return Ok(None) };
+        // The header is in the byte order of the machine that wrote it.
+        let (version, last_page) = match le32(&h, 0) {
+            1 => (1, le32(&h, 4)),
+            0x0100_0000 => (1, be32(&h, 4)),
+            _ if hibernation => (0, 0),
+            _ => continue,
+        };
+        if hibernation {
+            info.version = Some("hibernation".into());
+            info.state = Some("hibernation image".into());
+            info.size = io.len();
+        } else {
+            info.version = Some(version.to_string());
+            if last_page == 0 {
+                continue;
+            }
+            info.size = (u64::from(last_page) + 1) * page;
+        }
+        info.uuid = uuid_string(slice(&h, 12, 16));
+        info.label = label_from_bytes(slice(&h, 28, 16));
+        return Ok(Some(info));
+    }
+    Ok(None)
+}
+
+fn probe_xfs(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
+    let Some(sb) = read_opt(io, 0, 512)? else { return Ok(None) };
+    if slice(&sb, 0, 4) != b"XFSB" {
+        return Ok(None);
+    }
+    let blocksize = be32(&sb, 4);
+    let dblocks = be64(&sb, 8);
+    let agblocks = be32(&sb, 84);
+    let agcount = be32(&sb, 88);
+    let version = be16(&sb, 100) & 0xf;
+    let sectsize = be16(&sb, 102);
+    let blocklog = u8_at(&sb, 120);
+    let sectlog = u8_at(&sb, 121);
+    let sane = is_pow2_in(u64::from(blocksize), 512, 65536)
+        && blocksize == 1u32 << (blocklog & 31)
+        && is_pow2_in(u64::from(sectsize), 512, 32768)
+        && u32::from(sectsize) == 1u32 << (sectlog & 31)
+        && agcount > 0
+        && agblocks > 0
+        && dblocks > 0
+        && dblocks <= u64::from(agcount) * u64::from(agblocks)
+        && (1..=5).contains(&version);
+    if !sane {
+        return Ok(None);
+    }
+    let mut info = FsInfo::new(FsKind::Xfs);
+    info.version = Some(version.to_string());
+    info.uuid = uuid_string(slice(&sb, 32, 16));
+    info.label = label_from_bytes(slice(&sb, 108, 12));
+    info.block_size = blocksize;
+    info.cluster_size = blocksize;
+    info.size = dblocks.saturating_mul(u64::from(blocksize));
+    if u8_at(&sb, 126) != 0 {
+        info.needs_check = true;
+        info.state = Some("mkfs in progress".into());
+    }
+    Ok(Some(info))
+}
+
+fn probe_btrfs(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
+    let Some(sb) = read_opt(io, 0x10000, 4096)? else { return Ok(None) };
+    if slice(&sb, 64, 8) != b"_BHRfS_M" || le64(&sb, 48) != 0x10000 {
+        return Ok(None);
+    }
+    let sectorsize = le32(&sb, 144);
+    let nodesize = le32(&sb, 148);
+    if !is_pow2_in(u64::from(sectorsize), 512, 65536)
+        || !is_pow2_in(u64::from(nodesize), u64::from(sectorsize), 65536)
+    {
+        return Ok(None);
+    }
+    let mut info = FsInfo::new(FsKind::Btrfs);
+    info.uuid = uuid_string(slice(&sb, 32, 16));
+    info.label = label_from_bytes(slice(&sb, 299, 256));
+    info.block_size = sectorsize;
+    info.cluster_size = sectorsize;
+    // This device's share (dev_item.total_bytes); the superblock's total covers all devices.
+    info.size = le64(&sb, 201 + 8);
+    if le64(&sb, 136) > 1 {
+        info.version = Some(format!("multi-device ({} devices)", le64(&sb, 136)));
+    }
+    Ok(Some(info))
+}
+
+fn probe_iso9660(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
+    let mut primary: Option<Vec<u8>> = None;
+    let mut joliet: Option<String> = None;
+    // Volume descriptors start at sector 16 (of 2048 bytes); the set ends with type 255.
+    for n in 0..32u64 {
+        let Some(vd) = read_opt(io, 32768 + n * 2048, 2048)? else { break };
+        if slice(&vd, 1, 5) != b"CD001" {
+            break;
+        }
+        match u8_at(&vd, 0) {
+            1 if primary.is_none() => primary = Some(vd),
+            2 => {
+                let esc = slice(&vd, 88, 3);
+                if matches!(esc, b"%/@" | b"%/C" | b"%/E") {
+                    joliet = label_from_utf16(&utf16be_units(slice(&vd, 40, 32)));
+                }
+            }
+            255 => break,
+            _ => {}
+        }
+    }
+    let Some(pvd) = primary else { return Ok(None) };
+    let block = le16(&pvd, 128);
+    if !is_pow2_in(u64::from(block), 512, 2048) {
+        return Ok(None);
+    }
+    let mut info = FsInfo::new(FsKind::Iso9660);
+    let plain = label_from_bytes(slice(&pvd, 40, 32));
+    info.label = joliet.or(plain);
+    info.block_size = u32::from(block);
+    info.cluster_size = u32::from(block);
+    info.size = u64::from(le32(&pvd, 80)) * u64::from(block);
+    // blkid names the volume by its modification date, else its creation date.
+    info.uuid = iso_date(slice(&pvd, 830, 17)).or_else(|| iso_date(slice(&pvd, 813, 17)));
+    Ok(Some(info))
+}
+
+/// `YYYYMMDDHHMMSScc` as `YYYY-MM-DD-HH-MM-SS-cc`; `None` when unset (all zeros or `'0'`).
+fn iso_date(raw: &[u8]) -> Option<String> {
+    let digits = slice(raw, 0, 16);
+    if digits.len() != 16 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if digits.iter().all(|&c| c == b'0') {
+        return None;
+    }
+    let s = std::str::from_utf8(digits).ok()?;
+    Some(format!(
+        "{}-{}-{}-{}-{}-{}-{}",
+        &s[0..4],
+        &s[4..6],
+        &s[6..8],
+        &s[8..10],
+        &s[10..12],
+        &s[12..14],
+        &s[14..16]
+    ))
+}

@@ -1,0 +1,965 @@
+//! Reading an image: opening and checking its volumes, the trailer, stream table, index and
+//! manifest; reading single chunks; a [`BlockIo`] view of a stream; parallel verification.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use disk::BlockIo;
+
+use crate::bitmap::Bitmap;
+use crate::error::{Error, Result};
+use crate::format::{
+    crc, format_uuid, max_frame_len, rd_u16, valid_chunk_size, ChunkHeader, IndexEntry,
+    StreamEntry, StreamKind, Trailer, VolumeHeader, CHUNK_HEADER_LEN, FORMAT_MAJOR,
+    INDEX_ENTRY_LEN, MAX_BITMAP_BLOCK, MAX_BITMAP_LEN, MAX_MANIFEST_LEN, MAX_STREAMS, MAX_VOLUMES,
+    MIN_BITMAP_BLOCK, MIN_FRAME_LEN, STREAM_ENTRY_LEN, TRAILER_COMPLETE, TRAILER_LEN,
+    TRAILER_MAGIC, VOLUME_HEADER_LEN, VOLUME_MAGIC,
+};
+use crate::manifest::Manifest;
+use crate::writer::{sibling_volumes, volume_path};
+
+/// A stream of an image as the reader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    /// Stream id (its position in the stream table).
+    pub id: u32,
+    /// What it holds.
+    pub kind: StreamKind,
+    /// Length of its logical byte space.
+    pub length: u64,
+    /// Where it starts on the source disk.
+    pub source_offset: u64,
+    /// Partition number, 0 when not a partition.
+    pub partition: u32,
+    /// Block size of its stored used-block bitmap, if it has one.
+    pub bitmap_block_size: Option<u32>,
+}
+
+impl Stream {
+    /// A human name for messages: `stream 2 (partition 1)`.
+    pub fn name(&self) -> String {
+        let what = match self.kind {
+            StreamKind::Partition => format!("partition {}", self.partition),
+            StreamKind::DiskArea => format!("disk area at {}", self.source_offset),
+            StreamKind::Unpartitioned => format!("unpartitioned range at {}", self.source_offset),
+            StreamKind::Whole => "whole source".to_string(),
+            StreamKind::Other(c) => format!("kind {c}"),
+        };
+        format!("stream {} ({what})", self.id)
+    }
+}
+
+struct FileVolume {
+    file: File,
+    path: String,
+    len: u64,
+}
+
+impl BlockIo for FileVolume {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn logical_sector_size(&self) -> u32 {
+        512
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+    fn write_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::PermissionDenied, "image volumes are opened read-only"))
+    }
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        self.path.clone()
+    }
+}
+
+struct Volume {
+    name: String,
+    io: Box<dyn BlockIo>,
+    len: u64,
+    /// One past the last byte that chunk records may use.
+    data_end: u64,
+}
+
+/// An open, structurally checked image. Shareable between threads (`&self` everywhere).
+pub struct ImageReader {
+    name: String,
+    volumes: Vec<Volume>,
+    uuid: [u8; 16],
+    minor: u16,
+    chunk_size: u32,
+    streams: Vec<Stream>,
+    entries: Vec<StreamEntry>,
+    index: Vec<IndexEntry>,
+    manifest: Manifest,
+    bytes_read: AtomicU64,
+}
+
+impl std::fmt::Debug for ImageReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageReader")
+            .field("path", &self.name)
+            .field("uuid", &format_uuid(&self.uuid))
+            .field("volumes", &self.volumes.len())
+            .field("streams", &self.streams.len())
+            .field("chunks", &self.index.len())
+            .finish()
+    }
+}
+
+fn volume_name(base: &str, n: u32) -> String {
+    volume_path(Path::new(base), n).display().to_string()
+}
+
+fn corrupt(path: &str, what: &'static str, detail: impl Into<String>) -> Error {
+    Error::Corrupt { path: path.to_string(), what, detail: detail.into() }
+}
+
+fn read_exact(v: &Volume, offset: u64, len: u64, what: &'static str) -> Result<Vec<u8>> {
+    let end = offset.checked_add(len).filter(|&e| e <= v.len).ok_or_else(|| {
+        corrupt(&v.name, what, format!("bytes {offset}+{len} lie past the end ({} bytes)", v.len))
+    })?;
+    let n = usize::try_from(end - offset)
+        .map_err(|_| corrupt(&v.name, what, format!("{len} bytes do not fit in memory")))?;
+    let mut buf = vec![0u8; n];
+    v.io.read_at(&mut buf, offset).map_err(|e| Error::read(&v.name, e))?;
+    Ok(buf)
+}
+
+impl ImageReader {
+    /// Opens the image whose first volume is `path`, finding `path.002`, `path.003`, … beside it.
+    pub fn open(path: &Path) -> Result<Self> {
+        let name = path.display().to_string();
+        let mut vols: Vec<(String, Box<dyn BlockIo>)> = Vec::new();
+        vols.push((name.clone(), Box::new(open_volume_file(path)?)));
+        let siblings = sibling_volumes(path);
+        let last = siblings.last().map_or(1, |(n, _)| *n);
+        if last > MAX_VOLUMES {
+            return Err(corrupt(&name, "volume set", format!("a volume numbered {last} exists")));
+        }
+        for n in 2..=last {
+            let p = volume_path(path, n);
+            if !siblings.iter().any(|(m, _)| *m == n) {
+                return Err(Error::MissingVolume { path: p.display().to_string() });
+            }
+            vols.push((p.display().to_string(), Box::new(open_volume_file(&p)?)));
+        }
+        Self::from_volumes(vols)
+    }
+
+    /// Opens an image from its volumes, in order, each with a name for messages (the first
+    /// volume's name is used to name missing ones). Used by [`ImageReader::open`], by tests and by
+    /// the fuzz target (with in-memory volumes).
+    pub fn from_volumes(vols: Vec<(String, Box<dyn BlockIo>)>) -> Result<Self> {
+        let Some(base) = vols.first().map(|(n, _)| n.clone()) else {
+            return Err(Error::InvalidOptions("an image needs at least one volume".into()));
+        };
+        if vols.len() > MAX_VOLUMES as usize {
+            return Err(corrupt(&base, "volume set", format!("{} volumes", vols.len())));
+        }
+        let mut volumes = Vec::with_capacity(vols.len());
+        let mut first: Option<VolumeHeader> = None;
+        for (i, (name, io)) in vols.into_iter().enumerate() {
+            let len = io.len();
+            let h = read_volume_header(&name, io.as_ref(), len)?;
+            let expected = i as u32 + 1;
+            match &first {
+                None => {
+                    if !valid_chunk_size(h.chunk_size) {
+                        return Err(corrupt(
+                            &name,
+                            "volume header",
+                            format!("chunk size {} is not allowed", h.chunk_size),
+                        ));
+                    }
+                    first = Some(h);
+                }
+                Some(f) => {
+                    if f.uuid != h.uuid {
+                        return Err(Error::ForeignVolume {
+                            path: name,
+                            found: format_uuid(&h.uuid),
+                            expected: format_uuid(&f.uuid),
+                        });
+                    }
+                    if f.chunk_size != h.chunk_size {
+                        return Err(corrupt(
+                            &name,
+                            "volume header",
+                            format!("chunk size {} differs from the first volume's", h.chunk_size),
+                        ));
+                    }
+                }
+            }
+            if h.volume != expected {
+                return Err(Error::WrongVolume { path: name, found: h.volume, expected });
+            }
+            volumes.push(Volume { name, io, len, data_end: len });
+        }
+        let Some(head) = first else {
+            return Err(Error::InvalidOptions("an image needs at least one volume".into()));
+        };
+        let count = volumes.len() as u32;
+        let Some(last) = volumes.last() else {
+            return Err(Error::InvalidOptions("an image needs at least one volume".into()));
+        };
+        let trailer = read_trailer(&base, last, count, &head)?;
+        let meta_end = last.len - TRAILER_LEN as u64;
+        let lname = last.name.clone();
+        let section = |offset: u64, len: u64, what: &'static str, sum: u32| -> Result<Vec<u8>> {
+            if offset < VOLUME_HEADER_LEN as u64
+                || offset.checked_add(len).is_none_or(|end| end > meta_end)
+            {
+                return Err(corrupt(
+                    &lname,
+                    what,
+                    format!("bytes {offset}+{len} lie outside the metadata area (..{meta_end})"),
+                ));
+            }
+            let bytes = read_exact(last, offset, len, what)?;
+            let c = crc(&bytes);
+            if c != sum {
+                return Err(corrupt(
+                    &lname,
+                    what,
+                    format!("crc32 mismatch (stored {sum:08x}, computed {c:08x})"),
+                ));
+            }
+            Ok(bytes)
+        };
+
+        // Stream table.
+        if trailer.stream_count > MAX_STREAMS
+            || u64::from(trailer.streams_len)
+                != u64::from(trailer.stream_count) * STREAM_ENTRY_LEN as u64
+        {
+            return Err(corrupt(
+                &lname,
+                "trailer",
+                format!(
+                    "{} streams in a table of {} bytes",
+                    trailer.stream_count, trailer.streams_len
+                ),
+            ));
+        }
+        let table = section(
+            trailer.streams_offset,
+            u64::from(trailer.streams_len),
+            "stream table",
+            trailer.streams_crc,
+        )?;
+        let mut entries = Vec::with_capacity(trailer.stream_count as usize);
+        let mut meta_start = trailer.streams_offset.min(trailer.index_offset).min(trailer.manifest_offset);
+        for (i, raw) in table.chunks_exact(STREAM_ENTRY_LEN).enumerate() {
+            let e = StreamEntry::decode(raw);
+            if e.id != i as u32 {
+                return Err(corrupt(&lname, "stream table", format!("entry {i} has id {}", e.id)));
+            }
+            if let Some(bm) = e.bitmap {
+                let bad = !bm.block_size.is_power_of_two()
+                    || !(MIN_BITMAP_BLOCK..=MAX_BITMAP_BLOCK).contains(&bm.block_size)
+                    || bm.offset < VOLUME_HEADER_LEN as u64
+                    || bm.offset.saturating_add(u64::from(bm.stored_len)) > meta_end
+                    || e.length.div_ceil(u64::from(bm.block_size)).div_ceil(8) > MAX_BITMAP_LEN;
+                if bad {
+                    return Err(corrupt(
+                        &lname,
+                        "stream table",
+                        format!("stream {i}: bitmap reference is out of bounds"),
+                    ));
+                }
+                meta_start = meta_start.min(bm.offset);
+            }
+            entries.push(e);
+        }
+        let streams: Vec<Stream> = entries
+            .iter()
+            .map(|e| Stream {
+                id: e.id,
+                kind: e.kind,
+                length: e.length,
+                source_offset: e.source_offset,
+                partition: e.partition,
+                bitmap_block_size: e.bitmap.map(|b| b.block_size),
+            })
+            .collect();
+
+        // Index.
+        let total: u64 = volumes.iter().map(|v| v.len).sum();
+        let max_entries = total / (CHUNK_HEADER_LEN as u64 + MIN_FRAME_LEN);
+        if trailer.index_count > max_entries
+            || trailer.index_len != trailer.index_count.saturating_mul(INDEX_ENTRY_LEN as u64)
+        {
+            return Err(corrupt(
+                &lname,
+                "trailer",
+                format!(
+                    "{} index entries in {} bytes cannot fit in {total} bytes of volumes",
+                    trailer.index_count, trailer.index_len
+                ),
+            ));
+        }
+        let raw_index = section(trailer.index_offset, trailer.index_len, "index", trailer.index_crc)?;
+        let index: Vec<IndexEntry> =
+            raw_index.chunks_exact(INDEX_ENTRY_LEN).map(IndexEntry::decode).collect();
+        if let Some(v) = volumes.last_mut() {
+            v.data_end = meta_start;
+        }
+        check_index(&lname, &index, &streams, &volumes, head.chunk_size)?;
+
+        // Manifest.
+        if u64::from(trailer.manifest_len) > MAX_MANIFEST_LEN {
+            return Err(corrupt(
+                &lname,
+                "trailer",
+                format!("manifest of {} bytes is larger than allowed", trailer.manifest_len),
+            ));
+        }
+        let Some(last) = volumes.last() else {
+            return Err(Error::InvalidOptions("an image needs at least one volume".into()));
+        };
+        let text = {
+            let lname = last.name.clone();
+            let off = trailer.manifest_offset;
+            let len = u64::from(trailer.manifest_len);
+            if off < VOLUME_HEADER_LEN as u64 || off.checked_add(len).is_none_or(|e| e > meta_end) {
+                return Err(corrupt(&lname, "manifest", "lies outside the metadata area"));
+            }
+            let bytes = read_exact(last, off, len, "manifest")?;
+            let c = crc(&bytes);
+            if c != trailer.manifest_crc {
+                return Err(corrupt(
+                    &lname,
+                    "manifest",
+                    format!("crc32 mismatch (stored {:08x}, computed {c:08x})", trailer.manifest_crc),
+                ));
+            }
+            String::from_utf8(bytes).map_err(|_| corrupt(&lname, "manifest", "not UTF-8 text"))?
+        };
+        let manifest = Manifest::from_toml(&text)
+            .map_err(|detail| Error::Manifest { path: last.name.clone(), detail })?;
+        log::debug!(
+            "opened image {base}: {} volumes, {} streams, {} chunks",
+            volumes.len(),
+            streams.len(),
+            index.len()
+        );
+        Ok(ImageReader {
+            name: base,
+            volumes,
+            uuid: head.uuid,
+            minor: trailer.minor,
+            chunk_size: head.chunk_size,
+            streams,
+            entries,
+            index,
+            manifest,
+            bytes_read: AtomicU64::new(0),
+        })
+    }
+
+    /// The image's name (its first volume's path).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The image's UUID, `8-4-4-4-12`.
+    pub fn uuid(&self) -> String {
+        format_uuid(&self.uuid)
+    }
+
+    /// The format version that wrote the image, `(major, minor)`.
+    pub fn format_version(&self) -> (u16, u16) {
+        (FORMAT_MAJOR, self.minor)
+    }
+
+    /// The chunk size.
+    pub fn chunk_size(&self) -> u32 {
+        self.chunk_size
+    }
+
+    /// Names of the volume files, in order.
+    pub fn volume_names(&self) -> Vec<String> {
+        self.volumes.iter().map(|v| v.name.clone()).collect()
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The streams, by id.
+    pub fn streams(&self) -> &[Stream] {
+        &self.streams
+    }
+
+    /// One stream by id.
+    pub fn stream(&self, id: u32) -> Result<&Stream> {
+        self.streams
+            .get(id as usize)
+            .ok_or_else(|| Error::NoSuchStream { path: self.name.clone(), stream: id })
+    }
+
+    /// The whole index, sorted by (stream, logical offset).
+    pub fn index(&self) -> &[IndexEntry] {
+        &self.index
+    }
+
+    /// The stored chunks of one stream, sorted by logical offset.
+    pub fn chunks_of(&self, stream: u32) -> &[IndexEntry] {
+        let lo = self.index.partition_point(|e| e.stream < stream);
+        let hi = self.index.partition_point(|e| e.stream <= stream);
+        self.index.get(lo..hi).unwrap_or_default()
+    }
+
+    /// Bytes read from the volumes so far (chunk records and bitmaps, not the metadata read
+    /// while opening).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+
+    fn chunk_error(&self, e: &IndexEntry, problem: String) -> Error {
+        let name = self
+            .streams
+            .get(e.stream as usize)
+            .map_or_else(|| format!("stream {}", e.stream), Stream::name);
+        Error::ChunkCorrupt {
+            path: self
+                .volumes
+                .get((e.volume as usize).wrapping_sub(1))
+                .map_or_else(|| format!("{} volume {}", self.name, e.volume), |v| v.name.clone()),
+            chunk: e.logical_offset / u64::from(self.chunk_size),
+            stream: e.stream,
+            stream_name: name,
+            start: e.logical_offset,
+            end: e.logical_offset.saturating_add(u64::from(e.uncompressed_len)),
+            volume_offset: e.volume_offset,
+            problem,
+        }
+    }
+
+    /// Reads, checks (both crc32s, the chunk header against the entry) and decompresses one
+    /// chunk. Errors name the chunk number, stream, byte range and volume.
+    pub fn read_chunk(&self, e: &IndexEntry) -> Result<Vec<u8>> {
+        let Some(vol) = self.volumes.get((e.volume as usize).wrapping_sub(1)) else {
+            return Err(self.chunk_error(e, "volume number out of range".into()));
+        };
+        if u64::from(e.compressed_len) > max_frame_len(self.chunk_size)
+            || e.uncompressed_len > self.chunk_size
+        {
+            return Err(self.chunk_error(e, "lengths larger than the chunk size allows".into()));
+        }
+        let record = e.record_len();
+        if e.volume_offset.checked_add(record).is_none_or(|end| end > vol.len) {
+            return Err(self.chunk_error(e, format!("record lies past the end of {}", vol.name)));
+        }
+        let mut buf = vec![0u8; record as usize];
+        if let Err(err) = vol.io.read_at(&mut buf, e.volume_offset) {
+            return Err(self.chunk_error(e, format!("cannot read: {err}")));
+        }
+        self.bytes_read.fetch_add(record, Ordering::Relaxed);
+        let (head, frame) = buf.split_at(CHUNK_HEADER_LEN);
+        let h = ChunkHeader::decode(head).map_err(|p| self.chunk_error(e, p))?;
+        if h != e.header() {
+            return Err(self.chunk_error(
+                e,
+                format!(
+                    "chunk header (stream {}, offset {}) does not match the index",
+                    h.stream, h.logical_offset
+                ),
+            ));
+        }
+        let c = crc(frame);
+        if c != e.crc_compressed {
+            return Err(self.chunk_error(
+                e,
+                format!(
+                    "compressed bytes fail their crc32 (stored {:08x}, computed {c:08x})",
+                    e.crc_compressed
+                ),
+            ));
+        }
+        let data = zstd::bulk::decompress(frame, e.uncompressed_len as usize)
+            .map_err(|err| self.chunk_error(e, format!("does not decompress: {err}")))?;
+        if data.len() != e.uncompressed_len as usize {
+            return Err(self.chunk_error(
+                e,
+                format!("decompressed to {} bytes, expected {}", data.len(), e.uncompressed_len),
+            ));
+        }
+        let c = crc(&data);
+        if c != e.crc_uncompressed {
+            return Err(self.chunk_error(
+                e,
+                format!(
+                    "decompressed bytes fail their crc32 (stored {:08x}, computed {c:08x})",
+                    e.crc_uncompressed
+                ),
+            ));
+        }
+        Ok(data)
+    }
+
+    /// The used-block bitmap stored with `stream`, if any (read and checked on each call).
+    pub fn bitmap(&self, stream: u32) -> Result<Option<Bitmap>> {
+        let s = self.stream(stream)?;
+        let Some(bm) = self.entries.get(stream as usize).and_then(|e| e.bitmap) else {
+            return Ok(None);
+        };
+        let Some(last) = self.volumes.last() else {
+            return Ok(None);
+        };
+        let what = "bitmap";
+        let stored = read_exact(last, bm.offset, u64::from(bm.stored_len), what)?;
+        self.bytes_read.fetch_add(stored.len() as u64, Ordering::Relaxed);
+        let c = crc(&stored);
+        let sname = s.name();
+        if c != bm.crc_stored {
+            return Err(corrupt(
+                &last.name,
+                what,
+                format!("{sname}: stored bytes fail their crc32 ({:08x} vs {c:08x})", bm.crc_stored),
+            ));
+        }
+        let blocks = s.length.div_ceil(u64::from(bm.block_size));
+        let raw_len = blocks.div_ceil(8);
+        let raw = zstd::bulk::decompress(&stored, raw_len as usize)
+            .map_err(|e| corrupt(&last.name, what, format!("{sname}: does not decompress: {e}")))?;
+        let c = crc(&raw);
+        if raw.len() as u64 != raw_len || c != bm.crc_raw {
+            return Err(corrupt(
+                &last.name,
+                what,
+                format!("{sname}: decompressed bitmap fails its length or crc32 check"),
+            ));
+        }
+        Bitmap::new(bm.block_size, blocks, raw)
+            .map(Some)
+            .map_err(|d| corrupt(&last.name, what, format!("{sname}: {d}")))
+    }
+
+    /// A [`BlockIo`] over one stream: stored chunks are read on demand (with a small cache of
+    /// decompressed chunks), absent chunks read as zeros.
+    pub fn stream_reader(self: Arc<Self>, stream: u32) -> Result<StreamReader> {
+        let s = self.stream(stream)?.clone();
+        Ok(StreamReader { reader: self, stream: s, cache: Mutex::new(VecDeque::new()) })
+    }
+
+    /// Checks every chunk (in parallel on `threads` threads) and the structures around them.
+    pub fn verify(&self, threads: usize) -> VerifyReport {
+        let never = AtomicBool::new(false);
+        let progress = AtomicU64::new(0);
+        match self.verify_with(threads, &never, &progress) {
+            Ok(r) => r,
+            Err(_) => VerifyReport::default(),
+        }
+    }
+
+    /// [`ImageReader::verify`] with cancellation and a progress counter (uncompressed bytes
+    /// checked). Returns `Err(Error::Cancelled)` when cancelled.
+    pub fn verify_with(
+        &self,
+        threads: usize,
+        cancel: &AtomicBool,
+        progress: &AtomicU64,
+    ) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        // Structure: chunk records must not overlap one another.
+        let mut placed: Vec<&IndexEntry> = self.index.iter().collect();
+        placed.sort_unstable_by_key(|e| (e.volume, e.volume_offset));
+        for w in placed.windows(2) {
+            if let [a, b] = w {
+                if a.volume == b.volume && a.volume_offset + a.record_len() > b.volume_offset {
+                    report.structure.push(format!(
+                        "chunks at offsets {} and {} of volume {} overlap",
+                        a.volume_offset, b.volume_offset, a.volume
+                    ));
+                }
+            }
+        }
+        // Structure: bitmaps and manifest references.
+        for s in &self.streams {
+            if let Err(e) = self.bitmap(s.id) {
+                report.structure.push(e.to_string());
+            }
+        }
+        for p in &self.manifest.partitions {
+            if let Some(id) = p.stream {
+                if id as usize >= self.streams.len() {
+                    report
+                        .structure
+                        .push(format!("manifest: partition {} names missing stream {id}", p.number));
+                }
+            }
+        }
+        for a in &self.manifest.table.areas {
+            if a.stream as usize >= self.streams.len() {
+                report.structure.push(format!("manifest: table area names missing stream {}", a.stream));
+            }
+        }
+        // Chunks, in parallel.
+        let next = AtomicUsize::new(0);
+        let bad = Mutex::new(Vec::new());
+        let checked = AtomicU64::new(0);
+        let threads = threads.clamp(1, 64);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| loop {
+                    if cancel.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(e) = self.index.get(i) else { break };
+                    if let Err(err) = self.read_chunk(e) {
+                        let b = BadChunk::from_error(e, &err, self);
+                        bad.lock().unwrap_or_else(|p| p.into_inner()).push(b);
+                    }
+                    checked.fetch_add(1, Ordering::Relaxed);
+                    progress.fetch_add(u64::from(e.uncompressed_len), Ordering::Relaxed);
+                });
+            }
+        });
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        let mut bad = bad.into_inner().unwrap_or_else(|p| p.into_inner());
+        bad.sort_by_key(|b| (b.stream, b.start));
+        report.chunks = checked.into_inner();
+        report.bytes = self.index.iter().map(|e| u64::from(e.uncompressed_len)).sum();
+        report.bad = bad;
+        Ok(report)
+    }
+}
+
+fn open_volume_file(path: &Path) -> Result<FileVolume> {
+    let name = path.display().to_string();
+    let file = File::open(path).map_err(|e| Error::read(&name, e))?;
+    let len = file.metadata().map_err(|e| Error::read(&name, e))?.len();
+    Ok(FileVolume { file, path: name, len })
+}
+
+fn read_volume_header(name: &str, io: &dyn BlockIo, len: u64) -> Result<VolumeHeader> {
+    let n = len.min(VOLUME_HEADER_LEN as u64) as usize;
+    let mut b = [0u8; VOLUME_HEADER_LEN];
+    let head = b.get_mut(..n).unwrap_or_default();
+    io.read_at(head, 0).map_err(|e| Error::read(name, e))?;
+    let m = n.min(VOLUME_MAGIC.len());
+    if b.get(..m) != VOLUME_MAGIC.get(..m) {
+        return Err(Error::NotAnImage { path: name.to_string() });
+    }
+    if n < VOLUME_HEADER_LEN {
+        return Err(Error::Truncated {
+            path: name.to_string(),
+            len,
+            detail: format!("a volume header needs {VOLUME_HEADER_LEN}"),
+        });
+    }
+    let major = rd_u16(&b, 8);
+    if major > FORMAT_MAJOR {
+        return Err(Error::NewerFormat { path: name.to_string(), major });
+    }
+    if major == 0 {
+        return Err(corrupt(name, "volume header", "format version 0"));
+    }
+    VolumeHeader::decode(&b).map_err(|d| corrupt(name, "volume header", d))
+}
+
+fn read_trailer(base: &str, last: &Volume, count: u32, head: &VolumeHeader) -> Result<Trailer> {
+    let hint = if count > 1 || last.len > VOLUME_HEADER_LEN as u64 {
+        format!(
+            " (no trailer at the end of {}; if the image had more volumes, {} is missing)",
+            last.name,
+            volume_name(base, count + 1)
+        )
+    } else {
+        String::new()
+    };
+    let incomplete = || Error::Incomplete { path: last.name.clone(), hint: hint.clone() };
+    if last.len < (VOLUME_HEADER_LEN + TRAILER_LEN) as u64 {
+        return Err(incomplete());
+    }
+    let mut b = [0u8; TRAILER_LEN];
+    last.io
+        .read_at(&mut b, last.len - TRAILER_LEN as u64)
+        .map_err(|e| Error::read(&last.name, e))?;
+    if b.get(..8) != Some(&TRAILER_MAGIC[..]) {
+        return Err(incomplete());
+    }
+    let major = rd_u16(&b, 8);
+    if major > FORMAT_MAJOR {
+        return Err(Error::NewerFormat { path: last.name.clone(), major });
+    }
+    let t = Trailer::decode(&b).map_err(|d| corrupt(&last.name, "trailer", d))?;
+    if t.uuid != head.uuid {
+        return Err(corrupt(
+            &last.name,
+            "trailer",
+            format!("belongs to image {}, not {}", format_uuid(&t.uuid), format_uuid(&head.uuid)),
+        ));
+    }
+    if t.flags & TRAILER_COMPLETE == 0 {
+        return Err(incomplete());
+    }
+    if t.volumes > count {
+        return Err(Error::MissingVolume { path: volume_name(base, count + 1) });
+    }
+    if t.volumes != count {
+        return Err(corrupt(
+            &last.name,
+            "trailer",
+            format!("says the image has {} volumes but is in volume {count}", t.volumes),
+        ));
+    }
+    if t.chunk_size != head.chunk_size {
+        return Err(corrupt(&last.name, "trailer", "chunk size differs from the volume header"));
+    }
+    Ok(t)
+}
+
+fn check_index(
+    name: &str,
+    index: &[IndexEntry],
+    streams: &[Stream],
+    volumes: &[Volume],
+    chunk_size: u32,
+) -> Result<()> {
+    let cs = u64::from(chunk_size);
+    let mut prev: Option<(u32, u64)> = None;
+    for (i, e) in index.iter().enumerate() {
+        let bad = |d: String| corrupt(name, "index", format!("entry {i}: {d}"));
+        let Some(s) = streams.get(e.stream as usize) else {
+            return Err(bad(format!("stream {} does not exist", e.stream)));
+        };
+        if e.logical_offset % cs != 0 || e.logical_offset >= s.length {
+            return Err(bad(format!("offset {} is not a chunk of {}", e.logical_offset, s.name())));
+        }
+        if u64::from(e.uncompressed_len) != (s.length - e.logical_offset).min(cs) {
+            return Err(bad(format!("uncompressed length {}", e.uncompressed_len)));
+        }
+        if u64::from(e.compressed_len) < MIN_FRAME_LEN
+            || u64::from(e.compressed_len) > max_frame_len(chunk_size)
+        {
+            return Err(bad(format!("compressed length {}", e.compressed_len)));
+        }
+        let Some(v) = volumes.get((e.volume as usize).wrapping_sub(1)) else {
+            return Err(bad(format!("volume {} does not exist", e.volume)));
+        };
+        if e.volume_offset < VOLUME_HEADER_LEN as u64
+            || e.volume_offset.saturating_add(e.record_len()) > v.data_end
+        {
+            return Err(bad(format!("record at {} lies outside the data of {}", e.volume_offset, v.name)));
+        }
+        let key = (e.stream, e.logical_offset);
+        if prev.is_some_and(|p| p >= key) {
+            return Err(bad("entries are not sorted or repeat".into()));
+        }
+        prev = Some(key);
+    }
+    Ok(())
+}
+
+/// One damaged chunk found by verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadChunk {
+    /// Stream id.
+    pub stream: u32,
+    /// Human name of the stream.
+    pub stream_name: String,
+    /// Chunk number inside the stream.
+    pub chunk: u64,
+    /// First logical byte of the chunk in its stream.
+    pub start: u64,
+    /// One past its last byte.
+    pub end: u64,
+    /// The volume holding it.
+    pub volume: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl BadChunk {
+    fn from_error(e: &IndexEntry, err: &Error, r: &ImageReader) -> Self {
+        match err {
+            Error::ChunkCorrupt { path, chunk, stream, stream_name, start, end, problem, .. } => {
+                BadChunk {
+                    stream: *stream,
+                    stream_name: stream_name.clone(),
+                    chunk: *chunk,
+                    start: *start,
+                    end: *end,
+                    volume: path.clone(),
+                    problem: problem.clone(),
+                }
+            }
+            other => BadChunk {
+                stream: e.stream,
+                stream_name: r.streams.get(e.stream as usize).map(Stream::name).unwrap_or_default(),
+                chunk: e.logical_offset / u64::from(r.chunk_size),
+                start: e.logical_offset,
+                end: e.logical_offset + u64::from(e.uncompressed_len),
+                volume: format!("volume {}", e.volume),
+                problem: other.to_string(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for BadChunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "chunk {} of {}, bytes {}..{}, in {}: {}",
+            self.chunk, self.stream_name, self.start, self.end, self.volume, self.problem
+        )
+    }
+}
+
+/// What verify found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Chunks checked.
+    pub chunks: u64,
+    /// Uncompressed bytes in stored chunks.
+    pub bytes: u64,
+    /// Every damaged chunk, sorted by stream and offset.
+    pub bad: Vec<BadChunk>,
+    /// Structural problems (overlapping chunks, damaged bitmaps, dangling references).
+    pub structure: Vec<String>,
+}
+
+impl VerifyReport {
+    /// True when nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.bad.is_empty() && self.structure.is_empty()
+    }
+}
+
+const CACHE_CHUNKS: usize = 4;
+
+/// A [`BlockIo`] view of one stream of an image (read-only).
+pub struct StreamReader {
+    reader: Arc<ImageReader>,
+    stream: Stream,
+    cache: Mutex<VecDeque<(u64, Arc<Vec<u8>>)>>,
+}
+
+impl std::fmt::Debug for StreamReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamReader")
+            .field("image", &self.reader.name)
+            .field("stream", &self.stream.id)
+            .finish()
+    }
+}
+
+impl StreamReader {
+    /// The stream read.
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// The image.
+    pub fn image(&self) -> &Arc<ImageReader> {
+        &self.reader
+    }
+
+    fn chunk(&self, offset: u64) -> io::Result<Option<Arc<Vec<u8>>>> {
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(pos) = cache.iter().position(|(o, _)| *o == offset) {
+                if let Some(hit) = cache.remove(pos) {
+                    let data = hit.1.clone();
+                    cache.push_front(hit);
+                    return Ok(Some(data));
+                }
+            }
+        }
+        let chunks = self.reader.chunks_of(self.stream.id);
+        let Ok(i) = chunks.binary_search_by_key(&offset, |e| e.logical_offset) else {
+            return Ok(None);
+        };
+        let Some(e) = chunks.get(i) else { return Ok(None) };
+        let data = Arc::new(
+            self.reader
+                .read_chunk(e)
+                .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err.to_string()))?,
+        );
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.push_front((offset, data.clone()));
+        cache.truncate(CACHE_CHUNKS);
+        Ok(Some(data))
+    }
+}
+
+impl BlockIo for StreamReader {
+    fn len(&self) -> u64 {
+        self.stream.length
+    }
+
+    fn logical_sector_size(&self) -> u32 {
+        match self.reader.manifest.source.logical_sector_size {
+            s @ (512 | 1024 | 2048 | 4096) => s,
+            _ => 512,
+        }
+    }
+
+    fn physical_sector_size(&self) -> u32 {
+        match self.reader.manifest.source.physical_sector_size {
+            s if s.is_power_of_two() && (512..=65536).contains(&s) => s,
+            _ => self.logical_sector_size(),
+        }
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let len = buf.len() as u64;
+        if offset.checked_add(len).is_none_or(|end| end > self.stream.length) {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{}: range {offset}+{len} is past the end ({} bytes)", self.describe(), self.stream.length),
+            ));
+        }
+        let cs = u64::from(self.reader.chunk_size);
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let chunk_off = pos - pos % cs;
+            let within = (pos - chunk_off) as usize;
+            let n = (cs as usize - within).min(buf.len() - done);
+            let Some(dst) = buf.get_mut(done..done + n) else { break };
+            match self.chunk(chunk_off)? {
+                None => dst.fill(0),
+                Some(data) => match data.get(within..within + n) {
+                    Some(src) => dst.copy_from_slice(src),
+                    None => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("{}: chunk at {chunk_off} is too short", self.describe()),
+                        ))
+                    }
+                },
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn write_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::PermissionDenied, format!("{} is read-only", self.describe())))
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("{} {}", self.reader.name, self.stream.name())
+    }
+}

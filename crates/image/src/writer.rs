@@ -1,0 +1,710 @@
+//! Writing an image: [`compress_chunk`] (pure CPU work, any thread) and [`ImageWriter`] (ordered
+//! I/O, volume splitting, metadata and the trailer that makes the image valid).
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::bitmap::Bitmap;
+use crate::error::{Error, Result};
+use crate::format::{
+    crc, format_uuid, max_frame_len, valid_chunk_size, BitmapRef, ChunkHeader, IndexEntry,
+    StreamEntry, StreamKind, Trailer, VolumeHeader, CHUNK_HEADER_LEN, DEFAULT_CHUNK_SIZE,
+    FORMAT_MAJOR, FORMAT_MINOR, INDEX_ENTRY_LEN, MAX_CHUNK_SIZE, MAX_MANIFEST_LEN, MAX_STREAMS,
+    MAX_VOLUMES, STREAM_ENTRY_LEN, TRAILER_COMPLETE, TRAILER_LEN, VOLUME_HEADER_LEN,
+};
+use crate::manifest::Manifest;
+
+/// How an image is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterOptions {
+    /// Bytes of logical data per chunk: a power of two, 4 KiB–4 MiB (the tool uses 1–4 MiB).
+    pub chunk_size: u32,
+    /// Largest size of each volume file; `None` writes one file.
+    pub split_size: Option<u64>,
+    /// zstd compression level.
+    pub level: i32,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions { chunk_size: DEFAULT_CHUNK_SIZE, split_size: None, level: 3 }
+    }
+}
+
+/// What a new stream is.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    /// What the stream holds.
+    pub kind: StreamKind,
+    /// Length of the stream's logical byte space.
+    pub length: u64,
+    /// Where the stream starts on the source disk.
+    pub source_offset: u64,
+    /// Partition number (0 when the stream is not a partition).
+    pub partition: u32,
+    /// The used-block bitmap, when the content was read through one.
+    pub bitmap: Option<Bitmap>,
+}
+
+/// The path of volume `n` (1-based) of the image at `base`: `x.lbi`, `x.lbi.002`, …
+pub fn volume_path(base: &Path, n: u32) -> PathBuf {
+    if n <= 1 {
+        base.to_path_buf()
+    } else {
+        let mut s = base.as_os_str().to_os_string();
+        s.push(format!(".{n:03}"));
+        PathBuf::from(s)
+    }
+}
+
+/// A chunk ready to be written: compressed by [`compress_chunk`] on any thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompressedChunk {
+    /// Stream id.
+    pub stream: u32,
+    /// Logical offset inside the stream.
+    pub logical_offset: u64,
+    /// Length of the uncompressed data.
+    pub uncompressed_len: u32,
+    /// crc32 of the uncompressed data.
+    pub crc_uncompressed: u32,
+    /// The zstd frame; `None` when the data is all zeros (the chunk is then not stored).
+    pub frame: Option<Vec<u8>>,
+}
+
+impl CompressedChunk {
+    /// Bytes the chunk occupies in memory.
+    pub fn memory_len(&self) -> usize {
+        self.frame.as_ref().map_or(0, Vec::len)
+    }
+}
+
+fn is_zero(data: &[u8]) -> bool {
+    data.chunks(4096).all(|c| c.iter().fold(0u8, |a, &b| a | b) == 0)
+}
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+}
+
+/// Compresses one chunk of `stream` starting at `logical_offset`: crc32 of the data, an
+/// independent zstd frame at `level`, crc32 of the frame. All-zero data yields a chunk without a
+/// frame. Pure CPU work: call it from as many threads as there are cores.
+pub fn compress_chunk(
+    stream: u32,
+    logical_offset: u64,
+    data: &[u8],
+    level: i32,
+) -> Result<CompressedChunk> {
+    let len = u32::try_from(data.len())
+        .ok()
+        .filter(|&l| l <= MAX_CHUNK_SIZE)
+        .ok_or_else(|| Error::Compress {
+            stream,
+            offset: logical_offset,
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("chunk of {} bytes is larger than {MAX_CHUNK_SIZE}", data.len()),
+            ),
+        })?;
+    let crc_uncompressed = crc(data);
+    if is_zero(data) {
+        return Ok(CompressedChunk {
+            stream,
+            logical_offset,
+            uncompressed_len: len,
+            crc_uncompressed,
+            frame: None,
+        });
+    }
+    let frame = COMPRESSOR
+        .with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let reuse = matches!(&*slot, Some((l, _)) if *l == level);
+            if !reuse {
+                *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+            }
+            match slot.as_mut() {
+                Some((_, c)) => c.compress(data),
+                None => Err(std::io::Error::other("no zstd compressor")),
+            }
+        })
+        .map_err(|source| Error::Compress { stream, offset: logical_offset, source })?;
+    Ok(CompressedChunk {
+        stream,
+        logical_offset,
+        uncompressed_len: len,
+        crc_uncompressed,
+        frame: Some(frame),
+    })
+}
+
+/// What [`ImageWriter::finish`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSummary {
+    /// The volume files, in order.
+    pub volumes: Vec<PathBuf>,
+    /// The image's UUID.
+    pub uuid: String,
+    /// Chunks stored (all-zero and absent chunks excluded).
+    pub chunks: u64,
+    /// Logical bytes given to the writer (including all-zero chunks).
+    pub bytes_in: u64,
+    /// Bytes written to all volumes.
+    pub bytes_written: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    Failed,
+    Done,
+}
+
+struct StreamDef {
+    spec: StreamSpec,
+}
+
+/// Writes one image, possibly split into volumes. Chunks are written in the order given (the
+/// index is sorted at the end); `finish` writes the bitmaps, stream table, index, manifest and
+/// finally the trailer, syncing each volume and the directory. Until then every volume lacks a
+/// trailer and readers report the image as incomplete.
+pub struct ImageWriter {
+    base: PathBuf,
+    name: String,
+    opts: WriterOptions,
+    uuid: [u8; 16],
+    volumes: Vec<PathBuf>,
+    out: Option<BufWriter<File>>,
+    pos: u64,
+    streams: Vec<StreamDef>,
+    index: Vec<IndexEntry>,
+    seen: HashSet<(u32, u64)>,
+    state: State,
+    bytes_in: u64,
+    bytes_written: u64,
+}
+
+impl std::fmt::Debug for ImageWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageWriter")
+            .field("path", &self.name)
+            .field("volumes", &self.volumes.len())
+            .field("chunks", &self.index.len())
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+const WRITE_BUFFER: usize = 1 << 20;
+
+fn random_uuid() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut u = [0u8; 16];
+    let from_os = File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut u))
+        .is_ok();
+    if !from_os {
+        // std's RandomState is seeded from the OS per process; mix in the time for good measure.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        for (i, half) in u.chunks_mut(8).enumerate() {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(nanos);
+            h.write_usize(i);
+            h.write_u32(std::process::id());
+            half.copy_from_slice(&h.finish().to_le_bytes());
+        }
+    }
+    u[6] = (u[6] & 0x0f) | 0x40;
+    u[8] = (u[8] & 0x3f) | 0x80;
+    u
+}
+
+/// Lists existing files named `<base>.<digits>` (volumes of an earlier image).
+pub(crate) fn sibling_volumes(base: &Path) -> Vec<(u32, PathBuf)> {
+    let Some(file_name) = base.file_name().and_then(|n| n.to_str()) else {
+        return Vec::new();
+    };
+    let dir = match base.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let prefix = format!("{file_name}.");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(digits) = name.strip_prefix(&prefix) else { continue };
+        if digits.len() >= 3 && digits.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(n) = digits.parse::<u32>() {
+                if n >= 2 {
+                    out.push((n, base.with_file_name(name)));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+impl ImageWriter {
+    /// Creates the first volume of a new image at `path` (which must not exist, nor any
+    /// `path.NNN` volume of an earlier image).
+    pub fn create(path: &Path, opts: WriterOptions) -> Result<Self> {
+        let name = path.display().to_string();
+        if !valid_chunk_size(opts.chunk_size) {
+            return Err(Error::InvalidOptions(format!(
+                "chunk size {} is not a power of two between 4 KiB and 4 MiB",
+                opts.chunk_size
+            )));
+        }
+        let levels = zstd::compression_level_range();
+        if !levels.contains(&opts.level) {
+            return Err(Error::InvalidOptions(format!(
+                "compression level {} is outside {}..={}",
+                opts.level,
+                levels.start(),
+                levels.end()
+            )));
+        }
+        if let Some(split) = opts.split_size {
+            let need = (VOLUME_HEADER_LEN + CHUNK_HEADER_LEN) as u64 + max_frame_len(opts.chunk_size);
+            if split < need {
+                return Err(Error::SplitTooSmall { path: name, split, what: "a chunk", need });
+            }
+        }
+        if let Some((_, stale)) = sibling_volumes(path).into_iter().next() {
+            return Err(Error::AlreadyExists { path: stale.display().to_string() });
+        }
+        let mut w = ImageWriter {
+            base: path.to_path_buf(),
+            name,
+            opts,
+            uuid: random_uuid(),
+            volumes: Vec::new(),
+            out: None,
+            pos: 0,
+            streams: Vec::new(),
+            index: Vec::new(),
+            seen: HashSet::new(),
+            state: State::Open,
+            bytes_in: 0,
+            bytes_written: 0,
+        };
+        w.open_volume()?;
+        log::info!("writing image {} ({})", w.name, format_uuid(&w.uuid));
+        Ok(w)
+    }
+
+    /// The image's UUID.
+    pub fn uuid(&self) -> String {
+        format_uuid(&self.uuid)
+    }
+
+    /// The chunk size.
+    pub fn chunk_size(&self) -> u32 {
+        self.opts.chunk_size
+    }
+
+    /// The compression level.
+    pub fn level(&self) -> i32 {
+        self.opts.level
+    }
+
+    /// Volume files created so far.
+    pub fn volumes(&self) -> &[PathBuf] {
+        &self.volumes
+    }
+
+    /// Bytes written to all volumes so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
+    }
+
+    fn check_open(&self) -> Result<()> {
+        match self.state {
+            State::Open => Ok(()),
+            _ => Err(Error::Poisoned { path: self.name.clone() }),
+        }
+    }
+
+    fn fail<T>(&mut self, e: Error) -> Result<T> {
+        self.state = State::Failed;
+        Err(e)
+    }
+
+    fn open_volume(&mut self) -> Result<()> {
+        let n = self.volumes.len() as u32 + 1;
+        let path = volume_path(&self.base, n);
+        let pname = path.display().to_string();
+        if n > MAX_VOLUMES {
+            return self.fail(Error::InvalidOptions(format!(
+                "{pname}: more than {MAX_VOLUMES} volumes; choose a larger split size"
+            )));
+        }
+        let file = match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return self.fail(Error::AlreadyExists { path: pname });
+            }
+            Err(e) => return self.fail(Error::write(&pname, "creating", e)),
+        };
+        self.volumes.push(path);
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let header = VolumeHeader {
+            major: FORMAT_MAJOR,
+            minor: FORMAT_MINOR,
+            uuid: self.uuid,
+            volume: n,
+            chunk_size: self.opts.chunk_size,
+        };
+        if let Err(e) = out.write_all(&header.encode()) {
+            return self.fail(Error::write(&pname, "writing", e));
+        }
+        self.out = Some(out);
+        self.pos = VOLUME_HEADER_LEN as u64;
+        self.bytes_written += VOLUME_HEADER_LEN as u64;
+        log::debug!("opened volume {pname}");
+        Ok(())
+    }
+
+    fn current_name(&self) -> String {
+        self.volumes.last().map(|p| p.display().to_string()).unwrap_or_else(|| self.name.clone())
+    }
+
+    /// Flushes and syncs the current volume and closes it.
+    fn close_volume(&mut self) -> Result<()> {
+        let pname = self.current_name();
+        if let Some(out) = self.out.take() {
+            let file = match out.into_inner() {
+                Ok(f) => f,
+                Err(e) => {
+                    let (err, _) = e.into_parts();
+                    return self.fail(Error::write(&pname, "writing", err));
+                }
+            };
+            if let Err(e) = file.sync_all() {
+                return self.fail(Error::write(&pname, "syncing", e));
+            }
+        }
+        Ok(())
+    }
+
+    fn write_bytes(&mut self, parts: &[&[u8]]) -> Result<()> {
+        let pname = self.current_name();
+        let Some(out) = self.out.as_mut() else {
+            return self.fail(Error::Poisoned { path: pname });
+        };
+        let mut res = Ok(());
+        let mut n = 0u64;
+        for p in parts {
+            if let Err(e) = out.write_all(p) {
+                res = Err(e);
+                break;
+            }
+            n += p.len() as u64;
+        }
+        match res {
+            Ok(()) => {
+                self.pos += n;
+                self.bytes_written += n;
+                Ok(())
+            }
+            Err(e) => self.fail(Error::write(&pname, "writing", e)),
+        }
+    }
+
+    fn room(&self) -> u64 {
+        self.opts.split_size.map_or(u64::MAX, |s| s.saturating_sub(self.pos))
+    }
+
+    /// Adds a stream and returns its id (0, 1, 2, … in order of addition).
+    pub fn add_stream(&mut self, spec: StreamSpec) -> Result<u32> {
+        self.check_open()?;
+        let id = self.streams.len() as u32;
+        if id >= MAX_STREAMS {
+            return Err(Error::InvalidOptions(format!("more than {MAX_STREAMS} streams")));
+        }
+        if let Some(bm) = &spec.bitmap {
+            self.check_bitmap(id, spec.length, bm)?;
+        }
+        self.streams.push(StreamDef { spec });
+        Ok(id)
+    }
+
+    fn check_bitmap(&self, id: u32, length: u64, bm: &Bitmap) -> Result<()> {
+        let need = length.div_ceil(u64::from(bm.block_size()));
+        if bm.blocks() != need {
+            return Err(Error::InvalidChunk {
+                path: self.name.clone(),
+                stream: id,
+                offset: 0,
+                detail: format!(
+                    "bitmap has {} blocks, a stream of {length} bytes needs {need}",
+                    bm.blocks()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sets (or replaces) the used-block bitmap of `stream`.
+    pub fn set_bitmap(&mut self, stream: u32, bitmap: Bitmap) -> Result<()> {
+        self.check_open()?;
+        let Some(def) = self.streams.get(stream as usize) else {
+            return Err(Error::NoSuchStream { path: self.name.clone(), stream });
+        };
+        self.check_bitmap(stream, def.spec.length, &bitmap)?;
+        if let Some(def) = self.streams.get_mut(stream as usize) {
+            def.spec.bitmap = Some(bitmap);
+        }
+        Ok(())
+    }
+
+    /// Writes one chunk made by [`compress_chunk`]. Chunks may come in any order but each
+    /// (stream, offset) only once; chunks never given read as zeros.
+    pub fn write_chunk(&mut self, chunk: CompressedChunk) -> Result<()> {
+        self.check_open()?;
+        let cs = u64::from(self.opts.chunk_size);
+        let bad = |detail: String| Error::InvalidChunk {
+            path: self.name.clone(),
+            stream: chunk.stream,
+            offset: chunk.logical_offset,
+            detail,
+        };
+        let Some(def) = self.streams.get(chunk.stream as usize) else {
+            return Err(Error::NoSuchStream { path: self.name.clone(), stream: chunk.stream });
+        };
+        let length = def.spec.length;
+        if chunk.logical_offset % cs != 0 || chunk.logical_offset >= length {
+            return Err(bad(format!(
+                "offset is not a multiple of the chunk size {cs} inside the stream's {length} bytes"
+            )));
+        }
+        let expect = (length - chunk.logical_offset).min(cs);
+        if u64::from(chunk.uncompressed_len) != expect {
+            return Err(bad(format!("{} bytes of data, expected {expect}", chunk.uncompressed_len)));
+        }
+        if !self.seen.insert((chunk.stream, chunk.logical_offset)) {
+            return Err(bad("chunk written twice".to_string()));
+        }
+        self.bytes_in += expect;
+        let Some(frame) = chunk.frame else {
+            return Ok(());
+        };
+        let frame_len = frame.len() as u64;
+        if frame_len > max_frame_len(self.opts.chunk_size) {
+            return Err(bad(format!("zstd frame of {frame_len} bytes is larger than allowed")));
+        }
+        let record = CHUNK_HEADER_LEN as u64 + frame_len;
+        if record > self.room() {
+            self.close_volume()?;
+            self.open_volume()?;
+        }
+        let entry = IndexEntry {
+            stream: chunk.stream,
+            logical_offset: chunk.logical_offset,
+            volume: self.volumes.len() as u32,
+            volume_offset: self.pos,
+            compressed_len: frame_len as u32,
+            uncompressed_len: chunk.uncompressed_len,
+            crc_compressed: crc(&frame),
+            crc_uncompressed: chunk.crc_uncompressed,
+        };
+        let header = entry.header().encode();
+        self.write_bytes(&[&header, &frame])?;
+        self.index.push(entry);
+        Ok(())
+    }
+
+    /// Writes bitmaps, stream table, index and manifest, syncs, then writes the trailer and syncs
+    /// the volume and its directory. Only now is the image valid.
+    pub fn finish(mut self, manifest: &Manifest) -> Result<ImageSummary> {
+        self.check_open()?;
+        let text = manifest
+            .to_toml()
+            .map_err(|detail| Error::Manifest { path: self.name.clone(), detail })?;
+        if text.len() as u64 > MAX_MANIFEST_LEN {
+            return Err(Error::Manifest {
+                path: self.name.clone(),
+                detail: format!("{} bytes is more than the {MAX_MANIFEST_LEN} allowed", text.len()),
+            });
+        }
+        // Compress the bitmaps first: their sizes decide whether the metadata fits this volume.
+        let mut bitmaps: Vec<Option<(Vec<u8>, u32, u32)>> = Vec::with_capacity(self.streams.len());
+        for (id, def) in self.streams.iter().enumerate() {
+            match &def.spec.bitmap {
+                Some(bm) => {
+                    let stored = zstd::bulk::compress(bm.bits(), 3).map_err(|source| {
+                        Error::Compress { stream: id as u32, offset: 0, source }
+                    })?;
+                    let stored_crc = crc(&stored);
+                    bitmaps.push(Some((stored, stored_crc, crc(bm.bits()))));
+                }
+                None => bitmaps.push(None),
+            }
+        }
+        let bitmap_bytes: u64 =
+            bitmaps.iter().flatten().map(|(b, _, _)| b.len() as u64).sum();
+        self.index.sort_unstable_by_key(|e| (e.stream, e.logical_offset));
+        let streams_len = (self.streams.len() * STREAM_ENTRY_LEN) as u64;
+        let index_len = (self.index.len() * INDEX_ENTRY_LEN) as u64;
+        let meta = bitmap_bytes + streams_len + index_len + text.len() as u64 + TRAILER_LEN as u64;
+        if meta > self.room() {
+            if let Some(split) = self.opts.split_size {
+                let need = VOLUME_HEADER_LEN as u64 + meta;
+                if need > split {
+                    let e = Error::SplitTooSmall { path: self.name.clone(), split, what: "the metadata", need };
+                    return self.fail(e);
+                }
+            }
+            self.close_volume()?;
+            self.open_volume()?;
+        }
+        // Bitmaps come first, in stream order, then the stream table that points at them.
+        let mut entries = Vec::with_capacity(self.streams.len());
+        let mut bitmap_offset = self.pos;
+        for (id, (def, bm)) in self.streams.iter().zip(&bitmaps).enumerate() {
+            let bitmap = match (bm, &def.spec.bitmap) {
+                (Some((stored, crc_stored, crc_raw)), Some(b)) => {
+                    let r = BitmapRef {
+                        block_size: b.block_size(),
+                        offset: bitmap_offset,
+                        stored_len: stored.len() as u32,
+                        crc_stored: *crc_stored,
+                        crc_raw: *crc_raw,
+                    };
+                    bitmap_offset += stored.len() as u64;
+                    Some(r)
+                }
+                _ => None,
+            };
+            entries.push(StreamEntry {
+                id: id as u32,
+                kind: def.spec.kind,
+                length: def.spec.length,
+                source_offset: def.spec.source_offset,
+                partition: def.spec.partition,
+                bitmap,
+            });
+        }
+        for (stored, _, _) in bitmaps.iter().flatten() {
+            self.write_bytes(&[stored])?;
+        }
+        let streams_offset = self.pos;
+        let stream_table: Vec<u8> = entries.iter().flat_map(|e| e.encode()).collect();
+        self.write_bytes(&[&stream_table])?;
+        let index_offset = self.pos;
+        let index: Vec<u8> = self.index.iter().flat_map(|e| e.encode()).collect();
+        self.write_bytes(&[&index])?;
+        let manifest_offset = self.pos;
+        self.write_bytes(&[text.as_bytes()])?;
+        let trailer = Trailer {
+            major: FORMAT_MAJOR,
+            minor: FORMAT_MINOR,
+            uuid: self.uuid,
+            volumes: self.volumes.len() as u32,
+            flags: TRAILER_COMPLETE,
+            chunk_size: self.opts.chunk_size,
+            stream_count: entries.len() as u32,
+            index_count: self.index.len() as u64,
+            streams_offset,
+            streams_len: stream_table.len() as u32,
+            streams_crc: crc(&stream_table),
+            index_offset,
+            index_len: index.len() as u64,
+            index_crc: crc(&index),
+            manifest_len: text.len() as u32,
+            manifest_offset,
+            manifest_crc: crc(text.as_bytes()),
+        };
+        // Everything the trailer points at must be durable before the trailer itself.
+        self.sync_current()?;
+        self.write_bytes(&[&trailer.encode()])?;
+        self.close_volume()?;
+        if let Err(e) = sync_dir(&self.base) {
+            return self.fail(Error::write(&self.name.clone(), "syncing the directory of", e));
+        }
+        self.state = State::Done;
+        let summary = ImageSummary {
+            volumes: self.volumes.clone(),
+            uuid: format_uuid(&self.uuid),
+            chunks: self.index.len() as u64,
+            bytes_in: self.bytes_in,
+            bytes_written: self.bytes_written,
+        };
+        log::info!(
+            "image {} complete: {} volumes, {} chunks, {} bytes",
+            self.name,
+            summary.volumes.len(),
+            summary.chunks,
+            summary.bytes_written
+        );
+        Ok(summary)
+    }
+
+    fn sync_current(&mut self) -> Result<()> {
+        let pname = self.current_name();
+        let Some(out) = self.out.as_mut() else {
+            return self.fail(Error::Poisoned { path: pname });
+        };
+        let res = out.flush().and_then(|()| out.get_ref().sync_data());
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(Error::write(&pname, "syncing", e)),
+        }
+    }
+
+    /// Stops writing and deletes every volume written so far.
+    pub fn abort(mut self) -> Result<()> {
+        if let Some(out) = self.out.take() {
+            // Discard the buffer: the files are about to go.
+            let (file, _) = out.into_parts();
+            drop(file);
+        }
+        self.state = State::Done;
+        let mut first_err = None;
+        for p in self.volumes.iter().rev() {
+            if let Err(e) = fs::remove_file(p) {
+                if e.kind() != std::io::ErrorKind::NotFound && first_err.is_none() {
+                    first_err = Some(Error::write(&p.display().to_string(), "removing", e));
+                }
+            }
+        }
+        log::info!("image {} aborted, {} volumes removed", self.name, self.volumes.len());
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ImageWriter {
+    fn drop(&mut self) {
+        if self.state != State::Done {
+            log::warn!(
+                "image {} was not finished: its {} volumes have no trailer and read as incomplete",
+                self.name,
+                self.volumes.len()
+            );
+        }
+    }
+}

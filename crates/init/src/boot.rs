@@ -1,0 +1,711 @@
+//! The running PID 1: executes the early steps, then supervises the consoles forever, loading
+//! modules for hot-plugged devices, reaping orphans and powering off or rebooting on request.
+//!
+//! Nothing here may end the process: every step runs under `catch_unwind`, errors are logged and
+//! boot goes on.
+
+use crate::cmdline::{After, Cmdline, JobSpec};
+use crate::console::{consoles, Console, Program};
+use crate::label;
+use crate::logger;
+use crate::modules::{Loaded, Loader, RealKernel};
+use crate::steps::{early_steps, Step, BOOT_DEVICE_FILE, LOG_FILE, MEDIA_DIR};
+use crate::uevent::{Uevent, UeventSocket};
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The UI binary.
+pub const LIFEBOAT: &str = "/bin/lifeboat";
+/// The shell (busybox).
+pub const SHELL: &str = "/bin/sh";
+/// `lifeboat` exits with this code to ask for power-off.
+pub const EXIT_POWEROFF: i32 = 100;
+/// `lifeboat` exits with this code to ask for a reboot.
+pub const EXIT_REBOOT: i32 = 101;
+/// Where the volume holding an unattended job is mounted.
+pub const JOB_MOUNT: &str = "/mnt/job";
+
+const ENV_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Why an early step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("mount -t {fstype} {device} {target}: {errno}")]
+    Mount { device: String, target: String, fstype: String, errno: Errno },
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{what}: {errno}")]
+    Sys { what: String, errno: Errno },
+}
+
+/// What power action to take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Power {
+    Off,
+    Reboot,
+}
+
+/// What the supervisor does when a program on a console exits with `code` (None: killed by a
+/// signal): ask for power-off/reboot, or restart it.
+pub fn on_exit(program: Program, code: Option<i32>) -> Option<Power> {
+    match (program, code) {
+        (Program::Lifeboat, Some(EXIT_POWEROFF)) => Some(Power::Off),
+        (Program::Lifeboat, Some(EXIT_REBOOT)) => Some(Power::Reboot),
+        _ => None,
+    }
+}
+
+/// How long to wait before restarting a program that ran for `ran` and has now failed `fails`
+/// times in a row (a quick exit counts as a failure).
+pub fn restart_delay(ran: Duration, fails: u32) -> Duration {
+    if ran >= Duration::from_secs(10) {
+        return Duration::from_secs(1);
+    }
+    Duration::from_secs(1u64 << fails.min(3)).min(Duration::from_secs(8))
+}
+
+/// The report path of a job file: `/x/nightly.toml` → `/x/nightly.report.txt`.
+pub fn report_path(job: &Path) -> PathBuf {
+    let stem = job.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "job".into());
+    job.with_file_name(format!("{stem}.report.txt"))
+}
+
+#[derive(Debug)]
+struct Service {
+    console: Console,
+    pid: Option<Pid>,
+    started: Instant,
+    next_start: Option<Instant>,
+    fails: u32,
+    warned: bool,
+}
+
+#[derive(Debug)]
+struct Job {
+    pid: Pid,
+    report: PathBuf,
+}
+
+/// The state of PID 1.
+#[derive(Debug)]
+pub struct Runtime {
+    cmdline: Cmdline,
+    loader: Option<Loader<RealKernel>>,
+    uevents: Option<UeventSocket>,
+    boot_device: Option<String>,
+    media_label: String,
+    services: Vec<Service>,
+    job: Option<Job>,
+}
+
+fn guard<T>(what: &str, f: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => Some(v),
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log::error!("{what} panicked: {msg}; going on");
+            None
+        }
+    }
+}
+
+/// PID 1's entry point. Never returns.
+pub fn run() -> ! {
+    logger::install();
+    std::panic::set_hook(Box::new(|info| log::error!("panic: {info}")));
+    std::env::set_var("PATH", ENV_PATH);
+    // The command line is only readable once /proc is mounted: run the mounts with defaults, then
+    // parse it and run the rest.
+    let mut rt = Runtime {
+        cmdline: Cmdline::default(),
+        loader: None,
+        uevents: None,
+        boot_device: None,
+        media_label: String::new(),
+        services: Vec::new(),
+        job: None,
+    };
+    let line = {
+        let plan = early_steps(&Cmdline::default());
+        let split = plan.iter().position(|s| matches!(s, Step::Mount { target: "/proc", .. })).map_or(0, |i| i + 1);
+        for step in plan.iter().take(split) {
+            rt.step(step);
+        }
+        std::fs::read_to_string("/proc/cmdline").unwrap_or_default()
+    };
+    rt.cmdline = crate::cmdline::parse(&line);
+    if rt.cmdline.debug {
+        log::set_max_level(log::LevelFilter::Debug);
+    }
+    let plan = early_steps(&rt.cmdline);
+    let split = plan.iter().position(|s| matches!(s, Step::Mount { target: "/proc", .. })).map_or(0, |i| i + 1);
+    for step in plan.iter().skip(split) {
+        rt.step(step);
+    }
+    for p in rt.cmdline.problems.clone() {
+        log::warn!("{p}");
+    }
+    rt.services = consoles(&rt.cmdline)
+        .into_iter()
+        .map(|console| Service { console, pid: None, started: Instant::now(), next_start: None, fails: 0, warned: false })
+        .collect();
+    match rt.cmdline.job.clone() {
+        Some(spec) => {
+            if let Err(e) = guard("starting the job", || rt.start_job(&spec)).unwrap_or(Err("panic".into())) {
+                log::error!("unattended job {}:{} not run: {e}", spec.label, spec.path);
+                say(&format!("lifeboat: unattended job not run: {e}"));
+                rt.schedule_all(Instant::now());
+            }
+        }
+        None => rt.schedule_all(Instant::now()),
+    }
+    loop {
+        guard("supervisor", || rt.tick());
+    }
+}
+
+/// Writes a line to the system console (what the user looks at during boot).
+fn say(msg: &str) {
+    if let Ok(mut c) = OpenOptions::new().write(true).custom_flags(nix::libc::O_NOCTTY).open("/dev/console") {
+        let _ = write!(c, "\r\n{msg}\r\n");
+    }
+}
+
+impl Runtime {
+    fn step(&mut self, step: &Step) {
+        log::debug!("step: {step}");
+        match guard(&step.to_string(), || self.run_step(step)) {
+            Some(Err(e)) => log::warn!("{step}: {e}"),
+            Some(Ok(())) | None => {}
+        }
+    }
+
+    fn run_step(&mut self, step: &Step) -> Result<(), StepError> {
+        match step {
+            Step::Mkdir { path, mode } => {
+                std::fs::create_dir_all(path).map_err(|source| StepError::Io { path: path.to_string(), source })?;
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode));
+                Ok(())
+            }
+            Step::Mount { source, target, fstype, flags, data } => {
+                let mut f = MsFlags::empty();
+                f.set(MsFlags::MS_NOSUID, flags.nosuid);
+                f.set(MsFlags::MS_NODEV, flags.nodev);
+                f.set(MsFlags::MS_NOEXEC, flags.noexec);
+                let data = (!data.is_empty()).then_some(*data);
+                match mount(Some(*source), *target, Some(*fstype), f, data) {
+                    Ok(()) | Err(Errno::EBUSY) => Ok(()),
+                    Err(errno) => Err(StepError::Mount {
+                        device: source.to_string(),
+                        target: target.to_string(),
+                        fstype: fstype.to_string(),
+                        errno,
+                    }),
+                }
+            }
+            Step::Symlink { target, link } => match std::os::unix::fs::symlink(target, link) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    Err(StepError::Io { path: link.to_string(), source: e })
+                }
+                _ => Ok(()),
+            },
+            Step::Write { path, value } => {
+                std::fs::write(path, value).map_err(|source| StepError::Io { path: path.to_string(), source })
+            }
+            Step::StartLog => {
+                logger::start_file(LOG_FILE);
+                log::info!("lifeboat-init {} starting; command line: {:?}", env!("CARGO_PKG_VERSION"), self.cmdline);
+                Ok(())
+            }
+            Step::ListenUevents => {
+                let s = UeventSocket::open().map_err(|errno| StepError::Sys { what: "uevent socket".into(), errno })?;
+                self.uevents = Some(s);
+                Ok(())
+            }
+            Step::LoadModules(list) => {
+                for m in list {
+                    self.load_module(m);
+                }
+                Ok(())
+            }
+            Step::Coldplug => {
+                let aliases = crate::modules::find_modaliases(Path::new("/sys/devices"));
+                log::info!("coldplug: {} devices with a modalias", aliases.len());
+                for a in aliases {
+                    self.load_for_alias(&a);
+                }
+                // Loading drivers creates new devices (a USB controller finds its hubs): repeat
+                // until nothing new shows up.
+                self.pump(Duration::from_millis(200));
+                for a in crate::modules::find_modaliases(Path::new("/sys/devices")) {
+                    self.load_for_alias(&a);
+                }
+                Ok(())
+            }
+            Step::SettleDisks { quiet_ms, max_ms } => {
+                let start = Instant::now();
+                let mut last = block_devices();
+                let mut quiet_since = Instant::now();
+                while start.elapsed() < Duration::from_millis(*max_ms) {
+                    self.pump(Duration::from_millis(100));
+                    let now = block_devices();
+                    if now != last {
+                        last = now;
+                        quiet_since = Instant::now();
+                    } else if quiet_since.elapsed() >= Duration::from_millis(*quiet_ms) {
+                        break;
+                    }
+                }
+                log::info!("disks settled after {} ms: {}", start.elapsed().as_millis(), last.join(" "));
+                Ok(())
+            }
+            Step::FindBootMedium { label } => {
+                self.media_label = label.clone();
+                for dev in block_devices() {
+                    if self.boot_device.is_some() {
+                        break;
+                    }
+                    self.try_boot_medium(&dev);
+                }
+                if self.boot_device.is_none() {
+                    log::warn!("boot medium labelled {label} not found yet (PXE boot, or still appearing)");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn loader(&mut self) -> Option<&mut Loader<RealKernel>> {
+        if self.loader.is_none() {
+            let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+            let dir = Path::new("/lib/modules").join(release);
+            let (l, problems) = Loader::open(&dir, RealKernel);
+            for p in problems {
+                log::warn!("{p}");
+            }
+            self.loader = Some(l);
+        }
+        self.loader.as_mut()
+    }
+
+    fn load_module(&mut self, m: &str) {
+        let Some(l) = self.loader() else { return };
+        match l.load(m) {
+            Ok(Loaded::New(v)) => log::info!("loaded {}", v.join(" ")),
+            Ok(Loaded::Already) => {}
+            Err(e) => log::warn!("{e}"),
+        }
+    }
+
+    fn load_for_alias(&mut self, alias: &str) {
+        let Some(l) = self.loader() else { return };
+        for (m, r) in l.load_for_alias(alias) {
+            match r {
+                Ok(Loaded::New(v)) => log::info!("loaded {} for {alias}", v.join(" ")),
+                Ok(Loaded::Already) => {}
+                Err(e) => log::warn!("module {m} for {alias}: {e}"),
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for uevents and handles them; reaps children.
+    fn pump(&mut self, timeout: Duration) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let events = match &self.uevents {
+            Some(s) => {
+                let mut fds = [PollFd::new(s.fd().as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::from(ms));
+                s.drain()
+            }
+            None => {
+                std::thread::sleep(timeout);
+                Vec::new()
+            }
+        };
+        for ev in events {
+            self.handle_uevent(&ev);
+        }
+        self.reap();
+    }
+
+    fn handle_uevent(&mut self, ev: &Uevent) {
+        if ev.action != "add" {
+            if ev.subsystem == "block" {
+                log::info!("{} {}", ev.action, ev.devname.as_deref().unwrap_or(&ev.devpath));
+            }
+            return;
+        }
+        if let Some(alias) = &ev.modalias {
+            self.load_for_alias(alias);
+        }
+        if ev.subsystem == "block" {
+            if let Some(name) = &ev.devname {
+                log::info!("new block device {name}");
+                if self.boot_device.is_none() && !self.media_label.is_empty() {
+                    self.try_boot_medium(name);
+                }
+            }
+        }
+    }
+
+    fn try_boot_medium(&mut self, name: &str) {
+        let dev = format!("/dev/{name}");
+        let Ok(f) = File::open(&dev) else { return };
+        let Some(p) = label::probe(&f) else { return };
+        if p.kind != label::FsKind::Iso9660 || p.label != self.media_label {
+            return;
+        }
+        let _ = std::fs::create_dir_all(MEDIA_DIR);
+        match mount(Some(dev.as_str()), MEDIA_DIR, Some("iso9660"), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>) {
+            Ok(()) => {}
+            Err(e) => log::warn!("boot medium {dev}: mounting at {MEDIA_DIR}: {e}"),
+        }
+        if let Err(e) = std::fs::write(BOOT_DEVICE_FILE, format!("{dev}\n")) {
+            log::warn!("writing {BOOT_DEVICE_FILE}: {e}");
+        }
+        log::info!("boot medium: {dev} ({})", p.label);
+        self.boot_device = Some(dev);
+    }
+
+    fn schedule_all(&mut self, at: Instant) {
+        for s in &mut self.services {
+            s.next_start = Some(at);
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        let next = self.services.iter().filter_map(|s| s.next_start).min();
+        let wait = next.map_or(Duration::from_secs(1), |t| t.saturating_duration_since(now)).min(Duration::from_secs(1));
+        self.pump(wait.max(Duration::from_millis(10)));
+        let now = Instant::now();
+        for i in 0..self.services.len() {
+            let due = self.services.get(i).is_some_and(|s| s.pid.is_none() && s.next_start.is_some_and(|t| t <= now));
+            if due {
+                self.start_service(i);
+            }
+        }
+    }
+
+    fn start_service(&mut self, i: usize) {
+        let cmdline_debug = self.cmdline.debug;
+        let Some(s) = self.services.get_mut(i) else { return };
+        s.next_start = None;
+        let (program, args): (&str, Vec<&str>) = match s.console.program {
+            Program::Lifeboat if Path::new(LIFEBOAT).exists() => (LIFEBOAT, vec![]),
+            Program::Lifeboat => {
+                if !s.warned {
+                    log::error!("{LIFEBOAT} is missing: starting a shell on {} instead", s.console.device);
+                }
+                (SHELL, vec![])
+            }
+            Program::Shell => (SHELL, vec![]),
+        };
+        let tty = format!("/dev/{}", s.console.device);
+        match spawn_on_tty(program, &args, &tty, s.console.term, cmdline_debug) {
+            Ok(pid) => {
+                log::info!("started {program} on {} (pid {pid})", s.console.device);
+                s.pid = Some(pid);
+                s.started = Instant::now();
+                s.warned = false;
+            }
+            Err(e) => {
+                if !s.warned {
+                    log::warn!("cannot start {program} on {tty}: {e}; retrying");
+                    s.warned = true;
+                }
+                s.fails = s.fails.saturating_add(1);
+                s.next_start = Some(Instant::now() + Duration::from_secs(5));
+            }
+        }
+    }
+
+    /// Reaps every exited child (services, the job, and orphans re-parented to PID 1).
+    fn reap(&mut self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => self.exited(pid, Some(code)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    log::debug!("pid {pid} killed by {sig}");
+                    self.exited(pid, None)
+                }
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+                Ok(_) => continue,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    log::warn!("waitpid: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn exited(&mut self, pid: Pid, code: Option<i32>) {
+        if self.job.as_ref().is_some_and(|j| j.pid == pid) {
+            if let Some(job) = self.job.take() {
+                self.job_done(job, code);
+            }
+            return;
+        }
+        let Some(s) = self.services.iter_mut().find(|s| s.pid == Some(pid)) else { return };
+        s.pid = None;
+        let ran = s.started.elapsed();
+        log::info!("{} on {} exited ({}) after {} s", program_name(s.console.program), s.console.device, describe_code(code), ran.as_secs());
+        if let Some(p) = on_exit(s.console.program, code) {
+            power(p);
+        }
+        s.fails = if ran >= Duration::from_secs(10) { 0 } else { s.fails.saturating_add(1) };
+        s.next_start = Some(Instant::now() + restart_delay(ran, s.fails));
+    }
+
+    fn start_job(&mut self, spec: &JobSpec) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let (dev, probe) = loop {
+            if let Some(found) = find_by_label(&spec.label) {
+                break found;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no file system labelled {} found", spec.label));
+            }
+            self.pump(Duration::from_millis(250));
+        };
+        std::fs::create_dir_all(JOB_MOUNT).map_err(|e| format!("creating {JOB_MOUNT}: {e}"))?;
+        mount(Some(dev.as_str()), JOB_MOUNT, Some(probe.kind.mount_type()), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>)
+            .map_err(|e| format!("mounting {dev} ({}) at {JOB_MOUNT}: {e}", probe.kind.mount_type()))?;
+        let job = Path::new(JOB_MOUNT).join(spec.path.trim_start_matches('/'));
+        let report = report_path(&job);
+        let out = File::create(&report).map_err(|e| format!("creating report {}: {e}", report.display()))?;
+        let err = out.try_clone().map_err(|e| format!("{}: {e}", report.display()))?;
+        say(&format!("lifeboat: running unattended job {} from {dev}; report: {}", spec.path, report.display()));
+        let child = Command::new(LIFEBOAT)
+            .arg("run")
+            .arg(&job)
+            .env_clear()
+            .env("PATH", ENV_PATH)
+            .env("TERM", "dumb")
+            .env("HOME", "/root")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("starting {LIFEBOAT} run {}: {e}", job.display()))?;
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(-1));
+        log::info!("job {} started (pid {pid}), report {}", job.display(), report.display());
+        self.job = Some(Job { pid, report });
+        Ok(())
+    }
+
+    fn job_done(&mut self, job: Job, code: Option<i32>) {
+        let msg = format!("lifeboat: unattended job finished: {}; report: {}", describe_code(code), job.report.display());
+        log::info!("{msg}");
+        say(&msg);
+        if let Ok(mut f) = OpenOptions::new().append(true).open(&job.report) {
+            let _ = writeln!(f, "\n[lifeboat-init] lifeboat run exited: {}", describe_code(code));
+            let _ = f.sync_all();
+        }
+        nix::unistd::sync();
+        if let Err(e) = umount2(JOB_MOUNT, MntFlags::empty()) {
+            log::warn!("unmounting {JOB_MOUNT}: {e}");
+        }
+        match self.cmdline.after {
+            After::PowerOff => power(Power::Off),
+            After::Reboot => power(Power::Reboot),
+            After::Tui => self.schedule_all(Instant::now()),
+            After::Shell => {
+                for s in &mut self.services {
+                    s.console.program = Program::Shell;
+                }
+                self.schedule_all(Instant::now());
+            }
+        }
+    }
+}
+
+fn program_name(p: Program) -> &'static str {
+    match p {
+        Program::Lifeboat => "lifeboat",
+        Program::Shell => "shell",
+    }
+}
+
+fn describe_code(code: Option<i32>) -> String {
+    match code {
+        Some(c) => format!("exit code {c}"),
+        None => "killed by a signal".into(),
+    }
+}
+
+/// Names of the block devices in /sys/class/block, whole disks before partitions, sorted.
+fn block_devices() -> Vec<String> {
+    let mut v: Vec<(bool, String)> = std::fs::read_dir("/sys/class/block")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| (e.path().join("partition").exists(), e.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v.into_iter().map(|(_, n)| n).collect()
+}
+
+/// The first block device holding a file system labelled `label` (exact match first, then
+/// ignoring case, as FAT labels are often upper-cased by the tools).
+fn find_by_label(label: &str) -> Option<(String, label::Probe)> {
+    let mut found: Vec<(String, label::Probe)> = Vec::new();
+    for name in block_devices() {
+        if name.starts_with("loop") || name.starts_with("ram") {
+            continue;
+        }
+        let dev = format!("/dev/{name}");
+        if let Some(p) = File::open(&dev).ok().and_then(|f| label::probe(&f)) {
+            found.push((dev, p));
+        }
+    }
+    let exact = found.iter().position(|(_, p)| p.label == label);
+    let loose = || found.iter().position(|(_, p)| p.label.eq_ignore_ascii_case(label));
+    let i = exact.or_else(loose)?;
+    Some(found.swap_remove(i))
+}
+
+fn spawn_on_tty(program: &str, args: &[&str], tty: &str, term: &str, debug: bool) -> std::io::Result<Pid> {
+    let t = OpenOptions::new().read(true).write(true).custom_flags(nix::libc::O_NOCTTY).open(tty)?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", ENV_PATH)
+        .env("TERM", term)
+        .env("HOME", "/root")
+        .env("SHELL", SHELL)
+        .env("LIFEBOAT_TTY", tty)
+        .stdin(Stdio::from(t.try_clone()?))
+        .stdout(Stdio::from(t.try_clone()?))
+        .stderr(Stdio::from(t));
+    if debug {
+        cmd.env("RUST_LOG", "debug");
+    }
+    if program == SHELL {
+        cmd.arg0("-sh");
+    }
+    // SAFETY: the closure runs in the child between fork and exec and only calls the
+    // async-signal-safe setsid(2) and ioctl(2).
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            // Make the console the controlling terminal so job control and ^C work.
+            if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 1) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    Ok(Pid::from_raw(i32::try_from(child.id()).unwrap_or(-1)))
+}
+
+/// File-system types that hold no user data and are left mounted at power-off.
+const VIRTUAL_FS: &[&str] = &["rootfs", "proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "ramfs", "securityfs", "cgroup2", "debugfs", "efivarfs"];
+
+/// Mount points to unmount before power-off, innermost first, from `/proc/mounts` text.
+pub fn unmount_order(mounts: &str) -> Vec<String> {
+    let mut v: Vec<String> = mounts
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (_src, target, fstype) = (w.next()?, w.next()?, w.next()?);
+            (!VIRTUAL_FS.contains(&fstype) && target != "/").then(|| target.replace("\\040", " "))
+        })
+        .collect();
+    v.reverse();
+    v
+}
+
+/// Stops everything, syncs, unmounts and powers off or reboots. Never returns.
+pub fn power(p: Power) -> ! {
+    log::info!("{}: stopping programs, syncing, unmounting", if p == Power::Off { "power off" } else { "reboot" });
+    say(if p == Power::Off { "lifeboat: powering off" } else { "lifeboat: rebooting" });
+    use nix::sys::signal::{kill, Signal};
+    let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Err(Errno::ECHILD) => break,
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(50)),
+            _ => {}
+        }
+    }
+    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+    while let Ok(s) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if s == WaitStatus::StillAlive {
+            break;
+        }
+    }
+    nix::unistd::sync();
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    for target in unmount_order(&mounts) {
+        if let Err(e) = umount2(target.as_str(), MntFlags::empty()) {
+            log::warn!("unmounting {target}: {e}; remounting read-only");
+            let _ = mount(None::<&str>, target.as_str(), None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>);
+        }
+    }
+    nix::unistd::sync();
+    let how = match p {
+        Power::Off => nix::sys::reboot::RebootMode::RB_POWER_OFF,
+        Power::Reboot => nix::sys::reboot::RebootMode::RB_AUTOBOOT,
+    };
+    let Err(e) = nix::sys::reboot::reboot(how);
+    log::error!("reboot(2): {e}");
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_100_and_101_of_lifeboat_power_off_and_reboot() {
+        assert_eq!(on_exit(Program::Lifeboat, Some(100)), Some(Power::Off));
+        assert_eq!(on_exit(Program::Lifeboat, Some(101)), Some(Power::Reboot));
+        assert_eq!(on_exit(Program::Lifeboat, Some(0)), None);
+        assert_eq!(on_exit(Program::Lifeboat, None), None);
+        assert_eq!(on_exit(Program::Shell, Some(100)), None, "a shell's exit code never powers off");
+    }
+
+    #[test]
+    fn quick_failures_back_off_and_long_runs_restart_fast() {
+        assert_eq!(restart_delay(Duration::from_secs(60), 5), Duration::from_secs(1));
+        assert_eq!(restart_delay(Duration::from_millis(10), 1), Duration::from_secs(2));
+        assert_eq!(restart_delay(Duration::from_millis(10), 2), Duration::from_secs(4));
+        assert_eq!(restart_delay(Duration::from_millis(10), 30), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn report_sits_next_to_the_job_file() {
+        assert_eq!(report_path(Path::new("/mnt/job/jobs/nightly.toml")), PathBuf::from("/mnt/job/jobs/nightly.report.txt"));
+        assert_eq!(report_path(Path::new("/mnt/job/j")), PathBuf::from("/mnt/job/j.report.txt"));
+    }
+
+    #[test]
+    fn only_real_filesystems_are_unmounted_innermost_first() {
+        let mounts = "rootfs / rootfs rw 0 0\nproc /proc proc rw 0 0\ndevtmpfs /dev devtmpfs rw 0 0\n\
+/dev/sr0 /run/lifeboat/media iso9660 ro 0 0\n/dev/sda2 /mnt/job ext4 rw 0 0\n/dev/sdb1 /mnt/job/my\\040stick vfat rw 0 0\n";
+        assert_eq!(unmount_order(mounts), vec!["/mnt/job/my stick", "/mnt/job", "/run/lifeboat/media"]);
+    }
+}

@@ -1,0 +1,185 @@
+//! The kernel command line options init understands.
+//!
+//! | option | meaning |
+//! |---|---|
+//! | `console=ttyS0,115200` | also run the UI on that serial line (TERM=xterm) |
+//! | `lifeboat.debug` | log at debug level |
+//! | `lifeboat.job=LABEL:/path/job.toml` | run that job file unattended, report next to it |
+//! | `lifeboat.after=poweroff\|reboot\|tui\|shell` | what to do when the job ends (default `tui`) |
+//! | `lifeboat.serial=shell` | run a shell instead of the UI on serial consoles (tests, technicians) |
+//! | `lifeboat.media=LABEL` | volume label of the boot medium (default `LIFEBOAT`) |
+
+/// The default ISO9660 volume label of the Lifeboat medium (`cargo xtask image` uses it).
+pub const DEFAULT_MEDIA_LABEL: &str = "LIFEBOAT";
+
+/// What to do after an unattended job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    PowerOff,
+    Reboot,
+    Tui,
+    Shell,
+}
+
+/// `lifeboat.job=LABEL:/path/job.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSpec {
+    /// File-system label of the volume holding the job file.
+    pub label: String,
+    /// Path of the job file inside that volume, starting with `/`.
+    pub path: String,
+}
+
+/// What runs on serial consoles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SerialUi {
+    Lifeboat,
+    Shell,
+}
+
+/// The parsed command line. Unknown options are ignored (they belong to the kernel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmdline {
+    /// The values of every `console=` option, in order.
+    pub consoles: Vec<String>,
+    pub debug: bool,
+    pub job: Option<JobSpec>,
+    pub after: After,
+    pub serial_ui: SerialUi,
+    pub media_label: String,
+    /// Options init recognised but could not use, as messages for the log.
+    pub problems: Vec<String>,
+}
+
+impl Default for Cmdline {
+    fn default() -> Self {
+        Cmdline {
+            consoles: Vec::new(),
+            debug: false,
+            job: None,
+            after: After::Tui,
+            serial_ui: SerialUi::Lifeboat,
+            media_label: DEFAULT_MEDIA_LABEL.to_string(),
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// Splits a command line into words the way the kernel does: whitespace separates, double quotes
+/// group (and are removed).
+pub fn split(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    words.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        words.push(cur);
+    }
+    words
+}
+
+/// Parses `/proc/cmdline`.
+pub fn parse(line: &str) -> Cmdline {
+    let mut c = Cmdline::default();
+    for word in split(line) {
+        let (key, value) = match word.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (word.as_str(), None),
+        };
+        match (key, value) {
+            ("console", Some(v)) => c.consoles.push(v.to_string()),
+            ("lifeboat.debug", _) => c.debug = true,
+            ("lifeboat.job", Some(v)) => match v.split_once(':') {
+                Some((label, path)) if !label.is_empty() && path.starts_with('/') && path.len() > 1 => {
+                    c.job = Some(JobSpec { label: label.to_string(), path: path.to_string() })
+                }
+                _ => c.problems.push(format!(
+                    "ignoring lifeboat.job={v}: expected LABEL:/path/job.toml"
+                )),
+            },
+            ("lifeboat.after", Some(v)) => match v {
+                "poweroff" => c.after = After::PowerOff,
+                "reboot" => c.after = After::Reboot,
+                "tui" => c.after = After::Tui,
+                "shell" => c.after = After::Shell,
+                other => c.problems.push(format!(
+                    "ignoring lifeboat.after={other}: expected poweroff, reboot, tui or shell"
+                )),
+            },
+            ("lifeboat.serial", Some(v)) => match v {
+                "shell" => c.serial_ui = SerialUi::Shell,
+                "tui" | "lifeboat" => c.serial_ui = SerialUi::Lifeboat,
+                other => c
+                    .problems
+                    .push(format!("ignoring lifeboat.serial={other}: expected shell or tui")),
+            },
+            ("lifeboat.media", Some(v)) if !v.is_empty() => c.media_label = v.to_string(),
+            _ => {}
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_honours_quotes_and_runs_of_spaces() {
+        assert_eq!(
+            split("  a=1   b=\"two words\"\tc \n"),
+            vec!["a=1".to_string(), "b=two words".to_string(), "c".to_string()]
+        );
+        assert!(split("   ").is_empty());
+    }
+
+    #[test]
+    fn parse_reads_lifeboat_options_and_consoles() {
+        let c = parse(
+            "BOOT_IMAGE=/vmlinuz console=tty0 console=ttyS0,115200n8 quiet lifeboat.debug \
+             lifeboat.job=BACKUPS:/jobs/nightly.toml lifeboat.after=poweroff lifeboat.serial=shell",
+        );
+        assert_eq!(c.consoles, vec!["tty0", "ttyS0,115200n8"]);
+        assert!(c.debug);
+        assert_eq!(
+            c.job,
+            Some(JobSpec { label: "BACKUPS".into(), path: "/jobs/nightly.toml".into() })
+        );
+        assert_eq!(c.after, After::PowerOff);
+        assert_eq!(c.serial_ui, SerialUi::Shell);
+        assert_eq!(c.media_label, DEFAULT_MEDIA_LABEL);
+        assert!(c.problems.is_empty());
+    }
+
+    #[test]
+    fn parse_reports_malformed_job_and_after_instead_of_guessing() {
+        let c = parse("lifeboat.job=nolabel lifeboat.job=L:relative lifeboat.after=dance");
+        assert_eq!(c.job, None);
+        assert_eq!(c.after, After::Tui);
+        assert_eq!(c.problems.len(), 3, "{:?}", c.problems);
+    }
+
+    #[test]
+    fn job_label_may_contain_spaces_when_quoted() {
+        let c = parse("lifeboat.job=\"MY DISK:/a b/job.toml\"");
+        assert_eq!(c.job, Some(JobSpec { label: "MY DISK".into(), path: "/a b/job.toml".into() }));
+    }
+}

@@ -1,0 +1,104 @@
+//! `cargo xtask`: every build step a human would type, and the ones CI calls.
+//!
+//! One binary with few dependencies. It shells out to cargo, apt-get and the image tools; it must
+//! not contain product logic.
+
+mod deps;
+mod image;
+mod qemu;
+
+use anyhow::{bail, Result};
+use std::process::Command;
+
+const HELP: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  deps        install the Debian packages and the Rust target everything needs
+  ci          deps, then cargo fmt --check, clippy -D warnings and every test
+  list        build lifeboat and run `lifeboat list` on this machine
+  image       build the bootable ISO and the PXE kernel + initramfs under target/lifeboat/
+  run         build the image and boot it in QEMU on this terminal (serial console) with demo
+              disks; --grub boots through the ISO's menu, LIFEBOAT_KVM=1 uses KVM
+  qemu-test   build the image and run the QEMU boot tests (qemu-tests/tests/*.rs)
+";
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        print!("{HELP}");
+        return Ok(());
+    };
+    let rest = &args[1..];
+    match cmd.as_str() {
+        "deps" => deps::install(),
+        "ci" => ci(rest),
+        "list" => {
+            deps::install()?;
+            cargo(&["build", "--release", "--package", "cli"])?;
+            run(
+                Command::new(workspace_root().join("target/release/lifeboat"))
+                    .arg("list")
+                    .args(rest),
+            )
+        }
+        "image" => image::build().map(|_| ()),
+        "run" => qemu::run(rest),
+        "qemu-test" => qemu::test(rest),
+        "help" | "-h" | "--help" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n{HELP}"),
+    }
+}
+
+/// Formatting, lints and every test, in the order a reviewer would check them.
+fn ci(_rest: &[String]) -> Result<()> {
+    deps::install()?;
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    cargo(&["test", "--workspace", "--locked"])?;
+    Ok(())
+}
+
+pub(crate) fn workspace_root() -> std::path::PathBuf {
+    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or(manifest)
+}
+
+pub(crate) fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut c = Command::new(cargo);
+    c.args(args).current_dir(workspace_root());
+    run(&mut c)
+}
+
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot start {cmd:?}: {e}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
