@@ -25,6 +25,14 @@ pub const TOOL_PACKAGES: &[(&str, &str)] = &[
     ("cryptsetup", "cryptsetup-bin"),
     ("pvcreate", "lvm2"),
     ("genisoimage", "genisoimage"),
+    ("sha256sum", "coreutils"),
+    ("debugfs", "e2fsprogs"),
+    ("ntfscat", "ntfs-3g"),
+    ("ntfsfix", "ntfs-3g"),
+    ("mtype", "mtools"),
+    ("resize2fs", "e2fsprogs"),
+    ("dumpe2fs", "e2fsprogs"),
+    ("losetup", "mount"),
 ];
 
 /// Finds `tool` on PATH or in the sbin directories; an error names the package to install.
@@ -195,4 +203,122 @@ pub fn mkfs(kind: Mkfs, path: &Path, size: u64, label: &str, extra: &[&str]) -> 
     args.push(p);
     run(tool, &args)?;
     Ok(())
+}
+
+/// A deterministic pseudo-random byte stream (xorshift), for file contents that do not compress
+/// to nothing.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Fills `dir` with `count` files of varied sizes (some compressible text, some noise), a
+/// subdirectory and a symlink. Returns the relative paths of the regular files.
+pub fn file_tree(dir: &Path, count: usize) -> Result<Vec<String>> {
+    std::fs::create_dir_all(dir.join("docs/deeper"))?;
+    let mut names = Vec::new();
+    for i in 0..count {
+        let name = match i % 3 {
+            0 => format!("docs/note-{i}.txt"),
+            1 => format!("docs/deeper/blob-{i}.bin"),
+            _ => format!("file-{i}.dat"),
+        };
+        let len = (i * 7919) % 60_000 + 1;
+        let data = if i % 2 == 0 {
+            format!("line {i} of a text file that compresses well\n")
+                .repeat(len / 40 + 1)
+                .into_bytes()
+        } else {
+            noise(i as u64, len)
+        };
+        std::fs::write(dir.join(&name), data)?;
+        names.push(name);
+    }
+    std::os::unix::fs::symlink("docs/note-0.txt", dir.join("link-to-note"))?;
+    Ok(names)
+}
+
+/// Runs `sfdisk` on an image file with `script` on stdin. With `sector_size` 4096 the file is
+/// attached to a loop device with 4096-byte logical sectors (sfdisk has no option for files).
+pub fn sfdisk(disk: &Path, script: &str, sector_size: u32) -> Result<()> {
+    use std::process::Stdio;
+    let (target, loop_dev) = if sector_size == 512 {
+        (disk.to_path_buf(), None)
+    } else {
+        let dev = run(
+            "losetup",
+            &[
+                "--find",
+                "--show",
+                "--sector-size",
+                &sector_size.to_string(),
+                disk.to_str().context("non-UTF-8 path")?,
+            ],
+        )?;
+        let dev = PathBuf::from(dev.trim());
+        (dev.clone(), Some(dev))
+    };
+    let result = (|| -> Result<()> {
+        let mut child = Command::new(require("sfdisk")?)
+            .arg("-q")
+            .arg("--no-reread")
+            .arg(&target)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting sfdisk")?;
+        child
+            .stdin
+            .take()
+            .context("sfdisk stdin")?
+            .write_all(script.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("sfdisk failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    })();
+    if let Some(dev) = loop_dev {
+        run("losetup", &["-d", dev.to_str().unwrap_or_default()])?;
+    }
+    result
+}
+
+/// Copies `len` bytes at `offset` of `src` into a new file `dst` (a partition out of a disk
+/// image, for checkers that take no offset).
+pub fn extract(src: &Path, offset: u64, len: u64, dst: &Path) -> Result<()> {
+    let mut input = File::open(src).with_context(|| format!("opening {}", src.display()))?;
+    input.seek(SeekFrom::Start(offset))?;
+    let mut out = File::create(dst).with_context(|| format!("creating {}", dst.display()))?;
+    let copied = std::io::copy(&mut input.take(len), &mut out)?;
+    if copied != len {
+        bail!("{} ends before byte {}", src.display(), offset + len);
+    }
+    Ok(())
+}
+
+/// The SHA-256 of a file, by `sha256sum` (to tell "unchanged" and "equal").
+pub fn sha256(path: &Path) -> Result<String> {
+    let out = run("sha256sum", &[path.to_str().context("non-UTF-8 path")?])?;
+    Ok(out
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// Size of a file in bytes.
+pub fn file_len(path: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(path)
+        .with_context(|| format!("examining {}", path.display()))?
+        .len())
 }

@@ -6,3 +6,4 @@
 //! never skip.
 
 pub mod fixture;
+pub mod vm;

@@ -161,7 +161,6 @@ fn build_binaries() -> Result<Binaries> {
     crate::cargo(&[
         "build",
         "--release",
-        "--locked",
         "--target",
         MUSL,
         "-p",

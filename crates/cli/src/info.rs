@@ -1,7 +1,7 @@
 //! `lifeboat info DISK|PARTITION|FILE`: what a disk, partition or disk image file holds.
 
-use crate::units::size;
 use anyhow::{Context, Result};
+use engine::units::human as size;
 use engine::{Content, DiskReport, PartitionReport};
 use std::fmt::Write as _;
 

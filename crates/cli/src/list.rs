@@ -1,8 +1,8 @@
 //! `lifeboat list`: every disk with its partitions, file systems, labels, sizes and mount state.
 
-use crate::units::size;
 use anyhow::{Context, Result};
 use disk::{BlockDevice, DiscoverOptions, SysRoot};
+use engine::units::human as size;
 use engine::{Content, DiskReport};
 use serde::Serialize;
 use std::fmt::Write as _;

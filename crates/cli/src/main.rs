@@ -3,10 +3,11 @@
 //! This crate parses arguments, installs the logger, renders the engine's reports as human tables
 //! or JSON and maps errors to exit codes. It must not contain disk logic: that is the engine's.
 
+mod clone;
 mod info;
+mod jobs;
 mod list;
 mod logger;
-mod units;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -19,7 +20,6 @@ pub mod exit {
     /// The command line was wrong (clap uses 2 as well).
     pub const USAGE: u8 = 2;
     /// The job completed but skipped unreadable sectors.
-    #[allow(dead_code)]
     pub const BAD_SECTORS: u8 = 3;
 }
 
@@ -54,6 +54,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Clone a whole disk (table, boot loader, partitions) onto another disk of at least its size.
+    Clone {
+        /// The disk to copy (read-only).
+        source: String,
+        /// The disk to overwrite.
+        target: String,
+        /// Grow the last partition (and its ext4/NTFS file system) to the end of the target.
+        #[arg(long)]
+        grow_last: bool,
+        /// New disk and partition GUIDs / MBR signature, for disks that stay attached together.
+        #[arg(long)]
+        new_ids: bool,
+        #[command(flatten)]
+        args: clone::WriteArgs,
+    },
+    /// Copy a partition (or bare file system) into another partition of at least its size.
+    Copy {
+        /// The partition to copy (read-only): /dev/sda1, a file, or a disk image with --part.
+        source: String,
+        /// The partition to overwrite: /dev/sdb2, a file, or a disk image with --to-part.
+        target: String,
+        /// Partition number of SOURCE when it is a disk image.
+        #[arg(long)]
+        part: Option<u32>,
+        /// Partition number of TARGET when it is a disk image.
+        #[arg(long)]
+        to_part: Option<u32>,
+        #[command(flatten)]
+        args: clone::WriteArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -67,14 +97,28 @@ fn main() -> ExitCode {
     };
     logger::init(cli.verbose);
     let result = match cli.command {
-        Some(Command::List { json, all }) => list::run(json, all),
-        Some(Command::Info { target, json }) => info::run(&target, json),
+        Some(Command::List { json, all }) => list::run(json, all).map(|()| 0),
+        Some(Command::Info { target, json }) => info::run(&target, json).map(|()| 0),
+        Some(Command::Clone {
+            source,
+            target,
+            grow_last,
+            new_ids,
+            args,
+        }) => clone::clone(&source, &target, grow_last, new_ids, &args),
+        Some(Command::Copy {
+            source,
+            target,
+            part,
+            to_part,
+            args,
+        }) => clone::copy(&source, &target, part, to_part, &args),
         None => Err(anyhow::anyhow!(
             "the text UI is not built yet: use a subcommand (see lifeboat --help)"
         )),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("lifeboat: error: {}", error_chain(&e));
             ExitCode::from(exit::FAILURE)

@@ -89,7 +89,10 @@ forward_block_io!(&T, Box<T>, std::sync::Arc<T>);
 /// (`EIO`, or `ENODATA`/`EILSEQ` from some drivers). Such errors are worth retrying in smaller
 /// pieces and then skipping; others (permission, a vanished device) are not.
 pub fn is_media_error(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(nix::libc::EIO | nix::libc::ENODATA | nix::libc::EILSEQ))
+    matches!(
+        err.raw_os_error(),
+        Some(nix::libc::EIO | nix::libc::ENODATA | nix::libc::EILSEQ)
+    )
 }
 
 /// Checks that `[offset, offset+len)` lies inside an object of `size` bytes.
@@ -120,7 +123,11 @@ impl MemDisk {
 
     /// A disk holding `data`.
     pub fn from_vec(data: Vec<u8>, sector: u32) -> Self {
-        MemDisk { data: RwLock::new(data), sector, read_only: false }
+        MemDisk {
+            data: RwLock::new(data),
+            sector,
+            read_only: false,
+        }
     }
 
     /// The same disk, refusing writes.
@@ -154,7 +161,10 @@ impl BlockIo for MemDisk {
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         if self.read_only {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "memory disk is read-only"));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "memory disk is read-only",
+            ));
         }
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         check_range(data.len() as u64, offset, buf.len(), "memory disk")?;
@@ -235,7 +245,12 @@ impl<T: BlockIo + ?Sized> BlockIo for Window<'_, T> {
     }
 
     fn describe(&self) -> String {
-        format!("{}[{}..{}]", self.inner.describe(), self.start, self.start + self.len)
+        format!(
+            "{}[{}..{}]",
+            self.inner.describe(),
+            self.start,
+            self.start + self.len
+        )
     }
 }
 
@@ -250,7 +265,10 @@ mod tests {
         let mut b = [0u8; 4];
         w.read_at(&mut b, 0).unwrap();
         assert_eq!(b, [232, 233, 234, 235]);
-        assert_eq!(w.read_at(&mut b, 98).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            w.read_at(&mut b, 98).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
         assert!(Window::new(&disk, 4000, 100).is_err());
     }
 

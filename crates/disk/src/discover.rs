@@ -79,13 +79,19 @@ impl DevNum {
     pub fn from_dev_t(dev: u64) -> Self {
         let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff);
         let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff);
-        DevNum { major: major as u32, minor: minor as u32 }
+        DevNum {
+            major: major as u32,
+            minor: minor as u32,
+        }
     }
 
     /// Parses `8:1` (surrounding white space allowed).
     pub fn parse(text: &str) -> Option<Self> {
         let (major, minor) = text.trim().split_once(':')?;
-        Some(DevNum { major: major.parse().ok()?, minor: minor.parse().ok()? })
+        Some(DevNum {
+            major: major.parse().ok()?,
+            minor: minor.parse().ok()?,
+        })
     }
 }
 
@@ -277,9 +283,15 @@ impl fmt::Display for UseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             UseReason::BootMedium { device } => {
-                write!(f, "{device} holds the running system or the medium Lifeboat booted from")
+                write!(
+                    f,
+                    "{device} holds the running system or the medium Lifeboat booted from"
+                )
             }
-            UseReason::Mounted { device, mount_point } => {
+            UseReason::Mounted {
+                device,
+                mount_point,
+            } => {
                 write!(f, "{device} is mounted at {}", mount_point.display())
             }
             UseReason::Swap { device } => write!(f, "{device} is in use as swap"),
@@ -293,20 +305,33 @@ impl BlockDevice {
     pub fn in_use_reasons(&self) -> Vec<UseReason> {
         let mut reasons = Vec::new();
         if self.is_boot_medium {
-            reasons.push(UseReason::BootMedium { device: self.name.clone() });
+            reasons.push(UseReason::BootMedium {
+                device: self.name.clone(),
+            });
         }
-        let parts = self.partitions.iter().map(|p| (&p.name, &p.mount_points, p.swap, &p.holders));
+        let parts = self
+            .partitions
+            .iter()
+            .map(|p| (&p.name, &p.mount_points, p.swap, &p.holders));
         for (device, mounts, swap, holders) in
             std::iter::once((&self.name, &self.mount_points, self.swap, &self.holders)).chain(parts)
         {
             for m in mounts {
-                reasons.push(UseReason::Mounted { device: device.clone(), mount_point: m.clone() });
+                reasons.push(UseReason::Mounted {
+                    device: device.clone(),
+                    mount_point: m.clone(),
+                });
             }
             if swap {
-                reasons.push(UseReason::Swap { device: device.clone() });
+                reasons.push(UseReason::Swap {
+                    device: device.clone(),
+                });
             }
             for h in holders {
-                reasons.push(UseReason::HeldBy { device: device.clone(), holder: h.clone() });
+                reasons.push(UseReason::HeldBy {
+                    device: device.clone(),
+                    holder: h.clone(),
+                });
             }
         }
         reasons
@@ -319,17 +344,30 @@ impl BlockDevice {
         if reasons.is_empty() {
             None
         } else {
-            Some(reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+            Some(
+                reasons
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         }
     }
 
     /// Model, serial and size in one line, shown when asking to confirm that the device may be
     /// overwritten and stored in images: `Samsung SSD 870 EVO 1TB, serial S6PU..., 1.0 TB`.
     pub fn identity(&self) -> String {
-        let mut model = self.model.clone().unwrap_or_else(|| "unknown model".to_string());
+        let mut model = self
+            .model
+            .clone()
+            .unwrap_or_else(|| "unknown model".to_string());
         if let Some(vendor) = self.vendor.as_deref() {
             let meaningless = vendor.eq_ignore_ascii_case("ATA");
-            if !meaningless && !model.to_ascii_lowercase().starts_with(&vendor.to_ascii_lowercase()) {
+            if !meaningless
+                && !model
+                    .to_ascii_lowercase()
+                    .starts_with(&vendor.to_ascii_lowercase())
+            {
                 model = format!("{vendor} {model}");
             }
         }
@@ -402,18 +440,28 @@ pub enum DiscoverError {
 /// [`Transport::Virtual`]), since they are what holds partitions of real disks.
 pub fn discover(root: &SysRoot, opts: &DiscoverOptions) -> Result<Vec<BlockDevice>, DiscoverError> {
     let block_dir = root.sys.join("block");
-    let entries = fs::read_dir(&block_dir)
-        .map_err(|source| DiscoverError::ListDevices { path: block_dir.clone(), source })?;
+    let entries = fs::read_dir(&block_dir).map_err(|source| DiscoverError::ListDevices {
+        path: block_dir.clone(),
+        source,
+    })?;
     let mountinfo_path = root.proc.join("self/mountinfo");
     let mounts = fs::read(&mountinfo_path)
         .map(|d| parse_mountinfo(&d))
-        .map_err(|source| DiscoverError::MountTable { path: mountinfo_path, source })?;
+        .map_err(|source| DiscoverError::MountTable {
+            path: mountinfo_path,
+            source,
+        })?;
     let swaps_path = root.proc.join("swaps");
     let swaps = match fs::read(&swaps_path) {
         Ok(d) => parse_swaps(&d),
         // A kernel without swap support has no /proc/swaps.
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(source) => return Err(DiscoverError::SwapTable { path: swaps_path, source }),
+        Err(source) => {
+            return Err(DiscoverError::SwapTable {
+                path: swaps_path,
+                source,
+            })
+        }
     };
     let usage = Usage::new(root, &mounts, &swaps);
     let sys_real = fs::canonicalize(&root.sys).unwrap_or_else(|_| root.sys.clone());
@@ -471,7 +519,11 @@ impl Usage {
         if let Some(b) = &boot_device {
             log::debug!("lifeboat boot device: {b}");
         }
-        Usage { mounts, swaps, boot_device }
+        Usage {
+            mounts,
+            swaps,
+            boot_device,
+        }
     }
 
     fn mount_points(&self, name: &str, dev: Option<DevNum>) -> Vec<PathBuf> {
@@ -536,7 +588,9 @@ fn read_device(
             log::debug!("{name}: loop device without backing file, skipped");
             return None;
         };
-        DeviceKind::Loop { backing_file: backing }
+        DeviceKind::Loop {
+            backing_file: backing,
+        }
     } else if is_ram {
         DeviceKind::Ram
     } else if name.starts_with("dm-") || dir.join("dm").is_dir() {
@@ -545,8 +599,11 @@ fn read_device(
             uuid: read_attr(&dir.join("dm/uuid")),
         }
     } else if name.starts_with("md") || dir.join("md").is_dir() {
-        DeviceKind::Raid { level: read_attr(&dir.join("md/level")) }
-    } else if name.starts_with("sr") || read_attr(&dir.join("device/type")).as_deref() == Some("5") {
+        DeviceKind::Raid {
+            level: read_attr(&dir.join("md/level")),
+        }
+    } else if name.starts_with("sr") || read_attr(&dir.join("device/type")).as_deref() == Some("5")
+    {
         DeviceKind::Optical
     } else {
         DeviceKind::Disk
@@ -564,8 +621,10 @@ fn read_device(
     };
 
     let dev = read_attr(&dir.join("dev")).and_then(|d| DevNum::parse(&d));
-    let path = root.dev.join(name);
-    let mut size = read_u64(&dir.join("size")).map(|s| s.saturating_mul(512)).unwrap_or(0);
+    let path = node_path(root, name);
+    let mut size = read_u64(&dir.join("size"))
+        .map(|s| s.saturating_mul(512))
+        .unwrap_or(0);
     if opts.open_devices {
         match ioctl_size(&path) {
             Ok(s) => {
@@ -586,21 +645,41 @@ fn read_device(
         .filter(|v| v.is_power_of_two() && *v >= logical)
         .unwrap_or(logical);
 
-    let usb_parent = if transport == Transport::Usb { usb_device_dir(sys_real, &real) } else { None };
+    let usb_parent = if transport == Transport::Usb {
+        usb_device_dir(sys_real, &real)
+    } else {
+        None
+    };
     let serial = read_vpd_serial(&dir.join("device/vpd_pg80"))
         .or_else(|| read_attr(&dir.join("device/serial")))
         .or_else(|| read_attr(&dir.join("serial")))
-        .or_else(|| usb_parent.as_ref().and_then(|u| read_attr(&u.join("serial"))));
+        .or_else(|| {
+            usb_parent
+                .as_ref()
+                .and_then(|u| read_attr(&u.join("serial")))
+        });
     let model = read_attr(&dir.join("device/model"))
         .or_else(|| read_attr(&dir.join("device/name")).filter(|_| transport == Transport::Mmc))
-        .or_else(|| usb_parent.as_ref().and_then(|u| read_attr(&u.join("product"))));
+        .or_else(|| {
+            usb_parent
+                .as_ref()
+                .and_then(|u| read_attr(&u.join("product")))
+        });
     let vendor = read_attr(&dir.join("device/vendor"))
         .filter(|v| !v.starts_with("0x"))
-        .or_else(|| usb_parent.as_ref().and_then(|u| read_attr(&u.join("manufacturer"))));
+        .or_else(|| {
+            usb_parent
+                .as_ref()
+                .and_then(|u| read_attr(&u.join("manufacturer")))
+        });
     let wwn = read_attr(&dir.join("device/wwid")).or_else(|| read_attr(&dir.join("wwid")));
 
     let mut partitions = read_partitions(root, &dir, usage);
-    partitions.sort_by(|a, b| a.number.cmp(&b.number).then_with(|| natural_cmp(&a.name, &b.name)));
+    partitions.sort_by(|a, b| {
+        a.number
+            .cmp(&b.number)
+            .then_with(|| natural_cmp(&a.name, &b.name))
+    });
 
     Some(BlockDevice {
         name: name.to_string(),
@@ -641,7 +720,7 @@ fn read_partitions(root: &SysRoot, dir: &Path, usage: &Usage) -> Vec<Partition> 
         let name = entry.file_name().to_string_lossy().into_owned();
         let dev = read_attr(&pdir.join("dev")).and_then(|d| DevNum::parse(&d));
         parts.push(Partition {
-            path: root.dev.join(&name),
+            path: node_path(root, &name),
             number: number.parse().ok(),
             dev,
             start: read_u64(&pdir.join("start")).and_then(|s| s.checked_mul(512)),
@@ -655,23 +734,39 @@ fn read_partitions(root: &SysRoot, dir: &Path, usage: &Usage) -> Vec<Partition> 
     parts
 }
 
+/// The device node of a kernel name: sysfs writes `/` in names as `!` (`cciss!c0d0` is
+/// `/dev/cciss/c0d0`).
+fn node_path(root: &SysRoot, name: &str) -> PathBuf {
+    root.dev.join(name.replace('!', "/"))
+}
+
 /// Marks the devices holding `/`, `/run/lifeboat/media` or the boot device Lifeboat's init
 /// named, then, repeatedly, the devices below a boot device (the disk under an LVM root).
 fn mark_boot_media(devices: &mut [BlockDevice], usage: &Usage) {
     let holds_boot = |mounts: &[PathBuf], name: &str| {
-        mounts.iter().any(|m| m == Path::new("/") || m == Path::new(LIFEBOAT_MEDIA))
+        mounts
+            .iter()
+            .any(|m| m == Path::new("/") || m == Path::new(LIFEBOAT_MEDIA))
             || usage.boot_device.as_deref() == Some(name)
     };
     for d in devices.iter_mut() {
         d.is_boot_medium = holds_boot(&d.mount_points, &d.name)
-            || d.partitions.iter().any(|p| holds_boot(&p.mount_points, &p.name));
+            || d.partitions
+                .iter()
+                .any(|p| holds_boot(&p.mount_points, &p.name));
     }
     loop {
-        let boot: BTreeSet<String> =
-            devices.iter().filter(|d| d.is_boot_medium).map(|d| d.name.clone()).collect();
+        let boot: BTreeSet<String> = devices
+            .iter()
+            .filter(|d| d.is_boot_medium)
+            .map(|d| d.name.clone())
+            .collect();
         let mut changed = false;
         for d in devices.iter_mut().filter(|d| !d.is_boot_medium) {
-            let mut holders = d.holders.iter().chain(d.partitions.iter().flat_map(|p| &p.holders));
+            let mut holders = d
+                .holders
+                .iter()
+                .chain(d.partitions.iter().flat_map(|p| &p.holders));
             if holders.any(|h| boot.contains(h)) {
                 d.is_boot_medium = true;
                 changed = true;
@@ -685,10 +780,14 @@ fn mark_boot_media(devices: &mut [BlockDevice], usage: &Usage) {
 
 /// Decides the transport from the device's sysfs path `rel` (relative to the sysfs root).
 fn transport_of(sys_real: &Path, rel: &Path, name: &str) -> Transport {
-    let comps: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    let comps: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
     let has = |pred: &dyn Fn(&str) -> bool| comps.iter().any(|c| pred(c));
     let numbered = |c: &str, prefix: &str| {
-        c.strip_prefix(prefix).is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+        c.strip_prefix(prefix)
+            .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
     };
     if has(&|c| numbered(c, "usb")) {
         Transport::Usb
@@ -708,7 +807,9 @@ fn transport_of(sys_real: &Path, rel: &Path, name: &str) -> Transport {
         Transport::Virtio
     } else if has(&|c| numbered(c, "host")) && has(&|c| c.starts_with("target")) {
         Transport::Scsi
-    } else if comps.first().map(String::as_str) == Some("devices") && comps.get(1).map(String::as_str) == Some("virtual") {
+    } else if comps.first().map(String::as_str) == Some("devices")
+        && comps.get(1).map(String::as_str) == Some("virtual")
+    {
         Transport::Virtual
     } else {
         Transport::Unknown
@@ -788,8 +889,10 @@ fn list_dir(path: &Path) -> Vec<String> {
     let Ok(entries) = fs::read_dir(path) else {
         return Vec::new();
     };
-    let mut names: Vec<String> =
-        entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort_by(|a, b| natural_cmp(a, b));
     names
 }
@@ -812,7 +915,13 @@ pub fn parse_vpd_serial(page: &[u8]) -> Option<String> {
     let body = body.get(..declared.min(body.len()))?;
     let text: String = body
         .iter()
-        .map(|&b| if b.is_ascii_graphic() || b == b' ' { char::from(b) } else { ' ' })
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                char::from(b)
+            } else {
+                ' '
+            }
+        })
         .collect();
     let trimmed = text.trim();
     (!trimmed.is_empty()).then(|| trimmed.to_string())
@@ -821,9 +930,15 @@ pub fn parse_vpd_serial(page: &[u8]) -> Option<String> {
 /// Opens a device node read-only and non-blocking (an empty CD drive must not stall discovery)
 /// to ask its size.
 fn ioctl_size(path: &Path) -> io::Result<u64> {
-    let file: File = OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path)?;
+    let file: File = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
     if !file.metadata()?.file_type().is_block_device() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a block device"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a block device",
+        ));
     }
     crate::file::block_size64(&file).map_err(io::Error::from)
 }
@@ -925,14 +1040,18 @@ pub fn find<'a>(devices: &'a [BlockDevice], spec: &str) -> Result<&'a BlockDevic
     let spec = spec.trim();
     let by = |value: &str, get: &dyn Fn(&BlockDevice) -> Vec<String>| {
         if value.is_empty() {
-            return Err(FindError::Empty { spec: spec.to_string() });
+            return Err(FindError::Empty {
+                spec: spec.to_string(),
+            });
         }
         let matches: Vec<&BlockDevice> = devices
             .iter()
             .filter(|d| get(d).iter().any(|v| v.eq_ignore_ascii_case(value)))
             .collect();
         match matches.as_slice() {
-            [] => Err(FindError::NotFound { spec: spec.to_string() }),
+            [] => Err(FindError::NotFound {
+                spec: spec.to_string(),
+            }),
             [one] => Ok(*one),
             many => Err(FindError::Ambiguous {
                 spec: spec.to_string(),
@@ -955,14 +1074,24 @@ pub fn find<'a>(devices: &'a [BlockDevice], spec: &str) -> Result<&'a BlockDevic
     if let Some(d) = devices.iter().find(|d| d.path == Path::new(spec)) {
         return Ok(d);
     }
-    let name = spec_name(spec).ok_or_else(|| FindError::NotFound { spec: spec.to_string() })?;
+    let name = spec_name(spec).ok_or_else(|| FindError::NotFound {
+        spec: spec.to_string(),
+    })?;
     if let Some(d) = devices.iter().find(|d| d.name == name) {
         return Ok(d);
     }
-    if let Some(d) = devices.iter().find(|d| d.partitions.iter().any(|p| p.name == name)) {
-        return Err(FindError::IsPartition { spec: spec.to_string(), disk: d.name.clone() });
+    if let Some(d) = devices
+        .iter()
+        .find(|d| d.partitions.iter().any(|p| p.name == name))
+    {
+        return Err(FindError::IsPartition {
+            spec: spec.to_string(),
+            disk: d.name.clone(),
+        });
     }
-    Err(FindError::NotFound { spec: spec.to_string() })
+    Err(FindError::NotFound {
+        spec: spec.to_string(),
+    })
 }
 
 /// Finds a partition by `/dev/sda1`, `sda1` or a `/dev/disk/by-*` link, with its disk.
@@ -979,10 +1108,17 @@ pub fn find_partition<'a>(
             }
         }
     }
-    if devices.iter().any(|d| d.path == Path::new(spec) || name.as_deref() == Some(d.name.as_str())) {
-        return Err(FindError::IsDisk { spec: spec.to_string() });
+    if devices
+        .iter()
+        .any(|d| d.path == Path::new(spec) || name.as_deref() == Some(d.name.as_str()))
+    {
+        return Err(FindError::IsDisk {
+            spec: spec.to_string(),
+        });
     }
-    Err(FindError::NotFound { spec: spec.to_string() })
+    Err(FindError::NotFound {
+        spec: spec.to_string(),
+    })
 }
 
 fn lossy_path<S: Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
@@ -1001,7 +1137,10 @@ mod tests {
     fn natural_order_puts_numbers_in_numeric_order() {
         let mut names = vec!["sdaa", "sdb", "nvme10n1", "sda", "nvme2n1", "sdz", "vda"];
         names.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(names, ["nvme2n1", "nvme10n1", "sda", "sdb", "sdz", "sdaa", "vda"]);
+        assert_eq!(
+            names,
+            ["nvme2n1", "nvme10n1", "sda", "sdb", "sdz", "sdaa", "vda"]
+        );
     }
 
     #[test]
@@ -1010,21 +1149,48 @@ mod tests {
         page.extend_from_slice(b"     WD-WCC4N1234567");
         page.extend_from_slice(b"JUNK");
         assert_eq!(parse_vpd_serial(&page).as_deref(), Some("WD-WCC4N1234567"));
-        assert_eq!(parse_vpd_serial(&[0x00, 0x83, 0x00, 0x02, b'a', b'b']), None);
+        assert_eq!(
+            parse_vpd_serial(&[0x00, 0x83, 0x00, 0x02, b'a', b'b']),
+            None
+        );
         assert_eq!(parse_vpd_serial(&[0x00, 0x80, 0x00]), None);
-        assert_eq!(parse_vpd_serial(&[0x00, 0x80, 0x00, 0x04, b' ', 0, b' ', 0]), None);
+        assert_eq!(
+            parse_vpd_serial(&[0x00, 0x80, 0x00, 0x04, b' ', 0, b' ', 0]),
+            None
+        );
         // Declared longer than present: take what is there.
-        assert_eq!(parse_vpd_serial(&[0x00, 0x80, 0x00, 0x40, b'A', b'B']).as_deref(), Some("AB"));
+        assert_eq!(
+            parse_vpd_serial(&[0x00, 0x80, 0x00, 0x40, b'A', b'B']).as_deref(),
+            Some("AB")
+        );
     }
 
     #[test]
     fn dev_t_splits_into_major_and_minor() {
         assert_eq!(DevNum::from_dev_t(0x0801), DevNum { major: 8, minor: 1 });
         let dev = nix::libc::makedev(259, 300_000);
-        assert_eq!(DevNum::from_dev_t(dev), DevNum { major: 259, minor: 300_000 });
+        assert_eq!(
+            DevNum::from_dev_t(dev),
+            DevNum {
+                major: 259,
+                minor: 300_000
+            }
+        );
         let dev = nix::libc::makedev(4097, 7);
-        assert_eq!(DevNum::from_dev_t(dev), DevNum { major: 4097, minor: 7 });
-        assert_eq!(DevNum::parse(" 259:12\n"), Some(DevNum { major: 259, minor: 12 }));
+        assert_eq!(
+            DevNum::from_dev_t(dev),
+            DevNum {
+                major: 4097,
+                minor: 7
+            }
+        );
+        assert_eq!(
+            DevNum::parse(" 259:12\n"),
+            Some(DevNum {
+                major: 259,
+                minor: 12
+            })
+        );
         assert_eq!(DevNum::parse("259"), None);
     }
 

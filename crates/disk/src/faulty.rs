@@ -28,7 +28,11 @@ pub struct FaultyDisk<T> {
 impl<T: BlockIo> FaultyDisk<T> {
     /// A wrapper with no bad sectors yet.
     pub fn new(inner: T) -> Self {
-        FaultyDisk { inner, bad: Vec::new(), failed_reads: AtomicU64::new(0) }
+        FaultyDisk {
+            inner,
+            bad: Vec::new(),
+            failed_reads: AtomicU64::new(0),
+        }
     }
 
     /// Adds the half-open range of logical sectors `sectors` to the bad ones.

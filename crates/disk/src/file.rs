@@ -22,7 +22,11 @@ mod ioctl {
         u64
     );
     nix::ioctl_read_bad!(blk_sszget, nix::request_code_none!(0x12, 104), libc::c_int);
-    nix::ioctl_read_bad!(blk_pbszget, nix::request_code_none!(0x12, 123), libc::c_uint);
+    nix::ioctl_read_bad!(
+        blk_pbszget,
+        nix::request_code_none!(0x12, 123),
+        libc::c_uint
+    );
     nix::ioctl_none_bad!(blk_rrpart, nix::request_code_none!(0x12, 95));
     nix::ioctl_write_ptr_bad!(blk_discard, nix::request_code_none!(0x12, 119), [u64; 2]);
 }
@@ -177,7 +181,10 @@ impl WriteConsent {
         if self.target == path {
             return true;
         }
-        match (std::fs::canonicalize(&self.target), std::fs::canonicalize(path)) {
+        match (
+            std::fs::canonicalize(&self.target),
+            std::fs::canonicalize(path),
+        ) {
             (Ok(a), Ok(b)) => a == b,
             _ => false,
         }
@@ -260,21 +267,38 @@ impl FileDisk {
                 confirmed: consent.target.clone(),
             });
         }
-        let open_err = |source| DiskError::Open { path: path.to_path_buf(), source };
-        let file = match OpenOptions::new().read(true).write(true).create_new(true).open(path) {
+        let open_err = |source| DiskError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(DiskError::Exists { path: path.to_path_buf() })
+                return Err(DiskError::Exists {
+                    path: path.to_path_buf(),
+                })
             }
             Err(e) => return Err(open_err(e)),
         };
-        log::info!("created {} ({len} bytes) for writing ({:?})", path.display(), consent.source);
+        log::info!(
+            "created {} ({len} bytes) for writing ({:?})",
+            path.display(),
+            consent.source
+        );
         file.set_len(len).map_err(open_err)?;
         let meta = file.metadata().map_err(open_err)?;
         Ok(FileDisk {
             file,
             path: path.to_path_buf(),
-            id: ObjectId::File { dev: meta.dev(), ino: meta.ino() },
+            id: ObjectId::File {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            },
             len,
             logical: FILE_SECTOR,
             physical: FILE_SECTOR,
@@ -283,11 +307,16 @@ impl FileDisk {
     }
 
     fn open(path: &Path, write: bool) -> Result<Self, DiskError> {
-        let open_err = |source| DiskError::Open { path: path.to_path_buf(), source };
+        let open_err = |source| DiskError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
         let before = std::fs::metadata(path).map_err(open_err)?;
         let is_block = before.file_type().is_block_device();
         if !is_block && !before.file_type().is_file() {
-            return Err(DiskError::NotADisk { path: path.to_path_buf() });
+            return Err(DiskError::NotADisk {
+                path: path.to_path_buf(),
+            });
         }
         let mut opts = OpenOptions::new();
         opts.read(true);
@@ -301,7 +330,9 @@ impl FileDisk {
         let file = match opts.open(path) {
             Ok(f) => f,
             Err(e) if is_block && e.raw_os_error() == Some(libc::EBUSY) => {
-                return Err(DiskError::InUse { path: path.to_path_buf() })
+                return Err(DiskError::InUse {
+                    path: path.to_path_buf(),
+                })
             }
             Err(e) => return Err(open_err(e)),
         };
@@ -312,12 +343,17 @@ impl FileDisk {
             meta.file_type().is_file() && meta.ino() == before.ino() && meta.dev() == before.dev()
         };
         if !same {
-            return Err(DiskError::Changed { path: path.to_path_buf() });
+            return Err(DiskError::Changed {
+                path: path.to_path_buf(),
+            });
         }
         let mut disk = FileDisk {
             file,
             path: path.to_path_buf(),
-            id: ObjectId::File { dev: meta.dev(), ino: meta.ino() },
+            id: ObjectId::File {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            },
             len: meta.len(),
             logical: FILE_SECTOR,
             physical: FILE_SECTOR,
@@ -325,17 +361,24 @@ impl FileDisk {
         };
         if is_block {
             disk.id = ObjectId::Block(DevNum::from_dev_t(meta.rdev()));
-            disk.len = block_size64(&disk.file).map_err(|source| disk.ioctl_err("BLKGETSIZE64", source))?;
-            disk.logical = logical_sector(&disk.file)
-                .map_err(|source| disk.ioctl_err("BLKSSZGET", source))?;
+            disk.len = block_size64(&disk.file)
+                .map_err(|source| disk.ioctl_err("BLKGETSIZE64", source))?;
+            disk.logical =
+                logical_sector(&disk.file).map_err(|source| disk.ioctl_err("BLKSSZGET", source))?;
             disk.physical = match physical_sector(&disk.file) {
                 Ok(p) if p >= disk.logical => p,
                 Ok(p) => {
-                    log::warn!("{}: physical sector size {p} is below logical; using logical", path.display());
+                    log::warn!(
+                        "{}: physical sector size {p} is below logical; using logical",
+                        path.display()
+                    );
                     disk.logical
                 }
                 Err(e) => {
-                    log::warn!("{}: BLKPBSZGET failed ({e}); using the logical sector size", path.display());
+                    log::warn!(
+                        "{}: BLKPBSZGET failed ({e}); using the logical sector size",
+                        path.display()
+                    );
                     disk.logical
                 }
             };
@@ -357,9 +400,14 @@ impl FileDisk {
     pub fn with_sector_size(mut self, logical: u32, physical: u32) -> Result<Self, DiskError> {
         let valid = |s: u32| s.is_power_of_two() && (512..=65536).contains(&s);
         let ok = valid(logical) && valid(physical) && physical >= logical;
-        let block_mismatch = self.is_block_device() && (logical != self.logical || physical != self.physical);
+        let block_mismatch =
+            self.is_block_device() && (logical != self.logical || physical != self.physical);
         if !ok || block_mismatch {
-            return Err(DiskError::SectorSize { path: self.path.clone(), logical, physical });
+            return Err(DiskError::SectorSize {
+                path: self.path.clone(),
+                logical,
+                physical,
+            });
         }
         self.logical = logical;
         self.physical = physical;
@@ -407,16 +455,25 @@ impl FileDisk {
         // SAFETY: BLKRRPART takes no argument; the descriptor is open for the call's duration.
         match unsafe { ioctl::blk_rrpart(self.file.as_raw_fd()) } {
             Ok(_) => {
-                log::info!("{}: kernel re-read the partition table", self.path.display());
+                log::info!(
+                    "{}: kernel re-read the partition table",
+                    self.path.display()
+                );
                 Ok(())
             }
-            Err(Errno::EBUSY) => Err(DiskError::PartitionTableBusy { path: self.path.clone() }),
+            Err(Errno::EBUSY) => Err(DiskError::PartitionTableBusy {
+                path: self.path.clone(),
+            }),
             Err(source) => Err(self.ioctl_err("BLKRRPART", source)),
         }
     }
 
     fn ioctl_err(&self, request: &'static str, source: Errno) -> DiskError {
-        DiskError::Ioctl { path: self.path.clone(), request, source }
+        DiskError::Ioctl {
+            path: self.path.clone(),
+            request,
+            source,
+        }
     }
 
     fn refuse_read_only(&self) -> io::Result<()> {
@@ -443,14 +500,19 @@ fn logical_sector(file: &File) -> Result<u32, Errno> {
     let mut size: libc::c_int = 0;
     // SAFETY: BLKSSZGET writes one int through the pointer, which points to `size`.
     unsafe { ioctl::blk_sszget(file.as_raw_fd(), &mut size) }?;
-    u32::try_from(size).ok().filter(|s| s.is_power_of_two() && *s >= 512).ok_or(Errno::EINVAL)
+    u32::try_from(size)
+        .ok()
+        .filter(|s| s.is_power_of_two() && *s >= 512)
+        .ok_or(Errno::EINVAL)
 }
 
 fn physical_sector(file: &File) -> Result<u32, Errno> {
     let mut size: libc::c_uint = 0;
     // SAFETY: BLKPBSZGET writes one unsigned int through the pointer, which points to `size`.
     unsafe { ioctl::blk_pbszget(file.as_raw_fd(), &mut size) }?;
-    Some(size).filter(|s| s.is_power_of_two() && *s >= 512).ok_or(Errno::EINVAL)
+    Some(size)
+        .filter(|s| s.is_power_of_two() && *s >= 512)
+        .ok_or(Errno::EINVAL)
 }
 
 impl BlockIo for FileDisk {
@@ -467,7 +529,12 @@ impl BlockIo for FileDisk {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        check_range(self.len, offset, buf.len(), &self.path.display().to_string())?;
+        check_range(
+            self.len,
+            offset,
+            buf.len(),
+            &self.path.display().to_string(),
+        )?;
         let mut done = 0usize;
         while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
             match self.file.read_at(rest, offset + done as u64) {
@@ -491,7 +558,12 @@ impl BlockIo for FileDisk {
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.refuse_read_only()?;
-        check_range(self.len, offset, buf.len(), &self.path.display().to_string())?;
+        check_range(
+            self.len,
+            offset,
+            buf.len(),
+            &self.path.display().to_string(),
+        )?;
         let mut done = 0usize;
         while let Some(rest) = buf.get(done..).filter(|r| !r.is_empty()) {
             match self.file.write_at(rest, offset + done as u64) {
@@ -528,16 +600,19 @@ impl BlockIo for FileDisk {
     /// on the device. `Ok(false)` when the file system or device does not support it.
     fn discard(&self, offset: u64, len: u64) -> io::Result<bool> {
         self.refuse_read_only()?;
-        let end = offset.checked_add(len).filter(|e| *e <= self.len).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{}: range {offset}+{len} is past the end ({} bytes)",
-                    self.path.display(),
-                    self.len
-                ),
-            )
-        })?;
+        let end = offset
+            .checked_add(len)
+            .filter(|e| *e <= self.len)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{}: range {offset}+{len} is past the end ({} bytes)",
+                        self.path.display(),
+                        self.len
+                    ),
+                )
+            })?;
         if len == 0 {
             return Ok(true);
         }

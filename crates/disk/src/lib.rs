@@ -21,8 +21,8 @@ pub mod mounts;
 
 pub use blockio::{is_media_error, BlockIo, MemDisk, Window};
 pub use discover::{
-    discover, find, find_partition, parse_vpd_serial, BlockDevice, DevNum, DeviceKind, DiscoverError,
-    DiscoverOptions, FindError, Partition, SysRoot, Transport, UseReason,
+    discover, find, find_partition, parse_vpd_serial, BlockDevice, DevNum, DeviceKind,
+    DiscoverError, DiscoverOptions, FindError, Partition, SysRoot, Transport, UseReason,
 };
 pub use faulty::FaultyDisk;
 pub use file::{ConsentSource, DiskError, FileDisk, ObjectId, WriteConsent};

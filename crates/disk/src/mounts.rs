@@ -33,18 +33,31 @@ pub struct SwapEntry {
 
 /// Parses the content of `/proc/<pid>/mountinfo`. Malformed lines are skipped.
 pub fn parse_mountinfo(data: &[u8]) -> Vec<MountEntry> {
-    data.split(|&b| b == b'\n').filter_map(parse_mountinfo_line).collect()
+    data.split(|&b| b == b'\n')
+        .filter_map(parse_mountinfo_line)
+        .collect()
 }
 
 fn parse_mountinfo_line(line: &[u8]) -> Option<MountEntry> {
-    let fields: Vec<&[u8]> = line.split(|&b| b == b' ').filter(|f| !f.is_empty()).collect();
+    let fields: Vec<&[u8]> = line
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty())
+        .collect();
     let dev = DevNum::parse(std::str::from_utf8(fields.get(2)?).ok()?)?;
     let mount_point = PathBuf::from(unescape(fields.get(4)?));
     // Optional fields follow field 6 and end with a lone "-".
     let sep = fields.iter().skip(6).position(|f| *f == b"-")? + 6;
     let fs_type = String::from_utf8_lossy(&unescape(fields.get(sep + 1)?).into_vec()).into_owned();
-    let source = fields.get(sep + 2).map(|s| PathBuf::from(unescape(s))).unwrap_or_default();
-    Some(MountEntry { dev, mount_point, fs_type, source })
+    let source = fields
+        .get(sep + 2)
+        .map(|s| PathBuf::from(unescape(s)))
+        .unwrap_or_default();
+    Some(MountEntry {
+        dev,
+        mount_point,
+        fs_type,
+        source,
+    })
 }
 
 /// Parses the content of `/proc/swaps` (a header line, then one line per swap area). Malformed
@@ -104,7 +117,13 @@ mod tests {
         let text = b"36 35 98:0 /mnt1 /mnt/my\\040disk rw,noatime master:1 shared:2 - ext3 /dev/root rw,errors=continue\n";
         let m = parse_mountinfo(text);
         assert_eq!(m.len(), 1);
-        assert_eq!(m[0].dev, DevNum { major: 98, minor: 0 });
+        assert_eq!(
+            m[0].dev,
+            DevNum {
+                major: 98,
+                minor: 0
+            }
+        );
         assert_eq!(m[0].mount_point, PathBuf::from("/mnt/my disk"));
         assert_eq!(m[0].fs_type, "ext3");
         assert_eq!(m[0].source, PathBuf::from("/dev/root"));
@@ -112,7 +131,8 @@ mod tests {
 
     #[test]
     fn mountinfo_skips_malformed_lines() {
-        let text = b"garbage\n1 2 x:y / / rw - ext4 /dev/sda1 rw\n27 1 254:0 / / rw - ext4 /dev/vda rw\n";
+        let text =
+            b"garbage\n1 2 x:y / / rw - ext4 /dev/sda1 rw\n27 1 254:0 / / rw - ext4 /dev/vda rw\n";
         let m = parse_mountinfo(text);
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].mount_point, PathBuf::from("/"));

@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
 
 use disk::{
-    is_media_error, BlockIo, DiskError, FaultyDisk, FileDisk, MemDisk, ObjectId, Window, WriteConsent,
+    is_media_error, BlockIo, DiskError, FaultyDisk, FileDisk, MemDisk, ObjectId, Window,
+    WriteConsent,
 };
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
@@ -28,13 +29,19 @@ fn read_only_open_reads_exact_ranges_and_reports_size_and_512_byte_sectors() {
     let path = patterned_file(dir.path(), 1 << 20);
     let disk = FileDisk::open_read(&path).unwrap();
     assert_eq!(disk.len(), 1 << 20);
-    assert_eq!((disk.logical_sector_size(), disk.physical_sector_size()), (512, 512));
+    assert_eq!(
+        (disk.logical_sector_size(), disk.physical_sector_size()),
+        (512, 512)
+    );
     assert!(!disk.is_block_device());
     assert!(!disk.is_writable());
     assert_eq!(disk.dev_num(), None);
     let mut buf = vec![0u8; 1000];
     disk.read_at(&mut buf, 70_000).unwrap();
-    assert!(buf.iter().enumerate().all(|(i, b)| *b == ((70_000 + i) % 251) as u8));
+    assert!(buf
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b == ((70_000 + i) % 251) as u8));
     assert_eq!(disk.describe(), path.display().to_string());
 }
 
@@ -44,8 +51,14 @@ fn reads_and_writes_past_the_end_fail_with_unexpected_eof() {
     let path = patterned_file(dir.path(), 4096);
     let disk = FileDisk::open_write(&path, &consent(&path)).unwrap();
     let mut buf = [0u8; 512];
-    assert_eq!(disk.read_at(&mut buf, 3585).unwrap_err().kind(), ErrorKind::UnexpectedEof);
-    assert_eq!(disk.read_at(&mut buf, u64::MAX - 10).unwrap_err().kind(), ErrorKind::UnexpectedEof);
+    assert_eq!(
+        disk.read_at(&mut buf, 3585).unwrap_err().kind(),
+        ErrorKind::UnexpectedEof
+    );
+    assert_eq!(
+        disk.read_at(&mut buf, u64::MAX - 10).unwrap_err().kind(),
+        ErrorKind::UnexpectedEof
+    );
     let err = disk.write_at(&buf, 4000).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
     assert!(err.to_string().contains("disk.img"), "{err}");
@@ -75,8 +88,14 @@ fn read_only_open_refuses_writes_and_discards() {
     let dir = tempfile::tempdir().unwrap();
     let path = patterned_file(dir.path(), 4096);
     let disk = FileDisk::open_read(&path).unwrap();
-    assert_eq!(disk.write_at(&[1, 2, 3], 0).unwrap_err().kind(), ErrorKind::PermissionDenied);
-    assert_eq!(disk.discard(0, 4096).unwrap_err().kind(), ErrorKind::PermissionDenied);
+    assert_eq!(
+        disk.write_at(&[1, 2, 3], 0).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    assert_eq!(
+        disk.discard(0, 4096).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
     assert_eq!(std::fs::read(&path).unwrap()[..3], [0, 1, 2]);
 }
 
@@ -105,9 +124,15 @@ fn opening_missing_paths_directories_and_character_devices_fails_clearly() {
     let err = FileDisk::open_read(&missing).unwrap_err();
     assert!(matches!(&err, DiskError::Open { source, .. } if source.kind() == ErrorKind::NotFound));
     assert!(err.to_string().contains("nope.img"));
-    assert!(matches!(FileDisk::open_read(dir.path()), Err(DiskError::NotADisk { .. })));
+    assert!(matches!(
+        FileDisk::open_read(dir.path()),
+        Err(DiskError::NotADisk { .. })
+    ));
     let err = FileDisk::open_read("/dev/null").unwrap_err();
-    assert_eq!(err.to_string(), "/dev/null is neither a regular file nor a block device");
+    assert_eq!(
+        err.to_string(),
+        "/dev/null is neither a regular file nor a block device"
+    );
 }
 
 #[test]
@@ -129,15 +154,33 @@ fn create_file_makes_a_sparse_zeroed_image_and_refuses_existing_files() {
 fn image_files_of_4k_sector_disks_report_4k_sectors() {
     let dir = tempfile::tempdir().unwrap();
     let path = patterned_file(dir.path(), 1 << 20);
-    let disk = FileDisk::open_read(&path).unwrap().with_sector_size(4096, 4096).unwrap();
-    assert_eq!((disk.logical_sector_size(), disk.physical_sector_size()), (4096, 4096));
+    let disk = FileDisk::open_read(&path)
+        .unwrap()
+        .with_sector_size(4096, 4096)
+        .unwrap();
+    assert_eq!(
+        (disk.logical_sector_size(), disk.physical_sector_size()),
+        (4096, 4096)
+    );
     let w = Window::new(&disk, 4096, 8192).unwrap();
     assert_eq!(w.logical_sector_size(), 4096);
-    let disk = FileDisk::open_read(&path).unwrap().with_sector_size(512, 4096).unwrap();
-    assert_eq!((disk.logical_sector_size(), disk.physical_sector_size()), (512, 4096));
+    let disk = FileDisk::open_read(&path)
+        .unwrap()
+        .with_sector_size(512, 4096)
+        .unwrap();
+    assert_eq!(
+        (disk.logical_sector_size(), disk.physical_sector_size()),
+        (512, 4096)
+    );
     for (l, p) in [(1000, 1000), (4096, 512), (256, 256), (1 << 17, 1 << 17)] {
-        let err = FileDisk::open_read(&path).unwrap().with_sector_size(l, p).unwrap_err();
-        assert!(matches!(err, DiskError::SectorSize { .. }), "{l}/{p}: {err}");
+        let err = FileDisk::open_read(&path)
+            .unwrap()
+            .with_sector_size(l, p)
+            .unwrap_err();
+        assert!(
+            matches!(err, DiskError::SectorSize { .. }),
+            "{l}/{p}: {err}"
+        );
     }
 }
 
@@ -148,7 +191,10 @@ fn discard_punches_a_hole_in_an_image_file() {
     let disk = FileDisk::open_write(&path, &consent(&path)).unwrap();
     disk.flush().unwrap();
     let before = std::fs::metadata(&path).unwrap().blocks();
-    assert!(disk.discard(1 << 20, 2 << 20).unwrap(), "the temp file system supports punching holes");
+    assert!(
+        disk.discard(1 << 20, 2 << 20).unwrap(),
+        "the temp file system supports punching holes"
+    );
     disk.flush().unwrap();
     let after = std::fs::metadata(&path).unwrap().blocks();
     // 2 MiB = 4096 blocks of 512 bytes.
@@ -160,16 +206,24 @@ fn discard_punches_a_hole_in_an_image_file() {
     let mut edge = [0u8; 2];
     disk.read_at(&mut edge, (1 << 20) - 1).unwrap();
     assert_eq!(edge, [(((1 << 20) - 1) % 251) as u8, 0]);
-    assert_eq!(disk.discard(4 << 20, 1).unwrap_err().kind(), ErrorKind::UnexpectedEof);
+    assert_eq!(
+        disk.discard(4 << 20, 1).unwrap_err().kind(),
+        ErrorKind::UnexpectedEof
+    );
 }
 
 #[test]
 fn partition_table_reread_is_refused_for_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = patterned_file(dir.path(), 4096);
-    let err = FileDisk::open_read(&path).unwrap().reread_partitions().unwrap_err();
+    let err = FileDisk::open_read(&path)
+        .unwrap()
+        .reread_partitions()
+        .unwrap_err();
     assert!(matches!(err, DiskError::NotBlockDevice { .. }));
-    assert!(err.to_string().ends_with("is not a block device: cannot re-read the partition table"));
+    assert!(err
+        .to_string()
+        .ends_with("is not a block device: cannot re-read the partition table"));
 }
 
 #[test]
@@ -195,7 +249,10 @@ fn shared_and_boxed_disks_are_block_io_too() {
     fn total(d: impl BlockIo) -> u64 {
         d.len()
     }
-    assert_eq!(total(shared.clone()) + total(&*boxed) + total(boxed), 4096 + 2048);
+    assert_eq!(
+        total(shared.clone()) + total(&*boxed) + total(boxed),
+        4096 + 2048
+    );
 }
 
 #[test]
@@ -230,7 +287,10 @@ fn faulty_disk_fails_only_reads_touching_bad_sectors() {
 fn faulty_disk_counts_sectors_in_the_inner_logical_sector_size() {
     let dir = tempfile::tempdir().unwrap();
     let path = patterned_file(dir.path(), 64 * 4096);
-    let file = FileDisk::open_read(&path).unwrap().with_sector_size(4096, 4096).unwrap();
+    let file = FileDisk::open_read(&path)
+        .unwrap()
+        .with_sector_size(4096, 4096)
+        .unwrap();
     let disk = FaultyDisk::new(&file).with_bad_sectors(3..4);
     let mut buf = [0u8; 512];
     assert!(disk.read_at(&mut buf, 2 * 4096 + 3584).is_ok());

@@ -557,10 +557,7 @@ impl ImageReader {
     pub fn verify(&self, threads: usize) -> VerifyReport {
         let never = AtomicBool::new(false);
         let progress = AtomicU64::new(0);
-        match self.verify_with(threads, &never, &progress) {
-            Ok(r) => r,
-            Err(_) => VerifyReport::default(),
-        }
+        self.verify_with(threads, &never, &progress).unwrap_or_default()
     }
 
     /// [`ImageReader::verify`] with cancellation and a progress counter (uncompressed bytes
@@ -738,7 +735,7 @@ fn check_index(
         let Some(s) = streams.get(e.stream as usize) else {
             return Err(bad(format!("stream {} does not exist", e.stream)));
         };
-        if e.logical_offset % cs != 0 || e.logical_offset >= s.length {
+        if !e.logical_offset.is_multiple_of(cs) || e.logical_offset >= s.length {
             return Err(bad(format!("offset {} is not a chunk of {}", e.logical_offset, s.name())));
         }
         if u64::from(e.uncompressed_len) != (s.length - e.logical_offset).min(cs) {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::bitmap::Bitmap;
 use crate::error::{Error, Result};
 use crate::format::{
-    crc, format_uuid, max_frame_len, valid_chunk_size, BitmapRef, ChunkHeader, IndexEntry,
+    crc, format_uuid, max_frame_len, valid_chunk_size, BitmapRef, IndexEntry,
     StreamEntry, StreamKind, Trailer, VolumeHeader, CHUNK_HEADER_LEN, DEFAULT_CHUNK_SIZE,
     FORMAT_MAJOR, FORMAT_MINOR, INDEX_ENTRY_LEN, MAX_CHUNK_SIZE, MAX_MANIFEST_LEN, MAX_STREAMS,
     MAX_VOLUMES, STREAM_ENTRY_LEN, TRAILER_COMPLETE, TRAILER_LEN, VOLUME_HEADER_LEN,
@@ -494,7 +494,7 @@ impl ImageWriter {
             return Err(Error::NoSuchStream { path: self.name.clone(), stream: chunk.stream });
         };
         let length = def.spec.length;
-        if chunk.logical_offset % cs != 0 || chunk.logical_offset >= length {
+        if !chunk.logical_offset.is_multiple_of(cs) || chunk.logical_offset >= length {
             return Err(bad(format!(
                 "offset is not a multiple of the chunk size {cs} inside the stream's {length} bytes"
             )));

@@ -60,27 +60,30 @@ pub(crate) fn has_signature(sector: &[u8]) -> bool {
     sector.get(..8) == Some(SIGNATURE.as_slice())
 }
 
-/// Parses and checks the header in `sector`, read at `lba` of a disk of `total_lbas` sectors.
-pub(crate) fn parse_header(
-    sector: &[u8],
-    lba: u64,
-    total_lbas: u64,
-    sector_size: u32,
-) -> Result<Header, GptDamage> {
+/// Parses and checks the header in `sector`, read at `lba` (whether its entries lie inside the
+/// disk shows when they are read).
+pub(crate) fn parse_header(sector: &[u8], lba: u64, sector_size: u32) -> Result<Header, GptDamage> {
     if !has_signature(sector) {
         return Err(GptDamage::BadSignature { lba });
     }
     let bad = |reason: String| GptDamage::BadFields { lba, reason };
     let header_size = u32_at(sector, 12);
-    if header_size < HEADER_SIZE || header_size > sector_size || header_size as usize > sector.len() {
-        return Err(bad(format!("header size {header_size} is not between {HEADER_SIZE} and {sector_size}")));
+    if header_size < HEADER_SIZE || header_size > sector_size || header_size as usize > sector.len()
+    {
+        return Err(bad(format!(
+            "header size {header_size} is not between {HEADER_SIZE} and {sector_size}"
+        )));
     }
     let stored = u32_at(sector, 16);
     let mut copy = sector[..header_size as usize].to_vec();
     copy[16..20].fill(0);
     let computed = crc32fast::hash(&copy);
     if stored != computed {
-        return Err(GptDamage::HeaderCrc { lba, stored, computed });
+        return Err(GptDamage::HeaderCrc {
+            lba,
+            stored,
+            computed,
+        });
     }
     let h = Header {
         my_lba: u64_at(sector, 24),
@@ -94,13 +97,21 @@ pub(crate) fn parse_header(
         entries_crc: u32_at(sector, 88),
     };
     if h.my_lba != lba {
-        return Err(bad(format!("the header says it is at LBA {} but it was read at LBA {lba}", h.my_lba)));
+        return Err(bad(format!(
+            "the header says it is at LBA {} but it was read at LBA {lba}",
+            h.my_lba
+        )));
     }
     if h.alternate_lba == h.my_lba {
-        return Err(bad(format!("the alternate header LBA is its own LBA {lba}")));
+        return Err(bad(format!(
+            "the alternate header LBA is its own LBA {lba}"
+        )));
     }
     if h.entry_size < 128 || h.entry_size % 8 != 0 {
-        return Err(bad(format!("partition entry size {} is not a multiple of 8 of at least 128", h.entry_size)));
+        return Err(bad(format!(
+            "partition entry size {} is not a multiple of 8 of at least 128",
+            h.entry_size
+        )));
     }
     let bytes = u64::from(h.entry_count) * u64::from(h.entry_size);
     if h.entry_count == 0 || bytes > MAX_ENTRIES_BYTES {
@@ -118,7 +129,10 @@ pub(crate) fn parse_header(
     let esectors = bytes.div_ceil(u64::from(sector_size));
     let entries_end = h.entries_lba.saturating_add(esectors);
     if h.entries_lba < 1 || h.entries_lba == lba {
-        return Err(bad(format!("partition entries at LBA {} overlap the header", h.entries_lba)));
+        return Err(bad(format!(
+            "partition entries at LBA {} overlap the header",
+            h.entries_lba
+        )));
     }
     if h.first_usable <= lba && lba <= h.last_usable {
         return Err(bad(format!(
@@ -132,12 +146,6 @@ pub(crate) fn parse_header(
             h.entries_lba, entries_end, h.first_usable, h.last_usable
         )));
     }
-    if entries_end > total_lbas {
-        return Err(bad(format!(
-            "partition entries at LBA {}..{} reach past the end of the disk ({total_lbas} sectors)",
-            h.entries_lba, entries_end
-        )));
-    }
     Ok(h)
 }
 
@@ -145,7 +153,11 @@ pub(crate) fn parse_header(
 pub(crate) fn check_entries(h: &Header, entries: &[u8]) -> Result<(), GptDamage> {
     let computed = crc32fast::hash(entries);
     if computed != h.entries_crc {
-        return Err(GptDamage::EntriesCrc { lba: h.entries_lba, stored: h.entries_crc, computed });
+        return Err(GptDamage::EntriesCrc {
+            lba: h.entries_lba,
+            stored: h.entries_crc,
+            computed,
+        });
     }
     Ok(())
 }
@@ -174,7 +186,10 @@ pub(crate) fn parse_entries(entries: &[u8], count: u32, size: u32) -> Vec<Entry>
         if type_guid.is_nil() {
             continue;
         }
-        let units: Vec<u16> = (0..36).map(|i| u16_at(e, 56 + 2 * i)).take_while(|&u| u != 0).collect();
+        let units: Vec<u16> = (0..36)
+            .map(|i| u16_at(e, 56 + 2 * i))
+            .take_while(|&u| u != 0)
+            .collect();
         out.push(Entry {
             index: index as u32,
             type_guid,

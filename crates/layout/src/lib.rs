@@ -16,8 +16,8 @@ mod plan;
 mod read;
 
 pub use model::{
-    gpt_types, Ebr, GptCopy, GptDamage, GptHealth, GptInfo, HeaderStatus, Layout, MbrEntry, MbrInfo,
-    Partition, PartitionType, Protection, TableKind, Warning,
+    gpt_types, Ebr, GptCopy, GptDamage, GptHealth, GptInfo, HeaderStatus, Layout, MbrEntry,
+    MbrInfo, Partition, PartitionType, Protection, TableKind, Warning,
 };
 pub use plan::{add_partition, invalidate, plan_copy, Change, CopyOptions, TablePlan};
 pub use read::{read, MAX_LOGICAL};
@@ -30,23 +30,48 @@ pub const MAX_BOOT_GAP: u64 = 16 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
     #[error("{device}: cannot read {len} bytes at offset {offset}: {source}")]
-    Read { device: String, offset: u64, len: u64, source: std::io::Error },
+    Read {
+        device: String,
+        offset: u64,
+        len: u64,
+        source: std::io::Error,
+    },
     #[error("{device}: cannot write {len} bytes at offset {offset}: {source}")]
-    Write { device: String, offset: u64, len: u64, source: std::io::Error },
+    Write {
+        device: String,
+        offset: u64,
+        len: u64,
+        source: std::io::Error,
+    },
     #[error("{device}: cannot flush: {source}")]
-    Flush { device: String, source: std::io::Error },
+    Flush {
+        device: String,
+        source: std::io::Error,
+    },
     #[error("{device}: too small to hold a partition table ({len} bytes)")]
     DeviceTooSmall { device: String, len: u64 },
     #[error("{device}: the GPT is unreadable: primary {primary}; backup {backup}")]
-    GptUnreadable { device: String, primary: GptDamage, backup: GptDamage },
+    GptUnreadable {
+        device: String,
+        primary: GptDamage,
+        backup: GptDamage,
+    },
     #[error("{device}: no partition table")]
     NoTable { device: String },
     #[error("target too small: need {need} bytes, have {have} bytes ({} bytes short)", need.saturating_sub(*have))]
     TargetTooSmall { need: u64, have: u64 },
     #[error("sector size mismatch: {device} uses {source_size}-byte sectors, the target {target_size}-byte sectors")]
-    SectorSizeMismatch { device: String, source_size: u32, target_size: u32 },
+    SectorSizeMismatch {
+        device: String,
+        source_size: u32,
+        target_size: u32,
+    },
     #[error("{device}: partition {number} cannot grow: {reason}")]
-    CannotGrow { device: String, number: u32, reason: String },
+    CannotGrow {
+        device: String,
+        number: u32,
+        reason: String,
+    },
     #[error("{device}: {reason}")]
     BadRange { device: String, reason: String },
     #[error("{device}: {what} is not supported")]
@@ -63,7 +88,9 @@ impl Layout {
         let mut areas: Vec<(u64, u64)> = Vec::new();
         let first_start = self.partitions.iter().map(|p| p.start).min();
         let gap = |from: u64, default_end: u64, areas: &mut Vec<(u64, u64)>| {
-            let end = first_start.unwrap_or(default_end).min(from.saturating_add(MAX_BOOT_GAP));
+            let end = first_start
+                .unwrap_or(default_end)
+                .min(from.saturating_add(MAX_BOOT_GAP));
             if end > from {
                 areas.push((from, end - from));
             }
@@ -71,11 +98,15 @@ impl Layout {
         match &self.kind {
             TableKind::None => return Vec::new(),
             TableKind::Gpt(g) => {
-                let es = g.entries_sectors(self.sector_size) * ss;
+                let es = g.entries_sectors(self.sector_size).saturating_mul(ss);
                 areas.push((0, ss));
-                areas.push((g.primary_header_lba * ss, ss));
+                areas.push((g.primary_header_lba.saturating_mul(ss), ss));
                 areas.push((g.primary_entries_lba.saturating_mul(ss), es));
-                let table_end = (g.primary_entries_lba.saturating_mul(ss) + es).max(2 * ss);
+                let table_end = g
+                    .primary_entries_lba
+                    .saturating_mul(ss)
+                    .saturating_add(es)
+                    .max(2 * ss);
                 gap(table_end, g.first_usable_lba.saturating_mul(ss), &mut areas);
                 areas.push((g.backup_entries_lba.saturating_mul(ss), es));
                 areas.push((g.backup_header_lba.saturating_mul(ss), ss));
@@ -93,7 +124,11 @@ impl Layout {
 
     /// End in bytes of the partition that ends last (0 without partitions).
     pub fn used_end(&self) -> u64 {
-        self.partitions.iter().map(Partition::end).max().unwrap_or(0)
+        self.partitions
+            .iter()
+            .map(Partition::end)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The partition with this number.

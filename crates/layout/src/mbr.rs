@@ -61,7 +61,10 @@ pub(crate) fn not_an_mbr(sector: &[u8]) -> Option<&'static str> {
         return Some("no 0x55AA signature");
     }
     let entries = parse_entries(sector);
-    if entries.iter().any(|e| e.boot_indicator != 0 && e.boot_indicator != 0x80) {
+    if entries
+        .iter()
+        .any(|e| e.boot_indicator != 0 && e.boot_indicator != 0x80)
+    {
         return Some("invalid boot indicator in a partition entry");
     }
     let all_empty = entries.iter().all(|e| e.is_empty());
@@ -116,7 +119,11 @@ pub(crate) fn build_sector(
     base: u64,
 ) -> Vec<u8> {
     let mut s = vec![0u8; sector_size.max(512) as usize];
-    let code_len = if disk_signature.is_some() { BOOT_CODE_LEN } else { TABLE_OFFSET };
+    let code_len = if disk_signature.is_some() {
+        BOOT_CODE_LEN
+    } else {
+        TABLE_OFFSET
+    };
     let n = boot_code.len().min(code_len);
     s[..n].copy_from_slice(&boot_code[..n]);
     if let Some(sig) = disk_signature {

@@ -93,7 +93,11 @@ impl fmt::Display for GptHealth {
         if self.is_ok() {
             return write!(f, "primary and backup GPT ok");
         }
-        write!(f, "primary GPT {}; backup GPT {}", self.primary, self.backup)?;
+        write!(
+            f,
+            "primary GPT {}; backup GPT {}",
+            self.primary, self.backup
+        )?;
         if self.used == GptCopy::Backup {
             write!(f, "; partitions recovered from the backup GPT")?;
         }
@@ -143,9 +147,17 @@ pub enum GptDamage {
     /// No "EFI PART" signature.
     BadSignature { lba: u64 },
     /// The header checksum does not match.
-    HeaderCrc { lba: u64, stored: u32, computed: u32 },
+    HeaderCrc {
+        lba: u64,
+        stored: u32,
+        computed: u32,
+    },
     /// The entries array checksum does not match.
-    EntriesCrc { lba: u64, stored: u32, computed: u32 },
+    EntriesCrc {
+        lba: u64,
+        stored: u32,
+        computed: u32,
+    },
     /// A field is out of range.
     BadFields { lba: u64, reason: String },
 }
@@ -255,7 +267,9 @@ impl Partition {
 
     /// Sector count.
     pub fn sectors(&self) -> u64 {
-        self.last_lba.saturating_sub(self.first_lba).saturating_add(1)
+        self.last_lba
+            .saturating_sub(self.first_lba)
+            .saturating_add(1)
     }
 }
 
@@ -295,20 +309,44 @@ pub mod gpt_types {
         (LINUX_ROOT_X86_64, "Linux root x86-64"),
         (APPLE_HFS, "Apple HFS"),
         (uuid!("933ac7e1-2eb4-4f13-b844-0e14e2aef915"), "Linux home"),
-        (uuid!("bc13c2ff-59e6-4262-a352-b275fd6f7172"), "Linux extended boot"),
+        (
+            uuid!("bc13c2ff-59e6-4262-a352-b275fd6f7172"),
+            "Linux extended boot",
+        ),
         (uuid!("ca7d7ccb-63ed-4c53-861c-1742536059cc"), "Linux LUKS"),
-        (uuid!("44479540-f297-41b2-9af7-d131d5f0458a"), "Linux root x86"),
-        (uuid!("b921b045-1df0-41c3-af44-4c6f280d3fae"), "Linux root arm64"),
-        (uuid!("5808c8aa-7e8f-42e0-85d2-e1e90434cfb3"), "Microsoft LDM metadata"),
-        (uuid!("af9b60a0-1431-4f62-bc68-3311714a69ad"), "Microsoft LDM data"),
-        (uuid!("e75caf8f-f680-4cee-afa3-b001e56efc2d"), "Microsoft storage spaces"),
+        (
+            uuid!("44479540-f297-41b2-9af7-d131d5f0458a"),
+            "Linux root x86",
+        ),
+        (
+            uuid!("b921b045-1df0-41c3-af44-4c6f280d3fae"),
+            "Linux root arm64",
+        ),
+        (
+            uuid!("5808c8aa-7e8f-42e0-85d2-e1e90434cfb3"),
+            "Microsoft LDM metadata",
+        ),
+        (
+            uuid!("af9b60a0-1431-4f62-bc68-3311714a69ad"),
+            "Microsoft LDM data",
+        ),
+        (
+            uuid!("e75caf8f-f680-4cee-afa3-b001e56efc2d"),
+            "Microsoft storage spaces",
+        ),
         (uuid!("7c3457ef-0000-11aa-aa11-00306543ecac"), "Apple APFS"),
         (uuid!("426f6f74-0000-11aa-aa11-00306543ecac"), "Apple boot"),
-        (uuid!("516e7cb4-6ecf-11d6-8ff8-00022d09712b"), "FreeBSD data"),
+        (
+            uuid!("516e7cb4-6ecf-11d6-8ff8-00022d09712b"),
+            "FreeBSD data",
+        ),
         (uuid!("516e7cb6-6ecf-11d6-8ff8-00022d09712b"), "FreeBSD UFS"),
         (uuid!("516e7cba-6ecf-11d6-8ff8-00022d09712b"), "FreeBSD ZFS"),
         (uuid!("6a898cc3-1dd2-11b2-99a6-080020736631"), "ZFS"),
-        (uuid!("024dee41-33e7-11d3-9d69-0008c781f39f"), "MBR partition scheme"),
+        (
+            uuid!("024dee41-33e7-11d3-9d69-0008c781f39f"),
+            "MBR partition scheme",
+        ),
     ];
 }
 
@@ -361,9 +399,10 @@ impl PartitionType {
     /// A friendly name for common types, `None` for unknown ones.
     pub fn name(&self) -> Option<&'static str> {
         match self {
-            PartitionType::Gpt(g) => {
-                gpt_types::NAMES.iter().find(|(u, _)| u == g).map(|(_, n)| *n)
-            }
+            PartitionType::Gpt(g) => gpt_types::NAMES
+                .iter()
+                .find(|(u, _)| u == g)
+                .map(|(_, n)| *n),
             PartitionType::Mbr(b) => MBR_NAMES.iter().find(|(t, _)| t == b).map(|(_, n)| *n),
         }
     }
@@ -373,7 +412,9 @@ impl fmt::Display for PartitionType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.name().unwrap_or("unknown");
         match self {
-            PartitionType::Gpt(g) => write!(f, "{name} ({})", g.hyphenated().to_string().to_uppercase()),
+            PartitionType::Gpt(g) => {
+                write!(f, "{name} ({})", g.hyphenated().to_string().to_uppercase())
+            }
             PartitionType::Mbr(b) => write!(f, "{name} (0x{b:02x})"),
         }
     }
@@ -387,7 +428,11 @@ pub enum Warning {
     /// A GPT disk without a protective MBR in LBA 0.
     NoProtectiveMbr,
     /// A partition reaches past the end of the disk.
-    PastDiskEnd { number: u32, end: u64, disk_size: u64 },
+    PastDiskEnd {
+        number: u32,
+        end: u64,
+        disk_size: u64,
+    },
     /// Two partitions overlap.
     Overlap { a: u32, b: u32 },
     /// A GPT partition lies outside the usable area of the table.

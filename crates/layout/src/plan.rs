@@ -4,8 +4,8 @@
 use crate::gpt::{self, Header};
 use crate::mbr;
 use crate::model::{
-    entries_sectors, is_extended_type, GptCopy, GptHealth, GptInfo, HeaderStatus, Layout, MbrEntry, MbrInfo,
-    Partition, PartitionType, Protection, TableKind,
+    entries_sectors, is_extended_type, GptCopy, GptHealth, GptInfo, HeaderStatus, Layout, MbrEntry,
+    MbrInfo, Partition, PartitionType, Protection, TableKind,
 };
 use crate::LayoutError;
 use disk::BlockIo;
@@ -28,7 +28,11 @@ pub struct CopyOptions {
 
 impl Default for CopyOptions {
     fn default() -> Self {
-        CopyOptions { grow_last: false, new_ids: false, keep_boot_code: true }
+        CopyOptions {
+            grow_last: false,
+            new_ids: false,
+            keep_boot_code: true,
+        }
     }
 }
 
@@ -160,8 +164,14 @@ impl TablePlan {
         for (offset, bytes) in self.sectors()? {
             write(target, offset, &bytes)?;
         }
-        target.flush().map_err(|source| LayoutError::Flush { device, source })?;
-        log::info!("{}: partition table written ({} partitions)", target.describe(), self.layout.partitions.len());
+        target
+            .flush()
+            .map_err(|source| LayoutError::Flush { device, source })?;
+        log::info!(
+            "{}: partition table written ({} partitions)",
+            target.describe(),
+            self.layout.partitions.len()
+        );
         Ok(())
     }
 
@@ -172,7 +182,11 @@ impl TablePlan {
         let ssz = u64::from(ss);
         let mut out = Vec::new();
         match &l.kind {
-            TableKind::None => return Err(LayoutError::NoTable { device: l.device.clone() }),
+            TableKind::None => {
+                return Err(LayoutError::NoTable {
+                    device: l.device.clone(),
+                })
+            }
             TableKind::Gpt(g) => {
                 let es = g.entries_sectors(ss);
                 let count = g.entry_count as usize;
@@ -180,12 +194,18 @@ impl TablePlan {
                 let mut entries = vec![0u8; (es * ssz) as usize];
                 for p in &l.partitions {
                     let idx = (p.number as usize).wrapping_sub(1);
-                    let slot = if idx < count { entries.get_mut(idx * size..(idx + 1) * size) } else { None };
-                    let (Some(type_guid), Some(slot)) = (gpt::type_guid(&p.kind), slot)
-                    else {
+                    let slot = if idx < count {
+                        entries.get_mut(idx * size..(idx + 1) * size)
+                    } else {
+                        None
+                    };
+                    let (Some(type_guid), Some(slot)) = (gpt::type_guid(&p.kind), slot) else {
                         return Err(LayoutError::BadRange {
                             device: l.device.clone(),
-                            reason: format!("partition {} does not fit the GPT entries array", p.number),
+                            reason: format!(
+                                "partition {} does not fit the GPT entries array",
+                                p.number
+                            ),
                         });
                     };
                     gpt::write_entry(
@@ -213,14 +233,33 @@ impl TablePlan {
                     entry_size: g.entry_size,
                     entries_crc,
                 };
-                let backup = header(g.backup_header_lba, g.primary_header_lba, g.backup_entries_lba);
-                let primary = header(g.primary_header_lba, g.backup_header_lba, g.primary_entries_lba);
-                out.push((g.backup_entries_lba * ssz, entries.clone()));
-                out.push((g.backup_header_lba * ssz, gpt::build_header(&backup, ss)));
-                out.push((g.primary_entries_lba * ssz, entries));
-                out.push((g.primary_header_lba * ssz, gpt::build_header(&primary, ss)));
-                let m = g.mbr.as_ref().ok_or_else(|| LayoutError::NoTable { device: l.device.clone() })?;
-                out.push((0, mbr::build_sector(ss, &l.boot_code, Some(m.disk_signature), &m.entries, 0)));
+                let backup = header(
+                    g.backup_header_lba,
+                    g.primary_header_lba,
+                    g.backup_entries_lba,
+                );
+                let primary = header(
+                    g.primary_header_lba,
+                    g.backup_header_lba,
+                    g.primary_entries_lba,
+                );
+                out.push((g.backup_entries_lba.saturating_mul(ssz), entries.clone()));
+                out.push((
+                    g.backup_header_lba.saturating_mul(ssz),
+                    gpt::build_header(&backup, ss),
+                ));
+                out.push((g.primary_entries_lba.saturating_mul(ssz), entries));
+                out.push((
+                    g.primary_header_lba.saturating_mul(ssz),
+                    gpt::build_header(&primary, ss),
+                ));
+                let m = g.mbr.as_ref().ok_or_else(|| LayoutError::NoTable {
+                    device: l.device.clone(),
+                })?;
+                out.push((
+                    0,
+                    mbr::build_sector(ss, &l.boot_code, Some(m.disk_signature), &m.entries, 0),
+                ));
             }
             TableKind::Mbr(m) => {
                 let ext = l.partitions.iter().find(|p| p.is_extended);
@@ -236,12 +275,16 @@ impl TablePlan {
                         };
                     }
                     if let Some(next) = m.ebrs.get(k + 1) {
-                        let end = next.logical.and_then(|n| l.partition(n)).map_or(next.lba, |p| p.last_lba);
+                        let end = next
+                            .logical
+                            .and_then(|n| l.partition(n))
+                            .map_or(next.lba, |p| p.last_lba);
                         entries[1] = MbrEntry {
                             boot_indicator: 0,
                             kind: 0x05,
                             start_lba: fit32(next.lba.saturating_sub(ext.first_lba), &l.device)?,
-                            sectors: fit32(end.saturating_sub(next.lba) + 1, &l.device)?,
+                            sectors: u32::try_from(end.saturating_sub(next.lba) + 1)
+                                .unwrap_or(u32::MAX),
                         };
                     }
                     // Entry 0 is relative to this EBR; entry 1 to the extended partition. CHS
@@ -250,9 +293,12 @@ impl TablePlan {
                     if !entries[1].is_empty() {
                         mbr::write_entry(&mut sector, 1, &entries[1], ext.first_lba);
                     }
-                    out.push((ebr.lba * ssz, sector));
+                    out.push((ebr.lba.saturating_mul(ssz), sector));
                 }
-                out.push((0, mbr::build_sector(ss, &l.boot_code, Some(m.disk_signature), &m.entries, 0)));
+                out.push((
+                    0,
+                    mbr::build_sector(ss, &l.boot_code, Some(m.disk_signature), &m.entries, 0),
+                ));
             }
         }
         Ok(out)
@@ -274,12 +320,14 @@ fn fit32(v: u64, device: &str) -> Result<u32, LayoutError> {
 }
 
 fn write(target: &dyn BlockIo, offset: u64, bytes: &[u8]) -> Result<(), LayoutError> {
-    target.write_at(bytes, offset).map_err(|source| LayoutError::Write {
-        device: target.describe(),
-        offset,
-        len: bytes.len() as u64,
-        source,
-    })
+    target
+        .write_at(bytes, offset)
+        .map_err(|source| LayoutError::Write {
+            device: target.describe(),
+            offset,
+            len: bytes.len() as u64,
+            source,
+        })
 }
 
 impl fmt::Display for TablePlan {
@@ -306,7 +354,11 @@ impl fmt::Display for TablePlan {
             )?,
             TableKind::None => writeln!(f, "no partition table")?,
         }
-        writeln!(f, "{:>4} {:>12} {:>12} {:>10}  type", "#", "first LBA", "last LBA", "size")?;
+        writeln!(
+            f,
+            "{:>4} {:>12} {:>12} {:>10}  type",
+            "#", "first LBA", "last LBA", "size"
+        )?;
         for p in &l.partitions {
             let mut extra = String::new();
             if !p.name.is_empty() {
@@ -361,14 +413,21 @@ pub fn plan_copy(
     }
     let mut changes = Vec::new();
     let mut layout = match &src.kind {
-        TableKind::None => return Err(LayoutError::NoTable { device: src.device.clone() }),
+        TableKind::None => {
+            return Err(LayoutError::NoTable {
+                device: src.device.clone(),
+            })
+        }
         TableKind::Gpt(g) => plan_gpt(src, g, target_len, opts, &mut changes)?,
         TableKind::Mbr(m) => plan_mbr(src, m, target_len, opts, &mut changes)?,
     };
     if !opts.keep_boot_code {
         layout.boot_code.clear();
     }
-    Ok(TablePlan { layout, changes })
+    let plan = TablePlan { layout, changes };
+    // Every field must encode before the plan is shown, so that writing cannot fail on it.
+    plan.sectors()?;
+    Ok(plan)
 }
 
 fn plan_gpt(
@@ -381,8 +440,21 @@ fn plan_gpt(
     let ss = src.sector_size;
     let ssz = u64::from(ss);
     let total = target_len / ssz;
+    if u64::from(g.entry_count) * u64::from(g.entry_size) > gpt::MAX_ENTRIES_BYTES
+        || g.entry_size < 128
+    {
+        return Err(LayoutError::BadRange {
+            device: src.device.clone(),
+            reason: format!(
+                "{} GPT entries of {} bytes are not supported",
+                g.entry_count, g.entry_size
+            ),
+        });
+    }
     let es = entries_sectors(g.entry_count, g.entry_size, ss);
-    let entries_lba = if g.primary_entries_lba >= 2 && g.primary_entries_lba + es <= g.first_usable_lba {
+    let entries_lba = if g.primary_entries_lba >= 2
+        && g.primary_entries_lba.saturating_add(es) <= g.first_usable_lba
+    {
         g.primary_entries_lba
     } else {
         2
@@ -397,19 +469,37 @@ fn plan_gpt(
         });
     }
     let max_last = src.partitions.iter().map(|p| p.last_lba).max().unwrap_or(0);
-    let data_end = (max_last + 1).max(g.first_usable_lba);
-    let need_lbas = data_end + es + 1;
+    let need_lbas = max_last
+        .checked_add(1)
+        .map(|end| end.max(g.first_usable_lba))
+        .and_then(|end| end.checked_add(es + 1));
+    let need = need_lbas.and_then(|n| n.checked_mul(ssz));
+    let (Some(need_lbas), Some(need)) = (need_lbas, need) else {
+        return Err(LayoutError::TargetTooSmall {
+            need: u64::MAX,
+            have: target_len,
+        });
+    };
     if total < need_lbas {
-        return Err(LayoutError::TargetTooSmall { need: need_lbas * ssz, have: target_len });
+        return Err(LayoutError::TargetTooSmall {
+            need,
+            have: target_len,
+        });
     }
     let backup_header_lba = total - 1;
     let backup_entries_lba = backup_header_lba - es;
     let last_usable_lba = backup_entries_lba - 1;
     if g.backup_header_lba != backup_header_lba {
-        changes.push(Change::BackupMoved { from_lba: g.backup_header_lba, to_lba: backup_header_lba });
+        changes.push(Change::BackupMoved {
+            from_lba: g.backup_header_lba,
+            to_lba: backup_header_lba,
+        });
     }
     if g.last_usable_lba != last_usable_lba {
-        changes.push(Change::LastUsableMoved { from_lba: g.last_usable_lba, to_lba: last_usable_lba });
+        changes.push(Change::LastUsableMoved {
+            from_lba: g.last_usable_lba,
+            to_lba: last_usable_lba,
+        });
     }
     if matches!(g.health.primary, HeaderStatus::Damaged(_)) {
         changes.push(Change::PrimaryRebuilt);
@@ -418,10 +508,16 @@ fn plan_gpt(
         changes.push(Change::BackupRebuilt);
     }
     let mut partitions = src.partitions.clone();
-    if let Some(p) = partitions.iter().find(|p| p.number == 0 || p.number > g.entry_count) {
+    if let Some(p) = partitions
+        .iter()
+        .find(|p| p.number == 0 || p.number > g.entry_count)
+    {
         return Err(LayoutError::BadRange {
             device: src.device.clone(),
-            reason: format!("partition number {} is outside the {} GPT entries", p.number, g.entry_count),
+            reason: format!(
+                "partition number {} is outside the {} GPT entries",
+                p.number, g.entry_count
+            ),
         });
     }
     let mut grown = Vec::new();
@@ -440,7 +536,9 @@ fn plan_gpt(
         for p in &mut partitions {
             p.guid = Some(Uuid::new_v4());
         }
-        changes.push(Change::NewPartitionGuids { count: partitions.len() });
+        changes.push(Change::NewPartitionGuids {
+            count: partitions.len(),
+        });
     }
     // LBA 0: adapt a protective or hybrid MBR, else make a fresh protective one.
     let old_total = src.disk_size / ssz;
@@ -452,7 +550,12 @@ fn plan_gpt(
                 disk_signature: g.mbr.as_ref().map_or(0, |m| m.disk_signature),
                 protection: Protection::Protective { covers_disk: true },
                 entries: [
-                    MbrEntry { boot_indicator: 0, kind: 0xEE, start_lba: 1, sectors: 0 },
+                    MbrEntry {
+                        boot_indicator: 0,
+                        kind: 0xEE,
+                        start_lba: 1,
+                        sectors: 0,
+                    },
                     MbrEntry::default(),
                     MbrEntry::default(),
                     MbrEntry::default(),
@@ -469,11 +572,15 @@ fn plan_gpt(
                 if protective_only {
                     e.start_lba = 1;
                 }
-                e.sectors = u32::try_from(total - u64::from(e.start_lba)).unwrap_or(u32::MAX);
+                e.sectors =
+                    u32::try_from(total.saturating_sub(u64::from(e.start_lba))).unwrap_or(u32::MAX);
             }
         } else if !e.is_empty() {
             // A hybrid entry mirroring a grown partition follows it when it still fits.
-            if let Some(&(_, _, new_last)) = grown.iter().find(|(first, _, _)| *first == u64::from(e.start_lba)) {
+            if let Some(&(_, _, new_last)) = grown
+                .iter()
+                .find(|(first, _, _)| *first == u64::from(e.start_lba))
+            {
                 if let Ok(n) = u32::try_from(new_last - u64::from(e.start_lba) + 1) {
                     e.sectors = n;
                 }
@@ -516,7 +623,11 @@ fn grow(p: &mut Partition, new_last: u64, ssz: u64, changes: &mut Vec<Change>) {
     let from = p.size;
     p.last_lba = new_last;
     p.size = p.sectors() * ssz;
-    changes.push(Change::Grown { number: p.number, from, to: p.size });
+    changes.push(Change::Grown {
+        number: p.number,
+        from,
+        to: p.size,
+    });
 }
 
 fn plan_mbr(
@@ -529,14 +640,24 @@ fn plan_mbr(
     let ss = src.sector_size;
     let ssz = u64::from(ss);
     let total = target_len / ssz;
-    let ebr_end = m.ebrs.iter().map(|e| e.lba + 1).max().unwrap_or(1);
-    let need = src.used_end().max(ebr_end * ssz).max(ssz);
+    let ebr_end = m
+        .ebrs
+        .iter()
+        .map(|e| e.lba.saturating_add(1))
+        .max()
+        .unwrap_or(1);
+    let need = src.used_end().max(ebr_end.saturating_mul(ssz)).max(ssz);
     if total * ssz < need {
-        return Err(LayoutError::TargetTooSmall { need, have: target_len });
+        return Err(LayoutError::TargetTooSmall {
+            need,
+            have: target_len,
+        });
     }
     let limit_last = total.min(1 << 32) - 1;
     if total > 1 << 32 {
-        changes.push(Change::BeyondMbrLimit { unusable: (total - (1 << 32)) * ssz });
+        changes.push(Change::BeyondMbrLimit {
+            unusable: (total - (1 << 32)) * ssz,
+        });
     }
     let mut partitions = src.partitions.clone();
     if opts.grow_last {
@@ -548,7 +669,11 @@ fn plan_mbr(
         if let Some((number, first, last, logical)) = candidate {
             let blocker = partitions
                 .iter()
-                .find(|c| c.is_extended && !(logical && c.first_lba <= first && first <= c.last_lba) && c.first_lba > last)
+                .find(|c| {
+                    c.is_extended
+                        && !(logical && c.first_lba <= first && first <= c.last_lba)
+                        && c.first_lba > last
+                })
                 .map(|c| c.number);
             if let Some(c) = blocker {
                 return Err(LayoutError::CannotGrow {
@@ -625,7 +750,10 @@ pub fn add_partition(
     name: &str,
 ) -> Result<TablePlan, LayoutError> {
     let device = layout.device.clone();
-    let bad = |reason: String| LayoutError::BadRange { device: device.clone(), reason };
+    let bad = |reason: String| LayoutError::BadRange {
+        device: device.clone(),
+        reason,
+    };
     let ssz = u64::from(layout.sector_size);
     if size == 0 || start % ssz != 0 || size % ssz != 0 {
         return Err(bad(format!(
@@ -634,11 +762,23 @@ pub fn add_partition(
     }
     let first = start / ssz;
     let last = first + size / ssz - 1;
-    if let Some(p) = layout.partitions.iter().find(|p| p.first_lba <= last && first <= p.last_lba) {
-        if p.is_extended && layout.partitions.iter().all(|q| q.number == p.number || !(q.first_lba <= last && first <= q.last_lba)) {
+    if let Some(p) = layout
+        .partitions
+        .iter()
+        .find(|p| p.first_lba <= last && first <= p.last_lba)
+    {
+        if p.is_extended
+            && layout
+                .partitions
+                .iter()
+                .all(|q| q.number == p.number || !(q.first_lba <= last && first <= q.last_lba))
+        {
             return Err(LayoutError::Unsupported {
                 device,
-                what: format!("adding a logical partition inside extended partition {}", p.number),
+                what: format!(
+                    "adding a logical partition inside extended partition {}",
+                    p.number
+                ),
             });
         }
         return Err(bad(format!(
@@ -653,12 +793,19 @@ pub fn add_partition(
                 return Err(bad("the nil GUID is not a partition type".into()));
             }
             if name.encode_utf16().count() > 36 {
-                return Err(bad(format!("the name \"{name}\" is longer than 36 UTF-16 units")));
+                return Err(bad(format!(
+                    "the name \"{name}\" is longer than 36 UTF-16 units"
+                )));
             }
             let number = (1..=g.entry_count)
                 .find(|n| layout.partition(*n).is_none())
                 .ok_or_else(|| bad(format!("all {} GPT entries are used", g.entry_count)))?;
-            let plan = plan_copy(layout, layout.disk_size, layout.sector_size, &CopyOptions::default())?;
+            let plan = plan_copy(
+                layout,
+                layout.disk_size,
+                layout.sector_size,
+                &CopyOptions::default(),
+            )?;
             let TableKind::Gpt(pg) = &plan.layout.kind else {
                 return Err(bad("the planned table is not a GPT".into()));
             };
@@ -672,7 +819,9 @@ pub fn add_partition(
         }
         (TableKind::Mbr(m), PartitionType::Mbr(t)) => {
             if t == 0 || t == 0xEE || is_extended_type(t) {
-                return Err(bad(format!("type 0x{t:02x} cannot be added as a data partition")));
+                return Err(bad(format!(
+                    "type 0x{t:02x} cannot be added as a data partition"
+                )));
             }
             let total = layout.disk_size / ssz;
             if first == 0 || last >= total || last >= 1 << 32 {
@@ -681,15 +830,27 @@ pub fn add_partition(
                 )));
             }
             if let Some(e) = m.ebrs.iter().find(|e| first <= e.lba && e.lba <= last) {
-                return Err(bad(format!("the new partition covers the extended boot record at LBA {}", e.lba)));
+                return Err(bad(format!(
+                    "the new partition covers the extended boot record at LBA {}",
+                    e.lba
+                )));
             }
             let number = (1..=4u32)
                 .find(|n| layout.partition(*n).is_none())
                 .ok_or_else(|| bad("all four primary MBR slots are used".into()))?;
-            let plan = plan_copy(layout, layout.disk_size, layout.sector_size, &CopyOptions::default())?;
+            let plan = plan_copy(
+                layout,
+                layout.disk_size,
+                layout.sector_size,
+                &CopyOptions::default(),
+            )?;
             (plan, number)
         }
-        (_, kind) => return Err(bad(format!("a partition of type {kind} does not belong in this table"))),
+        (_, kind) => {
+            return Err(bad(format!(
+                "a partition of type {kind} does not belong in this table"
+            )))
+        }
     };
     let is_gpt = matches!(layout.kind, TableKind::Gpt(_));
     let p = Partition {
@@ -700,7 +861,11 @@ pub fn add_partition(
         size,
         kind,
         guid: is_gpt.then(Uuid::new_v4),
-        name: if is_gpt { name.to_string() } else { String::new() },
+        name: if is_gpt {
+            name.to_string()
+        } else {
+            String::new()
+        },
         attributes: 0,
         bootable: false,
         is_logical: false,
@@ -720,6 +885,7 @@ pub fn add_partition(
     plan.layout.partitions.sort_by_key(|p| p.number);
     plan.layout.device = layout.device.clone();
     plan.changes.push(Change::Added { number });
+    plan.sectors()?;
     Ok(plan)
 }
 
@@ -744,7 +910,10 @@ pub fn invalidate(target: &dyn BlockIo, sector_size: u32) -> Result<(), LayoutEr
             write(target, offset, &vec![0u8; n as usize])?;
         }
     }
-    target.flush().map_err(|source| LayoutError::Flush { device: target.describe(), source })?;
+    target.flush().map_err(|source| LayoutError::Flush {
+        device: target.describe(),
+        source,
+    })?;
     log::info!("{}: partition table invalidated", target.describe());
     Ok(())
 }

@@ -4,8 +4,8 @@
 use crate::gpt::{self, Header};
 use crate::mbr;
 use crate::model::{
-    entries_sectors, is_extended_type, Ebr, GptCopy, GptDamage, GptHealth, GptInfo, HeaderStatus, Layout,
-    MbrEntry, MbrInfo, Partition, PartitionType, Protection, TableKind, Warning,
+    entries_sectors, is_extended_type, Ebr, GptCopy, GptDamage, GptHealth, GptInfo, HeaderStatus,
+    Layout, MbrEntry, MbrInfo, Partition, PartitionType, Protection, TableKind, Warning,
 };
 use crate::LayoutError;
 use disk::BlockIo;
@@ -61,13 +61,18 @@ pub fn read(io: &dyn BlockIo) -> Result<Layout, LayoutError> {
         return Err(LayoutError::GptUnreadable {
             device,
             primary: GptDamage::BadSignature { lba },
-            backup: GptDamage::BadSignature { lba: (len / u64::from(valid_ss(dev_ss))).saturating_sub(1) },
+            backup: GptDamage::BadSignature {
+                lba: (len / u64::from(valid_ss(dev_ss))).saturating_sub(1),
+            },
         });
     }
     if mbr_ok {
         return read_mbr(io, valid_ss(dev_ss), &lba0);
     }
-    log::debug!("{device}: no partition table ({})", mbr::not_an_mbr(&lba0).unwrap_or("unknown"));
+    log::debug!(
+        "{device}: no partition table ({})",
+        mbr::not_an_mbr(&lba0).unwrap_or("unknown")
+    );
     Ok(Layout {
         device,
         disk_size: len,
@@ -100,12 +105,13 @@ fn sector_candidates(dev_ss: u32) -> Vec<u32> {
 
 fn read_vec(io: &dyn BlockIo, offset: u64, len: usize) -> Result<Vec<u8>, LayoutError> {
     let mut buf = vec![0u8; len];
-    io.read_at(&mut buf, offset).map_err(|source| LayoutError::Read {
-        device: io.describe(),
-        offset,
-        len: len as u64,
-        source,
-    })?;
+    io.read_at(&mut buf, offset)
+        .map_err(|source| LayoutError::Read {
+            device: io.describe(),
+            offset,
+            len: len as u64,
+            source,
+        })?;
     Ok(buf)
 }
 
@@ -130,13 +136,25 @@ fn read_copy(
     let mut sector = vec![0u8; ss as usize];
     let offset = lba * u64::from(ss);
     if let Err(e) = io.read_at(&mut sector, offset) {
-        return Err((GptDamage::Unreadable { lba, error: e.to_string() }, None));
+        return Err((
+            GptDamage::Unreadable {
+                lba,
+                error: e.to_string(),
+            },
+            None,
+        ));
     }
-    let header = gpt::parse_header(&sector, lba, total, ss).map_err(|d| (d, None))?;
+    let header = gpt::parse_header(&sector, lba, ss).map_err(|d| (d, None))?;
     let bytes = u64::from(header.entry_count) * u64::from(header.entry_size);
     let mut entries = vec![0u8; bytes as usize];
-    if let Err(e) = io.read_at(&mut entries, header.entries_lba * u64::from(ss)) {
-        let d = GptDamage::Unreadable { lba: header.entries_lba, error: e.to_string() };
+    if let Err(e) = io.read_at(
+        &mut entries,
+        header.entries_lba.saturating_mul(u64::from(ss)),
+    ) {
+        let d = GptDamage::Unreadable {
+            lba: header.entries_lba,
+            error: e.to_string(),
+        };
         return Err((d, Some(header)));
     }
     if let Err(d) = gpt::check_entries(&header, &entries) {
@@ -150,8 +168,14 @@ fn mbr_info(lba0: &[u8], total: u64) -> Option<MbrInfo> {
         return None;
     }
     let entries = mbr::parse_entries(lba0);
-    let ee: Vec<&MbrEntry> = entries.iter().filter(|e| e.kind == 0xEE && !e.is_empty()).collect();
-    let others = entries.iter().filter(|e| e.kind != 0xEE && !e.is_empty()).count();
+    let ee: Vec<&MbrEntry> = entries
+        .iter()
+        .filter(|e| e.kind == 0xEE && !e.is_empty())
+        .collect();
+    let others = entries
+        .iter()
+        .filter(|e| e.kind != 0xEE && !e.is_empty())
+        .count();
     let protection = match (ee.first(), others) {
         (None, _) => Protection::None,
         (Some(_), n) if n > 0 => Protection::Hybrid,
@@ -163,12 +187,19 @@ fn mbr_info(lba0: &[u8], total: u64) -> Option<MbrInfo> {
             }
         }
     };
-    Some(MbrInfo { disk_signature: gpt::u32_at(lba0, 440), protection, entries, ebrs: Vec::new() })
+    Some(MbrInfo {
+        disk_signature: gpt::u32_at(lba0, 440),
+        protection,
+        entries,
+        ebrs: Vec::new(),
+    })
 }
 
 fn boot_code(lba0: &[u8]) -> Vec<u8> {
     if mbr::has_boot_signature(lba0) {
-        lba0.get(..mbr::BOOT_CODE_LEN).map(<[u8]>::to_vec).unwrap_or_default()
+        lba0.get(..mbr::BOOT_CODE_LEN)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default()
     } else {
         Vec::new()
     }
@@ -179,7 +210,7 @@ fn read_gpt(io: &dyn BlockIo, ss: u32, lba0: &[u8]) -> Result<Option<Layout>, La
     let device = io.describe();
     let len = io.len();
     let total = len / u64::from(ss);
-    if total < 3 {
+    if total < 2 {
         return Ok(None);
     }
     let mbr = mbr_info(lba0, total);
@@ -197,12 +228,16 @@ fn read_gpt(io: &dyn BlockIo, ss: u32, lba0: &[u8]) -> Result<Option<Layout>, La
     }
     places.push(total - 1);
     if let Some(m) = &mbr {
-        for e in m.entries.iter().filter(|e| e.kind == 0xEE && e.sectors != u32::MAX && !e.is_empty()) {
+        for e in m
+            .entries
+            .iter()
+            .filter(|e| e.kind == 0xEE && e.sectors != u32::MAX && !e.is_empty())
+        {
             places.push(u64::from(e.start_lba) + u64::from(e.sectors) - 1);
         }
     }
     let mut seen = HashSet::new();
-    places.retain(|p| seen.insert(*p));
+    places.retain(|p| *p >= 2 && seen.insert(*p));
     let mut backup: Option<Result<Copy, (GptDamage, Option<Header>)>> = None;
     let mut backup_lba = places.first().copied().unwrap_or(total - 1);
     for &lba in &places {
@@ -220,11 +255,24 @@ fn read_gpt(io: &dyn BlockIo, ss: u32, lba0: &[u8]) -> Result<Option<Layout>, La
             backup = Some(r);
         }
     }
-    let Some(backup) = backup else {
-        return Ok(None);
-    };
+    let backup = backup.unwrap_or_else(|| {
+        let error = format!("the disk ({total} sectors) is too small to hold a backup GPT");
+        Err((
+            GptDamage::Unreadable {
+                lba: total - 1,
+                error,
+            },
+            None,
+        ))
+    });
     let signature_seen = |r: &Result<Copy, (GptDamage, Option<Header>)>| {
-        !matches!(r, Err((GptDamage::BadSignature { .. } | GptDamage::Unreadable { .. }, _)))
+        !matches!(
+            r,
+            Err((
+                GptDamage::BadSignature { .. } | GptDamage::Unreadable { .. },
+                None
+            ))
+        )
     };
     if !signature_seen(&primary) && !signature_seen(&backup) {
         return Ok(None);
@@ -239,7 +287,10 @@ fn read_gpt(io: &dyn BlockIo, ss: u32, lba0: &[u8]) -> Result<Option<Layout>, La
         Err((d, _)) => (HeaderStatus::Damaged(d), None),
     };
     if backup_copy.is_some() && backup_lba != total - 1 {
-        backup_status = HeaderStatus::Misplaced { lba: backup_lba, expected_lba: total - 1 };
+        backup_status = HeaderStatus::Misplaced {
+            lba: backup_lba,
+            expected_lba: total - 1,
+        };
     }
     let (used, chosen) = match (&primary_copy, &backup_copy) {
         (Some(p), _) => (GptCopy::Primary, p),
@@ -274,7 +325,10 @@ fn read_gpt(io: &dyn BlockIo, ss: u32, lba0: &[u8]) -> Result<Option<Layout>, La
     };
     let mut warnings = Vec::new();
     if u64::from(io.logical_sector_size()) != u64::from(ss) {
-        warnings.push(Warning::SectorSizeDiffers { device: io.logical_sector_size(), table: ss });
+        warnings.push(Warning::SectorSizeDiffers {
+            device: io.logical_sector_size(),
+            table: ss,
+        });
     }
     if !matches!(&mbr, Some(m) if m.protection != Protection::None) {
         warnings.push(Warning::NoProtectiveMbr);
@@ -291,9 +345,14 @@ fn read_gpt(io: &dyn BlockIo, ss: u32, lba0: &[u8]) -> Result<Option<Layout>, La
         }
         let (Some(start), Some(end)) = (
             e.first_lba.checked_mul(u64::from(ss)),
-            e.last_lba.checked_add(1).and_then(|l| l.checked_mul(u64::from(ss))),
+            e.last_lba
+                .checked_add(1)
+                .and_then(|l| l.checked_mul(u64::from(ss))),
         ) else {
-            warnings.push(Warning::InvalidEntry { number, reason: "LBA out of range".into() });
+            warnings.push(Warning::InvalidEntry {
+                number,
+                reason: "LBA out of range".into(),
+            });
             continue;
         };
         if e.first_lba < h.first_usable || e.last_lba > h.last_usable {
@@ -324,7 +383,12 @@ fn read_gpt(io: &dyn BlockIo, ss: u32, lba0: &[u8]) -> Result<Option<Layout>, La
         backup_entries_lba,
         entry_count: h.entry_count,
         entry_size: h.entry_size,
-        health: GptHealth { primary: primary_status, backup: backup_status, used, copies_differ },
+        health: GptHealth {
+            primary: primary_status,
+            backup: backup_status,
+            used,
+            copies_differ,
+        },
         mbr,
     };
     if !info.health.is_ok() {
@@ -360,7 +424,10 @@ fn read_mbr(io: &dyn BlockIo, ss: u32, lba0: &[u8]) -> Result<Layout, LayoutErro
             continue;
         }
         if e.start_lba == 0 {
-            warnings.push(Warning::InvalidEntry { number, reason: "it starts at LBA 0 (the MBR itself)".into() });
+            warnings.push(Warning::InvalidEntry {
+                number,
+                reason: "it starts at LBA 0 (the MBR itself)".into(),
+            });
             continue;
         }
         let first = u64::from(e.start_lba);
@@ -396,7 +463,9 @@ fn read_mbr(io: &dyn BlockIo, ss: u32, lba0: &[u8]) -> Result<Layout, LayoutErro
     // A leftover backup GPT header at the end (an old GPT disk relabelled by an old tool).
     if total > 2 {
         let mut sector = vec![0u8; ss as usize];
-        if io.read_at(&mut sector, (total - 1) * u64::from(ss)).is_ok() && gpt::has_signature(&sector) {
+        if io.read_at(&mut sector, (total - 1) * u64::from(ss)).is_ok()
+            && gpt::has_signature(&sector)
+        {
             warnings.push(Warning::StaleBackupGpt { lba: total - 1 });
         }
     }
@@ -442,16 +511,26 @@ fn read_ebr_chain(
         }
         let mut sector = vec![0u8; ss.max(512) as usize];
         if let Err(e) = io.read_at(&mut sector, cur * u64::from(ss)) {
-            warnings.push(Warning::EbrUnreadable { lba: cur, reason: e.to_string() });
+            warnings.push(Warning::EbrUnreadable {
+                lba: cur,
+                reason: e.to_string(),
+            });
             break;
         }
         if !mbr::has_boot_signature(&sector) {
-            warnings.push(Warning::EbrUnreadable { lba: cur, reason: "no 0x55AA signature".into() });
+            warnings.push(Warning::EbrUnreadable {
+                lba: cur,
+                reason: "no 0x55AA signature".into(),
+            });
             break;
         }
         let entries = mbr::parse_entries(&sector);
         let code = &sector[..mbr::TABLE_OFFSET];
-        let boot_code = if code.iter().any(|&b| b != 0) { code.to_vec() } else { Vec::new() };
+        let boot_code = if code.iter().any(|&b| b != 0) {
+            code.to_vec()
+        } else {
+            Vec::new()
+        };
         let mut logical = None;
         let data = &entries[0];
         if !data.is_empty() && !is_extended_type(data.kind) {
@@ -492,8 +571,16 @@ fn read_ebr_chain(
                 });
             }
         }
-        ebrs.push(Ebr { lba: cur, logical, boot_code });
-        match entries.iter().skip(1).find(|e| !e.is_empty() && is_extended_type(e.kind)) {
+        ebrs.push(Ebr {
+            lba: cur,
+            logical,
+            boot_code,
+        });
+        match entries
+            .iter()
+            .skip(1)
+            .find(|e| !e.is_empty() && is_extended_type(e.kind))
+        {
             Some(link) => cur = ext_first + u64::from(link.start_lba),
             None => break,
         }
@@ -515,14 +602,21 @@ fn finish(layout: &mut Layout) {
     }
     // Overlaps among non-container partitions (a sweep over starts), then containers against
     // primary partitions.
-    let mut data: Vec<&Partition> = layout.partitions.iter().filter(|p| !p.is_extended).collect();
+    let mut data: Vec<&Partition> = layout
+        .partitions
+        .iter()
+        .filter(|p| !p.is_extended)
+        .collect();
     data.sort_by_key(|p| (p.first_lba, p.number));
     let mut overlaps = Vec::new();
     let mut reach: Option<&Partition> = None;
     for p in &data {
         if let Some(r) = reach {
             if p.first_lba <= r.last_lba && overlaps.len() < MAX_OVERLAP_WARNINGS {
-                overlaps.push(Warning::Overlap { a: r.number.min(p.number), b: r.number.max(p.number) });
+                overlaps.push(Warning::Overlap {
+                    a: r.number.min(p.number),
+                    b: r.number.max(p.number),
+                });
             }
             if p.last_lba > r.last_lba {
                 reach = Some(p);
@@ -532,9 +626,19 @@ fn finish(layout: &mut Layout) {
         }
     }
     for c in layout.partitions.iter().filter(|p| p.is_extended) {
-        for p in layout.partitions.iter().filter(|p| !p.is_logical && p.number != c.number) {
-            if p.first_lba <= c.last_lba && c.first_lba <= p.last_lba && overlaps.len() < MAX_OVERLAP_WARNINGS {
-                overlaps.push(Warning::Overlap { a: c.number.min(p.number), b: c.number.max(p.number) });
+        for p in layout
+            .partitions
+            .iter()
+            .filter(|p| !p.is_logical && p.number != c.number)
+        {
+            if p.first_lba <= c.last_lba
+                && c.first_lba <= p.last_lba
+                && overlaps.len() < MAX_OVERLAP_WARNINGS
+            {
+                overlaps.push(Warning::Overlap {
+                    a: c.number.min(p.number),
+                    b: c.number.max(p.number),
+                });
             }
         }
     }

@@ -55,8 +55,19 @@ impl FakeTree {
     /// A block device at `sys/<devpath>` (which ends in `block/NAME`), linked from
     /// `sys/block/NAME`, with `dev`, `size` (512-byte units) and the usual queue attributes.
     /// `device_rel` is the relative target of the `device` link, if the device has one.
-    pub fn block(&self, devpath: &str, dev: &str, size_512: u64, device_rel: Option<&str>) -> Dev<'_> {
-        let name = Path::new(devpath).file_name().unwrap().to_str().unwrap().to_string();
+    pub fn block(
+        &self,
+        devpath: &str,
+        dev: &str,
+        size_512: u64,
+        device_rel: Option<&str>,
+    ) -> Dev<'_> {
+        let name = Path::new(devpath)
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         let base = format!("sys/{devpath}");
         self.mkdir(&base);
         self.symlink(&format!("../{devpath}"), &format!("sys/block/{name}"));
@@ -64,7 +75,11 @@ impl FakeTree {
             self.symlink(target, &format!("{base}/device"));
             fs::create_dir_all(self.path(&base).join(target)).unwrap();
         }
-        let d = Dev { tree: self, base, name };
+        let d = Dev {
+            tree: self,
+            base,
+            name,
+        };
         d.attr("dev", format!("{dev}\n"));
         d.attr("size", format!("{size_512}\n"));
         d.attr("queue/logical_block_size", "512\n");
@@ -115,13 +130,27 @@ impl Dev<'_> {
         let link = self.tree.path(&format!("{}/device", self.base));
         let target = fs::read_link(&link).unwrap();
         let abs = fs::canonicalize(link.parent().unwrap().join(target)).unwrap_or_else(|_| {
-            panic!("device link of {} must point to an existing directory", self.name)
+            panic!(
+                "device link of {} must point to an existing directory",
+                self.name
+            )
         });
-        abs.strip_prefix(fs::canonicalize(self.tree.dir.path()).unwrap()).unwrap().to_str().unwrap().to_string()
+        abs.strip_prefix(fs::canonicalize(self.tree.dir.path()).unwrap())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string()
     }
 
     /// A partition subdirectory: `partition`, `start` and `size` (512-byte units), `dev`.
-    pub fn partition(&self, name: &str, number: u32, start_512: u64, size_512: u64, dev: &str) -> &Self {
+    pub fn partition(
+        &self,
+        name: &str,
+        number: u32,
+        start_512: u64,
+        size_512: u64,
+        dev: &str,
+    ) -> &Self {
         self.attr(&format!("{name}/partition"), format!("{number}\n"));
         self.attr(&format!("{name}/start"), format!("{start_512}\n"));
         self.attr(&format!("{name}/size"), format!("{size_512}\n"));
@@ -145,7 +174,10 @@ pub fn standard_tree() -> FakeTree {
     let t = FakeTree::new();
 
     // SATA on AHCI.
-    t.symlink("../../../bus/pci/drivers/ahci", "sys/devices/pci0000:00/0000:00:1f.2/driver");
+    t.symlink(
+        "../../../bus/pci/drivers/ahci",
+        "sys/devices/pci0000:00/0000:00:1f.2/driver",
+    );
     let sda = t.block(
         "devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda",
         "8:0",
@@ -193,21 +225,39 @@ pub fn standard_tree() -> FakeTree {
         Some("../../../6:0:0:0"),
     );
     // Bridges often return an empty serial page.
-    sdb.attr("device/vpd_pg80", [0x00, 0x80, 0x00, 0x04, b' ', b' ', 0, 0])
-        .attr("device/model", "Flash Disk      \n")
-        .attr("device/vendor", "Generic \n")
-        .attr("removable", "1\n")
-        .attr("queue/rotational", "1\n")
-        .partition("sdb1", 1, 2048, 30_029_824, "8:17");
+    sdb.attr(
+        "device/vpd_pg80",
+        [0x00, 0x80, 0x00, 0x04, b' ', b' ', 0, 0],
+    )
+    .attr("device/model", "Flash Disk      \n")
+    .attr("device/vendor", "Generic \n")
+    .attr("removable", "1\n")
+    .attr("queue/rotational", "1\n")
+    .partition("sdb1", 1, 2048, 30_029_824, "8:17");
 
     // virtio-blk.
-    let vda = t.block("devices/pci0000:00/0000:00:02.0/virtio1/block/vda", "254:0", 41_943_040, Some("../../../virtio1"));
-    vda.attr("serial", "QM00001\n").attr("device/vendor", "0x1af4\n");
+    let vda = t.block(
+        "devices/pci0000:00/0000:00:02.0/virtio1/block/vda",
+        "254:0",
+        41_943_040,
+        Some("../../../virtio1"),
+    );
+    vda.attr("serial", "QM00001\n")
+        .attr("device/vendor", "0x1af4\n");
 
     // PATA disk on ata_piix; SATA disk on ata_piix whose link reports a SATA speed.
-    t.symlink("../../../bus/pci/drivers/ata_piix", "sys/devices/pci0000:00/0000:00:01.1/driver");
-    t.write("sys/devices/pci0000:00/0000:00:01.1/ata2/link2/ata_link/link2/sata_spd", "<unknown>\n");
-    t.write("sys/devices/pci0000:00/0000:00:01.1/ata3/link3/ata_link/link3/sata_spd", "3.0 Gbps\n");
+    t.symlink(
+        "../../../bus/pci/drivers/ata_piix",
+        "sys/devices/pci0000:00/0000:00:01.1/driver",
+    );
+    t.write(
+        "sys/devices/pci0000:00/0000:00:01.1/ata2/link2/ata_link/link2/sata_spd",
+        "<unknown>\n",
+    );
+    t.write(
+        "sys/devices/pci0000:00/0000:00:01.1/ata3/link3/ata_link/link3/sata_spd",
+        "3.0 Gbps\n",
+    );
     t.block(
         "devices/pci0000:00/0000:00:01.1/ata2/host1/target1:0:0/1:0:0:0/block/sdc",
         "8:32",
@@ -266,7 +316,12 @@ pub fn standard_tree() -> FakeTree {
     // Xen disk: almost nothing, and an odd `ro`.
     let xvda = t.block("devices/vbd-51712/block/xvda", "202:0", 20_971_520, None);
     xvda.attr("ro", "garbage\n");
-    for f in ["removable", "queue/rotational", "queue/discard_max_bytes", "queue/physical_block_size"] {
+    for f in [
+        "removable",
+        "queue/rotational",
+        "queue/discard_max_bytes",
+        "queue/physical_block_size",
+    ] {
         fs::remove_file(t.path(&format!("{}/{f}", xvda.base))).unwrap();
     }
 
@@ -279,7 +334,8 @@ pub fn standard_tree() -> FakeTree {
         .attr("dm/name", "vg-home\n")
         .attr("dm/uuid", "LVM-Hq3bEh2bVw\n")
         .mkdir("slaves/sda3");
-    t.block("devices/virtual/block/md127", "9:127", 0, None).attr("md/level", "raid1\n");
+    t.block("devices/virtual/block/md127", "9:127", 0, None)
+        .attr("md/level", "raid1\n");
 
     // Device nodes: plain files stand in for nodes; /dev/mapper and by-uuid links resolve.
     for n in ["sda", "sda1", "sda2", "sda3", "dm-0", "nvme0n1p1"] {
@@ -298,6 +354,9 @@ pub fn standard_tree() -> FakeTree {
         "34 27 0:45 /@data /srv rw - btrfs /dev/sde1 rw,subvol=/@data\n",
         "35 27 0:46 / /tmp rw - tmpfs tmpfs rw\n",
     ));
-    t.swaps(&[("/dev/disk/by-uuid/5e1f-swap", "partition"), ("/swapfile", "file")]);
+    t.swaps(&[
+        ("/dev/disk/by-uuid/5e1f-swap", "partition"),
+        ("/swapfile", "file"),
+    ]);
     t
 }

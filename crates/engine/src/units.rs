@@ -1,7 +1,7 @@
 //! Human-readable sizes: binary units with one decimal, as lsblk prints them.
 
 /// `1536` → `1.5 KiB`, `0` → `0 B`.
-pub fn size(bytes: u64) -> String {
+pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     if bytes < 1024 {
         return format!("{bytes} B");
@@ -21,7 +21,7 @@ pub fn size(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::size;
+    use super::human as size;
 
     #[test]
     fn sizes_use_binary_units_with_one_decimal() {

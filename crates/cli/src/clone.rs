@@ -1,0 +1,268 @@
+//! `lifeboat clone SOURCE TARGET` and `lifeboat copy SOURCE-PARTITION TARGET-PARTITION`.
+
+use crate::jobs;
+use anyhow::{Context, Result};
+use disk::{BlockIo, FileDisk, Window, WriteConsent};
+use engine::clone::{CloneOptions, GrowFs, JobReport};
+use engine::grow::PartitionAt;
+use engine::rescue::ReadPolicy;
+use std::path::Path;
+
+/// Options shared by clone and copy.
+#[derive(Debug, clap::Args)]
+pub struct WriteArgs {
+    /// Read back what was written and compare it with the source.
+    #[arg(long)]
+    pub verify: bool,
+    /// Stop at the first unreadable source sector instead of skipping it.
+    #[arg(long)]
+    pub strict: bool,
+    /// Print the plan and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (scripts).
+    #[arg(long)]
+    pub yes: bool,
+    /// Progress and result as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Exit code of a finished job: 3 when sectors were skipped.
+fn finish(report: &JobReport, extra: &[String], json: bool) -> Result<u8> {
+    let code = if report.bad_sectors.is_empty() {
+        0
+    } else {
+        crate::exit::BAD_SECTORS
+    };
+    if json {
+        let line = serde_json::json!({ "event": "done", "report": report, "notes": extra });
+        crate::emit(&(line.to_string() + "\n"))?;
+    } else {
+        let mut text = format!(
+            "done: {} copied in {:.1} s{}\n",
+            engine::units::human(report.bytes_copied),
+            report.seconds,
+            if report.verified { ", verified" } else { "" }
+        );
+        for n in report.notes.iter().chain(extra) {
+            text.push_str(&format!("note: {n}\n"));
+        }
+        for r in &report.bad_sectors.ranges {
+            text.push_str(&format!(
+                "unreadable: {} bytes at byte {}\n",
+                r.len, r.offset
+            ));
+        }
+        crate::emit(&text)?;
+    }
+    Ok(code)
+}
+
+fn consent(target: &Path, identity: &str, yes: bool) -> WriteConsent {
+    if yes {
+        WriteConsent::from_yes_flag(target, identity)
+    } else {
+        WriteConsent::confirmed_by_user(target, identity)
+    }
+}
+
+pub fn clone(
+    source: &str,
+    target: &str,
+    grow_last: bool,
+    new_ids: bool,
+    args: &WriteArgs,
+) -> Result<u8> {
+    let source = crate::resolve_target(source)?;
+    let target = crate::resolve_target(target)?;
+    let devices = disk::discover(&disk::SysRoot::default(), &disk::DiscoverOptions::default())?;
+    let checked = engine::safety::check_target(&target, &[&source], &devices)?;
+    let src = FileDisk::open_read(&source)?;
+    let opts = CloneOptions {
+        grow_last,
+        new_ids,
+        verify: args.verify,
+        read: ReadPolicy {
+            strict: args.strict,
+        },
+    };
+    let is_block = checked.device.is_some();
+    let target_sector = if is_block {
+        Some(FileDisk::open_read(&target)?.logical_sector_size())
+    } else {
+        None
+    };
+    let plan = engine::clone::plan_clone(
+        &src,
+        &target.display().to_string(),
+        checked.size,
+        target_sector,
+        &opts,
+    )
+    .with_context(|| {
+        format!(
+            "planning the clone of {} to {}",
+            source.display(),
+            target.display()
+        )
+    })?;
+    let src = if is_block {
+        src
+    } else {
+        let ss = plan.source_layout.sector_size;
+        FileDisk::open_read(&source)?.with_sector_size(ss, ss)?
+    };
+    if args.json {
+        let line = serde_json::json!({ "event": "plan", "plan": plan.to_string() });
+        crate::emit(&(line.to_string() + "\n"))?;
+    } else {
+        crate::emit(&plan.to_string())?;
+    }
+    if args.dry_run {
+        return Ok(0);
+    }
+    jobs::confirm("EVERYTHING ON THIS DISK", &checked.identity, args.yes)?;
+    let consent = consent(&target, &checked.identity, args.yes);
+    let ss = plan.table.layout().sector_size;
+    let dst = FileDisk::open_write(&target, &consent)?;
+    let dst = if is_block {
+        dst
+    } else {
+        dst.with_sector_size(ss, ss)?
+    };
+    let cancel = jobs::cancel_on_ctrl_c();
+    let printer = jobs::progress_printer(args.json);
+    let report =
+        engine::clone::execute_clone(&plan, &src, &dst, &opts, printer.as_deref(), &cancel)?;
+    let mut notes = Vec::new();
+    if is_block {
+        if let Err(e) = dst.reread_partitions() {
+            notes.push(format!(
+                "the kernel did not re-read the new partition table ({e}): reboot before using it"
+            ));
+        }
+    }
+    drop(dst);
+    if let Some(grow) = &plan.grow {
+        notes.push(grow_last_fs(grow, &plan, &target, is_block)?);
+    }
+    finish(&report, &notes, args.json)
+}
+
+fn grow_last_fs(
+    grow: &GrowFs,
+    plan: &engine::clone::ClonePlan,
+    target: &Path,
+    is_block: bool,
+) -> Result<String> {
+    let number = match grow {
+        GrowFs::Resize2fs { number, .. }
+        | GrowFs::Ntfsresize { number, .. }
+        | GrowFs::PartitionOnly { number, .. } => *number,
+    };
+    let part = plan
+        .table
+        .layout()
+        .partition(number)
+        .with_context(|| format!("partition {number} is missing from the planned table"))?;
+    let at = if is_block {
+        let devices = disk::discover(&disk::SysRoot::default(), &disk::DiscoverOptions::default())?;
+        let node = devices
+            .iter()
+            .find(|d| d.path == target)
+            .and_then(|d| d.partitions.iter().find(|p| p.number == Some(number)))
+            .map(|p| p.path.clone());
+        match node {
+            Some(n) => PartitionAt::Node(n),
+            None => PartitionAt::Range {
+                path: target.to_path_buf(),
+                offset: part.start,
+                len: part.size,
+            },
+        }
+    } else {
+        PartitionAt::Range {
+            path: target.to_path_buf(),
+            offset: part.start,
+            len: part.size,
+        }
+    };
+    Ok(engine::grow::grow_filesystem(grow, &at)?)
+}
+
+/// Opens `path` read-only, as the whole object or as partition `part` of a disk image.
+fn open_part(path: &Path, part: Option<u32>) -> Result<(FileDisk, u64, u64)> {
+    let io = FileDisk::open_read(path)?;
+    match part {
+        None => {
+            let len = io.len();
+            Ok((io, 0, len))
+        }
+        Some(n) => {
+            let layout = layout::read(&io)
+                .with_context(|| format!("reading the partition table of {}", path.display()))?;
+            let p = layout
+                .partition(n)
+                .with_context(|| format!("{} has no partition {n}", path.display()))?;
+            Ok((io, p.start, p.size))
+        }
+    }
+}
+
+pub fn copy(
+    source: &str,
+    target: &str,
+    part: Option<u32>,
+    to_part: Option<u32>,
+    args: &WriteArgs,
+) -> Result<u8> {
+    let source = crate::resolve_target(source)?;
+    let target = crate::resolve_target(target)?;
+    let devices = disk::discover(&disk::SysRoot::default(), &disk::DiscoverOptions::default())?;
+    let checked = engine::safety::check_target(&target, &[&source], &devices)?;
+    let (src_io, src_start, src_len) = open_part(&source, part)?;
+    let (_, dst_start, dst_len) = open_part(&target, to_part)?;
+    let src = Window::new(&src_io, src_start, src_len)?;
+    let target_name = match to_part {
+        Some(n) => format!("partition {n} of {}", target.display()),
+        None => target.display().to_string(),
+    };
+    let plan = engine::clone::plan_copy_partition(&src, &target_name, dst_len)?;
+    let opts = CloneOptions {
+        grow_last: false,
+        new_ids: false,
+        verify: args.verify,
+        read: ReadPolicy {
+            strict: args.strict,
+        },
+    };
+    if args.json {
+        let line = serde_json::json!({ "event": "plan", "plan": plan.to_string() });
+        crate::emit(&(line.to_string() + "\n"))?;
+    } else {
+        crate::emit(&plan.to_string())?;
+    }
+    if args.dry_run {
+        return Ok(0);
+    }
+    let identity = match to_part {
+        Some(n) => format!("partition {n} of {}", checked.identity),
+        None => checked.identity.clone(),
+    };
+    jobs::confirm("EVERYTHING ON THIS PARTITION", &identity, args.yes)?;
+    let consent = consent(&target, &identity, args.yes);
+    let dst_io = FileDisk::open_write(&target, &consent)?;
+    let dst = Window::new(&dst_io, dst_start, dst_len)?;
+    let cancel = jobs::cancel_on_ctrl_c();
+    let printer = jobs::progress_printer(args.json);
+    let report = engine::clone::execute_copy_partition(
+        &plan,
+        &src,
+        &dst,
+        &opts,
+        printer.as_deref(),
+        &cancel,
+    )?;
+    finish(&report, &[], args.json)
+}

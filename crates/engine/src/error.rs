@@ -1,0 +1,60 @@
+//! The engine's errors: each variant carries the facts a user needs to act.
+
+use std::io;
+
+/// Why a job stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("reading {len} bytes at byte {offset} of {device}: {source}")]
+    Read {
+        device: String,
+        offset: u64,
+        len: usize,
+        source: io::Error,
+    },
+    #[error("writing {len} bytes at byte {offset} of {device}: {source}")]
+    Write {
+        device: String,
+        offset: u64,
+        len: usize,
+        source: io::Error,
+    },
+    #[error("flushing {device}: {source}")]
+    Flush { device: String, source: io::Error },
+    #[error("unreadable sector at byte {offset} of {device} (--strict stops at the first one)")]
+    UnreadableSector { device: String, offset: u64 },
+    #[error("refusing to write to {device}: {reason}")]
+    TargetInUse { device: String, reason: String },
+    #[error("refusing to write to {device}: it is the source")]
+    SameDevice { device: String },
+    #[error("target {device} is too small: it needs {need} bytes, has {have} ({short} bytes short)", short = need - have)]
+    TargetTooSmall {
+        device: String,
+        need: u64,
+        have: u64,
+    },
+    #[error("{device} has no partition table: {hint}")]
+    NoTable { device: String, hint: String },
+    #[error("partition {number} not found on {device}")]
+    NoSuchPartition { device: String, number: u32 },
+    #[error("cancelled: {state}")]
+    Cancelled { state: String },
+    #[error("verify failed: {len} bytes at byte {offset} of {target} differ from the source")]
+    VerifyMismatch {
+        target: String,
+        offset: u64,
+        len: u64,
+    },
+    #[error("{tool} on {device} failed: {output}")]
+    Tool {
+        tool: String,
+        device: String,
+        output: String,
+    },
+    #[error(transparent)]
+    Layout(#[from] layout::LayoutError),
+    #[error(transparent)]
+    Disk(#[from] disk::DiskError),
+    #[error(transparent)]
+    Discover(#[from] disk::DiscoverError),
+}

@@ -1,0 +1,149 @@
+//! Growing the file system of a grown partition with the file system's own tool (resize2fs,
+//! ntfsresize), on a partition of a block device or a byte range of a disk image file (through a
+//! loop device).
+
+use crate::clone::GrowFs;
+use crate::error::JobError;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where the partition to grow is: a device node of its own, or a range of a file or disk.
+#[derive(Debug, Clone)]
+pub enum PartitionAt {
+    /// `/dev/sdb3`.
+    Node(PathBuf),
+    /// `[offset, offset+len)` of a disk image file or a whole-disk device.
+    Range {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+    },
+}
+
+/// Runs the grow step. Returns a line for the report.
+pub fn grow_filesystem(grow: &GrowFs, at: &PartitionAt) -> Result<String, JobError> {
+    let (number, new_size) = match grow {
+        GrowFs::PartitionOnly { number, reason } => {
+            return Ok(format!(
+                "partition {number} grew; its file system keeps its size: {reason}"
+            ))
+        }
+        GrowFs::Resize2fs { number, new_size } | GrowFs::Ntfsresize { number, new_size } => {
+            (*number, *new_size)
+        }
+    };
+    let loop_dev = match at {
+        PartitionAt::Node(_) => None,
+        PartitionAt::Range { path, offset, len } => Some(LoopDevice::attach(path, *offset, *len)?),
+    };
+    let dev: PathBuf = match (&loop_dev, at) {
+        (Some(l), _) => l.path.clone(),
+        (None, PartitionAt::Node(p)) => p.clone(),
+        (None, PartitionAt::Range { path, .. }) => path.clone(),
+    };
+    let result = match grow {
+        GrowFs::Resize2fs { .. } => {
+            // resize2fs insists on a freshly checked file system; -p repairs only what is safe.
+            let (code, out) = tool("e2fsck", &["-f", "-p", &dev.to_string_lossy()])?;
+            if code >= 4 {
+                return Err(JobError::Tool {
+                    tool: "e2fsck".into(),
+                    device: dev.display().to_string(),
+                    output: out,
+                });
+            }
+            let (code, out) = tool("resize2fs", &[&dev.to_string_lossy()])?;
+            if code != 0 {
+                return Err(JobError::Tool {
+                    tool: "resize2fs".into(),
+                    device: dev.display().to_string(),
+                    output: out,
+                });
+            }
+            Ok(format!(
+                "partition {number}: ext file system grown to {} with resize2fs",
+                crate::units::human(new_size)
+            ))
+        }
+        GrowFs::Ntfsresize { .. } => {
+            let (code, out) = tool(
+                "ntfsresize",
+                &["--force", "--no-progress-bar", &dev.to_string_lossy()],
+            )?;
+            if code != 0 {
+                return Err(JobError::Tool {
+                    tool: "ntfsresize".into(),
+                    device: dev.display().to_string(),
+                    output: out,
+                });
+            }
+            Ok(format!(
+                "partition {number}: NTFS grown to {} with ntfsresize (Windows runs a check at its next start)",
+                crate::units::human(new_size)
+            ))
+        }
+        GrowFs::PartitionOnly { .. } => Ok(String::new()),
+    };
+    drop(loop_dev);
+    result
+}
+
+fn tool(name: &str, args: &[&str]) -> Result<(i32, String), JobError> {
+    let out = Command::new(name)
+        .args(args)
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| JobError::Tool {
+            tool: name.to_string(),
+            device: args.last().map(|s| s.to_string()).unwrap_or_default(),
+            output: format!("cannot run {name}: {e}"),
+        })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    log::info!("{name} {}: {}", args.join(" "), text.trim());
+    Ok((out.status.code().unwrap_or(-1), text))
+}
+
+/// A loop device over a byte range of a file, detached on drop.
+struct LoopDevice {
+    path: PathBuf,
+}
+
+impl LoopDevice {
+    fn attach(file: &Path, offset: u64, len: u64) -> Result<Self, JobError> {
+        let (code, out) = tool(
+            "losetup",
+            &[
+                "--find",
+                "--show",
+                "--offset",
+                &offset.to_string(),
+                "--sizelimit",
+                &len.to_string(),
+                &file.to_string_lossy(),
+            ],
+        )?;
+        let path = out.lines().next().unwrap_or("").trim().to_string();
+        if code != 0 || !path.starts_with("/dev/") {
+            return Err(JobError::Tool {
+                tool: "losetup".into(),
+                device: file.display().to_string(),
+                output: out,
+            });
+        }
+        Ok(LoopDevice {
+            path: PathBuf::from(path),
+        })
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        if let Err(e) = tool("losetup", &["-d", &self.path.to_string_lossy()]) {
+            log::warn!("detaching {}: {e}", self.path.display());
+        }
+    }
+}
