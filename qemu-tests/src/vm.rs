@@ -449,6 +449,27 @@ impl Vm {
         Ok(out)
     }
 
+    /// Waits until QEMU exits by itself (the guest powered off); fails after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                if !status.success() {
+                    bail!("VM {}: QEMU exited with {status}", self.name);
+                }
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "VM {}: still running {} s after it should have powered off",
+                    self.name,
+                    timeout.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Seconds since QEMU started.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()

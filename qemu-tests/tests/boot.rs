@@ -6,20 +6,20 @@
 //! without it they fail and say how to build it.
 
 use anyhow::Result;
-use qemu_tests::fixture::sparse_file;
+use qemu_tests::fixture::{run, run_status, sparse_file};
 use qemu_tests::vm::{Disk, Firmware, Image, Interface, VmBuilder};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const BOOT: Duration = Duration::from_secs(300);
 
-fn scratch(name: &str) -> PathBuf {
+fn scratch(name: &str) -> Result<PathBuf> {
     let d = qemu_tests::vm::workspace_root()
         .join("target/qemu-scratch")
         .join(name);
     let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
 }
 
 /// Boots the ISO through its grub menu, picks the serial-console entry by its hotkey and waits
@@ -87,25 +87,25 @@ fn lifeboat_list(vm: &mut qemu_tests::vm::Vm) -> Result<String> {
     Ok(out)
 }
 
-fn disk(dir: &Path, name: &str, mib: u64) -> PathBuf {
+fn disk(dir: &Path, name: &str, mib: u64) -> Result<PathBuf> {
     let p = dir.join(name);
-    sparse_file(&p, mib << 20).unwrap();
-    p
+    sparse_file(&p, mib << 20)?;
+    Ok(p)
 }
 
 #[test]
 fn lifeboat_list_shows_virtio_nvme_ahci_and_usb_disks_with_serials() -> Result<()> {
     let img = Image::find()?;
-    let dir = scratch("list");
+    let dir = scratch("list")?;
     let b = VmBuilder::new("list-buses")
-        .disk(Disk::new(disk(&dir, "v.img", 64), Interface::Virtio).serial("VIRTIO-SER-1"))
-        .disk(Disk::new(disk(&dir, "n.img", 96), Interface::Nvme).serial("NVME-SER-2"))
+        .disk(Disk::new(disk(&dir, "v.img", 64)?, Interface::Virtio).serial("VIRTIO-SER-1"))
+        .disk(Disk::new(disk(&dir, "n.img", 96)?, Interface::Nvme).serial("NVME-SER-2"))
         .disk(
-            Disk::new(disk(&dir, "a.img", 128), Interface::Ahci)
+            Disk::new(disk(&dir, "a.img", 128)?, Interface::Ahci)
                 .serial("AHCI-SER-3")
                 .model("LIFEBOAT SATA"),
         )
-        .disk(Disk::new(disk(&dir, "u.img", 160), Interface::Usb).serial("USBSER4"));
+        .disk(Disk::new(disk(&dir, "u.img", 160)?, Interface::Usb).serial("USBSER4"));
     let mut vm = boot_to_serial_shell(b, &img)?;
     let out = lifeboat_list(&mut vm)?;
     for serial in ["VIRTIO-SER-1", "NVME-SER-2", "AHCI-SER-3", "USBSER4"] {
@@ -123,11 +123,11 @@ fn lifeboat_list_shows_virtio_nvme_ahci_and_usb_disks_with_serials() -> Result<(
 #[test]
 fn hotplugged_usb_disk_appears_in_lifeboat_list() -> Result<()> {
     let img = Image::find()?;
-    let dir = scratch("hotplug");
-    let stick = disk(&dir, "stick.img", 200);
+    let dir = scratch("hotplug")?;
+    let stick = disk(&dir, "stick.img", 200)?;
     let b = VmBuilder::new("usb-hotplug")
         .usb_controller()
-        .disk(Disk::new(disk(&dir, "v.img", 64), Interface::Virtio).serial("FIXED-DISK-1"));
+        .disk(Disk::new(disk(&dir, "v.img", 64)?, Interface::Virtio).serial("FIXED-DISK-1"));
     let mut vm = boot_to_serial_shell(b, &img)?;
     let before = lifeboat_list(&mut vm)?;
     assert!(
@@ -149,4 +149,62 @@ fn hotplugged_usb_disk_appears_in_lifeboat_list() -> Result<()> {
         "hot-plugged disk missing from `lifeboat list`:\n{after}"
     );
     Ok(())
+}
+
+#[test]
+fn unattended_job_runs_from_the_labelled_volume_writes_its_report_and_powers_off() -> Result<()> {
+    let img = Image::find()?;
+    let dir = scratch("job")?;
+    let content = dir.join("content");
+    std::fs::create_dir_all(content.join("jobs"))?;
+    std::fs::write(
+        content.join("jobs/nightly.toml"),
+        "# job file of the boot test\n",
+    )?;
+    let vol = dir.join("jobs.img");
+    // A bare ext4 file system labelled JOBS holding /jobs/nightly.toml.
+    run(
+        "mke2fs",
+        &[
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-L",
+            "JOBS",
+            "-d",
+            path(&content)?,
+            path(&vol)?,
+            "32M",
+        ],
+    )?;
+    let mut vm = VmBuilder::new("unattended-job")
+        .disk(Disk::new(&vol, Interface::Virtio).serial("JOBDISK"))
+        .kernel(
+            &img.vmlinuz,
+            &img.initramfs,
+            "console=ttyS0,115200 lifeboat.job=JOBS:/jobs/nightly.toml lifeboat.after=poweroff",
+        )
+        .start()?;
+    vm.expect("job /mnt/job/jobs/nightly.toml started", BOOT)?;
+    vm.expect("unattended job finished", BOOT)?;
+    vm.expect("lifeboat: powering off", BOOT)?;
+    vm.wait_exit(Duration::from_secs(60))?;
+    // The report sits next to the job file, and the volume was unmounted cleanly.
+    let report = run(
+        "debugfs",
+        &["-R", "cat /jobs/nightly.report.txt", path(&vol)?],
+    )?;
+    assert!(
+        report.contains("[lifeboat-init] lifeboat run exited"),
+        "report:\n{report}"
+    );
+    let (code, fsck) = run_status("e2fsck", &["-fn", path(&vol)?])?;
+    assert_eq!(code, 0, "e2fsck after power-off:\n{fsck}");
+    Ok(())
+}
+
+fn path(p: &Path) -> Result<&str> {
+    p.to_str()
+        .ok_or_else(|| anyhow::anyhow!("non-UTF-8 path {}", p.display()))
 }

@@ -64,7 +64,10 @@ pub fn confirm(what: &str, identity: &str, yes: bool) -> Result<()> {
 }
 
 /// Where progress events go: a bar on a terminal, JSON lines with `--json`, nothing otherwise.
-pub fn progress_printer(json: bool) -> Option<Box<dyn Fn(&Progress) + Send + Sync>> {
+/// A progress callback.
+pub type Printer = Box<dyn Fn(&Progress) + Send + Sync>;
+
+pub fn progress_printer(json: bool) -> Option<Printer> {
     if json {
         return Some(Box::new(|p: &Progress| {
             if let Ok(line) =

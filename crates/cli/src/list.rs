@@ -69,8 +69,8 @@ fn render(disks: &[ListedDisk]) -> String {
     }
     let _ = writeln!(
         out,
-        "{:<14} {:>9}  {:<7} {:<6} {}",
-        "DEVICE", "SIZE", "TRAN", "TABLE", "MODEL / SERIAL / STATE"
+        "{:<14} {:>9}  {:<7} {:<6} MODEL / SERIAL / STATE",
+        "DEVICE", "SIZE", "TRAN", "TABLE"
     );
     for d in disks {
         let dev = &d.device;

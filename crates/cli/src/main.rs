@@ -4,6 +4,7 @@
 //! or JSON and maps errors to exit codes. It must not contain disk logic: that is the engine's.
 
 mod clone;
+mod image_cmds;
 mod info;
 mod jobs;
 mod list;
@@ -54,6 +55,35 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Back up a disk (or one partition) to a compressed image file, skipping free space.
+    Backup {
+        /// The disk or partition to read (read-only).
+        source: String,
+        /// The image file to create (never overwritten).
+        image: String,
+        #[command(flatten)]
+        args: image_cmds::BackupArgs,
+    },
+    /// Restore an image onto a disk, or one partition of it into a partition.
+    Restore {
+        /// The image (its first volume).
+        image: String,
+        /// The disk or partition to overwrite.
+        target: String,
+        #[command(flatten)]
+        args: image_cmds::RestoreArgs,
+    },
+    /// Check every checksum of an image, in parallel.
+    Verify {
+        /// The image (its first volume).
+        image: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Threads (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
     /// Clone a whole disk (table, boot loader, partitions) onto another disk of at least its size.
     Clone {
         /// The disk to copy (read-only).
@@ -98,7 +128,28 @@ fn main() -> ExitCode {
     logger::init(cli.verbose);
     let result = match cli.command {
         Some(Command::List { json, all }) => list::run(json, all).map(|()| 0),
-        Some(Command::Info { target, json }) => info::run(&target, json).map(|()| 0),
+        Some(Command::Info { target, json }) => {
+            if image_cmds::looks_like_image(std::path::Path::new(&target)) {
+                image_cmds::info(std::path::Path::new(&target), json).map(|()| 0)
+            } else {
+                info::run(&target, json).map(|()| 0)
+            }
+        }
+        Some(Command::Backup {
+            source,
+            image,
+            args,
+        }) => image_cmds::backup(&source, &image_cmds::image_arg(&image), &args),
+        Some(Command::Restore {
+            image,
+            target,
+            args,
+        }) => image_cmds::restore(&image_cmds::image_arg(&image), &target, &args),
+        Some(Command::Verify {
+            image,
+            json,
+            threads,
+        }) => image_cmds::verify(&image_cmds::image_arg(&image), json, threads),
         Some(Command::Clone {
             source,
             target,

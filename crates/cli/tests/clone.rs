@@ -1,6 +1,8 @@
 //! `lifeboat clone` and `lifeboat copy` on disk image files made by the real tools, checked by
 //! the real tools.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
 use qemu_tests::fixture::{self, Mkfs};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -403,7 +405,8 @@ fn clone_of_a_4k_sector_gpt_disk_keeps_4k_geometry() {
     )
     .unwrap();
     fixture::write_into(&disk, p2["start"].as_u64().unwrap(), &img).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&lifeboat(&["info", "--json", s(&disk)]).1).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&lifeboat(&["info", "--json", s(&disk)]).1).unwrap();
     assert_eq!(v["content"]["partitions"][1]["fs"]["label"], "four");
     let dst = dir.path().join("dst.img");
     fixture::sparse_file(&dst, 80 * MIB).unwrap();

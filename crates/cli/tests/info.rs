@@ -1,5 +1,7 @@
 //! `lifeboat info` on disk image files made by the real tools.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
 use qemu_tests::fixture::{self, Mkfs};
 use std::path::Path;
 use std::process::Command;

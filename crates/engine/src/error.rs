@@ -52,6 +52,10 @@ pub enum JobError {
         output: String,
     },
     #[error(transparent)]
+    Image(#[from] image::Error),
+    #[error("{image}: {problem}")]
+    BadImage { image: String, problem: String },
+    #[error(transparent)]
     Layout(#[from] layout::LayoutError),
     #[error(transparent)]
     Disk(#[from] disk::DiskError),

@@ -6,6 +6,7 @@
 //! bad-sector policy ([`rescue`]). It must not know about terminals, arguments or output formats
 //! (that is `cli` and `tui`), and it reaches disks only through `disk::BlockIo`.
 
+pub mod backup;
 pub mod clone;
 pub mod copy;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod grow;
 pub mod inspect;
 pub mod progress;
 pub mod rescue;
+pub mod restore;
 pub mod safety;
 pub mod units;
 

@@ -1,6 +1,8 @@
 //! A clone from a source with unreadable sectors: skipped, zeroed, mapped — or stopped with
 //! `--strict`.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
 use disk::{BlockIo, FaultyDisk, MemDisk};
 use engine::clone::{execute_clone, plan_clone, CloneOptions};
 use engine::rescue::{BadRange, ReadPolicy};

@@ -33,7 +33,9 @@ pub(crate) fn u8_at(b: &[u8], off: usize) -> u8 {
 
 /// `len` bytes at `off`, or an empty slice when they are not all inside `b`.
 pub(crate) fn slice(b: &[u8], off: usize, len: usize) -> &[u8] {
-    off.checked_add(len).and_then(|end| b.get(off..end)).unwrap_or(&[])
+    off.checked_add(len)
+        .and_then(|end| b.get(off..end))
+        .unwrap_or(&[])
 }
 
 fn arr<const N: usize>(b: &[u8], off: usize) -> Option<[u8; N]> {
@@ -60,11 +62,15 @@ pub(crate) fn label_from_utf16(units: &[u16]) -> Option<String> {
 }
 
 pub(crate) fn utf16le_units(raw: &[u8]) -> Vec<u16> {
-    raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
+    raw.chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect()
 }
 
 pub(crate) fn utf16be_units(raw: &[u8]) -> Vec<u16> {
-    raw.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect()
+    raw.chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect()
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -77,7 +83,14 @@ pub(crate) fn uuid_string(raw: &[u8]) -> Option<String> {
         return None;
     }
     let h: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    Some(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
 }
 
 pub(crate) fn is_pow2_in(v: u64, lo: u64, hi: u64) -> bool {
@@ -100,7 +113,10 @@ mod tests {
     #[test]
     fn uuid_text_matches_blkid_layout() {
         let raw: Vec<u8> = (0u8..16).collect();
-        assert_eq!(uuid_string(&raw).as_deref(), Some("00010203-0405-0607-0809-0a0b0c0d0e0f"));
+        assert_eq!(
+            uuid_string(&raw).as_deref(),
+            Some("00010203-0405-0607-0809-0a0b0c0d0e0f")
+        );
         assert_eq!(uuid_string(&[0; 16]), None);
     }
 

@@ -8,8 +8,10 @@ use disk::BlockIo;
 
 /// The longest root directory chain the parser follows (clusters); real ones are a few.
 const MAX_ROOT_CLUSTERS: usize = 4096;
-/// The most root-directory bytes read, whatever the cluster size.
+/// The most root-directory bytes read for the map, whatever the cluster size.
 const MAX_ROOT_BYTES: u64 = 8 << 20;
+/// The most root-directory bytes read while probing (the label entry comes first).
+const PROBE_ROOT_BYTES: u64 = 256 << 10;
 
 /// The main boot sector fields, already range-checked.
 #[derive(Debug, Clone)]
@@ -40,7 +42,9 @@ impl BootSector {
 }
 
 pub(crate) fn read_boot(io: &dyn BlockIo) -> Result<Option<BootSector>, ProbeError> {
-    let Some(b) = read_opt(io, 0, 512)? else { return Ok(None) };
+    let Some(b) = read_opt(io, 0, 512)? else {
+        return Ok(None);
+    };
     if slice(&b, 3, 8) != b"EXFAT   " || le16(&b, 510) != 0xAA55 {
         return Ok(None);
     }
@@ -93,20 +97,29 @@ pub(crate) fn fat_entry(
     Ok(read_opt(io, off, 4)?.map(|b| le32(&b, 0)))
 }
 
-/// The root directory's bytes, following its FAT chain (bounded, loops cut).
-pub(crate) fn read_root_dir(io: &dyn BlockIo, bs: &BootSector) -> Result<Vec<u8>, ProbeError> {
+/// The first `max` bytes of the root directory, following its FAT chain (bounded, loops cut,
+/// stopping at the end-of-directory entry).
+pub(crate) fn read_root_dir(
+    io: &dyn BlockIo,
+    bs: &BootSector,
+    max: u64,
+) -> Result<Vec<u8>, ProbeError> {
     let mut out = Vec::new();
     let mut cluster = bs.root_cluster;
-    let mut seen = 0usize;
-    while let Some(off) = bs.cluster_offset(cluster) {
-        if seen >= MAX_ROOT_CLUSTERS || out.len() as u64 + bs.cluster_size > MAX_ROOT_BYTES {
+    for _ in 0..MAX_ROOT_CLUSTERS {
+        let Some(off) = bs.cluster_offset(cluster) else {
+            break;
+        };
+        let take = bs.cluster_size.min(max.saturating_sub(out.len() as u64));
+        if take == 0 {
             break;
         }
-        seen += 1;
-        let Some(data) = read_opt(io, off, bs.cluster_size as usize)? else { break };
+        let Some(data) = read_opt(io, off, take as usize)? else {
+            break;
+        };
         let ended = data.chunks_exact(32).any(|e| e.first() == Some(&0));
         out.extend_from_slice(&data);
-        if ended {
+        if ended || take < bs.cluster_size {
             break;
         }
         match fat_entry(io, bs, cluster)? {
@@ -118,10 +131,16 @@ pub(crate) fn read_root_dir(io: &dyn BlockIo, bs: &BootSector) -> Result<Vec<u8>
 }
 
 pub(crate) fn probe(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
-    let Some(bs) = read_boot(io)? else { return Ok(None) };
+    let Some(bs) = read_boot(io)? else {
+        return Ok(None);
+    };
     let mut info = FsInfo::new(FsKind::Exfat);
     info.version = Some(format!("{}.{}", bs.revision >> 8, bs.revision & 0xff));
-    info.uuid = Some(format!("{:04X}-{:04X}", bs.serial >> 16, bs.serial & 0xffff));
+    info.uuid = Some(format!(
+        "{:04X}-{:04X}",
+        bs.serial >> 16,
+        bs.serial & 0xffff
+    ));
     info.block_size = bs.sector_size as u32;
     info.cluster_size = bs.cluster_size as u32;
     info.size = bs.volume_length.saturating_mul(bs.sector_size);
@@ -131,7 +150,7 @@ pub(crate) fn probe(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
     } else {
         info.state = Some("clean".into());
     }
-    let root = read_root_dir(io, &bs)?;
+    let root = read_root_dir(io, &bs, PROBE_ROOT_BYTES)?;
     for e in root.chunks_exact(32) {
         match u8_at(e, 0) {
             0 => break,
@@ -150,8 +169,22 @@ pub(crate) fn probe(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
 /// the allocation bitmap(s) named by the root directory (TexFAT's two bitmaps are united).
 pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
     let Some(bs) = read_boot(io)? else {
-        return Err(MapError::NotRecognised { device: io.describe(), kind: FsKind::Exfat });
+        return Err(MapError::NotRecognised {
+            device: io.describe(),
+            kind: FsKind::Exfat,
+        });
     };
+    crate::map::check_fits(
+        io,
+        FsKind::Exfat,
+        bs.volume_length.saturating_mul(bs.sector_size),
+    )?;
+    if bs.flags & 0x2 != 0 {
+        log::warn!(
+            "{}: exFAT volume is marked dirty; mapping its allocation bitmap as is",
+            io.describe()
+        );
+    }
     let heap = bs.cluster_heap_offset * bs.sector_size;
     let mut unit = bs.cluster_size;
     while unit > bs.sector_size && heap % unit != 0 {
@@ -159,7 +192,7 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
     }
     let mut map = UsedMap::new(unit as u32, io.len())?;
     map.mark(0, heap);
-    let root = read_root_dir(io, &bs)?;
+    let root = read_root_dir(io, &bs, MAX_ROOT_BYTES)?;
     let mut bitmaps = 0;
     for e in root.chunks_exact(32) {
         match u8_at(e, 0) {
@@ -170,12 +203,18 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
                 let length = le64(e, 24);
                 let need = bs.cluster_count.div_ceil(8);
                 let Some(off) = bs.cluster_offset(first) else {
-                    return Err(MapError::corrupt(io, format!("allocation bitmap at cluster {first}")));
+                    return Err(MapError::corrupt(
+                        io,
+                        format!("allocation bitmap at cluster {first}"),
+                    ));
                 };
                 if length < need || length > need + bs.cluster_size {
                     return Err(MapError::corrupt(
                         io,
-                        format!("allocation bitmap of {length} bytes for {} clusters", bs.cluster_count),
+                        format!(
+                            "allocation bitmap of {length} bytes for {} clusters",
+                            bs.cluster_count
+                        ),
                     ));
                 }
                 // Like the Linux driver, the bitmap is read as one contiguous run.
@@ -187,12 +226,17 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
         }
     }
     if bitmaps == 0 || bitmaps > 2 {
-        return Err(MapError::corrupt(io, format!("{bitmaps} allocation bitmaps in the root directory")));
+        return Err(MapError::corrupt(
+            io,
+            format!("{bitmaps} allocation bitmaps in the root directory"),
+        ));
     }
     // The root directory itself (normally also set in the bitmap).
     let mut cluster = bs.root_cluster;
     for _ in 0..MAX_ROOT_CLUSTERS {
-        let Some(off) = bs.cluster_offset(cluster) else { break };
+        let Some(off) = bs.cluster_offset(cluster) else {
+            break;
+        };
         map.mark(off, bs.cluster_size);
         match fat_entry(io, &bs, cluster)? {
             Some(next) if next != cluster => cluster = next,

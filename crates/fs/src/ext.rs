@@ -61,7 +61,9 @@ impl Superblock {
 
 /// Reads and checks the primary superblock; `None` when it is not a sane ext superblock.
 pub(crate) fn read_superblock(io: &dyn BlockIo) -> Result<Option<Superblock>, ProbeError> {
-    let Some(raw) = read_opt(io, 1024, 1024)? else { return Ok(None) };
+    let Some(raw) = read_opt(io, 1024, 1024)? else {
+        return Ok(None);
+    };
     Ok(parse(raw))
 }
 
@@ -80,7 +82,13 @@ fn parse(raw: Vec<u8>) -> Option<Superblock> {
     let incompat = if rev >= 1 { le32(&raw, 96) } else { 0 };
     let ro_compat = if rev >= 1 { le32(&raw, 100) } else { 0 };
     let sixty_four = incompat & INCOMPAT_64BIT != 0;
-    let hi = |off: usize| if sixty_four { u64::from(le32(&raw, off)) << 32 } else { 0 };
+    let hi = |off: usize| {
+        if sixty_four {
+            u64::from(le32(&raw, off)) << 32
+        } else {
+            0
+        }
+    };
     let blocks_count = u64::from(le32(&raw, 4)) | hi(336);
     let free_blocks = u64::from(le32(&raw, 12)) | hi(344);
     let first_data_block = u64::from(le32(&raw, 20));
@@ -95,8 +103,16 @@ fn parse(raw: Vec<u8>) -> Option<Superblock> {
     } else {
         (1, blocks_per_group)
     };
-    let inode_size = if rev >= 1 { u64::from(le16(&raw, 88)) } else { 128 };
-    let desc_size = if sixty_four { u64::from(le16(&raw, 254)) } else { 32 };
+    let inode_size = if rev >= 1 {
+        u64::from(le16(&raw, 88))
+    } else {
+        128
+    };
+    let desc_size = if sixty_four {
+        u64::from(le16(&raw, 254))
+    } else {
+        32
+    };
     let sane = blocks_count > first_data_block
         && first_data_block <= 1
         && blocks_per_group > 0
@@ -134,7 +150,9 @@ fn parse(raw: Vec<u8>) -> Option<Superblock> {
 }
 
 pub(crate) fn probe(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
-    let Some(sb) = read_superblock(io)? else { return Ok(None) };
+    let Some(sb) = read_superblock(io)? else {
+        return Ok(None);
+    };
     Ok(Some(info(&sb)))
 }
 
@@ -196,8 +214,20 @@ struct GroupDesc {
 
 fn parse_desc(sb: &Superblock, d: &[u8]) -> GroupDesc {
     let wide = sb.has_incompat(INCOMPAT_64BIT) && sb.desc_size >= 64;
-    let hi32 = |off: usize| if wide { u64::from(le32(d, off)) << 32 } else { 0 };
-    let hi16 = |off: usize| if wide { u64::from(le16(d, off)) << 16 } else { 0 };
+    let hi32 = |off: usize| {
+        if wide {
+            u64::from(le32(d, off)) << 32
+        } else {
+            0
+        }
+    };
+    let hi16 = |off: usize| {
+        if wide {
+            u64::from(le16(d, off)) << 16
+        } else {
+            0
+        }
+    };
     let csum_hi = if sb.desc_size >= DESC_BLOCK_BITMAP_CSUM_HI_END {
         u32::from(le16(d, 0x38)) << 16
     } else {
@@ -254,13 +284,17 @@ impl ExtMapper<'_> {
 
     /// Marks `n` blocks from `block`, which must lie inside the file system.
     fn mark_blocks(&mut self, block: u64, n: u64, what: &str) -> Result<(), MapError> {
-        if block.checked_add(n).is_none_or(|end| end > self.sb.blocks_count) {
+        if block
+            .checked_add(n)
+            .is_none_or(|end| end > self.sb.blocks_count)
+        {
             return Err(MapError::corrupt(
                 self.io,
                 format!("{what} at block {block}+{n} is past the last block"),
             ));
         }
-        self.map.mark(block * self.sb.block_size, n * self.sb.block_size);
+        self.map
+            .mark(block * self.sb.block_size, n * self.sb.block_size);
         Ok(())
     }
 
@@ -281,14 +315,24 @@ impl ExtMapper<'_> {
         let mut out = Vec::with_capacity(groups as usize);
         let contiguous = !self.sb.has_incompat(INCOMPAT_META_BG);
         let whole = if contiguous {
-            Some(read(self.io, self.desc_block(0) * bs, blocks * bs, "group descriptor table")?)
+            Some(read(
+                self.io,
+                self.desc_block(0) * bs,
+                blocks * bs,
+                "group descriptor table",
+            )?)
         } else {
             None
         };
         for i in 0..blocks {
             let block = match &whole {
                 Some(w) => slice(w, (i * bs) as usize, bs as usize).to_vec(),
-                None => read(self.io, self.desc_block(i) * bs, bs, "group descriptor block")?,
+                None => read(
+                    self.io,
+                    self.desc_block(i) * bs,
+                    bs,
+                    "group descriptor block",
+                )?,
             };
             for d in block.chunks_exact(self.sb.desc_size as usize) {
                 if (out.len() as u64) < groups {
@@ -311,7 +355,11 @@ impl ExtMapper<'_> {
                 self.sb.group_count().div_ceil(dpb)
             };
             let n = 1 + gdt + self.sb.reserved_gdt_blocks;
-            self.mark_blocks(first, n.min(self.group_blocks(g)), "superblock and descriptors")?;
+            self.mark_blocks(
+                first,
+                n.min(self.group_blocks(g)),
+                "superblock and descriptors",
+            )?;
         }
         if meta_bg {
             let index = g / dpb;
@@ -336,20 +384,37 @@ impl ExtMapper<'_> {
 /// The used-block map of an ext2/3/4 file system from its block bitmaps.
 pub(crate) fn used_map(io: &dyn BlockIo, kind: FsKind) -> Result<crate::map::UsedMap, MapError> {
     let Some(sb) = read_superblock(io)? else {
-        return Err(MapError::NotRecognised { device: io.describe(), kind });
-    };
-    let fs_bytes = sb.blocks_count.saturating_mul(sb.block_size);
-    if fs_bytes > io.len() {
-        return Err(MapError::LargerThanPartition {
+        return Err(MapError::NotRecognised {
             device: io.describe(),
             kind,
-            fs_bytes,
-            partition_bytes: io.len(),
         });
+    };
+    crate::map::check_fits(io, kind, sb.blocks_count.saturating_mul(sb.block_size))?;
+    // Bound the descriptor count by the layout: without meta_bg the whole table and its reserve
+    // sit in group 0; with it every group still needs room for its own bitmaps.
+    let gdt_blocks = sb.group_count().div_ceil(sb.block_size / sb.desc_size);
+    let fits = if sb.has_incompat(INCOMPAT_META_BG) {
+        sb.group_count() <= sb.blocks_count / 3
+    } else {
+        sb.first_data_block + 1 + gdt_blocks + sb.reserved_gdt_blocks <= sb.blocks_per_group
+    };
+    if !fits {
+        return Err(MapError::corrupt(
+            io,
+            format!(
+                "{} groups of {} blocks do not fit the layout",
+                sb.group_count(),
+                sb.blocks_per_group
+            ),
+        ));
     }
     let state = info(&sb).state.unwrap_or_default();
     if sb.has_incompat(INCOMPAT_RECOVER) || sb.state & 2 != 0 || sb.state & 1 == 0 {
-        return Err(MapError::NeedsCheck { device: io.describe(), kind, state });
+        return Err(MapError::NeedsCheck {
+            device: io.describe(),
+            kind,
+            state,
+        });
     }
     if sb.has_incompat(INCOMPAT_JOURNAL_DEV) {
         return Err(MapError::Unsupported { kind });
@@ -371,11 +436,18 @@ pub(crate) fn used_map(io: &dyn BlockIo, kind: FsKind) -> Result<crate::map::Use
     for (g, d) in (0..groups).zip(&descs) {
         m.mark_group_super(g)?;
         if d.block_bitmap == 0 || d.inode_bitmap == 0 || d.inode_table == 0 {
-            return Err(MapError::corrupt(io, format!("group {g} descriptor points to block 0")));
+            return Err(MapError::corrupt(
+                io,
+                format!("group {g} descriptor points to block 0"),
+            ));
         }
         m.mark_blocks(d.block_bitmap, 1, &format!("block bitmap of group {g}"))?;
         m.mark_blocks(d.inode_bitmap, 1, &format!("inode bitmap of group {g}"))?;
-        m.mark_blocks(d.inode_table, itable_blocks, &format!("inode table of group {g}"))?;
+        m.mark_blocks(
+            d.inode_table,
+            itable_blocks,
+            &format!("inode table of group {g}"),
+        )?;
     }
 
     // Phase 2: the bitmaps of initialised groups; uninitialised ones hold only metadata.
@@ -420,7 +492,9 @@ pub(crate) fn used_map(io: &dyn BlockIo, kind: FsKind) -> Result<crate::map::Use
                 });
             }
         }
-        let used = m.map.mark_bitmap(&bitmap, clusters, first_cluster * cluster, cluster);
+        let used = m
+            .map
+            .mark_bitmap(&bitmap, clusters, first_cluster * cluster, cluster);
         let free = clusters - used;
         if free != d.free_clusters {
             return Err(MapError::FreeCountMismatch {

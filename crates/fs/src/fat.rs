@@ -35,7 +35,9 @@ impl Bpb {
 }
 
 pub(crate) fn read_bpb(io: &dyn BlockIo) -> Result<Option<Bpb>, ProbeError> {
-    let Some(raw) = read_opt(io, 0, 512)? else { return Ok(None) };
+    let Some(raw) = read_opt(io, 0, 512)? else {
+        return Ok(None);
+    };
     Ok(parse(raw))
 }
 
@@ -56,7 +58,11 @@ fn parse(raw: Vec<u8>) -> Option<Bpb> {
     let total32 = u64::from(le32(&raw, 32));
     let fat32_size = u64::from(le32(&raw, 36));
     let total_sectors = if total16 != 0 { total16 } else { total32 };
-    let fat_sectors = if fat16_size != 0 { fat16_size } else { fat32_size };
+    let fat_sectors = if fat16_size != 0 {
+        fat16_size
+    } else {
+        fat32_size
+    };
     let sane = is_pow2_in(bytes_per_sector, 512, 4096)
         && is_pow2_in(sectors_per_cluster, 1, 128)
         && sectors_per_cluster * bytes_per_sector <= 256 * 1024
@@ -109,7 +115,9 @@ fn parse(raw: Vec<u8>) -> Option<Bpb> {
 }
 
 pub(crate) fn probe(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
-    let Some(bpb) = read_bpb(io)? else { return Ok(None) };
+    let Some(bpb) = read_bpb(io)? else {
+        return Ok(None);
+    };
     Ok(Some(info(&bpb)))
 }
 
@@ -125,7 +133,11 @@ pub(crate) fn info(bpb: &Bpb) -> FsInfo {
     );
     // The extended BPB (signature 0x29, or 0x28 without label) sits after the FAT32 fields on
     // FAT32 and right after the common BPB otherwise.
-    let ext = if bpb.fat_type == FatType::Fat32 { 64 } else { 36 };
+    let ext = if bpb.fat_type == FatType::Fat32 {
+        64
+    } else {
+        36
+    };
     let sig = u8_at(&bpb.raw, ext + 2);
     if sig == 0x29 || sig == 0x28 {
         let serial = le32(&bpb.raw, ext + 3);
@@ -147,9 +159,13 @@ const FAT_CHUNK: u64 = 1 << 20;
 /// directory, then every cluster whose entry in the first FAT is not zero (bad clusters are free).
 pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
     let Some(bpb) = read_bpb(io)? else {
-        return Err(MapError::NotRecognised { device: io.describe(), kind: FsKind::Vfat });
+        return Err(MapError::NotRecognised {
+            device: io.describe(),
+            kind: FsKind::Vfat,
+        });
     };
     let bps = bpb.bytes_per_sector;
+    crate::map::check_fits(io, FsKind::Vfat, bpb.total_sectors * bps)?;
     let data_start = bpb.first_data_sector * bps;
     // The unit must tile the data region: halve the cluster size until the region start is a
     // multiple (down to the sector size).
@@ -174,7 +190,11 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
         }
         // End-of-chain markers (>= 0x?FF8) and pointers to data clusters are valid.
         if v < 2 || (u64::from(v) >= last && v < bad + 1) {
-            return Err(MapError::FatEntryOutOfRange { device: io.describe(), cluster: c, value: v });
+            return Err(MapError::FatEntryOutOfRange {
+                device: io.describe(),
+                cluster: c,
+                value: v,
+            });
         }
         map.mark(data_start + (c - 2) * cluster, cluster);
         Ok(())

@@ -35,7 +35,11 @@ impl UsedMap {
         }
         let unit = u32::try_from(unit).map_err(|_| MapError::BadUnit { unit: u32::MAX })?;
         let units = len.div_ceil(u64::from(unit));
-        Ok(UsedMap { unit, len, bits: vec![0; units.div_ceil(64) as usize] })
+        Ok(UsedMap {
+            unit,
+            len,
+            bits: vec![0; units.div_ceil(64) as usize],
+        })
     }
 
     /// A map from stored words (as [`UsedMap::words`] returned them). Bits past the end are
@@ -47,14 +51,21 @@ impl UsedMap {
         let units = len.div_ceil(u64::from(unit));
         let need = units.div_ceil(64);
         if words.len() as u64 != need {
-            return Err(MapError::WordCount { have: words.len() as u64, need });
+            return Err(MapError::WordCount {
+                have: words.len() as u64,
+                need,
+            });
         }
         if units % 64 != 0 {
             if let Some(last) = words.last_mut() {
                 *last &= (1u64 << (units % 64)) - 1;
             }
         }
-        Ok(UsedMap { unit, len, bits: words })
+        Ok(UsedMap {
+            unit,
+            len,
+            bits: words,
+        })
     }
 
     /// Bytes per bit.
@@ -88,7 +99,9 @@ impl UsedMap {
     }
 
     fn unit_used(&self, i: u64) -> bool {
-        self.bits.get((i / 64) as usize).is_some_and(|w| w >> (i % 64) & 1 != 0)
+        self.bits
+            .get((i / 64) as usize)
+            .is_some_and(|w| w >> (i % 64) & 1 != 0)
     }
 
     /// Marks the units touching `[offset, offset+len)` used; the part past the end is ignored.
@@ -109,7 +122,11 @@ impl UsedMap {
             let w = (i / 64) as usize;
             let bit = i % 64;
             let n = (64 - bit).min(end - i);
-            let mask = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << bit };
+            let mask = if n == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << n) - 1) << bit
+            };
             if let Some(word) = self.bits.get_mut(w) {
                 *word |= mask;
             }
@@ -127,7 +144,7 @@ impl UsedMap {
         while i < limit {
             let byte = bitmap.get((i / 8) as usize).copied().unwrap_or(0);
             // Whole bytes of zeros or ones at once.
-            if i % 8 == 0 && i + 8 <= limit && (byte == 0 || byte == 0xFF) {
+            if i.is_multiple_of(8) && i + 8 <= limit && (byte == 0 || byte == 0xFF) {
                 if byte == 0 {
                     if let Some(s) = run.take() {
                         self.mark(base + s * size, (i - s) * size);
@@ -162,7 +179,11 @@ impl UsedMap {
             let bit = i % 64;
             let take = (64 - bit).min(end - i);
             let word = self.bits.get((i / 64) as usize).copied().unwrap_or(0) >> bit;
-            let mask = if take == 64 { u64::MAX } else { (1u64 << take) - 1 };
+            let mask = if take == 64 {
+                u64::MAX
+            } else {
+                (1u64 << take) - 1
+            };
             n += u64::from((word & mask).count_ones());
             i += take;
         }
@@ -234,21 +255,51 @@ impl Iterator for Ranges<'_> {
 #[derive(Debug, thiserror::Error)]
 pub enum MapError {
     #[error("reading {len} bytes at offset {offset} of {device}: {source}")]
-    Read { device: String, offset: u64, len: usize, source: io::Error },
+    Read {
+        device: String,
+        offset: u64,
+        len: usize,
+        source: io::Error,
+    },
     #[error("{device}: no {kind} superblock found any more")]
     NotRecognised { device: String, kind: FsKind },
     #[error("{kind}: used-block maps are not supported for this kind, image the whole partition")]
     Unsupported { kind: FsKind },
-    #[error("{device}: {kind} claims {fs_bytes} bytes but the partition holds only {partition_bytes}")]
-    LargerThanPartition { device: String, kind: FsKind, fs_bytes: u64, partition_bytes: u64 },
+    #[error(
+        "{device}: {kind} claims {fs_bytes} bytes but the partition holds only {partition_bytes}"
+    )]
+    LargerThanPartition {
+        device: String,
+        kind: FsKind,
+        fs_bytes: u64,
+        partition_bytes: u64,
+    },
     #[error("{device}: {kind} {state}: its allocation maps may be stale, check it first")]
-    NeedsCheck { device: String, kind: FsKind, state: String },
+    NeedsCheck {
+        device: String,
+        kind: FsKind,
+        state: String,
+    },
     #[error("{device}: block bitmap of group {group} fails its checksum (stored {stored:#x}, computed {computed:#x})")]
-    BitmapChecksum { device: String, group: u64, stored: u32, computed: u32 },
+    BitmapChecksum {
+        device: String,
+        group: u64,
+        stored: u32,
+        computed: u32,
+    },
     #[error("{device}: {what}: the bitmap says {bitmap_free} free, the file system records {recorded_free}")]
-    FreeCountMismatch { device: String, what: String, bitmap_free: u64, recorded_free: u64 },
+    FreeCountMismatch {
+        device: String,
+        what: String,
+        bitmap_free: u64,
+        recorded_free: u64,
+    },
     #[error("{device}: FAT entry of cluster {cluster} is {value:#x}, outside the volume")]
-    FatEntryOutOfRange { device: String, cluster: u64, value: u32 },
+    FatEntryOutOfRange {
+        device: String,
+        cluster: u64,
+        value: u32,
+    },
     #[error("{device}: {what}")]
     Corrupt { device: String, what: String },
     #[error("unit of {unit} bytes per bit is not a power of two")]
@@ -260,21 +311,51 @@ pub enum MapError {
 impl From<ProbeError> for MapError {
     fn from(e: ProbeError) -> Self {
         match e {
-            ProbeError::Read { device, offset, len, source } => {
-                MapError::Read { device, offset, len, source }
-            }
+            ProbeError::Read {
+                device,
+                offset,
+                len,
+                source,
+            } => MapError::Read {
+                device,
+                offset,
+                len,
+                source,
+            },
         }
     }
 }
 
 impl MapError {
     pub(crate) fn corrupt(io: &dyn BlockIo, what: impl Into<String>) -> Self {
-        MapError::Corrupt { device: io.describe(), what: what.into() }
+        MapError::Corrupt {
+            device: io.describe(),
+            what: what.into(),
+        }
     }
 }
 
+/// Fails with [`MapError::LargerThanPartition`] when the file system claims more bytes than `io`
+/// holds (the map could not describe what is missing).
+pub(crate) fn check_fits(io: &dyn BlockIo, kind: FsKind, fs_bytes: u64) -> Result<(), MapError> {
+    if fs_bytes > io.len() {
+        return Err(MapError::LargerThanPartition {
+            device: io.describe(),
+            kind,
+            fs_bytes,
+            partition_bytes: io.len(),
+        });
+    }
+    Ok(())
+}
+
 /// Reads exactly `len` bytes at `offset`; a range outside `io` is a [`MapError::Corrupt`].
-pub(crate) fn read(io: &dyn BlockIo, offset: u64, len: u64, what: &str) -> Result<Vec<u8>, MapError> {
+pub(crate) fn read(
+    io: &dyn BlockIo,
+    offset: u64,
+    len: u64,
+    what: &str,
+) -> Result<Vec<u8>, MapError> {
     match offset.checked_add(len) {
         Some(end) if end <= io.len() => {}
         _ => {
@@ -285,12 +366,13 @@ pub(crate) fn read(io: &dyn BlockIo, offset: u64, len: u64, what: &str) -> Resul
         }
     }
     let mut buf = vec![0u8; len as usize];
-    io.read_at(&mut buf, offset).map_err(|source| MapError::Read {
-        device: io.describe(),
-        offset,
-        len: len as usize,
-        source,
-    })?;
+    io.read_at(&mut buf, offset)
+        .map_err(|source| MapError::Read {
+            device: io.describe(),
+            offset,
+            len: len as usize,
+            source,
+        })?;
     Ok(buf)
 }
 
@@ -301,14 +383,7 @@ pub(crate) fn read(io: &dyn BlockIo, offset: u64, len: u64, what: &str) -> Resul
 /// journals, and every allocated block. Structures that do not add up (checksums, free counts,
 /// entries outside the volume) are errors, never a map that could leave data out.
 pub fn used_map(io: &dyn BlockIo, info: &FsInfo) -> Result<UsedMap, MapError> {
-    if info.size > io.len() {
-        return Err(MapError::LargerThanPartition {
-            device: io.describe(),
-            kind: info.kind,
-            fs_bytes: info.size,
-            partition_bytes: io.len(),
-        });
-    }
+    check_fits(io, info.kind, info.size)?;
     let map = match info.kind {
         FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => ext::used_map(io, info.kind)?,
         FsKind::Vfat => fat::used_map(io)?,
@@ -353,7 +428,10 @@ mod tests {
         m.mark(5 * 4096 + 7, 1);
         m.mark(10 * 4096, 1);
         let r: Vec<_> = m.ranges().collect();
-        assert_eq!(r, vec![0..3 * 4096, 5 * 4096..6 * 4096, 10 * 4096..10 * 4096 + 100]);
+        assert_eq!(
+            r,
+            vec![0..3 * 4096, 5 * 4096..6 * 4096, 10 * 4096..10 * 4096 + 100]
+        );
         assert_eq!(m.count(), 5);
         assert_eq!(m.used_bytes(), 4 * 4096 + 100);
         assert!(m.is_used(2 * 4096 + 5) && !m.is_used(3 * 4096) && !m.is_used(1 << 40));

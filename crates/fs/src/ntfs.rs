@@ -36,7 +36,9 @@ impl Boot {
 }
 
 pub(crate) fn read_boot(io: &dyn BlockIo) -> Result<Option<Boot>, ProbeError> {
-    let Some(b) = read_opt(io, 0, 512)? else { return Ok(None) };
+    let Some(b) = read_opt(io, 0, 512)? else {
+        return Ok(None);
+    };
     if slice(&b, 3, 8) != b"NTFS    " {
         return Ok(None);
     }
@@ -98,7 +100,9 @@ pub(crate) fn apply_fixups(rec: &mut [u8]) -> bool {
     if usa_count < 2 || usa_ofs % 2 != 0 || (usa_count - 1) * USA_STRIDE > rec.len() {
         return false;
     }
-    let Some(usa_end) = usa_ofs.checked_add(usa_count * 2) else { return false };
+    let Some(usa_end) = usa_ofs.checked_add(usa_count * 2) else {
+        return false;
+    };
     if usa_end > rec.len() || usa_end > USA_STRIDE {
         return false;
     }
@@ -153,7 +157,7 @@ pub(crate) fn attributes(rec: &[u8]) -> Vec<Attr<'_>> {
             break;
         }
         let len = le32(rec, off + 4) as usize;
-        if len < 16 || len % 8 != 0 || off + len > in_use {
+        if len < 16 || !len.is_multiple_of(8) || off + len > in_use {
             break;
         }
         let bytes = slice(rec, off, len);
@@ -201,7 +205,9 @@ pub(crate) fn runlist(attr: &Attr<'_>) -> Option<Vec<Run>> {
         if len <= 0 {
             return None;
         }
-        let off_bytes = attr.bytes.get(pos + 1 + len_size..pos + 1 + len_size + off_size)?;
+        let off_bytes = attr
+            .bytes
+            .get(pos + 1 + len_size..pos + 1 + len_size + off_size)?;
         let run_lcn = if off_size == 0 {
             None
         } else {
@@ -211,7 +217,11 @@ pub(crate) fn runlist(attr: &Attr<'_>) -> Option<Vec<Run>> {
             }
             Some(lcn as u64)
         };
-        runs.push(Run { vcn, lcn: run_lcn, len: len as u64 });
+        runs.push(Run {
+            vcn,
+            lcn: run_lcn,
+            len: len as u64,
+        });
         vcn = vcn.checked_add(len as u64)?;
         pos += 1 + len_size + off_size;
     }
@@ -270,7 +280,10 @@ impl Mft {
         while pos < end {
             let vcn = pos / boot.cluster_size;
             let within = pos % boot.cluster_size;
-            let Some(run) = self.runs.iter().find(|r| vcn >= r.vcn && vcn - r.vcn < r.len)
+            let Some(run) = self
+                .runs
+                .iter()
+                .find(|r| vcn >= r.vcn && vcn - r.vcn < r.len)
             else {
                 return Ok(None);
             };
@@ -279,7 +292,9 @@ impl Mft {
             let disk_off = (lcn + (vcn - run.vcn))
                 .saturating_mul(boot.cluster_size)
                 .saturating_add(within);
-            let Some(piece) = read_opt(io, disk_off, take as usize)? else { return Ok(None) };
+            let Some(piece) = read_opt(io, disk_off, take as usize)? else {
+                return Ok(None);
+            };
             rec.extend_from_slice(&piece);
             pos += take;
         }
@@ -288,7 +303,9 @@ impl Mft {
 }
 
 pub(crate) fn probe(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
-    let Some(boot) = read_boot(io)? else { return Ok(None) };
+    let Some(boot) = read_boot(io)? else {
+        return Ok(None);
+    };
     let mut info = FsInfo::new(FsKind::Ntfs);
     info.uuid = Some(format!("{:016X}", boot.serial));
     info.block_size = boot.sector_size as u32;
@@ -299,7 +316,8 @@ pub(crate) fn probe(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
         None => None,
     };
     let Some(volume) = volume else {
-        info.warnings.push("the $Volume MFT record is unreadable: no label".into());
+        info.warnings
+            .push("the $Volume MFT record is unreadable: no label".into());
         return Ok(Some(info));
     };
     let attrs = attributes(&volume);
@@ -319,14 +337,21 @@ pub(crate) fn probe(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
 /// its backup in the last sector.
 pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
     let Some(boot) = read_boot(io)? else {
-        return Err(MapError::NotRecognised { device: io.describe(), kind: FsKind::Ntfs });
+        return Err(MapError::NotRecognised {
+            device: io.describe(),
+            kind: FsKind::Ntfs,
+        });
     };
     let Some(mft) = Mft::open(io, &boot)? else {
-        return Err(MapError::corrupt(io, "the $MFT record or its data runlist is unreadable"));
+        return Err(MapError::corrupt(
+            io,
+            "the $MFT record or its data runlist is unreadable",
+        ));
     };
     if let Some(vol) = mft.record(io, &boot, MFT_RECORD_VOLUME)? {
         let attrs = attributes(&vol);
-        if let Some(vi) = find_attr(&attrs, ATTR_VOLUME_INFORMATION).and_then(Attr::resident_value) {
+        if let Some(vi) = find_attr(&attrs, ATTR_VOLUME_INFORMATION).and_then(Attr::resident_value)
+        {
             if le16(vi, 10) & 1 != 0 {
                 return Err(MapError::NeedsCheck {
                     device: io.describe(),
@@ -337,7 +362,10 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
         }
     }
     let Some(rec) = mft.record(io, &boot, MFT_RECORD_BITMAP)? else {
-        return Err(MapError::corrupt(io, "the $Bitmap MFT record is unreadable"));
+        return Err(MapError::corrupt(
+            io,
+            "the $Bitmap MFT record is unreadable",
+        ));
     };
     let attrs = attributes(&rec);
     let Some(data) = find_attr(&attrs, ATTR_DATA) else {
@@ -370,7 +398,10 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
                 return Err(MapError::corrupt(io, "$Bitmap has a sparse run"));
             };
             if lcn.checked_add(run.len).is_none_or(|e| e > clusters) {
-                return Err(MapError::corrupt(io, format!("$Bitmap run at cluster {lcn} is outside the volume")));
+                return Err(MapError::corrupt(
+                    io,
+                    format!("$Bitmap run at cluster {lcn} is outside the volume"),
+                ));
             }
             if run.vcn.saturating_mul(cs) != covered {
                 return Err(MapError::corrupt(io, "$Bitmap runs are not in order"));
@@ -389,15 +420,21 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
             if covered >= need {
                 break;
             }
-            covered = (run.vcn + run.len) * cs;
+            covered = run.vcn.saturating_add(run.len).saturating_mul(cs);
         }
         if covered < need {
-            return Err(MapError::corrupt(io, "$Bitmap runlist ends before the volume does"));
+            return Err(MapError::corrupt(
+                io,
+                "$Bitmap runlist ends before the volume does",
+            ));
         }
     }
     // The boot sector, and its backup in the sector after the last volume sector.
     map.mark(0, boot.sector_size);
-    map.mark(boot.total_sectors.saturating_mul(boot.sector_size), boot.sector_size);
+    map.mark(
+        boot.total_sectors.saturating_mul(boot.sector_size),
+        boot.sector_size,
+    );
     map.mark(io.len().saturating_sub(boot.sector_size), boot.sector_size);
     Ok(map)
 }

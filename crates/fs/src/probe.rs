@@ -128,7 +128,12 @@ impl FsInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     #[error("reading {len} bytes at offset {offset} of {device}: {source}")]
-    Read { device: String, offset: u64, len: usize, source: io::Error },
+    Read {
+        device: String,
+        offset: u64,
+        len: usize,
+        source: io::Error,
+    },
 }
 
 /// Reads `len` bytes at `offset`, or `None` when the range is not inside `io` (a partition too
@@ -143,12 +148,13 @@ pub(crate) fn read_opt(
         _ => return Ok(None),
     }
     let mut buf = vec![0u8; len];
-    io.read_at(&mut buf, offset).map_err(|source| ProbeError::Read {
-        device: io.describe(),
-        offset,
-        len,
-        source,
-    })?;
+    io.read_at(&mut buf, offset)
+        .map_err(|source| ProbeError::Read {
+            device: io.describe(),
+            offset,
+            len,
+            source,
+        })?;
     Ok(Some(buf))
 }
 
@@ -190,7 +196,9 @@ pub fn probe(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
 }
 
 fn probe_luks(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
-    let Some(h) = read_opt(io, 0, 512)? else { return Ok(None) };
+    let Some(h) = read_opt(io, 0, 512)? else {
+        return Ok(None);
+    };
     if slice(&h, 0, 6) != b"LUKS\xba\xbe" {
         return Ok(None);
     }
@@ -225,7 +233,9 @@ fn probe_luks(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
 
 fn probe_lvm2(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
     // The label may be in any of the first four 512-byte sectors.
-    let Some(head) = read_opt(io, 0, 2048)? else { return Ok(None) };
+    let Some(head) = read_opt(io, 0, 2048)? else {
+        return Ok(None);
+    };
     for sector in 0..4usize {
         let s = slice(&head, sector * 512, 512);
         if slice(s, 0, 8) != b"LABELONE" || slice(s, 24, 8) != b"LVM2 001" {
@@ -265,7 +275,9 @@ const HIBERNATION_MAGICS: &[&[u8]] = &[b"S1SUSPEND", b"S2SUSPEND", b"ULSUSPEND",
 
 fn probe_swap(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
     for page in [4096u64, 8192, 16384, 32768, 65536] {
-        let Some(sig) = read_opt(io, page - 10, 10)? else { return Ok(None) };
+        let Some(sig) = read_opt(io, page - 10, 10)? else {
+            return Ok(None);
+        };
         let hibernation = HIBERNATION_MAGICS.iter().any(|m| sig.starts_with(m));
         let v0 = sig == b"SWAP-SPACE";
         if sig != b"SWAPSPACE2" && !v0 && !hibernation {
@@ -279,7 +291,9 @@ fn probe_swap(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
             info.size = io.len();
             return Ok(Some(info));
         }
-        let Some(h) = read_opt(io, 1024, 44)? else { return Ok(None) };
+        let Some(h) = read_opt(io, 1024, 44)? else {
+            return Ok(None);
+        };
         // The header is in the byte order of the machine that wrote it.
         let (version, last_page) = match le32(&h, 0) {
             1 => (1, le32(&h, 4)),
@@ -306,7 +320,9 @@ fn probe_swap(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
 }
 
 fn probe_xfs(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
-    let Some(sb) = read_opt(io, 0, 512)? else { return Ok(None) };
+    let Some(sb) = read_opt(io, 0, 512)? else {
+        return Ok(None);
+    };
     if slice(&sb, 0, 4) != b"XFSB" {
         return Ok(None);
     }
@@ -345,7 +361,9 @@ fn probe_xfs(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
 }
 
 fn probe_btrfs(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
-    let Some(sb) = read_opt(io, 0x10000, 4096)? else { return Ok(None) };
+    let Some(sb) = read_opt(io, 0x10000, 4096)? else {
+        return Ok(None);
+    };
     if slice(&sb, 64, 8) != b"_BHRfS_M" || le64(&sb, 48) != 0x10000 {
         return Ok(None);
     }
@@ -374,7 +392,9 @@ fn probe_iso9660(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
     let mut joliet: Option<String> = None;
     // Volume descriptors start at sector 16 (of 2048 bytes); the set ends with type 255.
     for n in 0..32u64 {
-        let Some(vd) = read_opt(io, 32768 + n * 2048, 2048)? else { break };
+        let Some(vd) = read_opt(io, 32768 + n * 2048, 2048)? else {
+            break;
+        };
         if slice(&vd, 1, 5) != b"CD001" {
             break;
         }

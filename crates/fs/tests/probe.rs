@@ -16,15 +16,39 @@ fn probe_matches_blkid(path: &Path) -> Result<FsInfo> {
     let io = FileIo::open(path)?;
     let info = probe(&io)?.with_context(|| format!("nothing recognised on {}", path.display()))?;
     let oracle = blkid(path)?;
-    assert_eq!(oracle.get("TYPE").map(String::as_str), Some(info.kind.name()), "{oracle:?}");
-    assert_eq!(oracle.get("LABEL"), info.label.as_ref(), "label of {info:?} vs {oracle:?}");
-    assert_eq!(oracle.get("UUID"), info.uuid.as_ref(), "uuid of {info:?} vs {oracle:?}");
+    assert_eq!(
+        oracle.get("TYPE").map(String::as_str),
+        Some(info.kind.name()),
+        "{oracle:?}"
+    );
+    assert_eq!(
+        oracle.get("LABEL"),
+        info.label.as_ref(),
+        "label of {info:?} vs {oracle:?}"
+    );
+    assert_eq!(
+        oracle.get("UUID"),
+        info.uuid.as_ref(),
+        "uuid of {info:?} vs {oracle:?}"
+    );
     if info.kind == FsKind::Vfat {
         assert_eq!(oracle.get("VERSION"), info.version.as_ref());
     }
-    assert!(info.warnings.is_empty(), "unexpected warnings {:?}", info.warnings);
-    assert!(info.size > 0 && info.size <= io.len(), "size {} of {}", info.size, io.len());
-    assert!(info.cluster_size >= info.block_size && info.block_size > 0, "{info:?}");
+    assert!(
+        info.warnings.is_empty(),
+        "unexpected warnings {:?}",
+        info.warnings
+    );
+    assert!(
+        info.size > 0 && info.size <= io.len(),
+        "size {} of {}",
+        info.size,
+        io.len()
+    );
+    assert!(
+        info.cluster_size >= info.block_size && info.block_size > 0,
+        "{info:?}"
+    );
     Ok(info)
 }
 
@@ -56,12 +80,22 @@ fn ext3_is_recognised_by_its_journal() -> Result<()> {
 #[test]
 fn ext4_variants_report_block_and_cluster_sizes() -> Result<()> {
     let (_d, info) = mkfs(Mkfs::Ext4, 64 * MIB, "root", &["-b", "4096"])?;
-    assert_eq!((info.kind, info.block_size, info.cluster_size), (FsKind::Ext4, 4096, 4096));
+    assert_eq!(
+        (info.kind, info.block_size, info.cluster_size),
+        (FsKind::Ext4, 4096, 4096)
+    );
     let (_d, info) = mkfs(Mkfs::Ext4, 32 * MIB, "small", &["-b", "1024"])?;
     assert_eq!((info.kind, info.block_size), (FsKind::Ext4, 1024));
-    let (_d, info) =
-        mkfs(Mkfs::Ext4, 256 * MIB, "big", &["-b", "4096", "-O", "64bit,bigalloc", "-C", "65536"])?;
-    assert_eq!((info.kind, info.block_size, info.cluster_size), (FsKind::Ext4, 4096, 65536));
+    let (_d, info) = mkfs(
+        Mkfs::Ext4,
+        256 * MIB,
+        "big",
+        &["-b", "4096", "-O", "64bit,bigalloc", "-C", "65536"],
+    )?;
+    assert_eq!(
+        (info.kind, info.block_size, info.cluster_size),
+        (FsKind::Ext4, 4096, 65536)
+    );
     assert_eq!(info.size, 256 * MIB);
     Ok(())
 }
@@ -86,7 +120,10 @@ fn fat_width_follows_the_cluster_count() -> Result<()> {
     let (_d, info) = mkfs(Mkfs::Fat16, 64 * MIB, "F16", &[])?;
     assert_eq!(info.version.as_deref(), Some("FAT16"));
     let (_d, info) = mkfs(Mkfs::Fat32, 64 * MIB, "F32 DATA", &["-s", "1"])?;
-    assert_eq!((info.version.as_deref(), info.cluster_size), (Some("FAT32"), 512));
+    assert_eq!(
+        (info.version.as_deref(), info.cluster_size),
+        (Some("FAT32"), 512)
+    );
     assert_eq!(info.label.as_deref(), Some("F32 DATA"));
     Ok(())
 }
@@ -127,7 +164,10 @@ fn ntfs_with_small_clusters_and_4k_sectors_is_read() -> Result<()> {
     assert_eq!(info.cluster_size, 512);
     assert_eq!(info.label.as_deref(), Some("c512"));
     let (_d, info) = mkfs(Mkfs::Ntfs, 64 * MIB, "s4k", &["-s", "4096", "-c", "4096"])?;
-    assert_eq!((info.block_size, info.label.as_deref()), (4096, Some("s4k")));
+    assert_eq!(
+        (info.block_size, info.label.as_deref()),
+        (4096, Some("s4k"))
+    );
     Ok(())
 }
 
@@ -171,7 +211,10 @@ fn luks(version: &str, label: Option<&str>) -> Result<FsInfo> {
 #[test]
 fn luks1_and_luks2_report_version_uuid_and_label() -> Result<()> {
     let one = luks("luks1", None)?;
-    assert_eq!((one.kind, one.version.as_deref()), (FsKind::CryptoLuks, Some("LUKS1")));
+    assert_eq!(
+        (one.kind, one.version.as_deref()),
+        (FsKind::CryptoLuks, Some("LUKS1"))
+    );
     let two = luks("luks2", Some("vault"))?;
     assert_eq!(two.version.as_deref(), Some("LUKS2"));
     assert_eq!(two.label.as_deref(), Some("vault"));
@@ -198,7 +241,10 @@ fn lvm2_physical_volume_is_recognised() -> Result<()> {
     fixture::run("pvcreate", &["-q", "-ff", "-y", &lo.0])?;
     drop(lo);
     let info = probe_matches_blkid(&img)?;
-    assert_eq!((info.kind, info.version.as_deref()), (FsKind::Lvm2Member, Some("LVM2 001")));
+    assert_eq!(
+        (info.kind, info.version.as_deref()),
+        (FsKind::Lvm2Member, Some("LVM2 001"))
+    );
     Ok(())
 }
 
@@ -209,13 +255,34 @@ fn iso9660_volume_id_is_the_label() -> Result<()> {
     std::fs::create_dir(&src)?;
     std::fs::write(src.join("readme.txt"), b"hello")?;
     let img = join(&dir, "cd.iso");
-    fixture::run("genisoimage", &["-quiet", "-V", "RESCUE_CD", "-o", path_str(&img)?, path_str(&src)?])?;
+    fixture::run(
+        "genisoimage",
+        &[
+            "-quiet",
+            "-V",
+            "RESCUE_CD",
+            "-o",
+            path_str(&img)?,
+            path_str(&src)?,
+        ],
+    )?;
     let info = probe_matches_blkid(&img)?;
-    assert_eq!((info.kind, info.label.as_deref()), (FsKind::Iso9660, Some("RESCUE_CD")));
+    assert_eq!(
+        (info.kind, info.label.as_deref()),
+        (FsKind::Iso9660, Some("RESCUE_CD"))
+    );
     let img = join(&dir, "joliet.iso");
     fixture::run(
         "genisoimage",
-        &["-quiet", "-J", "-V", "Mixed Case", "-o", path_str(&img)?, path_str(&src)?],
+        &[
+            "-quiet",
+            "-J",
+            "-V",
+            "Mixed Case",
+            "-o",
+            path_str(&img)?,
+            path_str(&src)?,
+        ],
     )?;
     let info = probe_matches_blkid(&img)?;
     assert_eq!(info.label.as_deref(), Some("Mixed Case"));
@@ -320,6 +387,46 @@ fn probe_survives_seeded_mutations_of_real_superblocks() -> Result<()> {
             Err(e) => bail!("round {round}: in-memory read failed: {e}"),
         }
     }
-    assert!(recognised > 1000, "most one-byte mutations keep the file system: {recognised}");
+    assert!(
+        recognised > 1000,
+        "most one-byte mutations keep the file system: {recognised}"
+    );
+    Ok(())
+}
+
+#[test]
+fn hybrid_iso_with_boot_code_and_gpt_is_iso9660() -> Result<()> {
+    let dir = tempdir()?;
+    let src = join(&dir, "src");
+    std::fs::create_dir_all(src.join("boot/grub"))?;
+    std::fs::write(src.join("boot/grub/grub.cfg"), b"set timeout=0\n")?;
+    let img = join(&dir, "hybrid.iso");
+    fixture::run(
+        "grub-mkrescue",
+        &[
+            "-o",
+            path_str(&img)?,
+            path_str(&src)?,
+            "--",
+            "-volid",
+            "HYBRID",
+        ],
+    )?;
+    let info = probe_matches_blkid(&img)?;
+    assert_eq!(
+        (info.kind, info.label.as_deref()),
+        (FsKind::Iso9660, Some("HYBRID"))
+    );
+    Ok(())
+}
+
+#[test]
+fn fs_info_serialises_with_blkid_type_names() -> Result<()> {
+    let (_d, info) = mkfs(Mkfs::Fat32, 64 * MIB, "JSON", &[])?;
+    let json = serde_json::to_value(&info)?;
+    assert_eq!(json["kind"], "vfat");
+    assert_eq!(json["version"], "FAT32");
+    assert_eq!(json["label"], "JSON");
+    assert_eq!(FsKind::CryptoLuks.to_string(), "crypto_LUKS");
     Ok(())
 }

@@ -47,7 +47,14 @@ fn ext_round_trip(kind: Mkfs, size: u64, extra: &[&str]) -> Result<UsedMap> {
     assert_eq!(code, 0, "e2fsck on the zeroed copy:\n{out}");
     let dump = join(&dir, "dump");
     std::fs::create_dir(&dump)?;
-    fixture::run("debugfs", &["-R", &format!("rdump / {}", path_str(&dump)?), path_str(&zeroed)?])?;
+    fixture::run(
+        "debugfs",
+        &[
+            "-R",
+            &format!("rdump / {}", path_str(&dump)?),
+            path_str(&zeroed)?,
+        ],
+    )?;
     assert_eq!(compare_trees(&src, &dump)?, 2503);
     Ok(map)
 }
@@ -61,7 +68,11 @@ fn ext4_flex_bg_with_uninit_groups_keeps_everything_e2fsck_needs() -> Result<()>
 
 #[test]
 fn ext4_64bit_meta_bg_with_1k_blocks_keeps_everything() -> Result<()> {
-    ext_round_trip(Mkfs::Ext4, 128 * MIB, &["-b", "1024", "-O", "64bit,meta_bg,^resize_inode"])?;
+    ext_round_trip(
+        Mkfs::Ext4,
+        128 * MIB,
+        &["-b", "1024", "-O", "64bit,meta_bg,^resize_inode"],
+    )?;
     Ok(())
 }
 
@@ -73,8 +84,11 @@ fn ext4_1k_blocks_keeps_everything() -> Result<()> {
 
 #[test]
 fn ext4_bigalloc_maps_whole_clusters() -> Result<()> {
-    let map =
-        ext_round_trip(Mkfs::Ext4, 512 * MIB, &["-b", "4096", "-O", "64bit,bigalloc", "-C", "65536"])?;
+    let map = ext_round_trip(
+        Mkfs::Ext4,
+        512 * MIB,
+        &["-b", "4096", "-O", "64bit,bigalloc", "-C", "65536"],
+    )?;
     assert_eq!(map.unit(), 65536);
     Ok(())
 }
@@ -88,7 +102,11 @@ fn ext2_and_ext3_keep_everything() -> Result<()> {
 
 #[test]
 fn ext4_sparse_super2_keeps_its_two_backups() -> Result<()> {
-    ext_round_trip(Mkfs::Ext4, 256 * MIB, &["-b", "1024", "-O", "sparse_super2"])?;
+    ext_round_trip(
+        Mkfs::Ext4,
+        256 * MIB,
+        &["-b", "1024", "-O", "sparse_super2"],
+    )?;
     Ok(())
 }
 
@@ -116,20 +134,42 @@ fn fat_round_trip(kind: Mkfs, size: u64, extra: &[&str]) -> Result<UsedMap> {
         .context("no cluster size")?
         .parse()?;
     let used_clusters = {
-        let line = report.lines().rfind(|l| l.contains(" clusters")).context("no cluster summary")?;
+        let line = report
+            .lines()
+            .rfind(|l| l.contains(" clusters"))
+            .context("no cluster summary")?;
         // "<path>: N files, USED/TOTAL clusters"
-        let frac = line.split_whitespace().rev().nth(1).context("no used/total")?;
+        let frac = line
+            .split_whitespace()
+            .rev()
+            .nth(1)
+            .context("no used/total")?;
         frac.split('/').next().unwrap_or("").parse::<u64>()?
     };
     assert_eq!(u64::from(info.cluster_size), cluster, "{report}");
-    assert_eq!(map.used_bytes(), data_start + used_clusters * cluster, "{info:?}\n{report}");
+    assert_eq!(
+        map.used_bytes(),
+        data_start + used_clusters * cluster,
+        "{info:?}\n{report}"
+    );
     let zeroed = join(&dir, "zeroed.img");
     keep_only_used(&img, &map, &zeroed)?;
     let (code, out) = fixture::run_status("fsck.vfat", &["-n", path_str(&zeroed)?])?;
     assert_eq!(code, 0, "fsck.vfat on the zeroed copy:\n{out}");
     let dump = join(&dir, "dump");
     std::fs::create_dir(&dump)?;
-    run_env("mcopy", &["-s", "-n", "-i", path_str(&zeroed)?, "::*", path_str(&dump)?], &env)?;
+    run_env(
+        "mcopy",
+        &[
+            "-s",
+            "-n",
+            "-i",
+            path_str(&zeroed)?,
+            "::*",
+            path_str(&dump)?,
+        ],
+        &env,
+    )?;
     assert_eq!(compare_trees(&src, &dump)?, 402);
     Ok(map)
 }
@@ -151,7 +191,7 @@ fn fat32_keeps_every_allocated_cluster() -> Result<()> {
     let map = fat_round_trip(Mkfs::Fat32, 128 * MIB, &[])?;
     assert!(map.used_bytes() < 16 * MIB);
     // An unaligned data region (odd reserved sector count) makes the unit smaller, not wrong.
-    let odd = fat_round_trip(Mkfs::Fat32, 320 * MIB, &["-R", "33", "-s", "8"])?;
+    let odd = fat_round_trip(Mkfs::Fat32, 320 * MIB, &["-a", "-R", "33", "-s", "8"])?;
     assert!(odd.unit() < 4096, "unit {}", odd.unit());
     Ok(())
 }
@@ -165,7 +205,11 @@ fn exfat_empty_volume_keeps_its_metadata() -> Result<()> {
         let img = join(&dir, name);
         fixture::mkfs(Mkfs::Exfat, &img, 256 * MIB, "Empty", extra)?;
         let (_io, info, map) = map_of(&img)?;
-        assert!(map.used_bytes() < 8 * MIB, "{} used of {info:?}", map.used_bytes());
+        assert!(
+            map.used_bytes() < 8 * MIB,
+            "{} used of {info:?}",
+            map.used_bytes()
+        );
         assert!(map.is_used(0) && map.is_used(12 * 512));
         let zeroed = join(&dir, "zeroed.img");
         keep_only_used(&img, &map, &zeroed)?;
@@ -179,16 +223,24 @@ fn exfat_empty_volume_keeps_its_metadata() -> Result<()> {
 
 #[test]
 fn ntfs_keeps_every_cluster_in_its_bitmap() -> Result<()> {
+    ntfs_round_trip(&[])?;
+    ntfs_round_trip(&["-s", "4096", "-c", "8192"])?;
+    ntfs_round_trip(&["-c", "512"])
+}
+
+fn ntfs_round_trip(extra: &[&str]) -> Result<()> {
     let dir = tempdir()?;
     let src = join(&dir, "src");
     populate(&src, 60, &[4 << 20, 900_000])?;
     let img = join(&dir, "ntfs.img");
-    fixture::mkfs(Mkfs::Ntfs, &img, 128 * MIB, "Filled", &[])?;
+    fixture::mkfs(Mkfs::Ntfs, &img, 128 * MIB, "Filled", extra)?;
     let mut files = Vec::new();
     for sub in std::fs::read_dir(&src)? {
         let sub = sub?.path();
         let list: Vec<_> = if sub.is_dir() {
-            std::fs::read_dir(&sub)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?
+            std::fs::read_dir(&sub)?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()?
         } else {
             vec![sub]
         };
@@ -204,7 +256,11 @@ fn ntfs_keeps_every_cluster_in_its_bitmap() -> Result<()> {
     let free = number_after(&report, "Free Clusters:")?;
     let cs = u64::from(info.cluster_size);
     // Allocated clusters plus the tail after the last cluster, which holds the backup boot sector.
-    assert_eq!(map.used_bytes(), (total - free) * cs + (io.len() - total * cs), "{report}");
+    assert_eq!(
+        map.used_bytes(),
+        (total - free) * cs + (io.len() - total * cs),
+        "{report}"
+    );
     let zeroed = join(&dir, "zeroed.img");
     keep_only_used(&img, &map, &zeroed)?;
     let (code, out) = fixture::run_status("ntfsfix", &["-n", path_str(&zeroed)?])?;
@@ -242,13 +298,21 @@ fn unsupported_and_oversized_file_systems_are_errors() -> Result<()> {
     fixture::mkfs(Mkfs::Btrfs, &img, 128 * MIB, "b", &[])?;
     let io = FileIo::open(&img)?;
     let info = probe(&io)?.context("btrfs")?;
-    assert!(matches!(used_map(&io, &info), Err(MapError::Unsupported { kind: FsKind::Btrfs })));
+    assert!(matches!(
+        used_map(&io, &info),
+        Err(MapError::Unsupported {
+            kind: FsKind::Btrfs
+        })
+    ));
     let img = join(&dir, "ext.img");
     fixture::mkfs(Mkfs::Ext4, &img, 32 * MIB, "e", &[])?;
     let whole = std::fs::read(&img)?;
     let short = MemDisk::from_vec(whole[..(20 * MIB) as usize].to_vec(), 512);
     let info = probe(&short)?.context("ext4")?;
-    assert!(matches!(used_map(&short, &info), Err(MapError::LargerThanPartition { .. })));
+    assert!(matches!(
+        used_map(&short, &info),
+        Err(MapError::LargerThanPartition { .. })
+    ));
     Ok(())
 }
 
@@ -269,13 +333,18 @@ fn ext4_damaged_bitmap_checksum_or_counts_are_errors() -> Result<()> {
     fixture::poke(&img, bitmap * 4096 + 1000, &[0x5a])?;
     let io = FileIo::open(&img)?;
     let info = probe(&io)?.context("ext4")?;
-    assert!(matches!(used_map(&io, &info), Err(MapError::BitmapChecksum { group: 0, .. })));
+    assert!(matches!(
+        used_map(&io, &info),
+        Err(MapError::BitmapChecksum { group: 0, .. })
+    ));
     // A superblock free count that disagrees with the bitmaps.
     std::fs::write(&img, &pristine)?;
     let free = u32::from_le_bytes(pristine[1024 + 12..1024 + 16].try_into()?);
     fixture::poke(&img, 1024 + 12, &(free - 7).to_le_bytes())?;
     let io = FileIo::open(&img)?;
-    let err = used_map(&io, &info).err().context("a wrong free count must fail")?;
+    let err = used_map(&io, &info)
+        .err()
+        .context("a wrong free count must fail")?;
     assert!(matches!(err, MapError::FreeCountMismatch { .. }), "{err}");
     // A journal that needs recovery: the bitmaps on disk may be stale.
     std::fs::write(&img, &pristine)?;
@@ -284,7 +353,10 @@ fn ext4_damaged_bitmap_checksum_or_counts_are_errors() -> Result<()> {
     let io = FileIo::open(&img)?;
     let info = probe(&io)?.context("ext4")?;
     assert!(info.needs_check);
-    assert!(matches!(used_map(&io, &info), Err(MapError::NeedsCheck { .. })));
+    assert!(matches!(
+        used_map(&io, &info),
+        Err(MapError::NeedsCheck { .. })
+    ));
     Ok(())
 }
 
@@ -300,7 +372,17 @@ fn fat_entry_pointing_outside_the_volume_is_an_error() -> Result<()> {
     fixture::poke(&img, reserved * 512 + 7 * 2, &0xFFF0u16.to_le_bytes())?;
     let io2 = FileIo::open(&img)?;
     let err = used_map(&io2, &info).err().context("must fail")?;
-    assert!(matches!(err, MapError::FatEntryOutOfRange { cluster: 7, value: 0xFFF0, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            MapError::FatEntryOutOfRange {
+                cluster: 7,
+                value: 0xFFF0,
+                ..
+            }
+        ),
+        "{err}"
+    );
     drop(io);
     Ok(())
 }
@@ -313,7 +395,11 @@ fn used_map_survives_seeded_mutations_of_real_metadata() -> Result<()> {
     let mut images = Vec::new();
     for (i, (kind, size, extra)) in [
         (Mkfs::Ext4, 16 * MIB, &["-b", "1024"][..]),
-        (Mkfs::Ext4, 32 * MIB, &["-b", "4096", "-O", "bigalloc", "-C", "16384"][..]),
+        (
+            Mkfs::Ext4,
+            32 * MIB,
+            &["-b", "4096", "-O", "bigalloc", "-C", "16384"][..],
+        ),
         (Mkfs::Fat12, 4 * MIB, &[][..]),
         (Mkfs::Fat16, 20 * MIB, &[][..]),
         (Mkfs::Fat32, 40 * MIB, &[][..]),

@@ -10,7 +10,9 @@ use std::time::Instant;
 use image::{compress_chunk, ChunkJob, ParallelCompressor};
 
 fn collect(dir: &Path, out: &mut Vec<u8>, limit: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = entries.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
@@ -37,32 +39,39 @@ fn main() {
     let cs = 4 << 20;
     let quarter = mib << 18;
     let mut bins = Vec::new();
-    collect(Path::new("/usr/lib/x86_64-linux-gnu"), &mut bins, quarter * 2);
+    collect(
+        Path::new("/usr/lib/x86_64-linux-gnu"),
+        &mut bins,
+        quarter * 2,
+    );
     let mut text = Vec::new();
     collect(Path::new("/usr/share/doc"), &mut text, quarter);
     collect(Path::new("/usr/share/man"), &mut text, quarter);
-    // Interleave binary and text chunks, with an all-zero and a sparse chunk every 8.
+    // Interleave binary and text chunks, with an all-zero and a sparse chunk every 9.
     let mut chunks: Vec<Vec<u8>> = Vec::new();
     let (mut b, mut t) = (bins.chunks(cs), text.chunks(cs));
-    loop {
+    for round in 1.. {
         let mut any = false;
-        for src in [&mut b, &mut t, &mut b] {
-            if let Some(c) = src.next() {
-                chunks.push(c.to_vec());
-                any = true;
-            }
-        }
-        if chunks.len() % 8 == 0 {
-            chunks.push(vec![0; cs]);
-            let mut sparse = vec![0u8; cs];
-            sparse[..cs / 16].copy_from_slice(&bins[..cs / 16]);
-            chunks.push(sparse);
+        for c in [b.next(), t.next(), b.next()].into_iter().flatten() {
+            chunks.push(c.to_vec());
+            any = true;
         }
         if !any {
             break;
         }
+        if round % 3 == 0 {
+            chunks.push(vec![0; cs]);
+            let mut sparse = vec![0u8; cs];
+            let head = bins.get(..cs / 16).unwrap_or_default();
+            sparse[..head.len()].copy_from_slice(head);
+            chunks.push(sparse);
+        }
     }
     let total: usize = chunks.iter().map(Vec::len).sum();
+    if let Some(path) = std::env::var_os("IMAGE_BENCH_DUMP") {
+        // The same bytes, for comparing with `zstd -3 -T1` on this machine at the same time.
+        std::fs::write(path, chunks.concat()).expect("writing the dump");
+    }
     let start = Instant::now();
     let mut out = 0usize;
     for (i, c) in chunks.iter().enumerate() {
@@ -83,7 +92,13 @@ fn main() {
     let stats = ParallelCompressor::new(threads, level)
         .run::<image::Error, _, _>(
             &cancel,
-            || Ok(it.next().map(|(i, data)| ChunkJob { stream: 0, offset: (i * cs) as u64, data })),
+            || {
+                Ok(it.next().map(|(i, data)| ChunkJob {
+                    stream: 0,
+                    offset: (i * cs) as u64,
+                    data,
+                }))
+            },
             |_| Ok(()),
         )
         .expect("pipeline");

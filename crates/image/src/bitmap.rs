@@ -17,11 +17,16 @@ impl Bitmap {
             || !(crate::format::MIN_BITMAP_BLOCK..=crate::format::MAX_BITMAP_BLOCK)
                 .contains(&block_size)
         {
-            return Err(format!("block size {block_size} is not a power of two in 512..=1 GiB"));
+            return Err(format!(
+                "block size {block_size} is not a power of two in 512..=1 GiB"
+            ));
         }
         let need = blocks.div_ceil(8);
         if bits.len() as u64 != need {
-            return Err(format!("{} bitmap bytes for {blocks} blocks, expected {need}", bits.len()));
+            return Err(format!(
+                "{} bitmap bytes for {blocks} blocks, expected {need}",
+                bits.len()
+            ));
         }
         let tail = (blocks % 8) as u32;
         if tail != 0 {
@@ -29,7 +34,11 @@ impl Bitmap {
                 *last &= (1u8 << tail) - 1;
             }
         }
-        Ok(Bitmap { block_size, blocks, bits })
+        Ok(Bitmap {
+            block_size,
+            blocks,
+            bits,
+        })
     }
 
     /// A bitmap with every block of a stream of `len` bytes marked used.

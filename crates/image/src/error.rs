@@ -25,7 +25,9 @@ pub enum Error {
         path: String,
     },
     /// The destination file system refuses files this large (EFBIG, FAT32's 4 GiB limit).
-    #[error("{path}: file too large for the destination file system (split the image into volumes)")]
+    #[error(
+        "{path}: file too large for the destination file system (split the image into volumes)"
+    )]
     FileTooLarge {
         /// The volume being written.
         path: String,
@@ -203,18 +205,30 @@ impl Error {
     /// Maps an I/O error while writing `path`, recognising a full destination and a file-size limit.
     pub(crate) fn write(path: &str, op: &'static str, e: io::Error) -> Error {
         match e.raw_os_error() {
-            Some(28) | Some(122) => Error::DestinationFull { path: path.to_string() },
-            Some(27) => Error::FileTooLarge { path: path.to_string() },
-            _ if e.kind() == io::ErrorKind::StorageFull => {
-                Error::DestinationFull { path: path.to_string() }
-            }
-            _ => Error::Io { op, path: path.to_string(), source: e },
+            Some(28) | Some(122) => Error::DestinationFull {
+                path: path.to_string(),
+            },
+            Some(27) => Error::FileTooLarge {
+                path: path.to_string(),
+            },
+            _ if e.kind() == io::ErrorKind::StorageFull => Error::DestinationFull {
+                path: path.to_string(),
+            },
+            _ => Error::Io {
+                op,
+                path: path.to_string(),
+                source: e,
+            },
         }
     }
 
     /// Maps an I/O error while reading `path`.
     pub(crate) fn read(path: &str, e: io::Error) -> Error {
-        Error::Io { op: "reading", path: path.to_string(), source: e }
+        Error::Io {
+            op: "reading",
+            path: path.to_string(),
+            source: e,
+        }
     }
 
     /// Whether this error says the image is incomplete or truncated (an interrupted backup).
@@ -223,5 +237,20 @@ impl Error {
             self,
             Error::Incomplete { .. } | Error::Truncated { .. } | Error::MissingVolume { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_destination_and_file_size_limit_are_recognised() {
+        let e = Error::write("x.lbi", "writing", io::Error::from_raw_os_error(28));
+        assert_eq!(e.to_string(), "x.lbi: destination full");
+        let e = Error::write("x.lbi", "writing", io::Error::from_raw_os_error(27));
+        assert!(matches!(e, Error::FileTooLarge { .. }), "{e}");
+        let e = Error::write("x.lbi", "writing", io::Error::from_raw_os_error(5));
+        assert!(e.to_string().starts_with("writing x.lbi: "), "{e}");
     }
 }

@@ -64,19 +64,30 @@ pub(crate) fn crc(bytes: &[u8]) -> u32 {
 }
 
 pub(crate) fn rd_u16(b: &[u8], at: usize) -> u16 {
-    b.get(at..at + 2).and_then(|s| s.try_into().ok()).map(u16::from_le_bytes).unwrap_or(0)
+    b.get(at..at + 2)
+        .and_then(|s| s.try_into().ok())
+        .map(u16::from_le_bytes)
+        .unwrap_or(0)
 }
 
 pub(crate) fn rd_u32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4).and_then(|s| s.try_into().ok()).map(u32::from_le_bytes).unwrap_or(0)
+    b.get(at..at + 4)
+        .and_then(|s| s.try_into().ok())
+        .map(u32::from_le_bytes)
+        .unwrap_or(0)
 }
 
 pub(crate) fn rd_u64(b: &[u8], at: usize) -> u64 {
-    b.get(at..at + 8).and_then(|s| s.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0)
+    b.get(at..at + 8)
+        .and_then(|s| s.try_into().ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0)
 }
 
 pub(crate) fn rd_arr<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-    b.get(at..at + N).and_then(|s| s.try_into().ok()).unwrap_or([0; N])
+    b.get(at..at + N)
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or([0; N])
 }
 
 /// A little-endian field writer over a fixed buffer.
@@ -141,7 +152,9 @@ impl VolumeHeader {
         let stored = rd_u32(b, 60);
         let computed = crc(b.get(..60).unwrap_or_default());
         if stored != computed {
-            return Err(format!("crc32 mismatch (stored {stored:08x}, computed {computed:08x})"));
+            return Err(format!(
+                "crc32 mismatch (stored {stored:08x}, computed {computed:08x})"
+            ));
         }
         let len = rd_u32(b, 12);
         if len != VOLUME_HEADER_LEN as u32 {
@@ -425,7 +438,9 @@ impl Trailer {
         let stored = rd_u32(b, 124);
         let computed = crc(b.get(..124).unwrap_or_default());
         if stored != computed {
-            return Err(format!("crc32 mismatch (stored {stored:08x}, computed {computed:08x})"));
+            return Err(format!(
+                "crc32 mismatch (stored {stored:08x}, computed {computed:08x})"
+            ));
         }
         let len = rd_u32(b, 12);
         if len != TRAILER_LEN as u32 {
@@ -471,7 +486,13 @@ mod tests {
 
     #[test]
     fn structures_round_trip_through_their_encodings() {
-        let h = VolumeHeader { major: 1, minor: 0, uuid: [7; 16], volume: 3, chunk_size: 1 << 20 };
+        let h = VolumeHeader {
+            major: 1,
+            minor: 0,
+            uuid: [7; 16],
+            volume: 3,
+            chunk_size: 1 << 20,
+        };
         assert_eq!(VolumeHeader::decode(&h.encode()).unwrap(), h);
         let c = ChunkHeader {
             stream: 2,
@@ -512,7 +533,13 @@ mod tests {
 
     #[test]
     fn damaged_header_fails_its_crc() {
-        let h = VolumeHeader { major: 1, minor: 0, uuid: [7; 16], volume: 1, chunk_size: 4096 };
+        let h = VolumeHeader {
+            major: 1,
+            minor: 0,
+            uuid: [7; 16],
+            volume: 1,
+            chunk_size: 4096,
+        };
         let mut b = h.encode();
         b[33] ^= 1;
         assert!(VolumeHeader::decode(&b).unwrap_err().contains("crc32"));

@@ -171,7 +171,10 @@ mod hex_u64 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         let s = String::deserialize(d)?;
-        let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(&s);
+        let digits = s
+            .strip_prefix("0x")
+            .or_else(|| s.strip_prefix("0X"))
+            .unwrap_or(&s);
         u64::from_str_radix(digits, 16)
             .map_err(|e| serde::de::Error::custom(format!("flags `{s}`: {e}")))
     }
@@ -230,7 +233,11 @@ impl fmt::Display for Manifest {
                 p.label,
                 human(p.used_bytes),
                 p.mode,
-                if p.note.is_empty() { String::new() } else { format!(" ({})", p.note) }
+                if p.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", p.note)
+                }
             )?;
         }
         if !self.bad_sectors.is_empty() {
@@ -316,7 +323,12 @@ mod tests {
             table: TableInfo {
                 kind: "gpt".into(),
                 disk_id: "0a0b".into(),
-                areas: vec![AreaRef { stream: 0, offset: 0, len: 1 << 20, what: "head".into() }],
+                areas: vec![AreaRef {
+                    stream: 0,
+                    offset: 0,
+                    len: 1 << 20,
+                    what: "head".into(),
+                }],
             },
             partitions: vec![PartitionEntry {
                 number: 1,
@@ -329,7 +341,10 @@ mod tests {
                 mode: PartitionMode::UsedBlocks,
                 ..Default::default()
             }],
-            bad_sectors: vec![BadRange { offset: 4096, len: 512 }],
+            bad_sectors: vec![BadRange {
+                offset: 4096,
+                len: 512,
+            }],
             notes: vec!["hello".into()],
         };
         let text = m.to_toml().unwrap();

@@ -85,7 +85,10 @@ impl<E> Shared<E> {
                 *peak = (*peak).max(in_flight);
                 return true;
             }
-            free = match self.slot_freed.wait_timeout(free, Duration::from_millis(50)) {
+            free = match self
+                .slot_freed
+                .wait_timeout(free, Duration::from_millis(50))
+            {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
@@ -114,7 +117,10 @@ impl<E> Drop for HaltOnPanic<'_, E> {
 impl ParallelCompressor {
     /// A pipeline with `threads` compression workers (at least 1) at zstd `level`.
     pub fn new(threads: usize, level: i32) -> Self {
-        ParallelCompressor { threads: threads.max(1), level }
+        ParallelCompressor {
+            threads: threads.max(1),
+            level,
+        }
     }
 
     /// Largest number of chunks alive at once: `2 × threads + 2`.
@@ -126,7 +132,12 @@ impl ParallelCompressor {
     /// `sink` gets the compressed chunks in the order `source` produced them, on a writer thread.
     /// The first error from either (or from compression) stops everything and is returned;
     /// setting `cancel` stops everything with [`Error::Cancelled`].
-    pub fn run<E, S, K>(&self, cancel: &AtomicBool, mut source: S, mut sink: K) -> Result<PipelineStats, E>
+    pub fn run<E, S, K>(
+        &self,
+        cancel: &AtomicBool,
+        mut source: S,
+        mut sink: K,
+    ) -> Result<PipelineStats, E>
     where
         E: From<Error> + Send,
         S: FnMut() -> Result<Option<ChunkJob>, E>,
@@ -240,7 +251,12 @@ impl ParallelCompressor {
             };
             (emitted, out, panicked)
         });
-        if let Some(e) = shared.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(e) = shared
+            .error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             return Err(e);
         }
         if let Some(which) = panicked {
@@ -253,6 +269,11 @@ impl ParallelCompressor {
             return Err(E::from(Error::WorkerPanicked("compression")));
         }
         let peak = *shared.peak.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(PipelineStats { chunks: emitted, bytes_in, bytes_out, peak_in_flight: peak })
+        Ok(PipelineStats {
+            chunks: emitted,
+            bytes_in,
+            bytes_out,
+            peak_in_flight: peak,
+        })
     }
 }

@@ -71,7 +71,10 @@ impl BlockIo for FileVolume {
         self.file.read_exact_at(buf, offset)
     }
     fn write_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {
-        Err(io::Error::new(io::ErrorKind::PermissionDenied, "image volumes are opened read-only"))
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "image volumes are opened read-only",
+        ))
     }
     fn flush(&self) -> io::Result<()> {
         Ok(())
@@ -120,17 +123,29 @@ fn volume_name(base: &str, n: u32) -> String {
 }
 
 fn corrupt(path: &str, what: &'static str, detail: impl Into<String>) -> Error {
-    Error::Corrupt { path: path.to_string(), what, detail: detail.into() }
+    Error::Corrupt {
+        path: path.to_string(),
+        what,
+        detail: detail.into(),
+    }
 }
 
 fn read_exact(v: &Volume, offset: u64, len: u64, what: &'static str) -> Result<Vec<u8>> {
-    let end = offset.checked_add(len).filter(|&e| e <= v.len).ok_or_else(|| {
-        corrupt(&v.name, what, format!("bytes {offset}+{len} lie past the end ({} bytes)", v.len))
-    })?;
+    let end = offset
+        .checked_add(len)
+        .filter(|&e| e <= v.len)
+        .ok_or_else(|| {
+            corrupt(
+                &v.name,
+                what,
+                format!("bytes {offset}+{len} lie past the end ({} bytes)", v.len),
+            )
+        })?;
     let n = usize::try_from(end - offset)
         .map_err(|_| corrupt(&v.name, what, format!("{len} bytes do not fit in memory")))?;
     let mut buf = vec![0u8; n];
-    v.io.read_at(&mut buf, offset).map_err(|e| Error::read(&v.name, e))?;
+    v.io.read_at(&mut buf, offset)
+        .map_err(|e| Error::read(&v.name, e))?;
     Ok(buf)
 }
 
@@ -143,12 +158,18 @@ impl ImageReader {
         let siblings = sibling_volumes(path);
         let last = siblings.last().map_or(1, |(n, _)| *n);
         if last > MAX_VOLUMES {
-            return Err(corrupt(&name, "volume set", format!("a volume numbered {last} exists")));
+            return Err(corrupt(
+                &name,
+                "volume set",
+                format!("a volume numbered {last} exists"),
+            ));
         }
         for n in 2..=last {
             let p = volume_path(path, n);
             if !siblings.iter().any(|(m, _)| *m == n) {
-                return Err(Error::MissingVolume { path: p.display().to_string() });
+                return Err(Error::MissingVolume {
+                    path: p.display().to_string(),
+                });
             }
             vols.push((p.display().to_string(), Box::new(open_volume_file(&p)?)));
         }
@@ -160,10 +181,16 @@ impl ImageReader {
     /// the fuzz target (with in-memory volumes).
     pub fn from_volumes(vols: Vec<(String, Box<dyn BlockIo>)>) -> Result<Self> {
         let Some(base) = vols.first().map(|(n, _)| n.clone()) else {
-            return Err(Error::InvalidOptions("an image needs at least one volume".into()));
+            return Err(Error::InvalidOptions(
+                "an image needs at least one volume".into(),
+            ));
         };
         if vols.len() > MAX_VOLUMES as usize {
-            return Err(corrupt(&base, "volume set", format!("{} volumes", vols.len())));
+            return Err(corrupt(
+                &base,
+                "volume set",
+                format!("{} volumes", vols.len()),
+            ));
         }
         let mut volumes = Vec::with_capacity(vols.len());
         let mut first: Option<VolumeHeader> = None;
@@ -194,22 +221,38 @@ impl ImageReader {
                         return Err(corrupt(
                             &name,
                             "volume header",
-                            format!("chunk size {} differs from the first volume's", h.chunk_size),
+                            format!(
+                                "chunk size {} differs from the first volume's",
+                                h.chunk_size
+                            ),
                         ));
                     }
                 }
             }
             if h.volume != expected {
-                return Err(Error::WrongVolume { path: name, found: h.volume, expected });
+                return Err(Error::WrongVolume {
+                    path: name,
+                    found: h.volume,
+                    expected,
+                });
             }
-            volumes.push(Volume { name, io, len, data_end: len });
+            volumes.push(Volume {
+                name,
+                io,
+                len,
+                data_end: len,
+            });
         }
         let Some(head) = first else {
-            return Err(Error::InvalidOptions("an image needs at least one volume".into()));
+            return Err(Error::InvalidOptions(
+                "an image needs at least one volume".into(),
+            ));
         };
         let count = volumes.len() as u32;
         let Some(last) = volumes.last() else {
-            return Err(Error::InvalidOptions("an image needs at least one volume".into()));
+            return Err(Error::InvalidOptions(
+                "an image needs at least one volume".into(),
+            ));
         };
         let trailer = read_trailer(&base, last, count, &head)?;
         let meta_end = last.len - TRAILER_LEN as u64;
@@ -257,11 +300,18 @@ impl ImageReader {
             trailer.streams_crc,
         )?;
         let mut entries = Vec::with_capacity(trailer.stream_count as usize);
-        let mut meta_start = trailer.streams_offset.min(trailer.index_offset).min(trailer.manifest_offset);
+        let mut meta_start = trailer
+            .streams_offset
+            .min(trailer.index_offset)
+            .min(trailer.manifest_offset);
         for (i, raw) in table.chunks_exact(STREAM_ENTRY_LEN).enumerate() {
             let e = StreamEntry::decode(raw);
             if e.id != i as u32 {
-                return Err(corrupt(&lname, "stream table", format!("entry {i} has id {}", e.id)));
+                return Err(corrupt(
+                    &lname,
+                    "stream table",
+                    format!("entry {i} has id {}", e.id),
+                ));
             }
             if let Some(bm) = e.bitmap {
                 let bad = !bm.block_size.is_power_of_two()
@@ -307,9 +357,16 @@ impl ImageReader {
                 ),
             ));
         }
-        let raw_index = section(trailer.index_offset, trailer.index_len, "index", trailer.index_crc)?;
-        let index: Vec<IndexEntry> =
-            raw_index.chunks_exact(INDEX_ENTRY_LEN).map(IndexEntry::decode).collect();
+        let raw_index = section(
+            trailer.index_offset,
+            trailer.index_len,
+            "index",
+            trailer.index_crc,
+        )?;
+        let index: Vec<IndexEntry> = raw_index
+            .chunks_exact(INDEX_ENTRY_LEN)
+            .map(IndexEntry::decode)
+            .collect();
         if let Some(v) = volumes.last_mut() {
             v.data_end = meta_start;
         }
@@ -320,18 +377,27 @@ impl ImageReader {
             return Err(corrupt(
                 &lname,
                 "trailer",
-                format!("manifest of {} bytes is larger than allowed", trailer.manifest_len),
+                format!(
+                    "manifest of {} bytes is larger than allowed",
+                    trailer.manifest_len
+                ),
             ));
         }
         let Some(last) = volumes.last() else {
-            return Err(Error::InvalidOptions("an image needs at least one volume".into()));
+            return Err(Error::InvalidOptions(
+                "an image needs at least one volume".into(),
+            ));
         };
         let text = {
             let lname = last.name.clone();
             let off = trailer.manifest_offset;
             let len = u64::from(trailer.manifest_len);
             if off < VOLUME_HEADER_LEN as u64 || off.checked_add(len).is_none_or(|e| e > meta_end) {
-                return Err(corrupt(&lname, "manifest", "lies outside the metadata area"));
+                return Err(corrupt(
+                    &lname,
+                    "manifest",
+                    "lies outside the metadata area",
+                ));
             }
             let bytes = read_exact(last, off, len, "manifest")?;
             let c = crc(&bytes);
@@ -339,13 +405,18 @@ impl ImageReader {
                 return Err(corrupt(
                     &lname,
                     "manifest",
-                    format!("crc32 mismatch (stored {:08x}, computed {c:08x})", trailer.manifest_crc),
+                    format!(
+                        "crc32 mismatch (stored {:08x}, computed {c:08x})",
+                        trailer.manifest_crc
+                    ),
                 ));
             }
             String::from_utf8(bytes).map_err(|_| corrupt(&lname, "manifest", "not UTF-8 text"))?
         };
-        let manifest = Manifest::from_toml(&text)
-            .map_err(|detail| Error::Manifest { path: last.name.clone(), detail })?;
+        let manifest = Manifest::from_toml(&text).map_err(|detail| Error::Manifest {
+            path: last.name.clone(),
+            detail,
+        })?;
         log::debug!(
             "opened image {base}: {} volumes, {} streams, {} chunks",
             volumes.len(),
@@ -405,7 +476,10 @@ impl ImageReader {
     pub fn stream(&self, id: u32) -> Result<&Stream> {
         self.streams
             .get(id as usize)
-            .ok_or_else(|| Error::NoSuchStream { path: self.name.clone(), stream: id })
+            .ok_or_else(|| Error::NoSuchStream {
+                path: self.name.clone(),
+                stream: id,
+            })
     }
 
     /// The whole index, sorted by (stream, logical offset).
@@ -435,12 +509,17 @@ impl ImageReader {
             path: self
                 .volumes
                 .get((e.volume as usize).wrapping_sub(1))
-                .map_or_else(|| format!("{} volume {}", self.name, e.volume), |v| v.name.clone()),
+                .map_or_else(
+                    || format!("{} volume {}", self.name, e.volume),
+                    |v| v.name.clone(),
+                ),
             chunk: e.logical_offset / u64::from(self.chunk_size),
             stream: e.stream,
             stream_name: name,
             start: e.logical_offset,
-            end: e.logical_offset.saturating_add(u64::from(e.uncompressed_len)),
+            end: e
+                .logical_offset
+                .saturating_add(u64::from(e.uncompressed_len)),
             volume_offset: e.volume_offset,
             problem,
         }
@@ -458,7 +537,10 @@ impl ImageReader {
             return Err(self.chunk_error(e, "lengths larger than the chunk size allows".into()));
         }
         let record = e.record_len();
-        if e.volume_offset.checked_add(record).is_none_or(|end| end > vol.len) {
+        if e.volume_offset
+            .checked_add(record)
+            .is_none_or(|end| end > vol.len)
+        {
             return Err(self.chunk_error(e, format!("record lies past the end of {}", vol.name)));
         }
         let mut buf = vec![0u8; record as usize];
@@ -492,7 +574,11 @@ impl ImageReader {
         if data.len() != e.uncompressed_len as usize {
             return Err(self.chunk_error(
                 e,
-                format!("decompressed to {} bytes, expected {}", data.len(), e.uncompressed_len),
+                format!(
+                    "decompressed to {} bytes, expected {}",
+                    data.len(),
+                    e.uncompressed_len
+                ),
             ));
         }
         let c = crc(&data);
@@ -519,20 +605,29 @@ impl ImageReader {
         };
         let what = "bitmap";
         let stored = read_exact(last, bm.offset, u64::from(bm.stored_len), what)?;
-        self.bytes_read.fetch_add(stored.len() as u64, Ordering::Relaxed);
+        self.bytes_read
+            .fetch_add(stored.len() as u64, Ordering::Relaxed);
         let c = crc(&stored);
         let sname = s.name();
         if c != bm.crc_stored {
             return Err(corrupt(
                 &last.name,
                 what,
-                format!("{sname}: stored bytes fail their crc32 ({:08x} vs {c:08x})", bm.crc_stored),
+                format!(
+                    "{sname}: stored bytes fail their crc32 ({:08x} vs {c:08x})",
+                    bm.crc_stored
+                ),
             ));
         }
         let blocks = s.length.div_ceil(u64::from(bm.block_size));
         let raw_len = blocks.div_ceil(8);
-        let raw = zstd::bulk::decompress(&stored, raw_len as usize)
-            .map_err(|e| corrupt(&last.name, what, format!("{sname}: does not decompress: {e}")))?;
+        let raw = zstd::bulk::decompress(&stored, raw_len as usize).map_err(|e| {
+            corrupt(
+                &last.name,
+                what,
+                format!("{sname}: does not decompress: {e}"),
+            )
+        })?;
         let c = crc(&raw);
         if raw.len() as u64 != raw_len || c != bm.crc_raw {
             return Err(corrupt(
@@ -550,14 +645,19 @@ impl ImageReader {
     /// decompressed chunks), absent chunks read as zeros.
     pub fn stream_reader(self: Arc<Self>, stream: u32) -> Result<StreamReader> {
         let s = self.stream(stream)?.clone();
-        Ok(StreamReader { reader: self, stream: s, cache: Mutex::new(VecDeque::new()) })
+        Ok(StreamReader {
+            reader: self,
+            stream: s,
+            cache: Mutex::new(VecDeque::new()),
+        })
     }
 
     /// Checks every chunk (in parallel on `threads` threads) and the structures around them.
     pub fn verify(&self, threads: usize) -> VerifyReport {
         let never = AtomicBool::new(false);
         let progress = AtomicU64::new(0);
-        self.verify_with(threads, &never, &progress).unwrap_or_default()
+        self.verify_with(threads, &never, &progress)
+            .unwrap_or_default()
     }
 
     /// [`ImageReader::verify`] with cancellation and a progress counter (uncompressed bytes
@@ -591,15 +691,19 @@ impl ImageReader {
         for p in &self.manifest.partitions {
             if let Some(id) = p.stream {
                 if id as usize >= self.streams.len() {
-                    report
-                        .structure
-                        .push(format!("manifest: partition {} names missing stream {id}", p.number));
+                    report.structure.push(format!(
+                        "manifest: partition {} names missing stream {id}",
+                        p.number
+                    ));
                 }
             }
         }
         for a in &self.manifest.table.areas {
             if a.stream as usize >= self.streams.len() {
-                report.structure.push(format!("manifest: table area names missing stream {}", a.stream));
+                report.structure.push(format!(
+                    "manifest: table area names missing stream {}",
+                    a.stream
+                ));
             }
         }
         // Chunks, in parallel.
@@ -630,7 +734,11 @@ impl ImageReader {
         let mut bad = bad.into_inner().unwrap_or_else(|p| p.into_inner());
         bad.sort_by_key(|b| (b.stream, b.start));
         report.chunks = checked.into_inner();
-        report.bytes = self.index.iter().map(|e| u64::from(e.uncompressed_len)).sum();
+        report.bytes = self
+            .index
+            .iter()
+            .map(|e| u64::from(e.uncompressed_len))
+            .sum();
         report.bad = bad;
         Ok(report)
     }
@@ -640,7 +748,11 @@ fn open_volume_file(path: &Path) -> Result<FileVolume> {
     let name = path.display().to_string();
     let file = File::open(path).map_err(|e| Error::read(&name, e))?;
     let len = file.metadata().map_err(|e| Error::read(&name, e))?.len();
-    Ok(FileVolume { file, path: name, len })
+    Ok(FileVolume {
+        file,
+        path: name,
+        len,
+    })
 }
 
 fn read_volume_header(name: &str, io: &dyn BlockIo, len: u64) -> Result<VolumeHeader> {
@@ -650,7 +762,9 @@ fn read_volume_header(name: &str, io: &dyn BlockIo, len: u64) -> Result<VolumeHe
     io.read_at(head, 0).map_err(|e| Error::read(name, e))?;
     let m = n.min(VOLUME_MAGIC.len());
     if b.get(..m) != VOLUME_MAGIC.get(..m) {
-        return Err(Error::NotAnImage { path: name.to_string() });
+        return Err(Error::NotAnImage {
+            path: name.to_string(),
+        });
     }
     if n < VOLUME_HEADER_LEN {
         return Err(Error::Truncated {
@@ -661,7 +775,10 @@ fn read_volume_header(name: &str, io: &dyn BlockIo, len: u64) -> Result<VolumeHe
     }
     let major = rd_u16(&b, 8);
     if major > FORMAT_MAJOR {
-        return Err(Error::NewerFormat { path: name.to_string(), major });
+        return Err(Error::NewerFormat {
+            path: name.to_string(),
+            major,
+        });
     }
     if major == 0 {
         return Err(corrupt(name, "volume header", "format version 0"));
@@ -679,7 +796,10 @@ fn read_trailer(base: &str, last: &Volume, count: u32, head: &VolumeHeader) -> R
     } else {
         String::new()
     };
-    let incomplete = || Error::Incomplete { path: last.name.clone(), hint: hint.clone() };
+    let incomplete = || Error::Incomplete {
+        path: last.name.clone(),
+        hint: hint.clone(),
+    };
     if last.len < (VOLUME_HEADER_LEN + TRAILER_LEN) as u64 {
         return Err(incomplete());
     }
@@ -692,31 +812,47 @@ fn read_trailer(base: &str, last: &Volume, count: u32, head: &VolumeHeader) -> R
     }
     let major = rd_u16(&b, 8);
     if major > FORMAT_MAJOR {
-        return Err(Error::NewerFormat { path: last.name.clone(), major });
+        return Err(Error::NewerFormat {
+            path: last.name.clone(),
+            major,
+        });
     }
     let t = Trailer::decode(&b).map_err(|d| corrupt(&last.name, "trailer", d))?;
     if t.uuid != head.uuid {
         return Err(corrupt(
             &last.name,
             "trailer",
-            format!("belongs to image {}, not {}", format_uuid(&t.uuid), format_uuid(&head.uuid)),
+            format!(
+                "belongs to image {}, not {}",
+                format_uuid(&t.uuid),
+                format_uuid(&head.uuid)
+            ),
         ));
     }
     if t.flags & TRAILER_COMPLETE == 0 {
         return Err(incomplete());
     }
     if t.volumes > count {
-        return Err(Error::MissingVolume { path: volume_name(base, count + 1) });
+        return Err(Error::MissingVolume {
+            path: volume_name(base, count + 1),
+        });
     }
     if t.volumes != count {
         return Err(corrupt(
             &last.name,
             "trailer",
-            format!("says the image has {} volumes but is in volume {count}", t.volumes),
+            format!(
+                "says the image has {} volumes but is in volume {count}",
+                t.volumes
+            ),
         ));
     }
     if t.chunk_size != head.chunk_size {
-        return Err(corrupt(&last.name, "trailer", "chunk size differs from the volume header"));
+        return Err(corrupt(
+            &last.name,
+            "trailer",
+            "chunk size differs from the volume header",
+        ));
     }
     Ok(t)
 }
@@ -736,7 +872,11 @@ fn check_index(
             return Err(bad(format!("stream {} does not exist", e.stream)));
         };
         if !e.logical_offset.is_multiple_of(cs) || e.logical_offset >= s.length {
-            return Err(bad(format!("offset {} is not a chunk of {}", e.logical_offset, s.name())));
+            return Err(bad(format!(
+                "offset {} is not a chunk of {}",
+                e.logical_offset,
+                s.name()
+            )));
         }
         if u64::from(e.uncompressed_len) != (s.length - e.logical_offset).min(cs) {
             return Err(bad(format!("uncompressed length {}", e.uncompressed_len)));
@@ -752,7 +892,10 @@ fn check_index(
         if e.volume_offset < VOLUME_HEADER_LEN as u64
             || e.volume_offset.saturating_add(e.record_len()) > v.data_end
         {
-            return Err(bad(format!("record at {} lies outside the data of {}", e.volume_offset, v.name)));
+            return Err(bad(format!(
+                "record at {} lies outside the data of {}",
+                e.volume_offset, v.name
+            )));
         }
         let key = (e.stream, e.logical_offset);
         if prev.is_some_and(|p| p >= key) {
@@ -785,20 +928,31 @@ pub struct BadChunk {
 impl BadChunk {
     fn from_error(e: &IndexEntry, err: &Error, r: &ImageReader) -> Self {
         match err {
-            Error::ChunkCorrupt { path, chunk, stream, stream_name, start, end, problem, .. } => {
-                BadChunk {
-                    stream: *stream,
-                    stream_name: stream_name.clone(),
-                    chunk: *chunk,
-                    start: *start,
-                    end: *end,
-                    volume: path.clone(),
-                    problem: problem.clone(),
-                }
-            }
+            Error::ChunkCorrupt {
+                path,
+                chunk,
+                stream,
+                stream_name,
+                start,
+                end,
+                problem,
+                ..
+            } => BadChunk {
+                stream: *stream,
+                stream_name: stream_name.clone(),
+                chunk: *chunk,
+                start: *start,
+                end: *end,
+                volume: path.clone(),
+                problem: problem.clone(),
+            },
             other => BadChunk {
                 stream: e.stream,
-                stream_name: r.streams.get(e.stream as usize).map(Stream::name).unwrap_or_default(),
+                stream_name: r
+                    .streams
+                    .get(e.stream as usize)
+                    .map(Stream::name)
+                    .unwrap_or_default(),
                 chunk: e.logical_offset / u64::from(r.chunk_size),
                 start: e.logical_offset,
                 end: e.logical_offset + u64::from(e.uncompressed_len),
@@ -883,7 +1037,9 @@ impl StreamReader {
         let Ok(i) = chunks.binary_search_by_key(&offset, |e| e.logical_offset) else {
             return Ok(None);
         };
-        let Some(e) = chunks.get(i) else { return Ok(None) };
+        let Some(e) = chunks.get(i) else {
+            return Ok(None);
+        };
         let data = Arc::new(
             self.reader
                 .read_chunk(e)
@@ -917,10 +1073,17 @@ impl BlockIo for StreamReader {
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let len = buf.len() as u64;
-        if offset.checked_add(len).is_none_or(|end| end > self.stream.length) {
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > self.stream.length)
+        {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("{}: range {offset}+{len} is past the end ({} bytes)", self.describe(), self.stream.length),
+                format!(
+                    "{}: range {offset}+{len} is past the end ({} bytes)",
+                    self.describe(),
+                    self.stream.length
+                ),
             ));
         }
         let cs = u64::from(self.reader.chunk_size);
@@ -930,7 +1093,9 @@ impl BlockIo for StreamReader {
             let chunk_off = pos - pos % cs;
             let within = (pos - chunk_off) as usize;
             let n = (cs as usize - within).min(buf.len() - done);
-            let Some(dst) = buf.get_mut(done..done + n) else { break };
+            let Some(dst) = buf.get_mut(done..done + n) else {
+                break;
+            };
             match self.chunk(chunk_off)? {
                 None => dst.fill(0),
                 Some(data) => match data.get(within..within + n) {
@@ -949,7 +1114,10 @@ impl BlockIo for StreamReader {
     }
 
     fn write_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {
-        Err(io::Error::new(io::ErrorKind::PermissionDenied, format!("{} is read-only", self.describe())))
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} is read-only", self.describe()),
+        ))
     }
 
     fn flush(&self) -> io::Result<()> {

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use crate::bitmap::Bitmap;
 use crate::error::{Error, Result};
 use crate::format::{
-    crc, format_uuid, max_frame_len, valid_chunk_size, BitmapRef, IndexEntry,
-    StreamEntry, StreamKind, Trailer, VolumeHeader, CHUNK_HEADER_LEN, DEFAULT_CHUNK_SIZE,
-    FORMAT_MAJOR, FORMAT_MINOR, INDEX_ENTRY_LEN, MAX_CHUNK_SIZE, MAX_MANIFEST_LEN, MAX_STREAMS,
-    MAX_VOLUMES, STREAM_ENTRY_LEN, TRAILER_COMPLETE, TRAILER_LEN, VOLUME_HEADER_LEN,
+    crc, format_uuid, max_frame_len, valid_chunk_size, BitmapRef, IndexEntry, StreamEntry,
+    StreamKind, Trailer, VolumeHeader, CHUNK_HEADER_LEN, DEFAULT_CHUNK_SIZE, FORMAT_MAJOR,
+    FORMAT_MINOR, INDEX_ENTRY_LEN, MAX_CHUNK_SIZE, MAX_MANIFEST_LEN, MAX_STREAMS, MAX_VOLUMES,
+    STREAM_ENTRY_LEN, TRAILER_COMPLETE, TRAILER_LEN, VOLUME_HEADER_LEN,
 };
 use crate::manifest::Manifest;
 
@@ -30,7 +30,11 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { chunk_size: DEFAULT_CHUNK_SIZE, split_size: None, level: 3 }
+        WriterOptions {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            split_size: None,
+            level: 3,
+        }
     }
 }
 
@@ -83,7 +87,8 @@ impl CompressedChunk {
 }
 
 fn is_zero(data: &[u8]) -> bool {
-    data.chunks(4096).all(|c| c.iter().fold(0u8, |a, &b| a | b) == 0)
+    data.chunks(4096)
+        .all(|c| c.iter().fold(0u8, |a, &b| a | b) == 0)
 }
 
 thread_local! {
@@ -108,7 +113,10 @@ pub fn compress_chunk(
             offset: logical_offset,
             source: std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!("chunk of {} bytes is larger than {MAX_CHUNK_SIZE}", data.len()),
+                format!(
+                    "chunk of {} bytes is larger than {MAX_CHUNK_SIZE}",
+                    data.len()
+                ),
             ),
         })?;
     let crc_uncompressed = crc(data);
@@ -133,7 +141,11 @@ pub fn compress_chunk(
                 None => Err(std::io::Error::other("no zstd compressor")),
             }
         })
-        .map_err(|source| Error::Compress { stream, offset: logical_offset, source })?;
+        .map_err(|source| Error::Compress {
+            stream,
+            offset: logical_offset,
+            source,
+        })?;
     Ok(CompressedChunk {
         stream,
         logical_offset,
@@ -244,7 +256,9 @@ pub(crate) fn sibling_volumes(base: &Path) -> Vec<(u32, PathBuf)> {
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(digits) = name.strip_prefix(&prefix) else { continue };
+        let Some(digits) = name.strip_prefix(&prefix) else {
+            continue;
+        };
         if digits.len() >= 3 && digits.bytes().all(|b| b.is_ascii_digit()) {
             if let Ok(n) = digits.parse::<u32>() {
                 if n >= 2 {
@@ -286,13 +300,21 @@ impl ImageWriter {
             )));
         }
         if let Some(split) = opts.split_size {
-            let need = (VOLUME_HEADER_LEN + CHUNK_HEADER_LEN) as u64 + max_frame_len(opts.chunk_size);
+            let need =
+                (VOLUME_HEADER_LEN + CHUNK_HEADER_LEN) as u64 + max_frame_len(opts.chunk_size);
             if split < need {
-                return Err(Error::SplitTooSmall { path: name, split, what: "a chunk", need });
+                return Err(Error::SplitTooSmall {
+                    path: name,
+                    split,
+                    what: "a chunk",
+                    need,
+                });
             }
         }
         if let Some((_, stale)) = sibling_volumes(path).into_iter().next() {
-            return Err(Error::AlreadyExists { path: stale.display().to_string() });
+            return Err(Error::AlreadyExists {
+                path: stale.display().to_string(),
+            });
         }
         let mut w = ImageWriter {
             base: path.to_path_buf(),
@@ -342,7 +364,9 @@ impl ImageWriter {
     fn check_open(&self) -> Result<()> {
         match self.state {
             State::Open => Ok(()),
-            _ => Err(Error::Poisoned { path: self.name.clone() }),
+            _ => Err(Error::Poisoned {
+                path: self.name.clone(),
+            }),
         }
     }
 
@@ -387,7 +411,10 @@ impl ImageWriter {
     }
 
     fn current_name(&self) -> String {
-        self.volumes.last().map(|p| p.display().to_string()).unwrap_or_else(|| self.name.clone())
+        self.volumes
+            .last()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| self.name.clone())
     }
 
     /// Flushes and syncs the current volume and closes it.
@@ -433,7 +460,9 @@ impl ImageWriter {
     }
 
     fn room(&self) -> u64 {
-        self.opts.split_size.map_or(u64::MAX, |s| s.saturating_sub(self.pos))
+        self.opts
+            .split_size
+            .map_or(u64::MAX, |s| s.saturating_sub(self.pos))
     }
 
     /// Adds a stream and returns its id (0, 1, 2, … in order of addition).
@@ -441,7 +470,9 @@ impl ImageWriter {
         self.check_open()?;
         let id = self.streams.len() as u32;
         if id >= MAX_STREAMS {
-            return Err(Error::InvalidOptions(format!("more than {MAX_STREAMS} streams")));
+            return Err(Error::InvalidOptions(format!(
+                "more than {MAX_STREAMS} streams"
+            )));
         }
         if let Some(bm) = &spec.bitmap {
             self.check_bitmap(id, spec.length, bm)?;
@@ -470,7 +501,10 @@ impl ImageWriter {
     pub fn set_bitmap(&mut self, stream: u32, bitmap: Bitmap) -> Result<()> {
         self.check_open()?;
         let Some(def) = self.streams.get(stream as usize) else {
-            return Err(Error::NoSuchStream { path: self.name.clone(), stream });
+            return Err(Error::NoSuchStream {
+                path: self.name.clone(),
+                stream,
+            });
         };
         self.check_bitmap(stream, def.spec.length, &bitmap)?;
         if let Some(def) = self.streams.get_mut(stream as usize) {
@@ -491,7 +525,10 @@ impl ImageWriter {
             detail,
         };
         let Some(def) = self.streams.get(chunk.stream as usize) else {
-            return Err(Error::NoSuchStream { path: self.name.clone(), stream: chunk.stream });
+            return Err(Error::NoSuchStream {
+                path: self.name.clone(),
+                stream: chunk.stream,
+            });
         };
         let length = def.spec.length;
         if !chunk.logical_offset.is_multiple_of(cs) || chunk.logical_offset >= length {
@@ -501,7 +538,10 @@ impl ImageWriter {
         }
         let expect = (length - chunk.logical_offset).min(cs);
         if u64::from(chunk.uncompressed_len) != expect {
-            return Err(bad(format!("{} bytes of data, expected {expect}", chunk.uncompressed_len)));
+            return Err(bad(format!(
+                "{} bytes of data, expected {expect}",
+                chunk.uncompressed_len
+            )));
         }
         if !self.seen.insert((chunk.stream, chunk.logical_offset)) {
             return Err(bad("chunk written twice".to_string()));
@@ -512,7 +552,9 @@ impl ImageWriter {
         };
         let frame_len = frame.len() as u64;
         if frame_len > max_frame_len(self.opts.chunk_size) {
-            return Err(bad(format!("zstd frame of {frame_len} bytes is larger than allowed")));
+            return Err(bad(format!(
+                "zstd frame of {frame_len} bytes is larger than allowed"
+            )));
         }
         let record = CHUNK_HEADER_LEN as u64 + frame_len;
         if record > self.room() {
@@ -539,13 +581,17 @@ impl ImageWriter {
     /// the volume and its directory. Only now is the image valid.
     pub fn finish(mut self, manifest: &Manifest) -> Result<ImageSummary> {
         self.check_open()?;
-        let text = manifest
-            .to_toml()
-            .map_err(|detail| Error::Manifest { path: self.name.clone(), detail })?;
+        let text = manifest.to_toml().map_err(|detail| Error::Manifest {
+            path: self.name.clone(),
+            detail,
+        })?;
         if text.len() as u64 > MAX_MANIFEST_LEN {
             return Err(Error::Manifest {
                 path: self.name.clone(),
-                detail: format!("{} bytes is more than the {MAX_MANIFEST_LEN} allowed", text.len()),
+                detail: format!(
+                    "{} bytes is more than the {MAX_MANIFEST_LEN} allowed",
+                    text.len()
+                ),
             });
         }
         // Compress the bitmaps first: their sizes decide whether the metadata fits this volume.
@@ -553,18 +599,25 @@ impl ImageWriter {
         for (id, def) in self.streams.iter().enumerate() {
             match &def.spec.bitmap {
                 Some(bm) => {
-                    let stored = zstd::bulk::compress(bm.bits(), 3).map_err(|source| {
-                        Error::Compress { stream: id as u32, offset: 0, source }
-                    })?;
+                    let stored =
+                        zstd::bulk::compress(bm.bits(), 3).map_err(|source| Error::Compress {
+                            stream: id as u32,
+                            offset: 0,
+                            source,
+                        })?;
                     let stored_crc = crc(&stored);
                     bitmaps.push(Some((stored, stored_crc, crc(bm.bits()))));
                 }
                 None => bitmaps.push(None),
             }
         }
-        let bitmap_bytes: u64 =
-            bitmaps.iter().flatten().map(|(b, _, _)| b.len() as u64).sum();
-        self.index.sort_unstable_by_key(|e| (e.stream, e.logical_offset));
+        let bitmap_bytes: u64 = bitmaps
+            .iter()
+            .flatten()
+            .map(|(b, _, _)| b.len() as u64)
+            .sum();
+        self.index
+            .sort_unstable_by_key(|e| (e.stream, e.logical_offset));
         let streams_len = (self.streams.len() * STREAM_ENTRY_LEN) as u64;
         let index_len = (self.index.len() * INDEX_ENTRY_LEN) as u64;
         let meta = bitmap_bytes + streams_len + index_len + text.len() as u64 + TRAILER_LEN as u64;
@@ -572,7 +625,12 @@ impl ImageWriter {
             if let Some(split) = self.opts.split_size {
                 let need = VOLUME_HEADER_LEN as u64 + meta;
                 if need > split {
-                    let e = Error::SplitTooSmall { path: self.name.clone(), split, what: "the metadata", need };
+                    let e = Error::SplitTooSmall {
+                        path: self.name.clone(),
+                        split,
+                        what: "the metadata",
+                        need,
+                    };
                     return self.fail(e);
                 }
             }
@@ -641,7 +699,11 @@ impl ImageWriter {
         self.write_bytes(&[&trailer.encode()])?;
         self.close_volume()?;
         if let Err(e) = sync_dir(&self.base) {
-            return self.fail(Error::write(&self.name.clone(), "syncing the directory of", e));
+            return self.fail(Error::write(
+                &self.name.clone(),
+                "syncing the directory of",
+                e,
+            ));
         }
         self.state = State::Done;
         let summary = ImageSummary {
@@ -689,7 +751,11 @@ impl ImageWriter {
                 }
             }
         }
-        log::info!("image {} aborted, {} volumes removed", self.name, self.volumes.len());
+        log::info!(
+            "image {} aborted, {} volumes removed",
+            self.name,
+            self.volumes.len()
+        );
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),

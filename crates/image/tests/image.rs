@@ -39,7 +39,9 @@ fn ext4_bytes(dir: &Path, size: u64) -> Vec<u8> {
     std::fs::create_dir_all(src.join("docs")).unwrap();
     let mut text = String::new();
     for i in 0..20_000 {
-        text.push_str(&format!("line {i}: the quick brown fox jumps over the lazy dog\n"));
+        text.push_str(&format!(
+            "line {i}: the quick brown fox jumps over the lazy dog\n"
+        ));
     }
     std::fs::write(src.join("docs/notes.txt"), &text).unwrap();
     let mut rng = Rng(0x1234_5678);
@@ -47,7 +49,14 @@ fn ext4_bytes(dir: &Path, size: u64) -> Vec<u8> {
     std::fs::write(src.join("noise.bin"), &noise).unwrap();
     std::fs::copy("/bin/sh", src.join("sh")).unwrap();
     let img = dir.join("ext4.img");
-    mkfs(Mkfs::Ext4, &img, size, "data", &["-d", src.to_str().unwrap()]).unwrap();
+    mkfs(
+        Mkfs::Ext4,
+        &img,
+        size,
+        "data",
+        &["-d", src.to_str().unwrap()],
+    )
+    .unwrap();
     std::fs::read(&img).unwrap()
 }
 
@@ -57,7 +66,16 @@ fn vfat_bytes(dir: &Path) -> Vec<u8> {
     mkfs(Mkfs::Fat16, &img, 16 << 20, "FAT", &[]).unwrap();
     let f = dir.join("readme.txt");
     std::fs::write(&f, "hello from a FAT file system\n".repeat(500)).unwrap();
-    run("mcopy", &["-i", img.to_str().unwrap(), f.to_str().unwrap(), "::/README.TXT"]).unwrap();
+    run(
+        "mcopy",
+        &[
+            "-i",
+            img.to_str().unwrap(),
+            f.to_str().unwrap(),
+            "::/README.TXT",
+        ],
+    )
+    .unwrap();
     std::fs::read(&img).unwrap()
 }
 
@@ -72,7 +90,10 @@ fn manifest() -> Manifest {
             physical_sector_size: 4096,
             ..Default::default()
         },
-        table: TableInfo { kind: "gpt".into(), ..Default::default() },
+        table: TableInfo {
+            kind: "gpt".into(),
+            ..Default::default()
+        },
         partitions: vec![PartitionEntry {
             number: 1,
             stream: Some(1),
@@ -106,7 +127,11 @@ fn write_image(
                 kind: *kind,
                 length: data.len() as u64,
                 source_offset: i as u64 * (1 << 20),
-                partition: if *kind == StreamKind::Partition { i as u32 } else { 0 },
+                partition: if *kind == StreamKind::Partition {
+                    i as u32
+                } else {
+                    0
+                },
                 bitmap: Some(Bitmap::all_used(4096, data.len() as u64).unwrap()),
             })
             .unwrap();
@@ -116,12 +141,19 @@ fn write_image(
         }
     }
     w.finish(&manifest()).unwrap();
-    Fixture { _dir: dir, path, streams: streams.into_iter().map(|(_, d)| d).collect() }
+    Fixture {
+        _dir: dir,
+        path,
+        streams: streams.into_iter().map(|(_, d)| d).collect(),
+    }
 }
 
 /// Where `needle` first occurs in `hay`, rounded down to 4 KiB.
 fn find(hay: &[u8], needle: &[u8]) -> usize {
-    let at = hay.windows(needle.len()).position(|w| w == needle).expect("fixture content not found");
+    let at = hay
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("fixture content not found");
     at - at % 4096
 }
 
@@ -143,7 +175,11 @@ fn small_image() -> Fixture {
         (StreamKind::Partition, ext4[..96 * 1024].to_vec()),
         (StreamKind::Unpartitioned, mixed),
     ];
-    let opts = WriterOptions { chunk_size: 16 * 1024, split_size: None, level: 3 };
+    let opts = WriterOptions {
+        chunk_size: 16 * 1024,
+        split_size: None,
+        level: 3,
+    };
     write_image(dir, opts, streams)
 }
 
@@ -169,16 +205,35 @@ fn round_trip_restores_every_stream_across_split_volumes() {
         (StreamKind::Unpartitioned, odd),
     ];
     let split = 80 * 1024;
-    let opts = WriterOptions { chunk_size: 64 * 1024, split_size: Some(split), level: 3 };
+    let opts = WriterOptions {
+        chunk_size: 64 * 1024,
+        split_size: Some(split),
+        level: 3,
+    };
     let fx = write_image(dir, opts, streams);
-    let vols: Vec<PathBuf> = (1..).map(|n| volume_path(&fx.path, n)).take_while(|p| p.exists()).collect();
+    let vols: Vec<PathBuf> = (1..)
+        .map(|n| volume_path(&fx.path, n))
+        .take_while(|p| p.exists())
+        .collect();
     assert!(vols.len() >= 5, "only {} volumes", vols.len());
     for v in &vols {
         let len = std::fs::metadata(v).unwrap().len();
-        assert!(len <= split, "{} is {len} bytes, over the split size", v.display());
+        assert!(
+            len <= split,
+            "{} is {len} bytes, over the split size",
+            v.display()
+        );
     }
     let r = Arc::new(ImageReader::open(&fx.path).unwrap());
     assert_eq!(r.volume_names().len(), vols.len());
+    // No chunk record straddles two volumes.
+    for e in r.index() {
+        let len = std::fs::metadata(&vols[e.volume as usize - 1])
+            .unwrap()
+            .len();
+        assert!(e.volume_offset + e.record_len() <= len, "{e:?}");
+    }
+    assert!(r.index().iter().any(|e| e.volume > 1) && r.index().iter().any(|e| e.volume == 1));
     assert_eq!(r.manifest(), &{
         let mut m = manifest();
         m.created = r.manifest().created.clone();
@@ -206,9 +261,15 @@ fn absent_and_all_zero_chunks_read_as_zeros_and_are_not_stored() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("z.lbi");
     let cs = 4096u32;
-    let mut w =
-        ImageWriter::create(&path, WriterOptions { chunk_size: cs, split_size: None, level: 1 })
-            .unwrap();
+    let mut w = ImageWriter::create(
+        &path,
+        WriterOptions {
+            chunk_size: cs,
+            split_size: None,
+            level: 1,
+        },
+    )
+    .unwrap();
     let id = w
         .add_stream(StreamSpec {
             kind: StreamKind::Whole,
@@ -219,13 +280,22 @@ fn absent_and_all_zero_chunks_read_as_zeros_and_are_not_stored() {
         })
         .unwrap();
     let data = vec![0xabu8; 4096];
-    w.write_chunk(compress_chunk(id, 2 * 4096, &data, 1).unwrap()).unwrap();
-    w.write_chunk(compress_chunk(id, 5 * 4096, &[0u8; 4096], 1).unwrap()).unwrap();
-    w.write_chunk(compress_chunk(id, 10 * 4096, &[7u8; 100], 1).unwrap()).unwrap();
+    w.write_chunk(compress_chunk(id, 2 * 4096, &data, 1).unwrap())
+        .unwrap();
+    w.write_chunk(compress_chunk(id, 5 * 4096, &[0u8; 4096], 1).unwrap())
+        .unwrap();
+    w.write_chunk(compress_chunk(id, 10 * 4096, &[7u8; 100], 1).unwrap())
+        .unwrap();
     // Wrong length for the last chunk, unaligned offset, repeated chunk: refused.
-    assert!(w.write_chunk(compress_chunk(id, 10 * 4096, &[7u8; 4096], 1).unwrap()).is_err());
-    assert!(w.write_chunk(compress_chunk(id, 100, &data, 1).unwrap()).is_err());
-    assert!(w.write_chunk(compress_chunk(id, 2 * 4096, &data, 1).unwrap()).is_err());
+    assert!(w
+        .write_chunk(compress_chunk(id, 10 * 4096, &[7u8; 4096], 1).unwrap())
+        .is_err());
+    assert!(w
+        .write_chunk(compress_chunk(id, 100, &data, 1).unwrap())
+        .is_err());
+    assert!(w
+        .write_chunk(compress_chunk(id, 2 * 4096, &data, 1).unwrap())
+        .is_err());
     w.finish(&manifest()).unwrap();
     let r = Arc::new(ImageReader::open(&path).unwrap());
     assert_eq!(r.index().len(), 2, "the all-zero chunk must not be stored");
@@ -245,7 +315,11 @@ fn reading_one_range_touches_only_its_chunk() {
     let mut buf = vec![0u8; 4096];
     s.read_at(&mut buf, 40 * 1024).unwrap();
     assert_eq!(&buf[..], &fx.streams[1][40 * 1024..44 * 1024]);
-    let entry = r.chunks_of(1).iter().find(|e| e.logical_offset == 32 * 1024).unwrap();
+    let entry = r
+        .chunks_of(1)
+        .iter()
+        .find(|e| e.logical_offset == 32 * 1024)
+        .unwrap();
     assert_eq!(r.bytes_read(), entry.record_len());
     // A second read of the same chunk is served from the cache.
     s.read_at(&mut buf, 33 * 1024).unwrap();
@@ -257,7 +331,10 @@ fn image_bytes(fx: &Fixture) -> Vec<u8> {
 }
 
 fn open_mem(bytes: Vec<u8>) -> image::Result<ImageReader> {
-    ImageReader::from_volumes(vec![("mem.lbi".to_string(), Box::new(MemDisk::from_vec(bytes, 512)))])
+    ImageReader::from_volumes(vec![(
+        "mem.lbi".to_string(),
+        Box::new(MemDisk::from_vec(bytes, 512)),
+    )])
 }
 
 #[test]
@@ -284,7 +361,10 @@ fn flipped_bytes_anywhere_are_always_reported_never_returned_as_data() {
             Ok(r) => Arc::new(r),
         };
         let report = r.verify(2);
-        assert!(!report.is_ok(), "trial {trial}: damage went unnoticed by verify");
+        assert!(
+            !report.is_ok(),
+            "trial {trial}: damage went unnoticed by verify"
+        );
         for b in &report.bad {
             let msg = b.to_string();
             assert!(msg.contains("chunk ") && msg.contains("stream "), "{msg}");
@@ -292,11 +372,17 @@ fn flipped_bytes_anywhere_are_always_reported_never_returned_as_data() {
         }
         for (id, want) in fx.streams.iter().enumerate() {
             if let Ok(got) = read_stream(&r, id as u32) {
-                assert_eq!(&got, want, "trial {trial}: stream {id} read wrong data silently");
+                assert_eq!(
+                    &got, want,
+                    "trial {trial}: stream {id} read wrong data silently"
+                );
             }
         }
     }
-    assert!(chunk_errors > 100, "only {chunk_errors} chunk errors: flips missed the chunks?");
+    assert!(
+        chunk_errors > 100,
+        "only {chunk_errors} chunk errors: flips missed the chunks?"
+    );
 }
 
 #[test]
@@ -319,11 +405,18 @@ fn verify_names_every_damaged_chunk_with_its_stream_and_range() {
         assert_eq!((b.stream, b.start), (e.stream, e.logical_offset));
         assert_eq!(b.end, e.logical_offset + u64::from(e.uncompressed_len));
         assert_eq!(b.chunk, e.logical_offset / (16 * 1024));
-        assert!(b.to_string().contains(&r.streams()[e.stream as usize].name()), "{b}");
+        assert!(
+            b.to_string()
+                .contains(&r.streams()[e.stream as usize].name()),
+            "{b}"
+        );
     }
     let err = r.read_chunk(&targets[0]).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains(&format!("chunk {}", targets[0].logical_offset / 16384)), "{msg}");
+    assert!(
+        msg.contains(&format!("chunk {}", targets[0].logical_offset / 16384)),
+        "{msg}"
+    );
     assert!(msg.contains("crc32"), "{msg}");
     let s = r.clone().stream_reader(targets[0].stream).unwrap();
     let mut buf = vec![0u8; 100];
@@ -336,16 +429,33 @@ fn truncated_image_is_reported_incomplete_at_every_cut() {
     let fx = small_image();
     let good = image_bytes(&fx);
     let mut cuts: Vec<usize> = (0..good.len()).step_by(good.len() / 97 + 1).collect();
-    cuts.extend([0, 1, 8, 63, 64, 65, 200, good.len() - 129, good.len() - 128, good.len() - 1]);
+    cuts.extend([
+        0,
+        1,
+        8,
+        63,
+        64,
+        65,
+        200,
+        good.len() - 129,
+        good.len() - 128,
+        good.len() - 1,
+    ]);
     for cut in cuts {
         let err = open_mem(good[..cut].to_vec()).unwrap_err();
         let msg = err.to_string();
         assert!(err.is_incomplete(), "cut at {cut}: {msg}");
-        assert!(msg.contains("incomplete") || msg.contains("truncated"), "cut at {cut}: {msg}");
+        assert!(
+            msg.contains("incomplete") || msg.contains("truncated"),
+            "cut at {cut}: {msg}"
+        );
     }
     std::fs::write(&fx.path, &good[..good.len() / 2]).unwrap();
     let msg = ImageReader::open(&fx.path).unwrap_err().to_string();
-    assert!(msg.contains("incomplete image: backup was interrupted"), "{msg}");
+    assert!(
+        msg.contains("incomplete image: backup was interrupted"),
+        "{msg}"
+    );
     assert!(msg.contains("x.lbi"), "{msg}");
 }
 
@@ -373,7 +483,10 @@ fn newer_major_version_is_rejected_with_a_clear_message() {
     let mut bytes = image_bytes(&fx);
     set_major(&mut bytes, 0, 60, 2);
     let msg = open_mem(bytes).unwrap_err().to_string();
-    assert_eq!(msg, "mem.lbi: image made by a newer Lifeboat (format 2.x); this one reads 1.x");
+    assert_eq!(
+        msg,
+        "mem.lbi: image made by a newer Lifeboat (format 2.x); this one reads 1.x"
+    );
     // A newer minor version of the same major is read.
     let mut bytes = image_bytes(&fx);
     bytes[10] = 7;
@@ -384,16 +497,25 @@ fn newer_major_version_is_rejected_with_a_clear_message() {
     let mut bytes = image_bytes(&fx);
     let t = bytes.len() - 128;
     set_major(&mut bytes, t, t + 124, 3);
-    assert!(matches!(open_mem(bytes), Err(Error::NewerFormat { major: 3, .. })));
+    assert!(matches!(
+        open_mem(bytes),
+        Err(Error::NewerFormat { major: 3, .. })
+    ));
 }
 
 #[test]
 fn missing_and_foreign_split_volumes_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let ext4 = ext4_bytes(dir.path(), 4 << 20);
-    let opts = WriterOptions { chunk_size: 16 * 1024, split_size: Some(64 * 1024), level: 3 };
+    let opts = WriterOptions {
+        chunk_size: 16 * 1024,
+        split_size: Some(64 * 1024),
+        level: 3,
+    };
     let fx = write_image(dir, opts, vec![(StreamKind::Whole, ext4)]);
-    let n = (1..).take_while(|&n| volume_path(&fx.path, n).exists()).count() as u32;
+    let n = (1..)
+        .take_while(|&n| volume_path(&fx.path, n).exists())
+        .count() as u32;
     assert!(n >= 4, "{n} volumes");
     let v3 = volume_path(&fx.path, 3);
     let saved = std::fs::read(&v3).unwrap();
@@ -402,7 +524,11 @@ fn missing_and_foreign_split_volumes_are_named() {
     assert_eq!(msg, format!("missing volume {}", v3.display()));
     // The same volume from another image.
     let other = tempfile::tempdir().unwrap();
-    let ofx = write_image(other, opts, vec![(StreamKind::Whole, fx.streams[0].clone())]);
+    let ofx = write_image(
+        other,
+        opts,
+        vec![(StreamKind::Whole, fx.streams[0].clone())],
+    );
     std::fs::copy(volume_path(&ofx.path, 3), &v3).unwrap();
     let err = ImageReader::open(&fx.path).unwrap_err();
     assert!(matches!(err, Error::ForeignVolume { .. }), "{err}");
@@ -415,14 +541,28 @@ fn missing_and_foreign_split_volumes_are_named() {
     assert!(msg.contains(&last.display().to_string()), "{msg}");
     // A lone volume can be checked and named on its own.
     let err = ImageReader::open(&volume_path(&fx.path, 2)).unwrap_err();
-    assert!(matches!(err, Error::WrongVolume { found: 2, expected: 1, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::WrongVolume {
+                found: 2,
+                expected: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn drop_without_finish_leaves_an_incomplete_image_and_abort_removes_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cut.lbi");
-    let opts = WriterOptions { chunk_size: 4096, split_size: Some(16 * 1024), level: 3 };
+    let opts = WriterOptions {
+        chunk_size: 4096,
+        split_size: Some(16 * 1024),
+        level: 3,
+    };
     let mut w = ImageWriter::create(&path, opts).unwrap();
     let id = w
         .add_stream(StreamSpec {
@@ -436,7 +576,8 @@ fn drop_without_finish_leaves_an_incomplete_image_and_abort_removes_it() {
     let mut rng = Rng(7);
     for n in 0..10u64 {
         let data: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
-        w.write_chunk(compress_chunk(id, n * 4096, &data, 3).unwrap()).unwrap();
+        w.write_chunk(compress_chunk(id, n * 4096, &data, 3).unwrap())
+            .unwrap();
     }
     let vols = w.volumes().to_vec();
     assert!(vols.len() >= 3);
@@ -444,7 +585,10 @@ fn drop_without_finish_leaves_an_incomplete_image_and_abort_removes_it() {
     let err = ImageReader::open(&path).unwrap_err();
     assert!(matches!(err, Error::Incomplete { .. }), "{err}");
     // A new image cannot be written over the remains.
-    assert!(matches!(ImageWriter::create(&path, opts), Err(Error::AlreadyExists { .. })));
+    assert!(matches!(
+        ImageWriter::create(&path, opts),
+        Err(Error::AlreadyExists { .. })
+    ));
     for v in &vols {
         std::fs::remove_file(v).unwrap();
     }
@@ -460,7 +604,8 @@ fn drop_without_finish_leaves_an_incomplete_image_and_abort_removes_it() {
         .unwrap();
     for n in 0..10u64 {
         let data: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
-        w.write_chunk(compress_chunk(id, n * 4096, &data, 3).unwrap()).unwrap();
+        w.write_chunk(compress_chunk(id, n * 4096, &data, 3).unwrap())
+            .unwrap();
     }
     let vols = w.volumes().to_vec();
     w.abort().unwrap();
@@ -471,10 +616,22 @@ fn drop_without_finish_leaves_an_incomplete_image_and_abort_removes_it() {
 fn writer_rejects_bad_options() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("o.lbi");
-    let bad_chunk = WriterOptions { chunk_size: 3000, ..Default::default() };
-    assert!(matches!(ImageWriter::create(&p, bad_chunk), Err(Error::InvalidOptions(_))));
-    let tiny = WriterOptions { split_size: Some(1 << 20), ..Default::default() };
-    assert!(matches!(ImageWriter::create(&p, tiny), Err(Error::SplitTooSmall { .. })));
+    let bad_chunk = WriterOptions {
+        chunk_size: 3000,
+        ..Default::default()
+    };
+    assert!(matches!(
+        ImageWriter::create(&p, bad_chunk),
+        Err(Error::InvalidOptions(_))
+    ));
+    let tiny = WriterOptions {
+        split_size: Some(1 << 20),
+        ..Default::default()
+    };
+    assert!(matches!(
+        ImageWriter::create(&p, tiny),
+        Err(Error::SplitTooSmall { .. })
+    ));
     assert!(!p.exists());
 }
 
@@ -487,7 +644,11 @@ fn jobs(count: usize, len: usize) -> Vec<ChunkJob> {
                 1 => vec![i as u8; len],
                 _ => vec![0; len],
             };
-            ChunkJob { stream: 0, offset: (i * len) as u64, data }
+            ChunkJob {
+                stream: 0,
+                offset: (i * len) as u64,
+                data,
+            }
         })
         .collect()
 }
@@ -532,7 +693,10 @@ fn parallel_compressor_keeps_order_and_bounds_memory() {
             None => assert!(j.data.iter().all(|&b| b == 0)),
         }
     }
-    assert!(peak.load(Ordering::SeqCst) <= pc.max_in_flight(), "peak {peak:?}");
+    assert!(
+        peak.load(Ordering::SeqCst) <= pc.max_in_flight(),
+        "peak {peak:?}"
+    );
     assert!(stats.peak_in_flight <= pc.max_in_flight());
     assert_eq!(stats.chunks, 120);
     assert_eq!(stats.bytes_in, 120 * 64 * 1024);
@@ -563,7 +727,11 @@ fn parallel_compressor_propagates_errors_and_stops_on_cancel() {
             if n == 30 {
                 return Err(TestErr::Source(n));
             }
-            Ok(Some(ChunkJob { stream: 0, offset: n as u64, data: vec![1; 4096] }))
+            Ok(Some(ChunkJob {
+                stream: 0,
+                offset: n as u64,
+                data: vec![1; 4096],
+            }))
         },
         |_| Ok(()),
     );
@@ -574,9 +742,19 @@ fn parallel_compressor_propagates_errors_and_stops_on_cancel() {
         &cancel,
         || {
             n += 1;
-            Ok((n < 1000).then(|| ChunkJob { stream: 0, offset: n, data: vec![2; 4096] }))
+            Ok((n < 1000).then(|| ChunkJob {
+                stream: 0,
+                offset: n,
+                data: vec![2; 4096],
+            }))
         },
-        |c| if c.logical_offset == 17 { Err(TestErr::Sink(17)) } else { Ok(()) },
+        |c| {
+            if c.logical_offset == 17 {
+                Err(TestErr::Sink(17))
+            } else {
+                Ok(())
+            }
+        },
     );
     assert!(matches!(r, Err(TestErr::Sink(17))), "{r:?}");
 
@@ -589,7 +767,11 @@ fn parallel_compressor_propagates_errors_and_stops_on_cancel() {
             if n == 50 {
                 cancel.store(true, Ordering::SeqCst);
             }
-            Ok(Some(ChunkJob { stream: 0, offset: n, data: vec![3; 4096] }))
+            Ok(Some(ChunkJob {
+                stream: 0,
+                offset: n,
+                data: vec![3; 4096],
+            }))
         },
         |_| Ok(()),
     );
@@ -601,7 +783,11 @@ fn parallel_compressor_propagates_errors_and_stops_on_cancel() {
 fn parallel_pipeline_feeds_the_writer_into_a_valid_image() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.lbi");
-    let opts = WriterOptions { chunk_size: 64 * 1024, split_size: None, level: 3 };
+    let opts = WriterOptions {
+        chunk_size: 64 * 1024,
+        split_size: None,
+        level: 3,
+    };
     let w = Mutex::new(ImageWriter::create(&path, opts).unwrap());
     let input = jobs(40, 64 * 1024);
     let id = w
@@ -618,7 +804,11 @@ fn parallel_pipeline_feeds_the_writer_into_a_valid_image() {
     let mut it = input.clone().into_iter();
     let cancel = AtomicBool::new(false);
     ParallelCompressor::new(2, 3)
-        .run::<Error, _, _>(&cancel, || Ok(it.next()), |c| w.lock().unwrap().write_chunk(c))
+        .run::<Error, _, _>(
+            &cancel,
+            || Ok(it.next()),
+            |c| w.lock().unwrap().write_chunk(c),
+        )
         .unwrap();
     w.into_inner().unwrap().finish(&manifest()).unwrap();
     let r = Arc::new(ImageReader::open(&path).unwrap());
@@ -644,6 +834,10 @@ fn seeded_mutations_of_a_real_image_never_panic_or_return_wrong_data() {
     let fx = small_image();
     let good = image_bytes(&fx);
     assert_eq!(open_and_read(&good).unwrap(), fx.streams);
+    // `IMAGE_FUZZ_SEED_DIR=crates/image/fuzz/corpus/open_and_read` refreshes the fuzz seed.
+    if let Some(dir) = std::env::var_os("IMAGE_FUZZ_SEED_DIR") {
+        std::fs::write(Path::new(&dir).join("small-valid.lbi"), &good).unwrap();
+    }
     let mut rng = Rng(0xdead_beef_cafe_f00d);
     for _ in 0..3000 {
         let mut b = good.clone();
@@ -679,7 +873,10 @@ fn seeded_mutations_of_a_real_image_never_panic_or_return_wrong_data() {
             }
         }
         if let Some(streams) = open_and_read(&b) {
-            assert_eq!(streams, fx.streams, "a damaged image read back different data");
+            assert_eq!(
+                streams, fx.streams,
+                "a damaged image read back different data"
+            );
         }
     }
 }

@@ -41,9 +41,17 @@ const ENV_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     #[error("mount -t {fstype} {device} {target}: {errno}")]
-    Mount { device: String, target: String, fstype: String, errno: Errno },
+    Mount {
+        device: String,
+        target: String,
+        fstype: String,
+        errno: Errno,
+    },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{what}: {errno}")]
     Sys { what: String, errno: Errno },
 }
@@ -76,7 +84,10 @@ pub fn restart_delay(ran: Duration, fails: u32) -> Duration {
 
 /// The report path of a job file: `/x/nightly.toml` → `/x/nightly.report.txt`.
 pub fn report_path(job: &Path) -> PathBuf {
-    let stem = job.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "job".into());
+    let stem = job
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "job".into());
     job.with_file_name(format!("{stem}.report.txt"))
 }
 
@@ -141,7 +152,18 @@ pub fn run() -> ! {
     };
     let line = {
         let plan = early_steps(&Cmdline::default());
-        let split = plan.iter().position(|s| matches!(s, Step::Mount { target: "/proc", .. })).map_or(0, |i| i + 1);
+        let split = plan
+            .iter()
+            .position(|s| {
+                matches!(
+                    s,
+                    Step::Mount {
+                        target: "/proc",
+                        ..
+                    }
+                )
+            })
+            .map_or(0, |i| i + 1);
         for step in plan.iter().take(split) {
             rt.step(step);
         }
@@ -152,7 +174,18 @@ pub fn run() -> ! {
         log::set_max_level(log::LevelFilter::Debug);
     }
     let plan = early_steps(&rt.cmdline);
-    let split = plan.iter().position(|s| matches!(s, Step::Mount { target: "/proc", .. })).map_or(0, |i| i + 1);
+    let split = plan
+        .iter()
+        .position(|s| {
+            matches!(
+                s,
+                Step::Mount {
+                    target: "/proc",
+                    ..
+                }
+            )
+        })
+        .map_or(0, |i| i + 1);
     for step in plan.iter().skip(split) {
         rt.step(step);
     }
@@ -161,11 +194,20 @@ pub fn run() -> ! {
     }
     rt.services = consoles(&rt.cmdline)
         .into_iter()
-        .map(|console| Service { console, pid: None, started: Instant::now(), next_start: None, fails: 0, warned: false })
+        .map(|console| Service {
+            console,
+            pid: None,
+            started: Instant::now(),
+            next_start: None,
+            fails: 0,
+            warned: false,
+        })
         .collect();
     match rt.cmdline.job.clone() {
         Some(spec) => {
-            if let Err(e) = guard("starting the job", || rt.start_job(&spec)).unwrap_or(Err("panic".into())) {
+            if let Err(e) =
+                guard("starting the job", || rt.start_job(&spec)).unwrap_or(Err("panic".into()))
+            {
                 log::error!("unattended job {}:{} not run: {e}", spec.label, spec.path);
                 say(&format!("lifeboat: unattended job not run: {e}"));
                 rt.schedule_all(Instant::now());
@@ -180,7 +222,11 @@ pub fn run() -> ! {
 
 /// Writes a line to the system console (what the user looks at during boot).
 fn say(msg: &str) {
-    if let Ok(mut c) = OpenOptions::new().write(true).custom_flags(nix::libc::O_NOCTTY).open("/dev/console") {
+    if let Ok(mut c) = OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NOCTTY)
+        .open("/dev/console")
+    {
         let _ = write!(c, "\r\n{msg}\r\n");
     }
 }
@@ -188,21 +234,29 @@ fn say(msg: &str) {
 impl Runtime {
     fn step(&mut self, step: &Step) {
         log::debug!("step: {step}");
-        match guard(&step.to_string(), || self.run_step(step)) {
-            Some(Err(e)) => log::warn!("{step}: {e}"),
-            Some(Ok(())) | None => {}
+        if let Some(Err(e)) = guard(&step.to_string(), || self.run_step(step)) {
+            log::warn!("{step}: {e}");
         }
     }
 
     fn run_step(&mut self, step: &Step) -> Result<(), StepError> {
         match step {
             Step::Mkdir { path, mode } => {
-                std::fs::create_dir_all(path).map_err(|source| StepError::Io { path: path.to_string(), source })?;
+                std::fs::create_dir_all(path).map_err(|source| StepError::Io {
+                    path: path.to_string(),
+                    source,
+                })?;
                 use std::os::unix::fs::PermissionsExt;
                 let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode));
                 Ok(())
             }
-            Step::Mount { source, target, fstype, flags, data } => {
+            Step::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => {
                 let mut f = MsFlags::empty();
                 f.set(MsFlags::MS_NOSUID, flags.nosuid);
                 f.set(MsFlags::MS_NODEV, flags.nodev);
@@ -219,21 +273,32 @@ impl Runtime {
                 }
             }
             Step::Symlink { target, link } => match std::os::unix::fs::symlink(target, link) {
-                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                    Err(StepError::Io { path: link.to_string(), source: e })
-                }
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(StepError::Io {
+                    path: link.to_string(),
+                    source: e,
+                }),
                 _ => Ok(()),
             },
             Step::Write { path, value } => {
-                std::fs::write(path, value).map_err(|source| StepError::Io { path: path.to_string(), source })
+                std::fs::write(path, value).map_err(|source| StepError::Io {
+                    path: path.to_string(),
+                    source,
+                })
             }
             Step::StartLog => {
                 logger::start_file(LOG_FILE);
-                log::info!("lifeboat-init {} starting; command line: {:?}", env!("CARGO_PKG_VERSION"), self.cmdline);
+                log::info!(
+                    "lifeboat-init {} starting; command line: {:?}",
+                    env!("CARGO_PKG_VERSION"),
+                    self.cmdline
+                );
                 Ok(())
             }
             Step::ListenUevents => {
-                let s = UeventSocket::open().map_err(|errno| StepError::Sys { what: "uevent socket".into(), errno })?;
+                let s = UeventSocket::open().map_err(|errno| StepError::Sys {
+                    what: "uevent socket".into(),
+                    errno,
+                })?;
                 self.uevents = Some(s);
                 Ok(())
             }
@@ -271,7 +336,11 @@ impl Runtime {
                         break;
                     }
                 }
-                log::info!("disks settled after {} ms: {}", start.elapsed().as_millis(), last.join(" "));
+                log::info!(
+                    "disks settled after {} ms: {}",
+                    start.elapsed().as_millis(),
+                    last.join(" ")
+                );
                 Ok(())
             }
             Step::FindBootMedium { label } => {
@@ -283,7 +352,9 @@ impl Runtime {
                     self.try_boot_medium(&dev);
                 }
                 if self.boot_device.is_none() {
-                    log::warn!("boot medium labelled {label} not found yet (PXE boot, or still appearing)");
+                    log::warn!(
+                        "boot medium labelled {label} not found yet (PXE boot, or still appearing)"
+                    );
                 }
                 Ok(())
             }
@@ -292,7 +363,9 @@ impl Runtime {
 
     fn loader(&mut self) -> Option<&mut Loader<RealKernel>> {
         if self.loader.is_none() {
-            let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+            let release = nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_default();
             let dir = Path::new("/lib/modules").join(release);
             let (l, problems) = Loader::open(&dir, RealKernel);
             for p in problems {
@@ -347,7 +420,11 @@ impl Runtime {
     fn handle_uevent(&mut self, ev: &Uevent) {
         if ev.action != "add" {
             if ev.subsystem == "block" {
-                log::info!("{} {}", ev.action, ev.devname.as_deref().unwrap_or(&ev.devpath));
+                log::debug!(
+                    "{} {}",
+                    ev.action,
+                    ev.devname.as_deref().unwrap_or(&ev.devpath)
+                );
             }
             return;
         }
@@ -372,7 +449,13 @@ impl Runtime {
             return;
         }
         let _ = std::fs::create_dir_all(MEDIA_DIR);
-        match mount(Some(dev.as_str()), MEDIA_DIR, Some("iso9660"), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>) {
+        match mount(
+            Some(dev.as_str()),
+            MEDIA_DIR,
+            Some("iso9660"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            None::<&str>,
+        ) {
             Ok(()) => {}
             Err(e) => log::warn!("boot medium {dev}: mounting at {MEDIA_DIR}: {e}"),
         }
@@ -392,11 +475,16 @@ impl Runtime {
     fn tick(&mut self) {
         let now = Instant::now();
         let next = self.services.iter().filter_map(|s| s.next_start).min();
-        let wait = next.map_or(Duration::from_secs(1), |t| t.saturating_duration_since(now)).min(Duration::from_secs(1));
+        let wait = next
+            .map_or(Duration::from_secs(1), |t| t.saturating_duration_since(now))
+            .min(Duration::from_secs(1));
         self.pump(wait.max(Duration::from_millis(10)));
         let now = Instant::now();
         for i in 0..self.services.len() {
-            let due = self.services.get(i).is_some_and(|s| s.pid.is_none() && s.next_start.is_some_and(|t| t <= now));
+            let due = self
+                .services
+                .get(i)
+                .is_some_and(|s| s.pid.is_none() && s.next_start.is_some_and(|t| t <= now));
             if due {
                 self.start_service(i);
             }
@@ -405,13 +493,18 @@ impl Runtime {
 
     fn start_service(&mut self, i: usize) {
         let cmdline_debug = self.cmdline.debug;
-        let Some(s) = self.services.get_mut(i) else { return };
+        let Some(s) = self.services.get_mut(i) else {
+            return;
+        };
         s.next_start = None;
         let (program, args): (&str, Vec<&str>) = match s.console.program {
             Program::Lifeboat if Path::new(LIFEBOAT).exists() => (LIFEBOAT, vec![]),
             Program::Lifeboat => {
                 if !s.warned {
-                    log::error!("{LIFEBOAT} is missing: starting a shell on {} instead", s.console.device);
+                    log::error!(
+                        "{LIFEBOAT} is missing: starting a shell on {} instead",
+                        s.console.device
+                    );
                 }
                 (SHELL, vec![])
             }
@@ -463,14 +556,26 @@ impl Runtime {
             }
             return;
         }
-        let Some(s) = self.services.iter_mut().find(|s| s.pid == Some(pid)) else { return };
+        let Some(s) = self.services.iter_mut().find(|s| s.pid == Some(pid)) else {
+            return;
+        };
         s.pid = None;
         let ran = s.started.elapsed();
-        log::info!("{} on {} exited ({}) after {} s", program_name(s.console.program), s.console.device, describe_code(code), ran.as_secs());
+        log::info!(
+            "{} on {} exited ({}) after {} s",
+            program_name(s.console.program),
+            s.console.device,
+            describe_code(code),
+            ran.as_secs()
+        );
         if let Some(p) = on_exit(s.console.program, code) {
             power(p);
         }
-        s.fails = if ran >= Duration::from_secs(10) { 0 } else { s.fails.saturating_add(1) };
+        s.fails = if ran >= Duration::from_secs(10) {
+            0
+        } else {
+            s.fails.saturating_add(1)
+        };
         s.next_start = Some(Instant::now() + restart_delay(ran, s.fails));
     }
 
@@ -486,13 +591,31 @@ impl Runtime {
             self.pump(Duration::from_millis(250));
         };
         std::fs::create_dir_all(JOB_MOUNT).map_err(|e| format!("creating {JOB_MOUNT}: {e}"))?;
-        mount(Some(dev.as_str()), JOB_MOUNT, Some(probe.kind.mount_type()), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>)
-            .map_err(|e| format!("mounting {dev} ({}) at {JOB_MOUNT}: {e}", probe.kind.mount_type()))?;
+        mount(
+            Some(dev.as_str()),
+            JOB_MOUNT,
+            Some(probe.kind.mount_type()),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            format!(
+                "mounting {dev} ({}) at {JOB_MOUNT}: {e}",
+                probe.kind.mount_type()
+            )
+        })?;
         let job = Path::new(JOB_MOUNT).join(spec.path.trim_start_matches('/'));
         let report = report_path(&job);
-        let out = File::create(&report).map_err(|e| format!("creating report {}: {e}", report.display()))?;
-        let err = out.try_clone().map_err(|e| format!("{}: {e}", report.display()))?;
-        say(&format!("lifeboat: running unattended job {} from {dev}; report: {}", spec.path, report.display()));
+        let out = File::create(&report)
+            .map_err(|e| format!("creating report {}: {e}", report.display()))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", report.display()))?;
+        say(&format!(
+            "lifeboat: running unattended job {} from {dev}; report: {}",
+            spec.path,
+            report.display()
+        ));
         let child = Command::new(LIFEBOAT)
             .arg("run")
             .arg(&job)
@@ -506,17 +629,29 @@ impl Runtime {
             .spawn()
             .map_err(|e| format!("starting {LIFEBOAT} run {}: {e}", job.display()))?;
         let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(-1));
-        log::info!("job {} started (pid {pid}), report {}", job.display(), report.display());
+        log::info!(
+            "job {} started (pid {pid}), report {}",
+            job.display(),
+            report.display()
+        );
         self.job = Some(Job { pid, report });
         Ok(())
     }
 
     fn job_done(&mut self, job: Job, code: Option<i32>) {
-        let msg = format!("lifeboat: unattended job finished: {}; report: {}", describe_code(code), job.report.display());
+        let msg = format!(
+            "lifeboat: unattended job finished: {}; report: {}",
+            describe_code(code),
+            job.report.display()
+        );
         log::info!("{msg}");
         say(&msg);
         if let Ok(mut f) = OpenOptions::new().append(true).open(&job.report) {
-            let _ = writeln!(f, "\n[lifeboat-init] lifeboat run exited: {}", describe_code(code));
+            let _ = writeln!(
+                f,
+                "\n[lifeboat-init] lifeboat run exited: {}",
+                describe_code(code)
+            );
             let _ = f.sync_all();
         }
         nix::unistd::sync();
@@ -556,7 +691,12 @@ fn block_devices() -> Vec<String> {
     let mut v: Vec<(bool, String)> = std::fs::read_dir("/sys/class/block")
         .map(|rd| {
             rd.flatten()
-                .map(|e| (e.path().join("partition").exists(), e.file_name().to_string_lossy().into_owned()))
+                .map(|e| {
+                    (
+                        e.path().join("partition").exists(),
+                        e.file_name().to_string_lossy().into_owned(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -578,13 +718,27 @@ fn find_by_label(label: &str) -> Option<(String, label::Probe)> {
         }
     }
     let exact = found.iter().position(|(_, p)| p.label == label);
-    let loose = || found.iter().position(|(_, p)| p.label.eq_ignore_ascii_case(label));
+    let loose = || {
+        found
+            .iter()
+            .position(|(_, p)| p.label.eq_ignore_ascii_case(label))
+    };
     let i = exact.or_else(loose)?;
     Some(found.swap_remove(i))
 }
 
-fn spawn_on_tty(program: &str, args: &[&str], tty: &str, term: &str, debug: bool) -> std::io::Result<Pid> {
-    let t = OpenOptions::new().read(true).write(true).custom_flags(nix::libc::O_NOCTTY).open(tty)?;
+fn spawn_on_tty(
+    program: &str,
+    args: &[&str],
+    tty: &str,
+    term: &str,
+    debug: bool,
+) -> std::io::Result<Pid> {
+    let t = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::libc::O_NOCTTY)
+        .open(tty)?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env_clear()
@@ -619,7 +773,19 @@ fn spawn_on_tty(program: &str, args: &[&str], tty: &str, term: &str, debug: bool
 }
 
 /// File-system types that hold no user data and are left mounted at power-off.
-const VIRTUAL_FS: &[&str] = &["rootfs", "proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "ramfs", "securityfs", "cgroup2", "debugfs", "efivarfs"];
+const VIRTUAL_FS: &[&str] = &[
+    "rootfs",
+    "proc",
+    "sysfs",
+    "devtmpfs",
+    "devpts",
+    "tmpfs",
+    "ramfs",
+    "securityfs",
+    "cgroup2",
+    "debugfs",
+    "efivarfs",
+];
 
 /// Mount points to unmount before power-off, innermost first, from `/proc/mounts` text.
 pub fn unmount_order(mounts: &str) -> Vec<String> {
@@ -637,8 +803,19 @@ pub fn unmount_order(mounts: &str) -> Vec<String> {
 
 /// Stops everything, syncs, unmounts and powers off or reboots. Never returns.
 pub fn power(p: Power) -> ! {
-    log::info!("{}: stopping programs, syncing, unmounting", if p == Power::Off { "power off" } else { "reboot" });
-    say(if p == Power::Off { "lifeboat: powering off" } else { "lifeboat: rebooting" });
+    log::info!(
+        "{}: stopping programs, syncing, unmounting",
+        if p == Power::Off {
+            "power off"
+        } else {
+            "reboot"
+        }
+    );
+    say(if p == Power::Off {
+        "lifeboat: powering off"
+    } else {
+        "lifeboat: rebooting"
+    });
     use nix::sys::signal::{kill, Signal};
     let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
     let until = Instant::now() + Duration::from_secs(2);
@@ -660,7 +837,13 @@ pub fn power(p: Power) -> ! {
     for target in unmount_order(&mounts) {
         if let Err(e) = umount2(target.as_str(), MntFlags::empty()) {
             log::warn!("unmounting {target}: {e}; remounting read-only");
-            let _ = mount(None::<&str>, target.as_str(), None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>);
+            let _ = mount(
+                None::<&str>,
+                target.as_str(),
+                None::<&str>,
+                MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None::<&str>,
+            );
         }
     }
     nix::unistd::sync();
@@ -685,27 +868,52 @@ mod tests {
         assert_eq!(on_exit(Program::Lifeboat, Some(101)), Some(Power::Reboot));
         assert_eq!(on_exit(Program::Lifeboat, Some(0)), None);
         assert_eq!(on_exit(Program::Lifeboat, None), None);
-        assert_eq!(on_exit(Program::Shell, Some(100)), None, "a shell's exit code never powers off");
+        assert_eq!(
+            on_exit(Program::Shell, Some(100)),
+            None,
+            "a shell's exit code never powers off"
+        );
     }
 
     #[test]
     fn quick_failures_back_off_and_long_runs_restart_fast() {
-        assert_eq!(restart_delay(Duration::from_secs(60), 5), Duration::from_secs(1));
-        assert_eq!(restart_delay(Duration::from_millis(10), 1), Duration::from_secs(2));
-        assert_eq!(restart_delay(Duration::from_millis(10), 2), Duration::from_secs(4));
-        assert_eq!(restart_delay(Duration::from_millis(10), 30), Duration::from_secs(8));
+        assert_eq!(
+            restart_delay(Duration::from_secs(60), 5),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            restart_delay(Duration::from_millis(10), 1),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            restart_delay(Duration::from_millis(10), 2),
+            Duration::from_secs(4)
+        );
+        assert_eq!(
+            restart_delay(Duration::from_millis(10), 30),
+            Duration::from_secs(8)
+        );
     }
 
     #[test]
     fn report_sits_next_to_the_job_file() {
-        assert_eq!(report_path(Path::new("/mnt/job/jobs/nightly.toml")), PathBuf::from("/mnt/job/jobs/nightly.report.txt"));
-        assert_eq!(report_path(Path::new("/mnt/job/j")), PathBuf::from("/mnt/job/j.report.txt"));
+        assert_eq!(
+            report_path(Path::new("/mnt/job/jobs/nightly.toml")),
+            PathBuf::from("/mnt/job/jobs/nightly.report.txt")
+        );
+        assert_eq!(
+            report_path(Path::new("/mnt/job/j")),
+            PathBuf::from("/mnt/job/j.report.txt")
+        );
     }
 
     #[test]
     fn only_real_filesystems_are_unmounted_innermost_first() {
         let mounts = "rootfs / rootfs rw 0 0\nproc /proc proc rw 0 0\ndevtmpfs /dev devtmpfs rw 0 0\n\
 /dev/sr0 /run/lifeboat/media iso9660 ro 0 0\n/dev/sda2 /mnt/job ext4 rw 0 0\n/dev/sdb1 /mnt/job/my\\040stick vfat rw 0 0\n";
-        assert_eq!(unmount_order(mounts), vec!["/mnt/job/my stick", "/mnt/job", "/run/lifeboat/media"]);
+        assert_eq!(
+            unmount_order(mounts),
+            vec!["/mnt/job/my stick", "/mnt/job", "/run/lifeboat/media"]
+        );
     }
 }

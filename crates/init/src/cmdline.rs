@@ -108,8 +108,13 @@ pub fn parse(line: &str) -> Cmdline {
             ("console", Some(v)) => c.consoles.push(v.to_string()),
             ("lifeboat.debug", _) => c.debug = true,
             ("lifeboat.job", Some(v)) => match v.split_once(':') {
-                Some((label, path)) if !label.is_empty() && path.starts_with('/') && path.len() > 1 => {
-                    c.job = Some(JobSpec { label: label.to_string(), path: path.to_string() })
+                Some((label, path))
+                    if !label.is_empty() && path.starts_with('/') && path.len() > 1 =>
+                {
+                    c.job = Some(JobSpec {
+                        label: label.to_string(),
+                        path: path.to_string(),
+                    })
                 }
                 _ => c.problems.push(format!(
                     "ignoring lifeboat.job={v}: expected LABEL:/path/job.toml"
@@ -127,9 +132,9 @@ pub fn parse(line: &str) -> Cmdline {
             ("lifeboat.serial", Some(v)) => match v {
                 "shell" => c.serial_ui = SerialUi::Shell,
                 "tui" | "lifeboat" => c.serial_ui = SerialUi::Lifeboat,
-                other => c
-                    .problems
-                    .push(format!("ignoring lifeboat.serial={other}: expected shell or tui")),
+                other => c.problems.push(format!(
+                    "ignoring lifeboat.serial={other}: expected shell or tui"
+                )),
             },
             ("lifeboat.media", Some(v)) if !v.is_empty() => c.media_label = v.to_string(),
             _ => {}
@@ -146,7 +151,11 @@ mod tests {
     fn split_honours_quotes_and_runs_of_spaces() {
         assert_eq!(
             split("  a=1   b=\"two words\"\tc \n"),
-            vec!["a=1".to_string(), "b=two words".to_string(), "c".to_string()]
+            vec![
+                "a=1".to_string(),
+                "b=two words".to_string(),
+                "c".to_string()
+            ]
         );
         assert!(split("   ").is_empty());
     }
@@ -161,7 +170,10 @@ mod tests {
         assert!(c.debug);
         assert_eq!(
             c.job,
-            Some(JobSpec { label: "BACKUPS".into(), path: "/jobs/nightly.toml".into() })
+            Some(JobSpec {
+                label: "BACKUPS".into(),
+                path: "/jobs/nightly.toml".into()
+            })
         );
         assert_eq!(c.after, After::PowerOff);
         assert_eq!(c.serial_ui, SerialUi::Shell);
@@ -180,6 +192,12 @@ mod tests {
     #[test]
     fn job_label_may_contain_spaces_when_quoted() {
         let c = parse("lifeboat.job=\"MY DISK:/a b/job.toml\"");
-        assert_eq!(c.job, Some(JobSpec { label: "MY DISK".into(), path: "/a b/job.toml".into() }));
+        assert_eq!(
+            c.job,
+            Some(JobSpec {
+                label: "MY DISK".into(),
+                path: "/a b/job.toml".into()
+            })
+        );
     }
 }

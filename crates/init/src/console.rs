@@ -24,7 +24,11 @@ pub struct Console {
 /// The device name of a `console=` value (`ttyS0,115200n8` → `ttyS0`); `tty0` means the
 /// foreground virtual terminal, which is `tty1` at boot.
 pub fn console_device(value: &str) -> Option<String> {
-    let dev = value.split(',').next().unwrap_or("").trim_start_matches("/dev/");
+    let dev = value
+        .split(',')
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("/dev/");
     if dev.is_empty() || dev.contains('/') || dev == "null" {
         return None;
     }
@@ -36,15 +40,23 @@ pub fn console_device(value: &str) -> Option<String> {
 
 /// True for virtual terminals (`tty1`…`tty63`): they speak the Linux console's terminal language.
 pub fn is_virtual_terminal(dev: &str) -> bool {
-    dev.strip_prefix("tty").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    dev.strip_prefix("tty")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The consoles to run programs on: the UI on tty1 and on every serial console of the command
 /// line, and a shell on tty2.
 pub fn consoles(cmdline: &Cmdline) -> Vec<Console> {
-    let mut out = vec![Console { device: "tty1".into(), term: "linux", serial: false, program: Program::Lifeboat }];
+    let mut out = vec![Console {
+        device: "tty1".into(),
+        term: "linux",
+        serial: false,
+        program: Program::Lifeboat,
+    }];
     for v in &cmdline.consoles {
-        let Some(dev) = console_device(v) else { continue };
+        let Some(dev) = console_device(v) else {
+            continue;
+        };
         if is_virtual_terminal(&dev) || out.iter().any(|c| c.device == dev) {
             continue;
         }
@@ -52,9 +64,19 @@ pub fn consoles(cmdline: &Cmdline) -> Vec<Console> {
             SerialUi::Lifeboat => Program::Lifeboat,
             SerialUi::Shell => Program::Shell,
         };
-        out.push(Console { device: dev, term: "xterm", serial: true, program });
+        out.push(Console {
+            device: dev,
+            term: "xterm",
+            serial: true,
+            program,
+        });
     }
-    out.push(Console { device: "tty2".into(), term: "linux", serial: false, program: Program::Shell });
+    out.push(Console {
+        device: "tty2".into(),
+        term: "linux",
+        serial: false,
+        program: Program::Shell,
+    });
     out
 }
 
@@ -65,8 +87,13 @@ mod tests {
 
     #[test]
     fn serial_consoles_from_the_command_line_get_the_ui_once() {
-        let c = consoles(&parse("console=tty0 console=ttyS0,115200 console=ttyS0 console=ttyS1"));
-        let devs: Vec<(&str, Program, &str)> = c.iter().map(|c| (c.device.as_str(), c.program, c.term)).collect();
+        let c = consoles(&parse(
+            "console=tty0 console=ttyS0,115200 console=ttyS0 console=ttyS1",
+        ));
+        let devs: Vec<(&str, Program, &str)> = c
+            .iter()
+            .map(|c| (c.device.as_str(), c.program, c.term))
+            .collect();
         assert_eq!(
             devs,
             vec![

@@ -41,13 +41,18 @@ fn read(f: &File, offset: u64, len: usize) -> Option<Vec<u8>> {
 }
 
 fn clean(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).trim_end_matches(['\0', ' ']).to_string()
+    String::from_utf8_lossy(bytes)
+        .trim_end_matches(['\0', ' '])
+        .to_string()
 }
 
 /// Recognises the file system on `dev` (a block device or image file). `None` when it is none of
 /// the supported kinds or cannot be read.
 pub fn probe(dev: &File) -> Option<Probe> {
-    probe_iso9660(dev).or_else(|| probe_ext(dev)).or_else(|| probe_exfat(dev)).or_else(|| probe_vfat(dev))
+    probe_iso9660(dev)
+        .or_else(|| probe_ext(dev))
+        .or_else(|| probe_exfat(dev))
+        .or_else(|| probe_vfat(dev))
 }
 
 fn probe_iso9660(f: &File) -> Option<Probe> {
@@ -58,7 +63,12 @@ fn probe_iso9660(f: &File) -> Option<Probe> {
             return None;
         }
         match d.first()? {
-            1 => return Some(Probe { kind: FsKind::Iso9660, label: clean(d.get(40..72)?) }),
+            1 => {
+                return Some(Probe {
+                    kind: FsKind::Iso9660,
+                    label: clean(d.get(40..72)?),
+                })
+            }
             255 => return None,
             _ => continue,
         }
@@ -71,7 +81,10 @@ fn probe_ext(f: &File) -> Option<Probe> {
     if sb.get(0x38..0x3a)? != [0x53, 0xef] {
         return None;
     }
-    Some(Probe { kind: FsKind::Ext, label: clean(sb.get(0x78..0x88)?) })
+    Some(Probe {
+        kind: FsKind::Ext,
+        label: clean(sb.get(0x78..0x88)?),
+    })
 }
 
 fn probe_vfat(f: &File) -> Option<Probe> {
@@ -92,7 +105,14 @@ fn probe_vfat(f: &File) -> Option<Probe> {
         return None;
     };
     let label = clean(label);
-    Some(Probe { kind: FsKind::Vfat, label: if label == "NO NAME" { String::new() } else { label } })
+    Some(Probe {
+        kind: FsKind::Vfat,
+        label: if label == "NO NAME" {
+            String::new()
+        } else {
+            label
+        },
+    })
 }
 
 fn probe_exfat(f: &File) -> Option<Probe> {
@@ -100,7 +120,8 @@ fn probe_exfat(f: &File) -> Option<Probe> {
     if bs.get(3..11)? != b"EXFAT   " {
         return None;
     }
-    let u32_at = |o: usize| -> Option<u32> { Some(u32::from_le_bytes(bs.get(o..o + 4)?.try_into().ok()?)) };
+    let u32_at =
+        |o: usize| -> Option<u32> { Some(u32::from_le_bytes(bs.get(o..o + 4)?.try_into().ok()?)) };
     let heap_offset = u64::from(u32_at(88)?);
     let root_cluster = u64::from(u32_at(96)?);
     let sector_shift = u32::from(*bs.get(108)?);
@@ -121,15 +142,21 @@ fn probe_exfat(f: &File) -> Option<Probe> {
             0x00 => break,
             0x83 => {
                 let n = usize::from(*e.get(1)?).min(11);
-                let units: Vec<u16> =
-                    e.get(2..2 + 2 * n)?.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+                let units: Vec<u16> = e
+                    .get(2..2 + 2 * n)?
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect();
                 label = String::from_utf16_lossy(&units);
                 break;
             }
             _ => {}
         }
     }
-    Some(Probe { kind: FsKind::Exfat, label })
+    Some(Probe {
+        kind: FsKind::Exfat,
+        label,
+    })
 }
 
 #[cfg(test)]
@@ -154,9 +181,20 @@ mod tests {
         ];
         for (kind, label, want) in cases {
             let p = dir.path().join(format!("{label}.img"));
-            let size = if kind == Mkfs::Fat32 { 64 << 20 } else { 16 << 20 };
+            let size = if kind == Mkfs::Fat32 {
+                64 << 20
+            } else {
+                16 << 20
+            };
             mkfs(kind, &p, size, label, &[]).unwrap();
-            assert_eq!(probe_path(&p), Some(Probe { kind: want, label: label.to_string() }), "{kind:?}");
+            assert_eq!(
+                probe_path(&p),
+                Some(Probe {
+                    kind: want,
+                    label: label.to_string()
+                }),
+                "{kind:?}"
+            );
         }
     }
 
@@ -167,8 +205,25 @@ mod tests {
         std::fs::create_dir(&src).unwrap();
         std::fs::write(src.join("hello.txt"), "hi").unwrap();
         let iso = dir.path().join("x.iso");
-        run("genisoimage", &["-quiet", "-V", "LIFEBOAT", "-o", iso.to_str().unwrap(), src.to_str().unwrap()]).unwrap();
-        assert_eq!(probe_path(&iso), Some(Probe { kind: FsKind::Iso9660, label: "LIFEBOAT".into() }));
+        run(
+            "genisoimage",
+            &[
+                "-quiet",
+                "-V",
+                "LIFEBOAT",
+                "-o",
+                iso.to_str().unwrap(),
+                src.to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            probe_path(&iso),
+            Some(Probe {
+                kind: FsKind::Iso9660,
+                label: "LIFEBOAT".into()
+            })
+        );
     }
 
     #[test]
@@ -176,7 +231,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("nolabel.img");
         mkfs(Mkfs::Fat32, &p, 64 << 20, "NO NAME", &[]).unwrap();
-        assert_eq!(probe_path(&p), Some(Probe { kind: FsKind::Vfat, label: String::new() }));
+        assert_eq!(
+            probe_path(&p),
+            Some(Probe {
+                kind: FsKind::Vfat,
+                label: String::new()
+            })
+        );
         let z = dir.path().join("zero.img");
         std::fs::write(&z, vec![0u8; 1 << 20]).unwrap();
         assert_eq!(probe_path(&z), None);

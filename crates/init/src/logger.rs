@@ -19,7 +19,13 @@ pub struct InitLogger {
     sinks: Mutex<Sinks>,
 }
 
-static LOGGER: InitLogger = InitLogger { sinks: Mutex::new(Sinks { kmsg: None, file: None, file_path: None }) };
+static LOGGER: InitLogger = InitLogger {
+    sinks: Mutex::new(Sinks {
+        kmsg: None,
+        file: None,
+        file_path: None,
+    }),
+};
 
 /// Installs the logger at info level. Safe to call more than once.
 pub fn install() {
@@ -72,7 +78,12 @@ impl Log for InitLogger {
         }
         if let Some(f) = s.file.as_mut() {
             let secs = uptime();
-            let _ = writeln!(f, "[{secs:>9.3}] {:<5} {}", record.level(), msg.replace('\n', " "));
+            let _ = writeln!(
+                f,
+                "[{secs:>9.3}] {:<5} {}",
+                record.level(),
+                msg.replace('\n', " ")
+            );
         }
     }
 

@@ -20,7 +20,10 @@ fn main() {
                 println!("{s}");
             }
             for con in init::console::consoles(&c) {
-                println!("run {:?} on /dev/{} with TERM={}", con.program, con.device, con.term);
+                println!(
+                    "run {:?} on /dev/{} with TERM={}",
+                    con.program, con.device, con.term
+                );
             }
             for p in &c.problems {
                 println!("warning: {p}");

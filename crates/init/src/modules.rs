@@ -44,7 +44,8 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    p.get(pi..).is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
 }
 
 /// Matches byte `c` against the class starting at `p[start] == b'['`. Returns (matched, index
@@ -146,7 +147,9 @@ impl DepTable {
     pub fn parse(text: &str) -> Self {
         let mut modules = HashMap::new();
         for line in text.lines() {
-            let Some((path, deps)) = line.split_once(':') else { continue };
+            let Some((path, deps)) = line.split_once(':') else {
+                continue;
+            };
             let path = path.trim();
             if path.is_empty() {
                 continue;
@@ -161,8 +164,11 @@ impl DepTable {
     /// modprobe does). `None` when the module is unknown.
     pub fn load_order(&self, module: &str) -> Option<Vec<(String, String)>> {
         let (path, deps) = self.modules.get(&canonical_name(module))?;
-        let mut order: Vec<(String, String)> =
-            deps.iter().rev().map(|d| (name_of_path(d), d.clone())).collect();
+        let mut order: Vec<(String, String)> = deps
+            .iter()
+            .rev()
+            .map(|d| (name_of_path(d), d.clone()))
+            .collect();
         order.push((canonical_name(module), path.clone()));
         Some(order)
     }
@@ -178,9 +184,15 @@ pub enum ModuleError {
     #[error("module {module} is not in modules.dep of {dir}")]
     Unknown { module: String, dir: PathBuf },
     #[error("cannot open module file {path}: {source}")]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("kernel refused module {path}: {errno}")]
-    Refused { path: PathBuf, errno: nix::errno::Errno },
+    Refused {
+        path: PathBuf,
+        errno: nix::errno::Errno,
+    },
 }
 
 /// The system calls module loading needs; tests replace it.
@@ -197,16 +209,24 @@ pub struct RealKernel;
 
 impl Kernel for RealKernel {
     fn load(&mut self, path: &Path) -> Result<(), ModuleError> {
-        let file = std::fs::File::open(path)
-            .map_err(|source| ModuleError::Open { path: path.to_path_buf(), source })?;
+        let file = std::fs::File::open(path).map_err(|source| ModuleError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         match nix::kmod::finit_module(&file, c"", nix::kmod::ModuleInitFlags::empty()) {
             Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
-            Err(errno) => Err(ModuleError::Refused { path: path.to_path_buf(), errno }),
+            Err(errno) => Err(ModuleError::Refused {
+                path: path.to_path_buf(),
+                errno,
+            }),
         }
     }
 
     fn is_loaded(&self, name: &str) -> bool {
-        Path::new("/sys/module").join(name).join("initstate").exists()
+        Path::new("/sys/module")
+            .join(name)
+            .join("initstate")
+            .exists()
     }
 }
 
@@ -227,6 +247,9 @@ pub struct Loader<K: Kernel> {
     aliases: AliasTable,
     deps: DepTable,
     builtin: HashSet<String>,
+    /// module → modules or aliases to load before it (`softdep M pre: ...` of modules.softdep).
+    softdeps: HashMap<String, Vec<String>>,
+    visiting: HashSet<String>,
     done: HashSet<String>,
     failed: HashSet<String>,
     kernel: K,
@@ -234,12 +257,24 @@ pub struct Loader<K: Kernel> {
 
 impl<K: Kernel> Loader<K> {
     /// A loader over the tables of `dir` (`/lib/modules/$(uname -r)`), given as text.
-    pub fn new(dir: PathBuf, alias_text: &str, dep_text: &str, builtin_text: &str, kernel: K) -> Self {
+    pub fn new(
+        dir: PathBuf,
+        alias_text: &str,
+        dep_text: &str,
+        builtin_text: &str,
+        kernel: K,
+    ) -> Self {
         Loader {
             dir,
             aliases: AliasTable::parse(alias_text),
             deps: DepTable::parse(dep_text),
-            builtin: builtin_text.lines().filter(|l| !l.trim().is_empty()).map(name_of_path).collect(),
+            builtin: builtin_text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(name_of_path)
+                .collect(),
+            softdeps: HashMap::new(),
+            visiting: HashSet::new(),
             done: HashSet::new(),
             failed: HashSet::new(),
             kernel,
@@ -259,7 +294,12 @@ impl<K: Kernel> Loader<K> {
         let alias = read("modules.alias");
         let dep = read("modules.dep");
         let builtin = read("modules.builtin");
-        (Loader::new(dir.to_path_buf(), &alias, &dep, &builtin, kernel), problems)
+        // Optional: most modules have no soft dependencies.
+        let softdep = std::fs::read_to_string(dir.join("modules.softdep")).unwrap_or_default();
+        (
+            Loader::new(dir.to_path_buf(), &alias, &dep, &builtin, kernel).with_softdeps(&softdep),
+            problems,
+        )
     }
 
     pub fn aliases(&self) -> &AliasTable {
@@ -272,18 +312,75 @@ impl<K: Kernel> Loader<K> {
 
     /// Loads `module` and its dependencies. A failing dependency is reported and the module
     /// itself is still tried (the kernel says what is missing).
+    /// Adds the `pre:` soft dependencies of `modules.softdep` (`softdep ext4 pre: crypto-crc32c`):
+    /// modules or aliases loaded, when available, before the module that names them.
+    pub fn with_softdeps(mut self, text: &str) -> Self {
+        for line in text.lines() {
+            let mut w = line.split_whitespace();
+            if w.next() != Some("softdep") {
+                continue;
+            }
+            let Some(module) = w.next() else { continue };
+            let mut pre = false;
+            for word in w {
+                match word {
+                    "pre:" => pre = true,
+                    "post:" => pre = false,
+                    dep if pre => self
+                        .softdeps
+                        .entry(canonical_name(module))
+                        .or_default()
+                        .push(dep.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        self
+    }
+
+    /// Loads the soft dependencies of `name`; failures are ignored (they are optional).
+    fn load_soft(&mut self, name: &str, new: &mut Vec<String>) {
+        let Some(pre) = self.softdeps.get(name).cloned() else {
+            return;
+        };
+        for want in pre {
+            let candidates = if self.deps.contains(&want) {
+                vec![canonical_name(&want)]
+            } else {
+                self.aliases.lookup(&want)
+            };
+            for c in candidates {
+                if let Ok(Loaded::New(v)) = self.load(&c) {
+                    new.extend(v);
+                }
+            }
+        }
+    }
+
     pub fn load(&mut self, module: &str) -> Result<Loaded, ModuleError> {
         let name = canonical_name(module);
-        if self.builtin.contains(&name) || self.done.contains(&name) || self.kernel.is_loaded(&name) {
+        if self.builtin.contains(&name) || self.done.contains(&name) || self.kernel.is_loaded(&name)
+        {
             self.done.insert(name);
             return Ok(Loaded::Already);
         }
+        // A module already being loaded further up (a soft-dependency cycle) is left to that call.
+        if self.visiting.contains(&name) {
+            return Ok(Loaded::New(Vec::new()));
+        }
         let Some(order) = self.deps.load_order(&name) else {
-            return Err(ModuleError::Unknown { module: name, dir: self.dir.clone() });
+            return Err(ModuleError::Unknown {
+                module: name,
+                dir: self.dir.clone(),
+            });
         };
+        self.visiting.insert(name.clone());
         let mut new = Vec::new();
         let mut last_err = None;
         for (dep_name, rel) in order {
+            if dep_name != name && self.visiting.contains(&dep_name) {
+                continue;
+            }
             if self.done.contains(&dep_name) || self.builtin.contains(&dep_name) {
                 continue;
             }
@@ -293,6 +390,14 @@ impl<K: Kernel> Loader<K> {
             if self.kernel.is_loaded(&dep_name) {
                 self.done.insert(dep_name);
                 continue;
+            }
+            let outer = dep_name != name;
+            if outer {
+                self.visiting.insert(dep_name.clone());
+            }
+            self.load_soft(&dep_name, &mut new);
+            if outer {
+                self.visiting.remove(&dep_name);
             }
             match self.kernel.load(&self.dir.join(&rel)) {
                 Ok(()) => {
@@ -305,6 +410,7 @@ impl<K: Kernel> Loader<K> {
                 }
             }
         }
+        self.visiting.remove(&name);
         match last_err {
             Some(e) if !self.done.contains(&name) => Err(e),
             _ => Ok(Loaded::New(new)),
@@ -336,7 +442,9 @@ pub fn find_modaliases(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() {
@@ -360,12 +468,24 @@ mod tests {
 
     #[test]
     fn glob_matches_stars_questions_and_classes() {
-        assert!(glob_match("pci:v00008086d*sv*sd*bc01sc06i01*", "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"));
-        assert!(!glob_match("pci:v00008086d*sv*sd*bc01sc06i01*", "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i00"));
-        assert!(glob_match("virtio:d00000002v*", "virtio:d00000002v00001AF4"));
+        assert!(glob_match(
+            "pci:v00008086d*sv*sd*bc01sc06i01*",
+            "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"
+        ));
+        assert!(!glob_match(
+            "pci:v00008086d*sv*sd*bc01sc06i01*",
+            "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i00"
+        ));
+        assert!(glob_match(
+            "virtio:d00000002v*",
+            "virtio:d00000002v00001AF4"
+        ));
         assert!(glob_match("a?c", "abc"));
         assert!(!glob_match("a?c", "ac"));
-        assert!(glob_match("acpi*:PNP0C0[0-9A-F]:*", "acpi:PNP0C0A:PNP0C0A:"));
+        assert!(glob_match(
+            "acpi*:PNP0C0[0-9A-F]:*",
+            "acpi:PNP0C0A:PNP0C0A:"
+        ));
         assert!(!glob_match("acpi*:PNP0C0[0-9A-F]:*", "acpi:PNP0C0G:"));
         assert!(glob_match("x[!ab]y", "xcy"));
         assert!(!glob_match("x[^ab]y", "xay"));
@@ -378,7 +498,9 @@ mod tests {
 
     #[test]
     fn glob_never_panics_on_odd_patterns() {
-        let pats = ["[", "[!", "[a-", "[a-]", "*[", "?*[]", "[]", "[!]]", "\\", "*?*?*"];
+        let pats = [
+            "[", "[!", "[a-", "[a-]", "*[", "?*[]", "[]", "[!]]", "\\", "*?*?*",
+        ];
         let texts = ["", "a", "[", "]", "-", "a-]", "zzzz"];
         for p in pats {
             for t in texts {
@@ -417,7 +539,10 @@ garbage line
         fn load(&mut self, path: &Path) -> Result<(), ModuleError> {
             let name = name_of_path(&path.to_string_lossy());
             if self.refuse.contains(&name) {
-                return Err(ModuleError::Refused { path: path.to_path_buf(), errno: nix::errno::Errno::ENOEXEC });
+                return Err(ModuleError::Refused {
+                    path: path.to_path_buf(),
+                    errno: nix::errno::Errno::ENOEXEC,
+                });
             }
             self.loaded.push(name);
             Ok(())
@@ -428,14 +553,29 @@ garbage line
     }
 
     fn loader(k: FakeKernel) -> Loader<FakeKernel> {
-        Loader::new(PathBuf::from("/lib/modules/test"), ALIAS, DEP, "kernel/drivers/usb/core/usbcore.ko\n", k)
+        Loader::new(
+            PathBuf::from("/lib/modules/test"),
+            ALIAS,
+            DEP,
+            "kernel/drivers/usb/core/usbcore.ko\n",
+            k,
+        )
     }
 
     #[test]
     fn dependencies_load_before_the_module_and_only_once() {
         let mut l = loader(FakeKernel::default());
         let r = l.load("ahci").unwrap();
-        assert_eq!(r, Loaded::New(vec!["scsi_common".into(), "scsi_mod".into(), "libata".into(), "libahci".into(), "ahci".into()]));
+        assert_eq!(
+            r,
+            Loaded::New(vec![
+                "scsi_common".into(),
+                "scsi_mod".into(),
+                "libata".into(),
+                "libahci".into(),
+                "ahci".into()
+            ])
+        );
         assert_eq!(l.load("ahci").unwrap(), Loaded::Already);
         let r = l.load("usb-storage").unwrap();
         assert_eq!(r, Loaded::New(vec!["usb_storage".into()]));
@@ -444,33 +584,59 @@ garbage line
 
     #[test]
     fn already_loaded_and_builtin_modules_are_skipped() {
-        let mut l = loader(FakeKernel { preloaded: vec!["scsi_mod".into(), "scsi_common".into()], ..Default::default() });
+        let mut l = loader(FakeKernel {
+            preloaded: vec!["scsi_mod".into(), "scsi_common".into()],
+            ..Default::default()
+        });
         assert_eq!(l.load("usbcore").unwrap(), Loaded::Already);
-        assert_eq!(l.load("libata").unwrap(), Loaded::New(vec!["libata".into()]));
+        assert_eq!(
+            l.load("libata").unwrap(),
+            Loaded::New(vec!["libata".into()])
+        );
     }
 
     #[test]
     fn modalias_lookup_finds_modules_once_with_dash_and_underscore_merged() {
         let l = loader(FakeKernel::default());
         assert_eq!(l.aliases().len(), 4);
-        assert_eq!(l.aliases().lookup("usb:v0781p5567d0100dc00dsc00dp00ic08isc06ip50in00"), vec!["usb_storage".to_string()]);
-        assert_eq!(l.aliases().lookup("pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"), vec!["ahci".to_string()]);
-        assert!(l.aliases().lookup("pci:v00008086d00002922sv00001AF4sd00001100bc03sc00i00").is_empty());
+        assert_eq!(
+            l.aliases()
+                .lookup("usb:v0781p5567d0100dc00dsc00dp00ic08isc06ip50in00"),
+            vec!["usb_storage".to_string()]
+        );
+        assert_eq!(
+            l.aliases()
+                .lookup("pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"),
+            vec!["ahci".to_string()]
+        );
+        assert!(l
+            .aliases()
+            .lookup("pci:v00008086d00002922sv00001AF4sd00001100bc03sc00i00")
+            .is_empty());
     }
 
     #[test]
     fn refused_and_unknown_modules_are_errors_and_not_retried() {
-        let mut l = loader(FakeKernel { refuse: vec!["broken".into()], ..Default::default() });
+        let mut l = loader(FakeKernel {
+            refuse: vec!["broken".into()],
+            ..Default::default()
+        });
         assert!(matches!(l.load("nosuch"), Err(ModuleError::Unknown { .. })));
         let r = l.load_for_alias("fs-broken");
         assert_eq!(r.len(), 1);
         assert!(matches!(r[0].1, Err(ModuleError::Refused { .. })));
-        assert!(l.load_for_alias("fs-broken").is_empty(), "a failed module is not retried");
+        assert!(
+            l.load_for_alias("fs-broken").is_empty(),
+            "a failed module is not retried"
+        );
     }
 
     #[test]
     fn failing_dependency_still_tries_the_module() {
-        let mut l = loader(FakeKernel { refuse: vec!["libahci".into()], ..Default::default() });
+        let mut l = loader(FakeKernel {
+            refuse: vec!["libahci".into()],
+            ..Default::default()
+        });
         let r = l.load("ahci");
         assert!(r.is_ok(), "{r:?}");
         assert!(l.kernel().loaded.contains(&"ahci".to_string()));
@@ -490,5 +656,19 @@ garbage line
         let mut found = find_modaliases(dir.path());
         found.sort();
         assert_eq!(found, vec!["pci:v1".to_string(), "virtio:d1".to_string()]);
+    }
+
+    #[test]
+    fn soft_dependencies_load_first_by_module_or_alias_and_never_loop() {
+        let dep = format!("{DEP}kernel/crypto/crc32c_generic.ko:\nkernel/fs/ext4/ext4.ko: kernel/fs/jbd2/jbd2.ko\nkernel/fs/jbd2/jbd2.ko:\n");
+        let alias = format!("{ALIAS}alias crypto-crc32c crc32c_generic\n");
+        let mut l = Loader::new(PathBuf::from("/m"), &alias, &dep, "", FakeKernel::default())
+            .with_softdeps("# comment\nsoftdep ext4 pre: crypto-crc32c post: nosuch\nsoftdep jbd2 pre: crypto-crc32c\nsoftdep crc32c_generic pre: ext4\n");
+        let r = l.load("ext4").unwrap();
+        assert_eq!(
+            r,
+            Loaded::New(vec!["crc32c_generic".into(), "jbd2".into(), "ext4".into()])
+        );
+        assert_eq!(l.kernel().loaded, vec!["crc32c_generic", "jbd2", "ext4"]);
     }
 }

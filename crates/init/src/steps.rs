@@ -19,11 +19,23 @@ pub enum Step {
     /// Creates a directory (and parents) with `mode`.
     Mkdir { path: &'static str, mode: u32 },
     /// Mounts a kernel file system.
-    Mount { source: &'static str, target: &'static str, fstype: &'static str, flags: MountFlags, data: &'static str },
+    Mount {
+        source: &'static str,
+        target: &'static str,
+        fstype: &'static str,
+        flags: MountFlags,
+        data: &'static str,
+    },
     /// Creates a symbolic link `link` → `target`.
-    Symlink { target: &'static str, link: &'static str },
+    Symlink {
+        target: &'static str,
+        link: &'static str,
+    },
     /// Writes a value into a file (a sysctl under /proc/sys).
-    Write { path: &'static str, value: &'static str },
+    Write {
+        path: &'static str,
+        value: &'static str,
+    },
     /// Starts the logger's file under /run/lifeboat and raises the level for `lifeboat.debug`.
     StartLog,
     /// Opens the netlink uevent socket (before coldplug, so no event is missed).
@@ -38,15 +50,37 @@ pub enum Step {
     FindBootMedium { label: String },
 }
 
-const NOSUID_NODEV_NOEXEC: MountFlags = MountFlags { nosuid: true, nodev: true, noexec: true };
-const NOSUID_NOEXEC: MountFlags = MountFlags { nosuid: true, nodev: false, noexec: true };
-const NOSUID_NODEV: MountFlags = MountFlags { nosuid: true, nodev: true, noexec: false };
+const NOSUID_NODEV_NOEXEC: MountFlags = MountFlags {
+    nosuid: true,
+    nodev: true,
+    noexec: true,
+};
+const NOSUID_NOEXEC: MountFlags = MountFlags {
+    nosuid: true,
+    nodev: false,
+    noexec: true,
+};
+const NOSUID_NODEV: MountFlags = MountFlags {
+    nosuid: true,
+    nodev: true,
+    noexec: false,
+};
 
 /// Modules loaded whatever the hardware: the file systems image destinations and the boot medium
 /// use, and what hot-plugged keyboards need.
 pub const ALWAYS_LOAD: &[&str] = &[
-    "isofs", "vfat", "exfat", "ext4", "fuse", "nls_cp437", "nls_iso8859_1", "nls_utf8", "usbhid", "hid_generic",
-    "sd_mod", "sr_mod",
+    "isofs",
+    "vfat",
+    "exfat",
+    "ext4",
+    "fuse",
+    "nls_cp437",
+    "nls_iso8859_1",
+    "nls_utf8",
+    "usbhid",
+    "hid_generic",
+    "sd_mod",
+    "sr_mod",
 ];
 
 /// The directory init keeps its state in (log, boot medium).
@@ -62,13 +96,43 @@ pub const LOG_FILE: &str = "/run/lifeboat/init.log";
 /// The early boot plan for this command line.
 pub fn early_steps(cmdline: &Cmdline) -> Vec<Step> {
     vec![
-        Step::Mkdir { path: "/proc", mode: 0o555 },
-        Step::Mount { source: "proc", target: "/proc", fstype: "proc", flags: NOSUID_NODEV_NOEXEC, data: "" },
-        Step::Mkdir { path: "/sys", mode: 0o555 },
-        Step::Mount { source: "sysfs", target: "/sys", fstype: "sysfs", flags: NOSUID_NODEV_NOEXEC, data: "" },
-        Step::Mkdir { path: "/dev", mode: 0o755 },
-        Step::Mount { source: "devtmpfs", target: "/dev", fstype: "devtmpfs", flags: NOSUID_NOEXEC, data: "mode=0755" },
-        Step::Mkdir { path: "/dev/pts", mode: 0o755 },
+        Step::Mkdir {
+            path: "/proc",
+            mode: 0o555,
+        },
+        Step::Mount {
+            source: "proc",
+            target: "/proc",
+            fstype: "proc",
+            flags: NOSUID_NODEV_NOEXEC,
+            data: "",
+        },
+        Step::Mkdir {
+            path: "/sys",
+            mode: 0o555,
+        },
+        Step::Mount {
+            source: "sysfs",
+            target: "/sys",
+            fstype: "sysfs",
+            flags: NOSUID_NODEV_NOEXEC,
+            data: "",
+        },
+        Step::Mkdir {
+            path: "/dev",
+            mode: 0o755,
+        },
+        Step::Mount {
+            source: "devtmpfs",
+            target: "/dev",
+            fstype: "devtmpfs",
+            flags: NOSUID_NOEXEC,
+            data: "mode=0755",
+        },
+        Step::Mkdir {
+            path: "/dev/pts",
+            mode: 0o755,
+        },
         Step::Mount {
             source: "devpts",
             target: "/dev/pts",
@@ -76,26 +140,79 @@ pub fn early_steps(cmdline: &Cmdline) -> Vec<Step> {
             flags: NOSUID_NOEXEC,
             data: "gid=5,mode=620,ptmxmode=666",
         },
-        Step::Mkdir { path: "/dev/shm", mode: 0o1777 },
-        Step::Mount { source: "tmpfs", target: "/dev/shm", fstype: "tmpfs", flags: NOSUID_NODEV, data: "mode=1777" },
-        Step::Symlink { target: "/proc/self/fd", link: "/dev/fd" },
-        Step::Symlink { target: "/proc/self/fd/0", link: "/dev/stdin" },
-        Step::Symlink { target: "/proc/self/fd/1", link: "/dev/stdout" },
-        Step::Symlink { target: "/proc/self/fd/2", link: "/dev/stderr" },
-        Step::Mkdir { path: "/run", mode: 0o755 },
-        Step::Mount { source: "tmpfs", target: "/run", fstype: "tmpfs", flags: NOSUID_NODEV, data: "mode=0755" },
-        Step::Mkdir { path: "/tmp", mode: 0o1777 },
-        Step::Mount { source: "tmpfs", target: "/tmp", fstype: "tmpfs", flags: NOSUID_NODEV, data: "mode=1777" },
-        Step::Mkdir { path: RUN_DIR, mode: 0o755 },
-        Step::Mkdir { path: "/mnt", mode: 0o755 },
+        Step::Mkdir {
+            path: "/dev/shm",
+            mode: 0o1777,
+        },
+        Step::Mount {
+            source: "tmpfs",
+            target: "/dev/shm",
+            fstype: "tmpfs",
+            flags: NOSUID_NODEV,
+            data: "mode=1777",
+        },
+        Step::Symlink {
+            target: "/proc/self/fd",
+            link: "/dev/fd",
+        },
+        Step::Symlink {
+            target: "/proc/self/fd/0",
+            link: "/dev/stdin",
+        },
+        Step::Symlink {
+            target: "/proc/self/fd/1",
+            link: "/dev/stdout",
+        },
+        Step::Symlink {
+            target: "/proc/self/fd/2",
+            link: "/dev/stderr",
+        },
+        Step::Mkdir {
+            path: "/run",
+            mode: 0o755,
+        },
+        Step::Mount {
+            source: "tmpfs",
+            target: "/run",
+            fstype: "tmpfs",
+            flags: NOSUID_NODEV,
+            data: "mode=0755",
+        },
+        Step::Mkdir {
+            path: "/tmp",
+            mode: 0o1777,
+        },
+        Step::Mount {
+            source: "tmpfs",
+            target: "/tmp",
+            fstype: "tmpfs",
+            flags: NOSUID_NODEV,
+            data: "mode=1777",
+        },
+        Step::Mkdir {
+            path: RUN_DIR,
+            mode: 0o755,
+        },
+        Step::Mkdir {
+            path: "/mnt",
+            mode: 0o755,
+        },
         // /dev/kmsg drops lines beyond 10 per 5 s by default; init's log must not be cut.
-        Step::Write { path: "/proc/sys/kernel/printk_devkmsg", value: "on\n" },
+        Step::Write {
+            path: "/proc/sys/kernel/printk_devkmsg",
+            value: "on\n",
+        },
         Step::StartLog,
         Step::ListenUevents,
         Step::Coldplug,
         Step::LoadModules(ALWAYS_LOAD.to_vec()),
-        Step::SettleDisks { quiet_ms: 1000, max_ms: 5000 },
-        Step::FindBootMedium { label: cmdline.media_label.clone() },
+        Step::SettleDisks {
+            quiet_ms: 1000,
+            max_ms: 5000,
+        },
+        Step::FindBootMedium {
+            label: cmdline.media_label.clone(),
+        },
     ]
 }
 
@@ -103,7 +220,13 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Step::Mkdir { path, mode } => write!(f, "mkdir -m {mode:o} {path}"),
-            Step::Mount { source, target, fstype, flags, data } => {
+            Step::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => {
                 let mut opts: Vec<&str> = Vec::new();
                 if flags.nosuid {
                     opts.push("nosuid");
@@ -128,9 +251,15 @@ impl fmt::Display for Step {
             Step::StartLog => write!(f, "log to /dev/kmsg and {LOG_FILE}"),
             Step::ListenUevents => write!(f, "listen for uevents (NETLINK_KOBJECT_UEVENT)"),
             Step::LoadModules(m) => write!(f, "modprobe {}", m.join(" ")),
-            Step::Coldplug => write!(f, "coldplug: load modules for every /sys/devices/**/modalias"),
+            Step::Coldplug => write!(
+                f,
+                "coldplug: load modules for every /sys/devices/**/modalias"
+            ),
             Step::SettleDisks { quiet_ms, max_ms } => {
-                write!(f, "wait for disks: {quiet_ms} ms without a new block device, at most {max_ms} ms")
+                write!(
+                    f,
+                    "wait for disks: {quiet_ms} ms without a new block device, at most {max_ms} ms"
+                )
             }
             Step::FindBootMedium { label } => {
                 write!(f, "find the medium labelled {label}, mount it at {MEDIA_DIR}, record it in {BOOT_DEVICE_FILE}")
@@ -151,14 +280,27 @@ mod tests {
     #[test]
     fn kernel_filesystems_are_mounted_before_anything_uses_them() {
         let s = early_steps(&parse(""));
-        let mount = |t: &'static str| position(&s, move |x| matches!(x, Step::Mount { target, .. } if *target == t));
-        let mkdir = |p: &'static str| position(&s, move |x| matches!(x, Step::Mkdir { path, .. } if *path == p));
+        let mount = |t: &'static str| {
+            position(
+                &s,
+                move |x| matches!(x, Step::Mount { target, .. } if *target == t),
+            )
+        };
+        let mkdir = |p: &'static str| {
+            position(
+                &s,
+                move |x| matches!(x, Step::Mkdir { path, .. } if *path == p),
+            )
+        };
         assert!(mount("/proc") < mount("/sys"));
         assert!(mount("/dev") < mount("/dev/pts"));
         assert!(mkdir("/dev/pts") < mount("/dev/pts"));
         assert!(mount("/run") < mkdir(RUN_DIR));
         assert!(mkdir(RUN_DIR) < position(&s, |x| *x == Step::StartLog));
-        let devkmsg = position(&s, |x| matches!(x, Step::Write { path, .. } if path.ends_with("printk_devkmsg")));
+        let devkmsg = position(
+            &s,
+            |x| matches!(x, Step::Write { path, .. } if path.ends_with("printk_devkmsg")),
+        );
         assert!(mount("/proc") < devkmsg && devkmsg < position(&s, |x| *x == Step::StartLog));
         for t in ["/proc", "/sys", "/dev", "/dev/pts", "/run", "/tmp"] {
             let _ = mount(t);
@@ -171,7 +313,10 @@ mod tests {
         let listen = position(&s, |x| *x == Step::ListenUevents);
         let cold = position(&s, |x| *x == Step::Coldplug);
         let settle = position(&s, |x| matches!(x, Step::SettleDisks { .. }));
-        let media = position(&s, |x| matches!(x, Step::FindBootMedium { label } if label == "MYLABEL"));
+        let media = position(
+            &s,
+            |x| matches!(x, Step::FindBootMedium { label } if label == "MYLABEL"),
+        );
         assert!(listen < cold && cold < settle && settle < media);
     }
 
@@ -179,9 +324,17 @@ mod tests {
     fn the_plan_prints_one_readable_line_per_step() {
         let s = early_steps(&parse(""));
         let text: Vec<String> = s.iter().map(|x| x.to_string()).collect();
-        assert!(text.contains(&"mount -t proc proc /proc -o nosuid,nodev,noexec".to_string()), "{text:#?}");
-        assert!(text.contains(&"mount -t devpts devpts /dev/pts -o nosuid,noexec,gid=5,mode=620,ptmxmode=666".to_string()));
-        assert!(text.iter().any(|l| l.starts_with("modprobe isofs vfat exfat ext4")));
+        assert!(
+            text.contains(&"mount -t proc proc /proc -o nosuid,nodev,noexec".to_string()),
+            "{text:#?}"
+        );
+        assert!(text.contains(
+            &"mount -t devpts devpts /dev/pts -o nosuid,noexec,gid=5,mode=620,ptmxmode=666"
+                .to_string()
+        ));
+        assert!(text
+            .iter()
+            .any(|l| l.starts_with("modprobe isofs vfat exfat ext4")));
         assert!(text.iter().all(|l| !l.contains('\n')));
     }
 }

@@ -19,10 +19,18 @@ pub fn parse(msg: &[u8]) -> Option<Uevent> {
     let mut parts = msg.split(|&b| b == 0).filter(|p| !p.is_empty());
     let header = std::str::from_utf8(parts.next()?).ok()?;
     let (action, devpath) = header.split_once('@')?;
-    let mut ev = Uevent { action: action.to_string(), devpath: devpath.to_string(), ..Default::default() };
+    let mut ev = Uevent {
+        action: action.to_string(),
+        devpath: devpath.to_string(),
+        ..Default::default()
+    };
     for part in parts {
-        let Ok(kv) = std::str::from_utf8(part) else { continue };
-        let Some((k, v)) = kv.split_once('=') else { continue };
+        let Ok(kv) = std::str::from_utf8(part) else {
+            continue;
+        };
+        let Some((k, v)) = kv.split_once('=') else {
+            continue;
+        };
         match k {
             "ACTION" => ev.action = v.to_string(),
             "DEVPATH" => ev.devpath = v.to_string(),
@@ -44,7 +52,10 @@ pub struct UeventSocket {
 
 impl UeventSocket {
     pub fn open() -> nix::Result<Self> {
-        use nix::sys::socket::{bind, setsockopt, socket, sockopt, AddressFamily, NetlinkAddr, SockFlag, SockProtocol, SockType};
+        use nix::sys::socket::{
+            bind, setsockopt, socket, sockopt, AddressFamily, NetlinkAddr, SockFlag, SockProtocol,
+            SockType,
+        };
         let fd = socket(
             AddressFamily::Netlink,
             SockType::Datagram,
@@ -66,7 +77,11 @@ impl UeventSocket {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 16384];
         loop {
-            match nix::sys::socket::recv(self.fd.as_raw_fd(), &mut buf, nix::sys::socket::MsgFlags::empty()) {
+            match nix::sys::socket::recv(
+                self.fd.as_raw_fd(),
+                &mut buf,
+                nix::sys::socket::MsgFlags::empty(),
+            ) {
                 Ok(0) => break,
                 Ok(n) => {
                     if let Some(ev) = buf.get(..n).and_then(parse) {
@@ -92,7 +107,10 @@ mod tests {
         assert_eq!(ev.action, "add");
         assert_eq!(ev.subsystem, "usb");
         assert_eq!(ev.devtype.as_deref(), Some("usb_interface"));
-        assert_eq!(ev.modalias.as_deref(), Some("usb:v46F4p0001d0000dc00dsc00dp00ic08isc06ip50in00"));
+        assert_eq!(
+            ev.modalias.as_deref(),
+            Some("usb:v46F4p0001d0000dc00dsc00dp00ic08isc06ip50in00")
+        );
     }
 
     #[test]

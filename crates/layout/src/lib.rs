@@ -20,7 +20,7 @@ pub use model::{
     MbrInfo, Partition, PartitionType, Protection, TableKind, Warning,
 };
 pub use plan::{add_partition, invalidate, plan_copy, Change, CopyOptions, TablePlan};
-pub use read::{read, MAX_LOGICAL};
+pub use read::{read, recover_gpt, MAX_LOGICAL};
 
 /// Largest gap between the partition table and the first partition kept by
 /// [`Layout::table_areas`] (boot loaders such as GRUB's core.img live there).

@@ -449,8 +449,13 @@ pub enum Warning {
     EbrUnreadable { lba: u64, reason: String },
     /// More logical partitions than the reader accepts (the chain is cut there).
     TooManyLogical { limit: usize },
-    /// A leftover backup GPT header at the end of a disk with a classic MBR.
-    StaleBackupGpt { lba: u64 },
+    /// A GPT header (primary at LBA 1 or backup at the end) on a disk whose LBA 0 holds no
+    /// protective MBR (a classic MBR with partitions, or a file system made over a former GPT
+    /// disk): ignored, as the Linux kernel and libblkid ignore it. [`crate::recover_gpt`] reads
+    /// it on request.
+    StaleGpt { lba: u64 },
+    /// A data entry in slot 2–4 of an EBR (ignored; only slot 1 holds the logical partition).
+    EbrExtraEntry { lba: u64, slot: usize },
     /// More than one extended partition in the MBR (only the first is followed).
     SeveralExtended,
 }
@@ -490,9 +495,13 @@ impl fmt::Display for Warning {
             Warning::TooManyLogical { limit } => {
                 write!(f, "more than {limit} logical partitions; chain cut there")
             }
-            Warning::StaleBackupGpt { lba } => write!(
+            Warning::StaleGpt { lba } => write!(
                 f,
-                "a leftover backup GPT header at LBA {lba} is ignored (LBA 0 holds a classic MBR)"
+                "a leftover GPT header at LBA {lba} is ignored (LBA 0 holds no protective MBR)"
+            ),
+            Warning::EbrExtraEntry { lba, slot } => write!(
+                f,
+                "a data entry in slot {slot} of the extended boot record at LBA {lba} is ignored"
             ),
             Warning::SeveralExtended => {
                 write!(f, "several extended partitions; only the first one's logical partitions are read")

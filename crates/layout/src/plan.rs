@@ -590,6 +590,16 @@ fn plan_gpt(
     if protective_only {
         pmbr.protection = Protection::Protective { covers_disk: true };
     }
+    for e in &mut pmbr.entries {
+        e.boot_indicator = if e.boot_indicator == 0x80 { 0x80 } else { 0 };
+    }
+    if !pmbr.entries.iter().any(|e| e.kind == 0xEE && !e.is_empty()) {
+        // The hybrid MBR's 0xEE entry does not fit the target: without it LBA 0 would read
+        // as a classic MBR, so protect the whole disk instead.
+        changes.push(Change::ProtectiveMbrCreated);
+        pmbr.entries = fresh_protective_entries(total);
+        pmbr.protection = Protection::Protective { covers_disk: true };
+    }
     Ok(Layout {
         device: format!("copy of {}", src.device),
         disk_size: target_len,
@@ -617,6 +627,22 @@ fn plan_gpt(
         boot_code: src.boot_code.clone(),
         warnings: Vec::new(),
     })
+}
+
+fn fresh_protective_entries(total: u64) -> [MbrEntry; 4] {
+    let sectors = u32::try_from(total.saturating_sub(1)).unwrap_or(u32::MAX);
+    let ee = MbrEntry {
+        boot_indicator: 0,
+        kind: 0xEE,
+        start_lba: 1,
+        sectors,
+    };
+    [
+        ee,
+        MbrEntry::default(),
+        MbrEntry::default(),
+        MbrEntry::default(),
+    ]
 }
 
 fn grow(p: &mut Partition, new_last: u64, ssz: u64, changes: &mut Vec<Change>) {
@@ -900,7 +926,8 @@ fn invalidate_sectors(sector_size: u32) -> u64 {
 /// end of a standard primary GPT (LBA 0..=33 for 512-byte sectors) and the standard backup GPT
 /// area at the end (the last 33 sectors).
 pub fn invalidate(target: &dyn BlockIo, sector_size: u32) -> Result<(), LayoutError> {
-    let ssz = u64::from(sector_size.max(512));
+    let sector_size = sector_size.clamp(512, 65536);
+    let ssz = u64::from(sector_size);
     let len = target.len();
     let head = ((1 + invalidate_sectors(sector_size)) * ssz).min(len);
     let tail = (invalidate_sectors(sector_size) * ssz).min(len);

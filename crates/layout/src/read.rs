@@ -35,6 +35,11 @@ pub fn read(io: &dyn BlockIo) -> Result<Layout, LayoutError> {
     let mbr_ok = mbr::not_an_mbr(&lba0).is_none();
     let mbr_entries = mbr::parse_entries(&lba0);
     let has_ee = mbr_ok && mbr_entries.iter().any(|e| e.kind == 0xEE && !e.is_empty());
+    // A classic MBR with partitions wins over GPT headers, as in the Linux kernel and libblkid
+    // (a GPT needs a protective MBR); the GPT headers are reported as stale.
+    if mbr_ok && !has_ee && mbr_entries.iter().any(|e| !e.is_empty()) {
+        return read_mbr(io, valid_ss(dev_ss), &lba0);
+    }
 
     // A primary GPT header at any candidate sector size.
     for &ss in &candidates {
@@ -47,9 +52,9 @@ pub fn read(io: &dyn BlockIo) -> Result<Layout, LayoutError> {
             }
         }
     }
-    // No primary signature: a GPT may survive in its backup copy when LBA 0 is protective or
-    // not an MBR at all.
-    if has_ee || !mbr_ok {
+    // No primary signature: the GPT is read from its backup copy when LBA 0 protects it. (A
+    // backup alone is not enough: `mkfs` on a whole former GPT disk leaves one at the end.)
+    if has_ee {
         for &ss in &candidates {
             if let Some(layout) = read_gpt(io, ss, &lba0)? {
                 return Ok(layout);
@@ -73,6 +78,20 @@ pub fn read(io: &dyn BlockIo) -> Result<Layout, LayoutError> {
         "{device}: no partition table ({})",
         mbr::not_an_mbr(&lba0).unwrap_or("unknown")
     );
+    let mut warnings = Vec::new();
+    for &ss in &candidates {
+        let last = (len / u64::from(ss)).saturating_sub(1);
+        let mut sector = vec![0u8; ss as usize];
+        if last >= 2
+            && io.read_at(&mut sector, last * u64::from(ss)).is_ok()
+            && gpt::has_signature(&sector)
+        {
+            log::warn!(
+                "{device}: a backup GPT header at LBA {last} is ignored (no protective MBR)"
+            );
+            warnings.push(Warning::StaleGpt { lba: last });
+        }
+    }
     Ok(Layout {
         device,
         disk_size: len,
@@ -81,7 +100,29 @@ pub fn read(io: &dyn BlockIo) -> Result<Layout, LayoutError> {
         kind: TableKind::None,
         partitions: Vec::new(),
         boot_code: Vec::new(),
-        warnings: Vec::new(),
+        warnings,
+    })
+}
+
+/// Reads a GPT from either copy even when LBA 0 holds no protective MBR and LBA 1 no header:
+/// the explicit recovery for a disk whose first sectors were wiped, where [`read`] reports only
+/// a [`Warning::StaleGpt`]. Fails with [`LayoutError::NoTable`] when no copy is found.
+pub fn recover_gpt(io: &dyn BlockIo) -> Result<Layout, LayoutError> {
+    let len = io.len();
+    if len < 512 {
+        return Err(LayoutError::DeviceTooSmall {
+            device: io.describe(),
+            len,
+        });
+    }
+    let lba0 = read_vec(io, 0, 512)?;
+    for ss in sector_candidates(io.logical_sector_size()) {
+        if let Some(layout) = read_gpt(io, ss, &lba0)? {
+            return Ok(layout);
+        }
+    }
+    Err(LayoutError::NoTable {
+        device: io.describe(),
     })
 }
 
@@ -460,13 +501,15 @@ fn read_mbr(io: &dyn BlockIo, ss: u32, lba0: &[u8]) -> Result<Layout, LayoutErro
         partitions.extend(logicals);
         info.ebrs = ebrs;
     }
-    // A leftover backup GPT header at the end (an old GPT disk relabelled by an old tool).
-    if total > 2 {
+    // Leftover GPT headers (an old GPT disk relabelled by an old tool).
+    for lba in [1, total.saturating_sub(1)] {
         let mut sector = vec![0u8; ss as usize];
-        if io.read_at(&mut sector, (total - 1) * u64::from(ss)).is_ok()
+        if lba > 0
+            && io.read_at(&mut sector, lba * u64::from(ss)).is_ok()
             && gpt::has_signature(&sector)
+            && !warnings.contains(&Warning::StaleGpt { lba })
         {
-            warnings.push(Warning::StaleBackupGpt { lba: total - 1 });
+            warnings.push(Warning::StaleGpt { lba });
         }
     }
     let mut layout = Layout {
@@ -565,9 +608,9 @@ fn read_ebr_chain(
         }
         for (i, e) in entries.iter().enumerate().skip(1) {
             if !e.is_empty() && !is_extended_type(e.kind) {
-                warnings.push(Warning::InvalidEntry {
-                    number: 0,
-                    reason: format!("a data entry in slot {} of the EBR at LBA {cur}", i + 1),
+                warnings.push(Warning::EbrExtraEntry {
+                    lba: cur,
+                    slot: i + 1,
                 });
             }
         }

@@ -112,3 +112,40 @@ fn bare_file_systems_are_not_mistaken_for_partition_tables() -> anyhow::Result<(
     }
     Ok(())
 }
+
+#[test]
+fn file_system_made_over_a_former_gpt_disk_is_not_a_disk() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // (mkswap keeps LBA 0 and 1, so its result still reads as a GPT whose primary entries are
+    // damaged: telling that apart needs file-system probing, which is the fs crate's job.)
+    for (tool, args) in [("mkfs.vfat", vec!["-F", "32"]), ("mkfs.exfat", vec![])] {
+        let img = sgdisk_gpt(dir.path(), "former-gpt.img", 64 * MIB)?;
+        let mut a = args.clone();
+        a.push(p(&img));
+        fixture::run(tool, &a)?;
+        let io = FileIo::open(&img, 512)?;
+        let l = layout::read(&io)?;
+        assert_eq!(l.kind, TableKind::None, "{tool}");
+        assert_eq!(
+            l.warnings,
+            vec![layout::Warning::StaleGpt { lba: 131071 }],
+            "{tool}"
+        );
+        // On request, the old table can still be recovered from its backup.
+        let old = layout::recover_gpt(&io)?;
+        let TableKind::Gpt(g) = &old.kind else {
+            panic!("expected GPT")
+        };
+        assert_eq!(g.health.used, GptCopy::Backup, "{tool}");
+        assert_eq!(old.partitions.len(), 3, "{tool}");
+    }
+    Ok(())
+}
+
+#[test]
+fn recover_gpt_without_any_copy_is_no_table() -> anyhow::Result<()> {
+    let err = layout::recover_gpt(&MemDisk::new(1 << 20, 512)).expect_err("blank disk");
+    assert!(matches!(err, LayoutError::NoTable { .. }), "{err:?}");
+    assert_eq!(err.to_string(), "memory: no partition table");
+    Ok(())
+}

@@ -384,3 +384,24 @@ fn added_mbr_partition_takes_the_free_primary_slot_and_verifies() -> anyhow::Res
     );
     Ok(())
 }
+
+#[test]
+fn layout_stored_as_json_plans_the_same_copy() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    for src_img in [
+        sgdisk_gpt(dir.path(), "gpt.img", 64 * MIB)?,
+        sfdisk_mbr(dir.path(), "mbr.img")?,
+    ] {
+        let src = read(&src_img, 512)?;
+        let stored: layout::Layout = serde_json::from_str(&serde_json::to_string(&src)?)?;
+        assert_eq!(stored, src);
+        let opts = CopyOptions {
+            grow_last: true,
+            ..CopyOptions::default()
+        };
+        let a = plan_copy(&src, 100 * MIB, 512, &opts)?;
+        let b = plan_copy(&stored, 100 * MIB, 512, &opts)?;
+        assert_eq!(a, b);
+    }
+    Ok(())
+}

@@ -179,3 +179,26 @@ fn protective_mbr_without_any_gpt_is_an_error_naming_the_device() -> anyhow::Res
     );
     Ok(())
 }
+
+#[test]
+fn classic_mbr_wins_over_a_leftover_gpt_like_the_kernel() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let img = sgdisk_gpt(dir.path(), "gpt.img", 64 * MIB)?;
+    let mbr = sfdisk_mbr(dir.path(), "mbr.img")?;
+    let lba0 = std::fs::read(&mbr)?[..512].to_vec();
+    fixture::poke(&img, 0, &lba0)?;
+    let l = layout::read(&FileIo::open(&img, 512)?)?;
+    assert!(matches!(l.kind, TableKind::Mbr(_)), "{:?}", l.kind);
+    assert!(
+        l.warnings.contains(&Warning::StaleGpt { lba: 1 }),
+        "{:?}",
+        l.warnings
+    );
+    assert!(
+        l.warnings.contains(&Warning::StaleGpt { lba: 131071 }),
+        "{:?}",
+        l.warnings
+    );
+    assert_eq!(l.partitions.iter().filter(|p| !p.is_logical).count(), 3);
+    Ok(())
+}

@@ -23,7 +23,11 @@ impl FileIo {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let len = file.metadata()?.len();
-        Ok(FileIo { file, len, name: path.display().to_string() })
+        Ok(FileIo {
+            file,
+            len,
+            name: path.display().to_string(),
+        })
     }
 }
 
@@ -35,13 +39,19 @@ impl BlockIo for FileIo {
         512
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        if offset.checked_add(buf.len() as u64).is_none_or(|e| e > self.len) {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.len)
+        {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "past the end"));
         }
         self.file.read_exact_at(buf, offset)
     }
     fn write_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {
-        Err(io::Error::new(io::ErrorKind::PermissionDenied, "read-only test image"))
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "read-only test image",
+        ))
     }
     fn flush(&self) -> io::Result<()> {
         Ok(())
@@ -194,9 +204,17 @@ pub fn run_env(tool: &str, args: &[&str], env: &[(&str, &str)]) -> Result<String
 
 /// The number after `key` on the first line of `text` containing it.
 pub fn number_after(text: &str, key: &str) -> Result<u64> {
-    let line = text.lines().find(|l| l.contains(key)).with_context(|| format!("no `{key}` in:\n{text}"))?;
+    let line = text
+        .lines()
+        .find(|l| l.contains(key))
+        .with_context(|| format!("no `{key}` in:\n{text}"))?;
     let rest = &line[line.find(key).unwrap_or(0) + key.len()..];
-    let digits: String =
-        rest.trim_start().chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().with_context(|| format!("no number after `{key}` in `{line}`"))
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits
+        .parse()
+        .with_context(|| format!("no number after `{key}` in `{line}`"))
 }

@@ -1,0 +1,632 @@
+//! Backup: a disk (table areas, boot-loader gap, every partition by used blocks, unpartitioned
+//! data) or one partition into a `.lbi` image. Read → compress on N workers → ordered write, with
+//! bounded memory; the image becomes valid only when its trailer is written.
+
+use crate::clone::{CopyMode, PartitionCopy};
+use crate::error::JobError;
+use crate::progress::{Cancel, ProgressSink, Tracker};
+use crate::rescue::{read_rescue, BadSectorMap, ReadPolicy};
+use crate::units::human;
+use disk::{BlockIo, Window};
+use image::{
+    AreaRef, Bitmap, ChunkJob, ImageWriter, Manifest, ParallelCompressor, PartitionEntry,
+    PartitionMode, SourceDisk, StreamKind, StreamSpec, TableInfo, WriterOptions,
+};
+use layout::{Layout, PartitionType, TableKind};
+use serde::Serialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct BackupOptions {
+    /// zstd level (1–19; 3 is the default, fast and good).
+    pub level: i32,
+    /// Largest size of one volume file (`--split 4G` for FAT32 sticks).
+    pub split: Option<u64>,
+    /// Logical bytes per chunk.
+    pub chunk_size: u32,
+    /// Unreadable sectors: skip and record (default) or stop.
+    pub read: ReadPolicy,
+    /// Compression threads (0: one per core).
+    pub threads: usize,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions {
+            level: 3,
+            split: None,
+            chunk_size: image::DEFAULT_CHUNK_SIZE,
+            read: ReadPolicy::default(),
+            threads: 0,
+        }
+    }
+}
+
+/// Who the source is, for the manifest (images are identified by model and serial).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceIdentity {
+    pub model: String,
+    pub serial: String,
+}
+
+/// One stream of the image to be.
+#[derive(Debug, Serialize)]
+#[serde(tag = "stream", rename_all = "kebab-case")]
+pub enum StreamPlan {
+    /// Raw bytes of the partition-table areas and the boot-loader gap.
+    Area { offset: u64, len: u64, what: String },
+    /// A partition (or the whole source when it holds a bare file system).
+    Partition {
+        copy: Box<PartitionCopy>,
+        whole_source: bool,
+    },
+    /// Unpartitioned space; all-zero chunks are not stored.
+    Unpartitioned { offset: u64, len: u64 },
+}
+
+impl StreamPlan {
+    /// Bytes read from the source for this stream.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            StreamPlan::Area { len, .. } | StreamPlan::Unpartitioned { len, .. } => *len,
+            StreamPlan::Partition { copy, .. } => copy.bytes,
+        }
+    }
+}
+
+/// A backup, ready to print and execute.
+#[derive(Debug)]
+pub struct BackupPlan {
+    pub source: String,
+    pub source_len: u64,
+    pub logical_sector_size: u32,
+    pub physical_sector_size: u32,
+    pub identity: SourceIdentity,
+    pub layout: Option<Layout>,
+    pub streams: Vec<StreamPlan>,
+    pub image: PathBuf,
+}
+
+impl BackupPlan {
+    /// Bytes read from the source.
+    pub fn total_bytes(&self) -> u64 {
+        self.streams.iter().map(StreamPlan::bytes).sum()
+    }
+}
+
+impl fmt::Display for BackupPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = match (&self.identity.model, &self.identity.serial) {
+            (m, s) if m.is_empty() && s.is_empty() => String::new(),
+            (m, s) => format!(" [{m}, serial {s}]"),
+        };
+        writeln!(
+            f,
+            "back up {}{who} ({}) to {}",
+            self.source,
+            human(self.source_len),
+            self.image.display()
+        )?;
+        for s in &self.streams {
+            match s {
+                StreamPlan::Area { offset, len, what } => {
+                    writeln!(f, "   {what:<40} {:>10} at byte {offset}", human(*len))?
+                }
+                StreamPlan::Partition { copy, .. } => writeln!(f, "   {copy}")?,
+                StreamPlan::Unpartitioned { offset, len } => writeln!(
+                    f,
+                    "   unpartitioned space {:>23} at byte {offset} (empty parts are not stored)",
+                    human(*len)
+                )?,
+            }
+        }
+        writeln!(f, "total to read: {}", human(self.total_bytes()))
+    }
+}
+
+/// Plans the backup of `src`: a disk when it holds a partition table, else a partition.
+/// `part` picks one partition of a disk.
+pub fn plan_backup(
+    src: &dyn BlockIo,
+    identity: SourceIdentity,
+    image: &Path,
+    part: Option<u32>,
+) -> Result<BackupPlan, JobError> {
+    let layout = match layout::read(src) {
+        Ok(l) if !matches!(l.kind, TableKind::None) => Some(l),
+        Ok(_) => None,
+        Err(e) => {
+            // A bare FAT/NTFS file system can look like a damaged table: only a file system
+            // makes this a partition.
+            let whole = Window::new(src, 0, src.len())
+                .ok()
+                .and_then(|w| fs::probe(&w).ok().flatten());
+            if whole.is_none() {
+                return Err(JobError::Layout(e));
+            }
+            None
+        }
+    };
+    // A FAT/NTFS boot sector carries 0x55AA and parses as an MBR: prefer the file system when
+    // it spans the source, as inspection does.
+    let layout = match (
+        layout,
+        crate::inspect::inspect_io(src, &src.describe()).content,
+    ) {
+        (Some(_), crate::Content::FileSystem { .. }) => None,
+        (l, _) => l,
+    };
+    let mut streams = Vec::new();
+    match (&layout, part) {
+        (None, Some(n)) => {
+            return Err(JobError::NoSuchPartition {
+                device: src.describe(),
+                number: n,
+            });
+        }
+        (None, None) => {
+            let copy = PartitionCopy::plan(src, 1, 0, src.len(), 0)?;
+            streams.push(StreamPlan::Partition {
+                copy: Box::new(copy),
+                whole_source: true,
+            });
+        }
+        (Some(l), Some(n)) => {
+            let p = l.partition(n).filter(|p| !p.is_extended).ok_or_else(|| {
+                JobError::NoSuchPartition {
+                    device: src.describe(),
+                    number: n,
+                }
+            })?;
+            let copy = PartitionCopy::plan(src, n, p.start, p.size, 0)?;
+            streams.push(StreamPlan::Partition {
+                copy: Box::new(copy),
+                whole_source: true,
+            });
+        }
+        (Some(l), None) => {
+            for (offset, len) in l.table_areas() {
+                streams.push(StreamPlan::Area {
+                    offset,
+                    len,
+                    what: area_name(l, offset),
+                });
+            }
+            for p in l.partitions.iter().filter(|p| !p.is_extended) {
+                let copy = PartitionCopy::plan(src, p.number, p.start, p.size, p.start)?;
+                streams.push(StreamPlan::Partition {
+                    copy: Box::new(copy),
+                    whole_source: false,
+                });
+            }
+            for (offset, len) in unpartitioned(l, src.len()) {
+                streams.push(StreamPlan::Unpartitioned { offset, len });
+            }
+        }
+    }
+    Ok(BackupPlan {
+        source: src.describe(),
+        source_len: src.len(),
+        logical_sector_size: src.logical_sector_size(),
+        physical_sector_size: src.physical_sector_size(),
+        identity,
+        layout: layout.clone(),
+        streams,
+        image: image.to_path_buf(),
+    })
+}
+
+fn area_name(l: &Layout, offset: u64) -> String {
+    let ss = u64::from(l.sector_size);
+    match &l.kind {
+        TableKind::Gpt(g) if offset == 0 => "protective MBR and primary GPT".to_string(),
+        TableKind::Gpt(g) if offset >= g.backup_entries_lba * ss => "backup GPT".to_string(),
+        TableKind::Mbr(_) if offset == 0 => "MBR and boot-loader gap".to_string(),
+        TableKind::Mbr(m) if m.ebrs.iter().any(|e| e.lba * ss == offset) => {
+            "extended boot record".to_string()
+        }
+        _ => "boot-loader gap".to_string(),
+    }
+}
+
+/// The ranges of the disk outside every partition and every table area.
+fn unpartitioned(l: &Layout, disk_len: u64) -> Vec<(u64, u64)> {
+    let mut taken: Vec<(u64, u64)> = l
+        .partitions
+        .iter()
+        .filter(|p| !p.is_extended)
+        .map(|p| (p.start, p.end()))
+        .collect();
+    taken.extend(l.table_areas().into_iter().map(|(o, n)| (o, o + n)));
+    taken.sort_unstable();
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    for (s, e) in taken {
+        if s > pos {
+            out.push((pos, s - pos));
+        }
+        pos = pos.max(e);
+    }
+    if disk_len > pos {
+        out.push((pos, disk_len - pos));
+    }
+    // Alignment slivers smaller than a sector are not worth a stream.
+    out.retain(|&(_, n)| n >= u64::from(l.sector_size));
+    out
+}
+
+/// What a finished backup wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupReport {
+    pub image: PathBuf,
+    pub volumes: Vec<PathBuf>,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub seconds: f64,
+    pub bad_sectors: BadSectorMap,
+    pub notes: Vec<String>,
+}
+
+fn image_err(e: image::Error) -> JobError {
+    JobError::Image(e)
+}
+
+fn bitmap_of(copy: &PartitionCopy) -> Result<Option<Bitmap>, JobError> {
+    let Some(map) = &copy.map else {
+        return Ok(None);
+    };
+    let mut bytes: Vec<u8> = map.words().iter().flat_map(|w| w.to_le_bytes()).collect();
+    bytes.truncate(map.units().div_ceil(8) as usize);
+    let bm = Bitmap::new(map.unit(), map.units(), bytes).map_err(|e| {
+        JobError::Image(image::Error::InvalidOptions(format!(
+            "partition {}: {e}",
+            copy.number
+        )))
+    })?;
+    Ok(Some(bm))
+}
+
+/// Executes a backup plan. On any error or cancellation the partial image is deleted.
+pub fn execute_backup(
+    plan: &BackupPlan,
+    src: &dyn BlockIo,
+    opts: &BackupOptions,
+    sink: Option<&ProgressSink>,
+    cancel: &Cancel,
+) -> Result<BackupReport, JobError> {
+    let wopts = WriterOptions {
+        chunk_size: opts.chunk_size,
+        split_size: opts.split,
+        level: opts.level,
+    };
+    let mut writer = ImageWriter::create(&plan.image, wopts).map_err(image_err)?;
+    match write_streams(plan, src, opts, sink, cancel, &mut writer) {
+        Ok((manifest, tracker_state)) => {
+            let summary = writer.finish(&manifest).map_err(image_err)?;
+            let (bytes_read, seconds, bad_sectors) = tracker_state;
+            let mut notes: Vec<String> = manifest.notes.clone();
+            if !bad_sectors.is_empty() {
+                notes.push(format!(
+                    "{} of the source could not be read and are zeros in the image",
+                    human(bad_sectors.bytes())
+                ));
+            }
+            Ok(BackupReport {
+                image: plan.image.clone(),
+                volumes: summary.volumes,
+                bytes_read,
+                bytes_written: summary.bytes_written,
+                seconds,
+                bad_sectors,
+                notes,
+            })
+        }
+        Err(e) => {
+            if let Err(abort) = writer.abort() {
+                log::warn!(
+                    "removing the partial image {}: {abort}",
+                    plan.image.display()
+                );
+            }
+            Err(match e {
+                JobError::Cancelled { .. } => JobError::Cancelled {
+                    state: "the partial image was removed".to_string(),
+                },
+                e => e,
+            })
+        }
+    }
+}
+
+type WriteOutcome = (Manifest, (u64, f64, BadSectorMap));
+
+fn write_streams(
+    plan: &BackupPlan,
+    src: &dyn BlockIo,
+    opts: &BackupOptions,
+    sink: Option<&ProgressSink>,
+    cancel: &Cancel,
+    writer: &mut ImageWriter,
+) -> Result<WriteOutcome, JobError> {
+    let mut manifest = Manifest {
+        tool_version: format!("lifeboat {}", env!("CARGO_PKG_VERSION")),
+        created: image::rfc3339_utc(std::time::SystemTime::now()),
+        source: SourceDisk {
+            path: plan.source.clone(),
+            model: plan.identity.model.clone(),
+            serial: plan.identity.serial.clone(),
+            size: plan.source_len,
+            logical_sector_size: plan.logical_sector_size,
+            physical_sector_size: plan.physical_sector_size,
+        },
+        ..Manifest::default()
+    };
+    manifest.table = TableInfo {
+        kind: match plan.layout.as_ref().map(|l| &l.kind) {
+            Some(TableKind::Gpt(_)) => "gpt",
+            Some(TableKind::Mbr(_)) => "mbr",
+            _ => "none",
+        }
+        .to_string(),
+        disk_id: match plan.layout.as_ref().map(|l| &l.kind) {
+            Some(TableKind::Gpt(g)) => g.disk_guid.hyphenated().to_string(),
+            Some(TableKind::Mbr(m)) => format!("0x{:08x}", m.disk_signature),
+            _ => String::new(),
+        },
+        areas: Vec::new(),
+    };
+    // Streams, in plan order; work items are (stream id, source offset of byte 0, length, map).
+    struct Work<'p> {
+        id: u32,
+        base: u64,
+        len: u64,
+        copy: Option<&'p PartitionCopy>,
+    }
+    let mut work = Vec::new();
+    for s in &plan.streams {
+        match s {
+            StreamPlan::Area { offset, len, what } => {
+                let id = writer
+                    .add_stream(StreamSpec {
+                        kind: StreamKind::DiskArea,
+                        length: *len,
+                        source_offset: *offset,
+                        partition: 0,
+                        bitmap: None,
+                    })
+                    .map_err(image_err)?;
+                manifest.table.areas.push(AreaRef {
+                    stream: id,
+                    offset: *offset,
+                    len: *len,
+                    what: what.clone(),
+                });
+                work.push(Work {
+                    id,
+                    base: *offset,
+                    len: *len,
+                    copy: None,
+                });
+            }
+            StreamPlan::Unpartitioned { offset, len } => {
+                let id = writer
+                    .add_stream(StreamSpec {
+                        kind: StreamKind::Unpartitioned,
+                        length: *len,
+                        source_offset: *offset,
+                        partition: 0,
+                        bitmap: None,
+                    })
+                    .map_err(image_err)?;
+                work.push(Work {
+                    id,
+                    base: *offset,
+                    len: *len,
+                    copy: None,
+                });
+            }
+            StreamPlan::Partition { copy, whole_source } => {
+                let kind = if *whole_source {
+                    StreamKind::Whole
+                } else {
+                    StreamKind::Partition
+                };
+                let id = writer
+                    .add_stream(StreamSpec {
+                        kind,
+                        length: copy.len,
+                        source_offset: copy.src_start,
+                        partition: copy.number,
+                        bitmap: bitmap_of(copy)?,
+                    })
+                    .map_err(image_err)?;
+                manifest
+                    .partitions
+                    .push(partition_entry(plan.layout.as_ref(), copy, Some(id)));
+                if let Some(n) = &copy.note {
+                    manifest
+                        .notes
+                        .push(format!("partition {}: {n}", copy.number));
+                }
+                work.push(Work {
+                    id,
+                    base: copy.src_start,
+                    len: copy.len,
+                    copy: Some(copy),
+                });
+            }
+        }
+    }
+    // Partitions listed in the table but not stored (the extended container).
+    if let Some(l) = &plan.layout {
+        for p in l.partitions.iter().filter(|p| p.is_extended) {
+            let mut e = entry_from_table(p);
+            e.mode = PartitionMode::Skipped;
+            e.note = "extended partition: its logical partitions are stored one by one".to_string();
+            manifest.partitions.push(e);
+        }
+        manifest.partitions.sort_by_key(|e| e.number);
+    }
+
+    let tracker = Tracker::new(plan.total_bytes(), sink);
+    let bad = Mutex::new(BadSectorMap::default());
+    let cs = u64::from(writer.chunk_size());
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    } else {
+        opts.threads
+    };
+    let compressor = ParallelCompressor::new(threads, opts.level);
+    // The source closure walks (stream, chunk) pairs and reads only what is needed.
+    let mut wi = 0usize;
+    let mut offset = 0u64;
+    let mut phase_of = usize::MAX;
+    let source = || -> Result<Option<ChunkJob>, JobError> {
+        loop {
+            let Some(w) = work.get(wi) else {
+                return Ok(None);
+            };
+            if offset >= w.len {
+                wi += 1;
+                offset = 0;
+                continue;
+            }
+            if cancel.is_cancelled() {
+                return Err(JobError::Cancelled {
+                    state: String::new(),
+                });
+            }
+            if phase_of != wi {
+                phase_of = wi;
+                tracker.set_phase(match w.copy {
+                    Some(c) => format!("partition {}", c.number),
+                    None => "disk areas".to_string(),
+                });
+            }
+            let at = offset;
+            let n = cs.min(w.len - at);
+            offset += n;
+            let mut data = vec![0u8; n as usize];
+            match w.copy.and_then(|c| c.map.as_ref()) {
+                Some(map) => {
+                    let runs = map_runs(map, at, n);
+                    if runs.is_empty() {
+                        continue;
+                    }
+                    for (s, e) in runs {
+                        let buf = &mut data[(s - at) as usize..(e - at) as usize];
+                        let lost = read_rescue(src, buf, w.base + s, opts.read, &bad)?;
+                        tracker.add_bad(lost);
+                        tracker.add(e - s);
+                    }
+                }
+                None => {
+                    let lost = read_rescue(src, &mut data, w.base + at, opts.read, &bad)?;
+                    tracker.add_bad(lost);
+                    tracker.add(n);
+                }
+            }
+            return Ok(Some(ChunkJob {
+                stream: w.id,
+                offset: at,
+                data,
+            }));
+        }
+    };
+    let sink_fn = |chunk| writer.write_chunk(chunk).map_err(image_err);
+    compressor.run(cancel.flag(), source, sink_fn)?;
+    tracker.finish();
+    let bad_sectors = bad.into_inner().unwrap_or_else(|e| e.into_inner());
+    manifest.bad_sectors = bad_sectors
+        .ranges
+        .iter()
+        .map(|r| image::BadRange {
+            offset: r.offset,
+            len: r.len,
+        })
+        .collect();
+    Ok((
+        manifest,
+        (tracker.done(), tracker.elapsed().as_secs_f64(), bad_sectors),
+    ))
+}
+
+/// The used byte runs of `map` inside `[at, at+n)`, with small gaps (< 64 KiB) read through so
+/// the disk sees few, large reads.
+fn map_runs(map: &fs::UsedMap, at: u64, n: u64) -> Vec<(u64, u64)> {
+    const READ_THROUGH: u64 = 64 * 1024;
+    let unit = u64::from(map.unit());
+    let end = at + n;
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    let mut u = at / unit;
+    while u * unit < end {
+        if map.is_used(u * unit) {
+            let s = (u * unit).max(at);
+            let e = ((u + 1) * unit).min(end);
+            match runs.last_mut() {
+                Some(last) if s <= last.1 + READ_THROUGH => last.1 = e,
+                _ => runs.push((s, e)),
+            }
+        }
+        u += 1;
+    }
+    runs
+}
+
+fn entry_from_table(p: &layout::Partition) -> PartitionEntry {
+    let (type_guid, flags) = match p.kind {
+        PartitionType::Gpt(g) => (g.hyphenated().to_string(), p.attributes),
+        PartitionType::Mbr(_) => (String::new(), if p.bootable { 0x80 } else { 0 }),
+    };
+    PartitionEntry {
+        number: p.number,
+        stream: None,
+        start: p.start,
+        size: p.size,
+        part_type: p.kind.to_string(),
+        type_guid,
+        part_guid: p
+            .guid
+            .map(|g| g.hyphenated().to_string())
+            .unwrap_or_default(),
+        name: p.name.clone(),
+        flags,
+        ..PartitionEntry::default()
+    }
+}
+
+fn partition_entry(
+    l: Option<&Layout>,
+    copy: &PartitionCopy,
+    stream: Option<u32>,
+) -> PartitionEntry {
+    let mut e = match l.and_then(|l| l.partition(copy.number)) {
+        Some(p) => entry_from_table(p),
+        None => PartitionEntry {
+            number: copy.number,
+            start: copy.src_start,
+            size: copy.len,
+            ..PartitionEntry::default()
+        },
+    };
+    e.stream = stream;
+    if let Some(fs) = &copy.fs {
+        e.fs = fs.kind.name().to_string();
+        e.label = fs.label.clone().unwrap_or_default();
+        e.uuid = fs.uuid.clone().unwrap_or_default();
+        e.block_size = fs.block_size;
+    }
+    e.used_bytes = copy.bytes;
+    e.mode = match copy.mode {
+        CopyMode::UsedBlocks => PartitionMode::UsedBlocks,
+        CopyMode::Whole => PartitionMode::Whole,
+        CopyMode::HeaderOnly => PartitionMode::HeaderOnly,
+    };
+    e.note = copy.note.clone().unwrap_or_default();
+    e
+}
