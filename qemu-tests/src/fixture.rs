@@ -32,6 +32,8 @@ pub const TOOL_PACKAGES: &[(&str, &str)] = &[
     ("mtype", "mtools"),
     ("resize2fs", "e2fsprogs"),
     ("dumpe2fs", "e2fsprogs"),
+    ("e2image", "e2fsprogs"),
+    ("zstd", "zstd"),
     ("losetup", "mount"),
 ];
 

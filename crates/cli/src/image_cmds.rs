@@ -108,9 +108,18 @@ pub fn backup(source: &str, image_path: &Path, args: &BackupArgs) -> Result<u8> 
     if args.dry_run {
         return Ok(0);
     }
+    // Small volumes take smaller chunks: a chunk never straddles two volumes.
+    let chunk_size = match args.split {
+        Some(split) if split < 64 << 20 => {
+            let want = (split / 8).clamp(64 << 10, 4 << 20);
+            1u32 << (63 - want.leading_zeros())
+        }
+        _ => image::DEFAULT_CHUNK_SIZE,
+    };
     let opts = BackupOptions {
         level: args.level,
         split: args.split,
+        chunk_size,
         read: engine::rescue::ReadPolicy {
             strict: args.strict,
         },

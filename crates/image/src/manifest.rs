@@ -361,4 +361,12 @@ mod tests {
         let m = Manifest::from_toml(text).unwrap();
         assert_eq!(m.source.path, "p");
     }
+
+    #[test]
+    fn deeply_nested_manifest_is_rejected_without_overflowing_the_stack() {
+        let text = format!("a = {}", "[".repeat(200_000));
+        assert!(Manifest::from_toml(&text).is_err());
+        let text = format!("a = {}", "{ b = ".repeat(200_000));
+        assert!(Manifest::from_toml(&text).is_err());
+    }
 }

@@ -279,6 +279,15 @@ fn absent_and_all_zero_chunks_read_as_zeros_and_are_not_stored() {
             bitmap: None,
         })
         .unwrap();
+    let empty = w
+        .add_stream(StreamSpec {
+            kind: StreamKind::Partition,
+            length: 0,
+            source_offset: 0,
+            partition: 2,
+            bitmap: Some(Bitmap::all_used(4096, 0).unwrap()),
+        })
+        .unwrap();
     let data = vec![0xabu8; 4096];
     w.write_chunk(compress_chunk(id, 2 * 4096, &data, 1).unwrap())
         .unwrap();
@@ -304,6 +313,9 @@ fn absent_and_all_zero_chunks_read_as_zeros_and_are_not_stored() {
     want[2 * 4096..3 * 4096].fill(0xab);
     want[10 * 4096..].fill(7);
     assert_eq!(all, want);
+    assert_eq!(read_stream(&r, empty).unwrap(), Vec::<u8>::new());
+    assert_eq!(r.bitmap(empty).unwrap().unwrap().blocks(), 0);
+    assert!(r.verify(1).is_ok());
 }
 
 #[test]

@@ -1,0 +1,841 @@
+//! The state of the UI ([`Model`]), what changes it ([`Msg`]) and what it asks the runtime to do
+//! ([`Effect`]). Everything here is plain data: no terminal, no threads, no I/O.
+
+use crate::confirm::Confirmed;
+use crate::logger::LogRing;
+use disk::BlockDevice;
+use engine::clone::{CloneOptions, ClonePlan, CopyPlan, JobReport};
+use engine::rescue::ReadPolicy;
+use engine::units::human;
+use engine::{Content, DiskReport, Progress};
+use fs::FsInfo;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A key, decoded from the terminal so that `update` does not depend on crossterm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Up,
+    Down,
+    Left,
+    Right,
+    PageUp,
+    PageDown,
+    Home,
+    End,
+    Enter,
+    Esc,
+    Tab,
+    BackTab,
+    Backspace,
+    Char(char),
+}
+
+/// One disk as the main screen shows it: what the kernel says and what the disk holds.
+#[derive(Debug, Clone)]
+pub struct DiskEntry {
+    pub device: BlockDevice,
+    /// The partition table and file systems, or why they could not be read.
+    pub report: Result<DiskReport, String>,
+}
+
+/// The SMART overall health of a disk, from `smartctl -H -j`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmartHealth {
+    Passed,
+    Failed,
+    /// The disk does not report SMART health (virtual disks, some USB bridges), with why.
+    Unavailable(String),
+}
+
+/// The jobs the UI can run. Only jobs whose engines exist are listed in [`Action::WIRED`]; backup,
+/// restore, verify and browsing slot in here with their own source and target kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Whole disk → whole disk.
+    CloneDisk,
+    /// Partition → partition.
+    CopyPartition,
+}
+
+impl Action {
+    /// The jobs shown in the menu.
+    pub const WIRED: &'static [Action] = &[Action::CloneDisk, Action::CopyPartition];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Action::CloneDisk => "Clone disk",
+            Action::CopyPartition => "Copy partition",
+        }
+    }
+
+    /// What the user picks for this job: whole disks or partitions.
+    pub fn picks_partitions(self) -> bool {
+        matches!(self, Action::CopyPartition)
+    }
+
+    /// The options offered on the options screen, in order.
+    pub fn options(self) -> &'static [JobOption] {
+        match self {
+            Action::CloneDisk => &[
+                JobOption::GrowLast,
+                JobOption::NewIds,
+                JobOption::Verify,
+                JobOption::Strict,
+            ],
+            Action::CopyPartition => &[JobOption::Verify, JobOption::Strict],
+        }
+    }
+}
+
+/// One switch on the options screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOption {
+    GrowLast,
+    NewIds,
+    Verify,
+    Strict,
+}
+
+impl JobOption {
+    pub fn title(self) -> &'static str {
+        match self {
+            JobOption::GrowLast => "Grow the last partition to fill the target",
+            JobOption::NewIds => "New disk and partition IDs (both disks stay attached)",
+            JobOption::Verify => "Verify: read back and compare after writing",
+            JobOption::Strict => "Stop at the first unreadable sector (else skip it)",
+        }
+    }
+}
+
+/// The switches of a job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobOptions {
+    pub grow_last: bool,
+    pub new_ids: bool,
+    pub verify: bool,
+    pub strict: bool,
+}
+
+impl JobOptions {
+    pub fn get(&self, o: JobOption) -> bool {
+        match o {
+            JobOption::GrowLast => self.grow_last,
+            JobOption::NewIds => self.new_ids,
+            JobOption::Verify => self.verify,
+            JobOption::Strict => self.strict,
+        }
+    }
+
+    pub fn toggle(&mut self, o: JobOption) {
+        let flag = match o {
+            JobOption::GrowLast => &mut self.grow_last,
+            JobOption::NewIds => &mut self.new_ids,
+            JobOption::Verify => &mut self.verify,
+            JobOption::Strict => &mut self.strict,
+        };
+        *flag = !*flag;
+    }
+
+    /// The engine's options.
+    pub fn engine(&self) -> CloneOptions {
+        CloneOptions {
+            grow_last: self.grow_last,
+            new_ids: self.new_ids,
+            verify: self.verify,
+            read: ReadPolicy {
+                strict: self.strict,
+            },
+        }
+    }
+}
+
+/// A disk or partition a job reads or writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The node that is opened: the disk, or the partition's own node.
+    pub path: PathBuf,
+    /// Where the object starts in `path` (0 unless it is a partition the kernel has no node for,
+    /// which is then a window on the disk).
+    pub offset: u64,
+    /// Its size in bytes.
+    pub len: u64,
+    /// The disk it is on.
+    pub disk: PathBuf,
+    /// The partition number, for partitions.
+    pub number: Option<u32>,
+    /// One line for lists: name, size, model or file system.
+    pub label: String,
+    /// Model, serial and size of the disk (with the partition), as the confirmation names it.
+    pub identity: String,
+    /// The partition table of a disk source (`gpt`/`mbr`), for explanations.
+    pub table: Option<String>,
+    /// Bytes a target needs to hold a disk source's partitions (its table included).
+    pub needs: u64,
+}
+
+/// One entry of a source or target list: the object, and why it may not be picked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub endpoint: Endpoint,
+    /// Why it cannot be used (shown, and Enter is refused).
+    pub refusal: Option<String>,
+    /// Something worth knowing (a larger or smaller target).
+    pub note: Option<String>,
+}
+
+/// A plan built by a worker, ready to show and (after confirmation) execute.
+#[derive(Debug)]
+pub struct PlannedJob {
+    pub action: Action,
+    pub source: Endpoint,
+    pub target: Endpoint,
+    pub options: JobOptions,
+    /// What the confirmation names, from the safety check.
+    pub identity: String,
+    /// The plan's text.
+    pub text: String,
+    pub kind: PlannedKind,
+}
+
+/// The engine's plan.
+#[derive(Debug)]
+pub enum PlannedKind {
+    Clone(ClonePlan),
+    Copy(CopyPlan),
+}
+
+/// Why a job did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailure {
+    pub message: String,
+    pub cancelled: bool,
+    /// The engine's own words on the target's state, when it says (cancellation).
+    pub state: Option<String>,
+}
+
+/// A finished job.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub result: Result<JobReport, JobFailure>,
+    /// Extra lines: partition-table re-read, file system grown.
+    pub notes: Vec<String>,
+}
+
+/// What the result screen shows.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub finished: Finished,
+    /// The state the target is in after a failure, in words.
+    pub target_state: Option<String>,
+}
+
+/// A step of a job's wizard.
+#[derive(Debug)]
+pub enum Step {
+    PickSource {
+        cursor: usize,
+    },
+    PickTarget {
+        cursor: usize,
+        /// The refusal shown after Enter on a refused target.
+        refused: Option<String>,
+    },
+    Options {
+        cursor: usize,
+    },
+    /// A worker is checking the target and building the plan.
+    Planning,
+    Plan {
+        plan: Arc<PlannedJob>,
+        scroll: u16,
+    },
+    /// The safety check or the planner said no.
+    Refused {
+        reason: String,
+    },
+    Confirm {
+        plan: Arc<PlannedJob>,
+        typed: String,
+        wrong: bool,
+    },
+    Running {
+        plan: Arc<PlannedJob>,
+        progress: Option<Progress>,
+        ask_cancel: bool,
+        cancelling: bool,
+    },
+    Done {
+        plan: Arc<PlannedJob>,
+        outcome: Outcome,
+    },
+}
+
+/// A job being set up or run.
+#[derive(Debug)]
+pub struct Wizard {
+    pub action: Action,
+    pub step: Step,
+    pub source: Option<Endpoint>,
+    pub target: Option<Endpoint>,
+    pub options: JobOptions,
+}
+
+/// A question answered with y or n.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    Reboot,
+    PowerOff,
+}
+
+/// An entry of the actions menu.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MenuItem {
+    Job(Action),
+    Mount,
+    Unmount,
+    Rescan,
+    ToggleVirtual,
+    Log,
+    Shell,
+    Reboot,
+    PowerOff,
+    Quit,
+}
+
+impl MenuItem {
+    /// The menu, in order.
+    pub fn all() -> Vec<MenuItem> {
+        let mut items: Vec<MenuItem> = Action::WIRED.iter().map(|a| MenuItem::Job(*a)).collect();
+        items.extend([
+            MenuItem::Mount,
+            MenuItem::Unmount,
+            MenuItem::Rescan,
+            MenuItem::ToggleVirtual,
+            MenuItem::Log,
+            MenuItem::Shell,
+            MenuItem::Reboot,
+            MenuItem::PowerOff,
+            MenuItem::Quit,
+        ]);
+        items
+    }
+
+    /// The key that picks it on the main screen and in the menu.
+    pub fn hotkey(self) -> char {
+        match self {
+            MenuItem::Job(Action::CloneDisk) => 'c',
+            MenuItem::Job(Action::CopyPartition) => 'p',
+            MenuItem::Mount => 'm',
+            MenuItem::Unmount => 'u',
+            MenuItem::Rescan => 'r',
+            MenuItem::ToggleVirtual => 'v',
+            MenuItem::Log => 'l',
+            MenuItem::Shell => 's',
+            MenuItem::Reboot => 'b',
+            MenuItem::PowerOff => 'o',
+            MenuItem::Quit => 'q',
+        }
+    }
+
+    pub fn title(self, show_virtual: bool) -> &'static str {
+        match self {
+            MenuItem::Job(a) => a.title(),
+            MenuItem::Mount => "Mount the selected partition (to hold images)",
+            MenuItem::Unmount => "Unmount the selected partition",
+            MenuItem::Rescan => "Rescan disks",
+            MenuItem::ToggleVirtual if show_virtual => "Hide loop and RAM devices",
+            MenuItem::ToggleVirtual => "Show loop and RAM devices",
+            MenuItem::Log => "Log",
+            MenuItem::Shell => "Shell (exit it to come back)",
+            MenuItem::Reboot => "Reboot",
+            MenuItem::PowerOff => "Power off",
+            MenuItem::Quit => "Quit Lifeboat",
+        }
+    }
+}
+
+/// Which screen is shown.
+#[derive(Debug)]
+pub enum Screen {
+    Main,
+    Menu { cursor: usize },
+    Wizard(Box<Wizard>),
+    Log { scroll: usize },
+    Ask(Ask),
+}
+
+/// All state of the UI.
+#[derive(Debug)]
+pub struct Model {
+    pub disks: Vec<DiskEntry>,
+    /// Why the last discovery failed, when it did.
+    pub scan_error: Option<String>,
+    /// A rescan is under way.
+    pub scanning: bool,
+    /// Loop and RAM devices are listed too.
+    pub show_virtual: bool,
+    /// `smartctl` exists: the SMART column is shown.
+    pub smart_tool: bool,
+    pub smart: BTreeMap<PathBuf, SmartHealth>,
+    /// The selected row of the disk tree.
+    pub cursor: usize,
+    pub screen: Screen,
+    /// A one-line message for the user (mount done, a refusal).
+    pub status: Option<String>,
+    /// The in-memory log the Log screen shows.
+    pub log: LogRing,
+    /// Where the log file is, when there is one.
+    pub log_path: Option<PathBuf>,
+    /// Counts ticks, for the spinner.
+    pub tick: u64,
+}
+
+impl Model {
+    /// An empty model; the first [`Effect::Rescan`] fills it.
+    pub fn new(show_virtual: bool, smart_tool: bool, log: LogRing, log_path: Option<PathBuf>) -> Self {
+        Model {
+            disks: Vec::new(),
+            scan_error: None,
+            scanning: false,
+            show_virtual,
+            smart_tool,
+            smart: BTreeMap::new(),
+            cursor: 0,
+            screen: Screen::Main,
+            status: None,
+            log,
+            log_path,
+            tick: 0,
+        }
+    }
+
+    /// True while a job writes to a disk: quitting, rebooting and the shell are refused.
+    pub fn job_running(&self) -> bool {
+        matches!(&self.screen, Screen::Wizard(w) if matches!(w.step, Step::Running { .. }))
+    }
+
+    /// The rows of the disk tree.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for (d, entry) in self.disks.iter().enumerate() {
+            rows.push(Row::Disk(d));
+            for p in 0..part_rows(entry).len() {
+                rows.push(Row::Part(d, p));
+            }
+        }
+        rows
+    }
+
+    /// The selected row, if there are any.
+    pub fn selected(&self) -> Option<Row> {
+        let rows = self.rows();
+        rows.get(self.cursor.min(rows.len().saturating_sub(1))).copied()
+    }
+}
+
+/// A row of the disk tree: a disk (index into `Model::disks`) or one of its partitions (index
+/// into [`part_rows`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Row {
+    Disk(usize),
+    Part(usize, usize),
+}
+
+/// A partition as the UI shows it: the partition table's view joined with the kernel's (device
+/// node, mount state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRow {
+    pub number: u32,
+    /// The kernel's node, when the kernel knows the partition.
+    pub node: Option<PathBuf>,
+    /// Kernel name (`sda1`), or `<disk> #N` when the kernel has no node.
+    pub name: String,
+    pub start: u64,
+    pub size: u64,
+    pub type_name: String,
+    /// The GPT partition name.
+    pub part_name: String,
+    pub fs: Option<FsInfo>,
+    pub extended: bool,
+    pub mount_points: Vec<PathBuf>,
+    pub swap: bool,
+    pub holders: Vec<String>,
+}
+
+impl PartRow {
+    /// Why this partition must not be written, or `None`.
+    pub fn in_use(&self) -> Option<String> {
+        let mut reasons: Vec<String> = self
+            .mount_points
+            .iter()
+            .map(|m| format!("{} is mounted at {}", self.name, m.display()))
+            .collect();
+        if self.swap {
+            reasons.push(format!("{} is in use as swap", self.name));
+        }
+        reasons.extend(
+            self.holders
+                .iter()
+                .map(|h| format!("{} is held by {h}", self.name)),
+        );
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
+    /// `ext4 "root"`, `vfat`, or `-`.
+    pub fn fs_text(&self) -> String {
+        match &self.fs {
+            Some(f) => match &f.label {
+                Some(l) => format!("{} \"{l}\"", f.kind.name()),
+                None => f.kind.name().to_string(),
+            },
+            None if self.extended => "extended".to_string(),
+            None => "-".to_string(),
+        }
+    }
+}
+
+/// The partitions of a disk: from its partition table when it could be read (with the kernel's
+/// node and mount state matched by number), else the kernel's list.
+pub fn part_rows(entry: &DiskEntry) -> Vec<PartRow> {
+    let kernel = &entry.device.partitions;
+    match &entry.report {
+        Ok(report) if !report.partitions().is_empty() => report
+            .partitions()
+            .iter()
+            .map(|p| {
+                let k = kernel.iter().find(|k| k.number == Some(p.number));
+                PartRow {
+                    number: p.number,
+                    node: k.map(|k| k.path.clone()),
+                    name: k
+                        .map(|k| k.name.clone())
+                        .unwrap_or_else(|| format!("{} #{}", entry.device.name, p.number)),
+                    start: p.start,
+                    size: p.size,
+                    type_name: p.type_name.clone(),
+                    part_name: p.name.clone(),
+                    fs: p.fs.clone(),
+                    extended: p.extended,
+                    mount_points: k.map(|k| k.mount_points.clone()).unwrap_or_default(),
+                    swap: k.is_some_and(|k| k.swap),
+                    holders: k.map(|k| k.holders.clone()).unwrap_or_default(),
+                }
+            })
+            .collect(),
+        _ => kernel
+            .iter()
+            .map(|k| PartRow {
+                number: k.number.unwrap_or(0),
+                node: Some(k.path.clone()),
+                name: k.name.clone(),
+                start: k.start.unwrap_or(0),
+                size: k.size.unwrap_or(0),
+                type_name: String::new(),
+                part_name: String::new(),
+                fs: None,
+                extended: false,
+                mount_points: k.mount_points.clone(),
+                swap: k.swap,
+                holders: k.holders.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// `gpt`, `mbr`, `fs`, `none` or `?` for a disk.
+pub fn table_text(entry: &DiskEntry) -> String {
+    match &entry.report {
+        Ok(r) => match &r.content {
+            Content::Table { table, .. } => table.clone(),
+            Content::FileSystem { fs } => fs.kind.name().to_string(),
+            Content::Unknown => "none".to_string(),
+            Content::Unreadable { .. } => "bad".to_string(),
+        },
+        Err(_) => "?".to_string(),
+    }
+}
+
+/// Bytes a clone target needs to hold this disk's partitions and its table.
+pub fn clone_needs(entry: &DiskEntry) -> u64 {
+    let Ok(report) = &entry.report else {
+        return entry.device.size;
+    };
+    match &report.content {
+        Content::Table { layout, .. } => {
+            let ss = u64::from(layout.sector_size);
+            let tail = match &layout.kind {
+                layout::TableKind::Gpt(g) => {
+                    g.entries_sectors(layout.sector_size).saturating_add(1) * ss
+                }
+                _ => 0,
+            };
+            layout.used_end().saturating_add(tail).max(ss)
+        }
+        _ => entry.device.size,
+    }
+}
+
+/// The endpoint for a whole disk.
+pub fn disk_endpoint(entry: &DiskEntry) -> Endpoint {
+    let d = &entry.device;
+    let model = d.model.clone().unwrap_or_else(|| "unknown model".to_string());
+    let table = match &entry.report {
+        Ok(r) => match &r.content {
+            Content::Table { table, .. } => Some(table.clone()),
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    Endpoint {
+        path: d.path.clone(),
+        offset: 0,
+        len: d.size,
+        disk: d.path.clone(),
+        number: None,
+        label: format!("{:<8} {:>10}  {model}", d.name, human(d.size)),
+        identity: d.identity(),
+        table,
+        needs: clone_needs(entry),
+    }
+}
+
+/// The endpoint for a partition of a disk.
+pub fn part_endpoint(entry: &DiskEntry, p: &PartRow) -> Endpoint {
+    let (path, offset) = match &p.node {
+        Some(node) => (node.clone(), 0),
+        None => (entry.device.path.clone(), p.start),
+    };
+    Endpoint {
+        path,
+        offset,
+        len: p.size,
+        disk: entry.device.path.clone(),
+        number: Some(p.number),
+        label: format!("{:<10} {:>10}  {}", p.name, human(p.size), p.fs_text()),
+        identity: format!("partition {} of {}", p.name, entry.device.identity()),
+        table: None,
+        needs: p.size,
+    }
+}
+
+/// What a step of the wizard may pick from.
+pub fn sources(model: &Model, action: Action) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for entry in &model.disks {
+        if entry.device.size == 0 {
+            continue;
+        }
+        match action {
+            Action::CloneDisk => {
+                let refusal = match &entry.report {
+                    Err(e) => Some(format!("cannot be read: {e}")),
+                    Ok(r) => match &r.content {
+                        Content::Table { .. } => None,
+                        Content::FileSystem { fs } => Some(format!(
+                            "holds a bare {} file system, no partition table: use Copy partition",
+                            fs.kind.name()
+                        )),
+                        Content::Unknown => {
+                            Some("holds no partition table Lifeboat knows".to_string())
+                        }
+                        Content::Unreadable { error } => {
+                            Some(format!("its partition table cannot be read: {error}"))
+                        }
+                    },
+                };
+                out.push(Candidate {
+                    endpoint: disk_endpoint(entry),
+                    refusal,
+                    note: entry
+                        .device
+                        .is_boot_medium
+                        .then(|| "the boot medium: it can be read, not written".to_string()),
+                });
+            }
+            Action::CopyPartition => {
+                for p in part_rows(entry) {
+                    let refusal = (p.extended)
+                        .then(|| "an extended partition only holds other partitions".to_string());
+                    out.push(Candidate {
+                        endpoint: part_endpoint(entry, &p),
+                        refusal,
+                        note: None,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What the target step may pick from, each with the reason it is refused, if it is.
+pub fn targets(model: &Model, action: Action, source: &Endpoint) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for entry in &model.disks {
+        let d = &entry.device;
+        if d.size == 0 {
+            continue;
+        }
+        let protected = if d.is_boot_medium {
+            Some(format!(
+                "{} holds the running system or the medium Lifeboat booted from",
+                d.name
+            ))
+        } else if d.read_only == Some(true) {
+            Some(format!("{} is write-protected", d.name))
+        } else {
+            None
+        };
+        match action {
+            Action::CloneDisk => {
+                let endpoint = disk_endpoint(entry);
+                let (refusal, note) = if endpoint.path == source.path {
+                    (Some("it is the source".to_string()), None)
+                } else if let Some(p) = protected {
+                    (Some(p), None)
+                } else if let Some(reason) = d.in_use() {
+                    (Some(reason), None)
+                } else {
+                    size_verdict(source, endpoint.len, true)
+                };
+                out.push(Candidate {
+                    endpoint,
+                    refusal,
+                    note,
+                });
+            }
+            Action::CopyPartition => {
+                for p in part_rows(entry) {
+                    let endpoint = part_endpoint(entry, &p);
+                    let (refusal, note) = if endpoint.path == source.path
+                        && endpoint.offset == source.offset
+                    {
+                        (Some("it is the source".to_string()), None)
+                    } else if let Some(r) = protected.clone() {
+                        (Some(r), None)
+                    } else if p.extended {
+                        (
+                            Some("an extended partition only holds other partitions".to_string()),
+                            None,
+                        )
+                    } else if let Some(reason) = p.in_use() {
+                        (Some(reason), None)
+                    } else if p.node.is_none() && d.in_use().is_some() {
+                        // Without its own node the partition is written through the disk, and
+                        // the kernel refuses an exclusive open of a disk that is in use.
+                        (d.in_use(), None)
+                    } else {
+                        size_verdict(source, endpoint.len, false)
+                    };
+                    out.push(Candidate {
+                        endpoint,
+                        refusal,
+                        note,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Refusal or note for a target of `have` bytes: too small (with the shortfall), larger (the
+/// grow option), smaller but fitting.
+fn size_verdict(source: &Endpoint, have: u64, disk: bool) -> (Option<String>, Option<String>) {
+    let need = source.needs;
+    if have < need {
+        let what = if disk {
+            "the source's partitions need"
+        } else {
+            "the source partition needs"
+        };
+        return (
+            Some(format!(
+                "too small: {what} {}, it has {} ({} short)",
+                human(need),
+                human(have),
+                human(need - have)
+            )),
+            None,
+        );
+    }
+    let note = match have.cmp(&source.len) {
+        std::cmp::Ordering::Greater if disk => Some(format!(
+            "{} larger than the source: the last partition can grow (next screen)",
+            human(have - source.len)
+        )),
+        std::cmp::Ordering::Greater => Some(format!(
+            "{} larger than the source: the file system keeps its size",
+            human(have - source.len)
+        )),
+        std::cmp::Ordering::Less => Some(format!(
+            "{} smaller than the source, but the partitions fit",
+            human(source.len - have)
+        )),
+        std::cmp::Ordering::Equal => None,
+    };
+    (None, note)
+}
+
+/// Messages: keys, ticks, and results that workers send back.
+#[derive(Debug)]
+pub enum Msg {
+    Key(Key),
+    /// About four times a second.
+    Tick,
+    /// The `/sys/block` listing changed (a disk was plugged in or removed).
+    BlockListChanged,
+    Scanned(Result<Vec<DiskEntry>, String>),
+    Smart {
+        path: PathBuf,
+        health: SmartHealth,
+    },
+    Planned(Result<Arc<PlannedJob>, String>),
+    Progress(Progress),
+    JobDone(Finished),
+    /// A mount, unmount or shell finished: what to tell the user.
+    SystemDone(Result<String, String>),
+}
+
+/// A request to check a target and plan a job (reads only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanRequest {
+    pub action: Action,
+    pub source: Endpoint,
+    pub target: Endpoint,
+    pub options: JobOptions,
+    /// Discover loop and RAM devices for the safety check too.
+    pub include_virtual: bool,
+}
+
+/// What `update` asks the runtime to do.
+#[derive(Debug)]
+pub enum Effect {
+    /// Discover disks and inspect each.
+    Rescan { include_virtual: bool },
+    /// Ask `smartctl` for a disk's health.
+    Smart(PathBuf),
+    /// Run the safety check and build the plan.
+    Plan(PlanRequest),
+    /// Execute a confirmed plan: the only effect that writes to a disk, and only the
+    /// confirmation screen can make a [`Confirmed`].
+    Start(Confirmed),
+    /// Ask the running job to stop.
+    CancelJob,
+    /// Mount a partition under `/run/lifeboat/mnt/<name>`.
+    Mount {
+        node: PathBuf,
+        name: String,
+        fs: fs::FsKind,
+    },
+    Unmount {
+        mount_point: PathBuf,
+    },
+    /// Leave the full-screen UI, run a shell, come back.
+    Shell,
+    Reboot,
+    PowerOff,
+    Quit,
+}

@@ -1,0 +1,247 @@
+//! What the runtime asks of the system besides jobs: mounting a drive to hold images, SMART
+//! health from `smartctl`.
+
+use crate::model::SmartHealth;
+use fs::FsKind;
+use nix::mount::{MntFlags, MsFlags};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Why a mount, unmount or SMART query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SystemError {
+    #[error("creating the mount point {dir}: {source}")]
+    MountPoint {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("mounting {device} at {dir} (tried {tried}): {source}")]
+    Mount {
+        device: PathBuf,
+        dir: PathBuf,
+        tried: String,
+        source: nix::Error,
+    },
+    #[error("{device}: {kind} cannot be mounted")]
+    NotMountable { device: PathBuf, kind: String },
+    #[error("unmounting {dir}: {source}")]
+    Unmount { dir: PathBuf, source: nix::Error },
+}
+
+/// The kernel file system types to try for a probed file system, best first.
+pub fn mount_types(kind: FsKind) -> &'static [&'static str] {
+    match kind {
+        FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => &["ext4", "ext3", "ext2"],
+        FsKind::Vfat => &["vfat"],
+        FsKind::Exfat => &["exfat"],
+        FsKind::Ntfs => &["ntfs3", "ntfs"],
+        FsKind::Btrfs => &["btrfs"],
+        FsKind::Xfs => &["xfs"],
+        FsKind::Iso9660 => &["iso9660"],
+        FsKind::Swap | FsKind::CryptoLuks | FsKind::Lvm2Member => &[],
+    }
+}
+
+/// True for file systems Lifeboat can mount.
+pub fn mountable(kind: FsKind) -> bool {
+    !mount_types(kind).is_empty()
+}
+
+/// A directory name made of `name`'s safe characters (`sdb1`, `nvme0n1p2`).
+pub fn mount_dir_name(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.is_empty() {
+        "disk".to_string()
+    } else {
+        clean
+    }
+}
+
+/// Mounts `node` (file system `kind`) at `base/<name>`; returns the mount point. Read-write, so
+/// images can be written there; optical media read-only.
+pub fn mount(node: &Path, name: &str, kind: FsKind, base: &Path) -> Result<PathBuf, SystemError> {
+    let types = mount_types(kind);
+    if types.is_empty() {
+        return Err(SystemError::NotMountable {
+            device: node.to_path_buf(),
+            kind: kind.name().to_string(),
+        });
+    }
+    let dir = base.join(mount_dir_name(name));
+    std::fs::create_dir_all(&dir).map_err(|source| SystemError::MountPoint {
+        dir: dir.clone(),
+        source,
+    })?;
+    let mut flags = MsFlags::MS_NOATIME | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    if kind == FsKind::Iso9660 {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    let mut last = nix::Error::ENODEV;
+    for t in types {
+        match nix::mount::mount(Some(node), &dir, Some(*t), flags, None::<&str>) {
+            Ok(()) => {
+                log::info!("mounted {} ({t}) at {}", node.display(), dir.display());
+                return Ok(dir);
+            }
+            Err(e) => {
+                log::debug!("mounting {} as {t}: {e}", node.display());
+                last = e;
+            }
+        }
+    }
+    // Leave no empty mount point behind.
+    let _ = std::fs::remove_dir(&dir);
+    Err(SystemError::Mount {
+        device: node.to_path_buf(),
+        dir,
+        tried: types.join(", "),
+        source: last,
+    })
+}
+
+/// Unmounts `dir` and removes the empty mount point.
+pub fn unmount(dir: &Path) -> Result<(), SystemError> {
+    nix::mount::umount2(dir, MntFlags::empty()).map_err(|source| SystemError::Unmount {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let _ = std::fs::remove_dir(dir);
+    log::info!("unmounted {}", dir.display());
+    Ok(())
+}
+
+/// Finds `tool` in `$PATH` (and the usual sbin directories, which a non-root PATH may lack).
+pub fn find_tool(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// Parses the JSON of `smartctl -H -j`.
+pub fn parse_smart(json: &[u8]) -> SmartHealth {
+    let value: serde_json::Value = match serde_json::from_slice(json) {
+        Ok(v) => v,
+        Err(e) => return SmartHealth::Unavailable(format!("unreadable smartctl output: {e}")),
+    };
+    match value
+        .get("smart_status")
+        .and_then(|s| s.get("passed"))
+        .and_then(serde_json::Value::as_bool)
+    {
+        Some(true) => SmartHealth::Passed,
+        Some(false) => SmartHealth::Failed,
+        None => {
+            let message = value
+                .get("smartctl")
+                .and_then(|s| s.get("messages"))
+                .and_then(|m| m.get(0))
+                .and_then(|m| m.get("string"))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("the disk reports no SMART health");
+            SmartHealth::Unavailable(message.to_string())
+        }
+    }
+}
+
+/// Runs `smartctl -H -j DEV` (the exit status is a bit mask that is non-zero for many
+/// harmless reasons, so only the JSON counts).
+pub fn smart_health(smartctl: &Path, dev: &Path) -> SmartHealth {
+    match Command::new(smartctl).arg("-H").arg("-j").arg(dev).output() {
+        Ok(out) => {
+            let h = parse_smart(&out.stdout);
+            log::info!("SMART health of {}: {h:?}", dev.display());
+            h
+        }
+        Err(e) => SmartHealth::Unavailable(format!("running {}: {e}", smartctl.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smart_json_passed_failed_and_missing() {
+        assert_eq!(
+            parse_smart(br#"{"smart_status":{"passed":true}}"#),
+            SmartHealth::Passed
+        );
+        assert_eq!(
+            parse_smart(br#"{"smart_status":{"passed":false}}"#),
+            SmartHealth::Failed
+        );
+        assert_eq!(
+            parse_smart(
+                br#"{"smartctl":{"messages":[{"string":"/dev/vda: Unable to detect device type","severity":"error"}]}}"#
+            ),
+            SmartHealth::Unavailable("/dev/vda: Unable to detect device type".into())
+        );
+        assert!(matches!(parse_smart(b"garbage"), SmartHealth::Unavailable(_)));
+    }
+
+    #[test]
+    fn swap_and_containers_are_not_mountable() {
+        assert!(!mountable(FsKind::Swap));
+        assert!(!mountable(FsKind::CryptoLuks));
+        assert!(mountable(FsKind::Exfat));
+        assert_eq!(mount_types(FsKind::Ntfs), &["ntfs3", "ntfs"]);
+    }
+
+    #[test]
+    fn mount_dir_names_are_plain() {
+        assert_eq!(mount_dir_name("sdb1"), "sdb1");
+        assert_eq!(mount_dir_name("../etc"), "___etc");
+        assert_eq!(mount_dir_name("loop0 #1"), "loop0__1");
+        assert_eq!(mount_dir_name(""), "disk");
+    }
+
+    #[test]
+    fn mount_refuses_swap_without_touching_the_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = mount(Path::new("/dev/null"), "x", FsKind::Swap, dir.path()).unwrap_err();
+        assert!(err.to_string().contains("swap cannot be mounted"), "{err}");
+        assert!(!dir.path().join("x").exists());
+    }
+
+    #[test]
+    fn mounting_and_unmounting_a_real_ext4_image_through_a_loop_device() {
+        // Needs root and loop devices; this machine's tests run as root.
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("fs.img");
+        qemu_tests::fixture::mkfs(qemu_tests::fixture::Mkfs::Ext4, &img, 8 << 20, "HOLD", &[])
+            .unwrap();
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(&img)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "losetup: {out:?}");
+        let node = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        let base = dir.path().join("mnt");
+        let result = mount(&node, "hold", FsKind::Ext4, &base);
+        let mounted = match &result {
+            Ok(mp) => {
+                let listed = std::fs::read_to_string("/proc/self/mounts").unwrap();
+                let ok = listed.contains(&mp.display().to_string());
+                std::fs::write(mp.join("probe.txt"), b"ok").unwrap();
+                unmount(mp).unwrap();
+                ok
+            }
+            Err(_) => false,
+        };
+        let _ = Command::new("losetup").arg("-d").arg(&node).status();
+        assert!(mounted, "{result:?}");
+        assert!(!base.join("hold").exists(), "the mount point is removed");
+    }
+}

@@ -1,0 +1,719 @@
+//! `update`: the only place the [`Model`] changes. Pure: it reads the message and the model and
+//! returns effects as data for the runtime to run.
+
+use crate::confirm;
+use crate::model::{
+    part_rows, sources, targets, Action, Ask, Effect, Endpoint, Finished, JobOption, Key,
+    MenuItem, Model, Msg, Outcome, PlanRequest, PlannedJob, Row, Screen, SmartHealth, Step,
+    Wizard,
+};
+use engine::units::human;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where Lifeboat mounts partitions; it unmounts only what is mounted below it.
+pub const MOUNT_BASE: &str = "/run/lifeboat/mnt";
+
+/// Rows moved by PageUp/PageDown.
+const PAGE: usize = 10;
+
+/// Applies `msg` to `model` and returns what the runtime must do.
+pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::Tick => {
+            model.tick = model.tick.wrapping_add(1);
+            Vec::new()
+        }
+        Msg::BlockListChanged => rescan(model),
+        Msg::Scanned(result) => on_scanned(model, result),
+        Msg::Smart { path, health } => {
+            model.smart.insert(path, health);
+            Vec::new()
+        }
+        Msg::Planned(result) => {
+            if let Screen::Wizard(w) = &mut model.screen {
+                if matches!(w.step, Step::Planning) {
+                    w.step = match result {
+                        Ok(plan) => Step::Plan { plan, scroll: 0 },
+                        Err(reason) => Step::Refused { reason },
+                    };
+                }
+            }
+            Vec::new()
+        }
+        Msg::Progress(p) => {
+            if let Screen::Wizard(w) = &mut model.screen {
+                if let Step::Running { progress, .. } = &mut w.step {
+                    *progress = Some(p);
+                }
+            }
+            Vec::new()
+        }
+        Msg::JobDone(finished) => on_job_done(model, finished),
+        Msg::SystemDone(result) => {
+            model.status = Some(match result {
+                Ok(text) => text,
+                Err(e) => format!("error: {e}"),
+            });
+            rescan(model)
+        }
+        Msg::Key(key) => on_key(model, key),
+    }
+}
+
+fn rescan(model: &mut Model) -> Vec<Effect> {
+    model.scanning = true;
+    vec![Effect::Rescan {
+        include_virtual: model.show_virtual,
+    }]
+}
+
+/// A key for a row that survives a rescan: the disk path and partition number.
+fn row_key(model: &Model, row: Row) -> Option<(PathBuf, Option<u32>)> {
+    match row {
+        Row::Disk(d) => model.disks.get(d).map(|e| (e.device.path.clone(), None)),
+        Row::Part(d, p) => model.disks.get(d).and_then(|e| {
+            part_rows(e)
+                .get(p)
+                .map(|r| (e.device.path.clone(), Some(r.number)))
+        }),
+    }
+}
+
+fn on_scanned(model: &mut Model, result: Result<Vec<crate::model::DiskEntry>, String>) -> Vec<Effect> {
+    model.scanning = false;
+    let disks = match result {
+        Ok(d) => d,
+        Err(e) => {
+            model.scan_error = Some(e);
+            return Vec::new();
+        }
+    };
+    model.scan_error = None;
+    let selected = model.selected().and_then(|r| row_key(model, r));
+    let before: Vec<(PathBuf, String)> = model
+        .disks
+        .iter()
+        .map(|e| (e.device.path.clone(), e.device.identity()))
+        .collect();
+    model.disks = disks;
+    let rows = model.rows();
+    model.cursor = selected
+        .and_then(|key| {
+            rows.iter()
+                .position(|r| row_key(model, *r).as_ref() == Some(&key))
+        })
+        .unwrap_or_else(|| model.cursor.min(rows.len().saturating_sub(1)));
+    let mut effects = Vec::new();
+    // SMART for disks that are new (or another disk behind the same name).
+    model
+        .smart
+        .retain(|path, _| model.disks.iter().any(|e| &e.device.path == path));
+    for e in &model.disks {
+        let key = (e.device.path.clone(), e.device.identity());
+        if !before.contains(&key) {
+            model.smart.remove(&e.device.path);
+            if model.smart_tool && !e.device.is_virtual() && e.device.size > 0 {
+                effects.push(Effect::Smart(e.device.path.clone()));
+            }
+        }
+    }
+    effects
+}
+
+fn on_job_done(model: &mut Model, finished: Finished) -> Vec<Effect> {
+    let Screen::Wizard(w) = &mut model.screen else {
+        return Vec::new();
+    };
+    let Step::Running { plan, progress, .. } = &w.step else {
+        return Vec::new();
+    };
+    let plan = Arc::clone(plan);
+    let phase = progress.as_ref().map(|p| p.phase.as_str());
+    let target_state = target_state(w.action, &finished, phase);
+    match &finished.result {
+        Ok(r) => log::info!(
+            "{} of {} to {} finished: {} in {:.1} s",
+            w.action.title(),
+            plan.source.path.display(),
+            plan.target.path.display(),
+            human(r.bytes_copied),
+            r.seconds
+        ),
+        Err(f) => log::error!(
+            "{} of {} to {} failed: {}",
+            w.action.title(),
+            plan.source.path.display(),
+            plan.target.path.display(),
+            f.message
+        ),
+    }
+    w.step = Step::Done {
+        plan,
+        outcome: Outcome {
+            finished,
+            target_state,
+        },
+    };
+    rescan(model)
+}
+
+/// The state a failed job left its target in, in words, from the engine's statement or the
+/// phase the job was in.
+pub fn target_state(action: Action, finished: &Finished, phase: Option<&str>) -> Option<String> {
+    let failure = finished.result.as_ref().err()?;
+    if let Some(state) = &failure.state {
+        return Some(state.clone());
+    }
+    let phase = phase.unwrap_or("");
+    let text = match action {
+        Action::CloneDisk => {
+            if phase.starts_with("copying") {
+                "the target has no partition table yet: it holds partial data and does not look \
+                 like a complete disk; run the clone again"
+            } else if phase.starts_with("writing the partition table") {
+                "all data was copied but the partition table may be partly written: run the \
+                 clone again before using the disk"
+            } else if phase.starts_with("verifying") {
+                "everything was written but it does not read back as the source: do not trust \
+                 this copy"
+            } else {
+                "the target's partition table may have been invalidated: treat the disk as blank"
+            }
+        }
+        Action::CopyPartition => {
+            if phase.starts_with("verifying") {
+                "everything was written but it does not read back as the source: do not trust \
+                 this copy"
+            } else {
+                "the target partition holds no valid file system (its start is written last): \
+                 run the copy again"
+            }
+        }
+    };
+    Some(text.to_string())
+}
+
+/// The new cursor for a navigation key in a list of `len` rows.
+fn nav(cursor: usize, len: usize, key: Key) -> Option<usize> {
+    let last = len.saturating_sub(1);
+    let c = match key {
+        Key::Up | Key::Char('k') => cursor.saturating_sub(1),
+        Key::Down | Key::Char('j') => cursor.saturating_add(1).min(last),
+        Key::PageUp => cursor.saturating_sub(PAGE),
+        Key::PageDown => cursor.saturating_add(PAGE).min(last),
+        Key::Home => 0,
+        Key::End => last,
+        _ => return None,
+    };
+    Some(c.min(last))
+}
+
+fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
+    let screen = std::mem::replace(&mut model.screen, Screen::Main);
+    let (screen, effects) = match screen {
+        Screen::Main => main_key(model, key),
+        Screen::Menu { cursor } => menu_key(model, cursor, key),
+        Screen::Log { scroll } => {
+            let len = model.log.len();
+            match key {
+                Key::Esc | Key::Enter | Key::Char('q') => (Screen::Main, Vec::new()),
+                // `scroll` counts lines up from the newest.
+                Key::Up | Key::Char('k') => (
+                    Screen::Log {
+                        scroll: (scroll + 1).min(len.saturating_sub(1)),
+                    },
+                    Vec::new(),
+                ),
+                Key::PageUp => (
+                    Screen::Log {
+                        scroll: (scroll + PAGE).min(len.saturating_sub(1)),
+                    },
+                    Vec::new(),
+                ),
+                Key::Down | Key::Char('j') => (
+                    Screen::Log {
+                        scroll: scroll.saturating_sub(1),
+                    },
+                    Vec::new(),
+                ),
+                Key::PageDown => (
+                    Screen::Log {
+                        scroll: scroll.saturating_sub(PAGE),
+                    },
+                    Vec::new(),
+                ),
+                Key::End => (Screen::Log { scroll: 0 }, Vec::new()),
+                _ => (Screen::Log { scroll }, Vec::new()),
+            }
+        }
+        Screen::Ask(ask) => match key {
+            Key::Char('y') | Key::Char('Y') => {
+                let effect = match ask {
+                    Ask::Reboot => Effect::Reboot,
+                    Ask::PowerOff => Effect::PowerOff,
+                };
+                (Screen::Main, vec![effect])
+            }
+            Key::Char('n') | Key::Char('N') | Key::Esc => (Screen::Main, Vec::new()),
+            _ => (Screen::Ask(ask), Vec::new()),
+        },
+        Screen::Wizard(w) => wizard_key(model, w, key),
+    };
+    model.screen = screen;
+    effects
+}
+
+fn main_key(model: &mut Model, key: Key) -> (Screen, Vec<Effect>) {
+    let rows = model.rows().len();
+    if let Some(c) = nav(model.cursor, rows, key) {
+        model.cursor = c;
+        return (Screen::Main, Vec::new());
+    }
+    match key {
+        Key::Enter => (Screen::Menu { cursor: 0 }, Vec::new()),
+        Key::Esc => {
+            model.status = None;
+            (Screen::Main, Vec::new())
+        }
+        Key::Char(c) => match MenuItem::all().into_iter().find(|i| i.hotkey() == c) {
+            Some(item) => activate(model, item),
+            None => (Screen::Main, Vec::new()),
+        },
+        _ => (Screen::Main, Vec::new()),
+    }
+}
+
+fn menu_key(model: &mut Model, cursor: usize, key: Key) -> (Screen, Vec<Effect>) {
+    let items = MenuItem::all();
+    if let Some(c) = nav(cursor, items.len(), key) {
+        return (Screen::Menu { cursor: c }, Vec::new());
+    }
+    match key {
+        Key::Esc => (Screen::Main, Vec::new()),
+        Key::Enter => match items.get(cursor) {
+            Some(item) => activate(model, *item),
+            None => (Screen::Main, Vec::new()),
+        },
+        Key::Char(c) => match items.iter().find(|i| i.hotkey() == c) {
+            Some(item) => activate(model, *item),
+            None => (Screen::Menu { cursor }, Vec::new()),
+        },
+        _ => (Screen::Menu { cursor }, Vec::new()),
+    }
+}
+
+/// Runs a menu entry from the main screen.
+fn activate(model: &mut Model, item: MenuItem) -> (Screen, Vec<Effect>) {
+    model.status = None;
+    match item {
+        MenuItem::Job(action) => {
+            let cursor = preselect(model, action);
+            let wizard = Wizard {
+                action,
+                step: Step::PickSource { cursor },
+                source: None,
+                target: None,
+                options: Default::default(),
+            };
+            (Screen::Wizard(Box::new(wizard)), Vec::new())
+        }
+        MenuItem::Mount => (Screen::Main, mount(model)),
+        MenuItem::Unmount => (Screen::Main, unmount(model)),
+        MenuItem::Rescan => (Screen::Main, rescan(model)),
+        MenuItem::ToggleVirtual => {
+            model.show_virtual = !model.show_virtual;
+            (Screen::Main, rescan(model))
+        }
+        MenuItem::Log => (Screen::Log { scroll: 0 }, Vec::new()),
+        MenuItem::Shell => (Screen::Main, vec![Effect::Shell]),
+        MenuItem::Reboot => (Screen::Ask(Ask::Reboot), Vec::new()),
+        MenuItem::PowerOff => (Screen::Ask(Ask::PowerOff), Vec::new()),
+        MenuItem::Quit => (Screen::Main, vec![Effect::Quit]),
+    }
+}
+
+/// The source list's cursor: on the disk or partition selected on the main screen.
+fn preselect(model: &Model, action: Action) -> usize {
+    let list = sources(model, action);
+    let want: Option<(PathBuf, Option<u32>)> = model.selected().and_then(|r| row_key(model, r));
+    let Some((disk, number)) = want else { return 0 };
+    list.iter()
+        .position(|c| {
+            c.endpoint.disk == disk && (!action.picks_partitions() || c.endpoint.number == number)
+        })
+        .unwrap_or(0)
+}
+
+/// The selected partition row, with its disk.
+fn selected_part(model: &Model) -> Option<(usize, crate::model::PartRow)> {
+    match model.selected()? {
+        Row::Part(d, p) => {
+            let entry = model.disks.get(d)?;
+            part_rows(entry).get(p).cloned().map(|r| (d, r))
+        }
+        Row::Disk(_) => None,
+    }
+}
+
+fn mount(model: &mut Model) -> Vec<Effect> {
+    let Some((_, part)) = selected_part(model) else {
+        model.status = Some("select a partition to mount".to_string());
+        return Vec::new();
+    };
+    let refusal = if let Some(reason) = part.in_use() {
+        Some(format!("cannot mount: {reason}"))
+    } else if part.node.is_none() {
+        Some(format!(
+            "cannot mount {}: the kernel has no device node for it (rescan, or re-read the table)",
+            part.name
+        ))
+    } else {
+        match &part.fs {
+            None => Some(format!("cannot mount {}: no known file system", part.name)),
+            Some(f) if !crate::system::mountable(f.kind) => Some(format!(
+                "cannot mount {}: {} is not a mountable file system",
+                part.name,
+                f.kind.name()
+            )),
+            Some(_) => None,
+        }
+    };
+    if let Some(r) = refusal {
+        model.status = Some(r);
+        return Vec::new();
+    }
+    match (part.node, part.fs) {
+        (Some(node), Some(fs)) => {
+            model.status = Some(format!("mounting {}…", part.name));
+            vec![Effect::Mount {
+                node,
+                name: part.name,
+                fs: fs.kind,
+            }]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn unmount(model: &mut Model) -> Vec<Effect> {
+    let Some((_, part)) = selected_part(model) else {
+        model.status = Some("select a partition to unmount".to_string());
+        return Vec::new();
+    };
+    let ours = part
+        .mount_points
+        .iter()
+        .find(|m| m.starts_with(Path::new(MOUNT_BASE)));
+    match (ours, part.mount_points.first()) {
+        (Some(m), _) => {
+            model.status = Some(format!("unmounting {}…", m.display()));
+            vec![Effect::Unmount {
+                mount_point: m.clone(),
+            }]
+        }
+        (None, Some(m)) => {
+            model.status = Some(format!(
+                "{} is mounted at {} by the system: Lifeboat only unmounts what it mounted under \
+                 {MOUNT_BASE}",
+                part.name,
+                m.display()
+            ));
+            Vec::new()
+        }
+        (None, None) => {
+            model.status = Some(format!("{} is not mounted", part.name));
+            Vec::new()
+        }
+    }
+}
+
+fn wizard_key(model: &mut Model, mut w: Box<Wizard>, key: Key) -> (Screen, Vec<Effect>) {
+    let mut effects = Vec::new();
+    let step = std::mem::replace(&mut w.step, Step::Planning);
+    let action = w.action;
+    w.step = match step {
+        Step::PickSource { cursor } => {
+            let list = sources(model, action);
+            if let Some(c) = nav(cursor, list.len(), key) {
+                Step::PickSource { cursor: c }
+            } else {
+                match key {
+                    Key::Esc => return (Screen::Main, Vec::new()),
+                    Key::Enter => match list.get(cursor) {
+                        Some(c) if c.refusal.is_none() => {
+                            model.status = None;
+                            let t = targets(model, action, &c.endpoint);
+                            let first_ok = t.iter().position(|c| c.refusal.is_none()).unwrap_or(0);
+                            w.source = Some(c.endpoint.clone());
+                            Step::PickTarget {
+                                cursor: first_ok,
+                                refused: None,
+                            }
+                        }
+                        Some(c) => {
+                            model.status = c.refusal.clone();
+                            Step::PickSource { cursor }
+                        }
+                        None => Step::PickSource { cursor },
+                    },
+                    _ => Step::PickSource { cursor },
+                }
+            }
+        }
+        Step::PickTarget { cursor, refused } => {
+            let Some(source) = w.source.clone() else {
+                return (Screen::Main, Vec::new());
+            };
+            let list = targets(model, action, &source);
+            if let Some(c) = nav(cursor, list.len(), key) {
+                Step::PickTarget {
+                    cursor: c,
+                    refused: None,
+                }
+            } else {
+                match key {
+                    Key::Esc => {
+                        let back = sources(model, action)
+                            .iter()
+                            .position(|c| c.endpoint == source)
+                            .unwrap_or(0);
+                        w.source = None;
+                        Step::PickSource { cursor: back }
+                    }
+                    Key::Enter => match list.get(cursor) {
+                        Some(c) if c.refusal.is_none() => {
+                            w.target = Some(c.endpoint.clone());
+                            // Growing only makes sense onto a larger disk.
+                            if c.endpoint.len <= source.len {
+                                w.options.grow_last = false;
+                            }
+                            Step::Options { cursor: 0 }
+                        }
+                        Some(c) => Step::PickTarget {
+                            cursor,
+                            refused: c.refusal.clone(),
+                        },
+                        None => Step::PickTarget { cursor, refused },
+                    },
+                    _ => Step::PickTarget { cursor, refused },
+                }
+            }
+        }
+        Step::Options { cursor } => {
+            let opts = action.options();
+            if let Some(c) = nav(cursor, opts.len(), key) {
+                Step::Options { cursor: c }
+            } else {
+                match key {
+                    Key::Esc => {
+                        let back = back_to_target(model, &w);
+                        w.target = None;
+                        back
+                    }
+                    Key::Char(' ') | Key::Char('x') => {
+                        if let Some(o) = opts.get(cursor) {
+                            toggle(model, &mut w, *o);
+                        }
+                        Step::Options { cursor }
+                    }
+                    Key::Enter => match (&w.source, &w.target) {
+                        (Some(s), Some(t)) => {
+                            effects.push(Effect::Plan(PlanRequest {
+                                action,
+                                source: s.clone(),
+                                target: t.clone(),
+                                options: w.options,
+                                include_virtual: model.show_virtual,
+                            }));
+                            Step::Planning
+                        }
+                        _ => Step::Options { cursor },
+                    },
+                    _ => Step::Options { cursor },
+                }
+            }
+        }
+        Step::Planning => match key {
+            // The worker's answer is dropped when it arrives.
+            Key::Esc => Step::Options { cursor: 0 },
+            _ => Step::Planning,
+        },
+        Step::Plan { plan, scroll } => {
+            let lines = plan.text.lines().count();
+            match key {
+                Key::Esc => Step::Options { cursor: 0 },
+                Key::Enter => Step::Confirm {
+                    plan,
+                    typed: String::new(),
+                    wrong: false,
+                },
+                k => {
+                    let s = nav(usize::from(scroll), lines, k).unwrap_or(usize::from(scroll));
+                    Step::Plan {
+                        plan,
+                        scroll: u16::try_from(s).unwrap_or(u16::MAX),
+                    }
+                }
+            }
+        }
+        Step::Refused { reason } => match key {
+            Key::Esc | Key::Enter => {
+                let back = back_to_target(model, &w);
+                w.target = None;
+                back
+            }
+            _ => Step::Refused { reason },
+        },
+        Step::Confirm {
+            plan,
+            mut typed,
+            wrong,
+        } => match key {
+            Key::Esc => Step::Plan { plan, scroll: 0 },
+            Key::Backspace => {
+                typed.pop();
+                Step::Confirm {
+                    plan,
+                    typed,
+                    wrong,
+                }
+            }
+            Key::Char(c) if !c.is_control() && typed.chars().count() < 16 => {
+                typed.push(c);
+                Step::Confirm {
+                    plan,
+                    typed,
+                    wrong: false,
+                }
+            }
+            Key::Enter => match confirm::accept(&plan, &typed) {
+                Some(confirmed) => {
+                    log::info!(
+                        "{} confirmed: {} → {} ({})",
+                        action.title(),
+                        plan.source.path.display(),
+                        plan.target.path.display(),
+                        plan.identity
+                    );
+                    effects.push(Effect::Start(confirmed));
+                    Step::Running {
+                        plan,
+                        progress: None,
+                        ask_cancel: false,
+                        cancelling: false,
+                    }
+                }
+                None => Step::Confirm {
+                    plan,
+                    typed: String::new(),
+                    wrong: true,
+                },
+            },
+            _ => Step::Confirm {
+                plan,
+                typed,
+                wrong,
+            },
+        },
+        Step::Running {
+            plan,
+            progress,
+            ask_cancel,
+            cancelling,
+        } => {
+            let (ask_cancel, cancelling) = match (ask_cancel, key) {
+                (false, Key::Esc) if !cancelling => (true, cancelling),
+                (true, Key::Char('y') | Key::Char('Y')) => {
+                    effects.push(Effect::CancelJob);
+                    (false, true)
+                }
+                (true, Key::Char('n') | Key::Char('N') | Key::Esc) => (false, cancelling),
+                other => (other.0, cancelling),
+            };
+            Step::Running {
+                plan,
+                progress,
+                ask_cancel,
+                cancelling,
+            }
+        }
+        Step::Done { plan, outcome } => match key {
+            Key::Enter | Key::Esc => return (Screen::Main, effects),
+            _ => Step::Done { plan, outcome },
+        },
+    };
+    (Screen::Wizard(w), effects)
+}
+
+/// The target list again, with the cursor on the target picked before.
+fn back_to_target(model: &Model, w: &Wizard) -> Step {
+    let cursor = match (&w.source, &w.target) {
+        (Some(s), Some(t)) => targets(model, w.action, s)
+            .iter()
+            .position(|c| &c.endpoint == t)
+            .unwrap_or(0),
+        _ => 0,
+    };
+    Step::PickTarget {
+        cursor,
+        refused: None,
+    }
+}
+
+fn toggle(model: &mut Model, w: &mut Wizard, o: JobOption) {
+    if o == JobOption::GrowLast {
+        let larger = matches!((&w.source, &w.target), (Some(s), Some(t)) if t.len > s.len);
+        if !larger {
+            model.status =
+                Some("the target is not larger than the source: there is nothing to grow".into());
+            return;
+        }
+    }
+    model.status = None;
+    w.options.toggle(o);
+}
+
+/// The explanation of how source and target sizes compare, for the options screen.
+pub fn size_explanation(action: Action, source: &Endpoint, target: &Endpoint) -> String {
+    use std::cmp::Ordering;
+    match (action, target.len.cmp(&source.len)) {
+        (_, Ordering::Equal) => "The target is exactly as large as the source.".to_string(),
+        (Action::CloneDisk, Ordering::Greater) => format!(
+            "The target is {} larger than the source. Without \"grow\" the extra space stays \
+             unallocated at the end of the disk; with it the last partition (and its ext2/3/4 or \
+             NTFS file system) grows to fill the disk.",
+            human(target.len - source.len)
+        ),
+        (Action::CloneDisk, Ordering::Less) => format!(
+            "The target is {} smaller than the source. The partitions end at {} and still \
+             fit; nothing is shrunk.",
+            human(source.len - target.len),
+            human(source.needs)
+        ),
+        (Action::CopyPartition, Ordering::Greater) => format!(
+            "The target partition is {} larger than the source: the file system keeps its size \
+             (grow it later with its own tool).",
+            human(target.len - source.len)
+        ),
+        (Action::CopyPartition, Ordering::Less) => format!(
+            "The target partition is {} smaller than the source.",
+            human(source.len - target.len)
+        ),
+    }
+}
+
+/// The text of a SMART state for the disk tree.
+pub fn smart_text(h: Option<&SmartHealth>) -> &'static str {
+    match h {
+        Some(SmartHealth::Passed) => "PASSED",
+        Some(SmartHealth::Failed) => "FAILED",
+        Some(SmartHealth::Unavailable(_)) => "n/a",
+        None => "…",
+    }
+}
+
+/// The plan of `job`, for callers that only hold the Arc.
+pub fn plan_text(job: &PlannedJob) -> &str {
+    &job.text
+}
