@@ -332,9 +332,11 @@ pub fn execute_backup(
                 );
             }
             Err(match e {
-                JobError::Cancelled { .. } => JobError::Cancelled {
-                    state: "the partial image was removed".to_string(),
-                },
+                JobError::Cancelled { .. } | JobError::Image(image::Error::Cancelled { .. }) => {
+                    JobError::Cancelled {
+                        state: "the partial image was removed".to_string(),
+                    }
+                }
                 e => e,
             })
         }
