@@ -258,7 +258,7 @@ impl VmBuilder {
             {
                 dev.push_str(&format!(",model={m}"));
             }
-            if d.boot {
+            if d.boot && self.kernel.is_none() {
                 dev.push_str(",bootindex=0");
             }
             a.push("-device".into());

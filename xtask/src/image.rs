@@ -75,8 +75,27 @@ pub fn build() -> Result<Outputs> {
         &o.vmlinuz,
     )
     .context("copying vmlinuz")?;
-    write_cpio(&root, &o.initramfs)?;
-    make_iso(&o)?;
+    let cpio = out.join("initramfs.cpio");
+    write_cpio(&root, &cpio)?;
+    // Skip the slow compression and ISO steps when nothing that goes into them changed.
+    let fingerprint = format!(
+        "{}\n{}\n{}\n",
+        sha256(&cpio)?,
+        KERNEL_SHA256,
+        sha256(&crate::workspace_root().join("image-build/grub.cfg"))?
+    );
+    let stamp = out.join(".fingerprint");
+    let fresh = fs::read_to_string(&stamp).is_ok_and(|s| s == fingerprint)
+        && o.iso.is_file()
+        && o.initramfs.is_file();
+    if fresh {
+        eprintln!("xtask: initramfs and ISO unchanged, kept");
+    } else {
+        let _ = fs::remove_file(&stamp);
+        compress(&cpio, &o.initramfs)?;
+        make_iso(&o)?;
+        fs::write(&stamp, fingerprint)?;
+    }
     let iso_len = fs::metadata(&o.iso)?.len();
     let initrd_len = fs::metadata(&o.initramfs)?.len();
     eprintln!(
@@ -384,7 +403,7 @@ fn stage_modules(root: &Path, kernel: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A zstd-compressed newc cpio of `root`, with sorted names and fixed times (reproducible).
+/// A newc cpio of `root`, with sorted names and fixed times (reproducible).
 fn write_cpio(root: &Path, out: &Path) -> Result<()> {
     crate::run(Command::new("find").arg(root).args([
         "-exec",
@@ -396,11 +415,22 @@ fn write_cpio(root: &Path, out: &Path) -> Result<()> {
         "+",
     ]))?;
     let script = format!(
-        "set -o pipefail; cd '{}' && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible | zstd -q -19 -T0 -f -o '{}'",
+        "set -o pipefail; cd '{}' && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible > '{}'",
         root.display(),
         out.display()
     );
-    crate::run(Command::new("bash").arg("-c").arg(script)).context("writing the initramfs")
+    crate::run(Command::new("bash").arg("-c").arg(script)).context("writing the initramfs cpio")
+}
+
+/// zstd -19 of the cpio: the kernel's initramfs decompressor reads it.
+fn compress(cpio: &Path, out: &Path) -> Result<()> {
+    crate::run(
+        Command::new("zstd")
+            .args(["-q", "-19", "-T0", "-f", "-o"])
+            .arg(out)
+            .arg(cpio),
+    )
+    .context("compressing the initramfs")
 }
 
 fn make_iso(o: &Outputs) -> Result<()> {

@@ -160,7 +160,14 @@ pub fn run(rest: &[String]) -> Result<()> {
             s(&o.iso)?
         ),
     ])
-    .args(["-device", "ide-cd,drive=cd,bus=ide.0,bootindex=0"])
+    .args([
+        "-device",
+        if grub {
+            "ide-cd,drive=cd,bus=ide.0,bootindex=0"
+        } else {
+            "ide-cd,drive=cd,bus=ide.0"
+        },
+    ])
     .args([
         "-drive",
         &format!("file={},format=raw,if=none,id=sys", s(system)?),

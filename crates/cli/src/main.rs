@@ -125,7 +125,10 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    logger::init(cli.verbose);
+    // The text UI installs its own logger (a file and the Log screen): nothing may print.
+    if cli.command.is_some() {
+        logger::init(cli.verbose);
+    }
     let result = match cli.command {
         Some(Command::List { json, all }) => list::run(json, all).map(|()| 0),
         Some(Command::Info { target, json }) => {
@@ -164,9 +167,7 @@ fn main() -> ExitCode {
             to_part,
             args,
         }) => clone::copy(&source, &target, part, to_part, &args),
-        None => Err(anyhow::anyhow!(
-            "the text UI is not built yet: use a subcommand (see lifeboat --help)"
-        )),
+        None => tui::run(),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -332,7 +332,7 @@ pub fn execute_backup(
                 );
             }
             Err(match e {
-                JobError::Cancelled { .. } | JobError::Image(image::Error::Cancelled { .. }) => {
+                JobError::Cancelled { .. } | JobError::Image(image::Error::Cancelled) => {
                     JobError::Cancelled {
                         state: "the partial image was removed".to_string(),
                     }

@@ -107,7 +107,7 @@ pub(crate) fn parse_header(sector: &[u8], lba: u64, sector_size: u32) -> Result<
             "the alternate header LBA is its own LBA {lba}"
         )));
     }
-    if h.entry_size < 128 || h.entry_size % 8 != 0 {
+    if h.entry_size < 128 || !h.entry_size.is_multiple_of(8) {
         return Err(bad(format!(
             "partition entry size {} is not a multiple of 8 of at least 128",
             h.entry_size

@@ -781,7 +781,7 @@ pub fn add_partition(
         reason,
     };
     let ssz = u64::from(layout.sector_size);
-    if size == 0 || start % ssz != 0 || size % ssz != 0 {
+    if size == 0 || !start.is_multiple_of(ssz) || !size.is_multiple_of(ssz) {
         return Err(bad(format!(
             "the new partition ({start}+{size} bytes) is empty or not aligned to {ssz}-byte sectors"
         )));

@@ -3,9 +3,7 @@
 //! the terminal.
 
 use crate::confirm::Confirmed;
-use crate::model::{
-    Action, DiskEntry, Finished, JobFailure, PlanRequest, PlannedJob, PlannedKind,
-};
+use crate::model::{Action, DiskEntry, Finished, JobFailure, PlanRequest, PlannedJob, PlannedKind};
 use disk::{BlockIo, DiscoverOptions, FileDisk, SysRoot, Window, WriteConsent};
 use engine::clone::GrowFs;
 use engine::grow::PartitionAt;
@@ -68,7 +66,7 @@ pub fn plan(root: &SysRoot, req: &PlanRequest) -> Result<PlannedJob, JobError> {
                 options: req.options,
                 identity: checked.identity,
                 text: plan.to_string(),
-                kind: PlannedKind::Clone(plan),
+                kind: PlannedKind::Clone(Box::new(plan)),
             })
         }
         Action::CopyPartition => {
@@ -92,7 +90,7 @@ pub fn plan(root: &SysRoot, req: &PlanRequest) -> Result<PlannedJob, JobError> {
                 options: req.options,
                 identity,
                 text: plan.to_string(),
-                kind: PlannedKind::Copy(plan),
+                kind: PlannedKind::Copy(Box::new(plan)),
             })
         }
     }
@@ -146,7 +144,10 @@ fn run(
             let src = if is_block {
                 src
             } else {
-                src.with_sector_size(plan.source_layout.sector_size, plan.source_layout.sector_size)?
+                src.with_sector_size(
+                    plan.source_layout.sector_size,
+                    plan.source_layout.sector_size,
+                )?
             };
             let dst = FileDisk::open_write(&job.target.path, &consent)?;
             let target_is_block = dst.is_block_device();
@@ -161,8 +162,7 @@ fn run(
                 job.target.path.display(),
                 job.identity
             );
-            let report =
-                engine::clone::execute_clone(plan, &src, &dst, &opts, Some(sink), cancel)?;
+            let report = engine::clone::execute_clone(plan, &src, &dst, &opts, Some(sink), cancel)?;
             if target_is_block {
                 if let Err(e) = dst.reread_partitions() {
                     notes.push(format!(
@@ -232,10 +232,13 @@ fn grow_last(
         len: part.size,
     };
     let at = if is_block {
-        let devices = disk::discover(root, &DiscoverOptions {
-            include_virtual: true,
-            open_devices: false,
-        })?;
+        let devices = disk::discover(
+            root,
+            &DiscoverOptions {
+                include_virtual: true,
+                open_devices: false,
+            },
+        )?;
         devices
             .iter()
             .find(|d| d.path == target)

@@ -1,1 +1,57 @@
-//! placeholder
+//! The text UI of `lifeboat`: every job from the keyboard, at an 80×25 Linux console or over a
+//! serial line, in the Elm architecture — [`Model`] (all state), [`Msg`] (keys, ticks, worker
+//! results), [`update`] (pure: returns [`Effect`]s as data) and [`view`] (read only). A thin
+//! runtime owns the terminal and runs effects on worker threads.
+//!
+//! This crate is the only one that knows ratatui and crossterm. It must not contain disk logic
+//! (plans, safety checks and copying are the engine's), must never print to stdout or stderr
+//! (logs go to a file and the Log screen), and must not write to a disk except through a plan
+//! the user confirmed: the effect that starts a job carries a [`confirm::Confirmed`], which only
+//! the confirmation screen can make.
+//!
+//! Environment: `LIFEBOAT_SHOW_LOOP=1` lists loop and RAM devices from the start (also the `v`
+//! key); `LIFEBOAT_DEBUG` keeps debug log records.
+
+pub mod confirm;
+pub mod jobs;
+pub mod logger;
+pub mod model;
+mod runtime;
+pub mod system;
+pub mod update;
+pub mod view;
+
+pub use model::{Effect, Key, Model, Msg};
+pub use update::update;
+pub use view::view;
+
+/// Exit code when the user quits.
+pub const EXIT_QUIT: u8 = 0;
+/// Exit code asking the init (PID 1) to power the machine off (`lifeboat-init` maps 100 to
+/// poweroff after syncing and unmounting).
+pub const EXIT_POWEROFF: u8 = 100;
+/// Exit code asking the init (PID 1) to reboot (`lifeboat-init` maps 101 to reboot).
+pub const EXIT_REBOOT: u8 = 101;
+
+/// Runs the text UI until the user quits ([`EXIT_QUIT`]), reboots ([`EXIT_REBOOT`]) or powers
+/// off ([`EXIT_POWEROFF`]); returns that exit code. Installs the logger (a file under
+/// `/run/lifeboat` or the temporary directory, and the Log screen's ring), so the caller must not
+/// install one.
+pub fn run() -> anyhow::Result<u8> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        anyhow::bail!("the text UI needs a terminal: use a subcommand (see lifeboat --help)");
+    }
+    let (ring, log_path) = logger::install();
+    log::info!("lifeboat {} text UI starting", env!("CARGO_PKG_VERSION"));
+    let show_virtual = std::env::var("LIFEBOAT_SHOW_LOOP").is_ok_and(|v| !v.is_empty() && v != "0");
+    let smartctl = system::find_tool("smartctl");
+    if smartctl.is_none() {
+        log::info!("smartctl not found: SMART health is not shown");
+    }
+    let model = Model::new(show_virtual, smartctl.is_some(), ring, log_path);
+    let code = runtime::run_ui(model, disk::SysRoot::default(), smartctl)?;
+    log::info!("text UI exits with {code}");
+    log::logger().flush();
+    Ok(code)
+}

@@ -38,11 +38,7 @@ impl LogRing {
         let ring = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let end = ring.len().saturating_sub(skip);
         let start = end.saturating_sub(count);
-        ring.iter()
-            .skip(start)
-            .take(end - start)
-            .cloned()
-            .collect()
+        ring.iter().skip(start).take(end - start).cloned().collect()
     }
 }
 

@@ -202,8 +202,8 @@ pub struct PlannedJob {
 /// The engine's plan.
 #[derive(Debug)]
 pub enum PlannedKind {
-    Clone(ClonePlan),
-    Copy(CopyPlan),
+    Clone(Box<ClonePlan>),
+    Copy(Box<CopyPlan>),
 }
 
 /// Why a job did not complete.
@@ -394,7 +394,12 @@ pub struct Model {
 
 impl Model {
     /// An empty model; the first [`Effect::Rescan`] fills it.
-    pub fn new(show_virtual: bool, smart_tool: bool, log: LogRing, log_path: Option<PathBuf>) -> Self {
+    pub fn new(
+        show_virtual: bool,
+        smart_tool: bool,
+        log: LogRing,
+        log_path: Option<PathBuf>,
+    ) -> Self {
         Model {
             disks: Vec::new(),
             scan_error: None,
@@ -431,7 +436,8 @@ impl Model {
     /// The selected row, if there are any.
     pub fn selected(&self) -> Option<Row> {
         let rows = self.rows();
-        rows.get(self.cursor.min(rows.len().saturating_sub(1))).copied()
+        rows.get(self.cursor.min(rows.len().saturating_sub(1)))
+            .copied()
     }
 }
 
@@ -580,7 +586,10 @@ pub fn clone_needs(entry: &DiskEntry) -> u64 {
 /// The endpoint for a whole disk.
 pub fn disk_endpoint(entry: &DiskEntry) -> Endpoint {
     let d = &entry.device;
-    let model = d.model.clone().unwrap_or_else(|| "unknown model".to_string());
+    let model = d
+        .model
+        .clone()
+        .unwrap_or_else(|| "unknown model".to_string());
     let table = match &entry.report {
         Ok(r) => match &r.content {
             Content::Table { table, .. } => Some(table.clone()),
@@ -814,11 +823,13 @@ pub struct PlanRequest {
 #[derive(Debug)]
 pub enum Effect {
     /// Discover disks and inspect each.
-    Rescan { include_virtual: bool },
+    Rescan {
+        include_virtual: bool,
+    },
     /// Ask `smartctl` for a disk's health.
     Smart(PathBuf),
     /// Run the safety check and build the plan.
-    Plan(PlanRequest),
+    Plan(Box<PlanRequest>),
     /// Execute a confirmed plan: the only effect that writes to a disk, and only the
     /// confirmation screen can make a [`Confirmed`].
     Start(Confirmed),

@@ -187,7 +187,10 @@ mod tests {
             ),
             SmartHealth::Unavailable("/dev/vda: Unable to detect device type".into())
         );
-        assert!(matches!(parse_smart(b"garbage"), SmartHealth::Unavailable(_)));
+        assert!(matches!(
+            parse_smart(b"garbage"),
+            SmartHealth::Unavailable(_)
+        ));
     }
 
     #[test]

@@ -3,9 +3,8 @@
 
 use crate::confirm;
 use crate::model::{
-    part_rows, sources, targets, Action, Ask, Effect, Endpoint, Finished, JobOption, Key,
-    MenuItem, Model, Msg, Outcome, PlanRequest, PlannedJob, Row, Screen, SmartHealth, Step,
-    Wizard,
+    part_rows, sources, targets, Action, Ask, Effect, Endpoint, Finished, JobOption, Key, MenuItem,
+    Model, Msg, Outcome, PlanRequest, Row, Screen, SmartHealth, Step, Wizard,
 };
 use engine::units::human;
 use std::path::{Path, PathBuf};
@@ -80,7 +79,10 @@ fn row_key(model: &Model, row: Row) -> Option<(PathBuf, Option<u32>)> {
     }
 }
 
-fn on_scanned(model: &mut Model, result: Result<Vec<crate::model::DiskEntry>, String>) -> Vec<Effect> {
+fn on_scanned(
+    model: &mut Model,
+    result: Result<Vec<crate::model::DiskEntry>, String>,
+) -> Vec<Effect> {
     model.scanning = false;
     let disks = match result {
         Ok(d) => d,
@@ -519,13 +521,13 @@ fn wizard_key(model: &mut Model, mut w: Box<Wizard>, key: Key) -> (Screen, Vec<E
                     }
                     Key::Enter => match (&w.source, &w.target) {
                         (Some(s), Some(t)) => {
-                            effects.push(Effect::Plan(PlanRequest {
+                            effects.push(Effect::Plan(Box::new(PlanRequest {
                                 action,
                                 source: s.clone(),
                                 target: t.clone(),
                                 options: w.options,
                                 include_virtual: model.show_virtual,
-                            }));
+                            })));
                             Step::Planning
                         }
                         _ => Step::Options { cursor },
@@ -573,11 +575,7 @@ fn wizard_key(model: &mut Model, mut w: Box<Wizard>, key: Key) -> (Screen, Vec<E
             Key::Esc => Step::Plan { plan, scroll: 0 },
             Key::Backspace => {
                 typed.pop();
-                Step::Confirm {
-                    plan,
-                    typed,
-                    wrong,
-                }
+                Step::Confirm { plan, typed, wrong }
             }
             Key::Char(c) if !c.is_control() && typed.chars().count() < 16 => {
                 typed.push(c);
@@ -610,11 +608,7 @@ fn wizard_key(model: &mut Model, mut w: Box<Wizard>, key: Key) -> (Screen, Vec<E
                     wrong: true,
                 },
             },
-            _ => Step::Confirm {
-                plan,
-                typed,
-                wrong,
-            },
+            _ => Step::Confirm { plan, typed, wrong },
         },
         Step::Running {
             plan,
@@ -711,9 +705,4 @@ pub fn smart_text(h: Option<&SmartHealth>) -> &'static str {
         Some(SmartHealth::Unavailable(_)) => "n/a",
         None => "…",
     }
-}
-
-/// The plan of `job`, for callers that only hold the Arc.
-pub fn plan_text(job: &PlannedJob) -> &str {
-    &job.text
 }

@@ -1,0 +1,339 @@
+//! The thin runtime: owns the terminal (raw mode, alternate screen), reads keys, runs effects on
+//! worker threads and feeds their results back to `update` through one channel.
+
+use crate::jobs;
+use crate::model::{Effect, Key, Model, Msg};
+use crate::system;
+use crate::update::{update, MOUNT_BASE};
+use crate::view::view;
+use crate::{EXIT_POWEROFF, EXIT_QUIT, EXIT_REBOOT};
+use anyhow::{Context, Result};
+use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
+use crossterm::{cursor, execute};
+use disk::SysRoot;
+use engine::Cancel;
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+use std::io::{self, Stdout};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the `/sys/block` listing is compared (a cheap check for hot-plugged disks).
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+const TICK_EVERY: Duration = Duration::from_millis(250);
+const POLL: Duration = Duration::from_millis(100);
+
+/// Puts the terminal back: cooked mode, main screen, visible cursor. Safe to call twice.
+fn restore_terminal() {
+    let _ = terminal::disable_raw_mode();
+    let _ = execute!(io::stdout(), LeaveAlternateScreen, cursor::Show);
+}
+
+/// The terminal in raw mode on the alternate screen; restored when dropped.
+struct Screen {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+}
+
+impl Screen {
+    fn enter() -> Result<Self> {
+        terminal::enable_raw_mode().context("switching the terminal to raw mode")?;
+        execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)
+            .context("entering the alternate screen")?;
+        let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))
+            .context("setting up the terminal")?;
+        Ok(Screen { terminal })
+    }
+
+    /// Gives the terminal to another program (the shell).
+    fn suspend(&mut self) {
+        restore_terminal();
+    }
+
+    fn resume(&mut self) -> Result<()> {
+        terminal::enable_raw_mode().context("switching the terminal to raw mode")?;
+        execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)
+            .context("entering the alternate screen")?;
+        self.terminal.clear().context("clearing the terminal")?;
+        Ok(())
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Restores the terminal before a panic is reported, so the message is readable and the console
+/// usable.
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        log::error!("panic: {info}");
+        previous(info);
+    }));
+}
+
+/// The names in `/sys/block`, sorted.
+fn block_listing(root: &SysRoot) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.sys.join("block"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A crossterm key as the UI's [`Key`]; Ctrl-C acts as Esc.
+pub fn decode(k: KeyEvent) -> Option<Key> {
+    if k.modifiers.contains(KeyModifiers::CONTROL) {
+        return match k.code {
+            KeyCode::Char('c') | KeyCode::Char('[') => Some(Key::Esc),
+            _ => None,
+        };
+    }
+    Some(match k.code {
+        KeyCode::Up => Key::Up,
+        KeyCode::Down => Key::Down,
+        KeyCode::Left => Key::Left,
+        KeyCode::Right => Key::Right,
+        KeyCode::PageUp => Key::PageUp,
+        KeyCode::PageDown => Key::PageDown,
+        KeyCode::Home => Key::Home,
+        KeyCode::End => Key::End,
+        KeyCode::Enter => Key::Enter,
+        KeyCode::Esc => Key::Esc,
+        KeyCode::Tab => Key::Tab,
+        KeyCode::BackTab => Key::BackTab,
+        KeyCode::Backspace => Key::Backspace,
+        KeyCode::Char(c) => Key::Char(c),
+        _ => return None,
+    })
+}
+
+enum Flow {
+    Continue,
+    Exit(u8),
+}
+
+struct Runtime {
+    tx: Sender<Msg>,
+    root: SysRoot,
+    smartctl: Option<PathBuf>,
+    cancel: Option<Cancel>,
+}
+
+impl Runtime {
+    fn spawn(&self, name: &str, work: impl FnOnce(Sender<Msg>) + Send + 'static) {
+        let tx = self.tx.clone();
+        if let Err(e) = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || work(tx))
+        {
+            log::error!("starting the {name} thread: {e}");
+        }
+    }
+
+    fn run_effect(&mut self, effect: Effect, screen: &mut Screen) -> Result<Flow> {
+        match effect {
+            Effect::Rescan { include_virtual } => {
+                let root = self.root.clone();
+                self.spawn("scan", move |tx| {
+                    let _ = tx.send(Msg::Scanned(jobs::scan(&root, include_virtual)));
+                });
+            }
+            Effect::Smart(path) => {
+                if let Some(tool) = self.smartctl.clone() {
+                    self.spawn("smart", move |tx| {
+                        let health = system::smart_health(&tool, &path);
+                        let _ = tx.send(Msg::Smart { path, health });
+                    });
+                }
+            }
+            Effect::Plan(req) => {
+                let root = self.root.clone();
+                self.spawn("plan", move |tx| {
+                    let result = jobs::plan(&root, &req).map(Arc::new).map_err(|e| {
+                        log::warn!(
+                            "{} to {} refused: {e}",
+                            req.action.title(),
+                            req.target.path.display()
+                        );
+                        e.to_string()
+                    });
+                    let _ = tx.send(Msg::Planned(result));
+                });
+            }
+            Effect::Start(confirmed) => {
+                let cancel = Cancel::new();
+                self.cancel = Some(cancel.clone());
+                let root = self.root.clone();
+                self.spawn("job", move |tx| {
+                    let progress_tx = tx.clone();
+                    let sink = move |p: &engine::Progress| {
+                        let _ = progress_tx.send(Msg::Progress(p.clone()));
+                    };
+                    let finished = jobs::execute(&root, &confirmed, &sink, &cancel);
+                    let _ = tx.send(Msg::JobDone(finished));
+                });
+            }
+            Effect::CancelJob => {
+                if let Some(c) = &self.cancel {
+                    log::warn!("cancel requested by the user");
+                    c.cancel();
+                }
+            }
+            Effect::Mount { node, name, fs } => {
+                self.spawn("mount", move |tx| {
+                    let r = system::mount(&node, &name, fs, Path::new(MOUNT_BASE))
+                        .map(|dir| format!("{} is mounted at {}", node.display(), dir.display()))
+                        .map_err(|e| {
+                            log::error!("{e}");
+                            e.to_string()
+                        });
+                    let _ = tx.send(Msg::SystemDone(r));
+                });
+            }
+            Effect::Unmount { mount_point } => {
+                self.spawn("unmount", move |tx| {
+                    let r = system::unmount(&mount_point)
+                        .map(|()| format!("{} is unmounted", mount_point.display()))
+                        .map_err(|e| {
+                            log::error!("{e}");
+                            e.to_string()
+                        });
+                    let _ = tx.send(Msg::SystemDone(r));
+                });
+            }
+            Effect::Shell => {
+                let shell = std::env::var_os("SHELL")
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("/bin/sh"));
+                log::info!("starting {}", shell.display());
+                screen.suspend();
+                let status = std::process::Command::new(&shell).status();
+                screen.resume()?;
+                let r = match status {
+                    Ok(_) => Ok("back from the shell".to_string()),
+                    Err(e) => Err(format!("starting {}: {e}", shell.display())),
+                };
+                let _ = self.tx.send(Msg::SystemDone(r));
+            }
+            Effect::Reboot => {
+                log::info!("reboot requested: exiting with {EXIT_REBOOT}");
+                return Ok(Flow::Exit(EXIT_REBOOT));
+            }
+            Effect::PowerOff => {
+                log::info!("power off requested: exiting with {EXIT_POWEROFF}");
+                return Ok(Flow::Exit(EXIT_POWEROFF));
+            }
+            Effect::Quit => return Ok(Flow::Exit(EXIT_QUIT)),
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+/// Runs the UI until the user quits, reboots or powers off; returns the exit code.
+pub fn run_ui(mut model: Model, root: SysRoot, smartctl: Option<PathBuf>) -> Result<u8> {
+    install_panic_hook();
+    let mut screen = Screen::enter()?;
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let mut rt = Runtime {
+        tx,
+        root: root.clone(),
+        smartctl,
+        cancel: None,
+    };
+    let mut listing = block_listing(&root);
+    let mut last_tick = Instant::now();
+    let mut last_watch = Instant::now();
+    let mut pending: Vec<Effect> = vec![Effect::Rescan {
+        include_virtual: model.show_virtual,
+    }];
+    model.scanning = true;
+    loop {
+        for effect in pending.drain(..) {
+            if let Flow::Exit(code) = rt.run_effect(effect, &mut screen)? {
+                return Ok(code);
+            }
+        }
+        screen
+            .terminal
+            .draw(|f| view(&model, f))
+            .context("drawing the screen")?;
+        let mut msgs = Vec::new();
+        if event::poll(POLL).context("reading the keyboard")? {
+            match event::read().context("reading the keyboard")? {
+                Event::Key(k) if k.kind != KeyEventKind::Release => {
+                    if let Some(key) = decode(k) {
+                        msgs.push(Msg::Key(key));
+                    }
+                }
+                // The next draw lays the screen out for the new size.
+                Event::Resize(..) => {
+                    let _ = screen.terminal.autoresize();
+                }
+                _ => {}
+            }
+        }
+        while let Ok(m) = rx.try_recv() {
+            msgs.push(m);
+        }
+        if last_tick.elapsed() >= TICK_EVERY {
+            last_tick = Instant::now();
+            msgs.push(Msg::Tick);
+        }
+        if last_watch.elapsed() >= WATCH_EVERY {
+            last_watch = Instant::now();
+            let now = block_listing(&root);
+            if now != listing {
+                log::info!("block devices changed: {}", now.join(" "));
+                listing = now;
+                msgs.push(Msg::BlockListChanged);
+            }
+        }
+        for m in msgs {
+            pending.extend(update(&mut model, m));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_decode_and_ctrl_c_acts_as_escape() {
+        let k = |code, m| KeyEvent::new(code, m);
+        assert_eq!(
+            decode(k(KeyCode::Char('j'), KeyModifiers::NONE)),
+            Some(Key::Char('j'))
+        );
+        assert_eq!(
+            decode(k(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Key::Esc)
+        );
+        assert_eq!(decode(k(KeyCode::F(5), KeyModifiers::NONE)), None);
+        assert_eq!(
+            decode(k(KeyCode::PageDown, KeyModifiers::NONE)),
+            Some(Key::PageDown)
+        );
+    }
+
+    #[test]
+    fn block_listing_is_sorted_names_of_sys_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = SysRoot::under(dir.path());
+        std::fs::create_dir_all(root.sys.join("block/sdb")).unwrap();
+        std::fs::create_dir_all(root.sys.join("block/sda")).unwrap();
+        assert_eq!(block_listing(&root), vec!["sda", "sdb"]);
+    }
+}

@@ -1,0 +1,805 @@
+//! `view`: draws the [`Model`] into a frame. Read only. Colours are the basic eight (plus bold
+//! and reverse), which read the same on a Linux VT and over a serial line.
+
+use crate::model::{
+    part_rows, sources, table_text, targets, Action, Ask, Candidate, DiskEntry, MenuItem, Model,
+    Outcome, PlannedJob, Row, Screen, Step, Wizard,
+};
+use crate::update::{size_explanation, smart_text};
+use engine::units::human;
+use engine::Progress;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, Borders, Clear, Gauge, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::Frame;
+
+/// The smallest screen the UI is laid out for.
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 25;
+
+fn title_style() -> Style {
+    Style::default()
+        .fg(Color::White)
+        .bg(Color::Blue)
+        .add_modifier(Modifier::BOLD)
+}
+
+fn help_style() -> Style {
+    Style::default().fg(Color::Black).bg(Color::Cyan)
+}
+
+fn selected_style() -> Style {
+    Style::default().add_modifier(Modifier::REVERSED)
+}
+
+fn warn_style() -> Style {
+    Style::default()
+        .fg(Color::Yellow)
+        .add_modifier(Modifier::BOLD)
+}
+
+fn bad_style() -> Style {
+    Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)
+}
+
+fn good_style() -> Style {
+    Style::default()
+        .fg(Color::Green)
+        .add_modifier(Modifier::BOLD)
+}
+
+/// Draws the whole screen.
+pub fn view(model: &Model, frame: &mut Frame) {
+    let area = frame.area();
+    if area.width < 40 || area.height < 10 {
+        frame.render_widget(
+            Paragraph::new("Lifeboat needs a larger terminal (80x25)").wrap(Wrap { trim: true }),
+            area,
+        );
+        return;
+    }
+    let [title, body, status, help] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    frame.render_widget(
+        Paragraph::new(format!(
+            " Lifeboat {} - {}",
+            env!("CARGO_PKG_VERSION"),
+            screen_title(model)
+        ))
+        .style(title_style()),
+        title,
+    );
+    frame.render_widget(Paragraph::new(help_text(model)).style(help_style()), help);
+    let status_line = match (&model.status, &model.scan_error) {
+        (Some(s), _) => Line::styled(format!(" {s}"), warn_style()),
+        (None, Some(e)) => Line::styled(format!(" cannot list disks: {e}"), bad_style()),
+        (None, None) if model.scanning => Line::raw(format!(" scanning disks {}", spinner(model))),
+        _ => Line::raw(""),
+    };
+    frame.render_widget(Paragraph::new(status_line), status);
+
+    match &model.screen {
+        Screen::Main => main_view(model, frame, body),
+        Screen::Menu { cursor } => {
+            main_view(model, frame, body);
+            menu_view(model, *cursor, frame, body);
+        }
+        Screen::Ask(ask) => {
+            main_view(model, frame, body);
+            let text = match ask {
+                Ask::Reboot => "Reboot the computer now? (y/n)",
+                Ask::PowerOff => "Power off the computer now? (y/n)",
+            };
+            popup(frame, body, " Confirm ", text, warn_style());
+        }
+        Screen::Log { scroll } => log_view(model, *scroll, frame, body),
+        Screen::Wizard(w) => wizard_view(model, w, frame, body),
+    }
+}
+
+fn spinner(model: &Model) -> &'static str {
+    ["|", "/", "-", "\\"][(model.tick % 4) as usize]
+}
+
+fn screen_title(model: &Model) -> String {
+    match &model.screen {
+        Screen::Main | Screen::Menu { .. } | Screen::Ask(_) => "disks".to_string(),
+        Screen::Log { .. } => "log".to_string(),
+        Screen::Wizard(w) => {
+            let (n, what) = match &w.step {
+                Step::PickSource { .. } => (1, "source"),
+                Step::PickTarget { .. } => (2, "target"),
+                Step::Options { .. } => (3, "options"),
+                Step::Planning | Step::Plan { .. } | Step::Refused { .. } => (4, "plan"),
+                Step::Confirm { .. } => (5, "confirm"),
+                Step::Running { .. } => (6, "running"),
+                Step::Done { .. } => (6, "result"),
+            };
+            format!("{} - step {n} of 6: {what}", w.action.title())
+        }
+    }
+}
+
+/// The keys of the current screen, on one line.
+pub fn help_text(model: &Model) -> String {
+    let text = match &model.screen {
+        Screen::Main => {
+            " ↑↓ move  Enter menu  c clone  p copy  m mount  u unmount  r rescan  q quit"
+        }
+        Screen::Menu { .. } => " ↑↓ move  Enter choose  letter: shortcut  Esc back",
+        Screen::Ask(_) => " y yes  n no",
+        Screen::Log { .. } => " ↑↓ PgUp PgDn scroll  End newest  Esc back",
+        Screen::Wizard(w) => match &w.step {
+            Step::PickSource { .. } | Step::PickTarget { .. } => " ↑↓ move  Enter choose  Esc back",
+            Step::Options { .. } => " ↑↓ move  Space toggle  Enter make the plan  Esc back",
+            Step::Planning => " Esc back",
+            Step::Plan { .. } => " ↑↓ PgUp PgDn scroll  Enter continue  Esc back",
+            Step::Refused { .. } => " Enter/Esc pick another target",
+            Step::Confirm { .. } => " type yes, then Enter to start  Backspace erase  Esc back",
+            Step::Running {
+                ask_cancel: true, ..
+            } => " y cancel the job  n keep going",
+            Step::Running { .. } => " Esc cancel",
+            Step::Done { .. } => " Enter back to the disks",
+        },
+    };
+    text.to_string()
+}
+
+fn disk_line(model: &Model, entry: &DiskEntry) -> Line<'static> {
+    let d = &entry.device;
+    let model_name = d.model.clone().unwrap_or_else(|| "-".to_string());
+    let mut spans = vec![Span::raw(format!(
+        "{:<9.9}{:<7.7}{:>10} {:<5.5}{:<26.26}",
+        d.name,
+        d.transport.to_string(),
+        human(d.size),
+        table_text(entry),
+        model_name
+    ))];
+    if model.smart_tool {
+        let h = model.smart.get(&d.path);
+        let text = smart_text(h);
+        let style = match h {
+            Some(crate::model::SmartHealth::Failed) => bad_style(),
+            Some(crate::model::SmartHealth::Passed) => good_style(),
+            _ => Style::default(),
+        };
+        spans.push(Span::styled(format!("{text:<7}"), style));
+    }
+    if d.is_boot_medium {
+        spans.push(Span::styled("BOOT ", warn_style()));
+    } else if d.in_use().is_some() {
+        spans.push(Span::styled("in use ", warn_style()));
+    }
+    Line::from(spans)
+}
+
+fn part_line(p: &crate::model::PartRow) -> Line<'static> {
+    let mount = if let Some(m) = p.mount_points.first() {
+        format!("mounted at {}", m.display())
+    } else if p.swap {
+        "swap in use".to_string()
+    } else if let Some(h) = p.holders.first() {
+        format!("held by {h}")
+    } else {
+        String::new()
+    };
+    Line::raw(format!(
+        "  {:<12.12} {:<24.24} {:>10}  {mount}",
+        p.name,
+        p.fs_text(),
+        human(p.size)
+    ))
+}
+
+fn main_view(model: &Model, frame: &mut Frame, area: Rect) {
+    let [list_area, detail_area] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(7)]).areas(area);
+    let rows = model.rows();
+    let items: Vec<ListItem> = rows
+        .iter()
+        .filter_map(|r| match r {
+            Row::Disk(d) => model
+                .disks
+                .get(*d)
+                .map(|e| ListItem::new(disk_line(model, e))),
+            Row::Part(d, p) => model
+                .disks
+                .get(*d)
+                .and_then(|e| part_rows(e).get(*p).map(|p| ListItem::new(part_line(p)))),
+        })
+        .collect();
+    let title = if model.show_virtual {
+        " Disks (with loop and RAM devices) "
+    } else {
+        " Disks "
+    };
+    let block = Block::default().borders(Borders::ALL).title(title);
+    if items.is_empty() {
+        let text = if model.scanning {
+            "Looking for disks..."
+        } else {
+            "No disks found. Plug one in (it appears by itself) or press r to rescan."
+        };
+        frame.render_widget(Paragraph::new(text).block(block), list_area);
+    } else {
+        let mut state = ListState::default().with_selected(Some(model.cursor.min(rows.len() - 1)));
+        frame.render_stateful_widget(
+            List::new(items)
+                .block(block)
+                .highlight_style(selected_style()),
+            list_area,
+            &mut state,
+        );
+    }
+    let details = match model.selected() {
+        Some(Row::Disk(d)) => model.disks.get(d).map(|e| disk_details(model, e)),
+        Some(Row::Part(d, p)) => model
+            .disks
+            .get(d)
+            .and_then(|e| part_rows(e).get(p).map(part_details)),
+        None => None,
+    }
+    .unwrap_or_default();
+    frame.render_widget(
+        Paragraph::new(details)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(" Details ")),
+        detail_area,
+    );
+}
+
+fn disk_details(model: &Model, e: &DiskEntry) -> Text<'static> {
+    let d = &e.device;
+    let mut lines = vec![Line::raw(d.identity())];
+    let mut facts = format!(
+        "{}  {}  sectors {}/{}",
+        d.path.display(),
+        d.transport,
+        d.logical_sector_size,
+        d.physical_sector_size
+    );
+    if d.removable == Some(true) {
+        facts.push_str("  removable");
+    }
+    if d.rotational == Some(true) {
+        facts.push_str("  spinning");
+    }
+    lines.push(Line::raw(facts));
+    let content = match &e.report {
+        Ok(r) => match &r.content {
+            engine::Content::Table {
+                table,
+                id,
+                partitions,
+                warnings,
+                ..
+            } => {
+                let mut s = format!("{table} table, id {id}, {} partitions", partitions.len());
+                if let Some(w) = warnings.first() {
+                    s.push_str(&format!("; {w}"));
+                }
+                s
+            }
+            engine::Content::FileSystem { fs } => {
+                format!("a bare {} file system, no partition table", fs.kind.name())
+            }
+            engine::Content::Unknown => "no partition table or file system found".to_string(),
+            engine::Content::Unreadable { error } => format!("unreadable table: {error}"),
+        },
+        Err(err) => format!("cannot be read: {err}"),
+    };
+    lines.push(Line::raw(content));
+    if d.is_boot_medium {
+        lines.push(Line::styled(
+            "protected: it holds the running system or the medium Lifeboat booted from",
+            warn_style(),
+        ));
+    } else if let Some(reason) = d.in_use() {
+        lines.push(Line::styled(format!("in use: {reason}"), warn_style()));
+    }
+    if model.smart_tool {
+        if let Some(crate::model::SmartHealth::Unavailable(why)) = model.smart.get(&d.path) {
+            lines.push(Line::raw(format!("SMART: {why}")));
+        }
+    }
+    Text::from(lines)
+}
+
+fn part_details(p: &crate::model::PartRow) -> Text<'static> {
+    let node = p
+        .node
+        .as_ref()
+        .map(|n| n.display().to_string())
+        .unwrap_or_else(|| "no device node".to_string());
+    let mut lines = vec![Line::raw(format!(
+        "{node}  partition {}  starts at {}  {}",
+        p.number,
+        p.start,
+        human(p.size)
+    ))];
+    if !p.type_name.is_empty() || !p.part_name.is_empty() {
+        let mut s = format!("type {}", p.type_name);
+        if !p.part_name.is_empty() {
+            s.push_str(&format!("  name \"{}\"", p.part_name));
+        }
+        lines.push(Line::raw(s));
+    }
+    if let Some(f) = &p.fs {
+        let mut s = format!("file system {}", f.kind.name());
+        if let Some(l) = &f.label {
+            s.push_str(&format!("  label \"{l}\""));
+        }
+        if let Some(u) = &f.uuid {
+            s.push_str(&format!("  uuid {u}"));
+        }
+        if let Some(st) = &f.state {
+            s.push_str(&format!("  {st}"));
+        }
+        lines.push(Line::raw(s));
+    }
+    match p.in_use() {
+        Some(r) => lines.push(Line::styled(r, warn_style())),
+        None => lines.push(Line::raw("not mounted")),
+    }
+    Text::from(lines)
+}
+
+/// A box in the middle of `area`.
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(area.width);
+    let h = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn popup(frame: &mut Frame, area: Rect, title: &str, text: &str, style: Style) {
+    let r = centered(area, 50, 5);
+    frame.render_widget(Clear, r);
+    frame.render_widget(
+        Paragraph::new(text.to_string())
+            .style(style)
+            .wrap(Wrap { trim: true })
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(title.to_string()),
+            ),
+        r,
+    );
+}
+
+fn menu_view(model: &Model, cursor: usize, frame: &mut Frame, area: Rect) {
+    let items = MenuItem::all();
+    let r = centered(area, 54, items.len() as u16 + 2);
+    frame.render_widget(Clear, r);
+    let list: Vec<ListItem> = items
+        .iter()
+        .map(|i| ListItem::new(format!(" {}  {}", i.hotkey(), i.title(model.show_virtual))))
+        .collect();
+    let mut state = ListState::default().with_selected(Some(cursor.min(items.len() - 1)));
+    frame.render_stateful_widget(
+        List::new(list)
+            .block(Block::default().borders(Borders::ALL).title(" Actions "))
+            .highlight_style(selected_style()),
+        r,
+        &mut state,
+    );
+}
+
+fn log_view(model: &Model, scroll: usize, frame: &mut Frame, area: Rect) {
+    let inner = area.height.saturating_sub(2) as usize;
+    let lines: Vec<Line> = model
+        .log
+        .tail(inner, scroll)
+        .into_iter()
+        .map(|l| {
+            let style = if l.contains(" error: ") {
+                bad_style()
+            } else if l.contains(" warning: ") {
+                warn_style()
+            } else {
+                Style::default()
+            };
+            Line::styled(l, style)
+        })
+        .collect();
+    let title = match &model.log_path {
+        Some(p) => format!(" Log (also in {}) ", p.display()),
+        None => " Log ".to_string(),
+    };
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)),
+        area,
+    );
+}
+
+fn candidate_list(frame: &mut Frame, area: Rect, title: &str, list: &[Candidate], cursor: usize) {
+    let items: Vec<ListItem> = list
+        .iter()
+        .map(|c| match &c.refusal {
+            Some(_) => ListItem::new(Line::from(vec![
+                Span::styled("x ", bad_style()),
+                Span::styled(c.endpoint.label.clone(), Style::default().fg(Color::Red)),
+            ])),
+            None => ListItem::new(format!("  {}", c.endpoint.label)),
+        })
+        .collect();
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(title.to_string());
+    if items.is_empty() {
+        frame.render_widget(Paragraph::new("Nothing to choose from.").block(block), area);
+        return;
+    }
+    let mut state = ListState::default().with_selected(Some(cursor.min(items.len() - 1)));
+    frame.render_stateful_widget(
+        List::new(items)
+            .block(block)
+            .highlight_style(selected_style()),
+        area,
+        &mut state,
+    );
+}
+
+fn wizard_view(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
+    let part = w.action.picks_partitions();
+    let what = if part { "partition" } else { "disk" };
+    match &w.step {
+        Step::PickSource { cursor } => {
+            let list = sources(model, w.action);
+            let [head, body, foot] = Layout::vertical([
+                Constraint::Length(2),
+                Constraint::Min(3),
+                Constraint::Length(3),
+            ])
+            .areas(area);
+            frame.render_widget(
+                Paragraph::new(format!(
+                    "Pick the {what} to copy FROM. It is only read, never written."
+                ))
+                .wrap(Wrap { trim: true }),
+                head,
+            );
+            candidate_list(frame, body, &format!(" Source {what} "), &list, *cursor);
+            let foot_text = list.get(*cursor).map(explain).unwrap_or_default();
+            frame.render_widget(Paragraph::new(foot_text).wrap(Wrap { trim: true }), foot);
+        }
+        Step::PickTarget { cursor, refused } => {
+            let Some(source) = &w.source else { return };
+            let list = targets(model, w.action, source);
+            let [head, body, foot] = Layout::vertical([
+                Constraint::Length(2),
+                Constraint::Min(3),
+                Constraint::Length(3),
+            ])
+            .areas(area);
+            frame.render_widget(
+                Paragraph::new(vec![
+                    Line::raw(format!("From: {}", source.label.trim_end())),
+                    Line::styled(
+                        format!("Pick the {what} to copy TO. Everything on it will be replaced."),
+                        warn_style(),
+                    ),
+                ]),
+                head,
+            );
+            candidate_list(frame, body, &format!(" Target {what} "), &list, *cursor);
+            let foot_text = match refused {
+                Some(r) => Text::styled(format!("Refused: {r}"), bad_style()),
+                None => list.get(*cursor).map(explain).unwrap_or_default(),
+            };
+            frame.render_widget(Paragraph::new(foot_text).wrap(Wrap { trim: true }), foot);
+        }
+        Step::Options { cursor } => {
+            let (Some(source), Some(target)) = (&w.source, &w.target) else {
+                return;
+            };
+            let opts = w.action.options();
+            let [head, body, foot] = Layout::vertical([
+                Constraint::Length(3),
+                Constraint::Length(opts.len() as u16 + 2),
+                Constraint::Min(2),
+            ])
+            .areas(area);
+            frame.render_widget(
+                Paragraph::new(vec![
+                    Line::raw(format!("From: {}", source.label.trim_end())),
+                    Line::raw(format!("To:   {}", target.label.trim_end())),
+                ]),
+                head,
+            );
+            let items: Vec<ListItem> = opts
+                .iter()
+                .map(|o| {
+                    let mark = if w.options.get(*o) { "[x]" } else { "[ ]" };
+                    ListItem::new(format!(" {mark} {}", o.title()))
+                })
+                .collect();
+            let mut state = ListState::default().with_selected(Some(*cursor));
+            frame.render_stateful_widget(
+                List::new(items)
+                    .block(Block::default().borders(Borders::ALL).title(" Options "))
+                    .highlight_style(selected_style()),
+                body,
+                &mut state,
+            );
+            frame.render_widget(
+                Paragraph::new(size_explanation(w.action, source, target))
+                    .wrap(Wrap { trim: true }),
+                foot,
+            );
+        }
+        Step::Planning => {
+            frame.render_widget(
+                Paragraph::new(format!(
+                    "Checking the target and reading the source to make the plan {}",
+                    spinner(model)
+                ))
+                .wrap(Wrap { trim: true }),
+                area,
+            );
+        }
+        Step::Plan { plan, scroll } => {
+            let [head, body] =
+                Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
+            frame.render_widget(
+                Paragraph::new("Nothing has been written yet. This is what will happen:"),
+                head,
+            );
+            frame.render_widget(
+                Paragraph::new(plan.text.clone())
+                    .wrap(Wrap { trim: false })
+                    .scroll((*scroll, 0))
+                    .block(Block::default().borders(Borders::ALL).title(" Plan ")),
+                body,
+            );
+        }
+        Step::Refused { reason } => {
+            frame.render_widget(
+                Paragraph::new(vec![
+                    Line::styled("Lifeboat will not write to this target:", bad_style()),
+                    Line::raw(""),
+                    Line::raw(reason.clone()),
+                    Line::raw(""),
+                    Line::raw("Nothing has been written."),
+                ])
+                .wrap(Wrap { trim: true })
+                .block(Block::default().borders(Borders::ALL).title(" Refused ")),
+                area,
+            );
+        }
+        Step::Confirm {
+            plan, typed, wrong, ..
+        } => confirm_view(plan, typed, *wrong, frame, area),
+        Step::Running {
+            plan,
+            progress,
+            ask_cancel,
+            cancelling,
+        } => {
+            running_view(plan, progress.as_ref(), *cancelling, frame, area);
+            if *ask_cancel {
+                popup(
+                    frame,
+                    area,
+                    " Cancel? ",
+                    "Cancel the job? The target will be left incomplete. (y/n)",
+                    warn_style(),
+                );
+            }
+        }
+        Step::Done { plan, outcome } => done_view(model, plan, outcome, frame, area),
+    }
+}
+
+fn explain(c: &Candidate) -> Text<'static> {
+    match (&c.refusal, &c.note) {
+        (Some(r), _) => Text::styled(format!("Cannot be used: {r}"), bad_style()),
+        (None, Some(n)) => Text::raw(n.clone()),
+        (None, None) => Text::raw(c.endpoint.identity.clone()),
+    }
+}
+
+fn confirm_view(plan: &PlannedJob, typed: &str, wrong: bool, frame: &mut Frame, area: Rect) {
+    let what = match plan.action {
+        Action::CloneDisk => "DISK",
+        Action::CopyPartition => "PARTITION",
+    };
+    let mut lines = vec![
+        Line::styled(
+            format!("ALL DATA ON THIS {what} WILL BE DESTROYED:"),
+            bad_style(),
+        ),
+        Line::raw(""),
+        Line::styled(
+            format!("  {}", plan.identity),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+        Line::raw(format!("  {}", plan.target.path.display())),
+        Line::raw(""),
+        Line::raw(format!(
+            "It will become a copy of {} ({})",
+            plan.source.path.display(),
+            plan.source.identity
+        )),
+        Line::raw(""),
+        Line::raw("Type yes and press Enter to start. Esc goes back."),
+        Line::raw(""),
+        Line::raw(format!("> {typed}_")),
+    ];
+    if wrong {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            "Only the word yes starts the job.",
+            warn_style(),
+        ));
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(" Confirm ")),
+        area,
+    );
+}
+
+/// `1:02:03` or `2:03`.
+pub fn clock(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+fn running_view(
+    plan: &PlannedJob,
+    progress: Option<&Progress>,
+    cancelling: bool,
+    frame: &mut Frame,
+    area: Rect,
+) {
+    let [head, gauge, stats] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(3),
+        Constraint::Min(3),
+    ])
+    .areas(area);
+    let phase = progress
+        .map(|p| p.phase.clone())
+        .unwrap_or_else(|| "starting".to_string());
+    frame.render_widget(
+        Paragraph::new(vec![
+            Line::raw(format!(
+                "{} -> {}",
+                plan.source.path.display(),
+                plan.target.path.display()
+            )),
+            Line::raw(plan.identity.clone()),
+            if cancelling {
+                Line::styled("Cancelling at the next safe point...", warn_style())
+            } else {
+                Line::raw(phase)
+            },
+        ]),
+        head,
+    );
+    let ratio = progress
+        .filter(|p| p.total > 0)
+        .map(|p| (p.done as f64 / p.total as f64).clamp(0.0, 1.0))
+        .unwrap_or(0.0);
+    frame.render_widget(
+        Gauge::default()
+            .block(Block::default().borders(Borders::ALL))
+            .gauge_style(Style::default().fg(Color::Green).bg(Color::Black))
+            .ratio(ratio)
+            .label(format!("{:.1}%", ratio * 100.0)),
+        gauge,
+    );
+    let lines = match progress {
+        Some(p) => vec![
+            Line::raw(format!("Done     {} of {}", human(p.done), human(p.total))),
+            Line::raw(format!("Speed    {:.1} MB/s", p.bytes_per_sec / 1e6)),
+            Line::raw(format!("Elapsed  {}", clock(p.elapsed_secs as u64))),
+            Line::raw(format!(
+                "Left     {}",
+                p.eta_secs.map(clock).unwrap_or_else(|| "-".to_string())
+            )),
+            if p.bad_bytes > 0 {
+                Line::styled(
+                    format!(
+                        "Unreadable so far: {} (written as zeros)",
+                        human(p.bad_bytes)
+                    ),
+                    warn_style(),
+                )
+            } else {
+                Line::raw("Unreadable so far: none")
+            },
+        ],
+        None => vec![Line::raw("Opening the disks...")],
+    };
+    frame.render_widget(Paragraph::new(lines), stats);
+}
+
+fn done_view(model: &Model, plan: &PlannedJob, outcome: &Outcome, frame: &mut Frame, area: Rect) {
+    let mut lines = Vec::new();
+    match &outcome.finished.result {
+        Ok(r) => {
+            lines.push(Line::styled(
+                format!("{} finished.", plan.action.title()),
+                good_style(),
+            ));
+            lines.push(Line::raw(""));
+            lines.push(Line::raw(format!(
+                "{} copied in {} ({:.1} MB/s){}",
+                human(r.bytes_copied),
+                clock(r.seconds as u64),
+                if r.seconds > 0.0 {
+                    r.bytes_copied as f64 / r.seconds / 1e6
+                } else {
+                    0.0
+                },
+                if r.verified { ", verified" } else { "" }
+            )));
+            if r.bad_sectors.is_empty() {
+                lines.push(Line::raw("Every sector of the source was read."));
+            } else {
+                lines.push(Line::styled(
+                    format!(
+                        "{} in {} ranges could not be read and were written as zeros.",
+                        human(r.bad_sectors.bytes()),
+                        r.bad_sectors.ranges.len()
+                    ),
+                    warn_style(),
+                ));
+            }
+            for n in &r.notes {
+                lines.push(Line::raw(n.clone()));
+            }
+        }
+        Err(f) => {
+            let head = if f.cancelled {
+                format!("{} cancelled.", plan.action.title())
+            } else {
+                format!("{} failed.", plan.action.title())
+            };
+            lines.push(Line::styled(head, bad_style()));
+            lines.push(Line::raw(""));
+            lines.push(Line::raw(f.message.clone()));
+            if let Some(state) = &outcome.target_state {
+                lines.push(Line::raw(""));
+                lines.push(Line::styled(
+                    format!("The target {}: {state}", plan.target.path.display()),
+                    warn_style(),
+                ));
+            }
+        }
+    }
+    for n in &outcome.finished.notes {
+        lines.push(Line::raw(n.clone()));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::raw(match &model.log_path {
+        Some(p) => format!("The log is in {}", p.display()),
+        None => "The log is on the Log screen (l).".to_string(),
+    }));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(" Result ")),
+        area,
+    );
+}

@@ -1,0 +1,182 @@
+//! Fake discovery data around real partition tables: a GPT disk image made by sgdisk and mkfs,
+//! inspected by the engine, and `BlockDevice` values built by hand.
+
+#![allow(dead_code)]
+
+use disk::{BlockDevice, DevNum, DeviceKind, Partition, Transport};
+use engine::DiskReport;
+use qemu_tests::fixture::{self, Mkfs};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use tui::logger::LogRing;
+use tui::model::{DiskEntry, Model};
+use tui::{update, Effect, Key, Msg};
+
+pub const MIB: u64 = 1 << 20;
+
+/// A 64 MiB GPT disk: partition 1 ext4 "ROOT" (16 MiB at 1 MiB), partition 2 vfat "DATA"
+/// (16 MiB at 17 MiB). Made once per test binary.
+pub fn gpt_image() -> &'static Path {
+    static IMAGE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = IMAGE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("disk.img");
+        make_gpt(&img, dir.path());
+        (dir, img)
+    });
+    path
+}
+
+/// Writes the 64 MiB two-partition GPT disk described at [`gpt_image`] to `img`.
+pub fn make_gpt(img: &Path, scratch: &Path) {
+    fixture::sparse_file(img, 64 * MIB).unwrap();
+    let p = img.to_str().unwrap();
+    fixture::run(
+        "sgdisk",
+        &["-n", "1:2048:+16M", "-t", "1:8300", "-c", "1:root", "-n", "2:0:+16M", "-t", "2:0700", p],
+    )
+    .unwrap();
+    let dir = scratch.join("tree");
+    fixture::file_tree(&dir, 12).unwrap();
+    let ext4 = scratch.join("p1d.img");
+    fixture::mkfs(Mkfs::Ext4, &ext4, 16 * MIB, "ROOT", &["-d", dir.to_str().unwrap()]).unwrap();
+    fixture::write_into(img, MIB, &ext4).unwrap();
+    let fat = scratch.join("p2.img");
+    fixture::mkfs(Mkfs::Fat16, &fat, 16 * MIB, "DATA", &[]).unwrap();
+    fixture::write_into(img, 17 * MIB, &fat).unwrap();
+}
+
+/// The engine's report of [`gpt_image`], as if it were `path`.
+pub fn gpt_report(path: &str) -> DiskReport {
+    let mut r = engine::inspect(gpt_image()).unwrap();
+    r.path = path.to_string();
+    r
+}
+
+/// The report of a blank disk of `size` bytes.
+pub fn blank_report(path: &str, size: u64) -> DiskReport {
+    let mem = disk::MemDisk::new(size as usize, 512);
+    engine::inspect_io(&mem, path)
+}
+
+pub fn device(name: &str, size: u64, model: &str, serial: &str, transport: Transport) -> BlockDevice {
+    BlockDevice {
+        name: name.to_string(),
+        path: PathBuf::from(format!("/dev/{name}")),
+        dev: Some(DevNum { major: 8, minor: 0 }),
+        kind: DeviceKind::Disk,
+        transport,
+        model: Some(model.to_string()),
+        vendor: None,
+        serial: Some(serial.to_string()),
+        wwn: None,
+        size,
+        logical_sector_size: 512,
+        physical_sector_size: 512,
+        rotational: Some(false),
+        removable: Some(false),
+        read_only: Some(false),
+        discard: Some(true),
+        partitions: Vec::new(),
+        mount_points: Vec::new(),
+        swap: false,
+        holders: Vec::new(),
+        slaves: Vec::new(),
+        is_boot_medium: false,
+    }
+}
+
+pub fn partition(disk: &str, n: u32, start: u64, size: u64, mounted: Option<&str>) -> Partition {
+    let name = format!("{disk}{n}");
+    Partition {
+        path: PathBuf::from(format!("/dev/{name}")),
+        name,
+        number: Some(n),
+        dev: Some(DevNum { major: 8, minor: n }),
+        start: Some(start),
+        size: Some(size),
+        mount_points: mounted.map(PathBuf::from).into_iter().collect(),
+        swap: false,
+        holders: Vec::new(),
+    }
+}
+
+/// The machine of the tests, in discovery order:
+/// - `sda`: the 64 MiB GPT source (Samsung), partitions not mounted;
+/// - `sdb`: a blank 128 MiB disk (larger target);
+/// - `sdc`: a blank 32 MiB disk (too small);
+/// - `sdd`: a 64 MiB GPT disk whose partition 2 is mounted at /media/stick;
+/// - `vda`: the 64 MiB GPT boot medium, partition 1 mounted at /.
+pub fn machine() -> Vec<DiskEntry> {
+    let parts = |d: &str, mounted2: Option<&str>, mounted1: Option<&str>| {
+        vec![
+            partition(d, 1, MIB, 16 * MIB, mounted1),
+            partition(d, 2, 17 * MIB, 16 * MIB, mounted2),
+        ]
+    };
+    let mut sda = device("sda", 64 * MIB, "Samsung SSD 870", "S6PU1", Transport::Sata);
+    sda.partitions = parts("sda", None, None);
+    let sdb = device("sdb", 128 * MIB, "Crucial MX500", "CT22", Transport::Sata);
+    let sdc = device("sdc", 32 * MIB, "Cruzer Blade", "4C53", Transport::Usb);
+    let mut sdd = device("sdd", 64 * MIB, "Ultra Fit", "4C99", Transport::Usb);
+    sdd.partitions = parts("sdd", Some("/media/stick"), None);
+    let mut vda = device("vda", 64 * MIB, "QEMU HARDDISK", "QM0001", Transport::Virtio);
+    vda.partitions = parts("vda", None, Some("/"));
+    vda.is_boot_medium = true;
+    vec![
+        DiskEntry { report: Ok(gpt_report("/dev/sda")), device: sda },
+        DiskEntry { report: Ok(blank_report("/dev/sdb", 128 * MIB)), device: sdb },
+        DiskEntry { report: Ok(blank_report("/dev/sdc", 32 * MIB)), device: sdc },
+        DiskEntry { report: Ok(gpt_report("/dev/sdd")), device: sdd },
+        DiskEntry { report: Ok(gpt_report("/dev/vda")), device: vda },
+    ]
+}
+
+/// A model that has seen [`machine`], with the SMART column on.
+pub fn model() -> Model {
+    let mut m = Model::new(false, true, LogRing::default(), Some(PathBuf::from("/run/lifeboat/lifeboat.log")));
+    let _ = update(&mut m, Msg::Scanned(Ok(machine())));
+    m
+}
+
+/// Sends keys; returns all effects.
+pub fn keys(m: &mut Model, keys: &[Key]) -> Vec<Effect> {
+    keys.iter().flat_map(|k| update(m, Msg::Key(*k))).collect()
+}
+
+/// Types text.
+pub fn typed(m: &mut Model, text: &str) -> Vec<Effect> {
+    text.chars().flat_map(|c| update(m, Msg::Key(Key::Char(c)))).collect()
+}
+
+/// The plan a worker would make for `req`, from [`gpt_image`] (the tests' source).
+pub fn planned(req: &tui::model::PlanRequest) -> std::sync::Arc<tui::model::PlannedJob> {
+    use tui::model::{Action, PlannedJob, PlannedKind};
+    let src = disk::FileDisk::open_read(gpt_image()).unwrap();
+    let name = req.target.path.display().to_string();
+    let kind = match req.action {
+        Action::CloneDisk => PlannedKind::Clone(Box::new(
+            engine::clone::plan_clone(&src, &name, req.target.len, Some(512), &req.options.engine())
+                .unwrap(),
+        )),
+        Action::CopyPartition => {
+            let w = disk::Window::new(&src, req.source.offset.max(MIB), req.source.len).unwrap();
+            PlannedKind::Copy(Box::new(
+                engine::clone::plan_copy_partition(&w, &name, req.target.len).unwrap(),
+            ))
+        }
+    };
+    let text = match &kind {
+        PlannedKind::Clone(p) => p.to_string(),
+        PlannedKind::Copy(p) => p.to_string(),
+    };
+    std::sync::Arc::new(PlannedJob {
+        action: req.action,
+        source: req.source.clone(),
+        target: req.target.clone(),
+        options: req.options,
+        identity: req.target.identity.clone(),
+        text,
+        kind,
+    })
+}

@@ -1,0 +1,259 @@
+//! Views rendered into ratatui's `TestBackend` at 80×25 and compared with expected lines.
+
+mod common;
+
+use common::*;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use tui::model::{Row, Screen, SmartHealth, Step};
+use tui::{update, view, Key, Model, Msg};
+
+fn render(m: &Model, w: u16, h: u16) -> Vec<String> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| view(m, f)).unwrap();
+    let buf = t.backend().buffer().clone();
+    (0..h)
+        .map(|y| {
+            (0..w)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+fn dump(lines: &[String]) -> String {
+    lines.join("\n")
+}
+
+
+fn smart_model() -> Model {
+    let mut m = model();
+    update(&mut m, Msg::Smart { path: "/dev/sda".into(), health: SmartHealth::Passed });
+    update(&mut m, Msg::Smart { path: "/dev/sdd".into(), health: SmartHealth::Failed });
+    update(&mut m, Msg::Smart {
+        path: "/dev/vda".into(),
+        health: SmartHealth::Unavailable("/dev/vda: Unable to detect device type".into()),
+    });
+    m
+}
+
+#[test]
+fn main_screen_at_80x25_lists_disks_partitions_smart_and_the_boot_medium() {
+    let m = smart_model();
+    let lines = render(&m, 80, 25);
+    let expected_top = [
+        " Lifeboat 0.1.0 - disks",
+        "┌ Disks ───────────────────────────────────────────────────────────────────────┐",
+        "│sda      sata     64.0 MiB gpt  Samsung SSD 870           PASSED              │",
+        "│  sda1         ext4 \"ROOT\"                16.0 MiB                            │",
+        "│  sda2         vfat \"DATA\"                16.0 MiB                            │",
+        "│sdb      sata      128 MiB none Crucial MX500             …                   │",
+        "│sdc      usb      32.0 MiB none Cruzer Blade              …                   │",
+        "│sdd      usb      64.0 MiB gpt  Ultra Fit                 FAILED in use       │",
+        "│  sdd1         ext4 \"ROOT\"                16.0 MiB                            │",
+        "│  sdd2         vfat \"DATA\"                16.0 MiB  mounted at /media/stick   │",
+        "│vda      virtio   64.0 MiB gpt  QEMU HARDDISK             n/a    BOOT         │",
+        "│  vda1         ext4 \"ROOT\"                16.0 MiB  mounted at /              │",
+        "│  vda2         vfat \"DATA\"                16.0 MiB                            │",
+    ];
+    assert_eq!(&lines[..expected_top.len()], &expected_top[..], "\n{}", dump(&lines));
+    assert_eq!(lines[17], "│Samsung SSD 870, serial S6PU1, 67.1 MB                                        │");
+    assert_eq!(lines[18], "│/dev/sda  sata  sectors 512/512                                               │");
+    assert!(lines[19].starts_with("│gpt table, id ") && lines[19].contains(", 2 partitions"));
+    assert_eq!(
+        lines[24],
+        " ↑↓ move  Enter menu  c clone  p copy  m mount  u unmount  r rescan  q quit"
+    );
+}
+
+#[test]
+fn the_boot_medium_details_say_it_is_protected() {
+    let mut m = smart_model();
+    let vda = m.disks.iter().position(|d| d.device.name == "vda").unwrap();
+    m.cursor = m.rows().iter().position(|r| *r == Row::Disk(vda)).unwrap();
+    let lines = render(&m, 80, 25);
+    assert!(
+        lines.iter().any(|l| l.contains(
+            "protected: it holds the running system or the medium Lifeboat booted from"
+        )),
+        "\n{}",
+        dump(&lines)
+    );
+    assert!(lines.iter().any(|l| l.contains("SMART: /dev/vda: Unable to detect device type")));
+}
+
+#[test]
+fn without_smartctl_the_smart_column_is_hidden() {
+    let mut m = Model::new(false, false, Default::default(), None);
+    update(&mut m, Msg::Scanned(Ok(machine())));
+    let lines = render(&m, 80, 25);
+    assert_eq!(lines[2], "│sda      sata     64.0 MiB gpt  Samsung SSD 870                               │");
+    assert_eq!(lines[10], "│vda      virtio   64.0 MiB gpt  QEMU HARDDISK             BOOT                │");
+}
+
+#[test]
+fn clone_target_screen_marks_refused_disks_and_explains_the_larger_target() {
+    let mut m = smart_model();
+    m.cursor = 0;
+    keys(&mut m, &[Key::Char('c'), Key::Enter]);
+    let lines = render(&m, 80, 25);
+    let expected = [
+        " Lifeboat 0.1.0 - Clone disk - step 2 of 6: target",
+        "From: sda        64.0 MiB  Samsung SSD 870",
+        "Pick the disk to copy TO. Everything on it will be replaced.",
+        "┌ Target disk ─────────────────────────────────────────────────────────────────┐",
+        "│x sda        64.0 MiB  Samsung SSD 870                                        │",
+        "│  sdb         128 MiB  Crucial MX500                                          │",
+        "│x sdc        32.0 MiB  Cruzer Blade                                           │",
+        "│x sdd        64.0 MiB  Ultra Fit                                              │",
+        "│x vda        64.0 MiB  QEMU HARDDISK                                          │",
+    ];
+    assert_eq!(&lines[..expected.len()], &expected[..], "\n{}", dump(&lines));
+    assert_eq!(lines[20], "64.0 MiB larger than the source: the last partition can grow (next screen)");
+    assert_eq!(lines[24], " ↑↓ move  Enter choose  Esc back");
+    // On the too-small disk the shortfall is shown.
+    keys(&mut m, &[Key::Down]);
+    let lines = render(&m, 80, 25);
+    assert!(lines[20].starts_with("Cannot be used: too small: the source's partitions need 33.0 MiB, it has"), "{}", lines[20]);
+    assert!(lines.iter().any(|l| l.contains("short)")), "\n{}", dump(&lines));
+}
+
+#[test]
+fn confirmation_names_model_serial_and_size_and_shows_what_is_typed() {
+    let mut m = smart_model();
+    m.cursor = 0;
+    keys(&mut m, &[Key::Char('c'), Key::Enter, Key::Enter]);
+    let req = match keys(&mut m, &[Key::Enter]).pop() {
+        Some(tui::Effect::Plan(r)) => r,
+        other => panic!("{other:?}"),
+    };
+    update(&mut m, Msg::Planned(Ok(planned(&req))));
+    let plan_lines = render(&m, 80, 25);
+    assert_eq!(plan_lines[1], "Nothing has been written yet. This is what will happen:");
+    assert!(plan_lines[4].starts_with("│1. invalidate the partition table of /dev/sdb"), "\n{}", dump(&plan_lines));
+    keys(&mut m, &[Key::Enter]);
+    typed(&mut m, "ye");
+    let lines = render(&m, 80, 25);
+    let expected = [
+        " Lifeboat 0.1.0 - Clone disk - step 5 of 6: confirm",
+        "┌ Confirm ─────────────────────────────────────────────────────────────────────┐",
+        "│ALL DATA ON THIS DISK WILL BE DESTROYED:                                      │",
+        "│                                                                              │",
+        "│  Crucial MX500, serial CT22, 134.2 MB                                        │",
+        "│  /dev/sdb                                                                    │",
+        "│                                                                              │",
+        "│It will become a copy of /dev/sda (Samsung SSD 870, serial S6PU1, 67.1 MB)    │",
+        "│                                                                              │",
+        "│Type yes and press Enter to start. Esc goes back.                             │",
+        "│                                                                              │",
+        "│> ye_                                                                         │",
+    ];
+    assert_eq!(&lines[..expected.len()], &expected[..], "\n{}", dump(&lines));
+}
+
+#[test]
+fn progress_shows_bar_speed_elapsed_eta_and_bad_sectors() {
+    let mut m = smart_model();
+    m.cursor = 0;
+    keys(&mut m, &[Key::Char('c'), Key::Enter, Key::Enter]);
+    let req = match keys(&mut m, &[Key::Enter]).pop() {
+        Some(tui::Effect::Plan(r)) => r,
+        other => panic!("{other:?}"),
+    };
+    update(&mut m, Msg::Planned(Ok(planned(&req))));
+    keys(&mut m, &[Key::Enter]);
+    typed(&mut m, "yes");
+    keys(&mut m, &[Key::Enter]);
+    update(&mut m, Msg::Progress(engine::Progress {
+        phase: "copying partition 1".into(),
+        done: 3 * MIB,
+        total: 10 * MIB,
+        bytes_per_sec: 52.4e6,
+        eta_secs: Some(75),
+        elapsed_secs: 3663.0,
+        bad_bytes: 4096,
+        finished: false,
+    }));
+    let lines = render(&m, 80, 25);
+    let expected = [
+        " Lifeboat 0.1.0 - Clone disk - step 6 of 6: running",
+        "/dev/sda -> /dev/sdb",
+        "Crucial MX500, serial CT22, 134.2 MB",
+        "copying partition 1",
+        "┌──────────────────────────────────────────────────────────────────────────────┐",
+        "│███████████████████████             30.0%                                     │",
+        "└──────────────────────────────────────────────────────────────────────────────┘",
+        "Done     3.0 MiB of 10.0 MiB",
+        "Speed    52.4 MB/s",
+        "Elapsed  1:01:03",
+        "Left     1:15",
+        "Unreadable so far: 4.0 KiB (written as zeros)",
+    ];
+    assert_eq!(&lines[..expected.len()], &expected[..], "\n{}", dump(&lines));
+    assert_eq!(lines[24], " Esc cancel");
+    keys(&mut m, &[Key::Esc]);
+    let lines = render(&m, 80, 25);
+    assert!(lines.iter().any(|l| l.contains("Cancel the job? The target will be")), "\n{}", dump(&lines));
+    assert_eq!(lines[24], " y cancel the job  n keep going");
+}
+
+#[test]
+fn every_screen_fits_80_columns_and_survives_tiny_and_huge_terminals() {
+    let mut m = smart_model();
+    let script: &[&[Key]] = &[
+        &[],
+        &[Key::Enter],
+        &[Key::Esc, Key::Char('l')],
+        &[Key::Esc, Key::Char('o')],
+        &[Key::Char('n'), Key::Char('p')],
+        &[Key::Enter],
+        &[Key::Enter],
+    ];
+    for ks in script {
+        keys(&mut m, ks);
+        let help = tui::view::help_text(&m);
+        assert!(help.chars().count() <= 80, "help line too long: {help}");
+        for (w, h) in [(80, 25), (20, 5), (1, 1), (200, 60)] {
+            let lines = render(&m, w, h);
+            assert_eq!(lines.len(), h as usize);
+        }
+    }
+    assert!(matches!(&m.screen, Screen::Wizard(w) if matches!(w.step, Step::Options { .. })));
+}
+
+#[test]
+fn a_failed_job_shows_the_error_the_target_state_and_the_log() {
+    let mut m = smart_model();
+    m.cursor = 0;
+    keys(&mut m, &[Key::Char('c'), Key::Enter, Key::Enter]);
+    let req = match keys(&mut m, &[Key::Enter]).pop() {
+        Some(tui::Effect::Plan(r)) => r,
+        other => panic!("{other:?}"),
+    };
+    update(&mut m, Msg::Planned(Ok(planned(&req))));
+    keys(&mut m, &[Key::Enter]);
+    typed(&mut m, "yes");
+    keys(&mut m, &[Key::Enter]);
+    update(&mut m, Msg::Progress(engine::Progress {
+        phase: "copying partition 2".into(),
+        done: MIB, total: 4 * MIB, bytes_per_sec: 1e6, eta_secs: Some(3),
+        elapsed_secs: 1.0, bad_bytes: 0, finished: false,
+    }));
+    update(&mut m, Msg::JobDone(tui::model::Finished {
+        result: Err(tui::model::JobFailure {
+            message: "writing 1048576 bytes at byte 17825792 of /dev/sdb: Input/output error".into(),
+            cancelled: false,
+            state: None,
+        }),
+        notes: vec![],
+    }));
+    let lines = render(&m, 80, 25);
+    let text = dump(&lines);
+    assert_eq!(lines[2], "│Clone disk failed.                                                            │", "\n{text}");
+    assert!(text.contains("Input/output error"), "\n{text}");
+    assert!(text.contains("The target /dev/sdb: the target has no partition table yet"), "\n{text}");
+    assert!(text.contains("The log is in /run/lifeboat/lifeboat.log"), "\n{text}");
+    assert_eq!(lines[24], " Enter back to the disks");
+}
