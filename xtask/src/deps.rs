@@ -21,6 +21,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("/usr/bin/genisoimage", "genisoimage"),
     ("/usr/bin/musl-gcc", "musl-tools"),
     ("/usr/bin/zstd", "zstd"),
+    ("/usr/sbin/partclone.ext4", "partclone"),
+    ("/usr/sbin/fsarchiver", "fsarchiver"),
+    ("/usr/bin/time", "time"),
     ("/usr/bin/tmux", "tmux"),
     // the bootable image and QEMU (xtask image, run, qemu-test)
     ("/usr/bin/qemu-system-x86_64", "qemu-system-x86"),

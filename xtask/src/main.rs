@@ -3,6 +3,7 @@
 //! One binary with few dependencies. It shells out to cargo, apt-get and the image tools; it must
 //! not contain product logic.
 
+mod bench;
 mod deps;
 mod image;
 mod qemu;
@@ -21,6 +22,7 @@ commands:
   run         build the image and boot it in QEMU on this terminal (serial console) with demo
               disks; --grub boots through the ISO's menu, LIFEBOAT_KVM=1 uses KVM
   qemu-test   build the image and run the QEMU boot tests (qemu-tests/tests/*.rs)
+  bench       backup/restore/clone against partclone, fsarchiver, zstd and dd (BENCHMARKS.md)
 ";
 
 fn main() {
@@ -43,15 +45,14 @@ fn real_main() -> Result<()> {
         "list" => {
             deps::install()?;
             cargo(&["build", "--release", "--package", "cli"])?;
-            run(
-                Command::new(workspace_root().join("target/release/lifeboat"))
-                    .arg("list")
-                    .args(rest),
-            )
+            run(Command::new(target_dir().join("release/lifeboat"))
+                .arg("list")
+                .args(rest))
         }
         "image" => image::build().map(|_| ()),
         "run" => qemu::run(rest),
         "qemu-test" => qemu::test(rest),
+        "bench" => bench::run(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())
@@ -75,6 +76,13 @@ fn ci(_rest: &[String]) -> Result<()> {
     ])?;
     cargo(&["test", "--workspace", "--locked"])?;
     Ok(())
+}
+
+/// Cargo's target directory (`CARGO_TARGET_DIR` or `target/`).
+pub(crate) fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 pub(crate) fn workspace_root() -> std::path::PathBuf {

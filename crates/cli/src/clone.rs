@@ -215,6 +215,7 @@ pub fn copy(
     target: &str,
     part: Option<u32>,
     to_part: Option<u32>,
+    new_partition: bool,
     args: &WriteArgs,
 ) -> Result<u8> {
     let source = crate::resolve_target(source)?;
@@ -222,6 +223,11 @@ pub fn copy(
     let devices = disk::discover(&disk::SysRoot::default(), &disk::DiscoverOptions::default())?;
     let checked = engine::safety::check_target(&target, &[&source], &devices)?;
     let (src_io, src_start, src_len) = open_part(&source, part)?;
+    if new_partition {
+        return copy_into_free_space(
+            &source, &src_io, src_start, src_len, part, &target, &checked, args,
+        );
+    }
     let (_, dst_start, dst_len) = open_part(&target, to_part)?;
     let src = Window::new(&src_io, src_start, src_len)?;
     let target_name = match to_part {
@@ -265,4 +271,136 @@ pub fn copy(
         &cancel,
     )?;
     finish(&report, &[], args.json)
+}
+
+/// `copy SRC DISK --new-partition`: the partition lands in the first free space of DISK large
+/// enough for it, and its table entry is written after the data.
+#[allow(clippy::too_many_arguments)]
+fn copy_into_free_space(
+    source: &Path,
+    src_io: &FileDisk,
+    src_start: u64,
+    src_len: u64,
+    part: Option<u32>,
+    target: &Path,
+    checked: &engine::safety::CheckedTarget,
+    args: &WriteArgs,
+) -> Result<u8> {
+    let t = FileDisk::open_read(target)?;
+    let layout = layout::read(&t)
+        .with_context(|| format!("reading the partition table of {}", target.display()))?;
+    let src = Window::new(src_io, src_start, src_len)?;
+    let kind = partition_type_for(source, src_io, part, &src, &layout)?;
+    let (start, size) = engine::clone::find_free_space(&layout, src_len).with_context(|| {
+        format!(
+            "{} has no free space of {} for the partition",
+            target.display(),
+            engine::units::human(src_len)
+        )
+    })?;
+    let table = layout::add_partition(&layout, start, size, kind, "")?;
+    let number = table
+        .layout()
+        .partitions
+        .iter()
+        .find(|p| p.start == start)
+        .map(|p| p.number)
+        .unwrap_or(0);
+    let plan = engine::clone::plan_copy_partition(
+        &src,
+        &format!("new partition {number} of {}", target.display()),
+        size,
+    )?;
+    let text = format!("{plan}then add partition {number} to the table:\n{table}");
+    if args.json {
+        crate::emit(&(serde_json::json!({ "event": "plan", "plan": text }).to_string() + "\n"))?;
+    } else {
+        crate::emit(&text)?;
+    }
+    if args.dry_run {
+        return Ok(0);
+    }
+    jobs::confirm(
+        "FREE SPACE AND THE PARTITION TABLE OF THIS DISK",
+        &checked.identity,
+        args.yes,
+    )?;
+    let consent = consent(target, &checked.identity, args.yes);
+    let dst_io = FileDisk::open_write(target, &consent)?;
+    let ss = layout.sector_size;
+    let dst_io = if checked.device.is_some() {
+        dst_io
+    } else {
+        dst_io.with_sector_size(ss, ss)?
+    };
+    let dst = Window::new(&dst_io, start, size)?;
+    let opts = CloneOptions {
+        grow_last: false,
+        new_ids: false,
+        verify: args.verify,
+        read: ReadPolicy {
+            strict: args.strict,
+        },
+    };
+    let cancel = jobs::cancel_on_ctrl_c();
+    let printer = jobs::progress_printer(args.json);
+    let report = engine::clone::execute_copy_partition(
+        &plan,
+        &src,
+        &dst,
+        &opts,
+        printer.as_deref(),
+        &cancel,
+    )?;
+    table.write(&dst_io)?;
+    dst_io.flush()?;
+    let mut notes = vec![format!("partition {number} added at byte {start}")];
+    if checked.device.is_some() {
+        if let Err(e) = dst_io.reread_partitions() {
+            notes.push(format!(
+                "the kernel did not re-read the new partition table ({e}): reboot before using it"
+            ));
+        }
+    }
+    finish(&report, &notes, args.json)
+}
+
+/// The new partition's type: the source partition's when both tables are of one kind, else
+/// what its file system calls for.
+fn partition_type_for(
+    source: &Path,
+    src_io: &FileDisk,
+    part: Option<u32>,
+    src: &Window<'_, FileDisk>,
+    target: &layout::Layout,
+) -> Result<layout::PartitionType> {
+    use layout::{PartitionType, TableKind};
+    if let Some(n) = part {
+        let l = layout::read(src_io).with_context(|| format!("reading {}", source.display()))?;
+        if let Some(p) = l.partition(n) {
+            match (&target.kind, p.kind) {
+                (TableKind::Gpt(_), PartitionType::Gpt(g)) => return Ok(PartitionType::Gpt(g)),
+                (TableKind::Mbr(_), PartitionType::Mbr(b)) => return Ok(PartitionType::Mbr(b)),
+                _ => {}
+            }
+        }
+    }
+    let fs = fs::probe(src).ok().flatten().map(|f| f.kind);
+    let windows = matches!(
+        fs,
+        Some(fs::FsKind::Vfat | fs::FsKind::Ntfs | fs::FsKind::Exfat)
+    );
+    let swap = matches!(fs, Some(fs::FsKind::Swap));
+    Ok(match (&target.kind, windows, swap) {
+        (TableKind::Gpt(_), true, _) => PartitionType::Gpt(layout::gpt_types::MICROSOFT_BASIC_DATA),
+        (TableKind::Gpt(_), _, true) => PartitionType::Gpt(layout::gpt_types::LINUX_SWAP),
+        (TableKind::Gpt(_), _, _) => PartitionType::Gpt(layout::gpt_types::LINUX_FILESYSTEM),
+        (_, true, _) => PartitionType::Mbr(if fs == Some(fs::FsKind::Vfat) {
+            0x0c
+        } else {
+            0x07
+        }),
+        (_, _, true) => PartitionType::Mbr(0x82),
+        _ => PartitionType::Mbr(0x83),
+    })
 }

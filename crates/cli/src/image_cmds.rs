@@ -124,7 +124,6 @@ pub fn backup(source: &str, image_path: &Path, args: &BackupArgs) -> Result<u8> 
             strict: args.strict,
         },
         threads: args.threads,
-        ..BackupOptions::default()
     };
     let cancel = jobs::cancel_on_ctrl_c();
     let printer = jobs::progress_printer(args.json);

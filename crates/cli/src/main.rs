@@ -109,8 +109,12 @@ enum Command {
         #[arg(long)]
         part: Option<u32>,
         /// Partition number of TARGET when it is a disk image.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "new_partition")]
         to_part: Option<u32>,
+        /// TARGET is a disk: put the copy in its first free space large enough, as a new
+        /// partition (the table entry is written after the data).
+        #[arg(long)]
+        new_partition: bool,
         #[command(flatten)]
         args: clone::WriteArgs,
     },
@@ -165,8 +169,9 @@ fn main() -> ExitCode {
             target,
             part,
             to_part,
+            new_partition,
             args,
-        }) => clone::copy(&source, &target, part, to_part, &args),
+        }) => clone::copy(&source, &target, part, to_part, new_partition, &args),
         None => tui::run(),
     };
     match result {

@@ -333,3 +333,52 @@ fn copy_partition_into_a_partition_of_another_disk() {
     assert_eq!(code, 1);
     assert!(err.contains("bytes short"), "{err}");
 }
+
+#[test]
+fn copy_into_free_space_adds_a_partition_entry_after_the_data() {
+    let sd = system_disk();
+    let dst = sd.dir.path().join("free.img");
+    fixture::sparse_file(&dst, 200 * MIB).unwrap();
+    fixture::run("sgdisk", &["-n", "2:2048:+20M", "-t", "2:ef00", s(&dst)]).unwrap();
+    let (code, out, err) = lifeboat(&[
+        "copy",
+        s(&sd.disk),
+        s(&dst),
+        "--part",
+        "4",
+        "--new-partition",
+        "--yes",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v = fixture::run("sgdisk", &["-v", s(&dst)]).unwrap();
+    assert!(v.contains("No problems found"), "{v}");
+    // Partition 2 is kept; the copy takes the first free entry (1) and the first free space.
+    let (start2, _) = sgdisk_part(&dst, 2);
+    assert_eq!(start2, MIB);
+    let (start, len) = sgdisk_part(&dst, 1);
+    assert_eq!(start, 21 * MIB);
+    assert_eq!(len, sgdisk_part(&sd.disk, 4).1);
+    let info = fixture::run("sgdisk", &["-i", "1", s(&dst)]).unwrap();
+    assert!(info.contains("Linux filesystem"), "{info}");
+    let img = sd.dir.path().join("new.img");
+    fixture::extract(&dst, start, len, &img).unwrap();
+    let (code, out) = fixture::run_status("e2fsck", &["-fn", s(&img)]).unwrap();
+    assert_eq!(code, 0, "{out}");
+    // No room left for another copy of that size: refused, table unchanged.
+    let before = fixture::sha256(&dst).unwrap();
+    let big = sd.dir.path().join("tiny.img");
+    fixture::sparse_file(&big, 64 * MIB).unwrap();
+    fixture::run("sgdisk", &["-n", "1:2048:0", s(&big)]).unwrap();
+    let (code, _, err) = lifeboat(&[
+        "copy",
+        s(&sd.disk),
+        s(&big),
+        "--part",
+        "4",
+        "--new-partition",
+        "--yes",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no free space"), "{err}");
+    assert_eq!(fixture::sha256(&dst).unwrap(), before);
+}

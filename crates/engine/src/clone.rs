@@ -601,3 +601,31 @@ pub fn execute_copy_partition(
         notes: Vec::new(),
     })
 }
+
+/// The first free range of `layout`'s disk that can hold `len` bytes, starting on a 1 MiB
+/// boundary and rounded up to whole sectors: `(start, size)`.
+pub fn find_free_space(layout: &Layout, len: u64) -> Option<(u64, u64)> {
+    const ALIGN: u64 = 1 << 20;
+    let ss = u64::from(layout.sector_size);
+    let size = len.div_ceil(ss) * ss;
+    let (first, end) = match &layout.kind {
+        TableKind::Gpt(g) => (g.first_usable_lba * ss, (g.last_usable_lba + 1) * ss),
+        TableKind::Mbr(_) => (ss, layout.disk_size),
+        TableKind::None => return None,
+    };
+    let mut taken: Vec<(u64, u64)> = layout
+        .partitions
+        .iter()
+        .map(|p| (p.start, p.end()))
+        .collect();
+    taken.sort_unstable();
+    let mut pos = first;
+    for (s, e) in taken.into_iter().chain(std::iter::once((end, end))) {
+        let start = pos.div_ceil(ALIGN) * ALIGN;
+        if start + size <= s.min(end) {
+            return Some((start, size));
+        }
+        pos = pos.max(e);
+    }
+    None
+}

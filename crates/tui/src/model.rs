@@ -583,13 +583,22 @@ pub fn clone_needs(entry: &DiskEntry) -> u64 {
     }
 }
 
+/// What to call a disk in lists: its model, or the file behind a loop device.
+pub fn model_name(d: &BlockDevice) -> String {
+    match (&d.model, &d.kind) {
+        (Some(m), _) => m.clone(),
+        (None, disk::DeviceKind::Loop { backing_file }) => match backing_file.file_name() {
+            Some(f) => format!("file {}", f.to_string_lossy()),
+            None => format!("file {}", backing_file.display()),
+        },
+        (None, _) => "unknown model".to_string(),
+    }
+}
+
 /// The endpoint for a whole disk.
 pub fn disk_endpoint(entry: &DiskEntry) -> Endpoint {
     let d = &entry.device;
-    let model = d
-        .model
-        .clone()
-        .unwrap_or_else(|| "unknown model".to_string());
+    let model = model_name(d);
     let table = match &entry.report {
         Ok(r) => match &r.content {
             Content::Table { table, .. } => Some(table.clone()),

@@ -78,12 +78,19 @@ fn install_panic_hook() {
     }));
 }
 
-/// The names in `/sys/block`, sorted.
+/// The names in `/sys/block` with their sizes, sorted: a disk plugged in or removed, a card
+/// inserted, a loop device attached all change it.
 fn block_listing(root: &SysRoot) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(root.sys.join("block"))
+    let dir = root.sys.join("block");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let size =
+                        std::fs::read_to_string(dir.join(&name).join("size")).unwrap_or_default();
+                    format!("{name}:{}", size.trim())
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -329,11 +336,15 @@ mod tests {
     }
 
     #[test]
-    fn block_listing_is_sorted_names_of_sys_block() {
+    fn block_listing_is_sorted_names_and_sizes_of_sys_block() {
         let dir = tempfile::tempdir().unwrap();
         let root = SysRoot::under(dir.path());
         std::fs::create_dir_all(root.sys.join("block/sdb")).unwrap();
         std::fs::create_dir_all(root.sys.join("block/sda")).unwrap();
-        assert_eq!(block_listing(&root), vec!["sda", "sdb"]);
+        std::fs::write(root.sys.join("block/sda/size"), "1024\n").unwrap();
+        assert_eq!(block_listing(&root), vec!["sda:1024", "sdb:"]);
+        // A medium inserted (or a loop device attached) changes the listing.
+        std::fs::write(root.sys.join("block/sdb/size"), "2048\n").unwrap();
+        assert_eq!(block_listing(&root), vec!["sda:1024", "sdb:2048"]);
     }
 }

@@ -154,7 +154,7 @@ pub fn help_text(model: &Model) -> String {
 
 fn disk_line(model: &Model, entry: &DiskEntry) -> Line<'static> {
     let d = &entry.device;
-    let model_name = d.model.clone().unwrap_or_else(|| "-".to_string());
+    let model_name = crate::model::model_name(d);
     let mut spans = vec![Span::raw(format!(
         "{:<9.9}{:<7.7}{:>10} {:<5.5}{:<26.26}",
         d.name,
@@ -165,7 +165,8 @@ fn disk_line(model: &Model, entry: &DiskEntry) -> Line<'static> {
     ))];
     if model.smart_tool {
         let h = model.smart.get(&d.path);
-        let text = smart_text(h);
+        // Loop, RAM and mapped devices have no SMART: leave the column empty.
+        let text = if d.is_virtual() { "" } else { smart_text(h) };
         let style = match h {
             Some(crate::model::SmartHealth::Failed) => bad_style(),
             Some(crate::model::SmartHealth::Passed) => good_style(),
@@ -400,27 +401,39 @@ fn menu_view(model: &Model, cursor: usize, frame: &mut Frame, area: Rect) {
 
 fn log_view(model: &Model, scroll: usize, frame: &mut Frame, area: Rect) {
     let inner = area.height.saturating_sub(2) as usize;
-    let lines: Vec<Line> = model
-        .log
-        .tail(inner, scroll)
-        .into_iter()
-        .map(|l| {
-            let style = if l.contains(" error: ") {
-                bad_style()
-            } else if l.contains(" warning: ") {
-                warn_style()
-            } else {
-                Style::default()
-            };
-            Line::styled(l, style)
-        })
-        .collect();
+    let width = area.width.saturating_sub(2).max(1) as usize;
+    // Long lines are cut into rows of the screen's width (by characters, so the count is
+    // exact) and the newest rows that fit are shown.
+    let mut rows: Vec<Line> = Vec::new();
+    for l in model.log.tail(inner, scroll).into_iter().rev() {
+        let style = if l.contains(" error: ") {
+            bad_style()
+        } else if l.contains(" warning: ") {
+            warn_style()
+        } else {
+            Style::default()
+        };
+        let chars: Vec<char> = l.chars().collect();
+        let pieces: Vec<String> = if chars.is_empty() {
+            vec![String::new()]
+        } else {
+            chars.chunks(width).map(|c| c.iter().collect()).collect()
+        };
+        for piece in pieces.into_iter().rev() {
+            rows.push(Line::styled(piece, style));
+        }
+        if rows.len() >= inner {
+            break;
+        }
+    }
+    rows.truncate(inner);
+    rows.reverse();
     let title = match &model.log_path {
         Some(p) => format!(" Log (also in {}) ", p.display()),
         None => " Log ".to_string(),
     };
     frame.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)),
+        Paragraph::new(rows).block(Block::default().borders(Borders::ALL).title(title)),
         area,
     );
 }
@@ -782,7 +795,7 @@ fn done_view(model: &Model, plan: &PlannedJob, outcome: &Outcome, frame: &mut Fr
             if let Some(state) = &outcome.target_state {
                 lines.push(Line::raw(""));
                 lines.push(Line::styled(
-                    format!("The target {}: {state}", plan.target.path.display()),
+                    format!("State of {}: {state}", plan.target.path.display()),
                     warn_style(),
                 ));
             }

@@ -1,6 +1,8 @@
 //! The worker side of a job on disk image files: the safety check and plan, then the confirmed
 //! execution, checked by sgdisk -v, e2fsck -fn and fsck.vfat -n.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;
@@ -43,7 +45,11 @@ fn a_confirmed_clone_of_image_files_is_a_valid_copy_grown_to_the_larger_target()
     };
     let root = disk::SysRoot::default();
     let plan = Arc::new(tui::jobs::plan(&root, &req).unwrap());
-    assert!(plan.text.contains("invalidate the partition table"), "{}", plan.text);
+    assert!(
+        plan.text.contains("invalidate the partition table"),
+        "{}",
+        plan.text
+    );
     assert!(plan.identity.contains("dst.img"));
     // Only the confirmation screen can confirm: drive the model to it.
     let mut m = model();
@@ -70,7 +76,10 @@ fn a_confirmed_clone_of_image_files_is_a_valid_copy_grown_to_the_larger_target()
     assert!(events.lock().unwrap().last().unwrap().finished);
     // The file system of the last partition (vfat) cannot grow: the note says so.
     assert!(
-        finished.notes.iter().any(|n| n.contains("partition 2 grew")),
+        finished
+            .notes
+            .iter()
+            .any(|n| n.contains("partition 2 grew")),
         "{:?}",
         finished.notes
     );
@@ -83,7 +92,10 @@ fn a_confirmed_clone_of_image_files_is_a_valid_copy_grown_to_the_larger_target()
     assert_eq!(code, 0, "{out}");
     let src_p1 = dir.path().join("src-p1.img");
     fixture::extract(&src, MIB, 16 * MIB, &src_p1).unwrap();
-    assert_eq!(fixture::sha256(&p1).unwrap(), fixture::sha256(&src_p1).unwrap());
+    assert_eq!(
+        fixture::sha256(&p1).unwrap(),
+        fixture::sha256(&src_p1).unwrap()
+    );
 }
 
 #[test]
@@ -123,7 +135,11 @@ fn cancelling_a_copy_leaves_no_valid_file_system_and_says_so() {
     let mut m = model();
     m.screen = tui::model::Screen::Wizard(Box::new(tui::model::Wizard {
         action: Action::CopyPartition,
-        step: tui::model::Step::Confirm { plan, typed: String::new(), wrong: false },
+        step: tui::model::Step::Confirm {
+            plan,
+            typed: String::new(),
+            wrong: false,
+        },
         source: Some(req.source.clone()),
         target: Some(req.target.clone()),
         options: req.options,
@@ -138,7 +154,13 @@ fn cancelling_a_copy_leaves_no_valid_file_system_and_says_so() {
     let finished = tui::jobs::execute(&root, &confirmed, &|_| {}, &cancel);
     let failure = finished.result.unwrap_err();
     assert!(failure.cancelled, "{failure:?}");
-    assert_eq!(failure.state.as_deref(), Some("the target holds no valid file system"));
+    assert_eq!(
+        failure.state.as_deref(),
+        Some("the target holds no valid file system")
+    );
     let (code, _) = fixture::run_status("e2fsck", &["-fn", dst.to_str().unwrap()]).unwrap();
-    assert_ne!(code, 0, "the interrupted copy must not look like a file system");
+    assert_ne!(
+        code, 0,
+        "the interrupted copy must not look like a file system"
+    );
 }

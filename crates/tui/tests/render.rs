@@ -1,5 +1,7 @@
 //! Views rendered into ratatui's `TestBackend` at 80×25 and compared with expected lines.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;
@@ -27,15 +29,29 @@ fn dump(lines: &[String]) -> String {
     lines.join("\n")
 }
 
-
 fn smart_model() -> Model {
     let mut m = model();
-    update(&mut m, Msg::Smart { path: "/dev/sda".into(), health: SmartHealth::Passed });
-    update(&mut m, Msg::Smart { path: "/dev/sdd".into(), health: SmartHealth::Failed });
-    update(&mut m, Msg::Smart {
-        path: "/dev/vda".into(),
-        health: SmartHealth::Unavailable("/dev/vda: Unable to detect device type".into()),
-    });
+    update(
+        &mut m,
+        Msg::Smart {
+            path: "/dev/sda".into(),
+            health: SmartHealth::Passed,
+        },
+    );
+    update(
+        &mut m,
+        Msg::Smart {
+            path: "/dev/sdd".into(),
+            health: SmartHealth::Failed,
+        },
+    );
+    update(
+        &mut m,
+        Msg::Smart {
+            path: "/dev/vda".into(),
+            health: SmartHealth::Unavailable("/dev/vda: Unable to detect device type".into()),
+        },
+    );
     m
 }
 
@@ -58,9 +74,20 @@ fn main_screen_at_80x25_lists_disks_partitions_smart_and_the_boot_medium() {
         "│  vda1         ext4 \"ROOT\"                16.0 MiB  mounted at /              │",
         "│  vda2         vfat \"DATA\"                16.0 MiB                            │",
     ];
-    assert_eq!(&lines[..expected_top.len()], &expected_top[..], "\n{}", dump(&lines));
-    assert_eq!(lines[17], "│Samsung SSD 870, serial S6PU1, 67.1 MB                                        │");
-    assert_eq!(lines[18], "│/dev/sda  sata  sectors 512/512                                               │");
+    assert_eq!(
+        &lines[..expected_top.len()],
+        &expected_top[..],
+        "\n{}",
+        dump(&lines)
+    );
+    assert_eq!(
+        lines[17],
+        "│Samsung SSD 870, serial S6PU1, 67.1 MB                                        │"
+    );
+    assert_eq!(
+        lines[18],
+        "│/dev/sda  sata  sectors 512/512                                               │"
+    );
     assert!(lines[19].starts_with("│gpt table, id ") && lines[19].contains(", 2 partitions"));
     assert_eq!(
         lines[24],
@@ -75,13 +102,14 @@ fn the_boot_medium_details_say_it_is_protected() {
     m.cursor = m.rows().iter().position(|r| *r == Row::Disk(vda)).unwrap();
     let lines = render(&m, 80, 25);
     assert!(
-        lines.iter().any(|l| l.contains(
-            "protected: it holds the running system or the medium Lifeboat booted from"
-        )),
+        lines.iter().any(|l| l
+            .contains("protected: it holds the running system or the medium Lifeboat booted from")),
         "\n{}",
         dump(&lines)
     );
-    assert!(lines.iter().any(|l| l.contains("SMART: /dev/vda: Unable to detect device type")));
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("SMART: /dev/vda: Unable to detect device type")));
 }
 
 #[test]
@@ -89,8 +117,14 @@ fn without_smartctl_the_smart_column_is_hidden() {
     let mut m = Model::new(false, false, Default::default(), None);
     update(&mut m, Msg::Scanned(Ok(machine())));
     let lines = render(&m, 80, 25);
-    assert_eq!(lines[2], "│sda      sata     64.0 MiB gpt  Samsung SSD 870                               │");
-    assert_eq!(lines[10], "│vda      virtio   64.0 MiB gpt  QEMU HARDDISK             BOOT                │");
+    assert_eq!(
+        lines[2],
+        "│sda      sata     64.0 MiB gpt  Samsung SSD 870                               │"
+    );
+    assert_eq!(
+        lines[10],
+        "│vda      virtio   64.0 MiB gpt  QEMU HARDDISK             BOOT                │"
+    );
 }
 
 #[test]
@@ -110,14 +144,32 @@ fn clone_target_screen_marks_refused_disks_and_explains_the_larger_target() {
         "│x sdd        64.0 MiB  Ultra Fit                                              │",
         "│x vda        64.0 MiB  QEMU HARDDISK                                          │",
     ];
-    assert_eq!(&lines[..expected.len()], &expected[..], "\n{}", dump(&lines));
-    assert_eq!(lines[20], "64.0 MiB larger than the source: the last partition can grow (next screen)");
+    assert_eq!(
+        &lines[..expected.len()],
+        &expected[..],
+        "\n{}",
+        dump(&lines)
+    );
+    assert_eq!(
+        lines[20],
+        "64.0 MiB larger than the source: the last partition can grow (next screen)"
+    );
     assert_eq!(lines[24], " ↑↓ move  Enter choose  Esc back");
     // On the too-small disk the shortfall is shown.
     keys(&mut m, &[Key::Down]);
     let lines = render(&m, 80, 25);
-    assert!(lines[20].starts_with("Cannot be used: too small: the source's partitions need 33.0 MiB, it has"), "{}", lines[20]);
-    assert!(lines.iter().any(|l| l.contains("short)")), "\n{}", dump(&lines));
+    assert!(
+        lines[20].starts_with(
+            "Cannot be used: too small: the source's partitions need 33.0 MiB, it has"
+        ),
+        "{}",
+        lines[20]
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("short)")),
+        "\n{}",
+        dump(&lines)
+    );
 }
 
 #[test]
@@ -131,8 +183,15 @@ fn confirmation_names_model_serial_and_size_and_shows_what_is_typed() {
     };
     update(&mut m, Msg::Planned(Ok(planned(&req))));
     let plan_lines = render(&m, 80, 25);
-    assert_eq!(plan_lines[1], "Nothing has been written yet. This is what will happen:");
-    assert!(plan_lines[4].starts_with("│1. invalidate the partition table of /dev/sdb"), "\n{}", dump(&plan_lines));
+    assert_eq!(
+        plan_lines[1],
+        "Nothing has been written yet. This is what will happen:"
+    );
+    assert!(
+        plan_lines[4].starts_with("│1. invalidate the partition table of /dev/sdb"),
+        "\n{}",
+        dump(&plan_lines)
+    );
     keys(&mut m, &[Key::Enter]);
     typed(&mut m, "ye");
     let lines = render(&m, 80, 25);
@@ -150,7 +209,12 @@ fn confirmation_names_model_serial_and_size_and_shows_what_is_typed() {
         "│                                                                              │",
         "│> ye_                                                                         │",
     ];
-    assert_eq!(&lines[..expected.len()], &expected[..], "\n{}", dump(&lines));
+    assert_eq!(
+        &lines[..expected.len()],
+        &expected[..],
+        "\n{}",
+        dump(&lines)
+    );
 }
 
 #[test]
@@ -166,16 +230,19 @@ fn progress_shows_bar_speed_elapsed_eta_and_bad_sectors() {
     keys(&mut m, &[Key::Enter]);
     typed(&mut m, "yes");
     keys(&mut m, &[Key::Enter]);
-    update(&mut m, Msg::Progress(engine::Progress {
-        phase: "copying partition 1".into(),
-        done: 3 * MIB,
-        total: 10 * MIB,
-        bytes_per_sec: 52.4e6,
-        eta_secs: Some(75),
-        elapsed_secs: 3663.0,
-        bad_bytes: 4096,
-        finished: false,
-    }));
+    update(
+        &mut m,
+        Msg::Progress(engine::Progress {
+            phase: "copying partition 1".into(),
+            done: 3 * MIB,
+            total: 10 * MIB,
+            bytes_per_sec: 52.4e6,
+            eta_secs: Some(75),
+            elapsed_secs: 3663.0,
+            bad_bytes: 4096,
+            finished: false,
+        }),
+    );
     let lines = render(&m, 80, 25);
     let expected = [
         " Lifeboat 0.1.0 - Clone disk - step 6 of 6: running",
@@ -191,11 +258,22 @@ fn progress_shows_bar_speed_elapsed_eta_and_bad_sectors() {
         "Left     1:15",
         "Unreadable so far: 4.0 KiB (written as zeros)",
     ];
-    assert_eq!(&lines[..expected.len()], &expected[..], "\n{}", dump(&lines));
+    assert_eq!(
+        &lines[..expected.len()],
+        &expected[..],
+        "\n{}",
+        dump(&lines)
+    );
     assert_eq!(lines[24], " Esc cancel");
     keys(&mut m, &[Key::Esc]);
     let lines = render(&m, 80, 25);
-    assert!(lines.iter().any(|l| l.contains("Cancel the job? The target will be")), "\n{}", dump(&lines));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Cancel the job? The target will be")),
+        "\n{}",
+        dump(&lines)
+    );
     assert_eq!(lines[24], " y cancel the job  n keep going");
 }
 
@@ -236,24 +314,96 @@ fn a_failed_job_shows_the_error_the_target_state_and_the_log() {
     keys(&mut m, &[Key::Enter]);
     typed(&mut m, "yes");
     keys(&mut m, &[Key::Enter]);
-    update(&mut m, Msg::Progress(engine::Progress {
-        phase: "copying partition 2".into(),
-        done: MIB, total: 4 * MIB, bytes_per_sec: 1e6, eta_secs: Some(3),
-        elapsed_secs: 1.0, bad_bytes: 0, finished: false,
-    }));
-    update(&mut m, Msg::JobDone(tui::model::Finished {
-        result: Err(tui::model::JobFailure {
-            message: "writing 1048576 bytes at byte 17825792 of /dev/sdb: Input/output error".into(),
-            cancelled: false,
-            state: None,
+    update(
+        &mut m,
+        Msg::Progress(engine::Progress {
+            phase: "copying partition 2".into(),
+            done: MIB,
+            total: 4 * MIB,
+            bytes_per_sec: 1e6,
+            eta_secs: Some(3),
+            elapsed_secs: 1.0,
+            bad_bytes: 0,
+            finished: false,
         }),
-        notes: vec![],
-    }));
+    );
+    update(
+        &mut m,
+        Msg::JobDone(tui::model::Finished {
+            result: Err(tui::model::JobFailure {
+                message: "writing 1048576 bytes at byte 17825792 of /dev/sdb: Input/output error"
+                    .into(),
+                cancelled: false,
+                state: None,
+            }),
+            notes: vec![],
+        }),
+    );
     let lines = render(&m, 80, 25);
     let text = dump(&lines);
-    assert_eq!(lines[2], "│Clone disk failed.                                                            │", "\n{text}");
+    assert_eq!(
+        lines[2],
+        "│Clone disk failed.                                                            │",
+        "\n{text}"
+    );
     assert!(text.contains("Input/output error"), "\n{text}");
-    assert!(text.contains("The target /dev/sdb: the target has no partition table yet"), "\n{text}");
-    assert!(text.contains("The log is in /run/lifeboat/lifeboat.log"), "\n{text}");
+    assert!(
+        text.contains("State of /dev/sdb: the target has no partition table yet"),
+        "\n{text}"
+    );
+    assert!(
+        text.contains("The log is in /run/lifeboat/lifeboat.log"),
+        "\n{text}"
+    );
     assert_eq!(lines[24], " Enter back to the disks");
+}
+
+#[test]
+fn loop_devices_are_named_by_their_file_and_have_no_smart_column_value() {
+    let mut m = Model::new(true, true, Default::default(), None);
+    let mut lo = device("loop0", 64 * MIB, "x", "y", disk::Transport::Virtual);
+    lo.model = None;
+    lo.serial = None;
+    lo.kind = disk::DeviceKind::Loop {
+        backing_file: "/tmp/tui-e2e/src.img".into(),
+    };
+    update(
+        &mut m,
+        Msg::Scanned(Ok(vec![tui::model::DiskEntry {
+            report: Ok(gpt_report("/dev/loop0")),
+            device: lo,
+        }])),
+    );
+    let lines = render(&m, 80, 25);
+    assert_eq!(
+        lines[1],
+        "┌ Disks (with loop and RAM devices) ───────────────────────────────────────────┐"
+    );
+    assert_eq!(
+        lines[2],
+        "│loop0    virtual  64.0 MiB gpt  file src.img                                  │"
+    );
+}
+
+#[test]
+fn the_log_screen_wraps_long_lines_and_shows_the_newest() {
+    let m = smart_model();
+    for i in 0..40 {
+        m.log.push(format!("04:00:{i:02} info: line {i}"));
+    }
+    m.log.push(format!("04:01:00 error: {}", "x".repeat(100)));
+    let mut m = m;
+    keys(&mut m, &[Key::Char('l')]);
+    let lines = render(&m, 80, 25);
+    assert_eq!(
+        lines[1],
+        "┌ Log (also in /run/lifeboat/lifeboat.log) ────────────────────────────────────┐"
+    );
+    assert_eq!(lines[20], format!("│04:01:00 error: {}│", "x".repeat(62)));
+    assert_eq!(lines[21], format!("│{}{}│", "x".repeat(38), " ".repeat(40)));
+    assert_eq!(
+        lines[19],
+        format!("│04:00:39 info: line 39{}│", " ".repeat(56))
+    );
+    assert_eq!(lines[24], " ↑↓ PgUp PgDn scroll  End newest  Esc back");
 }

@@ -1,7 +1,7 @@
 //! Fake discovery data around real partition tables: a GPT disk image made by sgdisk and mkfs,
 //! inspected by the engine, and `BlockDevice` values built by hand.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use disk::{BlockDevice, DevNum, DeviceKind, Partition, Transport};
 use engine::DiskReport;
@@ -33,13 +33,32 @@ pub fn make_gpt(img: &Path, scratch: &Path) {
     let p = img.to_str().unwrap();
     fixture::run(
         "sgdisk",
-        &["-n", "1:2048:+16M", "-t", "1:8300", "-c", "1:root", "-n", "2:0:+16M", "-t", "2:0700", p],
+        &[
+            "-n",
+            "1:2048:+16M",
+            "-t",
+            "1:8300",
+            "-c",
+            "1:root",
+            "-n",
+            "2:0:+16M",
+            "-t",
+            "2:0700",
+            p,
+        ],
     )
     .unwrap();
     let dir = scratch.join("tree");
     fixture::file_tree(&dir, 12).unwrap();
     let ext4 = scratch.join("p1d.img");
-    fixture::mkfs(Mkfs::Ext4, &ext4, 16 * MIB, "ROOT", &["-d", dir.to_str().unwrap()]).unwrap();
+    fixture::mkfs(
+        Mkfs::Ext4,
+        &ext4,
+        16 * MIB,
+        "ROOT",
+        &["-d", dir.to_str().unwrap()],
+    )
+    .unwrap();
     fixture::write_into(img, MIB, &ext4).unwrap();
     let fat = scratch.join("p2.img");
     fixture::mkfs(Mkfs::Fat16, &fat, 16 * MIB, "DATA", &[]).unwrap();
@@ -59,7 +78,13 @@ pub fn blank_report(path: &str, size: u64) -> DiskReport {
     engine::inspect_io(&mem, path)
 }
 
-pub fn device(name: &str, size: u64, model: &str, serial: &str, transport: Transport) -> BlockDevice {
+pub fn device(
+    name: &str,
+    size: u64,
+    model: &str,
+    serial: &str,
+    transport: Transport,
+) -> BlockDevice {
     BlockDevice {
         name: name.to_string(),
         path: PathBuf::from(format!("/dev/{name}")),
@@ -120,21 +145,47 @@ pub fn machine() -> Vec<DiskEntry> {
     let sdc = device("sdc", 32 * MIB, "Cruzer Blade", "4C53", Transport::Usb);
     let mut sdd = device("sdd", 64 * MIB, "Ultra Fit", "4C99", Transport::Usb);
     sdd.partitions = parts("sdd", Some("/media/stick"), None);
-    let mut vda = device("vda", 64 * MIB, "QEMU HARDDISK", "QM0001", Transport::Virtio);
+    let mut vda = device(
+        "vda",
+        64 * MIB,
+        "QEMU HARDDISK",
+        "QM0001",
+        Transport::Virtio,
+    );
     vda.partitions = parts("vda", None, Some("/"));
     vda.is_boot_medium = true;
     vec![
-        DiskEntry { report: Ok(gpt_report("/dev/sda")), device: sda },
-        DiskEntry { report: Ok(blank_report("/dev/sdb", 128 * MIB)), device: sdb },
-        DiskEntry { report: Ok(blank_report("/dev/sdc", 32 * MIB)), device: sdc },
-        DiskEntry { report: Ok(gpt_report("/dev/sdd")), device: sdd },
-        DiskEntry { report: Ok(gpt_report("/dev/vda")), device: vda },
+        DiskEntry {
+            report: Ok(gpt_report("/dev/sda")),
+            device: sda,
+        },
+        DiskEntry {
+            report: Ok(blank_report("/dev/sdb", 128 * MIB)),
+            device: sdb,
+        },
+        DiskEntry {
+            report: Ok(blank_report("/dev/sdc", 32 * MIB)),
+            device: sdc,
+        },
+        DiskEntry {
+            report: Ok(gpt_report("/dev/sdd")),
+            device: sdd,
+        },
+        DiskEntry {
+            report: Ok(gpt_report("/dev/vda")),
+            device: vda,
+        },
     ]
 }
 
 /// A model that has seen [`machine`], with the SMART column on.
 pub fn model() -> Model {
-    let mut m = Model::new(false, true, LogRing::default(), Some(PathBuf::from("/run/lifeboat/lifeboat.log")));
+    let mut m = Model::new(
+        false,
+        true,
+        LogRing::default(),
+        Some(PathBuf::from("/run/lifeboat/lifeboat.log")),
+    );
     let _ = update(&mut m, Msg::Scanned(Ok(machine())));
     m
 }
@@ -146,7 +197,9 @@ pub fn keys(m: &mut Model, keys: &[Key]) -> Vec<Effect> {
 
 /// Types text.
 pub fn typed(m: &mut Model, text: &str) -> Vec<Effect> {
-    text.chars().flat_map(|c| update(m, Msg::Key(Key::Char(c)))).collect()
+    text.chars()
+        .flat_map(|c| update(m, Msg::Key(Key::Char(c))))
+        .collect()
 }
 
 /// The plan a worker would make for `req`, from [`gpt_image`] (the tests' source).
@@ -156,8 +209,14 @@ pub fn planned(req: &tui::model::PlanRequest) -> std::sync::Arc<tui::model::Plan
     let name = req.target.path.display().to_string();
     let kind = match req.action {
         Action::CloneDisk => PlannedKind::Clone(Box::new(
-            engine::clone::plan_clone(&src, &name, req.target.len, Some(512), &req.options.engine())
-                .unwrap(),
+            engine::clone::plan_clone(
+                &src,
+                &name,
+                req.target.len,
+                Some(512),
+                &req.options.engine(),
+            )
+            .unwrap(),
         )),
         Action::CopyPartition => {
             let w = disk::Window::new(&src, req.source.offset.max(MIB), req.source.len).unwrap();

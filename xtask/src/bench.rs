@@ -1,0 +1,359 @@
+//! `cargo xtask bench`: Lifeboat against the reference tools, in one run on this machine, on the
+//! same file system. Figures are ratios against the reference measured in the same run; the
+//! table goes to stdout and into BENCHMARKS.md.
+//!
+//! Workload: a 4 GiB ext4 file system filled with ~1.4 GiB of real files (copied from /usr),
+//! made with `mkfs.ext4 -d`, inside a GPT disk image for the clone benchmark.
+
+use anyhow::{bail, Context, Result};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const GIB: u64 = 1 << 30;
+const FILL: u64 = 1400 << 20;
+
+fn sh(cmd: &str) -> Result<()> {
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(cmd)
+        .status()
+        .with_context(|| format!("running {cmd}"))?;
+    if !status.success() {
+        bail!("`{cmd}` failed: {status}");
+    }
+    Ok(())
+}
+
+/// Runs `cmd` under `/usr/bin/time`, returning (wall seconds, peak RSS in KiB).
+fn timed(label: &str, cmd: &str) -> Result<(f64, u64)> {
+    drop_caches();
+    let rss_file = std::env::temp_dir().join("lifeboat-bench-rss");
+    let start = Instant::now();
+    sh(&format!(
+        "/usr/bin/time -f %M -o {} bash -c '{}'",
+        rss_file.display(),
+        cmd.replace('\'', "'\\''")
+    ))?;
+    let secs = start.elapsed().as_secs_f64();
+    let rss = std::fs::read_to_string(&rss_file).unwrap_or_default();
+    let rss = rss
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    eprintln!("bench: {label}: {secs:.2} s, peak RSS {} MiB", rss / 1024);
+    Ok((secs, rss))
+}
+
+/// Cold caches for every measurement, when the machine lets us.
+fn drop_caches() {
+    let _ = Command::new("sync").status();
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+}
+
+fn size(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Copies regular files from `/usr` into `dst` until `limit` bytes: real, varied data.
+fn stage_files(dst: &Path, limit: u64) -> Result<u64> {
+    let mut total = 0u64;
+    let mut stack = vec![
+        PathBuf::from("/usr/lib"),
+        PathBuf::from("/usr/share"),
+        PathBuf::from("/usr/bin"),
+    ];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            if total >= limit {
+                return Ok(total);
+            }
+            let Ok(ft) = e.file_type() else { continue };
+            let path = e.path();
+            if ft.is_dir() {
+                stack.push(path);
+            } else if ft.is_file() {
+                let rel = path.strip_prefix("/usr").unwrap_or(&path);
+                let to = dst.join(rel);
+                if let Some(parent) = to.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                if let Ok(n) = std::fs::copy(&path, &to) {
+                    total += n;
+                }
+            }
+        }
+    }
+    Ok(total)
+}
+
+pub fn run(_rest: &[String]) -> Result<()> {
+    crate::deps::install()?;
+    crate::cargo(&["build", "--release", "--package", "cli"])?;
+    let lifeboat = crate::target_dir().join("release/lifeboat");
+    let dir = crate::target_dir().join("bench");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let d = |n: &str| dir.join(n);
+    let p = |n: &str| d(n).display().to_string();
+
+    eprintln!("bench: staging ~1.4 GiB of real files");
+    let staged = stage_files(&d("tree"), FILL)?;
+    eprintln!(
+        "bench: making a 4 GiB ext4 file system with {} MiB of files",
+        staged >> 20
+    );
+    sh(&format!(
+        "truncate -s {} {} && mke2fs -q -F -t ext4 -L bench -d {} {}",
+        4 * GIB,
+        p("fs.img"),
+        p("tree"),
+        p("fs.img")
+    ))?;
+    let _ = std::fs::remove_dir_all(d("tree"));
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+
+    // Backup.
+    let (lb_b, lb_rss) = timed(
+        "lifeboat backup",
+        &format!(
+            "{} backup {} {}",
+            lifeboat.display(),
+            p("fs.img"),
+            p("fs.lbi")
+        ),
+    )?;
+    let (pc_b, _) = timed(
+        "partclone.ext4 -c | zstd -T0 -3",
+        &format!(
+            "partclone.ext4 -q -c -s {} -o - 2>/dev/null | zstd -q -T0 -3 -o {}",
+            p("fs.img"),
+            p("pc.zst")
+        ),
+    )?;
+    sh(&format!(
+        "losetup -f --show {} > {}",
+        p("fs.img"),
+        p("loopdev")
+    ))?;
+    let loopdev = std::fs::read_to_string(d("loopdev"))?.trim().to_string();
+    let fsa = timed(
+        "fsarchiver savefs",
+        &format!(
+            "fsarchiver savefs -o -j{cores} -Z3 {} {loopdev} >/dev/null",
+            p("fs.fsa")
+        ),
+    );
+    let _ = sh(&format!("losetup -d {loopdev}"));
+    let (fsa_b, _) = fsa?;
+    sh(&format!(
+        "partclone.ext4 -q -c -s {} -o {} 2>/dev/null",
+        p("fs.img"),
+        p("used.pc")
+    ))?;
+    let (z_b, _) = timed(
+        "zstd -T0 -3 of the used blocks",
+        &format!("zstd -q -T0 -3 {} -o {}", p("used.pc"), p("used.zst")),
+    )?;
+
+    // Restore.
+    sh(&format!(
+        "truncate -s {} {} {}",
+        4 * GIB,
+        p("r1.img"),
+        p("r2.img")
+    ))?;
+    let (lb_r, lb_r_rss) = timed(
+        "lifeboat restore",
+        &format!(
+            "{} restore {} {} --yes >/dev/null",
+            lifeboat.display(),
+            p("fs.lbi"),
+            p("r1.img")
+        ),
+    )?;
+    let (pc_r, _) = timed(
+        "zstd -d | partclone.ext4 -r",
+        &format!(
+            "zstd -q -d -c {} | partclone.ext4 -q -r -s - -o {} 2>/dev/null",
+            p("pc.zst"),
+            p("r2.img")
+        ),
+    )?;
+    sh(&format!("e2fsck -fn {} >/dev/null", p("r1.img")))?;
+
+    // Clone: the file system inside a GPT disk.
+    sh(&format!(
+        "truncate -s {} {d} && sgdisk -q -n 1:2048:+{}K -t 1:8300 {d} && dd if={} of={d} bs=4M seek=1M oflag=seek_bytes conv=notrunc,sparse status=none",
+        4 * GIB + 2 * (1 << 20),
+        4 * GIB / 1024,
+        p("fs.img"),
+        d = p("disk.img")
+    ))?;
+    sh(&format!(
+        "truncate -s {} {} {}",
+        4 * GIB + 4 * (1 << 20),
+        p("c1.img"),
+        p("c2.img")
+    ))?;
+    sh(&format!(
+        "truncate -s {} {} {}",
+        4 * GIB,
+        p("part1.img"),
+        p("part2.img")
+    ))?;
+    let (lb_c, lb_c_rss) = timed(
+        "lifeboat clone",
+        &format!(
+            "{} clone {} {} --yes >/dev/null",
+            lifeboat.display(),
+            p("disk.img"),
+            p("c1.img")
+        ),
+    )?;
+    let (dd_c, _) = timed(
+        "dd bs=4M",
+        &format!(
+            "dd if={} of={} bs=4M conv=notrunc status=none",
+            p("disk.img"),
+            p("c2.img")
+        ),
+    )?;
+    let (pcb_c, _) = timed(
+        "partclone.ext4 -b",
+        &format!(
+            "partclone.ext4 -q -b -s {} -o {} 2>/dev/null",
+            p("fs.img"),
+            p("part2.img")
+        ),
+    )?;
+
+    let lbi = size(&d("fs.lbi"));
+    let pcz = size(&d("pc.zst"));
+    let fsa_size = size(&d("fs.fsa"));
+    let mut t = String::new();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let _ = writeln!(t, "Machine: {cores} cores ({cpu}), {} GiB RAM; caches dropped before each run when permitted.", mem_gib());
+    let _ = writeln!(
+        t,
+        "Workload: 4 GiB ext4 made by `mkfs.ext4 -d` with {} MiB of files from /usr.\n",
+        staged >> 20
+    );
+    let _ = writeln!(
+        t,
+        "| job | tool | time (s) | ratio | size (MiB) | peak RSS (MiB) |"
+    );
+    let _ = writeln!(t, "|---|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        t,
+        "| backup | lifeboat backup (zstd 3, {cores} threads) | {lb_b:.1} | 1.00 | {} | {} |",
+        lbi >> 20,
+        lb_rss / 1024
+    );
+    let _ = writeln!(
+        t,
+        "| backup | partclone.ext4 -c \\| zstd -T0 -3 | {pc_b:.1} | {:.2} | {} | |",
+        lb_b / pc_b,
+        pcz >> 20
+    );
+    let _ = writeln!(
+        t,
+        "| backup | fsarchiver savefs -j{cores} -Z3 | {fsa_b:.1} | {:.2} | {} | |",
+        lb_b / fsa_b,
+        fsa_size >> 20
+    );
+    let _ = writeln!(
+        t,
+        "| backup | zstd -T0 -3 of the used blocks (limit) | {z_b:.1} | {:.2} | {} | |",
+        lb_b / z_b,
+        size(&d("used.zst")) >> 20
+    );
+    let _ = writeln!(
+        t,
+        "| restore | lifeboat restore | {lb_r:.1} | 1.00 | | {} |",
+        lb_r_rss / 1024
+    );
+    let _ = writeln!(
+        t,
+        "| restore | zstd -d \\| partclone.ext4 -r | {pc_r:.1} | {:.2} | | |",
+        lb_r / pc_r
+    );
+    let _ = writeln!(
+        t,
+        "| clone | lifeboat clone (disk) | {lb_c:.1} | 1.00 | | {} |",
+        lb_c_rss / 1024
+    );
+    let _ = writeln!(
+        t,
+        "| clone | dd bs=4M (disk) | {dd_c:.1} | {:.2} | | |",
+        lb_c / dd_c
+    );
+    let _ = writeln!(
+        t,
+        "| clone | partclone.ext4 -b (partition) | {pcb_c:.1} | {:.2} | | |",
+        lb_c / pcb_c
+    );
+    let _ = writeln!(
+        t,
+        "\nRatios are Lifeboat's time divided by the other tool's (lower is better for Lifeboat);"
+    );
+    let _ = writeln!(
+        t,
+        "image size ratio lifeboat/partclone+zstd: {:.3}.",
+        lbi as f64 / pcz.max(1) as f64
+    );
+    print!("{t}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = crate::workspace_root().join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let section = format!("## Backup, restore and clone (`cargo xtask bench`)\n\n{t}");
+    let new = replace_section(&old, "## Backup, restore and clone", &section);
+    std::fs::write(&path, new).context("writing BENCHMARKS.md")?;
+    Ok(())
+}
+
+fn mem_gib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map(|kib| (kib + (1 << 19)) >> 20)
+        .unwrap_or(0)
+}
+
+/// Replaces the markdown section starting with `heading` (up to the next `## `) with `section`.
+fn replace_section(doc: &str, heading: &str, section: &str) -> String {
+    let Some(start) = doc.find(heading) else {
+        let mut d = doc.trim_end().to_string();
+        if d.is_empty() {
+            d.push_str("# Benchmarks\n");
+        }
+        return format!("{d}\n\n{section}");
+    };
+    let rest = &doc[start + heading.len()..];
+    let end = rest
+        .find("\n## ")
+        .map(|i| start + heading.len() + i + 1)
+        .unwrap_or(doc.len());
+    format!("{}{section}\n{}", &doc[..start], &doc[end..])
+}
