@@ -9,6 +9,7 @@ mod info;
 mod jobs;
 mod list;
 mod logger;
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -83,6 +84,11 @@ enum Command {
         /// Threads (default: one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+    },
+    /// Run the steps of a job file unattended (the job file is the confirmation).
+    Run {
+        /// The job file (TOML, see docs/job-files.md).
+        job: String,
     },
     /// Clone a whole disk (table, boot loader, partitions) onto another disk of at least its size.
     Clone {
@@ -172,6 +178,7 @@ fn main() -> ExitCode {
             new_partition,
             args,
         }) => clone::copy(&source, &target, part, to_part, new_partition, &args),
+        Some(Command::Run { job }) => run::run(std::path::Path::new(&job)),
         None => tui::run(),
     };
     match result {

@@ -457,3 +457,44 @@ fn truncated_foreign_and_split_images_fail_clearly() {
     assert!(err.contains("exists"), "{err}");
     assert_eq!(std::fs::read(&img).unwrap(), full);
 }
+
+#[test]
+fn a_job_file_backs_up_and_verifies_unattended_with_a_report() {
+    let sd = system_disk();
+    let job = sd.dir.path().join("nightly.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "# backup + verify\n[[step]]\naction = \"backup\"\nsource = \"{}\"\nimage = \"images/pc-{{date}}.lbi\"\nsplit = \"1M\"\n\n[[step]]\naction = \"verify\"\n",
+            s(&sd.disk)
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = lifeboat(&["run", s(&job)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("step 1 of 2: backup"), "{out}");
+    assert!(out.contains("-- step 2: OK --"), "{out}");
+    assert!(out.contains("2 step(s) OK, 0 failed"), "{out}");
+    let images: Vec<_> = std::fs::read_dir(sd.dir.path().join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let first = images
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "lbi"))
+        .unwrap();
+    assert!(images.len() >= 2, "split into volumes: {images:?}");
+    assert_eq!(lifeboat(&["verify", s(first)]).0, 0);
+    // A failing step stops the job and the exit code says so.
+    std::fs::write(&job, "[[step]]\naction = \"verify\"\nimage = \"missing.lbi\"\n\n[[step]]\naction = \"verify\"\nimage = \"missing.lbi\"\n").unwrap();
+    let (code, out, _) = lifeboat(&["run", s(&job)]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("-- step 1: FAILED --") && !out.contains("step 2 of 2"),
+        "{out}"
+    );
+    std::fs::write(&job, "[[step]]\naction = \"erase\"\n").unwrap();
+    let (code, _, err) = lifeboat(&["run", s(&job)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a valid job file"), "{err}");
+}

@@ -550,6 +550,32 @@ pub fn part_rows(entry: &DiskEntry) -> Vec<PartRow> {
     }
 }
 
+/// A disk that holds a bare file system (a "superfloppy" stick) as a partition-like row, so it
+/// can be mounted and copied like a partition. `None` for other disks.
+pub fn whole_fs_row(entry: &DiskEntry) -> Option<PartRow> {
+    let Ok(report) = &entry.report else {
+        return None;
+    };
+    let Content::FileSystem { fs } = &report.content else {
+        return None;
+    };
+    let d = &entry.device;
+    Some(PartRow {
+        number: 0,
+        node: Some(d.path.clone()),
+        name: d.name.clone(),
+        start: 0,
+        size: d.size,
+        type_name: String::new(),
+        part_name: String::new(),
+        fs: Some(fs.clone()),
+        extended: false,
+        mount_points: d.mount_points.clone(),
+        swap: d.swap,
+        holders: d.holders.clone(),
+    })
+}
+
 /// `gpt`, `mbr`, `fs`, `none` or `?` for a disk.
 pub fn table_text(entry: &DiskEntry) -> String {
     match &entry.report {
@@ -673,6 +699,16 @@ pub fn sources(model: &Model, action: Action) -> Vec<Candidate> {
                 });
             }
             Action::CopyPartition => {
+                if let Some(row) = whole_fs_row(entry) {
+                    let mut endpoint = part_endpoint(entry, &row);
+                    endpoint.number = None;
+                    endpoint.identity = entry.device.identity();
+                    out.push(Candidate {
+                        endpoint,
+                        refusal: None,
+                        note: Some("the whole disk holds one file system".to_string()),
+                    });
+                }
                 for p in part_rows(entry) {
                     let refusal = (p.extended)
                         .then(|| "an extended partition only holds other partitions".to_string());

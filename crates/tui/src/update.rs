@@ -200,8 +200,8 @@ pub fn target_state(action: Action, finished: &Finished, phase: Option<&str>) ->
 fn nav(cursor: usize, len: usize, key: Key) -> Option<usize> {
     let last = len.saturating_sub(1);
     let c = match key {
-        Key::Up | Key::Char('k') => cursor.saturating_sub(1),
-        Key::Down | Key::Char('j') => cursor.saturating_add(1).min(last),
+        Key::Up | Key::Char('k') | Key::BackTab => cursor.saturating_sub(1),
+        Key::Down | Key::Char('j') | Key::Tab => cursor.saturating_add(1).min(last),
         Key::PageUp => cursor.saturating_sub(PAGE),
         Key::PageDown => cursor.saturating_add(PAGE).min(last),
         Key::Home => 0,
@@ -347,14 +347,14 @@ fn preselect(model: &Model, action: Action) -> usize {
         .unwrap_or(0)
 }
 
-/// The selected partition row, with its disk.
+/// The selected partition row (or a disk that holds a bare file system), with its disk.
 fn selected_part(model: &Model) -> Option<(usize, crate::model::PartRow)> {
     match model.selected()? {
         Row::Part(d, p) => {
             let entry = model.disks.get(d)?;
             part_rows(entry).get(p).cloned().map(|r| (d, r))
         }
-        Row::Disk(_) => None,
+        Row::Disk(d) => crate::model::whole_fs_row(model.disks.get(d)?).map(|r| (d, r)),
     }
 }
 
@@ -542,7 +542,13 @@ fn wizard_key(model: &mut Model, mut w: Box<Wizard>, key: Key) -> (Screen, Vec<E
             _ => Step::Planning,
         },
         Step::Plan { plan, scroll } => {
-            let lines = plan.text.lines().count();
+            // Rows the plan takes when wrapped at the narrowest screen (78 columns inside the
+            // frame), so the end can always be scrolled to.
+            let lines: usize = plan
+                .text
+                .lines()
+                .map(|l| l.chars().count().div_ceil(78).max(1))
+                .sum();
             match key {
                 Key::Esc => Step::Options { cursor: 0 },
                 Key::Enter => Step::Confirm {

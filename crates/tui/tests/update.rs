@@ -655,3 +655,55 @@ fn random_key_storms_never_panic_and_only_confirmation_starts_jobs() {
     // On the confirmation screen the storm sometimes types "yes" and Enter: jobs started.
     assert!(starts > 0, "no job was ever started");
 }
+
+#[test]
+fn a_stick_with_a_bare_file_system_can_be_mounted_and_copied_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("stick.img");
+    qemu_tests::fixture::mkfs(
+        qemu_tests::fixture::Mkfs::Fat32,
+        &img,
+        40 * MIB,
+        "STICK",
+        &[],
+    )
+    .unwrap();
+    let mut report = engine::inspect(&img).unwrap();
+    report.path = "/dev/sde".into();
+    let mut disks = machine();
+    disks.push(tui::model::DiskEntry {
+        device: device("sde", 40 * MIB, "Cruzer", "77", disk::Transport::Usb),
+        report: Ok(report),
+    });
+    let mut m = model();
+    update(&mut m, Msg::Scanned(Ok(disks)));
+    select_disk(&mut m, "sde");
+    match keys(&mut m, &[Key::Char('m')]).as_slice() {
+        [Effect::Mount { node, name, fs }] => {
+            assert_eq!(node, &PathBuf::from("/dev/sde"));
+            assert_eq!(name, "sde");
+            assert_eq!(*fs, fs::FsKind::Vfat);
+        }
+        other => panic!("{other:?}"),
+    }
+    let list = tui::model::sources(&m, Action::CopyPartition);
+    let stick = list
+        .iter()
+        .find(|c| c.endpoint.path.as_os_str() == "/dev/sde")
+        .unwrap();
+    assert_eq!(stick.refusal, None);
+    assert_eq!(stick.endpoint.number, None);
+    assert!(
+        stick.endpoint.label.contains("vfat \"STICK\""),
+        "{}",
+        stick.endpoint.label
+    );
+    // As a clone source it is refused, pointing to Copy partition.
+    let list = tui::model::sources(&m, Action::CloneDisk);
+    let r = list
+        .iter()
+        .find(|c| c.endpoint.path.as_os_str() == "/dev/sde")
+        .and_then(|c| c.refusal.clone())
+        .unwrap();
+    assert!(r.contains("use Copy partition"), "{r}");
+}
