@@ -83,6 +83,7 @@ pub fn backup(source: &str, image_path: &Path, args: &BackupArgs) -> Result<u8> 
         );
     }
     let devices = disk::discover(&disk::SysRoot::default(), &disk::DiscoverOptions::default())?;
+    engine::safety::check_image_destination(image_path, &source, &devices)?;
     let src = FileDisk::open_read(&source)?;
     let identity = src
         .dev_num()

@@ -498,3 +498,23 @@ fn a_job_file_backs_up_and_verifies_unattended_with_a_report() {
     assert_eq!(code, 1);
     assert!(err.contains("not a valid job file"), "{err}");
 }
+
+#[test]
+fn a_full_destination_fails_clearly_and_leaves_no_partial_image() {
+    let sd = system_disk();
+    let before = fixture::sha256(&sd.disk).unwrap();
+    let mnt = sd.dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    fixture::run("mount", &["-t", "tmpfs", "-o", "size=2m", "tmpfs", s(&mnt)]).unwrap();
+    let img = mnt.join("pc.lbi");
+    let (code, _, err) = lifeboat(&["backup", s(&sd.disk), s(&img)]);
+    let left: Vec<_> = std::fs::read_dir(&mnt).unwrap().collect();
+    fixture::run("umount", &[s(&mnt)]).unwrap();
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("destination full") && err.contains("removed"),
+        "{err}"
+    );
+    assert!(left.is_empty(), "partial volumes left behind: {left:?}");
+    assert_eq!(fixture::sha256(&sd.disk).unwrap(), before);
+}

@@ -332,6 +332,12 @@ pub fn execute_backup(
                 );
             }
             Err(match e {
+                JobError::Image(e @ image::Error::DestinationFull { .. }) => JobError::BadImage {
+                    image: plan.image.display().to_string(),
+                    problem: format!(
+                        "{e}: the partial image was removed; free space or choose another drive"
+                    ),
+                },
                 JobError::Cancelled { .. } | JobError::Image(image::Error::Cancelled) => {
                     JobError::Cancelled {
                         state: "the partial image was removed".to_string(),

@@ -135,3 +135,43 @@ fn partition_in_use(p: &disk::Partition) -> Option<String> {
     );
     (!reasons.is_empty()).then(|| reasons.join("; "))
 }
+
+/// Refuses an image destination that lies on the source disk itself (a partition of it, or a
+/// file system on it): the backup would read its own output and fill the disk it rescues.
+pub fn check_image_destination(
+    image: &Path,
+    source: &Path,
+    devices: &[BlockDevice],
+) -> Result<(), JobError> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match image.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Ok(meta) = std::fs::metadata(&dir) else {
+        return Err(JobError::TargetInUse {
+            device: image.display().to_string(),
+            reason: format!("the folder {} does not exist", dir.display()),
+        });
+    };
+    let dest_dev = DevNum::from_dev_t(meta.dev());
+    let src = FileDisk::open_read(source)?;
+    let Some(src_dev) = src.dev_num() else {
+        return Ok(());
+    };
+    let (Some((src_disk, _)), Some((dst_disk, _))) =
+        (locate(devices, src_dev), locate(devices, dest_dev))
+    else {
+        return Ok(());
+    };
+    if src_disk.dev == dst_disk.dev {
+        return Err(JobError::TargetInUse {
+            device: image.display().to_string(),
+            reason: format!(
+                "it is on {}, the disk being backed up: choose another drive",
+                src_disk.name
+            ),
+        });
+    }
+    Ok(())
+}

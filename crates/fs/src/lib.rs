@@ -8,6 +8,7 @@
 //! map that silently leaves data out. This crate must not write to the device, open paths, mount
 //! anything, or know about partition tables and images.
 
+pub mod browse;
 mod bytes;
 mod crc32c;
 mod exfat;

@@ -1,0 +1,206 @@
+//! FAT12/16/32 through the `fatfs` crate (long names included; names match case-insensitively,
+//! as on FAT).
+
+use std::io::{Read, Write};
+
+use disk::BlockIo;
+use fatfs::{Dir, DirEntry, FileSystem, FsOptions};
+
+use super::{
+    components, days_from_civil, write_out, BrowseError, Entry, EntryKind, IoCursor, Timestamp,
+    COPY_BUF,
+};
+
+pub(crate) struct FatBrowser {
+    fs: FileSystem<IoCursor>,
+}
+
+fn date_secs(d: fatfs::Date) -> Option<i64> {
+    if !(1..=12).contains(&d.month) || !(1..=31).contains(&d.day) {
+        return None;
+    }
+    Some(days_from_civil(i64::from(d.year), u32::from(d.month), u32::from(d.day)) * 86_400)
+}
+
+fn datetime(dt: fatfs::DateTime) -> Option<Timestamp> {
+    let t = dt.time;
+    let secs = date_secs(dt.date)?
+        + i64::from(t.hour.min(23)) * 3600
+        + i64::from(t.min.min(59)) * 60
+        + i64::from(t.sec.min(59));
+    Some(Timestamp {
+        secs,
+        nanos: u32::from(t.millis.min(999)) * 1_000_000,
+    })
+}
+
+fn entry<T: fatfs::ReadWriteSeek>(e: &DirEntry<'_, T>) -> Entry {
+    let kind = if e.is_dir() {
+        EntryKind::Dir
+    } else if e.is_file() {
+        EntryKind::File
+    } else {
+        EntryKind::Other
+    };
+    Entry {
+        name: e.file_name(),
+        kind,
+        size: if e.is_dir() { 0 } else { e.len() },
+        mtime: datetime(e.modified()),
+        atime: date_secs(e.accessed()).map(|secs| Timestamp { secs, nanos: 0 }),
+        ctime: datetime(e.created()),
+        mode: None,
+        uid: None,
+        gid: None,
+        link_target: None,
+    }
+}
+
+fn read_err(path: &str, e: std::io::Error) -> BrowseError {
+    BrowseError::Read {
+        path: path.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// What a path resolves to: the root, or an entry of a folder.
+enum Found<'a> {
+    Root(Dir<'a, IoCursor>),
+    Entry(DirEntry<'a, IoCursor>),
+}
+
+impl FatBrowser {
+    pub(crate) fn open(io: Box<dyn BlockIo>) -> Result<FatBrowser, BrowseError> {
+        let device = io.describe();
+        let fs = FileSystem::new(
+            IoCursor::new(io),
+            FsOptions::new().update_accessed_date(false),
+        )
+        .map_err(|e| BrowseError::Open {
+            fs: "vfat",
+            device,
+            message: e.to_string(),
+        })?;
+        Ok(FatBrowser { fs })
+    }
+
+    fn find<'a>(fs: &'a FileSystem<IoCursor>, path: &str) -> Result<Found<'a>, BrowseError> {
+        let parts = components(path)?;
+        let mut dir = fs.root_dir();
+        let mut found = None;
+        for (i, part) in parts.iter().enumerate() {
+            let mut hit = None;
+            for e in dir.iter() {
+                let e = e.map_err(|e| read_err(path, e))?;
+                let name = e.file_name();
+                if name == *part {
+                    hit = Some(e);
+                    break;
+                }
+                if hit.is_none() && name.to_lowercase() == part.to_lowercase() {
+                    hit = Some(e);
+                }
+            }
+            let Some(e) = hit else {
+                return Err(BrowseError::NotFound {
+                    path: path.to_string(),
+                });
+            };
+            if i + 1 < parts.len() {
+                if !e.is_dir() {
+                    return Err(BrowseError::NotADirectory {
+                        path: path.to_string(),
+                    });
+                }
+                dir = e.to_dir();
+            }
+            found = Some(e);
+        }
+        Ok(match found {
+            Some(e) => Found::Entry(e),
+            None => Found::Root(dir),
+        })
+    }
+}
+
+impl super::Browser for FatBrowser {
+    fn fs_name(&self) -> &'static str {
+        "vfat"
+    }
+
+    fn label(&self) -> Option<String> {
+        let from_root = self.fs.read_volume_label_from_root_dir().ok().flatten();
+        let l = from_root.unwrap_or_else(|| self.fs.volume_label());
+        let l = l.trim().to_string();
+        (!l.is_empty() && l != "NO NAME").then_some(l)
+    }
+
+    fn read_dir(&mut self, path: &str) -> Result<Vec<Entry>, BrowseError> {
+        let dir = match Self::find(&self.fs, path)? {
+            Found::Root(d) => d,
+            Found::Entry(e) if e.is_dir() => e.to_dir(),
+            Found::Entry(_) => {
+                return Err(BrowseError::NotADirectory {
+                    path: path.to_string(),
+                })
+            }
+        };
+        let mut out = Vec::new();
+        for e in dir.iter() {
+            let e = e.map_err(|e| read_err(path, e))?;
+            let name = e.file_name();
+            if name == "." || name == ".." {
+                continue;
+            }
+            out.push(entry(&e));
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn metadata(&mut self, path: &str) -> Result<Entry, BrowseError> {
+        Ok(match Self::find(&self.fs, path)? {
+            Found::Root(_) => Entry::dir("/"),
+            Found::Entry(e) => entry(&e),
+        })
+    }
+
+    fn read_file(&mut self, path: &str, out: &mut dyn Write) -> Result<u64, BrowseError> {
+        let e = match Self::find(&self.fs, path)? {
+            Found::Entry(e) if e.is_file() => e,
+            _ => {
+                return Err(BrowseError::NotAFile {
+                    path: path.to_string(),
+                })
+            }
+        };
+        let want = e.len();
+        let mut file = e.to_file();
+        let mut buf = vec![0u8; COPY_BUF];
+        let mut total = 0u64;
+        while total < want {
+            let n = file.read(&mut buf).map_err(|e| read_err(path, e))?;
+            if n == 0 {
+                break;
+            }
+            write_out(out, buf.get(..n).unwrap_or_default(), path)?;
+            total += n as u64;
+        }
+        if total != want {
+            return Err(BrowseError::Read {
+                path: path.to_string(),
+                message: format!(
+                    "cluster chain ends after {total} bytes of {want} (damaged FAT)"
+                ),
+            });
+        }
+        Ok(total)
+    }
+
+    fn read_link(&mut self, path: &str) -> Result<String, BrowseError> {
+        Self::find(&self.fs, path)?;
+        Err(BrowseError::NotASymlink {
+            path: path.to_string(),
+        })
+    }
+}

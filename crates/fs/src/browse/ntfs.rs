@@ -1,0 +1,262 @@
+//! NTFS through the `ntfs` crate: resident and non-resident (and sparse) `$DATA`; compressed and
+//! encrypted files are reported as unsupported.
+
+use std::io::Write;
+
+use disk::BlockIo;
+use ntfs::structured_values::{NtfsFileAttributeFlags, NtfsFileNamespace};
+use ntfs::{Ntfs, NtfsAttributeFlags, NtfsFile, NtfsReadSeek, NtfsTime};
+
+use super::{components, write_out, BrowseError, Entry, EntryKind, IoCursor, Timestamp, COPY_BUF};
+
+/// Seconds between 1601-01-01 (NTFS epoch) and 1970-01-01.
+const NT_EPOCH_OFFSET: i64 = 11_644_473_600;
+
+/// The first file records are NTFS's own metadata files (`$MFT`, `$Bitmap`, …): not listed.
+const FIRST_USER_RECORD: u64 = 16;
+
+pub(crate) struct NtfsBrowser {
+    ntfs: Ntfs,
+    io: IoCursor,
+    label: Option<String>,
+}
+
+fn ts(t: NtfsTime) -> Timestamp {
+    let nt = t.nt_timestamp();
+    Timestamp {
+        secs: i64::try_from(nt / 10_000_000).unwrap_or(i64::MAX) - NT_EPOCH_OFFSET,
+        nanos: u32::try_from((nt % 10_000_000) * 100).unwrap_or(0),
+    }
+}
+
+fn err(path: &str, e: ntfs::NtfsError) -> BrowseError {
+    BrowseError::Read {
+        path: path.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Builds the entry of `file` named `name`.
+fn entry(
+    file: &NtfsFile<'_>,
+    io: &mut IoCursor,
+    name: &str,
+    path: &str,
+) -> Result<Entry, BrowseError> {
+    let info = file.info().map_err(|e| err(path, e))?;
+    let attrs = info.file_attributes();
+    let kind = if file.is_directory() {
+        EntryKind::Dir
+    } else if attrs.contains(NtfsFileAttributeFlags::REPARSE_POINT) {
+        EntryKind::Other
+    } else {
+        EntryKind::File
+    };
+    let size = if kind == EntryKind::File {
+        match file.data(io, "") {
+            Some(item) => {
+                let item = item.map_err(|e| err(path, e))?;
+                let attr = item.to_attribute().map_err(|e| err(path, e))?;
+                attr.value_length()
+            }
+            None => 0,
+        }
+    } else {
+        0
+    };
+    Ok(Entry {
+        name: name.to_string(),
+        kind,
+        size,
+        mtime: Some(ts(info.modification_time())),
+        atime: Some(ts(info.access_time())),
+        ctime: Some(ts(info.creation_time())),
+        mode: None,
+        uid: None,
+        gid: None,
+        link_target: None,
+    })
+}
+
+impl NtfsBrowser {
+    pub(crate) fn open(io: Box<dyn BlockIo>) -> Result<NtfsBrowser, BrowseError> {
+        let device = io.describe();
+        let mut io = IoCursor::new(io);
+        let open_err = |e: ntfs::NtfsError| BrowseError::Open {
+            fs: "ntfs",
+            device: device.clone(),
+            message: e.to_string(),
+        };
+        let mut ntfs = Ntfs::new(&mut io).map_err(open_err)?;
+        ntfs.read_upcase_table(&mut io).map_err(open_err)?;
+        let label = match ntfs.volume_name(&mut io) {
+            Some(Ok(n)) => Some(n.name().to_string_lossy()).filter(|n| !n.is_empty()),
+            _ => None,
+        };
+        Ok(NtfsBrowser { ntfs, io, label })
+    }
+
+    /// The file record a path names, with its name.
+    fn resolve<'n>(
+        ntfs: &'n Ntfs,
+        io: &mut IoCursor,
+        path: &str,
+    ) -> Result<(NtfsFile<'n>, String), BrowseError> {
+        let parts = components(path)?;
+        let mut file = ntfs.root_directory(io).map_err(|e| err(path, e))?;
+        let mut name = "/".to_string();
+        for part in parts {
+            if !file.is_directory() {
+                return Err(BrowseError::NotADirectory {
+                    path: path.to_string(),
+                });
+            }
+            let mut exact = None;
+            let mut folded = None;
+            {
+                let index = file.directory_index(io).map_err(|e| err(path, e))?;
+                let mut entries = index.entries();
+                while let Some(e) = entries.next(io) {
+                    let e = e.map_err(|e| err(path, e))?;
+                    let Some(key) = e.key() else { continue };
+                    let key = key.map_err(|e| err(path, e))?;
+                    if key.namespace() == NtfsFileNamespace::Dos {
+                        continue;
+                    }
+                    let n = key.name().to_string_lossy();
+                    if n == part {
+                        exact = Some((e.file_reference(), n));
+                        break;
+                    }
+                    if folded.is_none() && n.to_lowercase() == part.to_lowercase() {
+                        folded = Some((e.file_reference(), n));
+                    }
+                }
+            }
+            let Some((reference, n)) = exact.or(folded) else {
+                return Err(BrowseError::NotFound {
+                    path: path.to_string(),
+                });
+            };
+            file = reference.to_file(ntfs, io).map_err(|e| err(path, e))?;
+            name = n;
+        }
+        Ok((file, name))
+    }
+}
+
+impl super::Browser for NtfsBrowser {
+    fn fs_name(&self) -> &'static str {
+        "ntfs"
+    }
+
+    fn label(&self) -> Option<String> {
+        self.label.clone()
+    }
+
+    fn read_dir(&mut self, path: &str) -> Result<Vec<Entry>, BrowseError> {
+        let Self { ntfs, io, .. } = self;
+        let (dir, _) = Self::resolve(ntfs, io, path)?;
+        if !dir.is_directory() {
+            return Err(BrowseError::NotADirectory {
+                path: path.to_string(),
+            });
+        }
+        let mut children = Vec::new();
+        {
+            let index = dir.directory_index(io).map_err(|e| err(path, e))?;
+            let mut entries = index.entries();
+            while let Some(e) = entries.next(io) {
+                let e = e.map_err(|e| err(path, e))?;
+                let Some(key) = e.key() else { continue };
+                let key = key.map_err(|e| err(path, e))?;
+                if key.namespace() == NtfsFileNamespace::Dos {
+                    continue;
+                }
+                let name = key.name().to_string_lossy();
+                let record = e.file_reference().file_record_number();
+                if name == "." || (record < FIRST_USER_RECORD && name.starts_with('$')) {
+                    continue;
+                }
+                children.push((e.file_reference(), name));
+            }
+        }
+        let mut out = Vec::with_capacity(children.len());
+        for (reference, name) in children {
+            let child = format!("{}/{name}", path.trim_end_matches('/'));
+            let file = reference.to_file(ntfs, io).map_err(|e| err(&child, e))?;
+            out.push(entry(&file, io, &name, &child)?);
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn metadata(&mut self, path: &str) -> Result<Entry, BrowseError> {
+        let Self { ntfs, io, .. } = self;
+        let (file, name) = Self::resolve(ntfs, io, path)?;
+        entry(&file, io, &name, path)
+    }
+
+    fn read_file(&mut self, path: &str, out: &mut dyn Write) -> Result<u64, BrowseError> {
+        let Self { ntfs, io, .. } = self;
+        let (file, _) = Self::resolve(ntfs, io, path)?;
+        if file.is_directory() {
+            return Err(BrowseError::NotAFile {
+                path: path.to_string(),
+            });
+        }
+        let info = file.info().map_err(|e| err(path, e))?;
+        let attrs = info.file_attributes();
+        let unsupported = |what: &str| BrowseError::Unsupported {
+            path: path.to_string(),
+            what: what.to_string(),
+        };
+        if attrs.contains(NtfsFileAttributeFlags::ENCRYPTED) {
+            return Err(unsupported("an EFS-encrypted NTFS file"));
+        }
+        if attrs.contains(NtfsFileAttributeFlags::REPARSE_POINT) {
+            return Err(unsupported("an NTFS reparse point (link or cloud file)"));
+        }
+        let Some(item) = file.data(io, "") else {
+            return Ok(0);
+        };
+        let item = item.map_err(|e| err(path, e))?;
+        let attr = item.to_attribute().map_err(|e| err(path, e))?;
+        let flags = attr.flags();
+        if flags.contains(NtfsAttributeFlags::COMPRESSED)
+            || attrs.contains(NtfsFileAttributeFlags::COMPRESSED)
+        {
+            return Err(unsupported("an NTFS-compressed file"));
+        }
+        if flags.contains(NtfsAttributeFlags::ENCRYPTED) {
+            return Err(unsupported("an EFS-encrypted NTFS file"));
+        }
+        let want = attr.value_length();
+        let mut value = attr.value(io).map_err(|e| err(path, e))?;
+        let mut buf = vec![0u8; COPY_BUF];
+        let mut total = 0u64;
+        while total < want {
+            let n = value.read(io, &mut buf).map_err(|e| err(path, e))?;
+            if n == 0 {
+                break;
+            }
+            let n = usize::try_from((want - total).min(n as u64)).unwrap_or(n);
+            write_out(out, buf.get(..n).unwrap_or_default(), path)?;
+            total += n as u64;
+        }
+        if total != want {
+            return Err(BrowseError::Read {
+                path: path.to_string(),
+                message: format!("data ends after {total} bytes of {want}"),
+            });
+        }
+        Ok(total)
+    }
+
+    fn read_link(&mut self, path: &str) -> Result<String, BrowseError> {
+        self.metadata(path)?;
+        Err(BrowseError::NotASymlink {
+            path: path.to_string(),
+        })
+    }
+}
