@@ -208,3 +208,15 @@ fn path(p: &Path) -> Result<&str> {
     p.to_str()
         .ok_or_else(|| anyhow::anyhow!("non-UTF-8 path {}", p.display()))
 }
+
+#[test]
+fn ctrl_alt_del_reboots_cleanly_through_init() -> Result<()> {
+    let img = Image::find()?;
+    let mut vm = boot_to_serial_shell(VmBuilder::new("ctrl-alt-del"), &img)?;
+    vm.monitor("sendkey ctrl-alt-delete")?;
+    vm.expect("Ctrl-Alt-Del pressed", Duration::from_secs(60))?;
+    vm.expect("lifeboat: rebooting", Duration::from_secs(60))?;
+    // -no-reboot turns the guest's reboot into QEMU exiting.
+    vm.wait_exit(Duration::from_secs(60))?;
+    Ok(())
+}

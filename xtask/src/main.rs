@@ -61,7 +61,8 @@ fn real_main() -> Result<()> {
     }
 }
 
-/// Formatting, lints and every test, in the order a reviewer would check them.
+/// Formatting, lints and every test, in the order a reviewer would check them: the unit and
+/// integration tests on real file systems, then the QEMU tests of the booted image.
 fn ci(_rest: &[String]) -> Result<()> {
     deps::install()?;
     cargo(&["fmt", "--all", "--check"])?;
@@ -69,12 +70,14 @@ fn ci(_rest: &[String]) -> Result<()> {
         "clippy",
         "--workspace",
         "--all-targets",
+        "--all-features",
         "--locked",
         "--",
         "-D",
         "warnings",
     ])?;
     cargo(&["test", "--workspace", "--locked"])?;
+    qemu::test(&[])?;
     Ok(())
 }
 

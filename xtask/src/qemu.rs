@@ -213,6 +213,8 @@ pub fn test(rest: &[String]) -> Result<()> {
         "--release",
         "-p",
         "qemu-tests",
+        "--features",
+        "qemu",
         "--test",
         "boot",
         "--",

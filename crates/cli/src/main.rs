@@ -3,6 +3,7 @@
 //! This crate parses arguments, installs the logger, renders the engine's reports as human tables
 //! or JSON and maps errors to exit codes. It must not contain disk logic: that is the engine's.
 
+mod browse_cmds;
 mod clone;
 mod image_cmds;
 mod info;
@@ -84,6 +85,40 @@ enum Command {
         /// Threads (default: one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+    },
+    /// List a folder of a file system inside an image, a disk image, a disk or a partition.
+    Ls {
+        /// The image (its first volume), disk, partition or file.
+        image: String,
+        /// The folder or file to list.
+        #[arg(default_value = "/")]
+        path: String,
+        /// Partition number, when the image or disk holds several file systems.
+        #[arg(long)]
+        part: Option<u32>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy files and folders out of an image, a disk image, a disk or a partition.
+    Extract {
+        /// The image (its first volume), disk, partition or file.
+        image: String,
+        /// Files or folders to copy (folders recursively).
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// The folder to copy into.
+        #[arg(long)]
+        to: PathBuf,
+        /// Partition number, when the image or disk holds several file systems.
+        #[arg(long)]
+        part: Option<u32>,
+        /// Replace existing files.
+        #[arg(long)]
+        overwrite: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the steps of a job file unattended (the job file is the confirmation).
     Run {
@@ -178,6 +213,20 @@ fn main() -> ExitCode {
             new_partition,
             args,
         }) => clone::copy(&source, &target, part, to_part, new_partition, &args),
+        Some(Command::Ls {
+            image,
+            path,
+            part,
+            json,
+        }) => browse_cmds::ls(std::path::Path::new(&image), &path, part, json),
+        Some(Command::Extract {
+            image,
+            paths,
+            to,
+            part,
+            overwrite,
+            json,
+        }) => browse_cmds::extract(std::path::Path::new(&image), &paths, &to, part, overwrite, json),
         Some(Command::Run { job }) => run::run(std::path::Path::new(&job)),
         None => tui::run(),
     };

@@ -168,3 +168,42 @@ fn info_on_bad_input_fails_clearly_without_panicking() {
     let (code, _, _) = lifeboat(&["info"]);
     assert_eq!(code, 2, "a missing argument is a usage error");
 }
+
+#[test]
+fn list_shows_this_machines_root_disk_with_size_and_mount_state() {
+    let (code, out, err) = lifeboat(&["list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let disks = v.as_array().unwrap();
+    assert!(!disks.is_empty(), "no disks listed");
+    let root = disks
+        .iter()
+        .find(|d| {
+            d["mount_points"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|p| p == "/"))
+                || d["partitions"].as_array().is_some_and(|ps| {
+                    ps.iter().any(|p| {
+                        p["mount_points"]
+                            .as_array()
+                            .is_some_and(|m| m.iter().any(|x| x == "/"))
+                    })
+                })
+        })
+        .expect("the disk holding / is listed");
+    assert!(root["size"].as_u64().unwrap() > 0);
+    assert_eq!(root["is_boot_medium"], true);
+    assert!(
+        root["in_use"].as_str().unwrap().contains("mounted at /"),
+        "{}",
+        root["in_use"]
+    );
+    let (code, human, _) = lifeboat(&["list"]);
+    assert_eq!(code, 0);
+    let name = root["path"].as_str().unwrap();
+    let line = human.lines().find(|l| l.starts_with(name)).unwrap();
+    assert!(
+        line.contains("BOOT MEDIUM") && line.contains("mounted /"),
+        "{line}"
+    );
+}

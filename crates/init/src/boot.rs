@@ -113,6 +113,8 @@ pub struct Runtime {
     cmdline: Cmdline,
     loader: Option<Loader<RealKernel>>,
     uevents: Option<UeventSocket>,
+    /// SIGINT, which the kernel sends PID 1 for Ctrl-Alt-Del once the hard reboot is disabled.
+    ctrl_alt_del: Option<nix::sys::signalfd::SignalFd>,
     boot_device: Option<String>,
     media_label: String,
     services: Vec<Service>,
@@ -145,6 +147,7 @@ pub fn run() -> ! {
         cmdline: Cmdline::default(),
         loader: None,
         uevents: None,
+        ctrl_alt_del: ctrl_alt_del_signal(),
         boot_device: None,
         media_label: String::new(),
         services: Vec::new(),
@@ -218,6 +221,31 @@ pub fn run() -> ! {
     loop {
         guard("supervisor", || rt.tick());
     }
+}
+
+/// Turns Ctrl-Alt-Del from the kernel's immediate reboot (no sync, no unmount: it would cut a
+/// restore off mid-write) into SIGINT for PID 1, delivered through a signalfd so it is handled as a
+/// clean reboot. Programs started by init get an empty signal mask again (std resets it).
+fn ctrl_alt_del_signal() -> Option<nix::sys::signalfd::SignalFd> {
+    use nix::sys::signal::{SigSet, Signal};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    if let Err(e) = set.thread_block() {
+        log::warn!("blocking SIGINT: {e}");
+        return None;
+    }
+    let fd = match SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
+        Ok(fd) => fd,
+        Err(e) => {
+            log::warn!("signalfd for Ctrl-Alt-Del: {e}");
+            return None;
+        }
+    };
+    if let Err(e) = nix::sys::reboot::set_cad_enabled(false) {
+        log::warn!("disabling the Ctrl-Alt-Del hard reboot: {e}");
+    }
+    Some(fd)
 }
 
 /// Writes a line to the system console (what the user looks at during boot).
@@ -400,17 +428,30 @@ impl Runtime {
     fn pump(&mut self, timeout: Duration) {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-        let events = match &self.uevents {
-            Some(s) => {
-                let mut fds = [PollFd::new(s.fd().as_fd(), PollFlags::POLLIN)];
-                let _ = poll(&mut fds, PollTimeout::from(ms));
-                s.drain()
+        let mut fds = Vec::new();
+        if let Some(s) = &self.uevents {
+            fds.push(PollFd::new(s.fd().as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(c) = &self.ctrl_alt_del {
+            fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+        }
+        if fds.is_empty() {
+            std::thread::sleep(timeout);
+        } else {
+            let _ = poll(&mut fds, PollTimeout::from(ms));
+        }
+        drop(fds);
+        if let Some(c) = &self.ctrl_alt_del {
+            if let Ok(Some(_)) = c.read_signal() {
+                log::info!("Ctrl-Alt-Del pressed");
+                power(Power::Reboot);
             }
-            None => {
-                std::thread::sleep(timeout);
-                Vec::new()
-            }
-        };
+        }
+        let events = self
+            .uevents
+            .as_ref()
+            .map(UeventSocket::drain)
+            .unwrap_or_default();
         for ev in events {
             self.handle_uevent(&ev);
         }

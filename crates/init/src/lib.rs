@@ -10,7 +10,8 @@
 //!
 //! Power requests: when `lifeboat` exits with code **100** init powers off, with **101** it
 //! reboots (after stopping all programs, `sync` and unmounting every real file system). Any other
-//! exit restarts `lifeboat` after a short delay.
+//! exit restarts `lifeboat` after a short delay. Ctrl-Alt-Del is a clean reboot too (the kernel's
+//! immediate hard reboot is disabled).
 //!
 //! Kernel command line options are listed in [`cmdline`].
 

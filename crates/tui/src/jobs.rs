@@ -3,12 +3,18 @@
 //! the terminal.
 
 use crate::confirm::Confirmed;
-use crate::model::{Action, DiskEntry, Finished, JobFailure, PlanRequest, PlannedJob, PlannedKind};
+use crate::model::{
+    Action, BrowseEntry, DiskEntry, Finished, ImageSummary, JobFailure, PlanRequest, PlannedJob,
+    PlannedKind,
+};
 use disk::{BlockIo, DiscoverOptions, FileDisk, SysRoot, Window, WriteConsent};
 use engine::clone::GrowFs;
 use engine::grow::PartitionAt;
-use engine::{Cancel, JobError, ProgressSink};
+use engine::units::human;
+use engine::{Cancel, JobError, Progress, ProgressSink};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// Discovers the disks and inspects each (a disk that cannot be read is listed with the error).
 pub fn scan(root: &SysRoot, include_virtual: bool) -> Result<Vec<DiskEntry>, String> {
@@ -249,4 +255,154 @@ fn grow_last(
         range
     };
     engine::grow::grow_filesystem(grow, &at)
+}
+
+/// Reads a folder for the image browser: its sub-folders and `.lbi` files (the first volume of
+/// split images), each image opened to show its summary or why it cannot be used. `Up` comes
+/// first unless `dir` is `top`. Hidden entries are left out; folders first, then by name.
+pub fn list_images(top: &Path, dir: &Path) -> Result<Vec<BrowseEntry>, String> {
+    let rd = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let mut dirs = Vec::new();
+    let mut images = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| format!("reading {}: {e}", dir.display()))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        // Follows symbolic links, like a shell would.
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            dirs.push(path);
+        } else if meta.is_file() && name.to_ascii_lowercase().ends_with(".lbi") {
+            images.push(path);
+        }
+    }
+    dirs.sort();
+    images.sort();
+    let mut out = Vec::new();
+    if dir != top {
+        out.push(BrowseEntry::Up);
+    }
+    out.extend(dirs.into_iter().map(BrowseEntry::Dir));
+    out.extend(images.into_iter().map(|path| {
+        let summary = summarize(&path);
+        BrowseEntry::Image { path, summary }
+    }));
+    Ok(out)
+}
+
+/// Opens an image and summarizes its manifest; the error says why it cannot be used.
+pub fn summarize(path: &Path) -> Result<ImageSummary, String> {
+    let reader = image::ImageReader::open(path).map_err(|e| e.to_string())?;
+    let m = reader.manifest();
+    let or_unknown = |s: &str| {
+        if s.trim().is_empty() {
+            "unknown".to_string()
+        } else {
+            s.trim().to_string()
+        }
+    };
+    let partitions = m
+        .partitions
+        .iter()
+        .map(|p| {
+            let mut line = format!("#{} {:>10} {}", p.number, human(p.size), p.fs);
+            if !p.label.is_empty() {
+                line.push_str(&format!(" \"{}\"", p.label));
+            }
+            if p.stream.is_none() {
+                line.push_str(" (not imaged)");
+            }
+            line
+        })
+        .collect();
+    Ok(ImageSummary {
+        model: or_unknown(&m.source.model),
+        serial: or_unknown(&m.source.serial),
+        created: m.created.clone(),
+        source_size: m.source.size,
+        table: (!m.table.kind.is_empty()).then(|| m.table.kind.clone()),
+        partitions,
+        stored: reader
+            .index()
+            .iter()
+            .map(|e| u64::from(e.uncompressed_len))
+            .sum(),
+        volumes: reader.volume_names().len(),
+        bad_ranges: m.bad_sectors.len(),
+    })
+}
+
+/// Verifies every chunk of an image on `threads` threads, sending progress about four times a
+/// second. Reads only. `Err` when the image cannot be opened or the user cancelled.
+pub fn verify_image(
+    path: &Path,
+    threads: usize,
+    sink: &ProgressSink,
+    cancel: &Cancel,
+) -> Result<image::VerifyReport, String> {
+    let reader = image::ImageReader::open(path).map_err(|e| e.to_string())?;
+    let total: u64 = reader
+        .index()
+        .iter()
+        .map(|e| u64::from(e.uncompressed_len))
+        .sum();
+    let done = AtomicU64::new(0);
+    let finished = AtomicBool::new(false);
+    let start = Instant::now();
+    let phase = format!("verifying {}", path.display());
+    let report = |finished: bool| {
+        let d = done.load(Ordering::Relaxed).min(total);
+        let elapsed = start.elapsed().as_secs_f64();
+        let rate = if elapsed > 0.0 {
+            d as f64 / elapsed
+        } else {
+            0.0
+        };
+        sink(&Progress {
+            phase: phase.clone(),
+            done: d,
+            total,
+            bytes_per_sec: rate,
+            eta_secs: (rate > 0.0).then(|| ((total - d) as f64 / rate) as u64),
+            elapsed_secs: elapsed,
+            bad_bytes: 0,
+            finished,
+        });
+    };
+    log::info!("verifying {} ({} of data)", path.display(), human(total));
+    let result = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !finished.load(Ordering::SeqCst) {
+                report(false);
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        });
+        let r = reader.verify_with(threads.max(1), cancel.flag(), &done);
+        finished.store(true, Ordering::SeqCst);
+        r
+    });
+    report(true);
+    match result {
+        Ok(r) => {
+            log::info!(
+                "{}: {} chunks checked, {} bad, {} structural problems",
+                path.display(),
+                r.chunks,
+                r.bad.len(),
+                r.structure.len()
+            );
+            Ok(r)
+        }
+        Err(image::Error::Cancelled) => Err(format!(
+            "verify of {} cancelled: nothing was changed",
+            path.display()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }

@@ -293,6 +293,7 @@ pub enum Ask {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MenuItem {
     Job(Action),
+    VerifyImage,
     Mount,
     Unmount,
     Rescan,
@@ -309,6 +310,7 @@ impl MenuItem {
     pub fn all() -> Vec<MenuItem> {
         let mut items: Vec<MenuItem> = Action::WIRED.iter().map(|a| MenuItem::Job(*a)).collect();
         items.extend([
+            MenuItem::VerifyImage,
             MenuItem::Mount,
             MenuItem::Unmount,
             MenuItem::Rescan,
@@ -327,6 +329,7 @@ impl MenuItem {
         match self {
             MenuItem::Job(Action::CloneDisk) => 'c',
             MenuItem::Job(Action::CopyPartition) => 'p',
+            MenuItem::VerifyImage => 'i',
             MenuItem::Mount => 'm',
             MenuItem::Unmount => 'u',
             MenuItem::Rescan => 'r',
@@ -342,6 +345,7 @@ impl MenuItem {
     pub fn title(self, show_virtual: bool) -> &'static str {
         match self {
             MenuItem::Job(a) => a.title(),
+            MenuItem::VerifyImage => "Verify an image",
             MenuItem::Mount => "Mount the selected partition (to hold images)",
             MenuItem::Unmount => "Unmount the selected partition",
             MenuItem::Rescan => "Rescan disks",
@@ -360,10 +364,81 @@ impl MenuItem {
 #[derive(Debug)]
 pub enum Screen {
     Main,
-    Menu { cursor: usize },
+    Menu {
+        cursor: usize,
+    },
     Wizard(Box<Wizard>),
-    Log { scroll: usize },
+    Log {
+        scroll: usize,
+    },
     Ask(Ask),
+    /// Verify an image: pick it, check every chunk, show what is bad.
+    Verify(Box<VerifyScreen>),
+}
+
+/// What an image file says about itself, for the image browser (`lifeboat info` in short).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSummary {
+    /// Model and serial of the disk that was read (`unknown` when empty).
+    pub model: String,
+    pub serial: String,
+    /// Creation time, as the manifest has it (RFC 3339 UTC).
+    pub created: String,
+    /// Size of the source disk or partition.
+    pub source_size: u64,
+    /// The partition table kind, when the source had one.
+    pub table: Option<String>,
+    /// One line per partition: number, size, file system, label.
+    pub partitions: Vec<String>,
+    /// Bytes of data the image holds (uncompressed).
+    pub stored: u64,
+    /// Its volumes (`x.lbi`, `x.lbi.002`, ...).
+    pub volumes: usize,
+    /// Bad-sector ranges recorded when the source was read.
+    pub bad_ranges: usize,
+}
+
+/// One entry of the image browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrowseEntry {
+    /// The folder above (not shown at the top folder).
+    Up,
+    Dir(PathBuf),
+    /// A `.lbi` file: its summary, or why it cannot be used (incomplete, damaged, newer format).
+    Image {
+        path: PathBuf,
+        summary: Result<ImageSummary, String>,
+    },
+}
+
+/// A folder of the image browser, below [`Model::image_root`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Browser {
+    pub dir: PathBuf,
+    /// `None` while the listing is being read.
+    pub entries: Option<Result<Vec<BrowseEntry>, String>>,
+    pub cursor: usize,
+    /// Why Enter was refused on the selected entry.
+    pub refused: Option<String>,
+}
+
+/// The steps of verifying an image.
+#[derive(Debug)]
+pub enum VerifyScreen {
+    Pick(Browser),
+    Running {
+        image: PathBuf,
+        progress: Option<Progress>,
+        ask_cancel: bool,
+        cancelling: bool,
+    },
+    Done {
+        image: PathBuf,
+        /// The report, or why verify could not run (cannot open, cancelled).
+        result: Result<image::VerifyReport, String>,
+        /// The first line of the list shown.
+        scroll: usize,
+    },
 }
 
 /// All state of the UI.
@@ -390,6 +465,8 @@ pub struct Model {
     pub log_path: Option<PathBuf>,
     /// Counts ticks, for the spinner.
     pub tick: u64,
+    /// The top folder of the image browser: where Lifeboat mounts drives.
+    pub image_root: PathBuf,
 }
 
 impl Model {
@@ -413,12 +490,17 @@ impl Model {
             log,
             log_path,
             tick: 0,
+            image_root: PathBuf::from(crate::update::MOUNT_BASE),
         }
     }
 
     /// True while a job writes to a disk: quitting, rebooting and the shell are refused.
     pub fn job_running(&self) -> bool {
-        matches!(&self.screen, Screen::Wizard(w) if matches!(w.step, Step::Running { .. }))
+        match &self.screen {
+            Screen::Wizard(w) => matches!(w.step, Step::Running { .. }),
+            Screen::Verify(v) => matches!(**v, VerifyScreen::Running { .. }),
+            _ => false,
+        }
     }
 
     /// The rows of the disk tree.
@@ -851,6 +933,13 @@ pub enum Msg {
     JobDone(Finished),
     /// A mount, unmount or shell finished: what to tell the user.
     SystemDone(Result<String, String>),
+    /// A folder of the image browser was read.
+    Listed {
+        dir: PathBuf,
+        result: Result<Vec<BrowseEntry>, String>,
+    },
+    /// Verify finished: the report, or why it could not run.
+    Verified(Result<image::VerifyReport, String>),
 }
 
 /// A request to check a target and plan a job (reads only).
@@ -880,6 +969,10 @@ pub enum Effect {
     Start(Confirmed),
     /// Ask the running job to stop.
     CancelJob,
+    /// Read a folder for the image browser (folders and `.lbi` files with their summaries).
+    ListImages(PathBuf),
+    /// Verify an image (reads only).
+    VerifyImage(PathBuf),
     /// Mount a partition under `/run/lifeboat/mnt/<name>`.
     Mount {
         node: PathBuf,

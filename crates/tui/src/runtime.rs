@@ -135,6 +135,8 @@ struct Runtime {
     root: SysRoot,
     smartctl: Option<PathBuf>,
     cancel: Option<Cancel>,
+    /// The image browser's top folder.
+    image_root: PathBuf,
 }
 
 impl Runtime {
@@ -189,6 +191,28 @@ impl Runtime {
                     };
                     let finished = jobs::execute(&root, &confirmed, &sink, &cancel);
                     let _ = tx.send(Msg::JobDone(finished));
+                });
+            }
+            Effect::ListImages(dir) => {
+                let top = self.image_root.clone();
+                self.spawn("list", move |tx| {
+                    let result = jobs::list_images(&top, &dir);
+                    let _ = tx.send(Msg::Listed { dir, result });
+                });
+            }
+            Effect::VerifyImage(image) => {
+                let cancel = Cancel::new();
+                self.cancel = Some(cancel.clone());
+                self.spawn("verify", move |tx| {
+                    let progress_tx = tx.clone();
+                    let sink = move |p: &engine::Progress| {
+                        let _ = progress_tx.send(Msg::Progress(p.clone()));
+                    };
+                    let threads = std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(2);
+                    let result = jobs::verify_image(&image, threads, &sink, &cancel);
+                    let _ = tx.send(Msg::Verified(result));
                 });
             }
             Effect::CancelJob => {
@@ -258,6 +282,7 @@ pub fn run_ui(mut model: Model, root: SysRoot, smartctl: Option<PathBuf>) -> Res
         root: root.clone(),
         smartctl,
         cancel: None,
+        image_root: model.image_root.clone(),
     };
     let mut listing = block_listing(&root);
     let mut last_tick = Instant::now();

@@ -6,6 +6,7 @@ use crate::model::{
     part_rows, sources, targets, Action, Ask, Effect, Endpoint, Finished, JobOption, Key, MenuItem,
     Model, Msg, Outcome, PlanRequest, Row, Screen, SmartHealth, Step, Wizard,
 };
+use crate::model::{BrowseEntry, Browser, VerifyScreen};
 use engine::units::human;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,9 +42,41 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Progress(p) => {
-            if let Screen::Wizard(w) = &mut model.screen {
-                if let Step::Running { progress, .. } = &mut w.step {
-                    *progress = Some(p);
+            match &mut model.screen {
+                Screen::Wizard(w) => {
+                    if let Step::Running { progress, .. } = &mut w.step {
+                        *progress = Some(p);
+                    }
+                }
+                Screen::Verify(v) => {
+                    if let VerifyScreen::Running { progress, .. } = &mut **v {
+                        *progress = Some(p);
+                    }
+                }
+                _ => {}
+            }
+            Vec::new()
+        }
+        Msg::Listed { dir, result } => {
+            if let Screen::Verify(v) = &mut model.screen {
+                if let VerifyScreen::Pick(b) = &mut **v {
+                    if b.dir == dir {
+                        let len = result.as_ref().map(|e| e.len()).unwrap_or(0);
+                        b.cursor = b.cursor.min(len.saturating_sub(1));
+                        b.entries = Some(result);
+                    }
+                }
+            }
+            Vec::new()
+        }
+        Msg::Verified(result) => {
+            if let Screen::Verify(v) = &mut model.screen {
+                if let VerifyScreen::Running { image, .. } = &**v {
+                    **v = VerifyScreen::Done {
+                        image: image.clone(),
+                        result,
+                        scroll: 0,
+                    };
                 }
             }
             Vec::new()
@@ -261,6 +294,7 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
             _ => (Screen::Ask(ask), Vec::new()),
         },
         Screen::Wizard(w) => wizard_key(model, w, key),
+        Screen::Verify(v) => verify_key(model, *v, key),
     };
     model.screen = screen;
     effects
@@ -319,6 +353,13 @@ fn activate(model: &mut Model, item: MenuItem) -> (Screen, Vec<Effect>) {
                 options: Default::default(),
             };
             (Screen::Wizard(Box::new(wizard)), Vec::new())
+        }
+        MenuItem::VerifyImage => {
+            let (browser, effect) = open_folder(model.image_root.clone());
+            (
+                Screen::Verify(Box::new(VerifyScreen::Pick(browser))),
+                vec![effect],
+            )
         }
         MenuItem::Mount => (Screen::Main, mount(model)),
         MenuItem::Unmount => (Screen::Main, unmount(model)),
@@ -710,5 +751,162 @@ pub fn smart_text(h: Option<&SmartHealth>) -> &'static str {
         Some(SmartHealth::Failed) => "FAILED",
         Some(SmartHealth::Unavailable(_)) => "n/a",
         None => "…",
+    }
+}
+
+/// A browser on `dir`, and the effect that reads it.
+fn open_folder(dir: PathBuf) -> (Browser, Effect) {
+    let effect = Effect::ListImages(dir.clone());
+    (
+        Browser {
+            dir,
+            entries: None,
+            cursor: 0,
+            refused: None,
+        },
+        effect,
+    )
+}
+
+/// What a key does in the image browser.
+enum BrowseOutcome {
+    /// Still browsing, maybe with a folder to read.
+    Stay(Browser, Option<Effect>),
+    /// Left the browser (Esc at any folder).
+    Leave,
+    /// An image that can be used was chosen.
+    Chosen(PathBuf),
+}
+
+/// Keys of the image browser: ↑↓ move, Enter opens a folder or chooses an image (refused with the
+/// reason for one that cannot be used), Backspace goes up (never above `top`), Esc leaves.
+fn browse_key(top: &Path, mut b: Browser, key: Key) -> BrowseOutcome {
+    let len = match &b.entries {
+        Some(Ok(e)) => e.len(),
+        _ => 0,
+    };
+    if let Some(c) = nav(b.cursor, len, key) {
+        b.cursor = c;
+        b.refused = None;
+        return BrowseOutcome::Stay(b, None);
+    }
+    let up = |b: Browser| match b.dir.parent() {
+        Some(parent) if b.dir != top && b.dir.starts_with(top) => {
+            let (nb, effect) = open_folder(parent.to_path_buf());
+            BrowseOutcome::Stay(nb, Some(effect))
+        }
+        _ => BrowseOutcome::Stay(b, None),
+    };
+    match key {
+        Key::Esc => BrowseOutcome::Leave,
+        Key::Backspace | Key::Left => up(b),
+        Key::Char('r') => {
+            let (nb, effect) = open_folder(b.dir);
+            BrowseOutcome::Stay(nb, Some(effect))
+        }
+        Key::Enter | Key::Right => {
+            let entry = match &b.entries {
+                Some(Ok(e)) => e.get(b.cursor).cloned(),
+                _ => None,
+            };
+            match entry {
+                Some(BrowseEntry::Up) => up(b),
+                Some(BrowseEntry::Dir(d)) => {
+                    let (nb, effect) = open_folder(d);
+                    BrowseOutcome::Stay(nb, Some(effect))
+                }
+                Some(BrowseEntry::Image { path, summary }) => match summary {
+                    Ok(_) if key == Key::Enter => BrowseOutcome::Chosen(path),
+                    Ok(_) => BrowseOutcome::Stay(b, None),
+                    Err(e) => {
+                        b.refused = Some(format!("this image cannot be used: {e}"));
+                        BrowseOutcome::Stay(b, None)
+                    }
+                },
+                None => BrowseOutcome::Stay(b, None),
+            }
+        }
+        _ => BrowseOutcome::Stay(b, None),
+    }
+}
+
+fn verify_key(model: &mut Model, v: VerifyScreen, key: Key) -> (Screen, Vec<Effect>) {
+    let wrap = |v: VerifyScreen| Screen::Verify(Box::new(v));
+    match v {
+        VerifyScreen::Pick(b) => match browse_key(&model.image_root, b, key) {
+            BrowseOutcome::Stay(b, effect) => {
+                (wrap(VerifyScreen::Pick(b)), effect.into_iter().collect())
+            }
+            BrowseOutcome::Leave => (Screen::Main, Vec::new()),
+            BrowseOutcome::Chosen(image) => {
+                log::info!("verify of {} started", image.display());
+                (
+                    wrap(VerifyScreen::Running {
+                        image: image.clone(),
+                        progress: None,
+                        ask_cancel: false,
+                        cancelling: false,
+                    }),
+                    vec![Effect::VerifyImage(image)],
+                )
+            }
+        },
+        VerifyScreen::Running {
+            image,
+            progress,
+            ask_cancel,
+            cancelling,
+        } => {
+            let mut effects = Vec::new();
+            let (ask_cancel, cancelling) = match (ask_cancel, key) {
+                (false, Key::Esc) if !cancelling => (true, cancelling),
+                (true, Key::Char('y') | Key::Char('Y')) => {
+                    effects.push(Effect::CancelJob);
+                    (false, true)
+                }
+                (true, Key::Char('n') | Key::Char('N') | Key::Esc) => (false, cancelling),
+                other => (other.0, cancelling),
+            };
+            (
+                wrap(VerifyScreen::Running {
+                    image,
+                    progress,
+                    ask_cancel,
+                    cancelling,
+                }),
+                effects,
+            )
+        }
+        VerifyScreen::Done {
+            image,
+            result,
+            scroll,
+        } => {
+            let len = match &result {
+                Ok(r) => r.bad.len() + r.structure.len(),
+                Err(_) => 0,
+            };
+            if let Some(s) = nav(scroll, len, key) {
+                return (
+                    wrap(VerifyScreen::Done {
+                        image,
+                        result,
+                        scroll: s,
+                    }),
+                    Vec::new(),
+                );
+            }
+            match key {
+                Key::Enter | Key::Esc => (Screen::Main, Vec::new()),
+                _ => (
+                    wrap(VerifyScreen::Done {
+                        image,
+                        result,
+                        scroll,
+                    }),
+                    Vec::new(),
+                ),
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@ use crate::model::{
     part_rows, sources, table_text, targets, Action, Ask, Candidate, DiskEntry, MenuItem, Model,
     Outcome, PlannedJob, Row, Screen, Step, Wizard,
 };
+use crate::model::{BrowseEntry, Browser, ImageSummary, VerifyScreen};
 use crate::update::{size_explanation, smart_text};
 use engine::units::human;
 use engine::Progress;
@@ -13,6 +14,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Clear, Gauge, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
+use std::path::Path;
 
 /// The smallest screen the UI is laid out for.
 pub const MIN_WIDTH: u16 = 80;
@@ -100,6 +102,7 @@ pub fn view(model: &Model, frame: &mut Frame) {
         }
         Screen::Log { scroll } => log_view(model, *scroll, frame, body),
         Screen::Wizard(w) => wizard_view(model, w, frame, body),
+        Screen::Verify(v) => verify_view(model, v, frame, body),
     }
 }
 
@@ -111,6 +114,11 @@ fn screen_title(model: &Model) -> String {
     match &model.screen {
         Screen::Main | Screen::Menu { .. } | Screen::Ask(_) => "disks".to_string(),
         Screen::Log { .. } => "log".to_string(),
+        Screen::Verify(v) => match **v {
+            VerifyScreen::Pick(_) => "Verify image - step 1 of 2: image".to_string(),
+            VerifyScreen::Running { .. } => "Verify image - step 2 of 2: running".to_string(),
+            VerifyScreen::Done { .. } => "Verify image - step 2 of 2: result".to_string(),
+        },
         Screen::Wizard(w) => {
             let (n, what) = match &w.step {
                 Step::PickSource { .. } => (1, "source"),
@@ -147,6 +155,16 @@ pub fn help_text(model: &Model) -> String {
             } => " y cancel the job  n keep going",
             Step::Running { .. } => " Esc cancel",
             Step::Done { .. } => " Enter back to the disks",
+        },
+        Screen::Verify(v) => match &**v {
+            VerifyScreen::Pick(_) => {
+                " ↑↓ move  Enter open/choose  Backspace up  r reread  Esc back"
+            }
+            VerifyScreen::Running {
+                ask_cancel: true, ..
+            } => " y stop verifying  n keep going",
+            VerifyScreen::Running { .. } => " Esc stop",
+            VerifyScreen::Done { .. } => " ↑↓ scroll  Enter back to the disks",
         },
     };
     text.to_string()
@@ -709,6 +727,11 @@ fn running_view(
         ]),
         head,
     );
+    gauge_and_stats(progress, frame, gauge, stats);
+}
+
+/// The progress bar and the figures below it.
+fn gauge_and_stats(progress: Option<&Progress>, frame: &mut Frame, gauge: Rect, stats: Rect) {
     let ratio = progress
         .filter(|p| p.total > 0)
         .map(|p| (p.done as f64 / p.total as f64).clamp(0.0, 1.0))
@@ -815,4 +838,253 @@ fn done_view(model: &Model, plan: &PlannedJob, outcome: &Outcome, frame: &mut Fr
             .block(Block::default().borders(Borders::ALL).title(" Result ")),
         area,
     );
+}
+
+/// The name of a browser entry relative to its folder.
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+/// The image browser: the folder's entries on the left half, the selected image's summary (or
+/// why it cannot be used) below.
+fn browser_view(model: &Model, b: &Browser, frame: &mut Frame, area: Rect) {
+    let [list_area, info_area] =
+        Layout::vertical([Constraint::Min(5), Constraint::Length(9)]).areas(area);
+    let title = format!(" {} ", b.dir.display());
+    let block = Block::default().borders(Borders::ALL).title(title);
+    let entries = match &b.entries {
+        None => {
+            frame.render_widget(
+                Paragraph::new(format!("Reading the folder {}", spinner(model))).block(block),
+                list_area,
+            );
+            return;
+        }
+        Some(Err(e)) => {
+            frame.render_widget(
+                Paragraph::new(e.clone())
+                    .style(bad_style())
+                    .wrap(Wrap { trim: true })
+                    .block(block),
+                list_area,
+            );
+            return;
+        }
+        Some(Ok(e)) => e,
+    };
+    if entries.is_empty() {
+        let text = if b.dir == model.image_root {
+            format!(
+                "No drive is mounted under {}. Go back (Esc), select the partition that holds \
+                 the images and mount it (m).",
+                model.image_root.display()
+            )
+        } else {
+            "No folders and no .lbi images here (Backspace goes up).".to_string()
+        };
+        frame.render_widget(
+            Paragraph::new(text).wrap(Wrap { trim: true }).block(block),
+            list_area,
+        );
+        return;
+    }
+    let items: Vec<ListItem> = entries
+        .iter()
+        .map(|e| match e {
+            BrowseEntry::Up => ListItem::new("  ../"),
+            BrowseEntry::Dir(d) => ListItem::new(format!("  {}/", file_name(d))),
+            BrowseEntry::Image {
+                path,
+                summary: Ok(s),
+            } => ListItem::new(format!(
+                "  {:<40} {:>10}  {}",
+                file_name(path),
+                human(s.source_size),
+                s.created.get(..10).unwrap_or(&s.created)
+            )),
+            BrowseEntry::Image { path, .. } => ListItem::new(Line::from(vec![
+                Span::styled("x ", bad_style()),
+                Span::styled(
+                    format!("{:<40} unusable", file_name(path)),
+                    Style::default().fg(Color::Red),
+                ),
+            ])),
+        })
+        .collect();
+    let mut state = ListState::default().with_selected(Some(b.cursor.min(items.len() - 1)));
+    frame.render_stateful_widget(
+        List::new(items)
+            .block(block)
+            .highlight_style(selected_style()),
+        list_area,
+        &mut state,
+    );
+    let mut lines = Vec::new();
+    if let Some(r) = &b.refused {
+        lines.push(Line::styled(r.clone(), bad_style()));
+    }
+    match entries.get(b.cursor) {
+        Some(BrowseEntry::Image { summary: Ok(s), .. }) => lines.extend(summary_lines(s)),
+        Some(BrowseEntry::Image {
+            summary: Err(e), ..
+        }) if b.refused.is_none() => {
+            lines.push(Line::styled("This image cannot be used:", bad_style()));
+            lines.push(Line::raw(e.clone()));
+        }
+        Some(BrowseEntry::Dir(_)) | Some(BrowseEntry::Up) => {
+            lines.push(Line::raw("Enter opens the folder."));
+        }
+        _ => {}
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(" Image ")),
+        info_area,
+    );
+}
+
+/// What the image says about its source, in a few lines.
+fn summary_lines(s: &ImageSummary) -> Vec<Line<'static>> {
+    let mut lines = vec![
+        Line::raw(format!(
+            "Source  {} (serial {}), {}{}",
+            s.model,
+            s.serial,
+            human(s.source_size),
+            s.table
+                .as_ref()
+                .map(|t| format!(", {t} table"))
+                .unwrap_or_default()
+        )),
+        Line::raw(format!(
+            "Made    {}; {} of data in {} volume{}",
+            s.created,
+            human(s.stored),
+            s.volumes,
+            if s.volumes == 1 { "" } else { "s" }
+        )),
+    ];
+    if s.bad_ranges > 0 {
+        lines.push(Line::styled(
+            format!(
+                "{} ranges of the source could not be read (they restore as zeros)",
+                s.bad_ranges
+            ),
+            warn_style(),
+        ));
+    }
+    let shown = 4;
+    for p in s.partitions.iter().take(shown) {
+        lines.push(Line::raw(format!("  {p}")));
+    }
+    if s.partitions.len() > shown {
+        lines.push(Line::raw(format!(
+            "  ... and {} more partitions",
+            s.partitions.len() - shown
+        )));
+    }
+    lines
+}
+
+fn verify_view(model: &Model, v: &VerifyScreen, frame: &mut Frame, area: Rect) {
+    match v {
+        VerifyScreen::Pick(b) => browser_view(model, b, frame, area),
+        VerifyScreen::Running {
+            image,
+            progress,
+            cancelling,
+            ask_cancel,
+        } => {
+            let [head, gauge, stats] = Layout::vertical([
+                Constraint::Length(3),
+                Constraint::Length(3),
+                Constraint::Min(3),
+            ])
+            .areas(area);
+            frame.render_widget(
+                Paragraph::new(vec![
+                    Line::raw(format!("Verifying {}", image.display())),
+                    Line::raw("Every chunk is read, decompressed and checked; nothing is written."),
+                    if *cancelling {
+                        Line::styled("Stopping...", warn_style())
+                    } else {
+                        Line::raw("")
+                    },
+                ]),
+                head,
+            );
+            gauge_and_stats(progress.as_ref(), frame, gauge, stats);
+            if *ask_cancel {
+                popup(
+                    frame,
+                    area,
+                    " Stop? ",
+                    "Stop verifying? The image is not changed either way. (y/n)",
+                    warn_style(),
+                );
+            }
+        }
+        VerifyScreen::Done {
+            image,
+            result,
+            scroll,
+        } => {
+            let mut lines = Vec::new();
+            match result {
+                Ok(r) if r.is_ok() => {
+                    lines.push(Line::styled("Image OK.", good_style()));
+                    lines.push(Line::raw(""));
+                    lines.push(Line::raw(format!(
+                        "{}: {} chunks, {} of data, every checksum matches.",
+                        image.display(),
+                        r.chunks,
+                        human(r.bytes)
+                    )));
+                }
+                Ok(r) => {
+                    lines.push(Line::styled(
+                        format!(
+                            "Image DAMAGED: {} bad chunks, {} structural problems.",
+                            r.bad.len(),
+                            r.structure.len()
+                        ),
+                        bad_style(),
+                    ));
+                    lines.push(Line::raw(format!(
+                        "{}: {} chunks, {} of data checked. A restore writes zeros where a \
+                         chunk is bad.",
+                        image.display(),
+                        r.chunks,
+                        human(r.bytes)
+                    )));
+                    lines.push(Line::raw(""));
+                    let all: Vec<String> = r
+                        .bad
+                        .iter()
+                        .map(|b| format!("BAD: {b}"))
+                        .chain(r.structure.iter().map(|s| format!("BAD: {s}")))
+                        .collect();
+                    lines.extend(
+                        all.into_iter()
+                            .skip(*scroll)
+                            .map(|l| Line::styled(l, Style::default().fg(Color::Red))),
+                    );
+                }
+                Err(e) => {
+                    lines.push(Line::styled("Verify did not complete.", bad_style()));
+                    lines.push(Line::raw(""));
+                    lines.push(Line::raw(e.clone()));
+                }
+            }
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: false })
+                    .block(Block::default().borders(Borders::ALL).title(" Result ")),
+                area,
+            );
+        }
+    }
 }

@@ -15,9 +15,6 @@ impl IoCursor {
         IoCursor { io, pos: 0 }
     }
 
-    pub(crate) fn io(&self) -> &dyn BlockIo {
-        self.io.as_ref()
-    }
 }
 
 impl std::fmt::Debug for IoCursor {

@@ -1,6 +1,6 @@
 //! ext2/3/4 through the `ext4-view` crate.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use disk::BlockIo;
 use ext4_view::{Ext4, Ext4Error, Ext4Read, Metadata};
@@ -162,10 +162,7 @@ impl super::Browser for Ext4Browser {
         let mut buf = vec![0u8; COPY_BUF];
         let mut total = 0u64;
         loop {
-            let n = file.read(&mut buf).map_err(|e| BrowseError::Read {
-                path: p.clone(),
-                message: e.to_string(),
-            })?;
+            let n = file.read_bytes(&mut buf).map_err(|e| map_err(&p, e))?;
             if n == 0 {
                 break;
             }

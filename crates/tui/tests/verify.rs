@@ -1,0 +1,343 @@
+//! Verify image from the keyboard: the image browser, the run, the result — `update` without a
+//! terminal, the screens at 80×25, and the worker functions on real images made by the backup
+//! engine from a disk made by sgdisk and mkfs.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use engine::backup::{BackupOptions, SourceIdentity};
+use engine::Cancel;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tui::model::{BrowseEntry, ImageSummary, Screen, VerifyScreen};
+use tui::{update, view, Effect, Key, Model, Msg};
+
+fn render(m: &Model) -> Vec<String> {
+    let mut t = Terminal::new(TestBackend::new(80, 25)).unwrap();
+    t.draw(|f| view(m, f)).unwrap();
+    let buf = t.backend().buffer().clone();
+    (0..25)
+        .map(|y| {
+            (0..80)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+fn summary() -> ImageSummary {
+    ImageSummary {
+        model: "Samsung SSD 870".into(),
+        serial: "S5Y1NX0R".into(),
+        created: "2026-11-22T03:14:34Z".into(),
+        source_size: 64 * MIB,
+        table: Some("gpt".into()),
+        partitions: vec![
+            "#1     16 MiB ext4 \"ROOT\"".into(),
+            "#2     16 MiB vfat \"DATA\"".into(),
+        ],
+        stored: 9 * MIB,
+        volumes: 1,
+        bad_ranges: 0,
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from("/run/lifeboat/mnt")
+}
+
+/// A listing of the top folder: one drive folder.
+fn top_listing() -> Vec<BrowseEntry> {
+    vec![BrowseEntry::Dir(root().join("sdb1"))]
+}
+
+/// A listing of the drive: a folder, a good image and an incomplete one.
+fn drive_listing() -> Vec<BrowseEntry> {
+    let d = root().join("sdb1");
+    vec![
+        BrowseEntry::Up,
+        BrowseEntry::Dir(d.join("old")),
+        BrowseEntry::Image {
+            path: d.join("laptop.lbi"),
+            summary: Ok(summary()),
+        },
+        BrowseEntry::Image {
+            path: d.join("broken.lbi"),
+            summary: Err("broken.lbi is incomplete: the backup was interrupted".into()),
+        },
+    ]
+}
+
+fn listed(m: &mut Model, dir: PathBuf, entries: Vec<BrowseEntry>) {
+    let effects = update(
+        m,
+        Msg::Listed {
+            dir,
+            result: Ok(entries),
+        },
+    );
+    assert!(effects.is_empty());
+}
+
+/// The model on the drive folder with its listing.
+fn on_drive() -> Model {
+    let mut m = model();
+    let e = keys(&mut m, &[Key::Char('i')]);
+    assert!(matches!(e.as_slice(), [Effect::ListImages(d)] if *d == root()));
+    listed(&mut m, root(), top_listing());
+    let e = keys(&mut m, &[Key::Enter]);
+    assert!(matches!(e.as_slice(), [Effect::ListImages(d)] if *d == root().join("sdb1")));
+    listed(&mut m, root().join("sdb1"), drive_listing());
+    m
+}
+
+fn browser(m: &Model) -> &tui::model::Browser {
+    match &m.screen {
+        Screen::Verify(v) => match &**v {
+            VerifyScreen::Pick(b) => b,
+            other => panic!("not browsing: {other:?}"),
+        },
+        other => panic!("not verifying: {other:?}"),
+    }
+}
+
+#[test]
+fn verify_opens_the_browser_on_the_mount_folder_and_esc_leaves_it() {
+    let mut m = model();
+    let e = keys(&mut m, &[Key::Char('i')]);
+    assert!(matches!(e.as_slice(), [Effect::ListImages(d)] if *d == root()));
+    assert_eq!(browser(&m).dir, root());
+    assert!(browser(&m).entries.is_none());
+    assert!(keys(&mut m, &[Key::Esc]).is_empty());
+    assert!(matches!(m.screen, Screen::Main));
+}
+
+#[test]
+fn enter_descends_into_a_folder_and_backspace_goes_up_but_never_above_the_top() {
+    let mut m = on_drive();
+    assert_eq!(browser(&m).dir, root().join("sdb1"));
+    let e = keys(&mut m, &[Key::Backspace]);
+    assert!(matches!(e.as_slice(), [Effect::ListImages(d)] if *d == root()));
+    listed(&mut m, root(), top_listing());
+    // At the top, Backspace stays.
+    assert!(keys(&mut m, &[Key::Backspace]).is_empty());
+    assert_eq!(browser(&m).dir, root());
+    // "../" goes up too.
+    let mut m = on_drive();
+    let e = keys(&mut m, &[Key::Home, Key::Enter]);
+    assert!(matches!(e.as_slice(), [Effect::ListImages(d)] if *d == root()));
+}
+
+#[test]
+fn a_listing_of_another_folder_arriving_late_is_ignored() {
+    let mut m = on_drive();
+    listed(&mut m, root(), top_listing());
+    assert_eq!(browser(&m).entries, Some(Ok(drive_listing())));
+}
+
+#[test]
+fn an_incomplete_image_is_refused_with_its_error() {
+    let mut m = on_drive();
+    let e = keys(&mut m, &[Key::End, Key::Enter]);
+    assert!(e.is_empty());
+    let refused = browser(&m).refused.clone().unwrap();
+    assert!(refused.contains("incomplete"), "{refused}");
+    // Moving clears the refusal.
+    keys(&mut m, &[Key::Up]);
+    assert!(browser(&m).refused.is_none());
+}
+
+#[test]
+fn choosing_a_good_image_starts_verify_and_the_user_may_stop_it() {
+    let mut m = on_drive();
+    let e = keys(&mut m, &[Key::Down, Key::Down, Key::Enter]);
+    let image = root().join("sdb1/laptop.lbi");
+    assert!(matches!(e.as_slice(), [Effect::VerifyImage(p)] if *p == image));
+    assert!(m.job_running());
+    // Esc asks; n keeps going; Esc then y stops.
+    assert!(keys(&mut m, &[Key::Esc, Key::Char('n')]).is_empty());
+    let e = keys(&mut m, &[Key::Esc, Key::Char('y')]);
+    assert!(matches!(e.as_slice(), [Effect::CancelJob]));
+    match &m.screen {
+        Screen::Verify(v) => assert!(matches!(
+            **v,
+            VerifyScreen::Running {
+                cancelling: true,
+                ..
+            }
+        )),
+        other => panic!("{other:?}"),
+    }
+    update(&mut m, Msg::Verified(Err("verify cancelled".into())));
+    assert!(!m.job_running());
+    let lines = render(&m).join("\n");
+    assert!(lines.contains("Verify did not complete."), "{lines}");
+    keys(&mut m, &[Key::Enter]);
+    assert!(matches!(m.screen, Screen::Main));
+}
+
+#[test]
+fn the_browser_shows_the_images_summary_at_80x25() {
+    let mut m = on_drive();
+    keys(&mut m, &[Key::Down, Key::Down]);
+    let lines = render(&m);
+    let text = lines.join("\n");
+    assert!(
+        lines[0].contains("Verify image - step 1 of 2: image"),
+        "{text}"
+    );
+    assert!(text.contains("/run/lifeboat/mnt/sdb1"), "{text}");
+    assert!(text.contains("old/"), "{text}");
+    assert!(text.contains("laptop.lbi"), "{text}");
+    assert!(text.contains("x broken.lbi"), "{text}");
+    assert!(
+        text.contains("Source  Samsung SSD 870 (serial S5Y1NX0R), 64 MiB, gpt table"),
+        "{text}"
+    );
+    assert!(text.contains("#2     16 MiB vfat \"DATA\""), "{text}");
+    assert!(lines[24].contains("Backspace up"), "{text}");
+    assert!(lines.iter().all(|l| l.chars().count() <= 80));
+}
+
+#[test]
+fn an_empty_top_folder_says_how_to_mount_a_drive() {
+    let mut m = model();
+    keys(&mut m, &[Key::Char('i')]);
+    listed(&mut m, root(), Vec::new());
+    let text = render(&m).join("\n");
+    assert!(text.contains("No drive is mounted"), "{text}");
+}
+
+#[test]
+fn the_result_lists_every_bad_chunk_at_80x25() {
+    let mut m = on_drive();
+    keys(&mut m, &[Key::Down, Key::Down, Key::Enter]);
+    let bad = image::BadChunk {
+        stream: 1,
+        stream_name: "partition 1".into(),
+        chunk: 3,
+        start: 12 * MIB,
+        end: 16 * MIB,
+        volume: "laptop.lbi".into(),
+        problem: "crc32 of the compressed bytes does not match".into(),
+    };
+    let report = image::VerifyReport {
+        chunks: 9,
+        bytes: 9 * MIB,
+        bad: vec![bad.clone()],
+        structure: vec![],
+    };
+    update(&mut m, Msg::Verified(Ok(report)));
+    let lines = render(&m);
+    let text = lines.join("\n");
+    assert!(lines[0].contains("step 2 of 2: result"), "{text}");
+    assert!(text.contains("Image DAMAGED: 1 bad chunks"), "{text}");
+    assert!(text.contains("BAD: chunk 3 of partition 1"), "{text}");
+    assert!(lines[24].contains("Enter back to the disks"), "{text}");
+}
+
+/// Backs up the test disk into `image` with the engine, as the CLI does.
+fn backup_to(image: &Path) {
+    let src = disk::FileDisk::open_read(gpt_image()).unwrap();
+    let plan = engine::backup::plan_backup(
+        &src,
+        SourceIdentity {
+            model: "QEMU HARDDISK".into(),
+            serial: "QM0001".into(),
+        },
+        image,
+        None,
+    )
+    .unwrap();
+    engine::backup::execute_backup(&plan, &src, &BackupOptions::default(), None, &Cancel::new())
+        .unwrap();
+}
+
+#[test]
+fn the_browser_lists_folders_and_images_with_summaries_and_flags_incomplete_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path();
+    std::fs::create_dir(top.join("sdb1")).unwrap();
+    std::fs::create_dir(top.join(".hidden")).unwrap();
+    let good = top.join("sdb1/disk.lbi");
+    backup_to(&good);
+    // An interrupted backup: the file without its trailer.
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = top.join("sdb1/cut.lbi");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(top.join("sdb1/notes.txt"), b"x").unwrap();
+
+    let at_top = tui::jobs::list_images(top, top).unwrap();
+    assert_eq!(at_top, vec![BrowseEntry::Dir(top.join("sdb1"))]);
+    let inside = tui::jobs::list_images(top, &top.join("sdb1")).unwrap();
+    assert_eq!(inside.len(), 3, "{inside:?}");
+    assert_eq!(inside[0], BrowseEntry::Up);
+    match &inside[1] {
+        BrowseEntry::Image { path, summary } => {
+            assert_eq!(path, &cut);
+            assert!(summary.is_err(), "{summary:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match &inside[2] {
+        BrowseEntry::Image { path, summary } => {
+            assert_eq!(path, &good);
+            let s = summary.as_ref().unwrap();
+            assert_eq!(s.model, "QEMU HARDDISK");
+            assert_eq!(s.serial, "QM0001");
+            assert_eq!(s.source_size, 64 * MIB);
+            assert_eq!(s.partitions.len(), 2, "{:?}", s.partitions);
+            assert!(s.partitions[0].contains("ext4"), "{:?}", s.partitions);
+            assert!(s.stored > 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(tui::jobs::list_images(top, &top.join("missing")).is_err());
+}
+
+#[test]
+fn verifying_a_real_image_reports_ok_and_names_a_damaged_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("disk.lbi");
+    backup_to(&good);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = Arc::clone(&events);
+    let sink = move |p: &engine::Progress| ev.lock().unwrap().push(p.clone());
+    let report = tui::jobs::verify_image(&good, 2, &sink, &Cancel::new()).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert!(report.chunks > 0);
+    let last = events.lock().unwrap().last().cloned().unwrap();
+    assert!(last.finished);
+    assert_eq!(last.done, last.total);
+    assert_eq!(last.total, report.bytes);
+
+    // Flip a byte inside the first chunk's compressed data.
+    let reader = image::ImageReader::open(&good).unwrap();
+    let first = reader.index().first().cloned().unwrap();
+    drop(reader);
+    let mut bytes = std::fs::read(&good).unwrap();
+    let at = usize::try_from(first.volume_offset).unwrap()
+        + (bytes.len() - usize::try_from(first.volume_offset).unwrap()).min(64);
+    bytes[at] ^= 0xff;
+    let bad = dir.path().join("bad.lbi");
+    std::fs::write(&bad, &bytes).unwrap();
+    let report =
+        tui::jobs::verify_image(&bad, 2, &|_: &engine::Progress| {}, &Cancel::new()).unwrap();
+    assert!(!report.is_ok());
+    assert!(
+        !report.bad.is_empty() || !report.structure.is_empty(),
+        "{report:?}"
+    );
+
+    // A cancelled verify says so and changes nothing.
+    let cancel = Cancel::new();
+    cancel.cancel();
+    let err = tui::jobs::verify_image(&good, 2, &|_: &engine::Progress| {}, &cancel).unwrap_err();
+    assert!(err.contains("cancelled"), "{err}");
+}
