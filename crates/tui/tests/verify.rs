@@ -197,7 +197,7 @@ fn the_browser_shows_the_images_summary_at_80x25() {
     assert!(text.contains("laptop.lbi"), "{text}");
     assert!(text.contains("x broken.lbi"), "{text}");
     assert!(
-        text.contains("Source  Samsung SSD 870 (serial S5Y1NX0R), 64 MiB, gpt table"),
+        text.contains("Source  Samsung SSD 870 (serial S5Y1NX0R), 64.0 MiB, gpt table"),
         "{text}"
     );
     assert!(text.contains("#2     16 MiB vfat \"DATA\""), "{text}");
