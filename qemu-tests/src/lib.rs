@@ -6,4 +6,5 @@
 //! never skip.
 
 pub mod fixture;
+pub mod system_disk;
 pub mod vm;

@@ -217,6 +217,8 @@ pub fn test(rest: &[String]) -> Result<()> {
         "qemu",
         "--test",
         "boot",
+        "--test",
+        "e2e",
         "--",
     ])
     .args(rest)

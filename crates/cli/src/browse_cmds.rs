@@ -77,7 +77,11 @@ fn open_source(path: &Path, part: Option<u32>) -> Result<Source> {
                 None => bail!(
                     "{} holds no partition {n} (it holds: {})",
                     path.display(),
-                    parts.iter().map(|s| s.partition.to_string()).collect::<Vec<_>>().join(", ")
+                    parts
+                        .iter()
+                        .map(|s| s.partition.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             },
             None => {
@@ -85,9 +89,7 @@ fn open_source(path: &Path, part: Option<u32>) -> Result<Source> {
                     .manifest()
                     .partitions
                     .iter()
-                    .filter(|p| {
-                        matches!(p.fs.as_deref(), Some("ext2" | "ext3" | "ext4" | "vfat" | "ntfs"))
-                    })
+                    .filter(|p| matches!(p.fs.as_str(), "ext2" | "ext3" | "ext4" | "vfat" | "ntfs"))
                     .map(|p| p.number)
                     .collect();
                 let candidates: Vec<_> = if parts.len() == 1 {
@@ -101,15 +103,25 @@ fn open_source(path: &Path, part: Option<u32>) -> Result<Source> {
                 };
                 match candidates.as_slice() {
                     [one] => one.id,
-                    [] if parts.is_empty() => match reader.streams().iter().find(|s| s.kind == StreamKind::Whole) {
+                    [] if parts.is_empty() => match reader
+                        .streams()
+                        .iter()
+                        .find(|s| s.kind == StreamKind::Whole)
+                    {
                         Some(s) => s.id,
                         None => bail!("{} holds no partition or file system", path.display()),
                     },
-                    [] => bail!("{} holds no partition with a browsable file system", path.display()),
+                    [] => bail!(
+                        "{} holds no partition with a browsable file system",
+                        path.display()
+                    ),
                     many => bail!(
                         "{} holds several file systems: pick one with --part N ({})",
                         path.display(),
-                        many.iter().map(|s| s.partition.to_string()).collect::<Vec<_>>().join(", ")
+                        many.iter()
+                            .map(|s| s.partition.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 }
             }
@@ -126,16 +138,25 @@ fn open_source(path: &Path, part: Option<u32>) -> Result<Source> {
     let disk = FileDisk::open_read(path).with_context(|| format!("opening {}", path.display()))?;
     if part.is_none() && fs::probe(&disk).ok().flatten().is_some() {
         let browser = fs::browse::open(Box::new(disk))?;
-        return Ok(Source { browser, image: None });
+        return Ok(Source {
+            browser,
+            image: None,
+        });
     }
-    let layout = layout::read(&disk)
-        .with_context(|| format!("{} holds no file system and no readable partition table", path.display()))?;
+    let layout = layout::read(&disk).with_context(|| {
+        format!(
+            "{} holds no file system and no readable partition table",
+            path.display()
+        )
+    })?;
     let usable: Vec<_> = layout
         .partitions
         .iter()
         .filter(|p| !p.is_extended)
         .filter(|p| {
-            let Ok(w) = disk::Window::new(&disk, p.start, p.size) else { return false };
+            let Ok(w) = disk::Window::new(&disk, p.start, p.size) else {
+                return false;
+            };
             fs::probe(&w).ok().flatten().is_some()
         })
         .collect();
@@ -150,7 +171,10 @@ fn open_source(path: &Path, part: Option<u32>) -> Result<Source> {
             many => bail!(
                 "{} holds several file systems: pick one with --part N ({})",
                 path.display(),
-                many.iter().map(|p| p.number.to_string()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|p| p.number.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         },
     };
@@ -160,11 +184,22 @@ fn open_source(path: &Path, part: Option<u32>) -> Result<Source> {
         len: chosen.size,
         inner: disk,
     };
-    if window.start.checked_add(window.len).is_none_or(|end| end > window.inner.len()) {
-        bail!("{}: partition {} lies past the end", path.display(), chosen.number);
+    if window
+        .start
+        .checked_add(window.len)
+        .is_none_or(|end| end > window.inner.len())
+    {
+        bail!(
+            "{}: partition {} lies past the end",
+            path.display(),
+            chosen.number
+        );
     }
     let browser = fs::browse::open(Box::new(window))?;
-    Ok(Source { browser, image: None })
+    Ok(Source {
+        browser,
+        image: None,
+    })
 }
 
 /// `ls -l` style permission string.
@@ -205,7 +240,11 @@ fn time_string(t: Option<Timestamp>) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 fn entry_line(e: &Entry) -> String {
@@ -230,7 +269,11 @@ fn entry_line(e: &Entry) -> String {
 /// `lifeboat ls IMAGE [PATH]`.
 pub fn ls(image: &Path, path: &str, part: Option<u32>, json: bool) -> Result<u8> {
     let mut src = open_source(image, part)?;
-    let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
     let md = src.browser.metadata(&path)?;
     let entries = if md.kind == EntryKind::Dir {
         src.browser.read_dir(&path)?
@@ -325,7 +368,9 @@ impl Extract {
     fn apply_attrs(&mut self, dest: &Path, e: &Entry) {
         if e.kind != EntryKind::Symlink {
             if let Some(mode) = e.mode {
-                if let Err(err) = std::fs::set_permissions(dest, Permissions::from_mode(mode & 0o7777)) {
+                if let Err(err) =
+                    std::fs::set_permissions(dest, Permissions::from_mode(mode & 0o7777))
+                {
                     self.note(format!("the destination does not keep permissions ({err})"));
                 }
             }
@@ -357,7 +402,9 @@ impl Extract {
         if !self.progress {
             return;
         }
-        let due = self.last_progress.is_none_or(|t| t.elapsed() >= Duration::from_millis(500));
+        let due = self
+            .last_progress
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(500));
         if due || force {
             eprint!(
                 "\rextracting: {} files, {} MiB{}",
@@ -386,7 +433,8 @@ impl Extract {
                 };
                 for c in &children {
                     let child = format!("{}/{}", path.trim_end_matches('/'), c.name);
-                    if c.name.contains('/') || c.name == "." || c.name == ".." || c.name.is_empty() {
+                    if c.name.contains('/') || c.name == "." || c.name == ".." || c.name.is_empty()
+                    {
                         self.fail(&child, "unsafe file name");
                         continue;
                     }
@@ -413,7 +461,8 @@ impl Extract {
                 let mut out = SparseFile { file, pos: 0 };
                 match b.read_file(path, &mut out) {
                     Ok(n) => {
-                        if let Err(err) = out.file.set_len(out.pos).and_then(|()| out.file.flush()) {
+                        if let Err(err) = out.file.set_len(out.pos).and_then(|()| out.file.flush())
+                        {
                             self.fail(path, format!("writing {}: {err}", dest.display()));
                             return;
                         }
@@ -455,7 +504,9 @@ impl Extract {
                 self.apply_attrs(dest, e);
                 if let Some(m) = e.mtime {
                     let spec = nix::sys::time::TimeSpec::new(m.secs, i64::from(m.nanos));
-                    let a = e.atime.map_or(spec, |a| nix::sys::time::TimeSpec::new(a.secs, i64::from(a.nanos)));
+                    let a = e.atime.map_or(spec, |a| {
+                        nix::sys::time::TimeSpec::new(a.secs, i64::from(a.nanos))
+                    });
                     let _ = nix::sys::stat::utimensat(
                         nix::fcntl::AT_FDCWD,
                         dest,
@@ -489,7 +540,11 @@ pub fn extract(
         ..Extract::default()
     };
     for p in paths {
-        let path = if p.starts_with('/') { p.clone() } else { format!("/{p}") };
+        let path = if p.starts_with('/') {
+            p.clone()
+        } else {
+            format!("/{p}")
+        };
         let md = match src.browser.metadata(&path) {
             Ok(md) => md,
             Err(err) => {
@@ -538,7 +593,10 @@ pub fn extract(
     if job.failed.is_empty() {
         Ok(0)
     } else {
-        eprintln!("lifeboat: {} of the requested objects failed", job.failed.len());
+        eprintln!(
+            "lifeboat: {} of the requested objects failed",
+            job.failed.len()
+        );
         Ok(crate::exit::FAILURE)
     }
 }

@@ -66,6 +66,9 @@ pub struct BackupArgs {
     /// Stop at the first unreadable source sector instead of skipping it.
     #[arg(long)]
     pub strict: bool,
+    /// Image large unpartitioned areas whole (by default only their first and last MiB).
+    #[arg(long)]
+    pub all_unpartitioned: bool,
     /// Print the plan and stop.
     #[arg(long)]
     pub dry_run: bool,
@@ -97,7 +100,10 @@ pub fn backup(source: &str, image_path: &Path, args: &BackupArgs) -> Result<u8> 
             serial: d.serial.clone().unwrap_or_default(),
         })
         .unwrap_or_default();
-    let plan = engine::backup::plan_backup(&src, identity, image_path, args.part)?;
+    let mut plan = engine::backup::plan_backup(&src, identity, image_path, args.part)?;
+    if args.all_unpartitioned {
+        plan = plan.with_all_unpartitioned();
+    }
     // A 4K-sector disk image file: read it with the sector size its table uses.
     let src = match (&plan.layout, src.is_block_device()) {
         (Some(l), false) if l.sector_size != src.logical_sector_size() => {

@@ -226,7 +226,14 @@ fn main() -> ExitCode {
             part,
             overwrite,
             json,
-        }) => browse_cmds::extract(std::path::Path::new(&image), &paths, &to, part, overwrite, json),
+        }) => browse_cmds::extract(
+            std::path::Path::new(&image),
+            &paths,
+            &to,
+            part,
+            overwrite,
+            json,
+        ),
         Some(Command::Run { job }) => run::run(std::path::Path::new(&job)),
         None => tui::run(),
     };

@@ -228,6 +228,7 @@ fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Resul
                 split,
                 threads: 0,
                 strict: *strict,
+                all_unpartitioned: false,
                 dry_run: false,
                 json: false,
             };

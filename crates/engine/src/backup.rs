@@ -88,9 +88,38 @@ pub struct BackupPlan {
     pub layout: Option<Layout>,
     pub streams: Vec<StreamPlan>,
     pub image: PathBuf,
+    /// Facts shown with the plan and kept in the manifest.
+    pub notes: Vec<String>,
+    /// Unpartitioned areas larger than 64 MiB of which only the edges are imaged.
+    pub large_gaps: Vec<(u64, u64)>,
 }
 
+/// Unpartitioned areas up to this size are imaged whole (all-zero chunks are not stored).
+const LARGE_GAP: u64 = 64 << 20;
+/// Of larger areas, this much at each end.
+const GAP_EDGE: u64 = 1 << 20;
+
 impl BackupPlan {
+    /// Images every byte of the large unpartitioned areas too (they are read in full; all-zero
+    /// chunks are still not stored).
+    pub fn with_all_unpartitioned(mut self) -> Self {
+        let gaps = std::mem::take(&mut self.large_gaps);
+        self.streams.retain(|s| match s {
+            StreamPlan::Unpartitioned { offset, len } => {
+                *len != GAP_EDGE
+                    || !gaps
+                        .iter()
+                        .any(|(o, l)| offset == o || *offset + len == o + l)
+            }
+            _ => true,
+        });
+        for (offset, len) in gaps {
+            self.streams.push(StreamPlan::Unpartitioned { offset, len });
+        }
+        self.notes.retain(|n| !n.contains("--all-unpartitioned"));
+        self
+    }
+
     /// Bytes read from the source.
     pub fn total_bytes(&self) -> u64 {
         self.streams.iter().map(StreamPlan::bytes).sum()
@@ -122,6 +151,9 @@ impl fmt::Display for BackupPlan {
                     human(*len)
                 )?,
             }
+        }
+        for n in &self.notes {
+            writeln!(f, "note: {n}")?;
         }
         writeln!(f, "total to read: {}", human(self.total_bytes()))
     }
@@ -160,6 +192,8 @@ pub fn plan_backup(
         (l, _) => l,
     };
     let mut streams = Vec::new();
+    let mut notes = Vec::new();
+    let mut large_gaps = Vec::new();
     match (&layout, part) {
         (None, Some(n)) => {
             return Err(JobError::NoSuchPartition {
@@ -203,11 +237,34 @@ pub fn plan_backup(
                 });
             }
             for (offset, len) in unpartitioned(l, src.len()) {
-                streams.push(StreamPlan::Unpartitioned { offset, len });
+                if len <= LARGE_GAP {
+                    streams.push(StreamPlan::Unpartitioned { offset, len });
+                } else {
+                    // Only the edges of a large empty-looking area by default: that is where
+                    // stray boot loaders and RAID/LVM metadata live. `with_all_unpartitioned`
+                    // reads it all.
+                    streams.push(StreamPlan::Unpartitioned {
+                        offset,
+                        len: GAP_EDGE,
+                    });
+                    streams.push(StreamPlan::Unpartitioned {
+                        offset: offset + len - GAP_EDGE,
+                        len: GAP_EDGE,
+                    });
+                    notes.push(format!(
+                        "{} of unpartitioned space at byte {offset}: only its first and last {} are imaged \
+                         (--all-unpartitioned images it all)",
+                        human(len),
+                        human(GAP_EDGE)
+                    ));
+                    large_gaps.push((offset, len));
+                }
             }
         }
     }
     Ok(BackupPlan {
+        notes,
+        large_gaps,
         source: src.describe(),
         source_len: src.len(),
         logical_sector_size: src.logical_sector_size(),
@@ -468,6 +525,7 @@ fn write_streams(
             }
         }
     }
+    manifest.notes.extend(plan.notes.iter().cloned());
     // Partitions listed in the table but not stored (the extended container).
     if let Some(l) = &plan.layout {
         for p in l.partitions.iter().filter(|p| p.is_extended) {

@@ -14,7 +14,6 @@ impl IoCursor {
     pub(crate) fn new(io: Box<dyn BlockIo>) -> IoCursor {
         IoCursor { io, pos: 0 }
     }
-
 }
 
 impl std::fmt::Debug for IoCursor {

@@ -114,13 +114,22 @@ impl super::Browser for Ext4Browser {
     }
 
     fn label(&self) -> Option<String> {
-        let l = self.fs.label().to_str().ok()?.trim_end_matches('\0').to_string();
+        let l = self
+            .fs
+            .label()
+            .to_str()
+            .ok()?
+            .trim_end_matches('\0')
+            .to_string();
         (!l.is_empty()).then_some(l)
     }
 
     fn read_dir(&mut self, path: &str) -> Result<Vec<Entry>, BrowseError> {
         let p = canonical(path)?;
-        let md = self.fs.symlink_metadata(p.as_str()).map_err(|e| map_err(&p, e))?;
+        let md = self
+            .fs
+            .symlink_metadata(p.as_str())
+            .map_err(|e| map_err(&p, e))?;
         if !md.is_dir() {
             return Err(BrowseError::NotADirectory { path: p });
         }
@@ -135,7 +144,11 @@ impl super::Browser for Ext4Browser {
             if name == "." || name == ".." {
                 continue;
             }
-            let child = if p == "/" { format!("/{name}") } else { format!("{p}/{name}") };
+            let child = if p == "/" {
+                format!("/{name}")
+            } else {
+                format!("{p}/{name}")
+            };
             let md = item.metadata().map_err(|e| map_err(&child, e))?;
             let target = self.link(&child, md.is_symlink());
             out.push(Self::entry(&name, &md, target));
@@ -146,15 +159,25 @@ impl super::Browser for Ext4Browser {
 
     fn metadata(&mut self, path: &str) -> Result<Entry, BrowseError> {
         let p = canonical(path)?;
-        let md = self.fs.symlink_metadata(p.as_str()).map_err(|e| map_err(&p, e))?;
-        let name = p.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("/");
+        let md = self
+            .fs
+            .symlink_metadata(p.as_str())
+            .map_err(|e| map_err(&p, e))?;
+        let name = p
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("/");
         let target = self.link(&p, md.is_symlink());
         Ok(Self::entry(name, &md, target))
     }
 
     fn read_file(&mut self, path: &str, out: &mut dyn Write) -> Result<u64, BrowseError> {
         let p = canonical(path)?;
-        let md = self.fs.symlink_metadata(p.as_str()).map_err(|e| map_err(&p, e))?;
+        let md = self
+            .fs
+            .symlink_metadata(p.as_str())
+            .map_err(|e| map_err(&p, e))?;
         if !md.file_type().is_regular_file() {
             return Err(BrowseError::NotAFile { path: p });
         }

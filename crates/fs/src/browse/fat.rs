@@ -189,9 +189,7 @@ impl super::Browser for FatBrowser {
         if total != want {
             return Err(BrowseError::Read {
                 path: path.to_string(),
-                message: format!(
-                    "cluster chain ends after {total} bytes of {want} (damaged FAT)"
-                ),
+                message: format!("cluster chain ends after {total} bytes of {want} (damaged FAT)"),
             });
         }
         Ok(total)

@@ -178,7 +178,7 @@ pub fn open(io: Box<dyn BlockIo>) -> Result<Box<dyn Browser>, BrowseError> {
             what: "no file system recognised".to_string(),
         });
     };
-    let inner: Box<dyn Browser> = match guard(&device, || match info.kind {
+    let inner: Box<dyn Browser> = guard(&device, || match info.kind {
         FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => {
             ext4::Ext4Browser::open(io).map(|b| Box::new(b) as Box<dyn Browser>)
         }
@@ -188,10 +188,7 @@ pub fn open(io: Box<dyn BlockIo>) -> Result<Box<dyn Browser>, BrowseError> {
             device: device.clone(),
             what: format!("browsing {} file systems is not implemented", other.name()),
         }),
-    }) {
-        Ok(b) => b,
-        Err(e) => return Err(e),
-    };
+    })?;
     log::debug!("browsing {} file system on {device}", inner.fs_name());
     Ok(Box::new(Guarded { inner }))
 }
