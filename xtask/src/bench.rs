@@ -193,7 +193,7 @@ pub fn run(_rest: &[String]) -> Result<()> {
 
     // Clone: the file system inside a GPT disk.
     sh(&format!(
-        "truncate -s {} {d} && sgdisk -q -n 1:2048:+{}K -t 1:8300 {d} && dd if={} of={d} bs=4M seek=1M oflag=seek_bytes conv=notrunc,sparse status=none",
+        "truncate -s {} {d} && sgdisk -n 1:2048:+{}K -t 1:8300 {d} >/dev/null && dd if={} of={d} bs=4M seek=1M oflag=seek_bytes conv=notrunc,sparse status=none",
         4 * GIB + 2 * (1 << 20),
         4 * GIB / 1024,
         p("fs.img"),
