@@ -257,3 +257,113 @@ fn ssd_migration_clone_to_a_larger_nvme_grows_the_root_and_the_nvme_alone_boots(
     report("ssd migration", t0);
     Ok(())
 }
+
+/// The `lifeboat` binary for host-side checks: `LIFEBOAT_BIN`, else the static one staged into
+/// the image's initramfs by `cargo xtask image` (the very binary the VM runs).
+fn host_lifeboat() -> Result<PathBuf> {
+    let p = std::env::var_os("LIFEBOAT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            qemu_tests::vm::workspace_root().join("target/lifeboat/initramfs-root/bin/lifeboat")
+        });
+    if !p.is_file() {
+        bail!(
+            "{} is missing: build the image with `cargo xtask image` or set LIFEBOAT_BIN",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+#[test]
+fn unattended_technician_job_backs_up_by_serial_verifies_reports_and_powers_off() -> Result<()> {
+    let t0 = Instant::now();
+    let img = Image::find()?;
+    let sys = system_disk::gpt_uefi(&img.vmlinuz)?;
+    let dir = scratch("technician")?;
+    let disk = dir.join("system.img");
+    copy_sparse(&sys.path, &disk)?;
+    let before = sha256(&disk)?;
+    let content = dir.join("content");
+    std::fs::create_dir_all(content.join("images"))?;
+    std::fs::write(
+        content.join("tech.toml"),
+        "# technician's stick: image the system disk and check the image\n\
+         [[step]]\n\
+         action = \"backup\"\n\
+         source = \"serial:SYS1\"\n\
+         image = \"images/{model}-{serial}-{date}.lbi\"\n\
+         \n\
+         [[step]]\n\
+         action = \"verify\"\n",
+    )?;
+    // The technician's drive: a bare ext4 labelled BACKUPS (read back on the host by debugfs).
+    let vol = dir.join("backups.img");
+    run(
+        "mke2fs",
+        &[
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-L",
+            "BACKUPS",
+            "-d",
+            path(&content)?,
+            path(&vol)?,
+            "300M",
+        ],
+    )?;
+    let mut vm = VmBuilder::new("e2e-technician")
+        .disk(Disk::new(&disk, Interface::Virtio).serial("SYS1"))
+        .disk(Disk::new(&vol, Interface::Virtio).serial("STICK1"))
+        .kernel(
+            &img.vmlinuz,
+            &img.initramfs,
+            "console=ttyS0,115200 lifeboat.job=BACKUPS:/tech.toml lifeboat.after=poweroff",
+        )
+        .start()?;
+    vm.expect("job /mnt/job/tech.toml started", BOOT)?;
+    vm.expect("unattended job finished", JOB)?;
+    vm.wait_exit(Duration::from_secs(120))?;
+    drop(vm);
+    assert_eq!(sha256(&disk)?, before, "the backup changed its source disk");
+    let (code, fsck) = run_status("e2fsck", &["-fn", path(&vol)?])?;
+    assert_eq!(code, 0, "e2fsck of the technician's drive:\n{fsck}");
+    let report_text = run("debugfs", &["-R", "cat /tech.report.txt", path(&vol)?])?;
+    assert!(
+        report_text.contains("lifeboat run exited: exit code 0"),
+        "the job did not succeed; report:\n{report_text}"
+    );
+    let listing = run("debugfs", &["-R", "ls -l /images", path(&vol)?])?;
+    let name = listing
+        .split_whitespace()
+        .find(|w| w.ends_with(".lbi"))
+        .with_context(|| format!("no image in /images:\n{listing}"))?
+        .to_string();
+    assert!(name.contains("SYS1"), "image {name} is not named by the disk serial");
+    let today = run("date", &["-u", "+%Y-%m-%d"])?;
+    assert!(name.contains(today.trim()), "image {name} lacks today's date");
+    assert!(report_text.contains(&name) || report_text.contains("SYS1"), "report:\n{report_text}");
+    let host_copy = dir.join(&name);
+    run(
+        "debugfs",
+        &[
+            "-R",
+            &format!("dump /images/{name} {}", path(&host_copy)?),
+            path(&vol)?,
+        ],
+    )?;
+    let out = std::process::Command::new(host_lifeboat()?)
+        .args(["verify"])
+        .arg(&host_copy)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "host `lifeboat verify {name}` failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report("technician job", t0);
+    Ok(())
+}
