@@ -184,7 +184,7 @@ pub fn run(_rest: &[String]) -> Result<()> {
     let (pc_r, _) = timed(
         "zstd -d | partclone.ext4 -r",
         &format!(
-            "zstd -q -d -c {} | partclone.ext4 -q -r -s - -o {} 2>/dev/null",
+            "zstd -q -d -c {} | partclone.ext4 -q -r -s - -O {} 2>/dev/null",
             p("pc.zst"),
             p("r2.img")
         ),
