@@ -341,10 +341,19 @@ fn unattended_technician_job_backs_up_by_serial_verifies_reports_and_powers_off(
         .find(|w| w.ends_with(".lbi"))
         .with_context(|| format!("no image in /images:\n{listing}"))?
         .to_string();
-    assert!(name.contains("SYS1"), "image {name} is not named by the disk serial");
+    assert!(
+        name.contains("SYS1"),
+        "image {name} is not named by the disk serial"
+    );
     let today = run("date", &["-u", "+%Y-%m-%d"])?;
-    assert!(name.contains(today.trim()), "image {name} lacks today's date");
-    assert!(report_text.contains(&name) || report_text.contains("SYS1"), "report:\n{report_text}");
+    assert!(
+        name.contains(today.trim()),
+        "image {name} lacks today's date"
+    );
+    assert!(
+        report_text.contains(&name) || report_text.contains("SYS1"),
+        "report:\n{report_text}"
+    );
     let host_copy = dir.join(&name);
     run(
         "debugfs",

@@ -4,10 +4,11 @@
 
 use crate::confirm::Confirmed;
 use crate::model::{
-    Action, BrowseEntry, DiskEntry, Finished, ImageSummary, JobFailure, PlanRequest, PlannedJob,
-    PlannedKind,
+    Action, BackupJob, BackupRequest, BackupSettings, BrowseEntry, DiskEntry, Finished,
+    ImageSummary, JobFailure, PlanRequest, PlannedJob, PlannedKind, SPLIT_4G,
 };
 use disk::{BlockIo, DiscoverOptions, FileDisk, SysRoot, Window, WriteConsent};
+use engine::backup::{BackupOptions, BackupReport, SourceIdentity};
 use engine::clone::GrowFs;
 use engine::grow::PartitionAt;
 use engine::units::human;
@@ -405,4 +406,142 @@ pub fn verify_image(
         )),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Today's date (UTC) as `YYYY-MM-DD`, for image names.
+pub fn today() -> String {
+    let now = image::rfc3339_utc(std::time::SystemTime::now());
+    now.get(..10).unwrap_or(&now).to_string()
+}
+
+/// Free bytes (for an unprivileged user) and whether the file system holding `dir` is FAT.
+pub fn destination_space(dir: &Path) -> Result<(u64, bool), String> {
+    let vfs = nix::sys::statvfs::statvfs(dir)
+        .map_err(|e| format!("reading the free space of {}: {e}", dir.display()))?;
+    let free = vfs.blocks_available().saturating_mul(vfs.fragment_size());
+    let fat = nix::sys::statfs::statfs(dir)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::MSDOS_SUPER_MAGIC)
+        .map_err(|e| format!("reading the file system type of {}: {e}", dir.display()))?;
+    Ok((free, fat))
+}
+
+/// Checks a backup's destination (not on the disk being read, no existing file of that name)
+/// and plans it. Reads only.
+pub fn plan_backup(root: &SysRoot, req: &BackupRequest) -> Result<BackupJob, String> {
+    let image_path = req.dir.join(&req.name);
+    if image_path.exists() {
+        return Err(format!(
+            "{} exists: images are never overwritten (remove it or choose another folder)",
+            image_path.display()
+        ));
+    }
+    let opts = DiscoverOptions {
+        include_virtual: req.include_virtual,
+        open_devices: false,
+    };
+    let devices = disk::discover(root, &opts).map_err(|e| e.to_string())?;
+    let source = &req.source.disk;
+    engine::safety::check_image_destination(&image_path, source, &devices)
+        .map_err(|e| e.to_string())?;
+    let (free, fat) = destination_space(&req.dir)?;
+    let src = FileDisk::open_read(source).map_err(|e| e.to_string())?;
+    let identity = SourceIdentity {
+        model: req.source.model.clone(),
+        serial: req.source.serial.clone(),
+    };
+    let plan = engine::backup::plan_backup(&src, identity, &image_path, req.source.part)
+        .map_err(|e| e.to_string())?;
+    Ok(BackupJob {
+        request: req.clone(),
+        plan,
+        free: Some(free),
+        fat,
+    })
+}
+
+/// The chunk size for volumes of `split` bytes: small volumes take smaller chunks, since a
+/// chunk never straddles two volumes.
+pub fn chunk_size_for(split: Option<u64>) -> u32 {
+    match split {
+        Some(split) if split < 64 << 20 => {
+            let want = (split / 8).clamp(64 << 10, 4 << 20);
+            1u32 << (63 - want.leading_zeros())
+        }
+        _ => image::DEFAULT_CHUNK_SIZE,
+    }
+}
+
+/// Makes a planned backup: opens the source (a 4K-sector disk image file with its table's sector
+/// size), writes the image, and writes the bad-sector map (ddrescue format) beside it when
+/// sectors could not be read. The engine deletes a partial image on failure or cancellation.
+pub fn execute_backup(
+    job: &BackupJob,
+    settings: &BackupSettings,
+    sink: &ProgressSink,
+    cancel: &Cancel,
+) -> Result<BackupReport, JobFailure> {
+    let fail = |e: JobError| {
+        let (cancelled, state) = match &e {
+            JobError::Cancelled { state } => (true, Some(state.clone())),
+            _ => (false, None),
+        };
+        JobFailure {
+            message: e.to_string(),
+            cancelled,
+            state,
+        }
+    };
+    let source = &job.request.source.disk;
+    let plan = &job.plan;
+    let src = FileDisk::open_read(source).map_err(|e| fail(e.into()))?;
+    let src = match (&plan.layout, src.is_block_device()) {
+        (Some(l), false) if l.sector_size != src.logical_sector_size() => {
+            FileDisk::open_read(source)
+                .and_then(|f| f.with_sector_size(l.sector_size, l.sector_size))
+                .map_err(|e| fail(e.into()))?
+        }
+        _ => src,
+    };
+    let split = if job.fat {
+        Some(SPLIT_4G)
+    } else {
+        settings.split()
+    };
+    let opts = BackupOptions {
+        level: settings.level,
+        split,
+        chunk_size: chunk_size_for(split),
+        read: engine::rescue::ReadPolicy { strict: false },
+        threads: 0,
+    };
+    log::info!(
+        "backing up {} to {} (level {}, split {:?})",
+        plan.source,
+        plan.image.display(),
+        opts.level,
+        opts.split
+    );
+    let mut report =
+        engine::backup::execute_backup(plan, &src, &opts, Some(sink), cancel).map_err(fail)?;
+    if !report.bad_sectors.is_empty() {
+        let map = plan.image.with_extension("badsectors");
+        match std::fs::write(&map, report.bad_sectors.to_ddrescue(plan.source_len)) {
+            Ok(()) => report.notes.push(format!(
+                "bad-sector map (ddrescue format): {}",
+                map.display()
+            )),
+            Err(e) => report
+                .notes
+                .push(format!("writing the bad-sector map {}: {e}", map.display())),
+        }
+    }
+    log::info!(
+        "backup of {} done: read {}, image {} in {} volume(s), {} unreadable",
+        plan.source,
+        human(report.bytes_read),
+        human(report.bytes_written),
+        report.volumes.len(),
+        human(report.bad_sectors.bytes())
+    );
+    Ok(report)
 }

@@ -7,7 +7,8 @@
 //! (plans, safety checks and copying are the engine's), must never print to stdout or stderr
 //! (logs go to a file and the Log screen), and must not write to a disk except through a plan
 //! the user confirmed: the effect that starts a job carries a [`confirm::Confirmed`], which only
-//! the confirmation screen can make.
+//! the confirmation screen can make. A backup writes no disk: it only creates a new image file
+//! (never overwriting one), started with Enter on its plan.
 //!
 //! Environment: `LIFEBOAT_SHOW_LOOP=1` lists loop and RAM devices from the start (also the `v`
 //! key); `LIFEBOAT_DEBUG` keeps debug log records.

@@ -49,8 +49,10 @@ pub enum SmartHealth {
     Unavailable(String),
 }
 
-/// The jobs the UI can run. Only jobs whose engines exist are listed in [`Action::WIRED`]; backup,
-/// restore, verify and browsing slot in here with their own source and target kinds.
+/// The jobs that write to a disk. Only jobs whose engines exist are listed in [`Action::WIRED`];
+/// restore slots in here with its own source and target kinds. Verifying an image writes nothing
+/// and has no target: it has its own screen ([`Screen::Verify`]); a backup writes only a new
+/// file, never a disk, and has its own screens too ([`Screen::Backup`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Whole disk → whole disk.
@@ -293,6 +295,7 @@ pub enum Ask {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MenuItem {
     Job(Action),
+    Backup,
     VerifyImage,
     Mount,
     Unmount,
@@ -310,6 +313,7 @@ impl MenuItem {
     pub fn all() -> Vec<MenuItem> {
         let mut items: Vec<MenuItem> = Action::WIRED.iter().map(|a| MenuItem::Job(*a)).collect();
         items.extend([
+            MenuItem::Backup,
             MenuItem::VerifyImage,
             MenuItem::Mount,
             MenuItem::Unmount,
@@ -329,6 +333,7 @@ impl MenuItem {
         match self {
             MenuItem::Job(Action::CloneDisk) => 'c',
             MenuItem::Job(Action::CopyPartition) => 'p',
+            MenuItem::Backup => 'a',
             MenuItem::VerifyImage => 'i',
             MenuItem::Mount => 'm',
             MenuItem::Unmount => 'u',
@@ -345,6 +350,7 @@ impl MenuItem {
     pub fn title(self, show_virtual: bool) -> &'static str {
         match self {
             MenuItem::Job(a) => a.title(),
+            MenuItem::Backup => "Back up a disk or partition to an image",
             MenuItem::VerifyImage => "Verify an image",
             MenuItem::Mount => "Mount the selected partition (to hold images)",
             MenuItem::Unmount => "Unmount the selected partition",
@@ -374,6 +380,8 @@ pub enum Screen {
     Ask(Ask),
     /// Verify an image: pick it, check every chunk, show what is bad.
     Verify(Box<VerifyScreen>),
+    /// Back up a disk or partition into a new image file.
+    Backup(Box<BackupScreen>),
 }
 
 /// What an image file says about itself, for the image browser (`lifeboat info` in short).
@@ -499,6 +507,7 @@ impl Model {
         match &self.screen {
             Screen::Wizard(w) => matches!(w.step, Step::Running { .. }),
             Screen::Verify(v) => matches!(**v, VerifyScreen::Running { .. }),
+            Screen::Backup(b) => matches!(**b, BackupScreen::Running { .. }),
             _ => false,
         }
     }
@@ -940,6 +949,10 @@ pub enum Msg {
     },
     /// Verify finished: the report, or why it could not run.
     Verified(Result<image::VerifyReport, String>),
+    /// A backup was checked and planned, or why it cannot be made.
+    BackupPlanned(Result<Arc<BackupJob>, String>),
+    /// A backup finished: its report, or why it did not complete.
+    BackupDone(Result<engine::backup::BackupReport, JobFailure>),
 }
 
 /// A request to check a target and plan a job (reads only).
@@ -973,6 +986,13 @@ pub enum Effect {
     ListImages(PathBuf),
     /// Verify an image (reads only).
     VerifyImage(PathBuf),
+    /// Check the destination of a backup and plan it (reads only).
+    PlanBackup(Box<BackupRequest>),
+    /// Make the backup: reads the source, creates a new image file (never overwrites one).
+    StartBackup {
+        job: Arc<BackupJob>,
+        settings: BackupSettings,
+    },
     /// Mount a partition under `/run/lifeboat/mnt/<name>`.
     Mount {
         node: PathBuf,
@@ -987,4 +1007,323 @@ pub enum Effect {
     Reboot,
     PowerOff,
     Quit,
+}
+
+/// What a backup reads: a whole disk (`part` is `None`; a disk holding a bare file system is
+/// imaged as that file system) or one partition of a disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSource {
+    /// The disk, or the partition, as the lists show it.
+    pub endpoint: Endpoint,
+    /// The disk that is opened.
+    pub disk: PathBuf,
+    /// The partition of `disk`, for a partition backup.
+    pub part: Option<u32>,
+    /// Model and serial of the disk, for the image's manifest and its default name.
+    pub model: String,
+    pub serial: String,
+}
+
+/// A request to check a backup's destination and plan it (reads only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupRequest {
+    pub source: BackupSource,
+    /// The folder that receives the image.
+    pub dir: PathBuf,
+    /// The image file's name (in `dir`).
+    pub name: String,
+    /// Discover loop and RAM devices for the destination check too.
+    pub include_virtual: bool,
+}
+
+/// A planned backup, with what the destination offers.
+#[derive(Debug)]
+pub struct BackupJob {
+    pub request: BackupRequest,
+    pub plan: engine::backup::BackupPlan,
+    /// Bytes free for an unprivileged user in the destination folder, when known.
+    pub free: Option<u64>,
+    /// The destination is FAT: volumes must stay below 4 GiB.
+    pub fat: bool,
+}
+
+impl BackupJob {
+    /// The image file that will be created.
+    pub fn image(&self) -> &std::path::Path {
+        &self.plan.image
+    }
+
+    /// A guess of the image's size: half of what is read (it depends on the data).
+    pub fn estimate(&self) -> u64 {
+        self.plan.total_bytes() / 2
+    }
+
+    /// The warning when the estimate exceeds the free space.
+    pub fn space_warning(&self) -> Option<String> {
+        let free = self.free?;
+        (self.estimate() > free).then(|| {
+            format!(
+                "the image may not fit: about {} expected (an estimate: half of the {} read), \
+                 {} free in {}",
+                human(self.estimate()),
+                human(self.plan.total_bytes()),
+                human(free),
+                self.request.dir.display()
+            )
+        })
+    }
+}
+
+/// The zstd levels offered, fastest first.
+pub const BACKUP_LEVELS: [i32; 4] = [1, 3, 9, 19];
+
+/// Volume size when splitting: below FAT32's 4 GiB file limit.
+pub const SPLIT_4G: u64 = (4 << 30) - (1 << 20);
+
+/// The switches of a backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupSettings {
+    /// zstd level, one of [`BACKUP_LEVELS`].
+    pub level: i32,
+    /// Split into volumes below 4 GiB (forced on FAT).
+    pub split_4g: bool,
+    /// Verify the image when the backup is done.
+    pub verify: bool,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        BackupSettings {
+            level: 3,
+            split_4g: false,
+            verify: false,
+        }
+    }
+}
+
+impl BackupSettings {
+    /// The next level of [`BACKUP_LEVELS`], wrapping.
+    pub fn next_level(&mut self) {
+        let i = BACKUP_LEVELS
+            .iter()
+            .position(|l| *l == self.level)
+            .map_or(0, |i| (i + 1) % BACKUP_LEVELS.len());
+        self.level = BACKUP_LEVELS.get(i).copied().unwrap_or(3);
+    }
+
+    /// The volume size, when split.
+    pub fn split(&self) -> Option<u64> {
+        self.split_4g.then_some(SPLIT_4G)
+    }
+
+    /// The options screen's lines, in order (three rows).
+    pub fn lines(&self) -> [String; 3] {
+        let speed = match self.level {
+            1 => "fastest",
+            3 => "fast, the default",
+            9 => "smaller, slower",
+            _ => "smallest, much slower",
+        };
+        [
+            format!("Compression level {} ({speed})", self.level),
+            if self.split_4g {
+                "Split into volumes below 4 GiB: yes".to_string()
+            } else {
+                "Split into volumes below 4 GiB: no (one file)".to_string()
+            },
+            format!(
+                "Verify the image when done: {}",
+                if self.verify { "yes" } else { "no" }
+            ),
+        ]
+    }
+}
+
+/// How a finished backup went, for the result screen.
+#[derive(Debug)]
+pub struct BackupOutcome {
+    pub result: Result<engine::backup::BackupReport, JobFailure>,
+}
+
+/// The steps of a backup.
+#[derive(Debug)]
+pub enum BackupScreen {
+    PickSource {
+        cursor: usize,
+    },
+    PickFolder {
+        source: BackupSource,
+        browser: Browser,
+    },
+    Planning {
+        request: BackupRequest,
+        /// The options chosen before the file was renamed, kept across the new plan.
+        settings: Option<BackupSettings>,
+    },
+    Refused {
+        request: BackupRequest,
+        reason: String,
+    },
+    Options {
+        job: Arc<BackupJob>,
+        settings: BackupSettings,
+        cursor: usize,
+    },
+    /// Editing the image file's name.
+    Name {
+        job: Arc<BackupJob>,
+        settings: BackupSettings,
+        typed: String,
+        /// Why the last name was refused.
+        refused: Option<String>,
+    },
+    Plan {
+        job: Arc<BackupJob>,
+        settings: BackupSettings,
+        scroll: u16,
+    },
+    Running {
+        job: Arc<BackupJob>,
+        settings: BackupSettings,
+        progress: Option<Progress>,
+        ask_cancel: bool,
+        cancelling: bool,
+    },
+    Done {
+        job: Arc<BackupJob>,
+        outcome: BackupOutcome,
+    },
+}
+
+/// What a backup may read: disks with a partition table or a bare file system, and partitions.
+pub fn backup_sources(model: &Model) -> Vec<(Candidate, BackupSource)> {
+    let mut out = Vec::new();
+    for entry in &model.disks {
+        let d = &entry.device;
+        if d.size == 0 {
+            continue;
+        }
+        let src = |endpoint: Endpoint, part: Option<u32>| BackupSource {
+            endpoint,
+            disk: d.path.clone(),
+            part,
+            model: d.model.clone().unwrap_or_default(),
+            serial: d.serial.clone().unwrap_or_default(),
+        };
+        let refusal = match &entry.report {
+            Err(e) => Some(format!("cannot be read: {e}")),
+            Ok(r) => match &r.content {
+                Content::Table { .. } | Content::FileSystem { .. } => None,
+                Content::Unknown => {
+                    Some("holds no partition table or file system Lifeboat knows".to_string())
+                }
+                Content::Unreadable { error } => {
+                    Some(format!("its partition table cannot be read: {error}"))
+                }
+            },
+        };
+        let endpoint = disk_endpoint(entry);
+        out.push((
+            Candidate {
+                endpoint: endpoint.clone(),
+                refusal,
+                note: whole_fs_row(entry)
+                    .map(|_| "the whole disk holds one file system".to_string()),
+            },
+            src(endpoint, None),
+        ));
+        if entry.report.is_err() {
+            continue;
+        }
+        for p in part_rows(entry) {
+            let endpoint = part_endpoint(entry, &p);
+            let refusal = p
+                .extended
+                .then(|| "an extended partition only holds other partitions".to_string());
+            let mut endpoint_shown = endpoint.clone();
+            endpoint_shown.label = format!("  {}", endpoint.label);
+            out.push((
+                Candidate {
+                    endpoint: endpoint_shown,
+                    refusal,
+                    note: None,
+                },
+                src(endpoint, Some(p.number)),
+            ));
+        }
+    }
+    out
+}
+
+/// The default image name: `<model>-<serial>-<YYYY-MM-DD>.lbi` (with `-pN` for a partition),
+/// made of letters, digits, `.`, `_` and `-` only.
+pub fn default_image_name(source: &BackupSource, date: &str) -> String {
+    let clean = |s: &str| -> String {
+        let mut out = String::new();
+        for c in s.trim().chars() {
+            let c = if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            };
+            if !(c == '_' && out.ends_with('_')) {
+                out.push(c);
+            }
+        }
+        out.trim_matches(|c| c == '_' || c == '.')
+            .chars()
+            .take(40)
+            .collect()
+    };
+    let model = match clean(&source.model) {
+        m if m.is_empty() => source
+            .disk
+            .file_name()
+            .map(|n| clean(&n.to_string_lossy()))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "disk".to_string()),
+        m => m,
+    };
+    let mut name = model;
+    let serial = clean(&source.serial);
+    if !serial.is_empty() {
+        name.push('-');
+        name.push_str(&serial);
+    }
+    if let Some(n) = source.part {
+        name.push_str(&format!("-p{n}"));
+    }
+    let date = clean(date);
+    if !date.is_empty() {
+        name.push('-');
+        name.push_str(&date);
+    }
+    name.push_str(".lbi");
+    name
+}
+
+/// The image file name the user typed, checked: a plain name (no folder), not hidden, ending in
+/// `.lbi` (added when missing).
+pub fn checked_image_name(typed: &str) -> Result<String, String> {
+    let name = typed.trim();
+    if name.is_empty() {
+        return Err("type a file name".to_string());
+    }
+    if name.contains('/') {
+        return Err("a file name cannot contain /".to_string());
+    }
+    if name.starts_with('.') {
+        return Err("a file name cannot start with a dot (it would be hidden)".to_string());
+    }
+    if name.chars().any(char::is_control) {
+        return Err("a file name cannot contain control characters".to_string());
+    }
+    let mut name = name.to_string();
+    if !name.to_ascii_lowercase().ends_with(".lbi") {
+        name.push_str(".lbi");
+    }
+    if name.len() > 200 {
+        return Err("the file name is too long".to_string());
+    }
+    Ok(name)
 }

@@ -215,6 +215,32 @@ impl Runtime {
                     let _ = tx.send(Msg::Verified(result));
                 });
             }
+            Effect::PlanBackup(req) => {
+                let root = self.root.clone();
+                self.spawn("plan-backup", move |tx| {
+                    let result = jobs::plan_backup(&root, &req).map(Arc::new).map_err(|e| {
+                        log::warn!(
+                            "backup of {} to {} refused: {e}",
+                            req.source.disk.display(),
+                            req.dir.display()
+                        );
+                        e
+                    });
+                    let _ = tx.send(Msg::BackupPlanned(result));
+                });
+            }
+            Effect::StartBackup { job, settings } => {
+                let cancel = Cancel::new();
+                self.cancel = Some(cancel.clone());
+                self.spawn("backup", move |tx| {
+                    let progress_tx = tx.clone();
+                    let sink = move |p: &engine::Progress| {
+                        let _ = progress_tx.send(Msg::Progress(p.clone()));
+                    };
+                    let result = jobs::execute_backup(&job, &settings, &sink, &cancel);
+                    let _ = tx.send(Msg::BackupDone(result));
+                });
+            }
             Effect::CancelJob => {
                 if let Some(c) = &self.cancel {
                     log::warn!("cancel requested by the user");

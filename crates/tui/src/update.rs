@@ -3,10 +3,12 @@
 
 use crate::confirm;
 use crate::model::{
+    backup_sources, BackupOutcome, BackupRequest, BackupScreen, BrowseEntry, Browser, VerifyScreen,
+};
+use crate::model::{
     part_rows, sources, targets, Action, Ask, Effect, Endpoint, Finished, JobOption, Key, MenuItem,
     Model, Msg, Outcome, PlanRequest, Row, Screen, SmartHealth, Step, Wizard,
 };
-use crate::model::{BrowseEntry, Browser, VerifyScreen};
 use engine::units::human;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,22 +55,63 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
                         *progress = Some(p);
                     }
                 }
+                Screen::Backup(b) => {
+                    if let BackupScreen::Running { progress, .. } = &mut **b {
+                        *progress = Some(p);
+                    }
+                }
                 _ => {}
             }
             Vec::new()
         }
         Msg::Listed { dir, result } => {
-            if let Screen::Verify(v) = &mut model.screen {
-                if let VerifyScreen::Pick(b) = &mut **v {
-                    if b.dir == dir {
-                        let len = result.as_ref().map(|e| e.len()).unwrap_or(0);
-                        b.cursor = b.cursor.min(len.saturating_sub(1));
-                        b.entries = Some(result);
-                    }
+            let browser = match &mut model.screen {
+                Screen::Verify(v) => match &mut **v {
+                    VerifyScreen::Pick(b) => Some(b),
+                    _ => None,
+                },
+                Screen::Backup(s) => match &mut **s {
+                    BackupScreen::PickFolder { browser, .. } => Some(browser),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(b) = browser {
+                if b.dir == dir {
+                    let len = result.as_ref().map(|e| e.len()).unwrap_or(0);
+                    b.cursor = b.cursor.min(len.saturating_sub(1));
+                    b.entries = Some(result);
                 }
             }
             Vec::new()
         }
+        Msg::BackupPlanned(result) => {
+            if let Screen::Backup(s) = &mut model.screen {
+                if let BackupScreen::Planning { request, settings } = &**s {
+                    let request = request.clone();
+                    let kept = *settings;
+                    **s = match result {
+                        Ok(job) if job.request == request => {
+                            let mut settings = kept.unwrap_or_default();
+                            // FAT32 cannot hold files of 4 GiB or more.
+                            settings.split_4g |= job.fat;
+                            BackupScreen::Options {
+                                job,
+                                settings,
+                                cursor: 0,
+                            }
+                        }
+                        Ok(_) => BackupScreen::Planning {
+                            request,
+                            settings: kept,
+                        },
+                        Err(reason) => BackupScreen::Refused { request, reason },
+                    };
+                }
+            }
+            Vec::new()
+        }
+        Msg::BackupDone(result) => on_backup_done(model, result),
         Msg::Verified(result) => {
             if let Screen::Verify(v) = &mut model.screen {
                 if let VerifyScreen::Running { image, .. } = &**v {
@@ -295,6 +338,7 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
         },
         Screen::Wizard(w) => wizard_key(model, w, key),
         Screen::Verify(v) => verify_key(model, *v, key),
+        Screen::Backup(b) => backup_key(model, *b, key),
     };
     model.screen = screen;
     effects
@@ -353,6 +397,20 @@ fn activate(model: &mut Model, item: MenuItem) -> (Screen, Vec<Effect>) {
                 options: Default::default(),
             };
             (Screen::Wizard(Box::new(wizard)), Vec::new())
+        }
+        MenuItem::Backup => {
+            let want = model.selected().and_then(|r| row_key(model, r));
+            let cursor = want
+                .and_then(|(disk, number)| {
+                    backup_sources(model)
+                        .iter()
+                        .position(|(_, s)| s.disk == disk && s.part == number)
+                })
+                .unwrap_or(0);
+            (
+                Screen::Backup(Box::new(BackupScreen::PickSource { cursor })),
+                Vec::new(),
+            )
         }
         MenuItem::VerifyImage => {
             let (browser, effect) = open_folder(model.image_root.clone());
@@ -909,4 +967,408 @@ fn verify_key(model: &mut Model, v: VerifyScreen, key: Key) -> (Screen, Vec<Effe
             }
         }
     }
+}
+
+fn on_backup_done(
+    model: &mut Model,
+    result: Result<engine::backup::BackupReport, crate::model::JobFailure>,
+) -> Vec<Effect> {
+    let Screen::Backup(s) = &mut model.screen else {
+        return Vec::new();
+    };
+    let BackupScreen::Running { job, settings, .. } = &**s else {
+        return Vec::new();
+    };
+    let job = Arc::clone(job);
+    let verify = settings.verify;
+    match &result {
+        Ok(r) if verify => {
+            model.status = Some(format!(
+                "backup done: {} in {} volume(s), {} unreadable; now verifying",
+                human(r.bytes_written),
+                r.volumes.len(),
+                human(r.bad_sectors.bytes())
+            ));
+            let image = r.image.clone();
+            log::info!("verify of {} started after the backup", image.display());
+            model.screen = Screen::Verify(Box::new(VerifyScreen::Running {
+                image: image.clone(),
+                progress: None,
+                ask_cancel: false,
+                cancelling: false,
+            }));
+            return vec![Effect::VerifyImage(image)];
+        }
+        Ok(_) => {}
+        Err(f) => log::error!(
+            "backup of {} to {} failed: {}",
+            job.plan.source,
+            job.image().display(),
+            f.message
+        ),
+    }
+    **s = BackupScreen::Done {
+        job,
+        outcome: BackupOutcome { result },
+    };
+    Vec::new()
+}
+
+/// Keys of the backup screens: source → folder → (planning) → options → plan → running → result.
+fn backup_key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>) {
+    let wrap = |s: BackupScreen| Screen::Backup(Box::new(s));
+    match s {
+        BackupScreen::PickSource { cursor } => {
+            let list = backup_sources(model);
+            if let Some(c) = nav(cursor, list.len(), key) {
+                return (wrap(BackupScreen::PickSource { cursor: c }), Vec::new());
+            }
+            match key {
+                Key::Esc => (Screen::Main, Vec::new()),
+                Key::Enter => match list.get(cursor) {
+                    Some((c, source)) if c.refusal.is_none() => {
+                        model.status = None;
+                        let (browser, effect) = open_folder(model.image_root.clone());
+                        (
+                            wrap(BackupScreen::PickFolder {
+                                source: source.clone(),
+                                browser,
+                            }),
+                            vec![effect],
+                        )
+                    }
+                    Some((c, _)) => {
+                        model.status = c.refusal.clone();
+                        (wrap(BackupScreen::PickSource { cursor }), Vec::new())
+                    }
+                    None => (wrap(BackupScreen::PickSource { cursor }), Vec::new()),
+                },
+                _ => (wrap(BackupScreen::PickSource { cursor }), Vec::new()),
+            }
+        }
+        BackupScreen::PickFolder {
+            source,
+            mut browser,
+        } => {
+            let back = |model: &Model, source: &crate::model::BackupSource| {
+                let cursor = backup_sources(model)
+                    .iter()
+                    .position(|(_, s)| s == source)
+                    .unwrap_or(0);
+                wrap(BackupScreen::PickSource { cursor })
+            };
+            if key == Key::Char('s') {
+                if browser.dir == model.image_root || !browser.dir.starts_with(&model.image_root) {
+                    browser.refused = Some(format!(
+                        "choose a folder on a mounted drive, below {}: this one is in memory",
+                        model.image_root.display()
+                    ));
+                    return (
+                        wrap(BackupScreen::PickFolder { source, browser }),
+                        Vec::new(),
+                    );
+                }
+                let name = crate::model::default_image_name(&source, &crate::jobs::today());
+                let request = BackupRequest {
+                    source,
+                    dir: browser.dir,
+                    name,
+                    include_virtual: model.show_virtual,
+                };
+                return (
+                    wrap(BackupScreen::Planning {
+                        request: request.clone(),
+                        settings: None,
+                    }),
+                    vec![Effect::PlanBackup(Box::new(request))],
+                );
+            }
+            // Images are listed (to see what the folder holds) but not chosen here.
+            let on_image = matches!(
+                &browser.entries,
+                Some(Ok(e)) if matches!(e.get(browser.cursor), Some(BrowseEntry::Image { .. }))
+            );
+            if on_image && matches!(key, Key::Enter | Key::Right) {
+                browser.refused = Some(
+                    "images are never overwritten: s saves a new image in this folder".to_string(),
+                );
+                return (
+                    wrap(BackupScreen::PickFolder { source, browser }),
+                    Vec::new(),
+                );
+            }
+            match browse_key(&model.image_root, browser, key) {
+                BrowseOutcome::Stay(browser, effect) => (
+                    wrap(BackupScreen::PickFolder { source, browser }),
+                    effect.into_iter().collect(),
+                ),
+                BrowseOutcome::Leave => (back(model, &source), Vec::new()),
+                BrowseOutcome::Chosen(_) => (back(model, &source), Vec::new()),
+            }
+        }
+        BackupScreen::Planning { request, settings } => match key {
+            // The worker's answer is dropped when it arrives.
+            Key::Esc => folder_again(request),
+            _ => (
+                wrap(BackupScreen::Planning { request, settings }),
+                Vec::new(),
+            ),
+        },
+        BackupScreen::Name {
+            job,
+            settings,
+            mut typed,
+            refused,
+        } => match key {
+            Key::Esc => (
+                wrap(BackupScreen::Options {
+                    job,
+                    settings,
+                    cursor: 0,
+                }),
+                Vec::new(),
+            ),
+            Key::Backspace => {
+                typed.pop();
+                (
+                    wrap(BackupScreen::Name {
+                        job,
+                        settings,
+                        typed,
+                        refused: None,
+                    }),
+                    Vec::new(),
+                )
+            }
+            Key::Char(c) if !c.is_control() && typed.chars().count() < 120 => {
+                typed.push(c);
+                (
+                    wrap(BackupScreen::Name {
+                        job,
+                        settings,
+                        typed,
+                        refused: None,
+                    }),
+                    Vec::new(),
+                )
+            }
+            Key::Enter => match crate::model::checked_image_name(&typed) {
+                Ok(name) => {
+                    let request = BackupRequest {
+                        name,
+                        ..job.request.clone()
+                    };
+                    (
+                        wrap(BackupScreen::Planning {
+                            request: request.clone(),
+                            settings: Some(settings),
+                        }),
+                        vec![Effect::PlanBackup(Box::new(request))],
+                    )
+                }
+                Err(reason) => (
+                    wrap(BackupScreen::Name {
+                        job,
+                        settings,
+                        typed,
+                        refused: Some(reason),
+                    }),
+                    Vec::new(),
+                ),
+            },
+            _ => (
+                wrap(BackupScreen::Name {
+                    job,
+                    settings,
+                    typed,
+                    refused,
+                }),
+                Vec::new(),
+            ),
+        },
+        BackupScreen::Refused { request, reason } => match key {
+            Key::Esc | Key::Enter => folder_again(request),
+            _ => (wrap(BackupScreen::Refused { request, reason }), Vec::new()),
+        },
+        BackupScreen::Options {
+            job,
+            mut settings,
+            cursor,
+        } => {
+            if let Some(c) = nav(cursor, settings.lines().len(), key) {
+                return (
+                    wrap(BackupScreen::Options {
+                        job,
+                        settings,
+                        cursor: c,
+                    }),
+                    Vec::new(),
+                );
+            }
+            match key {
+                Key::Esc => folder_again(job.request.clone()),
+                Key::Char('n') => {
+                    model.status = None;
+                    let typed = job.request.name.clone();
+                    (
+                        wrap(BackupScreen::Name {
+                            job,
+                            settings,
+                            typed,
+                            refused: None,
+                        }),
+                        Vec::new(),
+                    )
+                }
+                Key::Char(' ') | Key::Char('x') => {
+                    model.status = None;
+                    match cursor {
+                        0 => settings.next_level(),
+                        1 if job.fat => {
+                            model.status = Some(format!(
+                                "{} is on a FAT file system, which cannot hold files of 4 GiB or \
+                                 more: the image must be split",
+                                job.request.dir.display()
+                            ));
+                        }
+                        1 => settings.split_4g = !settings.split_4g,
+                        _ => settings.verify = !settings.verify,
+                    }
+                    (
+                        wrap(BackupScreen::Options {
+                            job,
+                            settings,
+                            cursor,
+                        }),
+                        Vec::new(),
+                    )
+                }
+                Key::Enter => {
+                    model.status = None;
+                    (
+                        wrap(BackupScreen::Plan {
+                            job,
+                            settings,
+                            scroll: 0,
+                        }),
+                        Vec::new(),
+                    )
+                }
+                _ => (
+                    wrap(BackupScreen::Options {
+                        job,
+                        settings,
+                        cursor,
+                    }),
+                    Vec::new(),
+                ),
+            }
+        }
+        BackupScreen::Plan {
+            job,
+            settings,
+            scroll,
+        } => match key {
+            Key::Esc => (
+                wrap(BackupScreen::Options {
+                    job,
+                    settings,
+                    cursor: 0,
+                }),
+                Vec::new(),
+            ),
+            // A backup only creates a new file: Enter is the confirmation.
+            Key::Enter => {
+                log::info!(
+                    "backup of {} to {} started",
+                    job.plan.source,
+                    job.image().display()
+                );
+                (
+                    wrap(BackupScreen::Running {
+                        job: Arc::clone(&job),
+                        settings,
+                        progress: None,
+                        ask_cancel: false,
+                        cancelling: false,
+                    }),
+                    vec![Effect::StartBackup { job, settings }],
+                )
+            }
+            k => {
+                let lines: usize = job
+                    .plan
+                    .to_string()
+                    .lines()
+                    .map(|l| l.chars().count().div_ceil(78).max(1))
+                    .sum();
+                let s = nav(usize::from(scroll), lines, k).unwrap_or(usize::from(scroll));
+                (
+                    wrap(BackupScreen::Plan {
+                        job,
+                        settings,
+                        scroll: u16::try_from(s).unwrap_or(u16::MAX),
+                    }),
+                    Vec::new(),
+                )
+            }
+        },
+        BackupScreen::Running {
+            job,
+            settings,
+            progress,
+            ask_cancel,
+            cancelling,
+        } => {
+            let mut effects = Vec::new();
+            let (ask_cancel, cancelling) = match (ask_cancel, key) {
+                (false, Key::Esc) if !cancelling => (true, cancelling),
+                (true, Key::Char('y') | Key::Char('Y')) => {
+                    effects.push(Effect::CancelJob);
+                    (false, true)
+                }
+                (true, Key::Char('n') | Key::Char('N') | Key::Esc) => (false, cancelling),
+                other => (other.0, cancelling),
+            };
+            (
+                wrap(BackupScreen::Running {
+                    job,
+                    settings,
+                    progress,
+                    ask_cancel,
+                    cancelling,
+                }),
+                effects,
+            )
+        }
+        BackupScreen::Done { job, outcome } => match (key, &outcome.result) {
+            (Key::Char('v'), Ok(r)) => {
+                let image = r.image.clone();
+                log::info!("verify of {} started", image.display());
+                (
+                    Screen::Verify(Box::new(VerifyScreen::Running {
+                        image: image.clone(),
+                        progress: None,
+                        ask_cancel: false,
+                        cancelling: false,
+                    })),
+                    vec![Effect::VerifyImage(image)],
+                )
+            }
+            (Key::Enter | Key::Esc, _) => (Screen::Main, Vec::new()),
+            _ => (wrap(BackupScreen::Done { job, outcome }), Vec::new()),
+        },
+    }
+}
+
+/// The folder browser again, on the folder of `request`.
+fn folder_again(request: BackupRequest) -> (Screen, Vec<Effect>) {
+    let (browser, effect) = open_folder(request.dir);
+    (
+        Screen::Backup(Box::new(BackupScreen::PickFolder {
+            source: request.source,
+            browser,
+        })),
+        vec![effect],
+    )
 }

@@ -5,7 +5,7 @@ use crate::model::{
     part_rows, sources, table_text, targets, Action, Ask, Candidate, DiskEntry, MenuItem, Model,
     Outcome, PlannedJob, Row, Screen, Step, Wizard,
 };
-use crate::model::{BrowseEntry, Browser, ImageSummary, VerifyScreen};
+use crate::model::{BackupScreen, BrowseEntry, Browser, ImageSummary, VerifyScreen};
 use crate::update::{size_explanation, smart_text};
 use engine::units::human;
 use engine::Progress;
@@ -103,6 +103,7 @@ pub fn view(model: &Model, frame: &mut Frame) {
         Screen::Log { scroll } => log_view(model, *scroll, frame, body),
         Screen::Wizard(w) => wizard_view(model, w, frame, body),
         Screen::Verify(v) => verify_view(model, v, frame, body),
+        Screen::Backup(b) => backup_view(model, b, frame, body),
     }
 }
 
@@ -119,6 +120,19 @@ fn screen_title(model: &Model) -> String {
             VerifyScreen::Running { .. } => "Verify image - step 2 of 2: running".to_string(),
             VerifyScreen::Done { .. } => "Verify image - step 2 of 2: result".to_string(),
         },
+        Screen::Backup(b) => {
+            let (n, what) = match **b {
+                BackupScreen::PickSource { .. } => (1, "source"),
+                BackupScreen::PickFolder { .. } => (2, "destination folder"),
+                BackupScreen::Planning { .. } | BackupScreen::Refused { .. } => (3, "checking"),
+                BackupScreen::Options { .. } => (3, "options"),
+                BackupScreen::Name { .. } => (3, "file name"),
+                BackupScreen::Plan { .. } => (4, "plan"),
+                BackupScreen::Running { .. } => (5, "running"),
+                BackupScreen::Done { .. } => (5, "result"),
+            };
+            format!("Back up - step {n} of 5: {what}")
+        }
         Screen::Wizard(w) => {
             let (n, what) = match &w.step {
                 Step::PickSource { .. } => (1, "source"),
@@ -138,7 +152,7 @@ fn screen_title(model: &Model) -> String {
 pub fn help_text(model: &Model) -> String {
     let text = match &model.screen {
         Screen::Main => {
-            " ↑↓ move  Enter menu  c clone  p copy  m mount  u unmount  r rescan  q quit"
+            " ↑↓ move  Enter menu  a back up  c clone  p copy  m mount  u unmount  q quit"
         }
         Screen::Menu { .. } => " ↑↓ move  Enter choose  letter: shortcut  Esc back",
         Screen::Ask(_) => " y yes  n no",
@@ -165,6 +179,28 @@ pub fn help_text(model: &Model) -> String {
             } => " y stop verifying  n keep going",
             VerifyScreen::Running { .. } => " Esc stop",
             VerifyScreen::Done { .. } => " ↑↓ scroll  Enter back to the disks",
+        },
+        Screen::Backup(b) => match &**b {
+            BackupScreen::PickSource { .. } => " ↑↓ move  Enter choose  Esc back",
+            BackupScreen::PickFolder { .. } => {
+                " ↑↓ move  Enter open  s save here  Backspace up  r reread  Esc back"
+            }
+            BackupScreen::Planning { .. } => " Esc back",
+            BackupScreen::Refused { .. } => " Enter/Esc pick another folder",
+            BackupScreen::Options { .. } => {
+                " ↑↓ move  Space change  n rename  Enter show the plan  Esc back"
+            }
+            BackupScreen::Name { .. } => " type the file name  Enter use it  Esc back",
+            BackupScreen::Plan { .. } => " ↑↓ PgUp PgDn scroll  Enter start the backup  Esc back",
+            BackupScreen::Running {
+                ask_cancel: true, ..
+            } => " y stop (the partial image is deleted)  n keep going",
+            BackupScreen::Running { .. } => " Esc stop",
+            BackupScreen::Done {
+                outcome: crate::model::BackupOutcome { result: Ok(_) },
+                ..
+            } => " v verify the image now  Enter back to the disks",
+            BackupScreen::Done { .. } => " Enter back to the disks",
         },
     };
     text.to_string()
@@ -849,7 +885,7 @@ fn file_name(p: &Path) -> String {
 
 /// The image browser: the folder's entries on the left half, the selected image's summary (or
 /// why it cannot be used) below.
-fn browser_view(model: &Model, b: &Browser, frame: &mut Frame, area: Rect) {
+fn browser_view(model: &Model, b: &Browser, pick_folder: bool, frame: &mut Frame, area: Rect) {
     let [list_area, info_area] =
         Layout::vertical([Constraint::Min(5), Constraint::Length(9)]).areas(area);
     let title = format!(" {} ", b.dir.display());
@@ -938,6 +974,14 @@ fn browser_view(model: &Model, b: &Browser, frame: &mut Frame, area: Rect) {
         }
         _ => {}
     }
+    if pick_folder {
+        let hint = if b.dir == model.image_root {
+            "Open the folder of a mounted drive, then s saves the new image there.".to_string()
+        } else {
+            format!("s saves the new image in {}", b.dir.display())
+        };
+        lines.insert(0, Line::raw(hint));
+    }
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
@@ -991,7 +1035,7 @@ fn summary_lines(s: &ImageSummary) -> Vec<Line<'static>> {
 
 fn verify_view(model: &Model, v: &VerifyScreen, frame: &mut Frame, area: Rect) {
     match v {
-        VerifyScreen::Pick(b) => browser_view(model, b, frame, area),
+        VerifyScreen::Pick(b) => browser_view(model, b, false, frame, area),
         VerifyScreen::Running {
             image,
             progress,
@@ -1054,8 +1098,7 @@ fn verify_view(model: &Model, v: &VerifyScreen, frame: &mut Frame, area: Rect) {
                         bad_style(),
                     ));
                     lines.push(Line::raw(format!(
-                        "{}: {} chunks, {} of data checked. A restore writes zeros where a \
-                         chunk is bad.",
+                        "{}: {} chunks, {} of data checked.",
                         image.display(),
                         r.chunks,
                         human(r.bytes)
@@ -1087,4 +1130,258 @@ fn verify_view(model: &Model, v: &VerifyScreen, frame: &mut Frame, area: Rect) {
             );
         }
     }
+}
+
+fn backup_view(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
+    match s {
+        BackupScreen::PickSource { cursor } => {
+            let [list_area, info] =
+                Layout::vertical([Constraint::Min(5), Constraint::Length(4)]).areas(area);
+            let list: Vec<Candidate> = crate::model::backup_sources(model)
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect();
+            candidate_list(
+                frame,
+                list_area,
+                " Back up which disk or partition? ",
+                &list,
+                *cursor,
+            );
+            let text = match list.get(*cursor) {
+                Some(c) => explain(c),
+                None => Text::raw("No disks found."),
+            };
+            frame.render_widget(
+                Paragraph::new(text)
+                    .wrap(Wrap { trim: true })
+                    .block(Block::default().borders(Borders::ALL)),
+                info,
+            );
+        }
+        BackupScreen::PickFolder { browser, .. } => browser_view(model, browser, true, frame, area),
+        BackupScreen::Name {
+            job,
+            typed,
+            refused,
+            ..
+        } => {
+            let mut lines = vec![
+                Line::raw(format!(
+                    "The image is saved in {}",
+                    job.request.dir.display()
+                )),
+                Line::raw(""),
+                Line::raw(format!("File name: {typed}_")),
+                Line::raw(""),
+                Line::raw("\".lbi\" is added when missing; an existing file is never overwritten."),
+            ];
+            if let Some(r) = refused {
+                lines.push(Line::raw(""));
+                lines.push(Line::styled(r.clone(), bad_style()));
+            }
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: false })
+                    .block(Block::default().borders(Borders::ALL).title(" File name ")),
+                area,
+            );
+        }
+        BackupScreen::Planning { request, .. } => {
+            frame.render_widget(
+                Paragraph::new(format!(
+                    "Checking {} and planning the backup of {} {}",
+                    request.dir.display(),
+                    request.source.endpoint.path.display(),
+                    spinner(model)
+                ))
+                .wrap(Wrap { trim: true })
+                .block(Block::default().borders(Borders::ALL)),
+                area,
+            );
+        }
+        BackupScreen::Refused { request, reason } => {
+            frame.render_widget(
+                Paragraph::new(vec![
+                    Line::styled(
+                        format!("The image cannot be saved in {}:", request.dir.display()),
+                        bad_style(),
+                    ),
+                    Line::raw(""),
+                    Line::raw(reason.clone()),
+                ])
+                .wrap(Wrap { trim: true })
+                .block(Block::default().borders(Borders::ALL).title(" Refused ")),
+                area,
+            );
+        }
+        BackupScreen::Options {
+            job,
+            settings,
+            cursor,
+        } => {
+            let [list_area, info] =
+                Layout::vertical([Constraint::Length(5), Constraint::Min(3)]).areas(area);
+            let items: Vec<ListItem> = settings
+                .lines()
+                .into_iter()
+                .map(|l| ListItem::new(format!("  {l}")))
+                .collect();
+            let mut state = ListState::default().with_selected(Some(*cursor));
+            frame.render_stateful_widget(
+                List::new(items)
+                    .block(Block::default().borders(Borders::ALL).title(" Options "))
+                    .highlight_style(selected_style()),
+                list_area,
+                &mut state,
+            );
+            frame.render_widget(
+                Paragraph::new(backup_facts(job))
+                    .wrap(Wrap { trim: true })
+                    .block(Block::default().borders(Borders::ALL)),
+                info,
+            );
+        }
+        BackupScreen::Plan { job, scroll, .. } => {
+            let [plan_area, info] =
+                Layout::vertical([Constraint::Min(5), Constraint::Length(6)]).areas(area);
+            frame.render_widget(
+                Paragraph::new(job.plan.to_string())
+                    .wrap(Wrap { trim: false })
+                    .scroll((*scroll, 0))
+                    .block(Block::default().borders(Borders::ALL).title(" Plan ")),
+                plan_area,
+            );
+            let mut lines = backup_facts(job).lines;
+            lines.push(Line::raw(
+                "Only a new file is created; no disk is written. Enter starts the backup.",
+            ));
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: true })
+                    .block(Block::default().borders(Borders::ALL)),
+                info,
+            );
+        }
+        BackupScreen::Running {
+            job,
+            progress,
+            ask_cancel,
+            cancelling,
+            ..
+        } => {
+            let [head, gauge, stats] = Layout::vertical([
+                Constraint::Length(3),
+                Constraint::Length(3),
+                Constraint::Min(3),
+            ])
+            .areas(area);
+            let phase = progress
+                .as_ref()
+                .map(|p| p.phase.clone())
+                .unwrap_or_else(|| "starting".to_string());
+            frame.render_widget(
+                Paragraph::new(vec![
+                    Line::raw(format!("{} -> {}", job.plan.source, job.image().display())),
+                    Line::raw("The source is only read."),
+                    if *cancelling {
+                        Line::styled("Stopping; the partial image is deleted...", warn_style())
+                    } else {
+                        Line::raw(phase)
+                    },
+                ]),
+                head,
+            );
+            gauge_and_stats(progress.as_ref(), frame, gauge, stats);
+            if *ask_cancel {
+                popup(
+                    frame,
+                    area,
+                    " Stop? ",
+                    "Stop the backup? The partial image is deleted. (y/n)",
+                    warn_style(),
+                );
+            }
+        }
+        BackupScreen::Done { job, outcome } => {
+            let mut lines = Vec::new();
+            match &outcome.result {
+                Ok(r) => {
+                    lines.push(Line::styled("Backup finished.", good_style()));
+                    lines.push(Line::raw(""));
+                    lines.push(Line::raw(format!("Image    {}", r.image.display())));
+                    lines.push(Line::raw(format!(
+                        "Size     {} in {} volume{} ({} read in {})",
+                        human(r.bytes_written),
+                        r.volumes.len(),
+                        if r.volumes.len() == 1 { "" } else { "s" },
+                        human(r.bytes_read),
+                        clock(r.seconds as u64)
+                    )));
+                    if r.bad_sectors.is_empty() {
+                        lines.push(Line::raw("Every sector of the source was read."));
+                    } else {
+                        lines.push(Line::styled(
+                            format!(
+                                "{} in {} ranges could not be read: they are recorded in the \
+                                 image and restore as zeros.",
+                                human(r.bad_sectors.bytes()),
+                                r.bad_sectors.ranges.len()
+                            ),
+                            warn_style(),
+                        ));
+                    }
+                    for n in &r.notes {
+                        lines.push(Line::raw(n.clone()));
+                    }
+                    lines.push(Line::raw(""));
+                    lines.push(Line::raw("Press v to verify the image now."));
+                }
+                Err(f) => {
+                    lines.push(Line::styled(
+                        if f.cancelled {
+                            "Backup cancelled."
+                        } else {
+                            "Backup failed."
+                        },
+                        bad_style(),
+                    ));
+                    lines.push(Line::raw(""));
+                    lines.push(Line::raw(f.message.clone()));
+                    lines.push(Line::raw(format!(
+                        "The source was only read. A partial {} is deleted.",
+                        job.image().display()
+                    )));
+                }
+            }
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: false })
+                    .block(Block::default().borders(Borders::ALL).title(" Result ")),
+                area,
+            );
+        }
+    }
+}
+
+/// The image's name and place, free space and the FAT rule, for the options and plan screens.
+fn backup_facts(job: &crate::model::BackupJob) -> Text<'static> {
+    let mut lines = vec![Line::raw(format!("Image  {}", job.image().display()))];
+    match job.free {
+        Some(free) => lines.push(Line::raw(format!(
+            "Free   {} there; the image will be about {} (an estimate)",
+            human(free),
+            human(job.estimate())
+        ))),
+        None => lines.push(Line::raw("Free space there: unknown")),
+    }
+    if let Some(w) = job.space_warning() {
+        lines.push(Line::styled(format!("Warning: {w}"), warn_style()));
+    }
+    if job.fat {
+        lines.push(Line::raw(
+            "FAT drive: the image is split into volumes below 4 GiB.",
+        ));
+    }
+    Text::from(lines)
 }

@@ -91,7 +91,7 @@ fn main_screen_at_80x25_lists_disks_partitions_smart_and_the_boot_medium() {
     assert!(lines[19].starts_with("│gpt table, id ") && lines[19].contains(", 2 partitions"));
     assert_eq!(
         lines[24],
-        " ↑↓ move  Enter menu  c clone  p copy  m mount  u unmount  r rescan  q quit"
+        " ↑↓ move  Enter menu  a back up  c clone  p copy  m mount  u unmount  q quit"
     );
 }
 

@@ -597,8 +597,10 @@ fn random_key_storms_never_panic_and_only_confirmation_starts_jobs() {
         Key::Char('r'),
         Key::Char('v'),
         Key::Char('x'),
+        Key::Char('a'),
     ];
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut backups = 0;
     let mut starts = 0;
     for round in 0..40 {
         let mut m = model();
@@ -616,8 +618,46 @@ fn random_key_storms_never_panic_and_only_confirmation_starts_jobs() {
                 &m.screen,
                 Screen::Wizard(w) if matches!(&w.step, Step::Confirm { typed, .. } if typed.trim() == "yes")
             );
+            let was_backup_plan = matches!(
+                &m.screen,
+                Screen::Backup(b) if matches!(**b, tui::model::BackupScreen::Plan { .. })
+            );
             for e in update(&mut m, Msg::Key(key)) {
                 match e {
+                    Effect::StartBackup { .. } => {
+                        // A backup only creates a file: Enter on its plan starts it.
+                        assert!(was_backup_plan && key == Key::Enter, "round {round}");
+                        backups += 1;
+                        update(
+                            &mut m,
+                            Msg::BackupDone(Err(JobFailure {
+                                message: "x".into(),
+                                cancelled: true,
+                                state: None,
+                            })),
+                        );
+                    }
+                    Effect::ListImages(dir) => {
+                        let entries = vec![
+                            tui::model::BrowseEntry::Up,
+                            tui::model::BrowseEntry::Dir(dir.join("d")),
+                        ];
+                        update(
+                            &mut m,
+                            Msg::Listed {
+                                dir,
+                                result: Ok(entries),
+                            },
+                        );
+                    }
+                    Effect::PlanBackup(req) => {
+                        let answer = if rng.next() % 3 == 1 {
+                            Err("refused".to_string())
+                        } else {
+                            Ok(planned_backup(&req))
+                        };
+                        update(&mut m, Msg::BackupPlanned(answer));
+                    }
                     Effect::Start(_) => {
                         assert!(was_confirm_with_yes && key == Key::Enter, "round {round}");
                         starts += 1;
@@ -654,6 +694,7 @@ fn random_key_storms_never_panic_and_only_confirmation_starts_jobs() {
     }
     // On the confirmation screen the storm sometimes types "yes" and Enter: jobs started.
     assert!(starts > 0, "no job was ever started");
+    assert!(backups > 0, "no backup was ever started");
 }
 
 #[test]

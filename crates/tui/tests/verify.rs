@@ -160,6 +160,29 @@ fn choosing_a_good_image_starts_verify_and_the_user_may_stop_it() {
     let image = root().join("sdb1/laptop.lbi");
     assert!(matches!(e.as_slice(), [Effect::VerifyImage(p)] if *p == image));
     assert!(m.job_running());
+    update(
+        &mut m,
+        Msg::Progress(engine::Progress {
+            phase: "verifying".into(),
+            done: 3 * MIB,
+            total: 12 * MIB,
+            bytes_per_sec: 1e6,
+            eta_secs: Some(9),
+            elapsed_secs: 3.0,
+            bad_bytes: 0,
+            finished: false,
+        }),
+    );
+    let lines = render(&m);
+    let text = lines.join("\n");
+    assert!(lines[0].contains("step 2 of 2: running"), "{text}");
+    assert!(
+        text.contains("Verifying /run/lifeboat/mnt/sdb1/laptop.lbi"),
+        "{text}"
+    );
+    assert!(text.contains("25.0%"), "{text}");
+    assert!(text.contains("3.0 MiB of 12.0 MiB"), "{text}");
+    assert!(lines[24].contains("Esc stop"), "{text}");
     // Esc asks; n keeps going; Esc then y stops.
     assert!(keys(&mut m, &[Key::Esc, Key::Char('n')]).is_empty());
     let e = keys(&mut m, &[Key::Esc, Key::Char('y')]);

@@ -239,3 +239,25 @@ pub fn planned(req: &tui::model::PlanRequest) -> std::sync::Arc<tui::model::Plan
         kind,
     })
 }
+
+/// The backup a worker would plan for `req`, reading [`gpt_image`] (the tests' source), with
+/// 1 TiB free on a non-FAT drive.
+pub fn planned_backup(req: &tui::model::BackupRequest) -> std::sync::Arc<tui::model::BackupJob> {
+    let src = disk::FileDisk::open_read(gpt_image()).unwrap();
+    let plan = engine::backup::plan_backup(
+        &src,
+        engine::backup::SourceIdentity {
+            model: req.source.model.clone(),
+            serial: req.source.serial.clone(),
+        },
+        &req.dir.join(&req.name),
+        req.source.part,
+    )
+    .unwrap();
+    std::sync::Arc::new(tui::model::BackupJob {
+        request: req.clone(),
+        plan,
+        free: Some(1 << 40),
+        fat: false,
+    })
+}
