@@ -213,7 +213,8 @@ pub fn run(_rest: &[String]) -> Result<()> {
 
     // Clone: the file system inside a GPT disk.
     sh(&format!(
-        "truncate -s {} {d} && sgdisk -n 1:2048:+{}K -t 1:8300 {d} >/dev/null && dd if={} of={d} bs=4M seek=1M oflag=seek_bytes conv=notrunc,sparse status=none",
+        // A fully allocated disk, like a real one: free space is read from the medium too.
+        "head -c {} /dev/zero > {d} && sgdisk -n 1:2048:+{}K -t 1:8300 {d} >/dev/null && dd if={} of={d} bs=4M seek=1M oflag=seek_bytes conv=notrunc status=none",
         4 * GIB + 2 * (1 << 20),
         4 * GIB / 1024,
         p("fs.img"),
@@ -245,7 +246,7 @@ pub fn run(_rest: &[String]) -> Result<()> {
         "dd bs=4M",
         "",
         &format!(
-            "dd if={} of={} bs=4M conv=notrunc status=none",
+            "dd if={} of={} bs=4M conv=notrunc,fsync status=none",
             p("disk.img"),
             p("c2.img")
         ),
@@ -324,7 +325,7 @@ pub fn run(_rest: &[String]) -> Result<()> {
     );
     let _ = writeln!(
         t,
-        "| clone | dd bs=4M (disk) | {dd_c:.1} | {:.2} | | |",
+        "| clone | dd bs=4M conv=fsync (disk) | {dd_c:.1} | {:.2} | | |",
         lb_c / dd_c
     );
     let _ = writeln!(
