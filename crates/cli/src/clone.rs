@@ -156,11 +156,7 @@ fn grow_last_fs(
     target: &Path,
     is_block: bool,
 ) -> Result<String> {
-    let number = match grow {
-        GrowFs::Resize2fs { number, .. }
-        | GrowFs::Ntfsresize { number, .. }
-        | GrowFs::PartitionOnly { number, .. } => *number,
-    };
+    let number = grow.number();
     let part = plan
         .table
         .layout()

@@ -308,11 +308,7 @@ pub fn restore(image_path: &Path, target: &str, args: &RestoreArgs) -> Result<u8
     }
     drop(dst);
     if let (Some(grow), Some(table)) = (&plan.grow, &plan.table) {
-        let number = match grow {
-            engine::clone::GrowFs::Resize2fs { number, .. }
-            | engine::clone::GrowFs::Ntfsresize { number, .. }
-            | engine::clone::GrowFs::PartitionOnly { number, .. } => *number,
-        };
+        let number = grow.number();
         if let Some(p) = table.layout().partition(number) {
             let at = engine::grow::PartitionAt::Range {
                 path: target.clone(),

@@ -181,6 +181,61 @@ pub enum GrowFs {
     PartitionOnly { number: u32, reason: String },
 }
 
+impl GrowFs {
+    /// The grow step for partition `number`, grown to `new_size` bytes, holding `fs` (a
+    /// `fs::FsKind` name, empty when unknown).
+    pub fn for_fs(number: u32, new_size: u64, fs: &str) -> Self {
+        match fs {
+            "ext2" | "ext3" | "ext4" => GrowFs::Resize2fs { number, new_size },
+            "ntfs" => GrowFs::Ntfsresize { number, new_size },
+            "" => GrowFs::PartitionOnly {
+                number,
+                reason: "no known file system".to_string(),
+            },
+            other => GrowFs::PartitionOnly {
+                number,
+                reason: format!("Lifeboat cannot grow {other} file systems safely"),
+            },
+        }
+    }
+
+    /// The partition the step is about.
+    pub fn number(&self) -> u32 {
+        match self {
+            GrowFs::Resize2fs { number, .. }
+            | GrowFs::Ntfsresize { number, .. }
+            | GrowFs::PartitionOnly { number, .. } => *number,
+        }
+    }
+}
+
+impl fmt::Display for GrowFs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GrowFs::Resize2fs { number, new_size } => {
+                write!(
+                    f,
+                    "grow the ext file system of partition {number} to {} with resize2fs",
+                    human(*new_size)
+                )
+            }
+            GrowFs::Ntfsresize { number, new_size } => {
+                write!(
+                    f,
+                    "grow the NTFS file system of partition {number} to {} with ntfsresize",
+                    human(*new_size)
+                )
+            }
+            GrowFs::PartitionOnly { number, reason } => {
+                write!(
+                    f,
+                    "partition {number} grows, its file system keeps its size: {reason}"
+                )
+            }
+        }
+    }
+}
+
 /// A whole-disk clone, ready to print and execute.
 #[derive(Debug)]
 pub struct ClonePlan {
@@ -240,22 +295,8 @@ impl fmt::Display for ClonePlan {
         for line in self.table.to_string().lines() {
             writeln!(f, "   {line}")?;
         }
-        match &self.grow {
-            Some(GrowFs::Resize2fs { number, new_size }) => writeln!(
-                f,
-                "5. grow the ext file system of partition {number} to {} with resize2fs",
-                human(*new_size)
-            )?,
-            Some(GrowFs::Ntfsresize { number, new_size }) => writeln!(
-                f,
-                "5. grow the NTFS file system of partition {number} to {} with ntfsresize",
-                human(*new_size)
-            )?,
-            Some(GrowFs::PartitionOnly { number, reason }) => writeln!(
-                f,
-                "5. partition {number} grows, its file system keeps its size: {reason}"
-            )?,
-            None => {}
+        if let Some(g) = &self.grow {
+            writeln!(f, "5. {g}")?;
         }
         writeln!(f, "total to copy: {}", human(self.total_bytes()))
     }
@@ -305,25 +346,13 @@ pub fn plan_clone(
         _ => None,
     });
     let grow = grow.map(|(number, new_size)| {
-        let kind = partitions
+        let fs = partitions
             .iter()
             .find(|p| p.number == number)
             .and_then(|p| p.fs.as_ref())
-            .map(|f| f.kind);
-        match kind {
-            Some(FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4) => {
-                GrowFs::Resize2fs { number, new_size }
-            }
-            Some(FsKind::Ntfs) => GrowFs::Ntfsresize { number, new_size },
-            Some(k) => GrowFs::PartitionOnly {
-                number,
-                reason: format!("Lifeboat cannot grow {} file systems safely", k.name()),
-            },
-            None => GrowFs::PartitionOnly {
-                number,
-                reason: "no known file system".to_string(),
-            },
-        }
+            .map(|f| f.kind.name())
+            .unwrap_or("");
+        GrowFs::for_fs(number, new_size, fs)
     });
     Ok(ClonePlan {
         source: src.describe(),

@@ -167,22 +167,8 @@ impl fmt::Display for RestorePlan {
                 writeln!(f, "   {line}")?;
             }
         }
-        match &self.grow {
-            Some(GrowFs::Resize2fs { number, new_size }) => writeln!(
-                f,
-                "{step}. grow the ext file system of partition {number} to {} with resize2fs",
-                human(*new_size)
-            )?,
-            Some(GrowFs::Ntfsresize { number, new_size }) => writeln!(
-                f,
-                "{step}. grow the NTFS of partition {number} to {} with ntfsresize",
-                human(*new_size)
-            )?,
-            Some(GrowFs::PartitionOnly { number, reason }) => writeln!(
-                f,
-                "{step}. partition {number} grows, its file system keeps its size: {reason}"
-            )?,
-            None => {}
+        if let Some(g) = &self.grow {
+            writeln!(f, "{step}. {g}")?;
         }
         writeln!(f, "total to write: {}", human(self.total_bytes()))
     }
@@ -358,18 +344,7 @@ pub fn plan_restore_disk(
             .find(|e| e.number == number)
             .map(|e| e.fs.as_str())
             .unwrap_or("");
-        match fs {
-            "ext2" | "ext3" | "ext4" => GrowFs::Resize2fs { number, new_size },
-            "ntfs" => GrowFs::Ntfsresize { number, new_size },
-            "" => GrowFs::PartitionOnly {
-                number,
-                reason: "no known file system".to_string(),
-            },
-            other => GrowFs::PartitionOnly {
-                number,
-                reason: format!("Lifeboat cannot grow {other} file systems safely"),
-            },
-        }
+        GrowFs::for_fs(number, new_size, fs)
     });
     let mut notes = Vec::new();
     if target_len > m.source.size {
