@@ -2,7 +2,7 @@
 
 use crate::jobs;
 use anyhow::{Context, Result};
-use disk::{BlockIo, FileDisk, Window, WriteConsent};
+use disk::{BlockIo, FileDisk, Window};
 use engine::clone::{CloneOptions, GrowFs, JobReport};
 use engine::grow::PartitionAt;
 use engine::rescue::ReadPolicy;
@@ -59,14 +59,6 @@ fn finish(report: &JobReport, extra: &[String], json: bool) -> Result<u8> {
     Ok(code)
 }
 
-fn consent(target: &Path, identity: &str, yes: bool) -> WriteConsent {
-    if yes {
-        WriteConsent::from_yes_flag(target, identity)
-    } else {
-        WriteConsent::confirmed_by_user(target, identity)
-    }
-}
-
 pub fn clone(
     source: &str,
     target: &str,
@@ -113,17 +105,12 @@ pub fn clone(
         let ss = plan.source_layout.sector_size;
         FileDisk::open_read(&source)?.with_sector_size(ss, ss)?
     };
-    if args.json {
-        let line = serde_json::json!({ "event": "plan", "plan": plan.to_string() });
-        crate::emit(&(line.to_string() + "\n"))?;
-    } else {
-        crate::emit(&plan.to_string())?;
-    }
+    jobs::emit_plan(&plan.to_string(), args.json)?;
     if args.dry_run {
         return Ok(0);
     }
     jobs::confirm("EVERYTHING ON THIS DISK", &checked.identity, args.yes)?;
-    let consent = consent(&target, &checked.identity, args.yes);
+    let consent = jobs::consent(&target, &checked.identity, args.yes);
     let ss = plan.table.layout().sector_size;
     let dst = FileDisk::open_write(&target, &consent)?;
     let dst = if is_block {
@@ -239,12 +226,7 @@ pub fn copy(
             strict: args.strict,
         },
     };
-    if args.json {
-        let line = serde_json::json!({ "event": "plan", "plan": plan.to_string() });
-        crate::emit(&(line.to_string() + "\n"))?;
-    } else {
-        crate::emit(&plan.to_string())?;
-    }
+    jobs::emit_plan(&plan.to_string(), args.json)?;
     if args.dry_run {
         return Ok(0);
     }
@@ -253,7 +235,7 @@ pub fn copy(
         None => checked.identity.clone(),
     };
     jobs::confirm("EVERYTHING ON THIS PARTITION", &identity, args.yes)?;
-    let consent = consent(&target, &identity, args.yes);
+    let consent = jobs::consent(&target, &identity, args.yes);
     let dst_io = FileDisk::open_write(&target, &consent)?;
     let dst = Window::new(&dst_io, dst_start, dst_len)?;
     let cancel = jobs::cancel_on_ctrl_c();
@@ -308,11 +290,7 @@ fn copy_into_free_space(
         size,
     )?;
     let text = format!("{plan}then add partition {number} to the table:\n{table}");
-    if args.json {
-        crate::emit(&(serde_json::json!({ "event": "plan", "plan": text }).to_string() + "\n"))?;
-    } else {
-        crate::emit(&text)?;
-    }
+    jobs::emit_plan(&text, args.json)?;
     if args.dry_run {
         return Ok(0);
     }
@@ -321,7 +299,7 @@ fn copy_into_free_space(
         &checked.identity,
         args.yes,
     )?;
-    let consent = consent(target, &checked.identity, args.yes);
+    let consent = jobs::consent(target, &checked.identity, args.yes);
     let dst_io = FileDisk::open_write(target, &consent)?;
     let ss = layout.sector_size;
     let dst_io = if checked.device.is_some() {

@@ -3,7 +3,7 @@
 use crate::clone::WriteArgs;
 use crate::jobs;
 use anyhow::{bail, Context, Result};
-use disk::{BlockIo, FileDisk, Window, WriteConsent};
+use disk::{BlockIo, FileDisk, Window};
 use engine::backup::{BackupOptions, SourceIdentity};
 use engine::restore::RestoreOptions;
 use engine::units::human;
@@ -111,7 +111,7 @@ pub fn backup(source: &str, image_path: &Path, args: &BackupArgs) -> Result<u8> 
         }
         _ => src,
     };
-    emit_plan(&plan.to_string(), args.json)?;
+    jobs::emit_plan(&plan.to_string(), args.json)?;
     if args.dry_run {
         return Ok(0);
     }
@@ -174,14 +174,6 @@ pub fn backup(source: &str, image_path: &Path, args: &BackupArgs) -> Result<u8> 
         crate::emit(&text)?;
     }
     Ok(code)
-}
-
-fn emit_plan(plan: &str, json: bool) -> Result<()> {
-    if json {
-        crate::emit(&(serde_json::json!({ "event": "plan", "plan": plan }).to_string() + "\n"))
-    } else {
-        crate::emit(plan)
-    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -269,7 +261,7 @@ pub fn restore(image_path: &Path, target: &str, args: &RestoreArgs) -> Result<u8
         plan
     };
     drop(t);
-    emit_plan(&plan.to_string(), args.common.json)?;
+    jobs::emit_plan(&plan.to_string(), args.common.json)?;
     if args.common.dry_run {
         return Ok(0);
     }
@@ -283,11 +275,7 @@ pub fn restore(image_path: &Path, target: &str, args: &RestoreArgs) -> Result<u8
         "EVERYTHING ON THIS PARTITION"
     };
     jobs::confirm(what, &identity, args.common.yes)?;
-    let consent = if args.common.yes {
-        WriteConsent::from_yes_flag(&target, &identity)
-    } else {
-        WriteConsent::confirmed_by_user(&target, &identity)
-    };
+    let consent = jobs::consent(&target, &identity, args.common.yes);
     let dst = FileDisk::open_write(&target, &consent)?;
     let dst = match (&plan.table, is_block) {
         (Some(t), false) => dst.with_sector_size(t.layout().sector_size, t.layout().sector_size)?,

@@ -108,3 +108,21 @@ pub fn progress_printer(json: bool) -> Option<Printer> {
         }
     }))
 }
+
+/// Prints a job's plan: as it is, or as a `{"event":"plan"}` JSON line with `--json`.
+pub fn emit_plan(plan: &str, json: bool) -> Result<()> {
+    if json {
+        crate::emit(&(serde_json::json!({ "event": "plan", "plan": plan }).to_string() + "\n"))
+    } else {
+        crate::emit(plan)
+    }
+}
+
+/// The proof of confirmation a writable open needs: typed by the user, or `--yes`.
+pub fn consent(target: &std::path::Path, identity: &str, yes: bool) -> disk::WriteConsent {
+    if yes {
+        disk::WriteConsent::from_yes_flag(target, identity)
+    } else {
+        disk::WriteConsent::confirmed_by_user(target, identity)
+    }
+}
