@@ -622,26 +622,18 @@ fn write_streams(
     ))
 }
 
-/// The used byte runs of `map` inside `[at, at+n)`, with small gaps (< 64 KiB) read through so
+/// The used byte runs of `map` inside `[at, at+n)`, with gaps of up to 64 KiB read through so
 /// the disk sees few, large reads.
 fn map_runs(map: &fs::UsedMap, at: u64, n: u64) -> Vec<(u64, u64)> {
-    const READ_THROUGH: u64 = 64 * 1024;
     let unit = u64::from(map.unit());
-    let end = at + n;
-    let mut runs: Vec<(u64, u64)> = Vec::new();
-    let mut u = at / unit;
-    while u * unit < end {
-        if map.is_used(u * unit) {
-            let s = (u * unit).max(at);
-            let e = ((u + 1) * unit).min(end);
-            match runs.last_mut() {
-                Some(last) if s <= last.1 + READ_THROUGH => last.1 = e,
-                _ => runs.push((s, e)),
-            }
-        }
-        u += 1;
-    }
-    runs
+    crate::units::used_runs(
+        unit,
+        map.units(),
+        |u| map.is_used(u * unit),
+        at,
+        n,
+        64 * 1024,
+    )
 }
 
 fn entry_from_table(p: &layout::Partition) -> PartitionEntry {

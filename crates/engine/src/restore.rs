@@ -189,23 +189,10 @@ fn stored_bytes(image: &ImageReader, stream: u32, bitmap: Option<&Bitmap>) -> u6
 }
 
 /// The used byte runs of `bitmap` in `[at, at+n)`.
+/// Byte runs of `b` used inside `[at, at + n)`, exactly (a restore writes only used blocks).
 fn used_runs(b: &Bitmap, at: u64, n: u64) -> Vec<(u64, u64)> {
     let bs = u64::from(b.block_size());
-    let end = at + n;
-    let mut runs: Vec<(u64, u64)> = Vec::new();
-    let mut blk = at / bs;
-    while blk * bs < end && blk < b.blocks() {
-        if b.is_used(blk) {
-            let s = (blk * bs).max(at);
-            let e = ((blk + 1) * bs).min(end);
-            match runs.last_mut() {
-                Some(last) if last.1 == s => last.1 = e,
-                _ => runs.push((s, e)),
-            }
-        }
-        blk += 1;
-    }
-    runs
+    crate::units::used_runs(bs, b.blocks(), |u| b.is_used(u), at, n, 0)
 }
 
 /// Plans restoring a whole-disk image onto a target disk of `target_len` bytes.

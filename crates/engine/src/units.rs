@@ -1,4 +1,5 @@
-//! Human-readable sizes: binary units with one decimal, as lsblk prints them.
+//! Units: human-readable sizes (binary units with one decimal, as lsblk prints them) and the byte
+//! runs that a used-block map marks inside a range.
 
 /// `1536` → `1.5 KiB`, `0` → `0 B`.
 pub fn human(bytes: u64) -> String {
@@ -19,9 +20,60 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
+/// The used byte runs inside `[at, at + n)` of a map of `unit`-byte blocks (`units` of them; blocks
+/// past the end count as free), as `(start, end)` pairs in bytes, clipped to the range. Runs whose
+/// gap is at most `merge_gap` bytes are joined (a backup reads through small holes rather than
+/// issue many small reads; a restore passes 0 and writes exactly the used blocks).
+pub fn used_runs(
+    unit: u64,
+    units: u64,
+    is_used: impl Fn(u64) -> bool,
+    at: u64,
+    n: u64,
+    merge_gap: u64,
+) -> Vec<(u64, u64)> {
+    let end = at.saturating_add(n);
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    if unit == 0 {
+        return runs;
+    }
+    let mut u = at / unit;
+    while u < units && u.saturating_mul(unit) < end {
+        if is_used(u) {
+            let s = (u * unit).max(at);
+            let e = u.saturating_add(1).saturating_mul(unit).min(end);
+            match runs.last_mut() {
+                Some(last) if s <= last.1.saturating_add(merge_gap) => last.1 = e,
+                _ => runs.push((s, e)),
+            }
+        }
+        u += 1;
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::human as size;
+
+    #[test]
+    fn used_runs_are_clipped_joined_across_small_gaps_and_stop_at_the_map_end() {
+        let used = [true, true, false, true, false, false, false, true];
+        let is_used = |u: u64| used[u as usize];
+        // Exact runs, clipped to a range that starts and ends inside blocks.
+        assert_eq!(
+            super::used_runs(4, 8, is_used, 2, 28, 0),
+            vec![(2, 8), (12, 16), (28, 30)]
+        );
+        // A one-block gap is read through with merge_gap = 4, a three-block gap is not.
+        assert_eq!(
+            super::used_runs(4, 8, is_used, 0, 32, 4),
+            vec![(0, 16), (28, 32)]
+        );
+        // Blocks past the map's end are free; a zero unit yields nothing.
+        assert_eq!(super::used_runs(4, 2, |_| true, 0, 100, 0), vec![(0, 8)]);
+        assert!(super::used_runs(0, 8, |_| true, 0, 100, 0).is_empty());
+    }
 
     #[test]
     fn sizes_use_binary_units_with_one_decimal() {
