@@ -19,6 +19,7 @@ pub mod logger;
 pub mod model;
 mod runtime;
 pub mod system;
+pub mod termsize;
 pub mod update;
 pub mod view;
 

@@ -42,6 +42,8 @@ impl Screen {
         terminal::enable_raw_mode().context("switching the terminal to raw mode")?;
         execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)
             .context("entering the alternate screen")?;
+        let ((cols, rows), how) = crate::termsize::ensure();
+        log::info!("terminal size {cols}x{rows} ({how})");
         let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))
             .context("setting up the terminal")?;
         Ok(Screen { terminal })
