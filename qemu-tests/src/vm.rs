@@ -35,6 +35,27 @@ pub enum Firmware {
     Bios,
     /// OVMF (`/usr/share/OVMF/OVMF_CODE_4M.fd` and a private copy of the variable store).
     Uefi,
+    /// OVMF with Secure Boot enforced: the SMM build (`OVMF_CODE_4M.ms.fd`) on a q35 machine with
+    /// SMM and a secure flash, and a private copy of `OVMF_VARS_4M.ms.fd` (Microsoft's keys
+    /// enrolled, Secure Boot on).
+    SecureBoot,
+}
+
+impl Firmware {
+    /// The OVMF code and variable-store template, for the UEFI variants.
+    pub fn ovmf(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Firmware::Bios => None,
+            Firmware::Uefi => Some((
+                "/usr/share/OVMF/OVMF_CODE_4M.fd",
+                "/usr/share/OVMF/OVMF_VARS_4M.fd",
+            )),
+            Firmware::SecureBoot => Some((
+                "/usr/share/OVMF/OVMF_CODE_4M.ms.fd",
+                "/usr/share/OVMF/OVMF_VARS_4M.ms.fd",
+            )),
+        }
+    }
 }
 
 /// One disk of a VM.
@@ -184,7 +205,12 @@ impl VmBuilder {
         let kvm = std::env::var("LIFEBOAT_KVM").is_ok_and(|v| v == "1");
         let mut a: Vec<String> = vec![
             "-machine".into(),
-            "q35".into(),
+            if self.firmware == Firmware::SecureBoot {
+                "q35,smm=on"
+            } else {
+                "q35"
+            }
+            .into(),
             "-accel".into(),
             if kvm { "kvm" } else { "tcg" }.into(),
             "-m".into(),
@@ -195,12 +221,18 @@ impl VmBuilder {
             "none".into(),
             "-no-reboot".into(),
         ];
-        if self.firmware == Firmware::Uefi {
+        if self.firmware == Firmware::SecureBoot {
+            // Only SMM code may write the variable store, so the guest cannot turn Secure Boot off.
+            a.extend([
+                "-global".into(),
+                "driver=cfi.pflash01,property=secure,value=on".into(),
+            ]);
+        }
+        if let Some((code, _)) = self.firmware.ovmf() {
             a.push("-drive".into());
-            a.push(
-                "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
-                    .into(),
-            );
+            a.push(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={code}"
+            ));
             a.push("-drive".into());
             a.push(format!(
                 "if=pflash,format=raw,unit=1,file={}",
@@ -281,9 +313,9 @@ impl VmBuilder {
         crate::fixture::require("qemu-system-x86_64")?;
         let dir = tempfile_dir(&self.name)?;
         let vars = dir.join("OVMF_VARS.fd");
-        if self.firmware == Firmware::Uefi {
-            std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars)
-                .context("copying /usr/share/OVMF/OVMF_VARS_4M.fd (install the `ovmf` package)")?;
+        if let Some((_, template)) = self.firmware.ovmf() {
+            std::fs::copy(template, &vars)
+                .with_context(|| format!("copying {template} (install the `ovmf` package)"))?;
         }
         let monitor = dir.join("monitor.sock");
         let log_path = dir.join("serial.log");
@@ -419,6 +451,34 @@ impl Vm {
         }
     }
 
+    /// Types `text` on the serial console one character at a time, each once the guest has echoed
+    /// the previous one and gone quiet: for firmware prompts (GRUB under OVMF) that drop characters
+    /// typed faster than they echo them.
+    pub fn type_slowly(&mut self, text: &str) -> Result<()> {
+        let len = |vm: &Vm| {
+            let (m, _) = &*vm.shared;
+            m.lock().unwrap_or_else(|e| e.into_inner()).len()
+        };
+        for c in text.chars() {
+            let before = len(self);
+            self.send(&c.to_string())?;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut last = before;
+            let mut quiet_since = Instant::now();
+            while Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+                let now = len(self);
+                if now != last {
+                    last = now;
+                    quiet_since = Instant::now();
+                } else if now > before && quiet_since.elapsed() >= Duration::from_millis(100) {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Types `text` on the serial console.
     pub fn send(&mut self, text: &str) -> Result<()> {
         self.stdin.write_all(text.as_bytes())?;
@@ -468,6 +528,19 @@ impl Vm {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// The serial console's output from byte `from` on (everything QEMU printed so far), for a
+    /// terminal emulator that follows the screen (see `qemu_tests::screen`).
+    pub fn output_from(&self, from: usize) -> Vec<u8> {
+        let (m, _) = &*self.shared;
+        let buf = m.lock().unwrap_or_else(|e| e.into_inner());
+        buf.get(from..).unwrap_or_default().to_vec()
+    }
+
+    /// Whether QEMU is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Seconds since QEMU started.

@@ -1,6 +1,9 @@
 //! Boot tests of the Lifeboat image in QEMU (TCG): the ISO boots on SeaBIOS and OVMF from CD and
 //! USB to `lifeboat` on the serial console, `lifeboat list` shows disks on every bus with their
-//! serials, and a hot-plugged USB disk is picked up.
+//! serials, and a hot-plugged USB disk is picked up. Under OVMF with Secure Boot enforced
+//! (Microsoft's keys) the ISO boots through Debian's signed shim, GRUB and kernel from CD and USB,
+//! loads its signed modules under lockdown, and an ISO with one byte of the kernel changed is
+//! refused (and still boots with Secure Boot off).
 //!
 //! They need the built image: run them with `cargo xtask qemu-test` (which builds it first);
 //! without it they fail and say how to build it.
@@ -9,7 +12,7 @@ use anyhow::Result;
 use qemu_tests::fixture::{run, run_status, sparse_file};
 use qemu_tests::vm::{Disk, Firmware, Image, Interface, VmBuilder};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const BOOT: Duration = Duration::from_secs(300);
 
@@ -63,6 +66,171 @@ fn iso_boots_to_lifeboat_on_ovmf_from_cd() -> Result<()> {
 #[test]
 fn iso_boots_to_lifeboat_on_ovmf_from_usb() -> Result<()> {
     iso_boots_to_lifeboat("ovmf-usb", Firmware::Uefi, true, "/dev/sda")
+}
+
+/// Under Secure Boot, from USB, through the same menu entry: the kernel reports Secure Boot and
+/// init sees it (so the TUI can show it).
+#[test]
+fn iso_boots_to_lifeboat_under_secure_boot_from_usb() -> Result<()> {
+    let img = Image::find()?;
+    let mut vm = VmBuilder::new("secureboot-usb")
+        .firmware(Firmware::SecureBoot)
+        .boot_usb(&img.iso)
+        .start()?;
+    vm.expect("Lifeboat, serial console", BOOT)?;
+    vm.send("s")?;
+    vm.expect("Secure boot enabled", BOOT)?;
+    vm.expect("Run /init as init process", BOOT)?;
+    vm.expect("firmware: UEFI; secure boot: on", BOOT)?;
+    vm.expect("boot medium: /dev/sda (LIFEBOAT)", BOOT)?;
+    vm.expect("started /bin/lifeboat on ttyS0", BOOT)?;
+    eprintln!(
+        "secureboot-usb: lifeboat started after {:.1} s",
+        vm.uptime().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Types GRUB commands at its prompt (`c` at the menu): boots the ISO's kernel with a shell on the
+/// serial console. The signed GRUB still verifies the kernel through shim. Under OVMF GRUB writes
+/// to the firmware console and to the serial port, and both end up on the serial line: its prompt
+/// shows as `grub>grub>`, which is what marks a finished command.
+fn grub_boot_to_serial_shell(vm: &mut qemu_tests::vm::Vm) -> Result<()> {
+    const PROMPT: &str = "grub>grub>";
+    vm.expect("Lifeboat, serial console", BOOT)?;
+    vm.send("c")?;
+    vm.expect(PROMPT, Duration::from_secs(60))?;
+    for line in [
+        "linux /boot/vmlinuz console=ttyS0 lifeboat.serial=shell",
+        "initrd /boot/initramfs.img",
+    ] {
+        vm.type_slowly(line)?;
+        vm.send("\r")?;
+        let out = vm.expect(PROMPT, BOOT)?;
+        anyhow::ensure!(!out.contains("error:"), "GRUB: `{line}` failed:\n{out}");
+    }
+    vm.type_slowly("boot")?;
+    vm.send("\r")?;
+    Ok(())
+}
+
+/// Under Secure Boot from CD: disks on virtio, NVMe and USB are listed, so their drivers (signed
+/// modules) load under the locked-down kernel.
+#[test]
+fn secure_boot_from_cd_loads_signed_modules_and_lists_virtio_nvme_and_usb_disks() -> Result<()> {
+    let img = Image::find()?;
+    let dir = scratch("secureboot-list")?;
+    let mut vm = VmBuilder::new("secureboot-cd-list")
+        .firmware(Firmware::SecureBoot)
+        .boot_cdrom(&img.iso)
+        .disk(Disk::new(disk(&dir, "v.img", 64)?, Interface::Virtio).serial("SB-VIRTIO-1"))
+        .disk(Disk::new(disk(&dir, "n.img", 96)?, Interface::Nvme).serial("SB-NVME-2"))
+        .disk(Disk::new(disk(&dir, "u.img", 128)?, Interface::Usb).serial("SBUSB3"))
+        .start()?;
+    grub_boot_to_serial_shell(&mut vm)?;
+    // The kernel prints these two in this order.
+    vm.expect("Kernel is locked down", BOOT)?;
+    vm.expect("Secure boot enabled", BOOT)?;
+    vm.expect("firmware: UEFI; secure boot: on", BOOT)?;
+    vm.expect("started /bin/sh on ttyS0", BOOT)?;
+    vm.expect("lifeboat:", BOOT)?;
+    let out = lifeboat_list(&mut vm)?;
+    for serial in ["SB-VIRTIO-1", "SB-NVME-2", "SBUSB3"] {
+        assert!(
+            out.contains(serial),
+            "`lifeboat list` under Secure Boot lacks {serial}:\n{out}"
+        );
+    }
+    Ok(())
+}
+
+/// A copy of `iso` with one byte of the kernel changed, inside what its signature covers but in
+/// bytes nothing executes (the zero padding at the end of the PE `.setup` section): the change
+/// only matters to a signature check. (A byte in the middle of the file would hit the compressed
+/// kernel and stop it booting anywhere, proving nothing about verification.)
+fn iso_with_tampered_kernel(iso: &Path, vmlinuz: &Path, out: &Path) -> Result<()> {
+    let kernel = std::fs::read(vmlinuz)?;
+    let u32_at = |o: usize| -> Result<usize> {
+        let b = kernel
+            .get(o..o + 4)
+            .ok_or_else(|| anyhow::anyhow!("kernel too short for offset {o}"))?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let pe = u32_at(0x3c)?;
+    anyhow::ensure!(
+        kernel.get(pe..pe + 4) == Some(b"PE\0\0"),
+        "vmlinuz is not a PE image"
+    );
+    let sections = u16::from_le_bytes([kernel[pe + 6], kernel[pe + 7]]) as usize;
+    let optional = u16::from_le_bytes([kernel[pe + 20], kernel[pe + 21]]) as usize;
+    let table = pe + 24 + optional;
+    let mut setup = None;
+    for i in 0..sections {
+        let h = table + 40 * i;
+        if kernel.get(h..h + 8) == Some(b".setup\0\0") {
+            setup = Some((u32_at(h + 20)?, u32_at(h + 16)?)); // raw offset, raw size
+        }
+    }
+    let (start, size) = setup.ok_or_else(|| anyhow::anyhow!("no .setup section in vmlinuz"))?;
+    let section = kernel
+        .get(start..start + size)
+        .ok_or_else(|| anyhow::anyhow!(".setup section outside the file"))?;
+    let used = section.iter().rposition(|&b| b != 0).unwrap_or(0);
+    let offset = start + (used + 1 + size) / 2;
+    anyhow::ensure!(
+        used + 16 < size && kernel[offset] == 0,
+        "no zero padding at the end of .setup"
+    );
+    let mut image = std::fs::read(iso)?;
+    let head = &kernel[..4096];
+    let at = (0..image.len().saturating_sub(kernel.len()))
+        .step_by(2048)
+        .find(|&p| &image[p..p + 4096] == head && image[p..p + kernel.len()] == kernel[..])
+        .ok_or_else(|| anyhow::anyhow!("vmlinuz not found in {}", iso.display()))?;
+    image[at + offset] ^= 0xff;
+    std::fs::write(out, image)?;
+    Ok(())
+}
+
+/// The chain really verifies: a kernel with one changed byte is refused under Secure Boot (GRUB
+/// reports the bad signature and the kernel never starts), and the same ISO boots with Secure Boot
+/// off, so the refusal is the signature check and nothing else.
+#[test]
+fn a_tampered_kernel_is_refused_under_secure_boot_and_boots_without_it() -> Result<()> {
+    let img = Image::find()?;
+    let dir = scratch("tampered")?;
+    let iso = dir.join("tampered.iso");
+    iso_with_tampered_kernel(&img.iso, &img.vmlinuz, &iso)?;
+    let mut vm = VmBuilder::new("secureboot-tampered")
+        .firmware(Firmware::SecureBoot)
+        .boot_cdrom(&iso)
+        .start()?;
+    vm.expect("Lifeboat, serial console", BOOT)?;
+    vm.send("s")?;
+    let refused = vm.expect("bad shim signature", BOOT)?;
+    assert!(!refused.contains("Linux version"), "{refused}");
+    // Give a kernel that slipped through time to print its first line.
+    let t0 = Instant::now();
+    let late = vm.expect("Linux version", Duration::from_secs(30));
+    assert!(
+        late.is_err(),
+        "the tampered kernel started under Secure Boot after {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
+    drop(vm);
+    let mut vm = VmBuilder::new("tampered-no-secureboot")
+        .firmware(Firmware::Uefi)
+        .boot_cdrom(&iso)
+        .start()?;
+    vm.expect("Lifeboat, serial console", BOOT)?;
+    vm.send("s")?;
+    vm.expect("Linux version", BOOT)?;
+    let boot = vm.expect("started /bin/lifeboat on ttyS0", BOOT)?;
+    assert!(
+        boot.contains("firmware: UEFI; secure boot: ") && !boot.contains("secure boot: on"),
+        "{boot}"
+    );
+    Ok(())
 }
 
 /// Boots the kernel directly with a shell on the serial console and waits for its prompt.

@@ -1,10 +1,18 @@
-//! `cargo xtask image`: the bootable Lifeboat ISO (BIOS + UEFI, CD + USB) and the PXE pair
-//! (vmlinuz + initramfs) under `target/lifeboat/`.
+//! `cargo xtask image`: the bootable Lifeboat ISO (BIOS + UEFI, CD + USB, Secure Boot) and the PXE
+//! pair (vmlinuz + initramfs) under `target/lifeboat/` (or `LIFEBOAT_IMAGE_DIR`).
 //!
-//! Inputs are pinned and cached under `target/lifeboat-cache/`: Debian's kernel package (exact
-//! version and sha256), extracted once. The initramfs holds `lifeboat-init` as `/init`,
-//! `lifeboat`, busybox with its applet links, the tools of `initramfs/tools.txt` with their shared
-//! libraries, and the modules of `initramfs/modules.txt` with their dependencies.
+//! Inputs are pinned and cached under `target/lifeboat-cache/`: Debian's kernel package and the
+//! Secure Boot chain (`shim-signed`, `grub-efi-amd64-signed`), each by exact version and sha256,
+//! extracted once. The initramfs holds `lifeboat-init` as `/init`, `lifeboat`, busybox with its
+//! applet links, the tools of `initramfs/tools.txt` with their shared libraries, and the modules of
+//! `initramfs/modules.txt` with their dependencies (copied as they are: they keep their signatures,
+//! which a Secure Boot kernel needs to load them).
+//!
+//! The ISO is laid out by xorriso directly: BIOS boots GRUB's i386-pc El Torito image (CD) or
+//! `boot_hybrid.img` in the MBR (USB); UEFI boots the El Torito EFI image, also the GPT EFI
+//! partition of the USB stick, holding Debian's signed shim as `EFI/BOOT/BOOTX64.EFI` and Debian's
+//! signed CD GRUB (`gcdx64.efi`) as `EFI/BOOT/grubx64.efi`. That GRUB finds the ISO by
+//! `/.disk/info` and reads `/boot/grub/grub.cfg`, the same menu the BIOS GRUB reads.
 
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
@@ -17,6 +25,45 @@ pub const KERNEL_PACKAGE: &str = "linux-image-6.1.0-50-amd64";
 pub const KERNEL_VERSION: &str = "6.1.176-1";
 pub const KERNEL_RELEASE: &str = "6.1.0-50-amd64";
 pub const KERNEL_SHA256: &str = "7b5597492a0a65aee61985a492e6bcc3f2cde830072a0e3b3d8c7e1b90279bd3";
+/// The pinned first stage of the Secure Boot chain: Debian's shim, signed by Microsoft's UEFI CA.
+pub const SHIM_PACKAGE: &str = "shim-signed";
+pub const SHIM_VERSION: &str = "1.51~1+deb12u1+16.1-2~deb12u1";
+pub const SHIM_SHA256: &str = "c2acf5e559664bbadb7ce5789f9a321f39754a34854d3097b8cc0369df513b3b";
+/// The pinned second stage: Debian's GRUB signed by Debian's Secure Boot CA (which shim trusts).
+pub const GRUB_SIGNED_PACKAGE: &str = "grub-efi-amd64-signed";
+pub const GRUB_SIGNED_VERSION: &str = "1+2.06+13+deb12u2";
+pub const GRUB_SIGNED_SHA256: &str =
+    "fbe2b28166a6dca8111bbf6a30d52d4781973c3a0440d8080f901e039b1f83f2";
+/// The signer each stage must carry (checked with `sbverify --list`).
+const SIGNERS: &[(&str, &str)] = &[
+    ("shim", "Microsoft Corporation UEFI CA 2011"),
+    ("grub", "Debian Secure Boot Signer"),
+    ("kernel", "Debian Secure Boot Signer"),
+];
+/// GRUB modules built into the BIOS boot image: everything `image-build/grub.cfg` uses, so GRUB
+/// loads nothing from the medium (the signed UEFI GRUB has the same ones built in).
+const BIOS_GRUB_MODULES: &[&str] = &[
+    "biosdisk",
+    "iso9660",
+    "part_msdos",
+    "part_gpt",
+    "normal",
+    "boot",
+    "linux",
+    "serial",
+    "terminal",
+    "all_video",
+    "echo",
+    "test",
+    "search",
+    "search_fs_file",
+    "configfile",
+    "sleep",
+    "reboot",
+    "halt",
+];
+/// Bumped when the ISO layout changes, so an unchanged initramfs still gets a new ISO.
+const ISO_LAYOUT: u32 = 2;
 /// ISO9660 volume label; `lifeboat-init` finds the boot medium by it.
 pub const VOLUME_LABEL: &str = "LIFEBOAT";
 /// Size budget of the ISO.
@@ -34,8 +81,11 @@ pub struct Outputs {
     pub initramfs: PathBuf,
 }
 
+/// `target/lifeboat/`, or `LIFEBOAT_IMAGE_DIR` (so parallel work trees' builds can keep apart).
 pub fn out_dir() -> PathBuf {
-    crate::workspace_root().join("target/lifeboat")
+    std::env::var_os("LIFEBOAT_IMAGE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("target/lifeboat"))
 }
 
 fn cache_dir() -> PathBuf {
@@ -57,6 +107,12 @@ pub fn build() -> Result<Outputs> {
     crate::deps::install()?;
     let t0 = std::time::Instant::now();
     let kernel = kernel_tree()?;
+    let shim = pinned_deb(SHIM_PACKAGE, SHIM_VERSION, SHIM_SHA256)?;
+    let grub = pinned_deb(GRUB_SIGNED_PACKAGE, GRUB_SIGNED_VERSION, GRUB_SIGNED_SHA256)?;
+    let efi = EfiChain {
+        shim: shim.join("usr/lib/shim/shimx64.efi.signed"),
+        grub: grub.join("usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed"),
+    };
     let bins = build_binaries()?;
     let out = out_dir();
     fs::create_dir_all(&out)?;
@@ -79,9 +135,8 @@ pub fn build() -> Result<Outputs> {
     write_cpio(&root, &cpio)?;
     // Skip the slow compression and ISO steps when nothing that goes into them changed.
     let fingerprint = format!(
-        "{}\n{}\n{}\n",
+        "{}\n{KERNEL_SHA256}\n{SHIM_SHA256}\n{GRUB_SIGNED_SHA256}\nlayout {ISO_LAYOUT}\n{}\n",
         sha256(&cpio)?,
-        KERNEL_SHA256,
         sha256(&crate::workspace_root().join("image-build/grub.cfg"))?
     );
     let stamp = out.join(".fingerprint");
@@ -93,7 +148,8 @@ pub fn build() -> Result<Outputs> {
     } else {
         let _ = fs::remove_file(&stamp);
         compress(&cpio, &o.initramfs)?;
-        make_iso(&o)?;
+        check_signatures(&efi, &o.vmlinuz)?;
+        make_iso(&o, &efi)?;
         fs::write(&stamp, fingerprint)?;
     }
     let iso_len = fs::metadata(&o.iso)?.len();
@@ -132,34 +188,48 @@ fn sha256(path: &Path) -> Result<String> {
         .to_string())
 }
 
-/// Downloads (once), verifies and extracts (once) the pinned kernel package; returns the tree.
-fn kernel_tree() -> Result<PathBuf> {
+/// Downloads (once), verifies and extracts (once) a pinned Debian package; returns the tree.
+fn pinned_deb(package: &str, version: &str, expected: &str) -> Result<PathBuf> {
     let cache = cache_dir();
     fs::create_dir_all(&cache)?;
-    let deb = cache.join(format!("{KERNEL_PACKAGE}_{KERNEL_VERSION}_amd64.deb"));
+    // apt-get names the file with the epoch's colon escaped.
+    let deb = cache.join(format!(
+        "{package}_{}_amd64.deb",
+        version.replace(':', "%3a")
+    ));
     if !deb.exists() {
         crate::run(
             Command::new("apt-get")
-                .args(["download", &format!("{KERNEL_PACKAGE}={KERNEL_VERSION}")])
+                .args(["download", &format!("{package}={version}")])
                 .current_dir(&cache),
         )
-        .with_context(|| format!("downloading {KERNEL_PACKAGE}={KERNEL_VERSION} (is the Debian bookworm archive in apt's sources?)"))?;
+        .with_context(|| format!("downloading {package}={version} (is the Debian bookworm archive in apt's sources?)"))?;
     }
     let sum = sha256(&deb)?;
-    if sum != KERNEL_SHA256 {
+    if sum != expected {
         bail!(
-            "{} has sha256 {sum}, expected {KERNEL_SHA256}: delete it and retry",
+            "{} has sha256 {sum}, expected {expected}: delete it and retry",
             deb.display()
         );
     }
-    let tree = cache.join(format!("kernel-{KERNEL_VERSION}"));
+    let tree = cache.join(format!("{package}-{version}"));
     let stamp = tree.join(".extracted");
-    if !stamp.exists() {
+    if fs::read_to_string(&stamp).ok().as_deref() != Some(expected) {
         if tree.exists() {
             fs::remove_dir_all(&tree)?;
         }
         fs::create_dir_all(&tree)?;
         crate::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree))?;
+        fs::write(&stamp, expected)?;
+    }
+    Ok(tree)
+}
+
+/// The pinned kernel package, extracted, with `depmod` run over its modules.
+fn kernel_tree() -> Result<PathBuf> {
+    let tree = pinned_deb(KERNEL_PACKAGE, KERNEL_VERSION, KERNEL_SHA256)?;
+    let stamp = tree.join(".depmod");
+    if !stamp.exists() {
         crate::run(
             Command::new("depmod")
                 .arg("-b")
@@ -169,6 +239,35 @@ fn kernel_tree() -> Result<PathBuf> {
         fs::write(&stamp, KERNEL_SHA256)?;
     }
     Ok(tree)
+}
+
+/// Debian's signed UEFI boot loaders, as extracted from their packages.
+struct EfiChain {
+    shim: PathBuf,
+    grub: PathBuf,
+}
+
+/// Fails unless shim, GRUB and the kernel each carry an Authenticode signature by the expected
+/// signer: an unsigned file in the chain would only show up as a refusal on a Secure Boot PC.
+fn check_signatures(efi: &EfiChain, kernel: &Path) -> Result<()> {
+    for ((what, signer), file) in SIGNERS
+        .iter()
+        .zip([&efi.shim, &efi.grub, &kernel.to_path_buf()])
+    {
+        let out = Command::new("sbverify")
+            .arg("--list")
+            .arg(file)
+            .output()
+            .context("running sbverify (package sbsigntool)")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !text.contains(signer) {
+            bail!(
+                "the {what} {} is not signed by {signer}; sbverify --list says:\n{text}",
+                file.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 struct Binaries {
@@ -433,12 +532,95 @@ fn compress(cpio: &Path, out: &Path) -> Result<()> {
     .context("compressing the initramfs")
 }
 
-fn make_iso(o: &Outputs) -> Result<()> {
-    let stage = out_dir().join("iso-root");
+/// Sets every mtime under `dir` to [`EPOCH`] (reproducible archives).
+fn touch_epoch(dir: &Path) -> Result<()> {
+    crate::run(Command::new("find").arg(dir).args([
+        "-exec",
+        "touch",
+        "-h",
+        "-d",
+        &format!("@{EPOCH}"),
+        "{}",
+        "+",
+    ]))
+}
+
+/// The FAT image of the UEFI path (El Torito EFI image and GPT EFI partition): shim as the
+/// removable-media boot loader and the signed CD GRUB beside it, where shim looks for it.
+fn make_efi_image(efi: &EfiChain, work: &Path, out: &Path) -> Result<()> {
+    let files = work.join("efi-files");
+    if files.exists() {
+        fs::remove_dir_all(&files)?;
+    }
+    fs::create_dir_all(&files)?;
+    let shim = files.join("BOOTX64.EFI");
+    let grub = files.join("grubx64.efi");
+    fs::copy(&efi.shim, &shim).context("copying shim")?;
+    fs::copy(&efi.grub, &grub).context("copying the signed GRUB")?;
+    touch_epoch(&files)?;
+    let need = fs::metadata(&shim)?.len() + fs::metadata(&grub)?.len();
+    // FAT12/16 overhead, rounded up to whole MiB.
+    let kib = (need / 1024 + 512).div_ceil(1024) * 1024;
+    let _ = fs::remove_file(out);
+    let img = out.to_str().context("non-UTF-8 output path")?;
+    crate::run(
+        Command::new("mkfs.vfat")
+            .args([
+                "-C",
+                "-n",
+                "LIFEBOATEFI",
+                "-i",
+                "4c494645",
+                "--invariant",
+                img,
+            ])
+            .arg(kib.to_string()),
+    )
+    .context("making the EFI system partition image")?;
+    let mtools = |args: &[&str]| {
+        crate::run(
+            Command::new(args[0])
+                .args(&args[1..])
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .env("SOURCE_DATE_EPOCH", EPOCH),
+        )
+    };
+    mtools(&["mmd", "-i", img, "::/EFI", "::/EFI/BOOT"])?;
+    for f in [&shim, &grub] {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let src = f.to_str().context("non-UTF-8 path")?;
+        mtools(&[
+            "mcopy",
+            "-m",
+            "-i",
+            img,
+            src,
+            &format!("::/EFI/BOOT/{name}"),
+        ])?;
+    }
+    Ok(())
+}
+
+/// GRUB's BIOS El Torito image with the modules of [`BIOS_GRUB_MODULES`] built in.
+fn make_bios_image(out: &Path) -> Result<()> {
+    crate::run(
+        Command::new("grub-mkimage")
+            .args(["-O", "i386-pc-eltorito", "-d", "/usr/lib/grub/i386-pc"])
+            .args(["-p", "/boot/grub", "-o"])
+            .arg(out)
+            .args(BIOS_GRUB_MODULES),
+    )
+    .context("grub-mkimage for BIOS")
+}
+
+fn make_iso(o: &Outputs, efi: &EfiChain) -> Result<()> {
+    let out = out_dir();
+    let stage = out.join("iso-root");
     if stage.exists() {
         fs::remove_dir_all(&stage)?;
     }
-    fs::create_dir_all(stage.join("boot/grub"))?;
+    fs::create_dir_all(stage.join("boot/grub/i386-pc"))?;
+    fs::create_dir_all(stage.join(".disk"))?;
     fs::copy(&o.vmlinuz, stage.join("boot/vmlinuz"))?;
     fs::copy(&o.initramfs, stage.join("boot/initramfs.img"))?;
     let template = fs::read_to_string(crate::workspace_root().join("image-build/grub.cfg"))
@@ -447,26 +629,43 @@ fn make_iso(o: &Outputs) -> Result<()> {
         .replace("@VERSION@", env!("CARGO_PKG_VERSION"))
         .replace("@LABEL@", VOLUME_LABEL);
     fs::write(stage.join("boot/grub/grub.cfg"), cfg)?;
+    let id = format!("Lifeboat {}\n", env!("CARGO_PKG_VERSION"));
+    // The signed UEFI GRUB finds its root by this file.
+    fs::write(stage.join(".disk/info"), &id)?;
     fs::write(
         stage.join(".lifeboat"),
         format!("lifeboat {}\n", env!("CARGO_PKG_VERSION")),
     )?;
-    crate::run(Command::new("find").arg(&stage).args([
-        "-exec",
-        "touch",
-        "-h",
-        "-d",
-        &format!("@{EPOCH}"),
-        "{}",
-        "+",
-    ]))?;
-    let mut cmd = Command::new("grub-mkrescue");
-    cmd.arg("-o")
+    make_bios_image(&stage.join("boot/grub/i386-pc/eltorito.img"))?;
+    make_efi_image(efi, &out, &stage.join("boot/grub/efi.img"))?;
+    touch_epoch(&stage)?;
+    let _ = fs::remove_file(&o.iso);
+    let mut cmd = Command::new("xorriso");
+    cmd.args(["-as", "mkisofs", "-quiet", "-r", "-V", VOLUME_LABEL])
+        .args(["-o"])
         .arg(&o.iso)
-        .arg("--compress=xz")
-        .args(["--fonts=", "--locales=", "--themes="])
+        // USB on BIOS: GRUB's MBR, which loads the El Torito image's core from the stick.
+        .args(["--grub2-mbr", "/usr/lib/grub/i386-pc/boot_hybrid.img"])
+        .args(["--protective-msdos-label", "-partition_cyl_align", "off"])
+        // USB on UEFI: a GPT partition over the EFI image.
+        .args(["-efi-boot-part", "--efi-boot-image"])
+        .args(["-c", "/boot/grub/boot.cat"])
+        // CD on BIOS.
+        .args(["-b", "/boot/grub/i386-pc/eltorito.img", "-no-emul-boot"])
+        .args([
+            "-boot-load-size",
+            "4",
+            "-boot-info-table",
+            "--grub2-boot-info",
+        ])
+        // CD on UEFI.
+        .args([
+            "-eltorito-alt-boot",
+            "-e",
+            "/boot/grub/efi.img",
+            "-no-emul-boot",
+        ])
         .arg(&stage)
-        .args(["--", "-volid", VOLUME_LABEL])
         .env("SOURCE_DATE_EPOCH", EPOCH);
-    crate::run(&mut cmd).context("grub-mkrescue")
+    crate::run(&mut cmd).context("xorriso")
 }

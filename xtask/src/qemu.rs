@@ -215,10 +215,8 @@ pub fn test(rest: &[String]) -> Result<()> {
         "qemu-tests",
         "--features",
         "qemu",
-        "--test",
-        "boot",
-        "--test",
-        "e2e",
+        // Every test file of qemu-tests: boot, e2e*, tui.
+        "--tests",
         "--",
     ])
     .args(rest)
@@ -226,5 +224,12 @@ pub fn test(rest: &[String]) -> Result<()> {
     .env("LIFEBOAT_ISO", &o.iso)
     .env("LIFEBOAT_VMLINUZ", &o.vmlinuz)
     .env("LIFEBOAT_INITRAMFS", &o.initramfs);
+    if std::env::var_os("LIFEBOAT_BIN").is_none() {
+        // The static binary staged into the initramfs: the one the VM runs.
+        c.env(
+            "LIFEBOAT_BIN",
+            crate::image::out_dir().join("initramfs-root/bin/lifeboat"),
+        );
+    }
     crate::run(&mut c)
 }

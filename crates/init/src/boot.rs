@@ -322,6 +322,28 @@ impl Runtime {
                 );
                 Ok(())
             }
+            Step::Firmware => {
+                let efi = Path::new(crate::firmware::EFI_DIR).is_dir();
+                if efi {
+                    self.load_module("efivarfs");
+                    let dir = crate::firmware::EFIVARS_DIR;
+                    let flags = MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC;
+                    match mount(Some("efivarfs"), dir, Some("efivarfs"), flags, None::<&str>) {
+                        Ok(()) | Err(Errno::EBUSY) => {}
+                        Err(e) => log::warn!("mount -t efivarfs efivarfs {dir}: {e}"),
+                    }
+                }
+                let var = std::fs::read(
+                    Path::new(crate::firmware::EFIVARS_DIR).join(crate::firmware::SECURE_BOOT_VAR),
+                )
+                .ok();
+                let fw = crate::firmware::detect(efi, var.as_deref());
+                log::info!("{fw}");
+                Ok(())
+            }
             Step::ListenUevents => {
                 let s = UeventSocket::open().map_err(|errno| StepError::Sys {
                     what: "uevent socket".into(),
@@ -529,6 +551,14 @@ impl Runtime {
             if due {
                 self.start_service(i);
             }
+        }
+        // After this round of starts, so each "started … on <tty>" line still reaches the consoles.
+        let ui_runs = self
+            .services
+            .iter()
+            .any(|s| s.pid.is_some() && s.console.program == Program::Lifeboat);
+        if ui_runs && self.cmdline.quiet_console() {
+            quiet_console_once();
         }
     }
 
@@ -766,6 +796,24 @@ fn find_by_label(label: &str) -> Option<(String, label::Probe)> {
     };
     let i = exact.or_else(loose)?;
     Some(found.swap_remove(i))
+}
+
+/// Stops kernel messages below emergency level from reaching the consoles (see
+/// [`Cmdline::quiet_console`]); once, the first time a UI starts.
+fn quiet_console_once() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    log::info!(
+        "kernel messages no longer go to the consoles (they would garble the text UI): \
+         see the Log screen, dmesg or {}; boot with lifeboat.debug to keep them",
+        crate::steps::LOG_FILE
+    );
+    if let Err(e) = std::fs::write("/proc/sys/kernel/printk", "1\n") {
+        log::warn!("lowering the console log level: {e}");
+    }
 }
 
 fn spawn_on_tty(

@@ -143,6 +143,17 @@ pub fn parse(line: &str) -> Cmdline {
     c
 }
 
+impl Cmdline {
+    /// Whether kernel messages should stop reaching the consoles once the text UI runs on them:
+    /// a printk line (an I/O error per bad sector of a failing disk, a mount note) scrolls the
+    /// full-screen UI and garbles it. Kept with `lifeboat.debug`, and with
+    /// `lifeboat.serial=shell` (tests and technicians read them there). The messages stay in the
+    /// kernel log, init's log file and the UI's Log screen.
+    pub fn quiet_console(&self) -> bool {
+        !self.debug && self.serial_ui == SerialUi::Lifeboat
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +210,12 @@ mod tests {
                 path: "/a b/job.toml".into()
             })
         );
+    }
+
+    #[test]
+    fn the_console_is_quieted_for_the_ui_but_not_for_debug_or_a_serial_shell() {
+        assert!(parse("console=ttyS0,115200").quiet_console());
+        assert!(!parse("console=ttyS0,115200 lifeboat.debug").quiet_console());
+        assert!(!parse("console=ttyS0,115200 lifeboat.serial=shell").quiet_console());
     }
 }

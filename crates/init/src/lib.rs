@@ -18,6 +18,7 @@
 pub mod boot;
 pub mod cmdline;
 pub mod console;
+pub mod firmware;
 pub mod label;
 pub mod logger;
 pub mod modules;

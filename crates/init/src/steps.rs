@@ -38,6 +38,9 @@ pub enum Step {
     },
     /// Starts the logger's file under /run/lifeboat and raises the level for `lifeboat.debug`.
     StartLog,
+    /// Mounts `efivarfs` read-only when booted by UEFI and logs the firmware and whether Secure
+    /// Boot is on (`secure boot: on`).
+    Firmware,
     /// Opens the netlink uevent socket (before coldplug, so no event is missed).
     ListenUevents,
     /// Loads the named modules (file systems and input that no modalias asks for).
@@ -203,6 +206,7 @@ pub fn early_steps(cmdline: &Cmdline) -> Vec<Step> {
             value: "on\n",
         },
         Step::StartLog,
+        Step::Firmware,
         Step::ListenUevents,
         Step::Coldplug,
         Step::LoadModules(ALWAYS_LOAD.to_vec()),
@@ -249,6 +253,11 @@ impl fmt::Display for Step {
             Step::Symlink { target, link } => write!(f, "ln -s {target} {link}"),
             Step::Write { path, value } => write!(f, "echo {} > {path}", value.trim_end()),
             Step::StartLog => write!(f, "log to /dev/kmsg and {LOG_FILE}"),
+            Step::Firmware => write!(
+                f,
+                "on UEFI modprobe efivarfs; mount -t efivarfs efivarfs {} -o ro; log whether Secure Boot is on",
+                crate::firmware::EFIVARS_DIR
+            ),
             Step::ListenUevents => write!(f, "listen for uevents (NETLINK_KOBJECT_UEVENT)"),
             Step::LoadModules(m) => write!(f, "modprobe {}", m.join(" ")),
             Step::Coldplug => write!(
@@ -318,6 +327,18 @@ mod tests {
             |x| matches!(x, Step::FindBootMedium { label } if label == "MYLABEL"),
         );
         assert!(listen < cold && cold < settle && settle < media);
+    }
+
+    #[test]
+    fn the_firmware_is_logged_once_the_log_and_sys_are_up() {
+        let s = early_steps(&parse(""));
+        let fw = position(&s, |x| *x == Step::Firmware);
+        let sys = position(
+            &s,
+            |x| matches!(x, Step::Mount { target, .. } if *target == "/sys"),
+        );
+        assert!(sys < fw && position(&s, |x| *x == Step::StartLog) < fw);
+        assert!(s[fw].to_string().contains("efivarfs"), "{}", s[fw]);
     }
 
     #[test]
