@@ -35,6 +35,9 @@ pub const TOOL_PACKAGES: &[(&str, &str)] = &[
     ("e2image", "e2fsprogs"),
     ("zstd", "zstd"),
     ("losetup", "mount"),
+    ("grub-mkimage", "grub-common"),
+    ("grub-mkstandalone", "grub-common"),
+    ("cpio", "cpio"),
 ];
 
 /// Finds `tool` on PATH or in the sbin directories; an error names the package to install.
@@ -323,4 +326,21 @@ pub fn file_len(path: &Path) -> Result<u64> {
     Ok(std::fs::metadata(path)
         .with_context(|| format!("examining {}", path.display()))?
         .len())
+}
+
+/// A fresh, empty scratch directory `target/qemu-scratch/<name>` for one test's disks (removed
+/// and recreated: a previous run's files are gone, a failed run's files stay until the next).
+pub fn scratch(name: &str) -> Result<PathBuf> {
+    let d = crate::vm::workspace_root()
+        .join("target/qemu-scratch")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+    Ok(d)
+}
+
+/// A path as `&str` for tool arguments; a non-UTF-8 path is an error.
+pub fn path(p: &Path) -> Result<&str> {
+    p.to_str()
+        .with_context(|| format!("non-UTF-8 path {}", p.display()))
 }

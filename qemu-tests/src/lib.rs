@@ -5,6 +5,8 @@
 //! error naming the Debian package that provides it (`cargo xtask deps` installs them all); tests
 //! never skip.
 
+pub mod e2e;
 pub mod fixture;
+pub mod screen;
 pub mod system_disk;
 pub mod vm;

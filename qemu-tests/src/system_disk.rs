@@ -8,8 +8,13 @@
 //! and powers off, so "the disk boots" is a line on the serial console. GRUB finds the root by its
 //! label, so a restored or cloned disk boots wherever the partition landed.
 //!
-//! The disk is built once per kernel and cached under `target/e2e-fixtures/`; tests copy it with
-//! [`copy_sparse`] and never write to the cached file.
+//! [`mbr_bios`] is the same system on an MBR disk for BIOS machines: GRUB i386-pc's `boot.img` in
+//! the MBR's code area and its `core.img` (`grub-mkimage -O i386-pc` with an embedded
+//! configuration) in the gap between the MBR and the first partition, as `grub-bios-setup` lays
+//! them out, and one bootable ext4 partition with the same root tree.
+//!
+//! The disks are built once per kernel and cached under `target/e2e-fixtures/`; tests copy them
+//! with [`copy_sparse`] and never write to the cached files.
 
 use crate::fixture::{noise, run, sparse_file, write_into};
 use anyhow::{bail, Context, Result};
@@ -121,6 +126,119 @@ pub fn gpt_uefi(vmlinuz: &Path) -> Result<SystemDisk> {
         path: disk,
         root_tree: tree,
     })
+}
+
+/// Size of the MBR/BIOS disk.
+pub const MBR_DISK_BYTES: u64 = 128 << 20;
+
+/// Returns the cached MBR + BIOS (GRUB i386-pc) system disk, building it first if needed. Its
+/// root file system holds the same tree as [`gpt_uefi`]'s (same label and UUID, same marker).
+pub fn mbr_bios(vmlinuz: &Path) -> Result<SystemDisk> {
+    let gpt = gpt_uefi(vmlinuz)?;
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let key = &crate::fixture::sha256(vmlinuz)?[..16];
+    let dir = crate::vm::workspace_root()
+        .join("target/e2e-fixtures")
+        .join(format!("mbr-bios-{RECIPE}-{key}"));
+    let disk = dir.join("system.img");
+    if disk.is_file() {
+        return Ok(SystemDisk {
+            path: disk,
+            root_tree: gpt.root_tree,
+        });
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work)?;
+    let tmp = dir.join("system.img.part");
+    sparse_file(&tmp, MBR_DISK_BYTES)?;
+    crate::fixture::sfdisk(&tmp, "label: dos\nstart=2048, type=83, bootable\n", 512)?;
+    let rootfs = work.join("root.img");
+    sparse_file(&rootfs, MBR_DISK_BYTES - (1 << 20))?;
+    run(
+        "mke2fs",
+        &[
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-L",
+            ROOT_LABEL,
+            "-U",
+            ROOT_UUID,
+            "-d",
+            p(&gpt.root_tree)?,
+            p(&rootfs)?,
+        ],
+    )?;
+    write_into(&tmp, 1 << 20, &rootfs)?;
+    install_grub_bios(&tmp, &work)?;
+    std::fs::rename(&tmp, &disk)?;
+    std::fs::remove_dir_all(&work)?;
+    Ok(SystemDisk {
+        path: disk,
+        root_tree: gpt.root_tree,
+    })
+}
+
+/// GRUB's BIOS boot code, placed as `grub-bios-setup` places it on a disk with a post-MBR gap:
+/// `boot.img`'s code (bytes 0..440, the disk signature and partition table stay) in LBA 0 and
+/// `core.img` from LBA 1. The stock `boot.img` already loads its core from LBA 1 and
+/// `grub-mkimage` writes the core's length into `core.img`'s first sector, so nothing is patched.
+fn install_grub_bios(disk: &Path, work: &Path) -> Result<()> {
+    let dir = Path::new("/usr/lib/grub/i386-pc");
+    let boot_img = dir.join("boot.img");
+    if !boot_img.is_file() {
+        bail!(
+            "{} is missing: install the Debian package `grub-pc-bin`",
+            boot_img.display()
+        );
+    }
+    let cfg = work.join("embedded.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "search --no-floppy --label --set=root {ROOT_LABEL}\n\
+             linux /boot/vmlinuz console=ttyS0,115200 panic=-1\n\
+             initrd /boot/initrd.img\n\
+             boot\n"
+        ),
+    )?;
+    let core = work.join("core.img");
+    run(
+        "grub-mkimage",
+        &[
+            "-O",
+            "i386-pc",
+            "-o",
+            p(&core)?,
+            "-c",
+            p(&cfg)?,
+            "-p",
+            "(hd0,msdos1)/boot/grub",
+            "biosdisk",
+            "part_msdos",
+            "ext2",
+            "search",
+            "search_label",
+            "linux",
+            "boot",
+        ],
+    )
+    .context("grub-mkimage (install the Debian packages `grub-common` and `grub-pc-bin`)")?;
+    let core_len = crate::fixture::file_len(&core)?;
+    if core_len > (2048 - 1) * 512 {
+        bail!("GRUB's core.img is {core_len} bytes: it does not fit before the first partition");
+    }
+    let code = std::fs::read(&boot_img)?;
+    let code = code
+        .get(..440)
+        .with_context(|| format!("{} is shorter than 440 bytes", boot_img.display()))?;
+    crate::fixture::poke(disk, 0, code)?;
+    write_into(disk, 512, &core)?;
+    Ok(())
 }
 
 fn p(path: &Path) -> Result<&str> {

@@ -25,8 +25,10 @@ fn scratch(name: &str) -> Result<PathBuf> {
     Ok(d)
 }
 
-/// Boots the ISO through its grub menu, picks the serial-console entry by its hotkey and waits
-/// for init to find the medium on `medium` and start `lifeboat` on ttyS0.
+/// Boots the ISO through its grub menu, picks the serial-console entry by its hotkey, waits for
+/// init to find the medium on `medium` and start `lifeboat` on ttyS0, and for the UI's first
+/// screen (read through a terminal emulator): the title, the boot medium in the disk list and
+/// the help line.
 fn iso_boots_to_lifeboat(name: &str, firmware: Firmware, usb: bool, medium: &str) -> Result<()> {
     let img = Image::find()?;
     let b = VmBuilder::new(name).firmware(firmware);
@@ -41,8 +43,13 @@ fn iso_boots_to_lifeboat(name: &str, firmware: Firmware, usb: bool, medium: &str
     vm.expect("Run /init as init process", BOOT)?;
     vm.expect(&format!("boot medium: {medium} (LIFEBOAT)"), BOOT)?;
     vm.expect("started /bin/lifeboat on ttyS0", BOOT)?;
+    let started = vm.uptime();
+    let mut term = qemu_tests::screen::Terminal::new(80, 25);
+    let node = medium.trim_start_matches("/dev/");
+    let screen = term.wait_for(&mut vm, &["Lifeboat", node, "BOOT", "quit"], BOOT)?;
     eprintln!(
-        "{name}: lifeboat started on the serial console after {:.1} s",
+        "{name}: lifeboat started on the serial console after {:.1} s, first screen at {:.1} s:\n{screen}",
+        started.as_secs_f64(),
         vm.uptime().as_secs_f64()
     );
     Ok(())

@@ -4,7 +4,6 @@ use crate::jobs;
 use anyhow::{Context, Result};
 use disk::{BlockIo, FileDisk, Window};
 use engine::clone::{CloneOptions, GrowFs, JobReport};
-use engine::grow::PartitionAt;
 use engine::rescue::ReadPolicy;
 use std::path::Path;
 
@@ -143,34 +142,13 @@ fn grow_last_fs(
     target: &Path,
     is_block: bool,
 ) -> Result<String> {
-    let number = grow.number();
-    let part = plan
-        .table
-        .layout()
-        .partition(number)
-        .with_context(|| format!("partition {number} is missing from the planned table"))?;
-    let at = if is_block {
-        let devices = disk::discover(&disk::SysRoot::default(), &disk::DiscoverOptions::default())?;
-        let node = devices
-            .iter()
-            .find(|d| d.path == target)
-            .and_then(|d| d.partitions.iter().find(|p| p.number == Some(number)))
-            .map(|p| p.path.clone());
-        match node {
-            Some(n) => PartitionAt::Node(n),
-            None => PartitionAt::Range {
-                path: target.to_path_buf(),
-                offset: part.start,
-                len: part.size,
-            },
-        }
-    } else {
-        PartitionAt::Range {
-            path: target.to_path_buf(),
-            offset: part.start,
-            len: part.size,
-        }
-    };
+    let at = engine::grow::locate(
+        &disk::SysRoot::default(),
+        target,
+        plan.table.layout(),
+        grow.number(),
+        is_block,
+    )?;
     Ok(engine::grow::grow_filesystem(grow, &at)?)
 }
 

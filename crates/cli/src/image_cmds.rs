@@ -296,15 +296,14 @@ pub fn restore(image_path: &Path, target: &str, args: &RestoreArgs) -> Result<u8
     }
     drop(dst);
     if let (Some(grow), Some(table)) = (&plan.grow, &plan.table) {
-        let number = grow.number();
-        if let Some(p) = table.layout().partition(number) {
-            let at = engine::grow::PartitionAt::Range {
-                path: target.clone(),
-                offset: p.start,
-                len: p.size,
-            };
-            notes.push(engine::grow::grow_filesystem(grow, &at)?);
-        }
+        let at = engine::grow::locate(
+            &disk::SysRoot::default(),
+            &target,
+            table.layout(),
+            grow.number(),
+            is_block,
+        )?;
+        notes.push(engine::grow::grow_filesystem(grow, &at)?);
     }
     if args.common.json {
         crate::emit(

@@ -6,33 +6,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+mod browse_support;
+
 use anyhow::{ensure, Context, Result};
-
-fn lifeboat(args: &[&str]) -> Result<(i32, String, String)> {
-    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-        .args(args)
-        .output()
-        .context("running lifeboat")?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
-}
-
-fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    ensure!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap_or_default()
-}
+use browse_support::{json, lifeboat, p, run};
 
 fn random_file(path: &Path, bytes: u64) -> Result<()> {
     run(Command::new("head")
@@ -47,10 +24,6 @@ fn backup(fs_img: &Path, lbi: &Path) -> Result<()> {
     let (code, out, err) = lifeboat(&["backup", p(fs_img), p(lbi)])?;
     ensure!(code == 0, "backup failed ({code}): {out}{err}");
     Ok(())
-}
-
-fn json(text: &str) -> Result<serde_json::Value> {
-    serde_json::from_str(text).with_context(|| format!("parsing {text}"))
 }
 
 #[test]

@@ -577,13 +577,21 @@ fn write_streams(
             let at = offset;
             let n = cs.min(w.len - at);
             offset += n;
+            let map = w.copy.and_then(|c| c.map.as_ref());
+            let runs = map.map(|m| map_runs(m, at, n));
+            if let (Some(m), Some(runs)) = (map, &runs) {
+                if runs.is_empty() {
+                    // Jump to the chunk holding the next used unit: a nearly empty multi-terabyte
+                    // partition is crossed in one search, not chunk by chunk.
+                    let unit = u64::from(m.unit());
+                    let next = m.next_with(offset / unit, true, u64::MAX);
+                    offset = offset.max(next.saturating_mul(unit) / cs * cs).min(w.len);
+                    continue;
+                }
+            }
             let mut data = vec![0u8; n as usize];
-            match w.copy.and_then(|c| c.map.as_ref()) {
-                Some(map) => {
-                    let runs = map_runs(map, at, n);
-                    if runs.is_empty() {
-                        continue;
-                    }
+            match runs {
+                Some(runs) => {
                     for (s, e) in runs {
                         let buf = &mut data[(s - at) as usize..(e - at) as usize];
                         let lost = read_rescue(src, buf, w.base + s, opts.read, &bad)?;
@@ -629,7 +637,7 @@ fn map_runs(map: &fs::UsedMap, at: u64, n: u64) -> Vec<(u64, u64)> {
     crate::units::used_runs(
         unit,
         map.units(),
-        |u| map.is_used(u * unit),
+        |from, used, limit| map.next_with(from, used, limit),
         at,
         n,
         64 * 1024,

@@ -20,6 +20,46 @@ pub enum PartitionAt {
     },
 }
 
+/// Where partition `number` of the table just written to `target` is, for growing it: on a block
+/// device the kernel's node of that partition (after the table was re-read: a loop device over
+/// a byte range of a disk needs util-linux `losetup`, which the boot image's busybox lacks), else
+/// — an image file, or a device whose new partition has no node — the partition's byte range.
+pub fn locate(
+    root: &disk::SysRoot,
+    target: &Path,
+    layout: &layout::Layout,
+    number: u32,
+    is_block: bool,
+) -> Result<PartitionAt, JobError> {
+    let part = layout
+        .partition(number)
+        .ok_or_else(|| JobError::NoSuchPartition {
+            device: target.display().to_string(),
+            number,
+        })?;
+    let node = if is_block {
+        let opts = disk::DiscoverOptions {
+            include_virtual: true,
+            open_devices: false,
+        };
+        disk::discover(root, &opts)?
+            .into_iter()
+            .find(|d| d.path == target)
+            .and_then(|d| d.partitions.into_iter().find(|p| p.number == Some(number)))
+            .map(|p| p.path)
+    } else {
+        None
+    };
+    Ok(match node {
+        Some(n) => PartitionAt::Node(n),
+        None => PartitionAt::Range {
+            path: target.to_path_buf(),
+            offset: part.start,
+            len: part.size,
+        },
+    })
+}
+
 /// Runs the grow step. Returns a line for the report.
 pub fn grow_filesystem(grow: &GrowFs, at: &PartitionAt) -> Result<String, JobError> {
     let (number, new_size) = match grow {

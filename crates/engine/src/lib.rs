@@ -10,6 +10,7 @@ pub mod backup;
 pub mod clone;
 pub mod copy;
 pub mod error;
+pub mod extract;
 pub mod grow;
 pub mod inspect;
 pub mod progress;

@@ -192,7 +192,14 @@ fn stored_bytes(image: &ImageReader, stream: u32, bitmap: Option<&Bitmap>) -> u6
 /// Byte runs of `b` used inside `[at, at + n)`, exactly (a restore writes only used blocks).
 fn used_runs(b: &Bitmap, at: u64, n: u64) -> Vec<(u64, u64)> {
     let bs = u64::from(b.block_size());
-    crate::units::used_runs(bs, b.blocks(), |u| b.is_used(u), at, n, 0)
+    crate::units::used_runs(
+        bs,
+        b.blocks(),
+        |from, used, limit| b.next_with(from, used, limit),
+        at,
+        n,
+        0,
+    )
 }
 
 /// Plans restoring a whole-disk image onto a target disk of `target_len` bytes.
@@ -341,7 +348,7 @@ pub fn plan_restore_disk(
             if opts.grow_last {
                 "; the last partition grows into it"
             } else {
-                "; --grow-last would let the last partition use it"
+                "; it stays unused unless the last partition is grown"
             }
         ));
     }
@@ -744,14 +751,11 @@ fn discard_unused(
     let mut total = 0;
     let mut blk = 0;
     while blk < b.blocks() {
-        if b.is_used(blk) {
-            blk += 1;
-            continue;
+        let start = b.next_with(blk, false, u64::MAX);
+        if start >= b.blocks() {
+            break;
         }
-        let start = blk;
-        while blk < b.blocks() && !b.is_used(blk) {
-            blk += 1;
-        }
+        blk = b.next_with(start, true, u64::MAX);
         let (s, e) = (start * bs, (blk * bs).min(w.len));
         match target.discard(w.dst_start + s, e - s) {
             Ok(true) => total += e - s,

@@ -201,18 +201,18 @@ const BG_BLOCK_UNINIT: u16 = 0x2;
 /// Offset just past `bg_block_bitmap_csum_hi`: descriptors this long carry all 32 bits.
 const DESC_BLOCK_BITMAP_CSUM_HI_END: u64 = 0x3A;
 
-/// One group descriptor's fields the map needs.
+/// One group descriptor's fields the map (and the browser) need.
 #[derive(Debug, Clone, Copy)]
-struct GroupDesc {
+pub(crate) struct GroupDesc {
     block_bitmap: u64,
     inode_bitmap: u64,
-    inode_table: u64,
+    pub(crate) inode_table: u64,
     free_clusters: u64,
     flags: u16,
     bitmap_csum: u32,
 }
 
-fn parse_desc(sb: &Superblock, d: &[u8]) -> GroupDesc {
+pub(crate) fn parse_desc(sb: &Superblock, d: &[u8]) -> GroupDesc {
     let wide = sb.has_incompat(INCOMPAT_64BIT) && sb.desc_size >= 64;
     let hi32 = |off: usize| {
         if wide {
@@ -300,11 +300,7 @@ impl ExtMapper<'_> {
 
     /// Block of descriptor block `i` (primary copy).
     fn desc_block(&self, i: u64) -> u64 {
-        if !self.sb.has_incompat(INCOMPAT_META_BG) || i < self.sb.first_meta_bg {
-            return self.sb.first_data_block + 1 + i;
-        }
-        let g = i * self.descs_per_block();
-        self.group_first_block(g) + u64::from(has_super(&self.sb, g))
+        desc_block(&self.sb, i)
     }
 
     fn read_descs(&self) -> Result<Vec<GroupDesc>, MapError> {
@@ -373,11 +369,34 @@ impl ExtMapper<'_> {
     }
 
     fn csum_seed(&self) -> u32 {
-        if self.sb.has_incompat(INCOMPAT_CSUM_SEED) {
-            le32(&self.sb.raw, 624)
+        csum_seed(&self.sb)
+    }
+}
+
+/// Block of group descriptor block `i` (primary copy), with or without meta_bg.
+pub(crate) fn desc_block(sb: &Superblock, i: u64) -> u64 {
+    if !sb.has_incompat(INCOMPAT_META_BG) || i < sb.first_meta_bg {
+        // With 1 KiB blocks and bigalloc the first data block is 0 but the superblock is
+        // still block 1: the table follows it.
+        let super_block = if sb.first_data_block == 0 && sb.block_size == 1024 {
+            1
         } else {
-            crate::crc32c::update(!0, slice(&self.sb.raw, 104, 16))
-        }
+            sb.first_data_block
+        };
+        return super_block + 1 + i;
+    }
+    let g = i.saturating_mul(sb.block_size / sb.desc_size);
+    sb.first_data_block
+        .saturating_add(g.saturating_mul(sb.blocks_per_group))
+        .saturating_add(u64::from(has_super(sb, g)))
+}
+
+/// The metadata_csum seed: crc32c of the UUID, or the stored seed (`csum_seed` feature).
+pub(crate) fn csum_seed(sb: &Superblock) -> u32 {
+    if sb.has_incompat(INCOMPAT_CSUM_SEED) {
+        le32(&sb.raw, 624)
+    } else {
+        crate::crc32c::update(!0, slice(&sb.raw, 104, 16))
     }
 }
 

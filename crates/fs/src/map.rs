@@ -211,8 +211,12 @@ impl UsedMap {
         Ranges { map: self, next: 0 }
     }
 
-    fn next_with(&self, from: u64, used: bool) -> u64 {
-        let units = self.units();
+    /// The first unit in `[from, limit)` that is used (`used`) or free (`!used`); `limit` (at
+    /// most [`units`]) when there is none. Skips 64 units per step over runs.
+    ///
+    /// [`units`]: UsedMap::units
+    pub fn next_with(&self, from: u64, used: bool, limit: u64) -> u64 {
+        let units = self.units().min(limit);
         let mut i = from;
         while i < units {
             let w = (i / 64) as usize;
@@ -239,12 +243,12 @@ impl Iterator for Ranges<'_> {
     type Item = Range<u64>;
 
     fn next(&mut self) -> Option<Range<u64>> {
-        let start = self.map.next_with(self.next, true);
+        let start = self.map.next_with(self.next, true, u64::MAX);
         if start >= self.map.units() {
             self.next = start;
             return None;
         }
-        let end = self.map.next_with(start, false);
+        let end = self.map.next_with(start, false, u64::MAX);
         self.next = end;
         let unit = u64::from(self.map.unit);
         Some(start * unit..(end * unit).min(self.map.len))

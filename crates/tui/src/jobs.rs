@@ -4,13 +4,12 @@
 
 use crate::confirm::Confirmed;
 use crate::model::{
-    Action, BackupJob, BackupRequest, BackupSettings, BrowseEntry, DiskEntry, Finished,
+    Action, BackupJob, BackupRequest, BackupSettings, BrowseEntry, DiskEntry, Finished, ImagePart,
     ImageSummary, JobFailure, PlanRequest, PlannedJob, PlannedKind, SPLIT_4G,
 };
 use disk::{BlockIo, DiscoverOptions, FileDisk, SysRoot, Window, WriteConsent};
 use engine::backup::{BackupOptions, BackupReport, SourceIdentity};
 use engine::clone::GrowFs;
-use engine::grow::PartitionAt;
 use engine::units::human;
 use engine::{Cancel, JobError, Progress, ProgressSink};
 use std::path::Path;
@@ -47,10 +46,14 @@ pub fn plan(root: &SysRoot, req: &PlanRequest) -> Result<PlannedJob, JobError> {
         open_devices: false,
     };
     let devices = disk::discover(root, &opts)?;
+    if req.action.is_restore() {
+        return plan_restore(req, &devices);
+    }
     let checked =
         engine::safety::check_target(&req.target.path, &[req.source.path.as_path()], &devices)?;
     let engine_opts = req.options.engine();
     match req.action {
+        Action::RestoreDisk | Action::RestorePartition => plan_restore(req, &devices),
         Action::CloneDisk => {
             let src = FileDisk::open_read(&req.source.path)?;
             let is_block = checked.device.is_some();
@@ -101,6 +104,83 @@ pub fn plan(root: &SysRoot, req: &PlanRequest) -> Result<PlannedJob, JobError> {
             })
         }
     }
+}
+
+/// Checks a restore's target (the engine's checks, and not the drive the image is read from)
+/// and plans the restore. Reads only.
+fn plan_restore(req: &PlanRequest, devices: &[disk::BlockDevice]) -> Result<PlannedJob, JobError> {
+    let image_path = &req.source.path;
+    let checked = engine::safety::check_target(&req.target.path, &[], devices)?;
+    // The engine's backup check answers the same question: is the image on the target's disk?
+    if let Err(JobError::TargetInUse { .. }) =
+        engine::safety::check_image_destination(image_path, &req.target.path, devices)
+    {
+        return Err(JobError::TargetInUse {
+            device: req.target.path.display().to_string(),
+            reason: format!(
+                "the image {} is stored on this drive: restoring onto it would overwrite the \
+                 image while it is read",
+                image_path.display()
+            ),
+        });
+    }
+    let img = std::sync::Arc::new(image::ImageReader::open(image_path)?);
+    let m = img.manifest();
+    let opts = req.options.restore();
+    let (name, identity, plan) = match req.action {
+        Action::RestoreDisk => {
+            let sector = match checked.device {
+                Some(_) => Some(FileDisk::open_read(&req.target.path)?.logical_sector_size()),
+                None => None,
+            };
+            let name = req.target.path.display().to_string();
+            let mut plan =
+                engine::restore::plan_restore_disk(&img, &name, checked.size, sector, &opts)?;
+            if let Some(dev) = &checked.device {
+                let same_serial =
+                    !m.source.serial.is_empty() && dev.serial.as_deref() == Some(&m.source.serial);
+                if !same_serial && !m.source.model.is_empty() {
+                    plan.notes.push(format!(
+                        "the image was made from another disk: {} (serial {}, {}); the target \
+                         is {}",
+                        m.source.model,
+                        m.source.serial,
+                        human(m.source.size),
+                        dev.identity()
+                    ));
+                }
+            }
+            (name, checked.identity, plan)
+        }
+        _ => {
+            let (name, identity) = if req.target.offset == 0 {
+                (req.target.path.display().to_string(), checked.identity)
+            } else {
+                let n = req.target.number.unwrap_or(0);
+                (
+                    format!("partition {n} of {}", req.target.path.display()),
+                    format!("partition {n} of {}", checked.identity),
+                )
+            };
+            let plan = engine::restore::plan_restore_partition(
+                &img,
+                req.source.number,
+                &name,
+                req.target.len,
+            )?;
+            (name, identity, plan)
+        }
+    };
+    log::info!("planned the restore of {} to {name}", image_path.display());
+    Ok(PlannedJob {
+        action: req.action,
+        source: req.source.clone(),
+        target: req.target.clone(),
+        options: req.options,
+        identity,
+        text: plan.to_string(),
+        kind: PlannedKind::Restore(Box::new(plan)),
+    })
 }
 
 fn read_error(path: &Path, offset: u64, source: std::io::Error) -> JobError {
@@ -180,7 +260,13 @@ fn run(
             }
             drop(dst);
             if let Some(grow) = &plan.grow {
-                match grow_last(root, grow, plan, &job.target.path, target_is_block) {
+                match grow_last(
+                    root,
+                    grow,
+                    plan.table.layout(),
+                    &job.target.path,
+                    target_is_block,
+                ) {
                     Ok(line) => notes.push(line),
                     Err(e) => notes.push(format!(
                         "the clone is complete, but growing the file system failed: {e}"
@@ -210,51 +296,85 @@ fn run(
             );
             engine::clone::execute_copy_partition(plan, &src, &dst, &opts, Some(sink), cancel)
         }
+        PlannedKind::Restore(plan) => run_restore(root, job, plan, &consent, sink, cancel, notes),
     }
+}
+
+fn run_restore(
+    root: &SysRoot,
+    job: &PlannedJob,
+    plan: &engine::restore::RestorePlan,
+    consent: &WriteConsent,
+    sink: &ProgressSink,
+    cancel: &Cancel,
+    notes: &mut Vec<String>,
+) -> Result<engine::clone::JobReport, JobError> {
+    let img = std::sync::Arc::new(image::ImageReader::open(&job.source.path)?);
+    let opts = job.options.restore();
+    let dst = FileDisk::open_write(&job.target.path, consent)?;
+    let is_block = dst.is_block_device();
+    let dst = match (&plan.table, is_block) {
+        (Some(t), false) => {
+            let ss = t.layout().sector_size;
+            dst.with_sector_size(ss, ss)?
+        }
+        _ => dst,
+    };
+    let window =
+        Window::new(&dst, job.target.offset, job.target.len).map_err(|e| JobError::Write {
+            device: job.target.path.display().to_string(),
+            offset: job.target.offset,
+            len: 0,
+            source: e,
+        })?;
+    log::info!(
+        "restoring {} to {} ({})",
+        job.source.path.display(),
+        job.target.path.display(),
+        job.identity
+    );
+    let report = engine::restore::execute_restore(plan, &img, &window, &opts, Some(sink), cancel)?;
+    if is_block && plan.table.is_some() {
+        if let Err(e) = dst.reread_partitions() {
+            notes.push(format!(
+                "the kernel did not re-read the new partition table ({e}): reboot before using \
+                 the disk"
+            ));
+        }
+    }
+    drop(dst);
+    if let (Some(grow), Some(table)) = (&plan.grow, &plan.table) {
+        match grow_last(root, grow, table.layout(), &job.target.path, is_block) {
+            Ok(line) => notes.push(line),
+            Err(e) => notes.push(format!(
+                "the restore is complete, but growing the file system failed: {e}"
+            )),
+        }
+    }
+    let mut report_notes = report.notes;
+    if report.bytes_discarded > 0 {
+        report_notes.push(format!(
+            "{} the file systems do not use were discarded (TRIM)",
+            human(report.bytes_discarded)
+        ));
+    }
+    Ok(engine::clone::JobReport {
+        bytes_copied: report.bytes_written,
+        seconds: report.seconds,
+        bad_sectors: Default::default(),
+        verified: report.verified,
+        notes: report_notes,
+    })
 }
 
 fn grow_last(
     root: &SysRoot,
     grow: &GrowFs,
-    plan: &engine::clone::ClonePlan,
+    layout: &layout::Layout,
     target: &Path,
     is_block: bool,
 ) -> Result<String, JobError> {
-    let number = match grow {
-        GrowFs::Resize2fs { number, .. }
-        | GrowFs::Ntfsresize { number, .. }
-        | GrowFs::PartitionOnly { number, .. } => *number,
-    };
-    let part = plan
-        .table
-        .layout()
-        .partition(number)
-        .ok_or_else(|| JobError::NoSuchPartition {
-            device: target.display().to_string(),
-            number,
-        })?;
-    let range = PartitionAt::Range {
-        path: target.to_path_buf(),
-        offset: part.start,
-        len: part.size,
-    };
-    let at = if is_block {
-        let devices = disk::discover(
-            root,
-            &DiscoverOptions {
-                include_virtual: true,
-                open_devices: false,
-            },
-        )?;
-        devices
-            .iter()
-            .find(|d| d.path == target)
-            .and_then(|d| d.partitions.iter().find(|p| p.number == Some(number)))
-            .map(|p| PartitionAt::Node(p.path.clone()))
-            .unwrap_or(range)
-    } else {
-        range
-    };
+    let at = engine::grow::locate(root, target, layout, grow.number(), is_block)?;
     engine::grow::grow_filesystem(grow, &at)
 }
 
@@ -308,27 +428,60 @@ pub fn summarize(path: &Path) -> Result<ImageSummary, String> {
             s.trim().to_string()
         }
     };
-    let partitions = m
+    let parts: Vec<ImagePart> = m
         .partitions
         .iter()
+        .map(|p| ImagePart {
+            number: p.number,
+            size: p.size,
+            fs: p.fs.clone(),
+            label: p.label.clone(),
+            restorable: p.stream.is_some()
+                && !matches!(
+                    p.mode,
+                    image::PartitionMode::Skipped | image::PartitionMode::HeaderOnly
+                ),
+        })
+        .collect();
+    let partitions = parts
+        .iter()
         .map(|p| {
-            let mut line = format!("#{} {:>10} {}", p.number, human(p.size), p.fs);
-            if !p.label.is_empty() {
-                line.push_str(&format!(" \"{}\"", p.label));
-            }
-            if p.stream.is_none() {
+            let mut line = p.line();
+            if !p.restorable {
                 line.push_str(" (not imaged)");
             }
             line
         })
         .collect();
+    let has_table = !m.table.kind.is_empty() && m.table.kind != "none";
+    // A target disk needs room up to the end of the last partition, and for GPT the backup
+    // table after it (33 sectors of 512 bytes, or 6 of 4096).
+    let ss = u64::from(m.source.logical_sector_size.max(512));
+    let tail = if m.table.kind == "gpt" {
+        (16384 / ss + 1) * ss
+    } else {
+        0
+    };
+    let needs = if has_table {
+        m.partitions
+            .iter()
+            .map(|p| p.start.saturating_add(p.size))
+            .max()
+            .unwrap_or(ss)
+            .saturating_add(tail)
+    } else {
+        m.source.size
+    };
     Ok(ImageSummary {
         model: or_unknown(&m.source.model),
         serial: or_unknown(&m.source.serial),
         created: m.created.clone(),
         source_size: m.source.size,
-        table: (!m.table.kind.is_empty()).then(|| m.table.kind.clone()),
+        table: has_table.then(|| m.table.kind.clone()),
         partitions,
+        needs,
+        whole_disk: has_table && !m.table.areas.is_empty(),
+        parts,
         stored: reader
             .index()
             .iter()

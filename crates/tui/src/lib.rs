@@ -7,13 +7,18 @@
 //! (plans, safety checks and copying are the engine's), must never print to stdout or stderr
 //! (logs go to a file and the Log screen), and must not write to a disk except through a plan
 //! the user confirmed: the effect that starts a job carries a [`confirm::Confirmed`], which only
-//! the confirmation screen can make. A backup writes no disk: it only creates a new image file
-//! (never overwriting one), started with Enter on its plan.
+//! the confirmation screen can make (restores included). A backup writes no disk: it only creates
+//! a new image file (never overwriting one), started with Enter on its plan. Extracting files
+//! from an image or a live partition (read-only) only creates files in a folder the user picked,
+//! and replaces existing ones only after the user said yes. The runtime redraws only when a key,
+//! a worker message or a visible spinner changes the screen, so an idle screen sends nothing
+//! over a serial console.
 //!
 //! Environment: `LIFEBOAT_SHOW_LOOP=1` lists loop and RAM devices from the start (also the `v`
 //! key); `LIFEBOAT_DEBUG` keeps debug log records.
 
 pub mod confirm;
+pub mod extract;
 pub mod jobs;
 pub mod logger;
 pub mod model;
@@ -51,7 +56,10 @@ pub fn run() -> anyhow::Result<u8> {
     if smartctl.is_none() {
         log::info!("smartctl not found: SMART health is not shown");
     }
-    let model = Model::new(show_virtual, smartctl.is_some(), ring, log_path);
+    let mut model = Model::new(show_virtual, smartctl.is_some(), ring, log_path);
+    let mode = system::boot_mode(&disk::SysRoot::default());
+    log::info!("boot mode: {}", mode.text());
+    model.boot_mode = Some(mode);
     let code = runtime::run_ui(model, disk::SysRoot::default(), smartctl)?;
     log::info!("text UI exits with {code}");
     log::logger().flush();

@@ -49,8 +49,8 @@ pub enum SmartHealth {
     Unavailable(String),
 }
 
-/// The jobs that write to a disk. Only jobs whose engines exist are listed in [`Action::WIRED`];
-/// restore slots in here with its own source and target kinds. Verifying an image writes nothing
+/// The jobs that write to a disk. [`Action::WIRED`] are the ones that start from a disk list;
+/// the restores start from an image (their first steps are [`Screen::Restore`]). Verifying an image writes nothing
 /// and has no target: it has its own screen ([`Screen::Verify`]); a backup writes only a new
 /// file, never a disk, and has its own screens too ([`Screen::Backup`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,10 @@ pub enum Action {
     CloneDisk,
     /// Partition → partition.
     CopyPartition,
+    /// A whole-disk image → a disk (table written last).
+    RestoreDisk,
+    /// One partition of an image → an existing partition.
+    RestorePartition,
 }
 
 impl Action {
@@ -69,12 +73,19 @@ impl Action {
         match self {
             Action::CloneDisk => "Clone disk",
             Action::CopyPartition => "Copy partition",
+            Action::RestoreDisk => "Restore disk",
+            Action::RestorePartition => "Restore partition",
         }
     }
 
     /// What the user picks for this job: whole disks or partitions.
     pub fn picks_partitions(self) -> bool {
-        matches!(self, Action::CopyPartition)
+        matches!(self, Action::CopyPartition | Action::RestorePartition)
+    }
+
+    /// True for the jobs whose source is an image file.
+    pub fn is_restore(self) -> bool {
+        matches!(self, Action::RestoreDisk | Action::RestorePartition)
     }
 
     /// The options offered on the options screen, in order.
@@ -87,6 +98,13 @@ impl Action {
                 JobOption::Strict,
             ],
             Action::CopyPartition => &[JobOption::Verify, JobOption::Strict],
+            Action::RestoreDisk => &[
+                JobOption::GrowLast,
+                JobOption::NewIds,
+                JobOption::Discard,
+                JobOption::Verify,
+            ],
+            Action::RestorePartition => &[JobOption::Discard, JobOption::Verify],
         }
     }
 }
@@ -98,6 +116,7 @@ pub enum JobOption {
     NewIds,
     Verify,
     Strict,
+    Discard,
 }
 
 impl JobOption {
@@ -107,6 +126,7 @@ impl JobOption {
             JobOption::NewIds => "New disk and partition IDs (both disks stay attached)",
             JobOption::Verify => "Verify: read back and compare after writing",
             JobOption::Strict => "Stop at the first unreadable sector (else skip it)",
+            JobOption::Discard => "Discard (TRIM) the blocks no file system uses",
         }
     }
 }
@@ -118,6 +138,7 @@ pub struct JobOptions {
     pub new_ids: bool,
     pub verify: bool,
     pub strict: bool,
+    pub discard: bool,
 }
 
 impl JobOptions {
@@ -127,6 +148,7 @@ impl JobOptions {
             JobOption::NewIds => self.new_ids,
             JobOption::Verify => self.verify,
             JobOption::Strict => self.strict,
+            JobOption::Discard => self.discard,
         }
     }
 
@@ -136,8 +158,20 @@ impl JobOptions {
             JobOption::NewIds => &mut self.new_ids,
             JobOption::Verify => &mut self.verify,
             JobOption::Strict => &mut self.strict,
+            JobOption::Discard => &mut self.discard,
         };
         *flag = !*flag;
+    }
+
+    /// The restore engine's options.
+    pub fn restore(&self) -> engine::restore::RestoreOptions {
+        engine::restore::RestoreOptions {
+            grow_last: self.grow_last,
+            new_ids: self.new_ids,
+            verify: self.verify,
+            discard: self.discard,
+            threads: 0,
+        }
     }
 
     /// The engine's options.
@@ -206,6 +240,8 @@ pub struct PlannedJob {
 pub enum PlannedKind {
     Clone(Box<ClonePlan>),
     Copy(Box<CopyPlan>),
+    /// A restore: the source endpoint is the image file (its `number` the partition restored).
+    Restore(Box<engine::restore::RestorePlan>),
 }
 
 /// Why a job did not complete.
@@ -282,6 +318,123 @@ pub struct Wizard {
     pub source: Option<Endpoint>,
     pub target: Option<Endpoint>,
     pub options: JobOptions,
+    /// The image a restore reads (its first steps are on [`Screen::Restore`]).
+    pub image: Option<ChosenImage>,
+}
+
+/// An image chosen in the image browser, with what its manifest says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChosenImage {
+    pub path: PathBuf,
+    pub summary: ImageSummary,
+}
+
+/// One partition recorded in an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagePart {
+    pub number: u32,
+    pub size: u64,
+    /// File system name (`ext4`), empty when unknown.
+    pub fs: String,
+    pub label: String,
+    /// Its content is in the image (not skipped, not only a header).
+    pub restorable: bool,
+}
+
+impl ImagePart {
+    /// `#1  16 MiB ext4 "ROOT"`.
+    pub fn line(&self) -> String {
+        let mut line = format!(
+            "#{} {:>10} {}",
+            self.number,
+            human(self.size),
+            if self.fs.is_empty() {
+                "unknown"
+            } else {
+                &self.fs
+            }
+        );
+        if !self.label.is_empty() {
+            line.push_str(&format!(" \"{}\"", self.label));
+        }
+        line
+    }
+}
+
+/// What can be restored from an image: the whole disk, or one of its partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreChoice {
+    Disk,
+    Partition(ImagePart),
+}
+
+/// The restore choices an image offers, each with why it cannot be used, if it cannot.
+pub fn restore_choices(s: &ImageSummary) -> Vec<(RestoreChoice, Option<String>)> {
+    let mut out = Vec::new();
+    if s.whole_disk {
+        out.push((RestoreChoice::Disk, None));
+    }
+    for p in &s.parts {
+        let refusal = (!p.restorable).then(|| {
+            format!(
+                "partition {} was not imaged (only its header or nothing was stored)",
+                p.number
+            )
+        });
+        out.push((RestoreChoice::Partition(p.clone()), refusal));
+    }
+    out
+}
+
+/// The endpoint a restore reads: the image, as a disk (`choice` Disk) or one of its partitions.
+pub fn image_endpoint(image: &ChosenImage, choice: &RestoreChoice) -> Endpoint {
+    let s = &image.summary;
+    let name = image
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| image.path.display().to_string());
+    let mut made_from = if s.model == "unknown" {
+        "a disk of unknown model".to_string()
+    } else {
+        s.model.clone()
+    };
+    if s.serial != "unknown" {
+        made_from.push_str(&format!(" serial {}", s.serial));
+    }
+    made_from.push_str(&format!(", {}", human(s.source_size)));
+    match choice {
+        RestoreChoice::Disk => Endpoint {
+            path: image.path.clone(),
+            offset: 0,
+            len: s.source_size,
+            disk: image.path.clone(),
+            number: None,
+            label: format!("{name} ({made_from})"),
+            identity: format!("image {name} of {made_from}"),
+            table: s.table.clone(),
+            needs: s.needs,
+        },
+        RestoreChoice::Partition(p) => Endpoint {
+            path: image.path.clone(),
+            offset: 0,
+            len: p.size,
+            disk: image.path.clone(),
+            number: Some(p.number),
+            label: format!("{name} partition {}", p.line()),
+            identity: format!("partition {} in image {name} of {made_from}", p.number),
+            table: None,
+            needs: p.size,
+        },
+    }
+}
+
+/// The steps of a restore before the target: the image, then what to restore from it. The
+/// later steps are the shared [`Wizard`] ([`Action::RestoreDisk`], [`Action::RestorePartition`]).
+#[derive(Debug)]
+pub enum RestoreScreen {
+    PickImage(Browser),
+    PickWhat { image: ChosenImage, cursor: usize },
 }
 
 /// A question answered with y or n.
@@ -296,6 +449,9 @@ pub enum Ask {
 pub enum MenuItem {
     Job(Action),
     Backup,
+    Restore,
+    BrowseImage,
+    BrowsePartition,
     VerifyImage,
     Mount,
     Unmount,
@@ -314,6 +470,9 @@ impl MenuItem {
         let mut items: Vec<MenuItem> = Action::WIRED.iter().map(|a| MenuItem::Job(*a)).collect();
         items.extend([
             MenuItem::Backup,
+            MenuItem::Restore,
+            MenuItem::BrowseImage,
+            MenuItem::BrowsePartition,
             MenuItem::VerifyImage,
             MenuItem::Mount,
             MenuItem::Unmount,
@@ -333,7 +492,11 @@ impl MenuItem {
         match self {
             MenuItem::Job(Action::CloneDisk) => 'c',
             MenuItem::Job(Action::CopyPartition) => 'p',
+            MenuItem::Job(Action::RestoreDisk | Action::RestorePartition) => 'e',
             MenuItem::Backup => 'a',
+            MenuItem::Restore => 'e',
+            MenuItem::BrowseImage => 'f',
+            MenuItem::BrowsePartition => 'x',
             MenuItem::VerifyImage => 'i',
             MenuItem::Mount => 'm',
             MenuItem::Unmount => 'u',
@@ -351,6 +514,9 @@ impl MenuItem {
         match self {
             MenuItem::Job(a) => a.title(),
             MenuItem::Backup => "Back up a disk or partition to an image",
+            MenuItem::Restore => "Restore an image to a disk or partition",
+            MenuItem::BrowseImage => "Browse files in an image (extract)",
+            MenuItem::BrowsePartition => "Browse files of the selected partition",
             MenuItem::VerifyImage => "Verify an image",
             MenuItem::Mount => "Mount the selected partition (to hold images)",
             MenuItem::Unmount => "Unmount the selected partition",
@@ -382,6 +548,10 @@ pub enum Screen {
     Verify(Box<VerifyScreen>),
     /// Back up a disk or partition into a new image file.
     Backup(Box<BackupScreen>),
+    /// Restore: pick the image and what to restore (then [`Screen::Wizard`]).
+    Restore(Box<RestoreScreen>),
+    /// Browse the files of an image or a live partition and extract some.
+    Files(Box<FilesScreen>),
 }
 
 /// What an image file says about itself, for the image browser (`lifeboat info` in short).
@@ -404,6 +574,13 @@ pub struct ImageSummary {
     pub volumes: usize,
     /// Bad-sector ranges recorded when the source was read.
     pub bad_ranges: usize,
+    /// Bytes a target disk needs for the partitions (and the table) of a disk image.
+    pub needs: u64,
+    /// The image holds a whole disk (its table areas too), not only one partition of it: it can
+    /// be restored onto a disk.
+    pub whole_disk: bool,
+    /// The partitions recorded in the image.
+    pub parts: Vec<ImagePart>,
 }
 
 /// One entry of the image browser.
@@ -475,6 +652,8 @@ pub struct Model {
     pub tick: u64,
     /// The top folder of the image browser: where Lifeboat mounts drives.
     pub image_root: PathBuf,
+    /// How the machine booted (shown on the main screen), when known.
+    pub boot_mode: Option<crate::system::BootMode>,
 }
 
 impl Model {
@@ -499,6 +678,7 @@ impl Model {
             log_path,
             tick: 0,
             image_root: PathBuf::from(crate::update::MOUNT_BASE),
+            boot_mode: None,
         }
     }
 
@@ -508,6 +688,7 @@ impl Model {
             Screen::Wizard(w) => matches!(w.step, Step::Running { .. }),
             Screen::Verify(v) => matches!(**v, VerifyScreen::Running { .. }),
             Screen::Backup(b) => matches!(**b, BackupScreen::Running { .. }),
+            Screen::Files(f) => matches!(**f, FilesScreen::Running { .. }),
             _ => false,
         }
     }
@@ -763,6 +944,8 @@ pub fn sources(model: &Model, action: Action) -> Vec<Candidate> {
             continue;
         }
         match action {
+            // Their source is an image, picked on the restore screens.
+            Action::RestoreDisk | Action::RestorePartition => {}
             Action::CloneDisk => {
                 let refusal = match &entry.report {
                     Err(e) => Some(format!("cannot be read: {e}")),
@@ -833,11 +1016,19 @@ pub fn targets(model: &Model, action: Action, source: &Endpoint) -> Vec<Candidat
         } else {
             None
         };
+        // A restore must not write the drive its image is read from.
+        let home = if action.is_restore() {
+            image_home(entry, &source.path)
+        } else {
+            None
+        };
         match action {
-            Action::CloneDisk => {
+            Action::CloneDisk | Action::RestoreDisk => {
                 let endpoint = disk_endpoint(entry);
                 let (refusal, note) = if endpoint.path == source.path {
                     (Some("it is the source".to_string()), None)
+                } else if let Some(h) = home {
+                    (Some(h), None)
                 } else if let Some(p) = protected {
                     (Some(p), None)
                 } else if let Some(reason) = d.in_use() {
@@ -851,13 +1042,15 @@ pub fn targets(model: &Model, action: Action, source: &Endpoint) -> Vec<Candidat
                     note,
                 });
             }
-            Action::CopyPartition => {
+            Action::CopyPartition | Action::RestorePartition => {
                 for p in part_rows(entry) {
                     let endpoint = part_endpoint(entry, &p);
                     let (refusal, note) = if endpoint.path == source.path
                         && endpoint.offset == source.offset
                     {
                         (Some("it is the source".to_string()), None)
+                    } else if let Some(h) = home.clone() {
+                        (Some(h), None)
                     } else if let Some(r) = protected.clone() {
                         (Some(r), None)
                     } else if p.extended {
@@ -884,6 +1077,25 @@ pub fn targets(model: &Model, action: Action, source: &Endpoint) -> Vec<Candidat
         }
     }
     out
+}
+
+/// Why a restore may not write `entry`: the image file lies on one of its mounted file systems.
+pub fn image_home(entry: &DiskEntry, image: &std::path::Path) -> Option<String> {
+    let d = &entry.device;
+    let mounts = d.mount_points.iter().map(|m| (&d.name, m)).chain(
+        d.partitions
+            .iter()
+            .flat_map(|p| p.mount_points.iter().map(move |m| (&p.name, m))),
+    );
+    // The deepest mount point holding the image is the one it lives on.
+    let (name, m) = mounts
+        .filter(|(_, m)| m.as_os_str() != "/" && image.starts_with(m))
+        .max_by_key(|(_, m)| m.components().count())?;
+    Some(format!(
+        "the image is read from this drive ({name}, mounted at {}): it cannot be written \
+         while the image is read",
+        m.display()
+    ))
 }
 
 /// Refusal or note for a target of `have` bytes: too small (with the shortfall), larger (the
@@ -953,6 +1165,22 @@ pub enum Msg {
     BackupPlanned(Result<Arc<BackupJob>, String>),
     /// A backup finished: its report, or why it did not complete.
     BackupDone(Result<engine::backup::BackupReport, JobFailure>),
+    /// A folder of the file browser was read, or a search finished.
+    FilesListed {
+        source: FileSource,
+        dir: String,
+        listing: Listing,
+        /// The file system's name and label.
+        fs: Option<String>,
+        result: Result<Vec<FileItem>, String>,
+    },
+    /// The destination of an extract was checked: the names that exist there.
+    ExtractChecked {
+        request: ExtractRequest,
+        existing: Vec<PathBuf>,
+    },
+    /// An extract finished (failures of single files are in the report).
+    Extracted(Result<ExtractReport, String>),
 }
 
 /// A request to check a target and plan a job (reads only).
@@ -993,6 +1221,16 @@ pub enum Effect {
         job: Arc<BackupJob>,
         settings: BackupSettings,
     },
+    /// Read a folder of a file system (or search below it by name). Reads only.
+    ListFiles {
+        source: FileSource,
+        dir: String,
+        listing: Listing,
+    },
+    /// Look for the names an extract would create in its destination. Reads only.
+    CheckExtract(ExtractRequest),
+    /// Copy files out of a file system into a folder: creates files, writes no disk directly.
+    Extract(ExtractRequest),
     /// Mount a partition under `/run/lifeboat/mnt/<name>`.
     Mount {
         node: PathBuf,
@@ -1326,4 +1564,121 @@ pub fn checked_image_name(typed: &str) -> Result<String, String> {
         return Err("the file name is too long".to_string());
     }
     Ok(name)
+}
+
+/// What the file browser reads: a partition (or the only file system) inside an image, or a
+/// live partition of a disk, read-only. The extraction engine's source.
+pub use engine::extract::Source as FileSource;
+
+/// One object of the file browser's listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileItem {
+    /// Absolute path in the file system.
+    pub path: String,
+    pub entry: fs::browse::Entry,
+}
+
+impl FileItem {
+    pub fn is_dir(&self) -> bool {
+        self.entry.kind == fs::browse::EntryKind::Dir
+    }
+}
+
+/// What the file list shows: a folder, or the results of a search by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listing {
+    Dir,
+    Search(String),
+}
+
+/// The state of the file browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileView {
+    pub source: FileSource,
+    /// The current folder (absolute).
+    pub dir: String,
+    pub listing: Listing,
+    /// `None` while the worker reads.
+    pub items: Option<Result<Vec<FileItem>, String>>,
+    pub cursor: usize,
+    /// Paths chosen with Space, across folders.
+    pub selected: std::collections::BTreeSet<String>,
+    /// The search being typed after `/`.
+    pub typing: Option<String>,
+    /// The file system's name and label, once known.
+    pub fs: Option<String>,
+}
+
+impl FileView {
+    pub fn new(source: FileSource) -> Self {
+        FileView {
+            source,
+            dir: "/".to_string(),
+            listing: Listing::Dir,
+            items: None,
+            cursor: 0,
+            selected: Default::default(),
+            typing: None,
+            fs: None,
+        }
+    }
+
+    /// What an extract takes: the selection, or the item under the cursor.
+    pub fn chosen(&self) -> Vec<String> {
+        if !self.selected.is_empty() {
+            return self.selected.iter().cloned().collect();
+        }
+        match &self.items {
+            Some(Ok(items)) => items
+                .get(self.cursor)
+                .map(|i| vec![i.path.clone()])
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A request to copy files out of a file system into a folder, and what it did: the
+/// extraction engine's own types.
+pub use engine::extract::{ExtractReport, ExtractRequest};
+
+/// The steps of browsing files and extracting some.
+#[derive(Debug)]
+pub enum FilesScreen {
+    PickImage(Browser),
+    /// A disk image: which partition to browse.
+    PickPart {
+        image: ChosenImage,
+        cursor: usize,
+    },
+    Browse(FileView),
+    /// Choosing the folder the files go to.
+    PickDest {
+        view: FileView,
+        browser: Browser,
+    },
+    /// A worker looks for files of the same names in the destination.
+    Checking {
+        view: FileView,
+        request: ExtractRequest,
+    },
+    /// Some names exist in the destination: overwrite them or keep them?
+    AskOverwrite {
+        view: FileView,
+        request: ExtractRequest,
+        existing: Vec<PathBuf>,
+    },
+    Running {
+        view: FileView,
+        request: ExtractRequest,
+        progress: Option<Progress>,
+        ask_cancel: bool,
+        cancelling: bool,
+    },
+    Done {
+        view: FileView,
+        request: ExtractRequest,
+        result: Result<ExtractReport, String>,
+        scroll: usize,
+    },
 }

@@ -243,6 +243,43 @@ impl Runtime {
                     let _ = tx.send(Msg::BackupDone(result));
                 });
             }
+            Effect::ListFiles {
+                source,
+                dir,
+                listing,
+            } => {
+                self.spawn("files", move |tx| {
+                    let (fs, result) = crate::extract::list(&source, &dir, &listing);
+                    if let Err(e) = &result {
+                        log::warn!("{}: {dir}: {e}", source.title());
+                    }
+                    let _ = tx.send(Msg::FilesListed {
+                        source,
+                        dir,
+                        listing,
+                        fs,
+                        result,
+                    });
+                });
+            }
+            Effect::CheckExtract(request) => {
+                self.spawn("check-extract", move |tx| {
+                    let existing = crate::extract::existing(&request);
+                    let _ = tx.send(Msg::ExtractChecked { request, existing });
+                });
+            }
+            Effect::Extract(request) => {
+                let cancel = Cancel::new();
+                self.cancel = Some(cancel.clone());
+                self.spawn("extract", move |tx| {
+                    let progress_tx = tx.clone();
+                    let sink = move |p: &engine::Progress| {
+                        let _ = progress_tx.send(Msg::Progress(p.clone()));
+                    };
+                    let result = crate::extract::extract(&request, &sink, &cancel);
+                    let _ = tx.send(Msg::Extracted(result));
+                });
+            }
             Effect::CancelJob => {
                 if let Some(c) = &self.cancel {
                     log::warn!("cancel requested by the user");
@@ -319,16 +356,22 @@ pub fn run_ui(mut model: Model, root: SysRoot, smartctl: Option<PathBuf>) -> Res
         include_virtual: model.show_virtual,
     }];
     model.scanning = true;
+    // Draw only when something may have changed: an idle screen sends nothing, which matters on
+    // a 115200-baud serial console (every frame costs escape sequences even without changes).
+    let mut dirty = true;
     loop {
         for effect in pending.drain(..) {
             if let Flow::Exit(code) = rt.run_effect(effect, &mut screen)? {
                 return Ok(code);
             }
         }
-        screen
-            .terminal
-            .draw(|f| view(&model, f))
-            .context("drawing the screen")?;
+        if dirty {
+            screen
+                .terminal
+                .draw(|f| view(&model, f))
+                .context("drawing the screen")?;
+            dirty = false;
+        }
         let mut msgs = Vec::new();
         if event::poll(POLL).context("reading the keyboard")? {
             match event::read().context("reading the keyboard")? {
@@ -340,6 +383,7 @@ pub fn run_ui(mut model: Model, root: SysRoot, smartctl: Option<PathBuf>) -> Res
                 // The next draw lays the screen out for the new size.
                 Event::Resize(..) => {
                     let _ = screen.terminal.autoresize();
+                    dirty = true;
                 }
                 _ => {}
             }
@@ -361,6 +405,10 @@ pub fn run_ui(mut model: Model, root: SysRoot, smartctl: Option<PathBuf>) -> Res
             }
         }
         for m in msgs {
+            // A tick only changes the spinner.
+            if !matches!(m, Msg::Tick) || crate::view::animated(&model) {
+                dirty = true;
+            }
             pending.extend(update(&mut model, m));
         }
     }

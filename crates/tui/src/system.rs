@@ -167,6 +167,52 @@ pub fn smart_health(smartctl: &Path, dev: &Path) -> SmartHealth {
     }
 }
 
+/// How the machine booted, for the main screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootMode {
+    /// Legacy BIOS (no EFI variables in `/sys/firmware/efi`).
+    Bios,
+    /// UEFI, with Secure Boot on or off; `None` when the variable cannot be read.
+    Uefi { secure_boot: Option<bool> },
+}
+
+impl BootMode {
+    /// `UEFI, Secure Boot on`, `legacy BIOS boot`.
+    pub fn text(self) -> &'static str {
+        match self {
+            BootMode::Bios => "legacy BIOS boot",
+            BootMode::Uefi {
+                secure_boot: Some(true),
+            } => "UEFI, Secure Boot on",
+            BootMode::Uefi {
+                secure_boot: Some(false),
+            } => "UEFI, Secure Boot off",
+            BootMode::Uefi { secure_boot: None } => "UEFI, Secure Boot unknown",
+        }
+    }
+}
+
+/// The EFI global variable that says whether Secure Boot is enforced.
+const SECURE_BOOT_VAR: &str = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
+
+/// Reads the boot mode from `<sys>/firmware/efi`: no such folder means a BIOS boot; else the
+/// `SecureBoot` variable holds 4 attribute bytes, then 1 data byte (1 = on).
+pub fn boot_mode(root: &disk::SysRoot) -> BootMode {
+    let efi = root.sys.join("firmware/efi");
+    if !efi.is_dir() {
+        return BootMode::Bios;
+    }
+    let var = efi.join("efivars").join(SECURE_BOOT_VAR);
+    let secure_boot = match std::fs::read(&var) {
+        Ok(bytes) => bytes.get(4).map(|b| *b == 1),
+        Err(e) => {
+            log::info!("reading {}: {e}", var.display());
+            None
+        }
+    };
+    BootMode::Uefi { secure_boot }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +292,28 @@ mod tests {
         let _ = Command::new("losetup").arg("-d").arg(&node).status();
         assert!(mounted, "{result:?}");
         assert!(!base.join("hold").exists(), "the mount point is removed");
+    }
+
+    #[test]
+    fn boot_mode_reads_the_secure_boot_variable_or_says_bios() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = disk::SysRoot::under(dir.path());
+        assert_eq!(boot_mode(&root), BootMode::Bios);
+        let vars = root.sys.join("firmware/efi/efivars");
+        std::fs::create_dir_all(&vars).unwrap();
+        assert_eq!(boot_mode(&root), BootMode::Uefi { secure_boot: None });
+        std::fs::write(vars.join(SECURE_BOOT_VAR), [6, 0, 0, 0, 1]).unwrap();
+        assert_eq!(
+            boot_mode(&root),
+            BootMode::Uefi {
+                secure_boot: Some(true)
+            }
+        );
+        assert_eq!(boot_mode(&root).text(), "UEFI, Secure Boot on");
+        std::fs::write(vars.join(SECURE_BOOT_VAR), [6, 0, 0, 0, 0]).unwrap();
+        assert_eq!(boot_mode(&root).text(), "UEFI, Secure Boot off");
+        // A short variable is not trusted either way.
+        std::fs::write(vars.join(SECURE_BOOT_VAR), [6, 0, 0]).unwrap();
+        assert_eq!(boot_mode(&root), BootMode::Uefi { secure_boot: None });
     }
 }

@@ -6,6 +6,10 @@ use crate::model::{
     backup_sources, BackupOutcome, BackupRequest, BackupScreen, BrowseEntry, Browser, VerifyScreen,
 };
 use crate::model::{
+    image_endpoint, restore_choices, ChosenImage, ExtractRequest, FileSource, FileView,
+    FilesScreen, Listing, RestoreChoice, RestoreScreen,
+};
+use crate::model::{
     part_rows, sources, targets, Action, Ask, Effect, Endpoint, Finished, JobOption, Key, MenuItem,
     Model, Msg, Outcome, PlanRequest, Row, Screen, SmartHealth, Step, Wizard,
 };
@@ -60,6 +64,11 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
                         *progress = Some(p);
                     }
                 }
+                Screen::Files(f) => {
+                    if let FilesScreen::Running { progress, .. } = &mut **f {
+                        *progress = Some(p);
+                    }
+                }
                 _ => {}
             }
             Vec::new()
@@ -72,6 +81,15 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
                 },
                 Screen::Backup(s) => match &mut **s {
                     BackupScreen::PickFolder { browser, .. } => Some(browser),
+                    _ => None,
+                },
+                Screen::Restore(r) => match &mut **r {
+                    RestoreScreen::PickImage(b) => Some(b),
+                    _ => None,
+                },
+                Screen::Files(f) => match &mut **f {
+                    FilesScreen::PickImage(b) => Some(b),
+                    FilesScreen::PickDest { browser, .. } => Some(browser),
                     _ => None,
                 },
                 _ => None,
@@ -125,6 +143,43 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::JobDone(finished) => on_job_done(model, finished),
+        Msg::FilesListed {
+            source,
+            dir,
+            listing,
+            fs,
+            result,
+        } => {
+            if let Screen::Files(f) = &mut model.screen {
+                if let FilesScreen::Browse(v) = &mut **f {
+                    if v.source == source && v.dir == dir && v.listing == listing {
+                        let len = result.as_ref().map(|e| e.len()).unwrap_or(0);
+                        v.cursor = v.cursor.min(len.saturating_sub(1));
+                        v.items = Some(result);
+                        if fs.is_some() {
+                            v.fs = fs;
+                        }
+                    }
+                }
+            }
+            Vec::new()
+        }
+        Msg::ExtractChecked { request, existing } => on_extract_checked(model, request, existing),
+        Msg::Extracted(result) => {
+            if let Screen::Files(f) = &mut model.screen {
+                let screen = std::mem::replace(&mut **f, FilesScreen::PickImage(empty_browser()));
+                **f = match screen {
+                    FilesScreen::Running { view, request, .. } => FilesScreen::Done {
+                        view,
+                        request,
+                        result,
+                        scroll: 0,
+                    },
+                    other => other,
+                };
+            }
+            Vec::new()
+        }
         Msg::SystemDone(result) => {
             model.status = Some(match result {
                 Ok(text) => text,
@@ -259,6 +314,29 @@ pub fn target_state(action: Action, finished: &Finished, phase: Option<&str>) ->
                 "the target's partition table may have been invalidated: treat the disk as blank"
             }
         }
+        Action::RestoreDisk => {
+            if phase.starts_with("writing the partition table") {
+                "all data was written but the partition table may be partly written: restore \
+                 again before using the disk"
+            } else if phase.starts_with("verif") {
+                "everything was written but it does not read back as the image: do not trust \
+                 this disk"
+            } else if phase.is_empty() || phase.starts_with("invalidating") {
+                "the target's partition table may have been invalidated: treat the disk as blank"
+            } else {
+                "partition table not written: the disk has no valid table and holds partial \
+                 data; restore again"
+            }
+        }
+        Action::RestorePartition => {
+            if phase.starts_with("verif") {
+                "everything was written but it does not read back as the image: do not trust \
+                 this partition"
+            } else {
+                "the target partition holds no valid file system (its start is written last): \
+                 restore again"
+            }
+        }
         Action::CopyPartition => {
             if phase.starts_with("verifying") {
                 "everything was written but it does not read back as the source: do not trust \
@@ -339,6 +417,8 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
         Screen::Wizard(w) => wizard_key(model, w, key),
         Screen::Verify(v) => verify_key(model, *v, key),
         Screen::Backup(b) => backup_key(model, *b, key),
+        Screen::Restore(r) => restore_key(model, *r, key),
+        Screen::Files(f) => files_key(model, *f, key),
     };
     model.screen = screen;
     effects
@@ -395,6 +475,7 @@ fn activate(model: &mut Model, item: MenuItem) -> (Screen, Vec<Effect>) {
                 source: None,
                 target: None,
                 options: Default::default(),
+                image: None,
             };
             (Screen::Wizard(Box::new(wizard)), Vec::new())
         }
@@ -412,6 +493,21 @@ fn activate(model: &mut Model, item: MenuItem) -> (Screen, Vec<Effect>) {
                 Vec::new(),
             )
         }
+        MenuItem::Restore => {
+            let (browser, effect) = open_folder(model.image_root.clone());
+            (
+                Screen::Restore(Box::new(RestoreScreen::PickImage(browser))),
+                vec![effect],
+            )
+        }
+        MenuItem::BrowseImage => {
+            let (browser, effect) = open_folder(model.image_root.clone());
+            (
+                Screen::Files(Box::new(FilesScreen::PickImage(browser))),
+                vec![effect],
+            )
+        }
+        MenuItem::BrowsePartition => browse_partition(model),
         MenuItem::VerifyImage => {
             let (browser, effect) = open_folder(model.image_root.clone());
             (
@@ -574,6 +670,24 @@ fn wizard_key(model: &mut Model, mut w: Box<Wizard>, key: Key) -> (Screen, Vec<E
                 }
             } else {
                 match key {
+                    Key::Esc if action.is_restore() => {
+                        return match w.image.take() {
+                            Some(image) => {
+                                let cursor = restore_choices(&image.summary)
+                                    .iter()
+                                    .position(|(c, _)| image_endpoint(&image, c) == source)
+                                    .unwrap_or(0);
+                                (
+                                    Screen::Restore(Box::new(RestoreScreen::PickWhat {
+                                        image,
+                                        cursor,
+                                    })),
+                                    Vec::new(),
+                                )
+                            }
+                            None => (Screen::Main, Vec::new()),
+                        };
+                    }
                     Key::Esc => {
                         let back = sources(model, action)
                             .iter()
@@ -721,15 +835,7 @@ fn wizard_key(model: &mut Model, mut w: Box<Wizard>, key: Key) -> (Screen, Vec<E
             ask_cancel,
             cancelling,
         } => {
-            let (ask_cancel, cancelling) = match (ask_cancel, key) {
-                (false, Key::Esc) if !cancelling => (true, cancelling),
-                (true, Key::Char('y') | Key::Char('Y')) => {
-                    effects.push(Effect::CancelJob);
-                    (false, true)
-                }
-                (true, Key::Char('n') | Key::Char('N') | Key::Esc) => (false, cancelling),
-                other => (other.0, cancelling),
-            };
+            let (ask_cancel, cancelling) = cancel_key(ask_cancel, cancelling, key, &mut effects);
             Step::Running {
                 plan,
                 progress,
@@ -795,9 +901,26 @@ pub fn size_explanation(action: Action, source: &Endpoint, target: &Endpoint) ->
              (grow it later with its own tool).",
             human(target.len - source.len)
         ),
-        (Action::CopyPartition, Ordering::Less) => format!(
+        (Action::CopyPartition | Action::RestorePartition, Ordering::Less) => format!(
             "The target partition is {} smaller than the source.",
             human(source.len - target.len)
+        ),
+        (Action::RestoreDisk, Ordering::Greater) => format!(
+            "The target is {} larger than the disk the image was made from. Without \"grow\" \
+             the extra space stays unallocated at the end of the disk; with it the last \
+             partition (and its ext2/3/4 or NTFS file system) grows to fill the disk.",
+            human(target.len - source.len)
+        ),
+        (Action::RestoreDisk, Ordering::Less) => format!(
+            "The target is {} smaller than the disk the image was made from. The partitions end \
+             at {} and still fit; nothing is shrunk.",
+            human(source.len - target.len),
+            human(source.needs)
+        ),
+        (Action::RestorePartition, Ordering::Greater) => format!(
+            "The target partition is {} larger than the imaged one: the file system keeps its \
+             size (grow it later with its own tool).",
+            human(target.len - source.len)
         ),
     }
 }
@@ -916,15 +1039,7 @@ fn verify_key(model: &mut Model, v: VerifyScreen, key: Key) -> (Screen, Vec<Effe
             cancelling,
         } => {
             let mut effects = Vec::new();
-            let (ask_cancel, cancelling) = match (ask_cancel, key) {
-                (false, Key::Esc) if !cancelling => (true, cancelling),
-                (true, Key::Char('y') | Key::Char('Y')) => {
-                    effects.push(Effect::CancelJob);
-                    (false, true)
-                }
-                (true, Key::Char('n') | Key::Char('N') | Key::Esc) => (false, cancelling),
-                other => (other.0, cancelling),
-            };
+            let (ask_cancel, cancelling) = cancel_key(ask_cancel, cancelling, key, &mut effects);
             (
                 wrap(VerifyScreen::Running {
                     image,
@@ -1321,15 +1436,7 @@ fn backup_key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effe
             cancelling,
         } => {
             let mut effects = Vec::new();
-            let (ask_cancel, cancelling) = match (ask_cancel, key) {
-                (false, Key::Esc) if !cancelling => (true, cancelling),
-                (true, Key::Char('y') | Key::Char('Y')) => {
-                    effects.push(Effect::CancelJob);
-                    (false, true)
-                }
-                (true, Key::Char('n') | Key::Char('N') | Key::Esc) => (false, cancelling),
-                other => (other.0, cancelling),
-            };
+            let (ask_cancel, cancelling) = cancel_key(ask_cancel, cancelling, key, &mut effects);
             (
                 wrap(BackupScreen::Running {
                     job,
@@ -1371,4 +1478,572 @@ fn folder_again(request: BackupRequest) -> (Screen, Vec<Effect>) {
         })),
         vec![effect],
     )
+}
+
+/// A browser with nothing in it (a placeholder while a screen is rebuilt).
+fn empty_browser() -> Browser {
+    Browser {
+        dir: PathBuf::new(),
+        entries: None,
+        cursor: 0,
+        refused: None,
+    }
+}
+
+/// The keys of a running job's screen: Esc asks, y cancels, n (or Esc) keeps going. Returns the
+/// new `(ask_cancel, cancelling)`.
+fn cancel_key(
+    ask_cancel: bool,
+    cancelling: bool,
+    key: Key,
+    effects: &mut Vec<Effect>,
+) -> (bool, bool) {
+    match (ask_cancel, key) {
+        (false, Key::Esc) if !cancelling => (true, cancelling),
+        (true, Key::Char('y') | Key::Char('Y')) => {
+            effects.push(Effect::CancelJob);
+            (false, true)
+        }
+        (true, Key::Char('n') | Key::Char('N') | Key::Esc) => (false, cancelling),
+        (ask, _) => (ask, cancelling),
+    }
+}
+
+/// The image the browser's cursor is on, with its summary, when it can be used.
+fn chosen_image(b: &Browser, path: &Path) -> Option<ChosenImage> {
+    let Some(Ok(entries)) = &b.entries else {
+        return None;
+    };
+    entries.iter().find_map(|e| match e {
+        BrowseEntry::Image {
+            path: p,
+            summary: Ok(s),
+        } if p == path => Some(ChosenImage {
+            path: p.clone(),
+            summary: s.clone(),
+        }),
+        _ => None,
+    })
+}
+
+/// The image browser on the folder that holds `image`.
+fn image_folder(model: &Model, image: &Path) -> (Browser, Effect) {
+    let dir = image
+        .parent()
+        .filter(|d| d.starts_with(&model.image_root))
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| model.image_root.clone());
+    open_folder(dir)
+}
+
+/// Keys of the first restore steps: the image, then what to restore from it.
+fn restore_key(model: &mut Model, r: RestoreScreen, key: Key) -> (Screen, Vec<Effect>) {
+    let wrap = |r: RestoreScreen| Screen::Restore(Box::new(r));
+    match r {
+        RestoreScreen::PickImage(b) => {
+            let before = b.clone();
+            match browse_key(&model.image_root, b, key) {
+                BrowseOutcome::Stay(b, effect) => (
+                    wrap(RestoreScreen::PickImage(b)),
+                    effect.into_iter().collect(),
+                ),
+                BrowseOutcome::Leave => (Screen::Main, Vec::new()),
+                BrowseOutcome::Chosen(path) => match chosen_image(&before, &path) {
+                    Some(image) => {
+                        let cursor = restore_choices(&image.summary)
+                            .iter()
+                            .position(|(_, refusal)| refusal.is_none())
+                            .unwrap_or(0);
+                        (wrap(RestoreScreen::PickWhat { image, cursor }), Vec::new())
+                    }
+                    None => (wrap(RestoreScreen::PickImage(before)), Vec::new()),
+                },
+            }
+        }
+        RestoreScreen::PickWhat { image, cursor } => {
+            let choices = restore_choices(&image.summary);
+            if let Some(c) = nav(cursor, choices.len(), key) {
+                model.status = None;
+                return (
+                    wrap(RestoreScreen::PickWhat { image, cursor: c }),
+                    Vec::new(),
+                );
+            }
+            match key {
+                Key::Esc | Key::Backspace => {
+                    model.status = None;
+                    let (browser, effect) = image_folder(model, &image.path);
+                    (wrap(RestoreScreen::PickImage(browser)), vec![effect])
+                }
+                Key::Enter => match choices.get(cursor) {
+                    Some((_, Some(refusal))) => {
+                        model.status = Some(refusal.clone());
+                        (wrap(RestoreScreen::PickWhat { image, cursor }), Vec::new())
+                    }
+                    Some((choice, None)) => {
+                        model.status = None;
+                        let action = match choice {
+                            RestoreChoice::Disk => Action::RestoreDisk,
+                            RestoreChoice::Partition(_) => Action::RestorePartition,
+                        };
+                        let source = image_endpoint(&image, choice);
+                        let first_ok = targets(model, action, &source)
+                            .iter()
+                            .position(|c| c.refusal.is_none())
+                            .unwrap_or(0);
+                        log::info!("restore of {} chosen", source.identity);
+                        let w = Wizard {
+                            action,
+                            step: Step::PickTarget {
+                                cursor: first_ok,
+                                refused: None,
+                            },
+                            source: Some(source),
+                            target: None,
+                            options: Default::default(),
+                            image: Some(image),
+                        };
+                        (Screen::Wizard(Box::new(w)), Vec::new())
+                    }
+                    None => (wrap(RestoreScreen::PickWhat { image, cursor }), Vec::new()),
+                },
+                _ => (wrap(RestoreScreen::PickWhat { image, cursor }), Vec::new()),
+            }
+        }
+    }
+}
+
+/// Opens the file browser on `source` at its root.
+fn open_files(source: FileSource) -> (Screen, Vec<Effect>) {
+    let view = FileView::new(source);
+    let effect = list_effect(&view);
+    (
+        Screen::Files(Box::new(FilesScreen::Browse(view))),
+        vec![effect],
+    )
+}
+
+/// The effect that (re)reads what `view` shows.
+fn list_effect(view: &FileView) -> Effect {
+    Effect::ListFiles {
+        source: view.source.clone(),
+        dir: view.dir.clone(),
+        listing: view.listing.clone(),
+    }
+}
+
+/// The file browser on the partition selected on the main screen, read-only.
+fn browse_partition(model: &mut Model) -> (Screen, Vec<Effect>) {
+    let Some((d, part)) = selected_part(model) else {
+        model.status = Some("select a partition to browse its files".to_string());
+        return (Screen::Main, Vec::new());
+    };
+    if part.fs.is_none() {
+        model.status = Some(format!(
+            "{} holds no file system Lifeboat recognises",
+            part.name
+        ));
+        return (Screen::Main, Vec::new());
+    }
+    let Some(entry) = model.disks.get(d) else {
+        return (Screen::Main, Vec::new());
+    };
+    let (node, offset) = match &part.node {
+        Some(n) => (n.clone(), 0),
+        None => (entry.device.path.clone(), part.start),
+    };
+    if !part.mount_points.is_empty() {
+        model.status = Some(format!(
+            "{} is mounted: what is read may be a moment old",
+            part.name
+        ));
+    }
+    log::info!("browsing the files of {} (read-only)", part.name);
+    open_files(FileSource::Live {
+        node,
+        offset,
+        len: part.size,
+        name: part.name,
+    })
+}
+
+fn on_extract_checked(
+    model: &mut Model,
+    request: ExtractRequest,
+    existing: Vec<PathBuf>,
+) -> Vec<Effect> {
+    let Screen::Files(f) = &mut model.screen else {
+        return Vec::new();
+    };
+    let screen = std::mem::replace(&mut **f, FilesScreen::PickImage(empty_browser()));
+    let (screen, effects) = match screen {
+        FilesScreen::Checking { view, request: r } if r == request => {
+            if existing.is_empty() {
+                start_extract(view, request)
+            } else {
+                (
+                    FilesScreen::AskOverwrite {
+                        view,
+                        request,
+                        existing,
+                    },
+                    Vec::new(),
+                )
+            }
+        }
+        other => (other, Vec::new()),
+    };
+    **f = screen;
+    effects
+}
+
+fn start_extract(view: FileView, request: ExtractRequest) -> (FilesScreen, Vec<Effect>) {
+    log::info!(
+        "extract of {} objects to {} started{}",
+        request.paths.len(),
+        request.dest.display(),
+        if request.overwrite {
+            " (overwriting)"
+        } else {
+            ""
+        }
+    );
+    (
+        FilesScreen::Running {
+            view,
+            request: request.clone(),
+            progress: None,
+            ask_cancel: false,
+            cancelling: false,
+        },
+        vec![Effect::Extract(request)],
+    )
+}
+
+/// Keys of the file browser: image → partition → folders (search, select) → destination →
+/// (overwrite?) → running → result.
+fn files_key(model: &mut Model, f: FilesScreen, key: Key) -> (Screen, Vec<Effect>) {
+    let wrap = |f: FilesScreen| Screen::Files(Box::new(f));
+    match f {
+        FilesScreen::PickImage(b) => {
+            let before = b.clone();
+            match browse_key(&model.image_root, b, key) {
+                BrowseOutcome::Stay(b, effect) => (
+                    wrap(FilesScreen::PickImage(b)),
+                    effect.into_iter().collect(),
+                ),
+                BrowseOutcome::Leave => (Screen::Main, Vec::new()),
+                BrowseOutcome::Chosen(path) => match chosen_image(&before, &path) {
+                    Some(image) => {
+                        let parts: Vec<u32> = image
+                            .summary
+                            .parts
+                            .iter()
+                            .filter(|p| p.restorable)
+                            .map(|p| p.number)
+                            .collect();
+                        match (image.summary.whole_disk, parts.as_slice()) {
+                            (false, _) => open_files(FileSource::Image {
+                                path: image.path,
+                                partition: parts.first().copied().unwrap_or(0),
+                            }),
+                            (true, [one]) => open_files(FileSource::Image {
+                                path: image.path,
+                                partition: *one,
+                            }),
+                            _ => {
+                                let cursor = image
+                                    .summary
+                                    .parts
+                                    .iter()
+                                    .position(|p| {
+                                        p.restorable && p.fs != "swap" && !p.fs.is_empty()
+                                    })
+                                    .unwrap_or(0);
+                                (wrap(FilesScreen::PickPart { image, cursor }), Vec::new())
+                            }
+                        }
+                    }
+                    None => (wrap(FilesScreen::PickImage(before)), Vec::new()),
+                },
+            }
+        }
+        FilesScreen::PickPart { image, cursor } => {
+            let parts = &image.summary.parts;
+            if let Some(c) = nav(cursor, parts.len(), key) {
+                model.status = None;
+                return (wrap(FilesScreen::PickPart { image, cursor: c }), Vec::new());
+            }
+            match key {
+                Key::Esc | Key::Backspace => {
+                    model.status = None;
+                    let (browser, effect) = image_folder(model, &image.path);
+                    (wrap(FilesScreen::PickImage(browser)), vec![effect])
+                }
+                Key::Enter => match parts.get(cursor) {
+                    Some(p) if p.restorable => {
+                        model.status = None;
+                        open_files(FileSource::Image {
+                            path: image.path.clone(),
+                            partition: p.number,
+                        })
+                    }
+                    Some(p) => {
+                        model.status = Some(format!(
+                            "partition {} was not imaged: it has no files to browse",
+                            p.number
+                        ));
+                        (wrap(FilesScreen::PickPart { image, cursor }), Vec::new())
+                    }
+                    None => (wrap(FilesScreen::PickPart { image, cursor }), Vec::new()),
+                },
+                _ => (wrap(FilesScreen::PickPart { image, cursor }), Vec::new()),
+            }
+        }
+        FilesScreen::Browse(view) => {
+            let (screen, effects) = browse_files_key(model, view, key);
+            (screen.map_or(Screen::Main, wrap), effects)
+        }
+        FilesScreen::PickDest { view, mut browser } => {
+            if key == Key::Char('s') {
+                if browser.dir == model.image_root || !browser.dir.starts_with(&model.image_root) {
+                    browser.refused = Some(format!(
+                        "choose a folder on a mounted drive, below {}: this one is in memory",
+                        model.image_root.display()
+                    ));
+                    return (wrap(FilesScreen::PickDest { view, browser }), Vec::new());
+                }
+                let request = ExtractRequest {
+                    source: view.source.clone(),
+                    paths: view.chosen(),
+                    dest: browser.dir,
+                    overwrite: false,
+                };
+                return (
+                    wrap(FilesScreen::Checking {
+                        view,
+                        request: request.clone(),
+                    }),
+                    vec![Effect::CheckExtract(request)],
+                );
+            }
+            let on_image = matches!(
+                &browser.entries,
+                Some(Ok(e)) if matches!(e.get(browser.cursor), Some(BrowseEntry::Image { .. }))
+            );
+            if on_image && matches!(key, Key::Enter | Key::Right) {
+                browser.refused = Some("that is an image: s extracts into this folder".to_string());
+                return (wrap(FilesScreen::PickDest { view, browser }), Vec::new());
+            }
+            match browse_key(&model.image_root, browser, key) {
+                BrowseOutcome::Stay(browser, effect) => (
+                    wrap(FilesScreen::PickDest { view, browser }),
+                    effect.into_iter().collect(),
+                ),
+                BrowseOutcome::Leave | BrowseOutcome::Chosen(_) => {
+                    (wrap(FilesScreen::Browse(view)), Vec::new())
+                }
+            }
+        }
+        FilesScreen::Checking { view, request } => match key {
+            // The worker's answer is dropped when it arrives.
+            Key::Esc => {
+                let (browser, effect) = open_folder(request.dest);
+                (wrap(FilesScreen::PickDest { view, browser }), vec![effect])
+            }
+            _ => (wrap(FilesScreen::Checking { view, request }), Vec::new()),
+        },
+        FilesScreen::AskOverwrite {
+            view,
+            mut request,
+            existing,
+        } => match key {
+            Key::Char('y') | Key::Char('Y') => {
+                request.overwrite = true;
+                let (s, e) = start_extract(view, request);
+                (wrap(s), e)
+            }
+            Key::Char('n') | Key::Char('N') => {
+                let (s, e) = start_extract(view, request);
+                (wrap(s), e)
+            }
+            Key::Esc => {
+                let (browser, effect) = open_folder(request.dest);
+                (wrap(FilesScreen::PickDest { view, browser }), vec![effect])
+            }
+            _ => (
+                wrap(FilesScreen::AskOverwrite {
+                    view,
+                    request,
+                    existing,
+                }),
+                Vec::new(),
+            ),
+        },
+        FilesScreen::Running {
+            view,
+            request,
+            progress,
+            ask_cancel,
+            cancelling,
+        } => {
+            let mut effects = Vec::new();
+            let (ask_cancel, cancelling) = cancel_key(ask_cancel, cancelling, key, &mut effects);
+            (
+                wrap(FilesScreen::Running {
+                    view,
+                    request,
+                    progress,
+                    ask_cancel,
+                    cancelling,
+                }),
+                effects,
+            )
+        }
+        FilesScreen::Done {
+            mut view,
+            request,
+            result,
+            scroll,
+        } => {
+            let len = match &result {
+                Ok(r) => r.failed.len() + r.notes.len(),
+                Err(_) => 0,
+            };
+            if let Some(s) = nav(scroll, len, key) {
+                return (
+                    wrap(FilesScreen::Done {
+                        view,
+                        request,
+                        result,
+                        scroll: s,
+                    }),
+                    Vec::new(),
+                );
+            }
+            match key {
+                Key::Enter | Key::Esc => {
+                    if result.as_ref().is_ok_and(|r| r.failed.is_empty()) {
+                        view.selected.clear();
+                    }
+                    (wrap(FilesScreen::Browse(view)), Vec::new())
+                }
+                _ => (
+                    wrap(FilesScreen::Done {
+                        view,
+                        request,
+                        result,
+                        scroll,
+                    }),
+                    Vec::new(),
+                ),
+            }
+        }
+    }
+}
+
+/// Keys of the folder list. `None` leaves the browser.
+fn browse_files_key(
+    model: &mut Model,
+    mut v: FileView,
+    key: Key,
+) -> (Option<FilesScreen>, Vec<Effect>) {
+    let stay = |v: FileView| (Some(FilesScreen::Browse(v)), Vec::new());
+    let reread = |mut v: FileView| {
+        v.items = None;
+        v.cursor = 0;
+        let effect = list_effect(&v);
+        (Some(FilesScreen::Browse(v)), vec![effect])
+    };
+    if let Some(mut typed) = v.typing.take() {
+        match key {
+            Key::Esc => {}
+            Key::Backspace => {
+                typed.pop();
+                v.typing = Some(typed);
+            }
+            Key::Char(c) if !c.is_control() && typed.chars().count() < 64 => {
+                typed.push(c);
+                v.typing = Some(typed);
+            }
+            Key::Enter if !typed.trim().is_empty() => {
+                v.listing = Listing::Search(typed.trim().to_string());
+                return reread(v);
+            }
+            _ => v.typing = Some(typed),
+        }
+        return stay(v);
+    }
+    let len = match &v.items {
+        Some(Ok(items)) => items.len(),
+        _ => 0,
+    };
+    if let Some(c) = nav(v.cursor, len, key) {
+        v.cursor = c;
+        return stay(v);
+    }
+    let current = match &v.items {
+        Some(Ok(items)) => items.get(v.cursor).cloned(),
+        _ => None,
+    };
+    match key {
+        Key::Esc => {
+            model.status = None;
+            (None, Vec::new())
+        }
+        Key::Char('/') => {
+            v.typing = Some(String::new());
+            stay(v)
+        }
+        Key::Backspace | Key::Left => {
+            if matches!(v.listing, Listing::Search(_)) {
+                v.listing = Listing::Dir;
+                return reread(v);
+            }
+            if v.dir == "/" {
+                return stay(v);
+            }
+            let parent = match v.dir.trim_end_matches('/').rsplit_once('/') {
+                Some(("", _)) | None => "/".to_string(),
+                Some((p, _)) => p.to_string(),
+            };
+            v.dir = parent;
+            reread(v)
+        }
+        Key::Enter | Key::Right => match current {
+            Some(item) if item.is_dir() => {
+                v.dir = item.path;
+                v.listing = Listing::Dir;
+                reread(v)
+            }
+            Some(_) => {
+                model.status = Some("Space selects files and folders, x extracts them".to_string());
+                stay(v)
+            }
+            None => stay(v),
+        },
+        Key::Char(' ') => {
+            if let Some(item) = current {
+                if !v.selected.remove(&item.path) {
+                    v.selected.insert(item.path);
+                }
+                v.cursor = (v.cursor + 1).min(len.saturating_sub(1));
+            }
+            stay(v)
+        }
+        Key::Char('r') => reread(v),
+        Key::Char('x') => {
+            if v.chosen().is_empty() {
+                model.status = Some("nothing to extract: select files with Space".to_string());
+                return stay(v);
+            }
+            model.status = None;
+            let (browser, effect) = open_folder(model.image_root.clone());
+            (
+                Some(FilesScreen::PickDest { view: v, browser }),
+                vec![effect],
+            )
+        }
+        _ => stay(v),
+    }
 }

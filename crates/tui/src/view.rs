@@ -5,6 +5,9 @@ use crate::model::{
     part_rows, sources, table_text, targets, Action, Ask, Candidate, DiskEntry, MenuItem, Model,
     Outcome, PlannedJob, Row, Screen, Step, Wizard,
 };
+use crate::model::{
+    restore_choices, FileItem, FileView, FilesScreen, Listing, RestoreChoice, RestoreScreen,
+};
 use crate::model::{BackupScreen, BrowseEntry, Browser, ImageSummary, VerifyScreen};
 use crate::update::{size_explanation, smart_text};
 use engine::units::human;
@@ -68,15 +71,23 @@ pub fn view(model: &Model, frame: &mut Frame) {
         Constraint::Length(1),
     ])
     .areas(area);
-    frame.render_widget(
-        Paragraph::new(format!(
-            " Lifeboat {} - {}",
-            env!("CARGO_PKG_VERSION"),
-            screen_title(model)
-        ))
-        .style(title_style()),
-        title,
+    let mut head = format!(
+        " Lifeboat {} - {}",
+        env!("CARGO_PKG_VERSION"),
+        screen_title(model)
     );
+    if let (Some(mode), Screen::Main | Screen::Menu { .. } | Screen::Ask(_)) =
+        (model.boot_mode, &model.screen)
+    {
+        let right = format!("{} ", mode.text());
+        let pad =
+            usize::from(title.width).saturating_sub(head.chars().count() + right.chars().count());
+        if pad > 0 {
+            head.push_str(&" ".repeat(pad));
+            head.push_str(&right);
+        }
+    }
+    frame.render_widget(Paragraph::new(head).style(title_style()), title);
     frame.render_widget(Paragraph::new(help_text(model)).style(help_style()), help);
     let status_line = match (&model.status, &model.scan_error) {
         (Some(s), _) => Line::styled(format!(" {s}"), warn_style()),
@@ -104,7 +115,37 @@ pub fn view(model: &Model, frame: &mut Frame) {
         Screen::Wizard(w) => wizard_view(model, w, frame, body),
         Screen::Verify(v) => verify_view(model, v, frame, body),
         Screen::Backup(b) => backup_view(model, b, frame, body),
+        Screen::Restore(r) => restore_view(model, r, frame, body),
+        Screen::Files(f) => files_view(model, f, frame, body),
     }
+}
+
+/// True when the screen shows the spinner, so that a tick changes what is drawn. Everything
+/// else changes only on keys and worker messages, and the runtime redraws only then.
+pub fn animated(model: &Model) -> bool {
+    let waiting_browser = |b: &Browser| b.entries.is_none();
+    model.scanning
+        || match &model.screen {
+            Screen::Wizard(w) => matches!(w.step, Step::Planning),
+            Screen::Backup(b) => match &**b {
+                BackupScreen::Planning { .. } => true,
+                BackupScreen::PickFolder { browser, .. } => waiting_browser(browser),
+                _ => false,
+            },
+            Screen::Verify(v) => matches!(&**v, VerifyScreen::Pick(b) if waiting_browser(b)),
+            Screen::Restore(r) => {
+                matches!(&**r, RestoreScreen::PickImage(b) if waiting_browser(b))
+            }
+            Screen::Files(f) => match &**f {
+                FilesScreen::PickImage(b) | FilesScreen::PickDest { browser: b, .. } => {
+                    waiting_browser(b)
+                }
+                FilesScreen::Browse(v) => v.items.is_none(),
+                FilesScreen::Checking { .. } => true,
+                _ => false,
+            },
+            _ => false,
+        }
 }
 
 fn spinner(model: &Model) -> &'static str {
@@ -143,8 +184,28 @@ fn screen_title(model: &Model) -> String {
                 Step::Running { .. } => (6, "running"),
                 Step::Done { .. } => (6, "result"),
             };
-            format!("{} - step {n} of 6: {what}", w.action.title())
+            // A restore's first two steps are the image and what to restore from it.
+            if w.action.is_restore() {
+                format!("Restore - step {} of 7: {what}", n + 1)
+            } else {
+                format!("{} - step {n} of 6: {what}", w.action.title())
+            }
         }
+        Screen::Restore(r) => match **r {
+            RestoreScreen::PickImage(_) => "Restore - step 1 of 7: image".to_string(),
+            RestoreScreen::PickWhat { .. } => "Restore - step 2 of 7: what to restore".to_string(),
+        },
+        Screen::Files(f) => match &**f {
+            FilesScreen::PickImage(_) => "Browse files - image".to_string(),
+            FilesScreen::PickPart { .. } => "Browse files - partition".to_string(),
+            FilesScreen::Browse(v) => format!("Browse files - {}", v.source.short()),
+            FilesScreen::PickDest { .. } => "Extract - destination folder".to_string(),
+            FilesScreen::Checking { .. } | FilesScreen::AskOverwrite { .. } => {
+                "Extract - checking the destination".to_string()
+            }
+            FilesScreen::Running { .. } => "Extract - running".to_string(),
+            FilesScreen::Done { .. } => "Extract - result".to_string(),
+        },
     }
 }
 
@@ -152,7 +213,7 @@ fn screen_title(model: &Model) -> String {
 pub fn help_text(model: &Model) -> String {
     let text = match &model.screen {
         Screen::Main => {
-            " ↑↓ move  Enter menu  a back up  c clone  p copy  m mount  u unmount  q quit"
+            " ↑↓ move  Enter menu  a back up  e restore  f files  c clone  m mount  q quit"
         }
         Screen::Menu { .. } => " ↑↓ move  Enter choose  letter: shortcut  Esc back",
         Screen::Ask(_) => " y yes  n no",
@@ -202,20 +263,111 @@ pub fn help_text(model: &Model) -> String {
             } => " v verify the image now  Enter back to the disks",
             BackupScreen::Done { .. } => " Enter back to the disks",
         },
+        Screen::Restore(r) => match &**r {
+            RestoreScreen::PickImage(_) => {
+                " ↑↓ move  Enter open/choose  Backspace up  r reread  Esc back"
+            }
+            RestoreScreen::PickWhat { .. } => " ↑↓ move  Enter choose  Esc back",
+        },
+        Screen::Files(f) => match &**f {
+            FilesScreen::PickImage(_) => {
+                " ↑↓ move  Enter open/choose  Backspace up  r reread  Esc back"
+            }
+            FilesScreen::PickPart { .. } => " ↑↓ move  Enter browse  Esc back",
+            FilesScreen::Browse(v) if v.typing.is_some() => {
+                " type part of a name  Enter search  Esc cancel"
+            }
+            FilesScreen::Browse(_) => {
+                " Enter open  Bksp up  Space select  / search  x extract  Esc leave"
+            }
+            FilesScreen::PickDest { .. } => {
+                " ↑↓ move  Enter open  s extract here  Backspace up  Esc back"
+            }
+            FilesScreen::Checking { .. } => " Esc back",
+            FilesScreen::AskOverwrite { .. } => {
+                " y overwrite them  n keep them (extract the rest)  Esc back"
+            }
+            FilesScreen::Running {
+                ask_cancel: true, ..
+            } => " y stop extracting  n keep going",
+            FilesScreen::Running { .. } => " Esc stop",
+            FilesScreen::Done { .. } => " ↑↓ scroll  Enter back to the files",
+        },
     };
     text.to_string()
 }
 
-fn disk_line(model: &Model, entry: &DiskEntry) -> Line<'static> {
+/// `text` cut to `width` characters (the last one `…` when cut), padded to `width`.
+fn fit(text: &str, width: usize) -> String {
+    let cut: String = if text.chars().count() > width {
+        let mut t: String = text.chars().take(width.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    } else {
+        text.to_string()
+    };
+    format!("{cut:<width$}")
+}
+
+/// Widths of the model and serial columns of the disk rows: what the fixed columns (name,
+/// transport, size, table; SMART and the BOOT / in use flags when any row shows them) leave of
+/// the list's `inner` width. At 80 columns: model 16 to 20, serial 16; wider terminals give
+/// up to 40 and 24.
+fn id_widths(model: &Model, inner: u16) -> (usize, usize) {
+    const FIXED: usize = 8 + 7 + 9 + 1 + 5 + 1;
+    let smart = if model.smart_tool { 7 } else { 0 };
+    let flags = model
+        .disks
+        .iter()
+        .map(|e| match (e.device.is_boot_medium, e.device.in_use()) {
+            (true, _) => 4,
+            (false, Some(_)) => 6,
+            (false, None) => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    let room = usize::from(inner).saturating_sub(FIXED + smart + flags + 2);
+    let serial = (room / 2).min(16).max(room.saturating_sub(40).min(24));
+    ((room - serial).min(40), serial)
+}
+
+/// A disk's identity as the screens show it: sizes in binary units like everywhere else, with
+/// the identity's decimal size (what the vendor's label says) beside it:
+/// `Crucial MX500, serial CT22, 128 MiB (134.2 MB)`.
+pub fn identity_text(d: &disk::BlockDevice) -> String {
+    let id = d.identity();
+    match id.rsplit_once(", ") {
+        Some((head, label)) if label != human(d.size) => {
+            format!("{head}, {} ({label})", human(d.size))
+        }
+        _ => id,
+    }
+}
+
+/// `text` with each known disk's identity written as [`identity_text`] writes it (identities
+/// reach the screens inside plans, endpoints and engine notes).
+pub fn with_units(model: &Model, text: &str) -> String {
+    let mut out = text.to_string();
+    for e in &model.disks {
+        let id = e.device.identity();
+        if out.contains(&id) {
+            out = out.replace(&id, &identity_text(&e.device));
+        }
+    }
+    out
+}
+
+fn disk_line(model: &Model, entry: &DiskEntry, widths: (usize, usize)) -> Line<'static> {
     let d = &entry.device;
     let model_name = crate::model::model_name(d);
     let mut spans = vec![Span::raw(format!(
-        "{:<9.9}{:<7.7}{:>10} {:<5.5}{:<26.26}",
+        "{:<8.8}{:<7.7}{:>9} {:<5.5} {} {} ",
         d.name,
         d.transport.to_string(),
         human(d.size),
         table_text(entry),
-        model_name
+        fit(&model_name, widths.0),
+        fit(d.serial.as_deref().unwrap_or(""), widths.1),
     ))];
     if model.smart_tool {
         let h = model.smart.get(&d.path);
@@ -258,13 +410,14 @@ fn main_view(model: &Model, frame: &mut Frame, area: Rect) {
     let [list_area, detail_area] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(7)]).areas(area);
     let rows = model.rows();
+    let widths = id_widths(model, list_area.width.saturating_sub(2));
     let items: Vec<ListItem> = rows
         .iter()
         .filter_map(|r| match r {
             Row::Disk(d) => model
                 .disks
                 .get(*d)
-                .map(|e| ListItem::new(disk_line(model, e))),
+                .map(|e| ListItem::new(disk_line(model, e, widths))),
             Row::Part(d, p) => model
                 .disks
                 .get(*d)
@@ -313,7 +466,7 @@ fn main_view(model: &Model, frame: &mut Frame, area: Rect) {
 
 fn disk_details(model: &Model, e: &DiskEntry) -> Text<'static> {
     let d = &e.device;
-    let mut lines = vec![Line::raw(d.identity())];
+    let mut lines = vec![Line::raw(identity_text(d))];
     let mut facts = format!(
         "{}  {}  sectors {}/{}",
         d.path.display(),
@@ -493,31 +646,14 @@ fn log_view(model: &Model, scroll: usize, frame: &mut Frame, area: Rect) {
 }
 
 fn candidate_list(frame: &mut Frame, area: Rect, title: &str, list: &[Candidate], cursor: usize) {
-    let items: Vec<ListItem> = list
+    let items = list
         .iter()
         .map(|c| match &c.refusal {
-            Some(_) => ListItem::new(Line::from(vec![
-                Span::styled("x ", bad_style()),
-                Span::styled(c.endpoint.label.clone(), Style::default().fg(Color::Red)),
-            ])),
+            Some(_) => refused_item(c.endpoint.label.clone()),
             None => ListItem::new(format!("  {}", c.endpoint.label)),
         })
         .collect();
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .title(title.to_string());
-    if items.is_empty() {
-        frame.render_widget(Paragraph::new("Nothing to choose from.").block(block), area);
-        return;
-    }
-    let mut state = ListState::default().with_selected(Some(cursor.min(items.len() - 1)));
-    frame.render_stateful_widget(
-        List::new(items)
-            .block(block)
-            .highlight_style(selected_style()),
-        area,
-        &mut state,
-    );
+    picker(frame, area, title, items, cursor, "Nothing to choose from.");
 }
 
 fn wizard_view(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
@@ -540,7 +676,10 @@ fn wizard_view(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
                 head,
             );
             candidate_list(frame, body, &format!(" Source {what} "), &list, *cursor);
-            let foot_text = list.get(*cursor).map(explain).unwrap_or_default();
+            let foot_text = list
+                .get(*cursor)
+                .map(|c| explain(model, c))
+                .unwrap_or_default();
             frame.render_widget(Paragraph::new(foot_text).wrap(Wrap { trim: true }), foot);
         }
         Step::PickTarget { cursor, refused } => {
@@ -552,11 +691,16 @@ fn wizard_view(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
                 Constraint::Length(3),
             ])
             .areas(area);
+            let verb = if w.action.is_restore() {
+                "restore"
+            } else {
+                "copy"
+            };
             frame.render_widget(
                 Paragraph::new(vec![
                     Line::raw(format!("From: {}", source.label.trim_end())),
                     Line::styled(
-                        format!("Pick the {what} to copy TO. Everything on it will be replaced."),
+                        format!("Pick the {what} to {verb} TO. Everything on it will be replaced."),
                         warn_style(),
                     ),
                 ]),
@@ -565,7 +709,10 @@ fn wizard_view(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
             candidate_list(frame, body, &format!(" Target {what} "), &list, *cursor);
             let foot_text = match refused {
                 Some(r) => Text::styled(format!("Refused: {r}"), bad_style()),
-                None => list.get(*cursor).map(explain).unwrap_or_default(),
+                None => list
+                    .get(*cursor)
+                    .map(|c| explain(model, c))
+                    .unwrap_or_default(),
             };
             frame.render_widget(Paragraph::new(foot_text).wrap(Wrap { trim: true }), foot);
         }
@@ -602,11 +749,18 @@ fn wizard_view(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
                 body,
                 &mut state,
             );
-            frame.render_widget(
-                Paragraph::new(size_explanation(w.action, source, target))
-                    .wrap(Wrap { trim: true }),
-                foot,
-            );
+            let mut text = vec![Line::raw(size_explanation(w.action, source, target))];
+            if let (Some(image), Action::RestoreDisk) = (&w.image, w.action) {
+                let s = &image.summary;
+                text.push(Line::raw(format!(
+                    "The image was made from {} (serial {}, {}); the target is {}.",
+                    s.model,
+                    s.serial,
+                    human(s.source_size),
+                    with_units(model, &target.identity)
+                )));
+            }
+            frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), foot);
         }
         Step::Planning => {
             frame.render_widget(
@@ -626,7 +780,7 @@ fn wizard_view(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
                 head,
             );
             frame.render_widget(
-                Paragraph::new(plan.text.clone())
+                Paragraph::new(with_units(model, &plan.text))
                     .wrap(Wrap { trim: false })
                     .scroll((*scroll, 0))
                     .block(Block::default().borders(Borders::ALL).title(" Plan ")),
@@ -649,14 +803,14 @@ fn wizard_view(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
         }
         Step::Confirm {
             plan, typed, wrong, ..
-        } => confirm_view(plan, typed, *wrong, frame, area),
+        } => confirm_view(model, plan, typed, *wrong, frame, area),
         Step::Running {
             plan,
             progress,
             ask_cancel,
             cancelling,
         } => {
-            running_view(plan, progress.as_ref(), *cancelling, frame, area);
+            running_view(model, plan, progress.as_ref(), *cancelling, frame, area);
             if *ask_cancel {
                 popup(
                     frame,
@@ -671,18 +825,37 @@ fn wizard_view(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
     }
 }
 
-fn explain(c: &Candidate) -> Text<'static> {
+fn explain(model: &Model, c: &Candidate) -> Text<'static> {
     match (&c.refusal, &c.note) {
         (Some(r), _) => Text::styled(format!("Cannot be used: {r}"), bad_style()),
         (None, Some(n)) => Text::raw(n.clone()),
-        (None, None) => Text::raw(c.endpoint.identity.clone()),
+        (None, None) => Text::raw(with_units(model, &c.endpoint.identity)),
     }
 }
 
-fn confirm_view(plan: &PlannedJob, typed: &str, wrong: bool, frame: &mut Frame, area: Rect) {
+fn confirm_view(
+    model: &Model,
+    plan: &PlannedJob,
+    typed: &str,
+    wrong: bool,
+    frame: &mut Frame,
+    area: Rect,
+) {
     let what = match plan.action {
-        Action::CloneDisk => "DISK",
-        Action::CopyPartition => "PARTITION",
+        Action::CloneDisk | Action::RestoreDisk => "DISK",
+        Action::CopyPartition | Action::RestorePartition => "PARTITION",
+    };
+    let becomes = if plan.action.is_restore() {
+        format!(
+            "It will be restored from {}",
+            with_units(model, &plan.source.identity)
+        )
+    } else {
+        format!(
+            "It will become a copy of {}: {}",
+            plan.source.path.display(),
+            with_units(model, &plan.source.identity)
+        )
     };
     let mut lines = vec![
         Line::styled(
@@ -691,16 +864,12 @@ fn confirm_view(plan: &PlannedJob, typed: &str, wrong: bool, frame: &mut Frame, 
         ),
         Line::raw(""),
         Line::styled(
-            format!("  {}", plan.identity),
+            format!("  {}", with_units(model, &plan.identity)),
             Style::default().add_modifier(Modifier::BOLD),
         ),
         Line::raw(format!("  {}", plan.target.path.display())),
         Line::raw(""),
-        Line::raw(format!(
-            "It will become a copy of {} ({})",
-            plan.source.path.display(),
-            plan.source.identity
-        )),
+        Line::raw(becomes),
         Line::raw(""),
         Line::raw("Type yes and press Enter to start. Esc goes back."),
         Line::raw(""),
@@ -732,6 +901,7 @@ pub fn clock(secs: u64) -> String {
 }
 
 fn running_view(
+    model: &Model,
     plan: &PlannedJob,
     progress: Option<&Progress>,
     cancelling: bool,
@@ -754,7 +924,7 @@ fn running_view(
                 plan.source.path.display(),
                 plan.target.path.display()
             )),
-            Line::raw(plan.identity.clone()),
+            Line::raw(with_units(model, &plan.identity)),
             if cancelling {
                 Line::styled("Cancelling at the next safe point...", warn_style())
             } else {
@@ -783,7 +953,7 @@ fn gauge_and_stats(progress: Option<&Progress>, frame: &mut Frame, gauge: Rect, 
     let lines = match progress {
         Some(p) => vec![
             Line::raw(format!("Done     {} of {}", human(p.done), human(p.total))),
-            Line::raw(format!("Speed    {:.1} MB/s", p.bytes_per_sec / 1e6)),
+            Line::raw(format!("Speed    {}/s", human(p.bytes_per_sec as u64))),
             Line::raw(format!("Elapsed  {}", clock(p.elapsed_secs as u64))),
             Line::raw(format!(
                 "Left     {}",
@@ -816,17 +986,28 @@ fn done_view(model: &Model, plan: &PlannedJob, outcome: &Outcome, frame: &mut Fr
             ));
             lines.push(Line::raw(""));
             lines.push(Line::raw(format!(
-                "{} copied in {} ({:.1} MB/s){}",
+                "{} {} in {} ({}/s){}",
                 human(r.bytes_copied),
-                clock(r.seconds as u64),
-                if r.seconds > 0.0 {
-                    r.bytes_copied as f64 / r.seconds / 1e6
+                if plan.action.is_restore() {
+                    "written"
                 } else {
-                    0.0
+                    "copied"
                 },
+                clock(r.seconds as u64),
+                human(if r.seconds > 0.0 {
+                    (r.bytes_copied as f64 / r.seconds) as u64
+                } else {
+                    0
+                }),
                 if r.verified { ", verified" } else { "" }
             )));
-            if r.bad_sectors.is_empty() {
+            if plan.action.is_restore() {
+                lines.push(Line::raw(format!(
+                    "{} now holds {}.",
+                    plan.target.path.display(),
+                    with_units(model, &plan.source.identity)
+                )));
+            } else if r.bad_sectors.is_empty() {
                 lines.push(Line::raw("Every sector of the source was read."));
             } else {
                 lines.push(Line::styled(
@@ -885,7 +1066,9 @@ fn file_name(p: &Path) -> String {
 
 /// The image browser: the folder's entries on the left half, the selected image's summary (or
 /// why it cannot be used) below.
-fn browser_view(model: &Model, b: &Browser, pick_folder: bool, frame: &mut Frame, area: Rect) {
+/// `purpose` is what `s` does in a folder picker (`saves the new image`), `None` when images are
+/// picked.
+fn browser_view(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame, area: Rect) {
     let [list_area, info_area] =
         Layout::vertical([Constraint::Min(5), Constraint::Length(9)]).areas(area);
     let title = format!(" {} ", b.dir.display());
@@ -974,11 +1157,11 @@ fn browser_view(model: &Model, b: &Browser, pick_folder: bool, frame: &mut Frame
         }
         _ => {}
     }
-    if pick_folder {
+    if let Some(purpose) = purpose {
         let hint = if b.dir == model.image_root {
-            "Open the folder of a mounted drive, then s saves the new image there.".to_string()
+            format!("Open the folder of a mounted drive, then s {purpose} there.")
         } else {
-            format!("s saves the new image in {}", b.dir.display())
+            format!("s {purpose} in {}", b.dir.display())
         };
         lines.insert(0, Line::raw(hint));
     }
@@ -1035,7 +1218,7 @@ fn summary_lines(s: &ImageSummary) -> Vec<Line<'static>> {
 
 fn verify_view(model: &Model, v: &VerifyScreen, frame: &mut Frame, area: Rect) {
     match v {
-        VerifyScreen::Pick(b) => browser_view(model, b, false, frame, area),
+        VerifyScreen::Pick(b) => browser_view(model, b, None, frame, area),
         VerifyScreen::Running {
             image,
             progress,
@@ -1149,7 +1332,7 @@ fn backup_view(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
                 *cursor,
             );
             let text = match list.get(*cursor) {
-                Some(c) => explain(c),
+                Some(c) => explain(model, c),
                 None => Text::raw("No disks found."),
             };
             frame.render_widget(
@@ -1159,7 +1342,9 @@ fn backup_view(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
                 info,
             );
         }
-        BackupScreen::PickFolder { browser, .. } => browser_view(model, browser, true, frame, area),
+        BackupScreen::PickFolder { browser, .. } => {
+            browser_view(model, browser, Some("saves the new image"), frame, area)
+        }
         BackupScreen::Name {
             job,
             typed,
@@ -1384,4 +1569,379 @@ fn backup_facts(job: &crate::model::BackupJob) -> Text<'static> {
         ));
     }
     Text::from(lines)
+}
+
+/// A bordered list with a highlighted cursor, or `empty` when there is nothing in it: the one
+/// list widget of the pickers.
+fn picker(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    items: Vec<ListItem<'static>>,
+    cursor: usize,
+    empty: &str,
+) {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(title.to_string());
+    if items.is_empty() {
+        frame.render_widget(
+            Paragraph::new(empty.to_string())
+                .wrap(Wrap { trim: true })
+                .block(block),
+            area,
+        );
+        return;
+    }
+    let mut state = ListState::default().with_selected(Some(cursor.min(items.len() - 1)));
+    frame.render_stateful_widget(
+        List::new(items)
+            .block(block)
+            .highlight_style(selected_style()),
+        area,
+        &mut state,
+    );
+}
+
+/// A bordered box of wrapped lines.
+fn boxed(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line<'static>>) {
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(title.to_string()),
+        ),
+        area,
+    );
+}
+
+/// A refused entry of a list: a red cross and red text.
+fn refused_item(text: String) -> ListItem<'static> {
+    ListItem::new(Line::from(vec![
+        Span::styled("x ", bad_style()),
+        Span::styled(text, Style::default().fg(Color::Red)),
+    ]))
+}
+
+fn restore_view(model: &Model, r: &RestoreScreen, frame: &mut Frame, area: Rect) {
+    match r {
+        RestoreScreen::PickImage(b) => browser_view(model, b, None, frame, area),
+        RestoreScreen::PickWhat { image, cursor } => {
+            let choices = restore_choices(&image.summary);
+            let [list_area, info] =
+                Layout::vertical([Constraint::Min(4), Constraint::Length(8)]).areas(area);
+            let items = choices
+                .iter()
+                .map(|(c, refusal)| {
+                    let text = match c {
+                        RestoreChoice::Disk => format!(
+                            "The whole disk ({} table, {} partitions) onto a disk",
+                            image.summary.table.as_deref().unwrap_or("?"),
+                            image.summary.parts.len()
+                        ),
+                        RestoreChoice::Partition(p) => {
+                            format!("Partition {} into an existing partition", p.line())
+                        }
+                    };
+                    match refusal {
+                        Some(_) => refused_item(text),
+                        None => ListItem::new(format!("  {text}")),
+                    }
+                })
+                .collect();
+            picker(
+                frame,
+                list_area,
+                &format!(" Restore what from {}? ", file_name(&image.path)),
+                items,
+                *cursor,
+                "This image holds nothing that can be restored.",
+            );
+            let mut lines = summary_lines(&image.summary);
+            lines.insert(
+                0,
+                Line::raw(match choices.get(*cursor) {
+                    Some((RestoreChoice::Disk, _)) => format!(
+                        "The target disk needs at least {}; its table is written last.",
+                        human(image.summary.needs)
+                    ),
+                    Some((RestoreChoice::Partition(p), _)) => format!(
+                        "The target partition needs at least {}; the disk's table is not \
+                         changed.",
+                        human(p.size)
+                    ),
+                    None => String::new(),
+                }),
+            );
+            boxed(frame, info, " Image ", lines);
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC), or blanks.
+pub fn date_text(t: Option<fs::browse::Timestamp>) -> String {
+    t.map_or_else(|| " ".repeat(16), engine::extract::date_text)
+}
+
+/// One row of the file list: selection mark, name, size, date.
+fn file_row(v: &FileView, item: &FileItem, width: usize) -> ListItem<'static> {
+    use fs::browse::EntryKind;
+    let mark = if v.selected.contains(&item.path) {
+        "*"
+    } else {
+        " "
+    };
+    let mut name = match v.listing {
+        Listing::Dir => item.entry.name.clone(),
+        Listing::Search(_) => item.path.clone(),
+    };
+    let size = match item.entry.kind {
+        EntryKind::Dir => {
+            name.push('/');
+            "<dir>".to_string()
+        }
+        EntryKind::Symlink => {
+            name.push('@');
+            "<link>".to_string()
+        }
+        EntryKind::Other => "<other>".to_string(),
+        EntryKind::File => human(item.entry.size),
+    };
+    // mark(1) + space + name + space + size(10) + 2 spaces + date(16)
+    let name_w = width.saturating_sub(1 + 1 + 1 + 10 + 2 + 16).max(8);
+    let shown: String = if name.chars().count() > name_w {
+        let tail: String = name
+            .chars()
+            .rev()
+            .take(name_w.saturating_sub(1))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("…{tail}")
+    } else {
+        name
+    };
+    let text = format!(
+        "{mark} {shown:<name_w$} {size:>10}  {}",
+        date_text(item.entry.mtime)
+    );
+    if v.selected.contains(&item.path) {
+        ListItem::new(Line::styled(text, good_style()))
+    } else {
+        ListItem::new(text)
+    }
+}
+
+fn file_list_view(model: &Model, v: &FileView, frame: &mut Frame, area: Rect) {
+    let [list_area, foot] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(3)]).areas(area);
+    let title = match &v.listing {
+        Listing::Dir => format!(" {} ", v.dir),
+        Listing::Search(p) => format!(" names with \"{p}\" below {} ", v.dir),
+    };
+    match &v.items {
+        None => boxed(
+            frame,
+            list_area,
+            &title,
+            vec![Line::raw(format!("Reading {}", spinner(model)))],
+        ),
+        Some(Err(e)) => boxed(
+            frame,
+            list_area,
+            &title,
+            vec![
+                Line::styled("This folder cannot be read:", bad_style()),
+                Line::raw(e.clone()),
+            ],
+        ),
+        Some(Ok(items)) => {
+            let width = usize::from(list_area.width.saturating_sub(2));
+            let rows = items.iter().map(|i| file_row(v, i, width)).collect();
+            let empty = match v.listing {
+                Listing::Dir => "This folder is empty (Backspace goes up).",
+                Listing::Search(_) => "Nothing found (Backspace goes back to the folder).",
+            };
+            picker(frame, list_area, &title, rows, v.cursor, empty);
+        }
+    }
+    let mut lines = Vec::new();
+    match &v.typing {
+        Some(t) => lines.push(Line::styled(format!("Search names: {t}_"), warn_style())),
+        None => lines.push(Line::raw(format!(
+            "{}  {} selected",
+            v.fs.as_deref().unwrap_or("reading the file system"),
+            v.selected.len()
+        ))),
+    }
+    let hint = if v.selected.is_empty() {
+        "Space selects files and folders; x extracts the selection (or the entry under the cursor)."
+    } else {
+        "x extracts the selected files and folders to a folder on a mounted drive."
+    };
+    lines.push(Line::raw(hint));
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), foot);
+}
+
+fn files_view(model: &Model, f: &FilesScreen, frame: &mut Frame, area: Rect) {
+    match f {
+        FilesScreen::PickImage(b) => browser_view(model, b, None, frame, area),
+        FilesScreen::PickPart { image, cursor } => {
+            let items = image
+                .summary
+                .parts
+                .iter()
+                .map(|p| {
+                    if p.restorable {
+                        ListItem::new(format!("  {}", p.line()))
+                    } else {
+                        refused_item(format!("{} (not imaged)", p.line()))
+                    }
+                })
+                .collect();
+            picker(
+                frame,
+                area,
+                &format!(" Browse which partition of {}? ", file_name(&image.path)),
+                items,
+                *cursor,
+                "This image holds no partitions.",
+            );
+        }
+        FilesScreen::Browse(v) => file_list_view(model, v, frame, area),
+        FilesScreen::PickDest { browser, .. } => browser_view(
+            model,
+            browser,
+            Some("extracts the selected files"),
+            frame,
+            area,
+        ),
+        FilesScreen::Checking { request, .. } => boxed(
+            frame,
+            area,
+            " Extract ",
+            vec![Line::raw(format!(
+                "Checking {} {}",
+                request.dest.display(),
+                spinner(model)
+            ))],
+        ),
+        FilesScreen::AskOverwrite {
+            request, existing, ..
+        } => {
+            let mut lines = vec![
+                Line::styled(
+                    format!(
+                        "{} of the {} names exist in {}:",
+                        existing.len(),
+                        request.paths.len(),
+                        request.dest.display()
+                    ),
+                    warn_style(),
+                ),
+                Line::raw(""),
+            ];
+            let shown = usize::from(area.height.saturating_sub(8)).max(1);
+            for e in existing.iter().take(shown) {
+                lines.push(Line::raw(format!("  {}", file_name(e))));
+            }
+            if existing.len() > shown {
+                lines.push(Line::raw(format!(
+                    "  ... and {} more",
+                    existing.len() - shown
+                )));
+            }
+            lines.push(Line::raw(""));
+            lines.push(Line::raw(
+                "Overwrite them (y), or keep them and extract the rest (n)?",
+            ));
+            boxed(frame, area, " Files exist ", lines);
+        }
+        FilesScreen::Running {
+            request,
+            progress,
+            ask_cancel,
+            cancelling,
+            view,
+        } => {
+            let [head, gauge, stats] = Layout::vertical([
+                Constraint::Length(3),
+                Constraint::Length(3),
+                Constraint::Min(3),
+            ])
+            .areas(area);
+            frame.render_widget(
+                Paragraph::new(vec![
+                    Line::raw(format!(
+                        "{} objects from {}",
+                        request.paths.len(),
+                        view.source.title()
+                    )),
+                    Line::raw(format!("to {}", request.dest.display())),
+                    if *cancelling {
+                        Line::styled("Stopping...", warn_style())
+                    } else {
+                        Line::raw("The source is only read.")
+                    },
+                ]),
+                head,
+            );
+            gauge_and_stats(progress.as_ref(), frame, gauge, stats);
+            if *ask_cancel {
+                popup(
+                    frame,
+                    area,
+                    " Stop? ",
+                    "Stop extracting? Files done stay; the one being written is removed. (y/n)",
+                    warn_style(),
+                );
+            }
+        }
+        FilesScreen::Done {
+            request,
+            result,
+            scroll,
+            ..
+        } => {
+            let mut lines = Vec::new();
+            match result {
+                Ok(r) => {
+                    let head = if r.cancelled {
+                        Line::styled("Extract stopped.", warn_style())
+                    } else if r.failed.is_empty() {
+                        Line::styled("Extract finished.", good_style())
+                    } else {
+                        Line::styled(
+                            format!("Extract finished; {} objects failed:", r.failed.len()),
+                            bad_style(),
+                        )
+                    };
+                    lines.push(head);
+                    lines.push(Line::raw(format!(
+                        "{} files ({}), {} folders, {} symlinks into {} in {}",
+                        r.files,
+                        human(r.bytes),
+                        r.dirs,
+                        r.symlinks,
+                        request.dest.display(),
+                        clock(r.seconds as u64)
+                    )));
+                    lines.push(Line::raw(""));
+                    let all = r
+                        .failed
+                        .iter()
+                        .map(|(p, e)| Line::styled(format!("FAILED {p}: {e}"), bad_style()))
+                        .chain(r.notes.iter().map(|n| Line::raw(format!("note: {n}"))));
+                    lines.extend(all.skip(*scroll));
+                }
+                Err(e) => {
+                    lines.push(Line::styled("Extract did not start.", bad_style()));
+                    lines.push(Line::raw(""));
+                    lines.push(Line::raw(e.clone()));
+                }
+            }
+            boxed(frame, area, " Result ", lines);
+        }
+    }
 }

@@ -59,6 +59,7 @@ fn a_confirmed_clone_of_image_files_is_a_valid_copy_grown_to_the_larger_target()
         source: Some(req.source.clone()),
         target: Some(req.target.clone()),
         options: req.options,
+        image: None,
     }));
     keys(&mut m, &[tui::Key::Enter]);
     typed(&mut m, "yes");
@@ -143,6 +144,7 @@ fn cancelling_a_copy_leaves_no_valid_file_system_and_says_so() {
         source: Some(req.source.clone()),
         target: Some(req.target.clone()),
         options: req.options,
+        image: None,
     }));
     typed(&mut m, "yes");
     let confirmed = match keys(&mut m, &[tui::Key::Enter]).pop() {

@@ -62,15 +62,15 @@ fn main_screen_at_80x25_lists_disks_partitions_smart_and_the_boot_medium() {
     let expected_top = [
         " Lifeboat 0.1.0 - disks",
         "┌ Disks ───────────────────────────────────────────────────────────────────────┐",
-        "│sda      sata     64.0 MiB gpt  Samsung SSD 870           PASSED              │",
+        "│sda     sata    64.0 MiB gpt   Samsung SSD 870  S6PU1            PASSED       │",
         "│  sda1         ext4 \"ROOT\"                16.0 MiB                            │",
         "│  sda2         vfat \"DATA\"                16.0 MiB                            │",
-        "│sdb      sata      128 MiB none Crucial MX500             …                   │",
-        "│sdc      usb      32.0 MiB none Cruzer Blade              …                   │",
-        "│sdd      usb      64.0 MiB gpt  Ultra Fit                 FAILED in use       │",
+        "│sdb     sata     128 MiB none  Crucial MX500    CT22             …            │",
+        "│sdc     usb     32.0 MiB none  Cruzer Blade     4C53             …            │",
+        "│sdd     usb     64.0 MiB gpt   Ultra Fit        4C99             FAILED in use│",
         "│  sdd1         ext4 \"ROOT\"                16.0 MiB                            │",
         "│  sdd2         vfat \"DATA\"                16.0 MiB  mounted at /media/stick   │",
-        "│vda      virtio   64.0 MiB gpt  QEMU HARDDISK             n/a    BOOT         │",
+        "│vda     virtio  64.0 MiB gpt   QEMU HARDDISK    QM0001           n/a    BOOT  │",
         "│  vda1         ext4 \"ROOT\"                16.0 MiB  mounted at /              │",
         "│  vda2         vfat \"DATA\"                16.0 MiB                            │",
     ];
@@ -82,7 +82,7 @@ fn main_screen_at_80x25_lists_disks_partitions_smart_and_the_boot_medium() {
     );
     assert_eq!(
         lines[17],
-        "│Samsung SSD 870, serial S6PU1, 67.1 MB                                        │"
+        "│Samsung SSD 870, serial S6PU1, 64.0 MiB (67.1 MB)                             │"
     );
     assert_eq!(
         lines[18],
@@ -91,8 +91,28 @@ fn main_screen_at_80x25_lists_disks_partitions_smart_and_the_boot_medium() {
     assert!(lines[19].starts_with("│gpt table, id ") && lines[19].contains(", 2 partitions"));
     assert_eq!(
         lines[24],
-        " ↑↓ move  Enter menu  a back up  c clone  p copy  m mount  u unmount  q quit"
+        " ↑↓ move  Enter menu  a back up  e restore  f files  c clone  m mount  q quit"
     );
+}
+
+#[test]
+fn the_main_screen_says_how_the_machine_booted_and_if_secure_boot_is_on() {
+    let mut m = smart_model();
+    m.boot_mode = Some(tui::system::BootMode::Uefi {
+        secure_boot: Some(true),
+    });
+    let lines = render(&m, 80, 25);
+    assert_eq!(
+        lines[0],
+        " Lifeboat 0.1.0 - disks                                    UEFI, Secure Boot on"
+    );
+    m.boot_mode = Some(tui::system::BootMode::Bios);
+    let lines = render(&m, 80, 25);
+    assert!(lines[0].ends_with("legacy BIOS boot"), "{}", lines[0]);
+    // Not on the job screens.
+    keys(&mut m, &[tui::Key::Char('e')]);
+    let lines = render(&m, 80, 25);
+    assert!(!lines[0].contains("BIOS"), "{}", lines[0]);
 }
 
 #[test]
@@ -119,11 +139,11 @@ fn without_smartctl_the_smart_column_is_hidden() {
     let lines = render(&m, 80, 25);
     assert_eq!(
         lines[2],
-        "│sda      sata     64.0 MiB gpt  Samsung SSD 870                               │"
+        "│sda     sata    64.0 MiB gpt   Samsung SSD 870         S6PU1                  │"
     );
     assert_eq!(
         lines[10],
-        "│vda      virtio   64.0 MiB gpt  QEMU HARDDISK             BOOT                │"
+        "│vda     virtio  64.0 MiB gpt   QEMU HARDDISK           QM0001           BOOT  │"
     );
 }
 
@@ -200,10 +220,11 @@ fn confirmation_names_model_serial_and_size_and_shows_what_is_typed() {
         "┌ Confirm ─────────────────────────────────────────────────────────────────────┐",
         "│ALL DATA ON THIS DISK WILL BE DESTROYED:                                      │",
         "│                                                                              │",
-        "│  Crucial MX500, serial CT22, 134.2 MB                                        │",
+        "│  Crucial MX500, serial CT22, 128 MiB (134.2 MB)                              │",
         "│  /dev/sdb                                                                    │",
         "│                                                                              │",
-        "│It will become a copy of /dev/sda (Samsung SSD 870, serial S6PU1, 67.1 MB)    │",
+        "│It will become a copy of /dev/sda: Samsung SSD 870, serial S6PU1, 64.0 MiB    │",
+        "│(67.1 MB)                                                                     │",
         "│                                                                              │",
         "│Type yes and press Enter to start. Esc goes back.                             │",
         "│                                                                              │",
@@ -247,13 +268,13 @@ fn progress_shows_bar_speed_elapsed_eta_and_bad_sectors() {
     let expected = [
         " Lifeboat 0.1.0 - Clone disk - step 6 of 6: running",
         "/dev/sda -> /dev/sdb",
-        "Crucial MX500, serial CT22, 134.2 MB",
+        "Crucial MX500, serial CT22, 128 MiB (134.2 MB)",
         "copying partition 1",
         "┌──────────────────────────────────────────────────────────────────────────────┐",
         "│███████████████████████             30.0%                                     │",
         "└──────────────────────────────────────────────────────────────────────────────┘",
         "Done     3.0 MiB of 10.0 MiB",
-        "Speed    52.4 MB/s",
+        "Speed    50.0 MiB/s",
         "Elapsed  1:01:03",
         "Left     1:15",
         "Unreadable so far: 4.0 KiB (written as zeros)",
@@ -381,7 +402,7 @@ fn loop_devices_are_named_by_their_file_and_have_no_smart_column_value() {
     );
     assert_eq!(
         lines[2],
-        "│loop0    virtual  64.0 MiB gpt  file src.img                                  │"
+        "│loop0   virtual 64.0 MiB gpt   file src.img                                   │"
     );
 }
 
@@ -406,4 +427,65 @@ fn the_log_screen_wraps_long_lines_and_shows_the_newest() {
         format!("│04:00:39 info: line 39{}│", " ".repeat(56))
     );
     assert_eq!(lines[24], " ↑↓ PgUp PgDn scroll  End newest  Esc back");
+}
+
+#[test]
+fn only_screens_with_a_spinner_need_redrawing_on_ticks() {
+    let mut m = smart_model();
+    assert!(!tui::view::animated(&m));
+    m.scanning = true;
+    assert!(tui::view::animated(&m));
+    m.scanning = false;
+    // The image browser spins until its folder is read.
+    keys(&mut m, &[tui::Key::Char('e')]);
+    assert!(tui::view::animated(&m));
+    let _ = update(
+        &mut m,
+        Msg::Listed {
+            dir: std::path::PathBuf::from("/run/lifeboat/mnt"),
+            result: Ok(vec![]),
+        },
+    );
+    assert!(!tui::view::animated(&m));
+}
+
+#[test]
+fn long_models_and_serials_are_cut_with_an_ellipsis_and_grow_with_the_terminal() {
+    let mut m = Model::new(false, false, Default::default(), None);
+    let long = device(
+        "nvme0n1",
+        1000 * 1000 * MIB,
+        "Samsung SSD 990 PRO with Heatsink 2TB",
+        "S7HENJ0W123456789XYZ",
+        disk::Transport::Nvme,
+    );
+    update(
+        &mut m,
+        Msg::Scanned(Ok(vec![tui::model::DiskEntry {
+            report: Ok(gpt_report("/dev/nvme0n1")),
+            device: long,
+        }])),
+    );
+    let lines = render(&m, 80, 25);
+    assert_eq!(
+        lines[2],
+        "│nvme0n1 nvme     977 GiB gpt   Samsung SSD 990 PRO with Hea… S7HENJ0W1234567… │"
+    );
+    // The details name model, serial and the size in both units.
+    assert_eq!(
+        lines[17..19],
+        [
+            "│Samsung SSD 990 PRO with Heatsink 2TB, serial S7HENJ0W123456789XYZ, 977 GiB   │",
+            "│(1.0 TB)                                                                      │",
+        ],
+        "\n{}",
+        dump(&lines)
+    );
+    // A wider terminal shows them whole.
+    let wide = render(&m, 120, 25);
+    assert!(
+        wide[2].contains("Samsung SSD 990 PRO with Heatsink 2TB    S7HENJ0W123456789XYZ "),
+        "\n{}",
+        dump(&wide)
+    );
 }

@@ -31,7 +31,7 @@ fn render(m: &Model) -> Vec<String> {
         .collect()
 }
 
-fn summary() -> ImageSummary {
+pub fn summary() -> ImageSummary {
     ImageSummary {
         model: "Samsung SSD 870".into(),
         serial: "S5Y1NX0R".into(),
@@ -45,6 +45,24 @@ fn summary() -> ImageSummary {
         stored: 9 * MIB,
         volumes: 1,
         bad_ranges: 0,
+        whole_disk: true,
+        needs: 33 * MIB + 16384 + 512,
+        parts: vec![
+            tui::model::ImagePart {
+                number: 1,
+                size: 16 * MIB,
+                fs: "ext4".into(),
+                label: "ROOT".into(),
+                restorable: true,
+            },
+            tui::model::ImagePart {
+                number: 2,
+                size: 16 * MIB,
+                fs: "vfat".into(),
+                label: "DATA".into(),
+                restorable: true,
+            },
+        ],
     }
 }
 

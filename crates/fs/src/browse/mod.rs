@@ -2,14 +2,15 @@
 //! targets, and stream a file's content to a writer, over any [`BlockIo`] (a partition inside
 //! an image, a live partition, a partition window of a disk image).
 //!
-//! ext2/3/4 is read with the `ext4-view` crate, FAT12/16/32 with `fatfs` and NTFS with `ntfs`;
-//! [`open`] probes the file system and picks the reader. Every call on the bytes of a file system
+//! ext2/3/4 is read with our own tolerant reader (`ext4.rs`), FAT12/16/32 with `fatfs`, NTFS with `ntfs` and
+//! exFAT with our own reader; [`open`] probes the file system and picks the reader. Every call on the bytes of a file system
 //! is treated as reading untrusted input: errors are returned, never panics (a panic inside a
 //! third-party reader is caught and reported as [`BrowseError::Damaged`]), and content is
 //! streamed in bounded buffers. Paths are absolute, `/`-separated, in the file system's own
 //! names (UTF-8).
 
 mod adapter;
+mod exfat;
 mod ext4;
 mod fat;
 mod ntfs;
@@ -145,7 +146,7 @@ pub enum BrowseError {
 /// Methods take `&mut self` because the readers keep a position and caches. Paths are absolute
 /// (`/`, `/docs/a.txt`); symlinks are never followed.
 pub trait Browser {
-    /// The file system's short name: `ext4`, `vfat`, `ntfs`.
+    /// The file system's short name: `ext4`, `vfat`, `ntfs`, `exfat`.
     fn fs_name(&self) -> &'static str;
 
     /// The volume label, if any.
@@ -163,6 +164,36 @@ pub trait Browser {
 
     /// The target of the symlink at `path`.
     fn read_link(&mut self, path: &str) -> Result<String, BrowseError>;
+
+    /// Like [`Browser::read_file`], but runs known to be zeros (sparse holes, exFAT's bytes past
+    /// the valid data length) may be handed to [`SparseWrite::hole`] instead of written, so a
+    /// large sparse file is copied without producing its zeros. Returns the logical length.
+    fn read_file_sparse(
+        &mut self,
+        path: &str,
+        out: &mut dyn SparseWrite,
+    ) -> Result<u64, BrowseError> {
+        self.read_file(path, out.as_write())
+    }
+}
+
+/// An output that can skip over zeros: what [`Browser::read_file_sparse`] writes to.
+pub trait SparseWrite {
+    /// The plain writer for data.
+    fn as_write(&mut self) -> &mut dyn Write;
+
+    /// `len` zero bytes follow the data written so far. The default writes them.
+    fn hole(&mut self, len: u64) -> std::io::Result<()> {
+        let zeros = vec![0u8; COPY_BUF];
+        let mut left = len;
+        while left > 0 {
+            let n = usize::try_from(left.min(COPY_BUF as u64)).unwrap_or(COPY_BUF);
+            self.as_write()
+                .write_all(zeros.get(..n).unwrap_or_default())?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
 }
 
 /// Probes `io` and opens the matching reader.
@@ -184,6 +215,7 @@ pub fn open(io: Box<dyn BlockIo>) -> Result<Box<dyn Browser>, BrowseError> {
         }
         FsKind::Vfat => fat::FatBrowser::open(io).map(|b| Box::new(b) as Box<dyn Browser>),
         FsKind::Ntfs => ntfs::NtfsBrowser::open(io).map(|b| Box::new(b) as Box<dyn Browser>),
+        FsKind::Exfat => exfat::ExfatBrowser::open(io).map(|b| Box::new(b) as Box<dyn Browser>),
         other => Err(BrowseError::UnsupportedFs {
             device: device.clone(),
             what: format!("browsing {} file systems is not implemented", other.name()),
@@ -247,6 +279,14 @@ impl Browser for Guarded {
     fn read_link(&mut self, path: &str) -> Result<String, BrowseError> {
         let inner = &mut self.inner;
         guard(path, || inner.read_link(path))
+    }
+    fn read_file_sparse(
+        &mut self,
+        path: &str,
+        out: &mut dyn SparseWrite,
+    ) -> Result<u64, BrowseError> {
+        let inner = &mut self.inner;
+        guard(path, || inner.read_file_sparse(path, out))
     }
 }
 

@@ -1,11 +1,16 @@
 //! NTFS through the `ntfs` crate: resident and non-resident (and sparse) `$DATA`; compressed and
 //! encrypted files are reported as unsupported.
+//!
+//! Links are listed as symlinks with their target: Windows symbolic links and junctions
+//! (reparse points with the `SYMLINK` / `MOUNT_POINT` tags, their `\` turned into `/`) and the
+//! Interix-style symlinks `ntfs-3g` creates by default (a system file holding `IntxLNK\1` and the
+//! UTF-16 target). Other reparse points (deduplicated, cloud files, …) are listed as `other`.
 
 use std::io::Write;
 
 use disk::BlockIo;
 use ntfs::structured_values::{NtfsFileAttributeFlags, NtfsFileNamespace};
-use ntfs::{Ntfs, NtfsAttributeFlags, NtfsFile, NtfsReadSeek, NtfsTime};
+use ntfs::{Ntfs, NtfsAttributeFlags, NtfsAttributeType, NtfsFile, NtfsReadSeek, NtfsTime};
 
 use super::{components, write_out, BrowseError, Entry, EntryKind, IoCursor, Timestamp, COPY_BUF};
 
@@ -36,6 +41,107 @@ fn err(path: &str, e: ntfs::NtfsError) -> BrowseError {
     }
 }
 
+/// Reparse tags of links.
+const TAG_MOUNT_POINT: u32 = 0xA000_0003;
+const TAG_SYMLINK: u32 = 0xA000_000C;
+/// Reparse data is at most 16 KiB.
+const MAX_REPARSE: u64 = 16 << 10;
+/// The magic at the start of an Interix symlink (what `ntfs-3g` writes for `ln -s`).
+const INTERIX_LINK: &[u8] = b"IntxLNK\x01";
+/// An Interix link holds at most a 4096-unit target.
+const MAX_INTERIX: u64 = 8 + 2 * 4096;
+
+/// The value of the first unnamed attribute of type `ty`, if it is at most `max` bytes.
+fn attr_value(
+    file: &NtfsFile<'_>,
+    io: &mut IoCursor,
+    ty: NtfsAttributeType,
+    max: u64,
+    path: &str,
+) -> Result<Option<Vec<u8>>, BrowseError> {
+    let mut attrs = file.attributes();
+    while let Some(item) = attrs.next(io) {
+        let item = item.map_err(|e| err(path, e))?;
+        let attr = item.to_attribute().map_err(|e| err(path, e))?;
+        if attr.ty().ok() != Some(ty) || attr.name_length() != 0 {
+            continue;
+        }
+        let len = attr.value_length();
+        if len > max {
+            return Ok(None);
+        }
+        let mut out = vec![0u8; usize::try_from(len).unwrap_or(0)];
+        let mut value = attr.value(io).map_err(|e| err(path, e))?;
+        let mut done = 0;
+        while let Some(dst) = out.get_mut(done..).filter(|d| !d.is_empty()) {
+            let n = value.read(io, dst).map_err(|e| err(path, e))?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        out.truncate(done);
+        return Ok(Some(out));
+    }
+    Ok(None)
+}
+
+fn le16(b: &[u8], at: usize) -> usize {
+    b.get(at..at + 2)
+        .map_or(0, |s| usize::from(u16::from_le_bytes([s[0], s[1]])))
+}
+
+fn utf16(b: &[u8]) -> String {
+    let units: Vec<u16> = b
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    String::from_utf16_lossy(&units)
+        .trim_end_matches('\0')
+        .to_string()
+}
+
+/// The target of a symlink or junction reparse buffer, `/`-separated; `None` for other tags.
+fn reparse_target(data: &[u8]) -> Option<String> {
+    let tag = u32::from_le_bytes(data.get(0..4)?.try_into().ok()?);
+    let (body, path_at) = match tag {
+        TAG_SYMLINK => (data.get(8..)?, 12usize),
+        TAG_MOUNT_POINT => (data.get(8..)?, 8),
+        _ => return None,
+    };
+    let name = |off: usize, len: usize| -> Option<String> {
+        let start = path_at.checked_add(off)?;
+        let bytes = body.get(start..start.checked_add(len)?)?;
+        Some(utf16(bytes))
+    };
+    let print = name(le16(body, 4), le16(body, 6)).filter(|n| !n.is_empty());
+    let subst = name(le16(body, 0), le16(body, 2))
+        .map(|n| n.strip_prefix("\\??\\").map(str::to_string).unwrap_or(n));
+    let target = print.or(subst).filter(|t| !t.is_empty())?;
+    Some(target.replace('\\', "/"))
+}
+
+/// The link target of `file`, for symlinks, junctions and Interix symlinks.
+fn link_target(
+    file: &NtfsFile<'_>,
+    io: &mut IoCursor,
+    attrs: NtfsFileAttributeFlags,
+    path: &str,
+) -> Result<Option<String>, BrowseError> {
+    if attrs.contains(NtfsFileAttributeFlags::REPARSE_POINT) {
+        let data = attr_value(file, io, NtfsAttributeType::ReparsePoint, MAX_REPARSE, path)?;
+        return Ok(data.as_deref().and_then(reparse_target));
+    }
+    if attrs.contains(NtfsFileAttributeFlags::SYSTEM) && !file.is_directory() {
+        let data = attr_value(file, io, NtfsAttributeType::Data, MAX_INTERIX, path)?;
+        if let Some(rest) = data.as_deref().and_then(|d| d.strip_prefix(INTERIX_LINK)) {
+            let t = utf16(rest);
+            return Ok((!t.is_empty()).then_some(t));
+        }
+    }
+    Ok(None)
+}
+
 /// Builds the entry of `file` named `name`.
 fn entry(
     file: &NtfsFile<'_>,
@@ -45,14 +151,19 @@ fn entry(
 ) -> Result<Entry, BrowseError> {
     let info = file.info().map_err(|e| err(path, e))?;
     let attrs = info.file_attributes();
-    let kind = if file.is_directory() {
+    let link = link_target(file, io, attrs, path)?;
+    let kind = if link.is_some() {
+        EntryKind::Symlink
+    } else if file.is_directory() {
         EntryKind::Dir
     } else if attrs.contains(NtfsFileAttributeFlags::REPARSE_POINT) {
         EntryKind::Other
     } else {
         EntryKind::File
     };
-    let size = if kind == EntryKind::File {
+    let size = if let Some(t) = &link {
+        t.len() as u64
+    } else if kind == EntryKind::File {
         match file.data(io, "") {
             Some(item) => {
                 let item = item.map_err(|e| err(path, e))?;
@@ -74,7 +185,7 @@ fn entry(
         mode: None,
         uid: None,
         gid: None,
-        link_target: None,
+        link_target: link,
     })
 }
 
@@ -200,13 +311,13 @@ impl super::Browser for NtfsBrowser {
     fn read_file(&mut self, path: &str, out: &mut dyn Write) -> Result<u64, BrowseError> {
         let Self { ntfs, io, .. } = self;
         let (file, _) = Self::resolve(ntfs, io, path)?;
-        if file.is_directory() {
+        let info = file.info().map_err(|e| err(path, e))?;
+        let attrs = info.file_attributes();
+        if file.is_directory() || link_target(&file, io, attrs, path)?.is_some() {
             return Err(BrowseError::NotAFile {
                 path: path.to_string(),
             });
         }
-        let info = file.info().map_err(|e| err(path, e))?;
-        let attrs = info.file_attributes();
         let unsupported = |what: &str| BrowseError::Unsupported {
             path: path.to_string(),
             what: what.to_string(),
@@ -254,9 +365,11 @@ impl super::Browser for NtfsBrowser {
     }
 
     fn read_link(&mut self, path: &str) -> Result<String, BrowseError> {
-        self.metadata(path)?;
-        Err(BrowseError::NotASymlink {
-            path: path.to_string(),
-        })
+        match self.metadata(path)?.link_target {
+            Some(t) => Ok(t),
+            None => Err(BrowseError::NotASymlink {
+                path: path.to_string(),
+            }),
+        }
     }
 }

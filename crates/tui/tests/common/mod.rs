@@ -224,10 +224,36 @@ pub fn planned(req: &tui::model::PlanRequest) -> std::sync::Arc<tui::model::Plan
                 engine::clone::plan_copy_partition(&w, &name, req.target.len).unwrap(),
             ))
         }
+        Action::RestoreDisk => {
+            let img = std::sync::Arc::new(image::ImageReader::open(gpt_lbi()).unwrap());
+            PlannedKind::Restore(Box::new(
+                engine::restore::plan_restore_disk(
+                    &img,
+                    &name,
+                    req.target.len,
+                    Some(512),
+                    &req.options.restore(),
+                )
+                .unwrap(),
+            ))
+        }
+        Action::RestorePartition => {
+            let img = std::sync::Arc::new(image::ImageReader::open(gpt_lbi()).unwrap());
+            PlannedKind::Restore(Box::new(
+                engine::restore::plan_restore_partition(
+                    &img,
+                    req.source.number,
+                    &name,
+                    req.target.len,
+                )
+                .unwrap(),
+            ))
+        }
     };
     let text = match &kind {
         PlannedKind::Clone(p) => p.to_string(),
         PlannedKind::Copy(p) => p.to_string(),
+        PlannedKind::Restore(p) => p.to_string(),
     };
     std::sync::Arc::new(PlannedJob {
         action: req.action,
@@ -260,4 +286,40 @@ pub fn planned_backup(req: &tui::model::BackupRequest) -> std::sync::Arc<tui::mo
         free: Some(1 << 40),
         fat: false,
     })
+}
+
+/// An image of [`gpt_image`] made by the backup engine, as disk "Samsung SSD 870" serial
+/// "S6PU1". Made once per test binary.
+pub fn gpt_lbi() -> &'static Path {
+    static IMAGE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = IMAGE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("disk.lbi");
+        backup_into(gpt_image(), &img, None);
+        (dir, img)
+    });
+    path
+}
+
+/// Backs up `disk` (or its partition `part`) into the new image `image` with the engine.
+pub fn backup_into(disk: &Path, image: &Path, part: Option<u32>) {
+    let src = disk::FileDisk::open_read(disk).unwrap();
+    let plan = engine::backup::plan_backup(
+        &src,
+        engine::backup::SourceIdentity {
+            model: "Samsung SSD 870".into(),
+            serial: "S6PU1".into(),
+        },
+        image,
+        part,
+    )
+    .unwrap();
+    engine::backup::execute_backup(
+        &plan,
+        &src,
+        &engine::backup::BackupOptions::default(),
+        None,
+        &engine::Cancel::new(),
+    )
+    .unwrap();
 }

@@ -1,0 +1,341 @@
+//! The text UI in the booted image, driven as a person at a serial terminal would drive it: keys
+//! typed on the VM's serial console, the screen read through a terminal emulator
+//! (`qemu_tests::screen`), results checked from the host.
+//!
+//! Lifeboat is booted directly (kernel + initramfs) with `console=ttyS0`, so init starts the UI on
+//! the serial line. Run with `cargo xtask qemu-test`.
+
+use anyhow::{ensure, Result};
+use qemu_tests::e2e::{debugfs_dump, ext4_drive, host_lifeboat_run, report, BOOT, JOB};
+use qemu_tests::fixture::{
+    extract, file_tree, mkfs, path, run, run_status, scratch, sha256, sparse_file, write_into, Mkfs,
+};
+use qemu_tests::screen::{key, Terminal};
+use qemu_tests::vm::{Disk, Image, Interface, Vm, VmBuilder};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long a screen may take to change after a key, under TCG on a loaded host.
+const STEP: Duration = Duration::from_secs(120);
+
+/// Boots Lifeboat with its UI on the serial console and waits for the disk list.
+fn boot_to_ui(b: VmBuilder, img: &Image, extra: &str) -> Result<(Vm, Terminal)> {
+    let mut vm = b
+        .kernel(
+            &img.vmlinuz,
+            &img.initramfs,
+            &format!("console=ttyS0,115200 {extra}"),
+        )
+        .start()?;
+    vm.expect("started /bin/lifeboat on ttyS0", BOOT)?;
+    let mut term = Terminal::new(80, 25);
+    term.wait(&mut vm, "Lifeboat", BOOT)?;
+    Ok((vm, term))
+}
+
+#[test]
+fn the_ui_on_the_serial_console_lists_disks_on_every_bus_by_model_and_serial() -> Result<()> {
+    let img = Image::find()?;
+    let dir = scratch("tui-list")?;
+    let mut b = VmBuilder::new("tui-list").usb_controller();
+    let serials = ["VIRT-0042", "NVME-1234", "USB-STICK-9", "SATA-77"];
+    for (name, iface, serial, mib) in [
+        ("virtio", Interface::Virtio, serials[0], 64),
+        ("nvme", Interface::Nvme, serials[1], 128),
+        ("usb", Interface::Usb, serials[2], 32),
+        ("ahci", Interface::Ahci, serials[3], 48),
+    ] {
+        let p = dir.join(format!("{name}.img"));
+        sparse_file(&p, mib << 20)?;
+        let d = Disk::new(&p, iface).serial(serial);
+        b = b.disk(if name == "ahci" {
+            d.model("Samsung SSD 870")
+        } else {
+            d
+        });
+    }
+    let (mut vm, mut term) = boot_to_ui(b, &img, "")?;
+    let mut wanted = vec![
+        "nvme0n1",
+        "vda",
+        "sda",
+        "sdb",
+        "QEMU NVMe Ctrl",
+        "Samsung SSD 870",
+        "64.0 MiB",
+        "128 MiB",
+        "48.0 MiB",
+    ];
+    // Each disk's row shows its serial (at 80 columns, cut with … when long).
+    wanted.extend(serials);
+    let screen = term.wait_for(&mut vm, &wanted, BOOT)?;
+    eprintln!("{screen}");
+    // The whole 80×25 screen is used: the help line is on the last row.
+    let rows: Vec<&str> = screen.lines().collect();
+    assert_eq!(rows.len(), 25, "screen:\n{screen}");
+    assert!(
+        rows.last().is_some_and(|l| l.contains("quit")),
+        "the help line with the keys is on the bottom row:\n{screen}"
+    );
+    // Walking down the list shows each disk's identity in full in the details.
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        term.pump(&mut vm)?;
+        let text = term.text();
+        for serial in serials {
+            if text.contains(&format!("serial {serial}")) && !seen.contains(&serial) {
+                seen.push(serial);
+            }
+        }
+        term.type_keys(&mut vm, key::DOWN)?;
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    seen.sort_unstable();
+    let mut all = serials.to_vec();
+    all.sort_unstable();
+    assert_eq!(seen, all, "screen:\n{}", term.text());
+    Ok(())
+}
+
+/// A 64 MiB GPT disk: partition 1 ext4 (files from `tree`), partition 2 FAT16.
+fn source_disk(dir: &Path, tree: &Path) -> Result<PathBuf> {
+    let disk = dir.join("source.img");
+    sparse_file(&disk, 64 << 20)?;
+    run(
+        "sgdisk",
+        &[
+            "-n1:1M:+40M",
+            "-t1:8300",
+            "-c1:data",
+            "-n2:0:+16M",
+            "-t2:0700",
+            path(&disk)?,
+        ],
+    )?;
+    let ext = dir.join("p1.img");
+    mkfs(Mkfs::Ext4, &ext, 40 << 20, "DATA", &["-d", path(tree)?])?;
+    write_into(&disk, 1 << 20, &ext)?;
+    let fat = dir.join("p2.img");
+    mkfs(Mkfs::Fat16, &fat, 16 << 20, "EFI", &[])?;
+    write_into(&disk, 41 << 20, &fat)?;
+    Ok(disk)
+}
+
+fn partition_bytes(disk: &Path, n: u32, out: &Path) -> Result<()> {
+    // First and last 512-byte sector, as sgdisk -i prints them.
+    let (first, last) = qemu_tests::system_disk::partition_range(disk, n)?;
+    extract(disk, first * 512, (last + 1 - first) * 512, out)
+}
+
+#[test]
+fn a_backup_and_a_restore_driven_by_keys_on_the_serial_console() -> Result<()> {
+    let t0 = Instant::now();
+    let img = Image::find()?;
+    let dir = scratch("tui-backup-restore")?;
+    let tree = dir.join("tree");
+    file_tree(&tree, 120)?;
+    let source = source_disk(&dir, &tree)?;
+    let source_hash = sha256(&source)?;
+    let target = dir.join("target.img");
+    sparse_file(&target, 96 << 20)?;
+    let drive = ext4_drive(&dir, "images.img", 160, "IMAGES", None)?;
+    let b = VmBuilder::new("tui-backup-restore")
+        .usb_controller()
+        .disk(Disk::new(&source, Interface::Virtio).serial("SRC-DISK-1"))
+        .disk(Disk::new(&target, Interface::Virtio).serial("DST-DISK-2"))
+        .disk(Disk::new(&drive, Interface::Usb).serial("IMG-STICK-3"));
+    let (mut vm, mut t) = boot_to_ui(b, &img, "")?;
+    t.wait_for(&mut vm, &["vda", "vdb", "sda"], BOOT)?;
+
+    // Mount the image drive (a bare ext4 file system on the USB disk).
+    t.select(&mut vm, "sda", 12)?;
+    t.type_keys(&mut vm, "m")?;
+    t.wait(&mut vm, "is mounted at /run/lifeboat/mnt/", STEP)?;
+
+    // Back up the source disk into the drive's top folder.
+    t.select(&mut vm, "vda", 12)?;
+    t.type_keys(&mut vm, "a")?;
+    t.wait(&mut vm, "Back up which disk", STEP)?;
+    t.type_keys(&mut vm, key::ENTER)?;
+    t.wait(&mut vm, "sda/", STEP)?;
+    t.type_keys(&mut vm, key::ENTER)?;
+    t.wait(
+        &mut vm,
+        "s saves the new image in /run/lifeboat/mnt/sda",
+        STEP,
+    )?;
+    t.type_keys(&mut vm, "s")?;
+    t.wait(&mut vm, "Enter show the plan", STEP)?;
+    t.type_keys(&mut vm, key::ENTER)?;
+    let plan = t.wait(&mut vm, "Enter start the backup", STEP)?;
+    eprintln!("{plan}");
+    t.type_keys(&mut vm, key::ENTER)?;
+    let done = t.wait(&mut vm, "Backup finished.", JOB)?;
+    eprintln!("{done}");
+    t.type_keys(&mut vm, key::ENTER)?;
+
+    // Restore that image onto the blank disk.
+    t.type_keys(&mut vm, "e")?;
+    t.wait(&mut vm, "sda/", STEP)?;
+    t.type_keys(&mut vm, key::ENTER)?;
+    t.wait(&mut vm, ".lbi", STEP)?;
+    t.select(&mut vm, ".lbi", 12)?;
+    t.type_keys(&mut vm, key::ENTER)?;
+    t.wait(&mut vm, "The whole disk", STEP)?;
+    t.type_keys(&mut vm, key::ENTER)?;
+    t.wait(&mut vm, "Pick the disk to restore TO", STEP)?;
+    t.select(&mut vm, "vdb", 12)?;
+    t.type_keys(&mut vm, key::ENTER)?;
+    t.wait(&mut vm, "Enter make the plan", STEP)?;
+    t.type_keys(&mut vm, key::ENTER)?;
+    let plan = t.wait(&mut vm, "Nothing has been written yet", STEP)?;
+    eprintln!("{plan}");
+    t.type_keys(&mut vm, key::ENTER)?;
+    let confirm = t.wait(&mut vm, "Type yes", STEP)?;
+    // The confirmation names the target by model, serial and size.
+    ensure!(
+        confirm.contains("serial DST-DISK-2")
+            && (confirm.contains("96.0 MiB") || confirm.contains("100.7 MB")),
+        "the confirmation must name the target's serial and size:\n{confirm}"
+    );
+    for k in ["y", "e", "s", key::ENTER] {
+        t.type_keys(&mut vm, k)?;
+    }
+    let done = t.wait(&mut vm, "Restore disk finished.", JOB)?;
+    eprintln!("{done}");
+    t.type_keys(&mut vm, key::ENTER)?;
+    // Leave the UI's mount before QEMU stops, so the drive's ext4 is clean.
+    t.select(&mut vm, "sda", 12)?;
+    t.type_keys(&mut vm, "u")?;
+    t.wait(&mut vm, "unmounted", STEP)?;
+    drop(vm);
+
+    // From the host: the source is untouched, the image verifies, the restored disk's table and
+    // file systems check clean and hold the source's bytes.
+    assert_eq!(sha256(&source)?, source_hash, "the source disk changed");
+    let listing = run("debugfs", &["-R", "ls -l /", path(&drive)?])?;
+    let name = listing
+        .split_whitespace()
+        .find(|w| w.ends_with(".lbi"))
+        .map(str::to_string);
+    let Some(name) = name else {
+        anyhow::bail!("no .lbi on the image drive:\n{listing}");
+    };
+    let image = dir.join("copy.lbi");
+    debugfs_dump(&drive, &format!("/{name}"), &image)?;
+    let (code, out) = host_lifeboat_run(&["verify", path(&image)?])?;
+    assert_eq!(code, 0, "lifeboat verify {name}:\n{out}");
+    let (code, out) = run_status("sgdisk", &["-v", path(&target)?])?;
+    assert!(
+        code == 0 && out.contains("No problems found"),
+        "sgdisk -v of the restored disk:\n{out}"
+    );
+    for n in [1, 2] {
+        let (a, b) = (dir.join(format!("src-p{n}")), dir.join(format!("dst-p{n}")));
+        partition_bytes(&source, n, &a)?;
+        partition_bytes(&target, n, &b)?;
+        assert_eq!(sha256(&a)?, sha256(&b)?, "partition {n} differs");
+    }
+    let (code, out) = run_status("e2fsck", &["-fn", path(&dir.join("dst-p1"))?])?;
+    assert_eq!(code, 0, "e2fsck -fn of the restored ext4:\n{out}");
+    report("tui-backup-restore", t0);
+    Ok(())
+}
+
+#[test]
+fn the_ui_refuses_to_restore_onto_the_boot_medium_or_the_drive_holding_the_image() -> Result<()> {
+    let t0 = Instant::now();
+    let img = Image::find()?;
+    let dir = scratch("tui-safety")?;
+    // An image made on the host, on a bare ext4 "image drive".
+    let tree = dir.join("tree");
+    file_tree(&tree, 10)?;
+    let small = source_disk(&dir, &tree)?;
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images)?;
+    let (code, out) =
+        host_lifeboat_run(&["backup", path(&small)?, path(&images.join("small.lbi"))?])?;
+    assert_eq!(code, 0, "host backup:\n{out}");
+    let drive = ext4_drive(&dir, "drive.img", 64, "IMAGES", Some(&images))?;
+    // The ISO as a USB stick: init marks it as the boot medium (label LIFEBOAT).
+    let stick = dir.join("stick.img");
+    std::fs::copy(&img.iso, &stick)?;
+    let stick_hash = sha256(&stick)?;
+    let spare = dir.join("spare.img");
+    sparse_file(&spare, 96 << 20)?;
+    let b = VmBuilder::new("tui-safety")
+        .usb_controller()
+        .disk(Disk::new(&stick, Interface::Usb).serial("LIFEBOAT-STICK"))
+        .disk(Disk::new(&drive, Interface::Virtio).serial("IMG-DRIVE"))
+        .disk(Disk::new(&spare, Interface::Virtio).serial("SPARE-1"));
+    let (mut vm, mut t) = boot_to_ui(b, &img, "")?;
+    t.wait_for(&mut vm, &["sda", "vda", "vdb", "BOOT"], BOOT)?;
+    t.select(&mut vm, "vda", 12)?;
+    t.type_keys(&mut vm, "m")?;
+    t.wait(&mut vm, "is mounted at /run/lifeboat/mnt/", STEP)?;
+    t.type_keys(&mut vm, "e")?;
+    t.wait(&mut vm, "vda/", STEP)?;
+    t.type_keys(&mut vm, key::ENTER)?;
+    t.wait(&mut vm, "small.lbi", STEP)?;
+    t.select(&mut vm, "small.lbi", 12)?;
+    t.type_keys(&mut vm, key::ENTER)?;
+    t.wait(&mut vm, "The whole disk", STEP)?;
+    t.type_keys(&mut vm, key::ENTER)?;
+    let targets = t.wait(&mut vm, "Pick the disk to restore TO", STEP)?;
+    eprintln!("{targets}");
+    let marked = |screen: &str, name: &str| {
+        screen.lines().any(|l| {
+            l.trim_start_matches('│')
+                .trim_start()
+                .starts_with(&format!("x {name}"))
+        })
+    };
+    assert!(
+        marked(&targets, "sda"),
+        "the boot medium is not marked refused:\n{targets}"
+    );
+    assert!(
+        marked(&targets, "vda"),
+        "the image's drive is not marked refused:\n{targets}"
+    );
+    assert!(
+        !marked(&targets, "vdb"),
+        "the spare disk is refused:\n{targets}"
+    );
+    // Choosing a refused disk says why and goes nowhere.
+    for (name, why) in [
+        ("sda", "booted from"),
+        ("vda", "the image is read from this drive"),
+    ] {
+        t.select(&mut vm, name, 12)?;
+        t.type_keys(&mut vm, key::ENTER)?;
+        std::thread::sleep(Duration::from_secs(2));
+        t.pump(&mut vm)?;
+        let screen = t.text();
+        assert!(
+            screen.contains("Pick the disk to restore TO") && !screen.contains("make the plan"),
+            "choosing {name} went on:\n{screen}"
+        );
+        // The reason may wrap: compare with the box edges and line breaks folded away.
+        let flat = screen
+            .replace(['│', '\n'], " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            flat.contains(why),
+            "no reason `{why}` for {name}:\n{screen}"
+        );
+    }
+    t.type_keys(&mut vm, key::ESC)?;
+    drop(vm);
+    assert_eq!(sha256(&stick)?, stick_hash, "the boot medium was written");
+    // The drive was mounted read-write by the UI (that is how it holds images), so its bytes
+    // may change (ext4 mount count); its image is still there and whole.
+    let back = dir.join("small-back.lbi");
+    debugfs_dump(&drive, "/small.lbi", &back)?;
+    let (code, out) = host_lifeboat_run(&["verify", path(&back)?])?;
+    assert_eq!(code, 0, "the image on the drive:\n{out}");
+    report("tui-safety", t0);
+    Ok(())
+}
