@@ -38,6 +38,7 @@ pub const TOOL_PACKAGES: &[(&str, &str)] = &[
     ("grub-mkimage", "grub-common"),
     ("grub-mkstandalone", "grub-common"),
     ("cpio", "cpio"),
+    ("pgrep", "procps"),
 ];
 
 /// Finds `tool` on PATH or in the sbin directories; an error names the package to install.
@@ -343,4 +344,36 @@ pub fn scratch(name: &str) -> Result<PathBuf> {
 pub fn path(p: &Path) -> Result<&str> {
     p.to_str()
         .with_context(|| format!("non-UTF-8 path {}", p.display()))
+}
+
+/// Unmounts a FUSE file system (exfat-fuse, ntfs-3g) that `source` (its device or image path)
+/// was mounted from, and waits until its daemon has written everything and exited: `umount`
+/// answers "target is busy" while the daemon still handles the last `release` of a file just
+/// closed (exfat-fuse zero-fills up to the end of a file written past its valid length: gigabytes
+/// for a file written at 4 GiB), and returns before a daemon whose source is not a block device
+/// has finished writing. Gives up after 5 minutes.
+pub fn fuse_unmount(mountpoint: &Path, source: &str) -> Result<()> {
+    use std::time::{Duration, Instant};
+    let _ = run_status("sync", &[]);
+    let mp = mountpoint.to_str().context("non-UTF-8 path")?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let (code, out) = run_status("umount", &[mp])?;
+        if code == 0 {
+            break;
+        }
+        if Instant::now() >= deadline {
+            bail!("umount {mp} kept failing for 5 minutes: {out}");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The source as a whole word of the daemon's command line (`/dev/loop3`, not `/dev/loop30`).
+    let pattern = format!("{source}( |$)");
+    while run_status("pgrep", &["-f", &pattern])?.0 == 0 {
+        if Instant::now() >= deadline {
+            bail!("the FUSE daemon of {source} did not exit within 5 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }

@@ -15,6 +15,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("/usr/sbin/mkntfs", "ntfs-3g"),
     ("/usr/sbin/mount.exfat-fuse", "exfat-fuse"),
     ("/usr/bin/setfattr", "attr"),
+    ("/usr/bin/pgrep", "procps"),
     ("/usr/bin/mcopy", "mtools"),
     ("/usr/sbin/mkfs.btrfs", "btrfs-progs"),
     ("/usr/sbin/mkfs.xfs", "xfsprogs"),

@@ -43,7 +43,10 @@ fn with_mounted(
         None
     };
     let filled = fill(mnt);
-    let unmounted = run(Command::new("umount").arg(mnt));
+    let source = loopdev
+        .clone()
+        .unwrap_or_else(|| img.to_string_lossy().into_owned());
+    let unmounted = qemu_tests::fixture::fuse_unmount(mnt, &source);
     let detached = match loopdev {
         Some(dev) => run(Command::new("losetup").arg("-d").arg(dev)).map(|_| ()),
         None => Ok(()),

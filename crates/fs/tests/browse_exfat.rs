@@ -62,7 +62,7 @@ impl Mounted {
 
     fn unmount(&mut self) -> Result<()> {
         if self.mounted {
-            run(Command::new("umount").arg(&self.dir))?;
+            qemu_tests::fixture::fuse_unmount(&self.dir, &self.loopdev)?;
             self.mounted = false;
         }
         if !self.loopdev.is_empty() {

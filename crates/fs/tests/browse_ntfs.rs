@@ -116,7 +116,7 @@ fn ntfs_links_are_symlinks_and_compressed_files_are_refused_clearly() -> Result<
         std::fs::write(mnt.join("plain.txt"), b"plain")?;
         Ok(())
     })();
-    let unmounted = run(Command::new("umount").arg(&mnt));
+    let unmounted = qemu_tests::fixture::fuse_unmount(&mnt, img.to_str().unwrap_or_default());
     filled?;
     unmounted?;
 
@@ -182,7 +182,7 @@ fn reparse_points_other_than_links_stay_other() -> Result<()> {
         set_reparse(&mnt.join("dedup"), &reparse(0x8000_0013, &[1, 2, 3, 4]))?;
         Ok(())
     })();
-    let unmounted = run(Command::new("umount").arg(&mnt));
+    let unmounted = qemu_tests::fixture::fuse_unmount(&mnt, img.to_str().unwrap_or_default());
     filled?;
     unmounted?;
     let mut b: Box<dyn Browser> = browse::open(Box::new(disk::FileDisk::open_read(&img)?))?;
@@ -239,7 +239,7 @@ fn an_encrypted_ntfs_file_is_refused_clearly_and_others_read() -> Result<()> {
         std::fs::write(mnt.join("clear.txt"), b"clear")?;
         Ok(())
     })();
-    let unmounted = run(Command::new("umount").arg(&mnt));
+    let unmounted = qemu_tests::fixture::fuse_unmount(&mnt, img.to_str().unwrap_or_default());
     filled?;
     unmounted?;
     let mut raw = std::fs::read(&img)?;
