@@ -11,6 +11,8 @@ use std::process::Command;
 use anyhow::{ensure, Context, Result};
 use disk::FileDisk;
 use fs::browse::{self, BrowseError, Browser, EntryKind, SparseWrite};
+/// Deterministic file contents that do not compress to nothing.
+use qemu_tests::fixture::noise as content;
 
 fn run(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
@@ -28,21 +30,6 @@ fn debugfs(img: &Path, write: bool, req: &str) -> Result<String> {
         c.arg("-w");
     }
     run(c.arg("-R").arg(req).arg(img))
-}
-
-struct XorShift(u64);
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-fn content(seed: u64, len: usize) -> Vec<u8> {
-    let mut r = XorShift(seed | 1);
-    (0..len).map(|_| r.next() as u8).collect()
 }
 
 /// A source tree exercising inline-sized files, multi-extent files, a sparse file, a big folder
