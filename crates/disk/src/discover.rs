@@ -357,49 +357,18 @@ impl BlockDevice {
     /// Model, serial and size in one line, shown when asking to confirm that the device may be
     /// overwritten and stored in images: `Samsung SSD 870 EVO 1TB, serial S6PU..., 1.0 TB`.
     pub fn identity(&self) -> String {
-        let mut model = self
-            .model
-            .clone()
-            .unwrap_or_else(|| "unknown model".to_string());
-        if let Some(vendor) = self.vendor.as_deref() {
-            let meaningless = vendor.eq_ignore_ascii_case("ATA");
-            if !meaningless
-                && !model
-                    .to_ascii_lowercase()
-                    .starts_with(&vendor.to_ascii_lowercase())
-            {
-                model = format!("{vendor} {model}");
-            }
-        }
-        let serial = match &self.serial {
-            Some(s) => format!("serial {s}"),
-            None => "no serial".to_string(),
-        };
-        format!("{model}, {serial}, {}", human_size(self.size))
+        crate::text::identity(
+            self.vendor.as_deref(),
+            self.model.as_deref(),
+            self.serial.as_deref(),
+            Some(self.size),
+        )
     }
 
     /// True for loop, device-mapper, RAID and RAM devices.
     pub fn is_virtual(&self) -> bool {
         !matches!(self.kind, DeviceKind::Disk | DeviceKind::Optical)
     }
-}
-
-/// Decimal size as printed on drive labels: `500.1 GB`.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
-    if bytes < 1000 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1000.0;
-    let mut unit = "kB";
-    for u in UNITS.iter().skip(1) {
-        if value < 1000.0 {
-            break;
-        }
-        value /= 1000.0;
-        unit = u;
-    }
-    format!("{value:.1} {unit}")
 }
 
 /// Why [`discover`] failed as a whole.
@@ -1192,12 +1161,5 @@ mod tests {
             })
         );
         assert_eq!(DevNum::parse("259"), None);
-    }
-
-    #[test]
-    fn human_sizes_use_decimal_units() {
-        assert_eq!(human_size(0), "0 B");
-        assert_eq!(human_size(500_107_862_016), "500.1 GB");
-        assert_eq!(human_size(1_000_204_886_016), "1.0 TB");
     }
 }

@@ -18,6 +18,7 @@ mod discover;
 mod faulty;
 mod file;
 pub mod mounts;
+pub mod text;
 
 pub use blockio::{is_media_error, BlockIo, MemDisk, Window};
 pub use discover::{

@@ -224,7 +224,7 @@ fn virtio_disk_reads_serial_file_and_ignores_pci_vendor_id() {
     assert_eq!(vda.vendor, None);
     assert_eq!(vda.model, None);
     assert_eq!(vda.in_use(), None);
-    assert_eq!(vda.identity(), "unknown model, serial QM00001, 21.5 GB");
+    assert_eq!(vda.identity(), "disk with serial QM00001, 21.5 GB");
 }
 
 #[test]
@@ -279,7 +279,7 @@ fn optical_mmc_and_unknown_devices_are_recognized() {
     assert_eq!(xvda.rotational, None);
     assert_eq!(xvda.discard, None);
     assert_eq!(xvda.physical_sector_size, 512);
-    assert_eq!(xvda.identity(), "unknown model, no serial, 10.7 GB");
+    assert_eq!(xvda.identity(), "disk of unknown model and serial, 10.7 GB");
 }
 
 #[test]

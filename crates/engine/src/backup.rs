@@ -130,7 +130,7 @@ impl fmt::Display for BackupPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let who = match (&self.identity.model, &self.identity.serial) {
             (m, s) if m.is_empty() && s.is_empty() => String::new(),
-            (m, s) => format!(" [{m}, serial {s}]"),
+            (m, s) => format!(" [{}]", disk::text::identity(None, Some(m), Some(s), None)),
         };
         writeln!(
             f,
