@@ -18,6 +18,7 @@ mod discover;
 mod faulty;
 mod file;
 pub mod mounts;
+mod newfile;
 pub mod text;
 
 pub use blockio::{is_media_error, BlockIo, MemDisk, Window};
@@ -27,3 +28,4 @@ pub use discover::{
 };
 pub use faulty::FaultyDisk;
 pub use file::{ConsentSource, DiskError, FileDisk, ObjectId, WriteConsent};
+pub use newfile::{create_private, Existing};
