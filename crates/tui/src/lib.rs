@@ -1,7 +1,14 @@
 //! The text UI of `lifeboat`: every job from the keyboard, at an 80×25 Linux console or over a
 //! serial line, in the Elm architecture — [`Model`] (all state), [`Msg`] (keys, ticks, worker
-//! results), [`update`] (pure: returns [`Effect`]s as data) and [`view`] (read only). A thin
-//! runtime owns the terminal and runs effects on worker threads.
+//! results), [`update`] (pure: returns [`Effect`]s as data) and [`view`] (read only).
+//!
+//! The layout: [`app`] routes messages and draws the frame; [`screens`] has one module per
+//! screen (state, keys, answers, drawing, title and help together); [`widgets`] the pieces they
+//! share (image picker, plan scroller, running-job view); [`model`] the state, messages and
+//! effects; [`inventory`] the disks as lists show them. The private `runtime` owns the terminal
+//! and runs each effect on a worker thread, sending the answer back with the effect's request id
+//! (stale answers are dropped by the screens); [`jobs`] and [`extract`] are the blocking worker
+//! code it calls (discovery, plans, jobs, listings), [`system`] mounts, SMART and the boot mode.
 //!
 //! This crate is the only one that knows ratatui and crossterm. It must not contain disk logic
 //! (plans, safety checks and copying are the engine's), must never print to stdout or stderr
@@ -17,20 +24,21 @@
 //! Environment: `LIFEBOAT_SHOW_LOOP=1` lists loop and RAM devices from the start (also the `v`
 //! key); `LIFEBOAT_DEBUG` keeps debug log records.
 
+pub mod app;
 pub mod confirm;
 pub mod extract;
+pub mod inventory;
 pub mod jobs;
 pub mod logger;
 pub mod model;
 mod runtime;
+pub mod screens;
 pub mod system;
 pub mod termsize;
-pub mod update;
-pub mod view;
+pub mod widgets;
 
-pub use model::{Effect, Key, Model, Msg};
-pub use update::update;
-pub use view::view;
+pub use app::{update, view};
+pub use model::{Effect, Key, Model, Msg, RequestId};
 
 /// Exit code when the user quits.
 pub const EXIT_QUIT: u8 = 0;

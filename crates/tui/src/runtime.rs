@@ -1,11 +1,13 @@
 //! The thin runtime: owns the terminal (raw mode, alternate screen), reads keys, runs effects on
-//! worker threads and feeds their results back to `update` through one channel.
+//! worker threads and feeds their results back to `update` through one channel. Every answer
+//! and progress message is sent with the id of the effect it answers; the runtime itself never
+//! decides what is stale (the screens do), except that a cancel reaches only the job it names.
 
+use crate::app::{animated, update, view};
 use crate::jobs;
-use crate::model::{Effect, Key, Model, Msg};
+use crate::model::{Effect, Key, Model, Msg, RequestId};
+use crate::screens::disks::MOUNT_BASE;
 use crate::system;
-use crate::update::{update, MOUNT_BASE};
-use crate::view::view;
 use crate::{EXIT_POWEROFF, EXIT_QUIT, EXIT_REBOOT};
 use anyhow::{Context, Result};
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -127,6 +129,17 @@ pub fn decode(k: KeyEvent) -> Option<Key> {
     })
 }
 
+/// The progress sink of the job `id`: each report goes to `update` with the job's id.
+fn progress_sink(tx: &Sender<Msg>, id: RequestId) -> impl Fn(&engine::Progress) {
+    let tx = tx.clone();
+    move |p: &engine::Progress| {
+        let _ = tx.send(Msg::Progress {
+            id,
+            progress: p.clone(),
+        });
+    }
+}
+
 enum Flow {
     Continue,
     Exit(u8),
@@ -136,7 +149,8 @@ struct Runtime {
     tx: Sender<Msg>,
     root: SysRoot,
     smartctl: Option<PathBuf>,
-    cancel: Option<Cancel>,
+    /// The running job's id and its cancel switch.
+    cancel: Option<(RequestId, Cancel)>,
     /// The image browser's top folder.
     image_root: PathBuf,
 }
@@ -152,23 +166,34 @@ impl Runtime {
         }
     }
 
+    /// A new cancel switch for the job `id`, which replaces the previous job's.
+    fn cancel_for(&mut self, id: RequestId) -> Cancel {
+        let cancel = Cancel::new();
+        self.cancel = Some((id, cancel.clone()));
+        cancel
+    }
+
     fn run_effect(&mut self, effect: Effect, screen: &mut Screen) -> Result<Flow> {
         match effect {
-            Effect::Rescan { include_virtual } => {
+            Effect::Rescan {
+                id,
+                include_virtual,
+            } => {
                 let root = self.root.clone();
                 self.spawn("scan", move |tx| {
-                    let _ = tx.send(Msg::Scanned(jobs::scan(&root, include_virtual)));
+                    let result = jobs::scan(&root, include_virtual);
+                    let _ = tx.send(Msg::Scanned { id, result });
                 });
             }
-            Effect::Smart(path) => {
+            Effect::Smart { id, path } => {
                 if let Some(tool) = self.smartctl.clone() {
                     self.spawn("smart", move |tx| {
                         let health = system::smart_health(&tool, &path);
-                        let _ = tx.send(Msg::Smart { path, health });
+                        let _ = tx.send(Msg::Smart { id, path, health });
                     });
                 }
             }
-            Effect::Plan(req) => {
+            Effect::Plan { id, request: req } => {
                 let root = self.root.clone();
                 self.spawn("plan", move |tx| {
                     let result = jobs::plan(&root, &req).map(Arc::new).map_err(|e| {
@@ -179,45 +204,37 @@ impl Runtime {
                         );
                         e.to_string()
                     });
-                    let _ = tx.send(Msg::Planned(result));
+                    let _ = tx.send(Msg::Planned { id, result });
                 });
             }
-            Effect::Start(confirmed) => {
-                let cancel = Cancel::new();
-                self.cancel = Some(cancel.clone());
+            Effect::Start { id, confirmed } => {
+                let cancel = self.cancel_for(id);
                 let root = self.root.clone();
                 self.spawn("job", move |tx| {
-                    let progress_tx = tx.clone();
-                    let sink = move |p: &engine::Progress| {
-                        let _ = progress_tx.send(Msg::Progress(p.clone()));
-                    };
+                    let sink = progress_sink(&tx, id);
                     let finished = jobs::execute(&root, &confirmed, &sink, &cancel);
-                    let _ = tx.send(Msg::JobDone(finished));
+                    let _ = tx.send(Msg::JobDone { id, finished });
                 });
             }
-            Effect::ListImages(dir) => {
+            Effect::ListImages { id, dir } => {
                 let top = self.image_root.clone();
                 self.spawn("list", move |tx| {
                     let result = jobs::list_images(&top, &dir);
-                    let _ = tx.send(Msg::Listed { dir, result });
+                    let _ = tx.send(Msg::Listed { id, result });
                 });
             }
-            Effect::VerifyImage(image) => {
-                let cancel = Cancel::new();
-                self.cancel = Some(cancel.clone());
+            Effect::VerifyImage { id, image } => {
+                let cancel = self.cancel_for(id);
                 self.spawn("verify", move |tx| {
-                    let progress_tx = tx.clone();
-                    let sink = move |p: &engine::Progress| {
-                        let _ = progress_tx.send(Msg::Progress(p.clone()));
-                    };
+                    let sink = progress_sink(&tx, id);
                     let threads = std::thread::available_parallelism()
                         .map(|n| n.get())
                         .unwrap_or(2);
                     let result = jobs::verify_image(&image, threads, &sink, &cancel);
-                    let _ = tx.send(Msg::Verified(result));
+                    let _ = tx.send(Msg::Verified { id, result });
                 });
             }
-            Effect::PlanBackup(req) => {
+            Effect::PlanBackup { id, request: req } => {
                 let root = self.root.clone();
                 self.spawn("plan-backup", move |tx| {
                     let result = jobs::plan_backup(&root, &req).map(Arc::new).map_err(|e| {
@@ -228,22 +245,19 @@ impl Runtime {
                         );
                         e
                     });
-                    let _ = tx.send(Msg::BackupPlanned(result));
+                    let _ = tx.send(Msg::BackupPlanned { id, result });
                 });
             }
-            Effect::StartBackup { job, settings } => {
-                let cancel = Cancel::new();
-                self.cancel = Some(cancel.clone());
+            Effect::StartBackup { id, job, settings } => {
+                let cancel = self.cancel_for(id);
                 self.spawn("backup", move |tx| {
-                    let progress_tx = tx.clone();
-                    let sink = move |p: &engine::Progress| {
-                        let _ = progress_tx.send(Msg::Progress(p.clone()));
-                    };
+                    let sink = progress_sink(&tx, id);
                     let result = jobs::execute_backup(&job, &settings, &sink, &cancel);
-                    let _ = tx.send(Msg::BackupDone(result));
+                    let _ = tx.send(Msg::BackupDone { id, result });
                 });
             }
             Effect::ListFiles {
+                id,
                 source,
                 dir,
                 listing,
@@ -253,40 +267,31 @@ impl Runtime {
                     if let Err(e) = &result {
                         log::warn!("{}: {dir}: {e}", source.title());
                     }
-                    let _ = tx.send(Msg::FilesListed {
-                        source,
-                        dir,
-                        listing,
-                        fs,
-                        result,
-                    });
+                    let _ = tx.send(Msg::FilesListed { id, fs, result });
                 });
             }
-            Effect::CheckExtract(request) => {
+            Effect::CheckExtract { id, request } => {
                 self.spawn("check-extract", move |tx| {
                     let existing = crate::extract::existing(&request);
-                    let _ = tx.send(Msg::ExtractChecked { request, existing });
+                    let _ = tx.send(Msg::ExtractChecked { id, existing });
                 });
             }
-            Effect::Extract(request) => {
-                let cancel = Cancel::new();
-                self.cancel = Some(cancel.clone());
+            Effect::Extract { id, request } => {
+                let cancel = self.cancel_for(id);
                 self.spawn("extract", move |tx| {
-                    let progress_tx = tx.clone();
-                    let sink = move |p: &engine::Progress| {
-                        let _ = progress_tx.send(Msg::Progress(p.clone()));
-                    };
+                    let sink = progress_sink(&tx, id);
                     let result = crate::extract::extract(&request, &sink, &cancel);
-                    let _ = tx.send(Msg::Extracted(result));
+                    let _ = tx.send(Msg::Extracted { id, result });
                 });
             }
-            Effect::CancelJob => {
-                if let Some(c) = &self.cancel {
-                    log::warn!("cancel requested by the user");
+            Effect::CancelJob { id } => match &self.cancel {
+                Some((running, c)) if *running == id => {
+                    log::warn!("cancel of job {id} requested by the user");
                     c.cancel();
                 }
-            }
-            Effect::Mount { node, name, fs } => {
+                _ => log::debug!("cancel of job {id} ignored: it is not running"),
+            },
+            Effect::Mount { id, node, name, fs } => {
                 self.spawn("mount", move |tx| {
                     let r = system::mount(&node, &name, fs, Path::new(MOUNT_BASE))
                         .map(|dir| format!("{} is mounted at {}", node.display(), dir.display()))
@@ -294,10 +299,10 @@ impl Runtime {
                             log::error!("{e}");
                             e.to_string()
                         });
-                    let _ = tx.send(Msg::SystemDone(r));
+                    let _ = tx.send(Msg::SystemDone { id, result: r });
                 });
             }
-            Effect::Unmount { mount_point } => {
+            Effect::Unmount { id, mount_point } => {
                 self.spawn("unmount", move |tx| {
                     let r = system::unmount(&mount_point)
                         .map(|()| format!("{} is unmounted", mount_point.display()))
@@ -305,10 +310,10 @@ impl Runtime {
                             log::error!("{e}");
                             e.to_string()
                         });
-                    let _ = tx.send(Msg::SystemDone(r));
+                    let _ = tx.send(Msg::SystemDone { id, result: r });
                 });
             }
-            Effect::Shell => {
+            Effect::Shell { id } => {
                 let shell = std::env::var_os("SHELL")
                     .filter(|s| !s.is_empty())
                     .map(PathBuf::from)
@@ -321,7 +326,7 @@ impl Runtime {
                     Ok(_) => Ok("back from the shell".to_string()),
                     Err(e) => Err(format!("starting {}: {e}", shell.display())),
                 };
-                let _ = self.tx.send(Msg::SystemDone(r));
+                let _ = self.tx.send(Msg::SystemDone { id, result: r });
             }
             Effect::Reboot => {
                 log::info!("reboot requested: exiting with {EXIT_REBOOT}");
@@ -352,10 +357,7 @@ pub fn run_ui(mut model: Model, root: SysRoot, smartctl: Option<PathBuf>) -> Res
     let mut listing = block_listing(&root);
     let mut last_tick = Instant::now();
     let mut last_watch = Instant::now();
-    let mut pending: Vec<Effect> = vec![Effect::Rescan {
-        include_virtual: model.show_virtual,
-    }];
-    model.scanning = true;
+    let mut pending: Vec<Effect> = model.rescan();
     // Draw only when something may have changed: an idle screen sends nothing, which matters on
     // a 115200-baud serial console (every frame costs escape sequences even without changes).
     let mut dirty = true;
@@ -406,7 +408,7 @@ pub fn run_ui(mut model: Model, root: SysRoot, smartctl: Option<PathBuf>) -> Res
         }
         for m in msgs {
             // A tick only changes the spinner.
-            if !matches!(m, Msg::Tick) || crate::view::animated(&model) {
+            if !matches!(m, Msg::Tick) || animated(&model) {
                 dirty = true;
             }
             pending.extend(update(&mut model, m));

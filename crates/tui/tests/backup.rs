@@ -14,9 +14,10 @@ use ratatui::Terminal;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tui::model::{
-    BackupJob, BackupRequest, BackupScreen, BackupSettings, BackupSource, BrowseEntry, JobFailure,
-    Screen, VerifyScreen,
+    BackupJob, BackupRequest, BackupSettings, BackupSource, BrowseEntry, JobFailure, Screen,
 };
+use tui::screens::backup::BackupScreen;
+use tui::screens::verify::VerifyScreen;
 use tui::{update, view, Effect, Key, Model, Msg};
 
 fn render(m: &Model) -> Vec<String> {
@@ -46,13 +47,11 @@ fn screen(m: &Model) -> &BackupScreen {
 }
 
 fn listed(m: &mut Model, dir: PathBuf, entries: Vec<BrowseEntry>) {
-    let effects = update(
-        m,
-        Msg::Listed {
-            dir,
-            result: Ok(entries),
-        },
-    );
+    assert_eq!(m.screen.browser().unwrap().dir, dir, "the folder shown");
+    let effects = answer(m, picker_id, |id| Msg::Listed {
+        id,
+        result: Ok(entries),
+    });
     assert!(effects.is_empty());
 }
 
@@ -64,10 +63,12 @@ fn at_drive_folder() -> Model {
     assert!(e.is_empty());
     assert!(matches!(screen(&m), BackupScreen::PickSource { cursor: 0 }));
     let e = keys(&mut m, &[Key::Enter]);
-    assert!(matches!(e.as_slice(), [Effect::ListImages(d)] if *d == root()));
+    assert!(matches!(e.as_slice(), [Effect::ListImages { dir: d, .. }] if *d == root()));
     listed(&mut m, root(), vec![BrowseEntry::Dir(root().join("sdb1"))]);
     let e = keys(&mut m, &[Key::Enter]);
-    assert!(matches!(e.as_slice(), [Effect::ListImages(d)] if *d == root().join("sdb1")));
+    assert!(
+        matches!(e.as_slice(), [Effect::ListImages { dir: d, .. }] if *d == root().join("sdb1"))
+    );
     listed(
         &mut m,
         root().join("sdb1"),
@@ -86,7 +87,7 @@ fn at_drive_folder() -> Model {
 fn request_from_s(m: &mut Model) -> BackupRequest {
     let e = keys(m, &[Key::Char('s')]);
     match e.as_slice() {
-        [Effect::PlanBackup(r)] => (**r).clone(),
+        [Effect::PlanBackup { request: r, .. }] => (**r).clone(),
         other => panic!("{other:?}"),
     }
 }
@@ -134,7 +135,11 @@ fn at_options(free: u64, fat: bool) -> (Model, Arc<BackupJob>) {
     let mut m = at_drive_folder();
     let req = request_from_s(&mut m);
     let job = job_for(req, free, fat);
-    assert!(update(&mut m, Msg::BackupPlanned(Ok(Arc::clone(&job)))).is_empty());
+    assert!(answer(&mut m, plan_id, |id| Msg::BackupPlanned {
+        id,
+        result: Ok(Arc::clone(&job))
+    })
+    .is_empty());
     (m, job)
 }
 
@@ -142,7 +147,7 @@ fn at_options(free: u64, fat: bool) -> (Model, Arc<BackupJob>) {
 fn backup_lists_disks_and_partitions_and_refuses_a_disk_without_table_or_file_system() {
     let mut m = model();
     keys(&mut m, &[Key::Char('a')]);
-    let list = tui::model::backup_sources(&m);
+    let list = tui::screens::backup::backup_sources(&m);
     let (c, s) = &list[0];
     assert_eq!(s.disk, PathBuf::from("/dev/sda"));
     assert_eq!(s.part, None);
@@ -179,7 +184,7 @@ fn the_source_list_starts_on_the_partition_selected_in_the_tree() {
     let BackupScreen::PickSource { cursor } = screen(&m) else {
         panic!()
     };
-    let list = tui::model::backup_sources(&m);
+    let list = tui::screens::backup::backup_sources(&m);
     assert_eq!(list[*cursor].1.part, Some(2));
 }
 
@@ -234,45 +239,60 @@ fn saving_in_a_folder_plans_with_the_default_name_and_esc_or_a_refusal_go_back_t
     assert_eq!(req.name, format!("Samsung_SSD_870-S6PU1-{today}.lbi"));
     assert_eq!(req.source.disk, PathBuf::from("/dev/sda"));
     assert!(matches!(screen(&m), BackupScreen::Planning { .. }));
+    let late = plan_id(&m);
     // Esc while planning: back to the folder, which is read again.
     let e = keys(&mut m, &[Key::Esc]);
-    assert!(matches!(e.as_slice(), [Effect::ListImages(d)] if *d == root().join("sdb1")));
+    assert!(
+        matches!(e.as_slice(), [Effect::ListImages { dir: d, .. }] if *d == root().join("sdb1"))
+    );
     assert!(matches!(screen(&m), BackupScreen::PickFolder { .. }));
     // A late answer is dropped.
     let job = job_for(req.clone(), 1 << 40, false);
-    update(&mut m, Msg::BackupPlanned(Ok(job)));
+    update(
+        &mut m,
+        Msg::BackupPlanned {
+            id: late,
+            result: Ok(job),
+        },
+    );
     assert!(matches!(screen(&m), BackupScreen::PickFolder { .. }));
 
     listed(&mut m, root().join("sdb1"), vec![BrowseEntry::Up]);
     request_from_s(&mut m);
     let reason = "/run/lifeboat/mnt/sdb1/x.lbi: it is on /dev/sda, the disk being backed up";
-    update(&mut m, Msg::BackupPlanned(Err(reason.into())));
+    answer(&mut m, plan_id, |id| Msg::BackupPlanned {
+        id,
+        result: Err(reason.into()),
+    });
     let text = render(&m).join("\n");
     assert!(text.contains("the disk being backed up"), "{text}");
     let e = keys(&mut m, &[Key::Enter]);
-    assert!(matches!(e.as_slice(), [Effect::ListImages(_)]));
+    assert!(matches!(e.as_slice(), [Effect::ListImages { dir: _, .. }]));
     assert!(matches!(screen(&m), BackupScreen::PickFolder { .. }));
 }
 
 #[test]
 fn default_names_are_sanitized_and_fall_back_to_the_device_name() {
     let src = |model: &str, serial: &str, part| BackupSource {
-        endpoint: tui::model::disk_endpoint(&machine()[0]),
+        endpoint: tui::inventory::disk_endpoint(&machine()[0]),
         disk: PathBuf::from("/dev/nvme0n1"),
         part,
         model: model.into(),
         serial: serial.into(),
     };
     assert_eq!(
-        tui::model::default_image_name(&src("WDC WD10/EZEX  ", " WD-123 ", None), "2026-11-22"),
+        tui::screens::backup::default_image_name(
+            &src("WDC WD10/EZEX  ", " WD-123 ", None),
+            "2026-11-22"
+        ),
         "WDC_WD10_EZEX-WD-123-2026-11-22.lbi"
     );
     assert_eq!(
-        tui::model::default_image_name(&src("", "", Some(3)), "2026-11-22"),
+        tui::screens::backup::default_image_name(&src("", "", Some(3)), "2026-11-22"),
         "nvme0n1-p3-2026-11-22.lbi"
     );
     assert_eq!(
-        tui::model::default_image_name(&src("../../etc", "", None), "2026-11-22"),
+        tui::screens::backup::default_image_name(&src("../../etc", "", None), "2026-11-22"),
         "etc-2026-11-22.lbi"
     );
 }
@@ -328,7 +348,9 @@ fn the_plan_warns_when_the_estimate_exceeds_the_free_space_and_enter_starts_the_
     assert!(keys(&mut m, &[Key::Enter]).is_empty());
     let e = keys(&mut m, &[Key::Enter]);
     match e.as_slice() {
-        [Effect::StartBackup { job: j, settings }] => {
+        [Effect::StartBackup {
+            job: j, settings, ..
+        }] => {
             assert!(Arc::ptr_eq(j, &job));
             assert_eq!(*settings, BackupSettings::default());
         }
@@ -347,15 +369,15 @@ fn a_running_backup_asks_before_stopping_and_reports_the_cancellation() {
     assert!(keys(&mut m, &[Key::Char('n')]).is_empty());
     keys(&mut m, &[Key::Esc]);
     let e = keys(&mut m, &[Key::Char('y')]);
-    assert!(matches!(e.as_slice(), [Effect::CancelJob]));
-    update(
-        &mut m,
-        Msg::BackupDone(Err(JobFailure {
+    assert!(matches!(e.as_slice(), [Effect::CancelJob { .. }]));
+    answer(&mut m, job_id, |id| Msg::BackupDone {
+        id,
+        result: Err(JobFailure {
             message: "cancelled by the user".into(),
             cancelled: true,
             state: None,
-        })),
-    );
+        }),
+    });
     assert!(!m.job_running());
     let text = render(&m).join("\n");
     assert!(text.contains("Backup cancelled."), "{text}");
@@ -370,7 +392,10 @@ fn a_running_backup_asks_before_stopping_and_reports_the_cancellation() {
 fn the_result_shows_image_size_and_bad_sectors_and_v_verifies_it() {
     let (mut m, job) = at_options(1 << 40, false);
     keys(&mut m, &[Key::Enter, Key::Enter]);
-    update(&mut m, Msg::BackupDone(Ok(report(job.image(), true))));
+    answer(&mut m, job_id, |id| Msg::BackupDone {
+        id,
+        result: Ok(report(job.image(), true)),
+    });
     let lines = render(&m);
     let text = lines.join("\n");
     assert!(text.contains("Backup finished."), "{text}");
@@ -382,7 +407,7 @@ fn the_result_shows_image_size_and_bad_sectors_and_v_verifies_it() {
     assert!(text.contains("1 ranges could not be read"), "{text}");
     assert!(lines[24].contains("v verify"), "{text}");
     let e = keys(&mut m, &[Key::Char('v')]);
-    assert!(matches!(e.as_slice(), [Effect::VerifyImage(p)] if p == job.image()));
+    assert!(matches!(e.as_slice(), [Effect::VerifyImage { image: p, .. }] if p == job.image()));
     assert!(matches!(&m.screen, Screen::Verify(v) if matches!(**v, VerifyScreen::Running { .. })));
 }
 
@@ -393,8 +418,11 @@ fn with_verify_chosen_a_finished_backup_goes_straight_to_verify() {
         &mut m,
         &[Key::Down, Key::Down, Key::Char(' '), Key::Enter, Key::Enter],
     );
-    let e = update(&mut m, Msg::BackupDone(Ok(report(job.image(), false))));
-    assert!(matches!(e.as_slice(), [Effect::VerifyImage(p)] if p == job.image()));
+    let e = answer(&mut m, job_id, |id| Msg::BackupDone {
+        id,
+        result: Ok(report(job.image(), false)),
+    });
+    assert!(matches!(e.as_slice(), [Effect::VerifyImage { image: p, .. }] if p == job.image()));
     assert!(m.status.as_deref().unwrap().contains("now verifying"));
     assert!(m.job_running());
 }
@@ -429,7 +457,7 @@ fn a_real_backup_through_the_jobs_restores_to_a_valid_disk() {
     let src_img = dir.path().join("source.img");
     make_gpt(&src_img, dir.path());
     let source = BackupSource {
-        endpoint: tui::model::disk_endpoint(&machine()[0]),
+        endpoint: tui::inventory::disk_endpoint(&machine()[0]),
         disk: src_img.clone(),
         part: None,
         model: "QEMU HARDDISK".into(),
@@ -438,7 +466,7 @@ fn a_real_backup_through_the_jobs_restores_to_a_valid_disk() {
     let out = dir.path().join("drive");
     std::fs::create_dir(&out).unwrap();
     let request = BackupRequest {
-        name: tui::model::default_image_name(&source, "2026-11-22"),
+        name: tui::screens::backup::default_image_name(&source, "2026-11-22"),
         source,
         dir: out.clone(),
         include_virtual: true,
@@ -496,7 +524,7 @@ fn a_real_backup_through_the_jobs_restores_to_a_valid_disk() {
 fn a_cancelled_backup_leaves_no_image() {
     let dir = tempfile::tempdir().unwrap();
     let source = BackupSource {
-        endpoint: tui::model::disk_endpoint(&machine()[0]),
+        endpoint: tui::inventory::disk_endpoint(&machine()[0]),
         disk: gpt_image().to_path_buf(),
         part: Some(1),
         model: String::new(),
@@ -553,12 +581,15 @@ fn renaming_the_image_refuses_bad_names_plans_again_and_keeps_the_options() {
     typed(&mut m, "laptop before repair");
     let e = keys(&mut m, &[Key::Enter]);
     let req = match e.as_slice() {
-        [Effect::PlanBackup(r)] => (**r).clone(),
+        [Effect::PlanBackup { request: r, .. }] => (**r).clone(),
         other => panic!("{other:?}"),
     };
     assert_eq!(req.name, "laptop before repair.lbi");
     assert_eq!(req.dir, job.request.dir);
-    update(&mut m, Msg::BackupPlanned(Ok(planned_backup(&req))));
+    answer(&mut m, plan_id, |id| Msg::BackupPlanned {
+        id,
+        result: Ok(planned_backup(&req)),
+    });
     match screen(&m) {
         BackupScreen::Options { settings, job, .. } => {
             assert_eq!(settings.level, 9);

@@ -13,9 +13,11 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use std::path::{Path, PathBuf};
 use tui::model::{
-    BrowseEntry, ExtractReport, ExtractRequest, FileItem, FileSource, FileView, FilesScreen,
-    ImagePart, ImageSummary, Listing, Screen,
+    BrowseEntry, ExtractReport, ExtractRequest, FileItem, FileSource, FileView, ImagePart,
+    ImageSummary, Listing, Screen,
 };
+use tui::screens::files::FilesScreen;
+use tui::widgets::running::Run;
 use tui::{update, view, Effect, Key, Model, Msg};
 
 fn render(m: &Model) -> Vec<String> {
@@ -108,33 +110,27 @@ fn view_of(m: &Model) -> &FileView {
 }
 
 fn listed(m: &mut Model, dir: &str, listing: Listing, items: Vec<FileItem>) {
-    let _ = update(
-        m,
-        Msg::FilesListed {
-            source: source(),
-            dir: dir.into(),
-            listing,
-            fs: Some("ext4 \"ROOT\"".into()),
-            result: Ok(items),
-        },
-    );
+    assert_eq!(view_of(m).dir, dir, "the folder shown");
+    assert_eq!(view_of(m).listing, listing, "the listing shown");
+    let _ = answer(m, files_id, |id| Msg::FilesListed {
+        id,
+        fs: Some("ext4 \"ROOT\"".into()),
+        result: Ok(items),
+    });
 }
 
 /// The browser on partition 1 of the image, its root listed.
 fn browsing() -> Model {
     let mut m = model();
     let effects = keys(&mut m, &[Key::Char('f')]);
-    assert!(matches!(effects.as_slice(), [Effect::ListImages(d)] if d == &root()));
-    let _ = update(
-        &mut m,
-        Msg::Listed {
-            dir: root(),
-            result: Ok(vec![BrowseEntry::Image {
-                path: image_path(),
-                summary: Ok(summary()),
-            }]),
-        },
-    );
+    assert!(matches!(effects.as_slice(), [Effect::ListImages { dir: d, .. }] if d == &root()));
+    let _ = answer(&mut m, picker_id, |id| Msg::Listed {
+        id,
+        result: Ok(vec![BrowseEntry::Image {
+            path: image_path(),
+            summary: Ok(summary()),
+        }]),
+    });
     keys(&mut m, &[Key::Enter]);
     assert!(
         matches!(&m.screen, Screen::Files(f) if matches!(**f, FilesScreen::PickPart { cursor: 0, .. })),
@@ -152,6 +148,7 @@ fn browsing() -> Model {
             source: s,
             dir,
             listing: Listing::Dir,
+            ..
         }] => {
             assert_eq!(s, &source());
             assert_eq!(dir, "/");
@@ -178,6 +175,8 @@ fn folders_open_with_enter_and_close_with_backspace() {
         view_of(&m).items.as_ref().unwrap().as_ref().unwrap().len(),
         3
     );
+    // A request made before Enter, whose answer is late.
+    let earlier = m.request();
     let effects = keys(&mut m, &[Key::Enter]);
     assert!(
         matches!(effects.as_slice(), [Effect::ListFiles { dir, .. }] if dir == "/docs"),
@@ -185,7 +184,14 @@ fn folders_open_with_enter_and_close_with_backspace() {
     );
     assert_eq!(view_of(&m).dir, "/docs");
     // A listing of another folder arriving late is ignored.
-    listed(&mut m, "/", Listing::Dir, vec![]);
+    update(
+        &mut m,
+        Msg::FilesListed {
+            id: earlier,
+            fs: None,
+            result: Ok(vec![]),
+        },
+    );
     assert!(view_of(&m).items.is_none());
     listed(
         &mut m,
@@ -269,14 +275,11 @@ fn extract_picks_a_folder_asks_before_overwriting_and_lists_failures() {
     let mut m = browsing();
     keys(&mut m, &[Key::Char(' '), Key::Char(' ')]);
     let effects = keys(&mut m, &[Key::Char('x')]);
-    assert!(matches!(effects.as_slice(), [Effect::ListImages(d)] if d == &root()));
-    let _ = update(
-        &mut m,
-        Msg::Listed {
-            dir: root(),
-            result: Ok(vec![BrowseEntry::Dir(root().join("sdb1"))]),
-        },
-    );
+    assert!(matches!(effects.as_slice(), [Effect::ListImages { dir: d, .. }] if d == &root()));
+    let _ = answer(&mut m, picker_id, |id| Msg::Listed {
+        id,
+        result: Ok(vec![BrowseEntry::Dir(root().join("sdb1"))]),
+    });
     // Not into the in-memory top folder.
     assert!(keys(&mut m, &[Key::Char('s')]).is_empty());
     let text = render(&m).join("\n");
@@ -287,32 +290,29 @@ fn extract_picks_a_folder_asks_before_overwriting_and_lists_failures() {
     keys(&mut m, &[Key::Enter]);
     let effects = keys(&mut m, &[Key::Char('s')]);
     let request = match effects.as_slice() {
-        [Effect::CheckExtract(r)] => r.clone(),
+        [Effect::CheckExtract { request: r, .. }] => r.clone(),
         other => panic!("{other:?}"),
     };
     assert_eq!(request.paths, vec!["/docs", "/file-2.dat"]);
     assert_eq!(request.dest, root().join("sdb1"));
     assert!(!request.overwrite);
-    let _ = update(
-        &mut m,
-        Msg::ExtractChecked {
-            request: request.clone(),
-            existing: vec![root().join("sdb1/docs")],
-        },
-    );
+    let _ = answer(&mut m, check_id, |id| Msg::ExtractChecked {
+        id,
+        existing: vec![root().join("sdb1/docs")],
+    });
     let text = render(&m).join("\n");
     assert!(text.contains("1 of the 2 names exist"), "{text}");
     assert!(text.contains("docs"), "{text}");
     // n keeps them: the extract runs without overwriting.
     let effects = keys(&mut m, &[Key::Char('n')]);
     match effects.as_slice() {
-        [Effect::Extract(r)] => assert!(!r.overwrite),
+        [Effect::Extract { request: r, .. }] => assert!(!r.overwrite),
         other => panic!("{other:?}"),
     }
     assert!(m.job_running());
-    let _ = update(
-        &mut m,
-        Msg::Progress(engine::Progress {
+    let _ = answer(&mut m, job_id, |id| Msg::Progress {
+        id,
+        progress: engine::Progress {
             phase: "extracting".into(),
             done: MIB,
             total: 4 * MIB,
@@ -321,15 +321,15 @@ fn extract_picks_a_folder_asks_before_overwriting_and_lists_failures() {
             elapsed_secs: 1.0,
             bad_bytes: 0,
             finished: false,
-        }),
-    );
+        },
+    });
     let text = render(&m).join("\n");
     assert!(text.contains("25.0%"), "{text}");
     let effects = keys(&mut m, &[Key::Esc, Key::Char('y')]);
-    assert!(matches!(effects.as_slice(), [Effect::CancelJob]));
-    let _ = update(
-        &mut m,
-        Msg::Extracted(Ok(ExtractReport {
+    assert!(matches!(effects.as_slice(), [Effect::CancelJob { .. }]));
+    let _ = answer(&mut m, job_id, |id| Msg::Extracted {
+        id,
+        result: Ok(ExtractReport {
             files: 3,
             bytes: 30_000,
             failed: vec![(
@@ -337,8 +337,8 @@ fn extract_picks_a_folder_asks_before_overwriting_and_lists_failures() {
                 "/run/lifeboat/mnt/sdb1/docs/note-0.txt exists: kept".into(),
             )],
             ..Default::default()
-        })),
-    );
+        }),
+    });
     let text = render(&m).join("\n");
     assert!(
         text.contains("Extract finished; 1 objects failed"),
@@ -360,20 +360,18 @@ fn yes_to_the_overwrite_question_overwrites() {
         overwrite: false,
     };
     m.screen = Screen::Files(Box::new(FilesScreen::Checking {
+        id: m.request(),
         view: view_of(&m).clone(),
         request: request.clone(),
     }));
-    let effects = update(
-        &mut m,
-        Msg::ExtractChecked {
-            request: request.clone(),
-            existing: vec![root().join("sdb1/file-2.dat")],
-        },
-    );
+    let effects = answer(&mut m, check_id, |id| Msg::ExtractChecked {
+        id,
+        existing: vec![root().join("sdb1/file-2.dat")],
+    });
     assert!(effects.is_empty());
     let effects = keys(&mut m, &[Key::Char('y')]);
     match effects.as_slice() {
-        [Effect::Extract(r)] => assert!(r.overwrite),
+        [Effect::Extract { request: r, .. }] => assert!(r.overwrite),
         other => panic!("{other:?}"),
     }
 }
@@ -544,7 +542,7 @@ fn render_at(m: &Model, w: u16, h: u16) -> usize {
 fn every_file_screen_fits_80_columns_and_survives_tiny_and_huge_terminals() {
     let mut m = browsing();
     let check = |m: &Model| {
-        let help = tui::view::help_text(m);
+        let help = tui::app::help_text(m);
         assert!(help.chars().count() <= 80, "help line too long: {help}");
         for (w, h) in [(80, 25), (20, 5), (1, 1), (200, 60)] {
             assert_eq!(render_at(m, w, h), h as usize);
@@ -570,6 +568,7 @@ fn every_file_screen_fits_80_columns_and_survives_tiny_and_huge_terminals() {
     };
     for screen in [
         FilesScreen::Checking {
+            id: m.request(),
             view: v.clone(),
             request: request.clone(),
         },
@@ -581,9 +580,10 @@ fn every_file_screen_fits_80_columns_and_survives_tiny_and_huge_terminals() {
         FilesScreen::Running {
             view: v.clone(),
             request: request.clone(),
-            progress: None,
-            ask_cancel: true,
-            cancelling: false,
+            run: Run {
+                ask_cancel: true,
+                ..Run::new(m.request())
+            },
         },
         FilesScreen::Done {
             view: v.clone(),
@@ -605,25 +605,22 @@ fn an_image_of_one_partition_is_browsed_without_asking_which() {
     let s = tui::jobs::summarize(&img).unwrap();
     assert!(!s.whole_disk, "{s:?}");
     // Only that partition can be restored: not a whole disk.
-    let choices = tui::model::restore_choices(&s);
+    let choices = tui::screens::restore::restore_choices(&s);
     assert_eq!(choices.len(), 1, "{choices:?}");
     assert!(matches!(
         choices[0].0,
-        tui::model::RestoreChoice::Partition(_)
+        tui::screens::restore::RestoreChoice::Partition(_)
     ));
     let mut m = model();
     m.image_root = dir.path().to_path_buf();
     keys(&mut m, &[Key::Char('f')]);
-    let _ = update(
-        &mut m,
-        Msg::Listed {
-            dir: dir.path().to_path_buf(),
-            result: Ok(vec![BrowseEntry::Image {
-                path: img.clone(),
-                summary: Ok(s),
-            }]),
-        },
-    );
+    let _ = answer(&mut m, picker_id, |id| Msg::Listed {
+        id,
+        result: Ok(vec![BrowseEntry::Image {
+            path: img.clone(),
+            summary: Ok(s),
+        }]),
+    });
     let source = match keys(&mut m, &[Key::Enter]).as_slice() {
         [Effect::ListFiles { source, .. }] => source.clone(),
         other => panic!("{other:?}"),

@@ -53,9 +53,9 @@ fn a_confirmed_clone_of_image_files_is_a_valid_copy_grown_to_the_larger_target()
     assert!(plan.identity.contains("dst.img"));
     // Only the confirmation screen can confirm: drive the model to it.
     let mut m = model();
-    m.screen = tui::model::Screen::Wizard(Box::new(tui::model::Wizard {
+    m.screen = tui::model::Screen::Wizard(Box::new(tui::screens::transfer::Wizard {
         action: Action::CloneDisk,
-        step: tui::model::Step::Plan { plan, scroll: 0 },
+        step: tui::screens::transfer::Step::Plan { plan, scroll: 0 },
         source: Some(req.source.clone()),
         target: Some(req.target.clone()),
         options: req.options,
@@ -64,7 +64,7 @@ fn a_confirmed_clone_of_image_files_is_a_valid_copy_grown_to_the_larger_target()
     keys(&mut m, &[tui::Key::Enter]);
     typed(&mut m, "yes");
     let confirmed = match keys(&mut m, &[tui::Key::Enter]).pop() {
-        Some(tui::Effect::Start(c)) => c,
+        Some(tui::Effect::Start { confirmed: c, .. }) => c,
         other => panic!("{other:?}"),
     };
     let events = Arc::new(Mutex::new(Vec::new()));
@@ -134,9 +134,9 @@ fn cancelling_a_copy_leaves_no_valid_file_system_and_says_so() {
     let root = disk::SysRoot::default();
     let plan = Arc::new(tui::jobs::plan(&root, &req).unwrap());
     let mut m = model();
-    m.screen = tui::model::Screen::Wizard(Box::new(tui::model::Wizard {
+    m.screen = tui::model::Screen::Wizard(Box::new(tui::screens::transfer::Wizard {
         action: Action::CopyPartition,
-        step: tui::model::Step::Confirm {
+        step: tui::screens::transfer::Step::Confirm {
             plan,
             typed: String::new(),
             wrong: false,
@@ -148,7 +148,7 @@ fn cancelling_a_copy_leaves_no_valid_file_system_and_says_so() {
     }));
     typed(&mut m, "yes");
     let confirmed = match keys(&mut m, &[tui::Key::Enter]).pop() {
-        Some(tui::Effect::Start(c)) => c,
+        Some(tui::Effect::Start { confirmed: c, .. }) => c,
         other => panic!("{other:?}"),
     };
     let cancel = Cancel::new();

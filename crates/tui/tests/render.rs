@@ -7,8 +7,9 @@ mod common;
 use common::*;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use tui::model::{Row, Screen, SmartHealth, Step};
-use tui::{update, view, Key, Model, Msg};
+use tui::model::{Row, Screen, SmartHealth};
+use tui::screens::transfer::Step;
+use tui::{view, Key, Model, Msg};
 
 fn render(m: &Model, w: u16, h: u16) -> Vec<String> {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
@@ -31,23 +32,29 @@ fn dump(lines: &[String]) -> String {
 
 fn smart_model() -> Model {
     let mut m = model();
-    update(
+    answer(
         &mut m,
-        Msg::Smart {
+        |m| smart_id(m, "/dev/sda".into()),
+        |id| Msg::Smart {
+            id,
             path: "/dev/sda".into(),
             health: SmartHealth::Passed,
         },
     );
-    update(
+    answer(
         &mut m,
-        Msg::Smart {
+        |m| smart_id(m, "/dev/sdd".into()),
+        |id| Msg::Smart {
+            id,
             path: "/dev/sdd".into(),
             health: SmartHealth::Failed,
         },
     );
-    update(
+    answer(
         &mut m,
-        Msg::Smart {
+        |m| smart_id(m, "/dev/vda".into()),
+        |id| Msg::Smart {
+            id,
             path: "/dev/vda".into(),
             health: SmartHealth::Unavailable("/dev/vda: Unable to detect device type".into()),
         },
@@ -135,7 +142,7 @@ fn the_boot_medium_details_say_it_is_protected() {
 #[test]
 fn without_smartctl_the_smart_column_is_hidden() {
     let mut m = Model::new(false, false, Default::default(), None);
-    update(&mut m, Msg::Scanned(Ok(machine())));
+    scanned(&mut m, Ok(machine()));
     let lines = render(&m, 80, 25);
     assert_eq!(
         lines[2],
@@ -198,10 +205,13 @@ fn confirmation_names_model_serial_and_size_and_shows_what_is_typed() {
     m.cursor = 0;
     keys(&mut m, &[Key::Char('c'), Key::Enter, Key::Enter]);
     let req = match keys(&mut m, &[Key::Enter]).pop() {
-        Some(tui::Effect::Plan(r)) => r,
+        Some(tui::Effect::Plan { request: r, .. }) => r,
         other => panic!("{other:?}"),
     };
-    update(&mut m, Msg::Planned(Ok(planned(&req))));
+    answer(&mut m, plan_id, |id| Msg::Planned {
+        id,
+        result: Ok(planned(&req)),
+    });
     let plan_lines = render(&m, 80, 25);
     assert_eq!(
         plan_lines[1],
@@ -244,16 +254,19 @@ fn progress_shows_bar_speed_elapsed_eta_and_bad_sectors() {
     m.cursor = 0;
     keys(&mut m, &[Key::Char('c'), Key::Enter, Key::Enter]);
     let req = match keys(&mut m, &[Key::Enter]).pop() {
-        Some(tui::Effect::Plan(r)) => r,
+        Some(tui::Effect::Plan { request: r, .. }) => r,
         other => panic!("{other:?}"),
     };
-    update(&mut m, Msg::Planned(Ok(planned(&req))));
+    answer(&mut m, plan_id, |id| Msg::Planned {
+        id,
+        result: Ok(planned(&req)),
+    });
     keys(&mut m, &[Key::Enter]);
     typed(&mut m, "yes");
     keys(&mut m, &[Key::Enter]);
-    update(
-        &mut m,
-        Msg::Progress(engine::Progress {
+    answer(&mut m, job_id, |id| Msg::Progress {
+        id,
+        progress: engine::Progress {
             phase: "copying partition 1".into(),
             done: 3 * MIB,
             total: 10 * MIB,
@@ -262,8 +275,8 @@ fn progress_shows_bar_speed_elapsed_eta_and_bad_sectors() {
             elapsed_secs: 3663.0,
             bad_bytes: 4096,
             finished: false,
-        }),
-    );
+        },
+    });
     let lines = render(&m, 80, 25);
     let expected = [
         " Lifeboat 0.1.0 - Clone disk - step 6 of 6: running",
@@ -312,7 +325,7 @@ fn every_screen_fits_80_columns_and_survives_tiny_and_huge_terminals() {
     ];
     for ks in script {
         keys(&mut m, ks);
-        let help = tui::view::help_text(&m);
+        let help = tui::app::help_text(&m);
         assert!(help.chars().count() <= 80, "help line too long: {help}");
         for (w, h) in [(80, 25), (20, 5), (1, 1), (200, 60)] {
             let lines = render(&m, w, h);
@@ -328,16 +341,19 @@ fn a_failed_job_shows_the_error_the_target_state_and_the_log() {
     m.cursor = 0;
     keys(&mut m, &[Key::Char('c'), Key::Enter, Key::Enter]);
     let req = match keys(&mut m, &[Key::Enter]).pop() {
-        Some(tui::Effect::Plan(r)) => r,
+        Some(tui::Effect::Plan { request: r, .. }) => r,
         other => panic!("{other:?}"),
     };
-    update(&mut m, Msg::Planned(Ok(planned(&req))));
+    answer(&mut m, plan_id, |id| Msg::Planned {
+        id,
+        result: Ok(planned(&req)),
+    });
     keys(&mut m, &[Key::Enter]);
     typed(&mut m, "yes");
     keys(&mut m, &[Key::Enter]);
-    update(
-        &mut m,
-        Msg::Progress(engine::Progress {
+    answer(&mut m, job_id, |id| Msg::Progress {
+        id,
+        progress: engine::Progress {
             phase: "copying partition 2".into(),
             done: MIB,
             total: 4 * MIB,
@@ -346,11 +362,11 @@ fn a_failed_job_shows_the_error_the_target_state_and_the_log() {
             elapsed_secs: 1.0,
             bad_bytes: 0,
             finished: false,
-        }),
-    );
-    update(
-        &mut m,
-        Msg::JobDone(tui::model::Finished {
+        },
+    });
+    answer(&mut m, job_id, |id| Msg::JobDone {
+        id,
+        finished: tui::model::Finished {
             result: Err(tui::model::JobFailure {
                 message: "writing 1048576 bytes at byte 17825792 of /dev/sdb: Input/output error"
                     .into(),
@@ -358,8 +374,8 @@ fn a_failed_job_shows_the_error_the_target_state_and_the_log() {
                 state: None,
             }),
             notes: vec![],
-        }),
-    );
+        },
+    });
     let lines = render(&m, 80, 25);
     let text = dump(&lines);
     assert_eq!(
@@ -388,12 +404,12 @@ fn loop_devices_are_named_by_their_file_and_have_no_smart_column_value() {
     lo.kind = disk::DeviceKind::Loop {
         backing_file: "/tmp/tui-e2e/src.img".into(),
     };
-    update(
+    scanned(
         &mut m,
-        Msg::Scanned(Ok(vec![tui::model::DiskEntry {
+        Ok(vec![tui::model::DiskEntry {
             report: Ok(gpt_report("/dev/loop0")),
             device: lo,
-        }])),
+        }]),
     );
     let lines = render(&m, 80, 25);
     assert_eq!(
@@ -432,21 +448,18 @@ fn the_log_screen_wraps_long_lines_and_shows_the_newest() {
 #[test]
 fn only_screens_with_a_spinner_need_redrawing_on_ticks() {
     let mut m = smart_model();
-    assert!(!tui::view::animated(&m));
-    m.scanning = true;
-    assert!(tui::view::animated(&m));
-    m.scanning = false;
+    assert!(!tui::app::animated(&m));
+    m.scanning = Some(m.request());
+    assert!(tui::app::animated(&m));
+    m.scanning = None;
     // The image browser spins until its folder is read.
     keys(&mut m, &[tui::Key::Char('e')]);
-    assert!(tui::view::animated(&m));
-    let _ = update(
-        &mut m,
-        Msg::Listed {
-            dir: std::path::PathBuf::from("/run/lifeboat/mnt"),
-            result: Ok(vec![]),
-        },
-    );
-    assert!(!tui::view::animated(&m));
+    assert!(tui::app::animated(&m));
+    let _ = answer(&mut m, picker_id, |id| Msg::Listed {
+        id,
+        result: Ok(vec![]),
+    });
+    assert!(!tui::app::animated(&m));
 }
 
 #[test]
@@ -459,12 +472,12 @@ fn long_models_and_serials_are_cut_with_an_ellipsis_and_grow_with_the_terminal()
         "S7HENJ0W123456789XYZ",
         disk::Transport::Nvme,
     );
-    update(
+    scanned(
         &mut m,
-        Msg::Scanned(Ok(vec![tui::model::DiskEntry {
+        Ok(vec![tui::model::DiskEntry {
             report: Ok(gpt_report("/dev/nvme0n1")),
             device: long,
-        }])),
+        }]),
     );
     let lines = render(&m, 80, 25);
     assert_eq!(

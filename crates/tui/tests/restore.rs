@@ -16,9 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tui::model::{
     Action, BrowseEntry, Endpoint, Finished, ImagePart, ImageSummary, JobFailure, JobOptions,
-    PlanRequest, RestoreScreen, Screen, Step,
+    PlanRequest, Screen,
 };
-use tui::{update, view, Effect, Key, Model, Msg};
+use tui::screens::restore::RestoreScreen;
+use tui::screens::transfer::Step;
+use tui::{view, Effect, Key, Model, Msg};
 
 fn render(m: &Model) -> Vec<String> {
     let mut t = Terminal::new(TestBackend::new(80, 25)).unwrap();
@@ -78,25 +80,22 @@ fn on_browser() -> Model {
     m.image_root = top();
     let effects = keys(&mut m, &[Key::Char('e')]);
     assert!(
-        matches!(effects.as_slice(), [Effect::ListImages(d)] if d == &top()),
+        matches!(effects.as_slice(), [Effect::ListImages { dir: d, .. }] if d == &top()),
         "{effects:?}"
     );
-    let _ = update(
-        &mut m,
-        Msg::Listed {
-            dir: top(),
-            result: Ok(vec![
-                BrowseEntry::Image {
-                    path: top().join("cut.lbi"),
-                    summary: Err("cut.lbi is incomplete: the image has no trailer".into()),
-                },
-                BrowseEntry::Image {
-                    path: image_path(),
-                    summary: Ok(summary()),
-                },
-            ]),
-        },
-    );
+    let _ = answer(&mut m, picker_id, |id| Msg::Listed {
+        id,
+        result: Ok(vec![
+            BrowseEntry::Image {
+                path: top().join("cut.lbi"),
+                summary: Err("cut.lbi is incomplete: the image has no trailer".into()),
+            },
+            BrowseEntry::Image {
+                path: image_path(),
+                summary: Ok(summary()),
+            },
+        ]),
+    });
     m
 }
 
@@ -113,7 +112,7 @@ fn on_disk_targets() -> Model {
     m
 }
 
-fn wizard(m: &Model) -> &tui::model::Wizard {
+fn wizard(m: &Model) -> &tui::screens::transfer::Wizard {
     match &m.screen {
         Screen::Wizard(w) => w,
         other => panic!("{other:?}"),
@@ -138,7 +137,7 @@ fn refused(m: &Model) -> Option<String> {
 fn go_to(m: &mut Model, path: &str) {
     keys(m, &[Key::Home]);
     let w = wizard(m);
-    let list = tui::model::targets(m, w.action, w.source.as_ref().unwrap());
+    let list = tui::screens::transfer::targets(m, w.action, w.source.as_ref().unwrap());
     let i = list
         .iter()
         .position(|c| c.endpoint.path == Path::new(path))
@@ -187,7 +186,7 @@ fn the_choice_of_what_to_restore_lists_the_disk_and_each_partition_at_80x25() {
     // Back: the image browser on the image's folder.
     let effects = keys(&mut m, &[Key::Esc]);
     assert!(
-        matches!(effects.as_slice(), [Effect::ListImages(d)] if d == &top()),
+        matches!(effects.as_slice(), [Effect::ListImages { dir: d, .. }] if d == &top()),
         "{effects:?}"
     );
 }
@@ -219,7 +218,7 @@ fn unsafe_targets_are_refused_with_the_reason() {
     assert_eq!(wizard(&m).action, Action::RestoreDisk);
     // The cursor starts on the first usable disk: sdb (sda holds no mounted file system).
     let w = wizard(&m);
-    let list = tui::model::targets(&m, w.action, w.source.as_ref().unwrap());
+    let list = tui::screens::transfer::targets(&m, w.action, w.source.as_ref().unwrap());
     assert_eq!(list[target_cursor(&m)].endpoint.path, Path::new("/dev/sda"));
 
     go_to(&mut m, "/dev/sdc");
@@ -244,7 +243,7 @@ fn unsafe_targets_are_refused_with_the_reason() {
     // A larger disk is fine and explained.
     go_to(&mut m, "/dev/sdb");
     let w = wizard(&m);
-    let list = tui::model::targets(&m, w.action, w.source.as_ref().unwrap());
+    let list = tui::screens::transfer::targets(&m, w.action, w.source.as_ref().unwrap());
     let sdb = &list[target_cursor(&m)];
     assert!(sdb.refusal.is_none());
     assert!(sdb.note.as_deref().unwrap().contains("larger"), "{sdb:?}");
@@ -293,14 +292,17 @@ fn a_whole_disk_restore_goes_plan_confirm_run_cancel_result() {
     );
     let effects = keys(&mut m, &[Key::Enter]);
     let req = match effects.as_slice() {
-        [Effect::Plan(req)] => req.as_ref().clone(),
+        [Effect::Plan { request: req, .. }] => req.as_ref().clone(),
         other => panic!("{other:?}"),
     };
     assert_eq!(req.action, Action::RestoreDisk);
     assert_eq!(req.source.path, image_path());
     assert_eq!(req.target.path, Path::new("/dev/sdb"));
     assert!(req.options.grow_last && req.options.discard && !req.options.verify);
-    let _ = update(&mut m, Msg::Planned(Ok(planned(&req))));
+    let _ = answer(&mut m, plan_id, |id| Msg::Planned {
+        id,
+        result: Ok(planned(&req)),
+    });
     assert!(matches!(wizard(&m).step, Step::Plan { .. }));
     let text = render(&m).join("\n");
     assert!(text.contains("invalidate the partition table"), "{text}");
@@ -323,13 +325,13 @@ fn a_whole_disk_restore_goes_plan_confirm_run_cancel_result() {
     typed(&mut m, "yes");
     let effects = keys(&mut m, &[Key::Enter]);
     assert!(
-        matches!(effects.as_slice(), [Effect::Start(_)]),
+        matches!(effects.as_slice(), [Effect::Start { confirmed: _, .. }]),
         "{effects:?}"
     );
     assert!(m.job_running());
-    let _ = update(
-        &mut m,
-        Msg::Progress(engine::Progress {
+    let _ = answer(&mut m, job_id, |id| Msg::Progress {
+        id,
+        progress: engine::Progress {
             phase: "restoring partition 1".into(),
             done: 4 * MIB,
             total: 8 * MIB,
@@ -338,8 +340,8 @@ fn a_whole_disk_restore_goes_plan_confirm_run_cancel_result() {
             elapsed_secs: 2.0,
             bad_bytes: 0,
             finished: false,
-        }),
-    );
+        },
+    });
     let text = render(&m).join("\n");
     assert!(text.contains("50.0%"), "{text}");
     assert!(text.contains("1.9 MiB/s"), "{text}");
@@ -348,20 +350,20 @@ fn a_whole_disk_restore_goes_plan_confirm_run_cancel_result() {
     assert!(keys(&mut m, &[Key::Esc, Key::Char('n')]).is_empty());
     let effects = keys(&mut m, &[Key::Esc, Key::Char('y')]);
     assert!(
-        matches!(effects.as_slice(), [Effect::CancelJob]),
+        matches!(effects.as_slice(), [Effect::CancelJob { .. }]),
         "{effects:?}"
     );
-    let _ = update(
-        &mut m,
-        Msg::JobDone(Finished {
+    let _ = answer(&mut m, job_id, |id| Msg::JobDone {
+        id,
+        finished: Finished {
             result: Err(JobFailure {
                 message: "cancelled: the target has no partition table yet".into(),
                 cancelled: true,
                 state: None,
             }),
             notes: Vec::new(),
-        }),
-    );
+        },
+    });
     let lines = render(&m);
     let text = lines.join("\n");
     assert!(text.contains("Restore disk cancelled."), "{text}");
@@ -381,7 +383,7 @@ fn a_partition_restore_targets_partitions_and_a_refused_plan_is_shown() {
     assert_eq!(wizard(&m).action, Action::RestorePartition);
     assert_eq!(wizard(&m).source.as_ref().unwrap().number, Some(1));
     let w = wizard(&m);
-    let list = tui::model::targets(&m, w.action, w.source.as_ref().unwrap());
+    let list = tui::screens::transfer::targets(&m, w.action, w.source.as_ref().unwrap());
     let sdd2 = list
         .iter()
         .find(|c| c.endpoint.path == Path::new("/dev/sdd2"))
@@ -391,15 +393,13 @@ fn a_partition_restore_targets_partitions_and_a_refused_plan_is_shown() {
     keys(&mut m, &[Key::Enter]);
     let effects = keys(&mut m, &[Key::Enter]);
     assert!(
-        matches!(effects.as_slice(), [Effect::Plan(_)]),
+        matches!(effects.as_slice(), [Effect::Plan { request: _, .. }]),
         "{effects:?}"
     );
-    let _ = update(
-        &mut m,
-        Msg::Planned(Err(
-            "refusing to write to /dev/sda1: sda1 is mounted at /mnt".into(),
-        )),
-    );
+    let _ = answer(&mut m, plan_id, |id| Msg::Planned {
+        id,
+        result: Err("refusing to write to /dev/sda1: sda1 is mounted at /mnt".into()),
+    });
     let text = render(&m).join("\n");
     assert!(
         text.contains("Lifeboat will not write to this target"),
@@ -427,7 +427,7 @@ fn file_endpoint(path: &Path, len: u64, table: Option<&str>) -> Endpoint {
 /// Drives the model from the plan screen through the typed confirmation; returns the proof.
 fn confirm(plan: Arc<tui::model::PlannedJob>, req: &PlanRequest) -> tui::confirm::Confirmed {
     let mut m = model();
-    m.screen = Screen::Wizard(Box::new(tui::model::Wizard {
+    m.screen = Screen::Wizard(Box::new(tui::screens::transfer::Wizard {
         action: req.action,
         step: Step::Plan { plan, scroll: 0 },
         source: Some(req.source.clone()),
@@ -438,7 +438,7 @@ fn confirm(plan: Arc<tui::model::PlannedJob>, req: &PlanRequest) -> tui::confirm
     keys(&mut m, &[Key::Enter]);
     typed(&mut m, "yes");
     match keys(&mut m, &[Key::Enter]).pop() {
-        Some(Effect::Start(c)) => c,
+        Some(Effect::Start { confirmed: c, .. }) => c,
         other => panic!("{other:?}"),
     }
 }
@@ -567,7 +567,7 @@ fn an_incomplete_image_cannot_be_summarized_or_planned() {
 #[test]
 fn every_restore_screen_fits_80_columns_and_survives_tiny_and_huge_terminals() {
     let check = |m: &Model| {
-        let help = tui::view::help_text(m);
+        let help = tui::app::help_text(m);
         assert!(help.chars().count() <= 80, "help line too long: {help}");
         for (w, h) in [(80, 25), (20, 5), (1, 1), (200, 60)] {
             let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
@@ -604,7 +604,7 @@ fn a_cancelled_restore_says_the_disk_has_no_valid_table_and_it_has_none() {
     let finished = tui::jobs::execute(&root, &confirmed, &|_| {}, &cancel);
     let failure = finished.clone().result.unwrap_err();
     assert!(failure.cancelled, "{failure:?}");
-    let state = tui::update::target_state(Action::RestoreDisk, &finished, None).unwrap();
+    let state = tui::screens::transfer::target_state(Action::RestoreDisk, &finished, None).unwrap();
     assert!(state.contains("no partition table"), "{state}");
     // sgdisk finds no table (it makes an empty one in memory), nor does the engine.
     let out = fixture::run("sgdisk", &["-v", dst.to_str().unwrap()]).unwrap();

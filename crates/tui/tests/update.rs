@@ -9,9 +9,9 @@ use common::*;
 use engine::clone::JobReport;
 use engine::rescue::BadSectorMap;
 use std::path::PathBuf;
-use tui::model::{
-    Action, Ask, Endpoint, Finished, JobFailure, PlanRequest, Row, Screen, SmartHealth, Step,
-};
+use tui::model::{Action, Endpoint, Finished, JobFailure, PlanRequest, Row, Screen, SmartHealth};
+use tui::screens::menu::Ask;
+use tui::screens::transfer::Step;
 use tui::{update, Effect, Key, Model, Msg};
 
 fn step(m: &Model) -> &Step {
@@ -47,7 +47,7 @@ fn select_part(m: &mut Model, disk: &str, n: usize) {
 
 fn the_plan_request(effects: Vec<Effect>) -> PlanRequest {
     match effects.as_slice() {
-        [Effect::Plan(req)] => (**req).clone(),
+        [Effect::Plan { request: req, .. }] => (**req).clone(),
         other => panic!("expected one Plan effect, got {other:?}"),
     }
 }
@@ -73,18 +73,18 @@ fn clone_to_plan_request(m: &mut Model) -> PlanRequest {
     assert!(matches!(step(m), Step::Options { cursor: 0 }));
     keys(m, &[Key::Char(' ')]);
     let req = the_plan_request(keys(m, &[Key::Enter]));
-    assert!(matches!(step(m), Step::Planning));
+    assert!(matches!(step(m), Step::Planning { .. }));
     req
 }
 
 #[test]
 fn scanning_fills_the_tree_and_asks_smart_for_each_real_disk() {
     let mut m = Model::new(false, true, Default::default(), None);
-    let effects = update(&mut m, Msg::Scanned(Ok(machine())));
+    let effects = scanned(&mut m, Ok(machine()));
     let asked: Vec<PathBuf> = effects
         .iter()
         .map(|e| match e {
-            Effect::Smart(p) => p.clone(),
+            Effect::Smart { path: p, .. } => p.clone(),
             other => panic!("{other:?}"),
         })
         .collect();
@@ -92,14 +92,16 @@ fn scanning_fills_the_tree_and_asks_smart_for_each_real_disk() {
     // 5 disks, 2 partitions on each GPT disk (sda, sdd, vda).
     assert_eq!(m.rows().len(), 5 + 6);
     // A second scan of the same disks does not ask again; the answer is kept.
-    update(
+    answer(
         &mut m,
-        Msg::Smart {
+        |m| smart_id(m, "/dev/sda".into()),
+        |id| Msg::Smart {
+            id,
             path: "/dev/sda".into(),
             health: SmartHealth::Passed,
         },
     );
-    assert!(update(&mut m, Msg::Scanned(Ok(machine()))).is_empty());
+    assert!(scanned(&mut m, Ok(machine())).is_empty());
     assert_eq!(
         m.smart.get(&PathBuf::from("/dev/sda")),
         Some(&SmartHealth::Passed)
@@ -109,7 +111,7 @@ fn scanning_fills_the_tree_and_asks_smart_for_each_real_disk() {
 #[test]
 fn no_smart_queries_without_smartctl() {
     let mut m = Model::new(false, false, Default::default(), None);
-    assert!(update(&mut m, Msg::Scanned(Ok(machine()))).is_empty());
+    assert!(scanned(&mut m, Ok(machine())).is_empty());
 }
 
 #[test]
@@ -119,7 +121,7 @@ fn rescan_keeps_the_cursor_on_the_same_partition() {
     let before = m.cursor;
     let mut disks = machine();
     disks.remove(1); // sdb unplugged
-    update(&mut m, Msg::Scanned(Ok(disks)));
+    scanned(&mut m, Ok(disks));
     assert_eq!(m.cursor, before - 1);
     match m.selected() {
         Some(Row::Part(d, 1)) => assert_eq!(m.disks[d].device.name, "sdd"),
@@ -133,7 +135,8 @@ fn hot_plug_and_r_trigger_a_rescan() {
     assert!(matches!(
         update(&mut m, Msg::BlockListChanged).as_slice(),
         [Effect::Rescan {
-            include_virtual: false
+            include_virtual: false,
+            ..
         }]
     ));
     assert!(matches!(
@@ -143,7 +146,8 @@ fn hot_plug_and_r_trigger_a_rescan() {
     assert!(matches!(
         keys(&mut m, &[Key::Char('v')]).as_slice(),
         [Effect::Rescan {
-            include_virtual: true
+            include_virtual: true,
+            ..
         }]
     ));
 }
@@ -157,7 +161,11 @@ fn clone_wizard_runs_only_after_yes_is_typed() {
     assert_eq!(req.target.path, PathBuf::from("/dev/sdb"));
     assert!(req.options.grow_last, "grow was toggled on a larger target");
     let plan = planned(&req);
-    assert!(update(&mut m, Msg::Planned(Ok(plan.clone()))).is_empty());
+    assert!(answer(&mut m, plan_id, |id| Msg::Planned {
+        id,
+        result: Ok(plan.clone())
+    })
+    .is_empty());
     assert!(matches!(step(&m), Step::Plan { scroll: 0, .. }));
     keys(&mut m, &[Key::Down, Key::Down]);
     assert!(matches!(step(&m), Step::Plan { scroll: 2, .. }));
@@ -171,7 +179,7 @@ fn clone_wizard_runs_only_after_yes_is_typed() {
     keys(&mut m, &[Key::Backspace]);
     let effects = keys(&mut m, &[Key::Enter]);
     match effects.as_slice() {
-        [Effect::Start(c)] => {
+        [Effect::Start { confirmed: c, .. }] => {
             assert_eq!(c.plan().target.path, PathBuf::from("/dev/sdb"));
             assert!(c.plan().identity.contains("Crucial MX500"));
         }
@@ -188,13 +196,13 @@ fn clone_wizard_runs_only_after_yes_is_typed() {
         verified: false,
         notes: vec![],
     };
-    let effects = update(
-        &mut m,
-        Msg::JobDone(Finished {
+    let effects = answer(&mut m, job_id, |id| Msg::JobDone {
+        id,
+        finished: Finished {
             result: Ok(report),
             notes: vec!["partition 2 grew".into()],
-        }),
-    );
+        },
+    });
     assert!(matches!(effects.as_slice(), [Effect::Rescan { .. }]));
     match step(&m) {
         Step::Done { outcome, .. } => {
@@ -211,7 +219,10 @@ fn clone_wizard_runs_only_after_yes_is_typed() {
 fn cancelling_a_running_job_asks_first_and_reports_the_target_state() {
     let mut m = model();
     let req = clone_to_plan_request(&mut m);
-    update(&mut m, Msg::Planned(Ok(planned(&req))));
+    answer(&mut m, plan_id, |id| Msg::Planned {
+        id,
+        result: Ok(planned(&req)),
+    });
     keys(&mut m, &[Key::Enter]);
     typed(&mut m, "yes");
     assert_eq!(keys(&mut m, &[Key::Enter]).len(), 1);
@@ -225,51 +236,41 @@ fn cancelling_a_running_job_asks_first_and_reports_the_target_state() {
         bad_bytes: 0,
         finished: false,
     };
-    update(&mut m, Msg::Progress(progress));
+    answer(&mut m, job_id, |id| Msg::Progress { id, progress });
     // Esc asks; n keeps going.
     assert!(keys(&mut m, &[Key::Esc]).is_empty());
     assert!(matches!(
         step(&m),
-        Step::Running {
-            ask_cancel: true,
-            ..
-        }
+        Step::Running { run, .. } if run.ask_cancel
     ));
     assert!(keys(&mut m, &[Key::Char('n')]).is_empty());
     assert!(matches!(
         step(&m),
-        Step::Running {
-            ask_cancel: false,
-            cancelling: false,
-            ..
-        }
+        Step::Running { run, .. } if !run.ask_cancel && !run.cancelling
     ));
     // Esc, y cancels.
     keys(&mut m, &[Key::Esc]);
     assert!(matches!(
         keys(&mut m, &[Key::Char('y')]).as_slice(),
-        [Effect::CancelJob]
+        [Effect::CancelJob { .. }]
     ));
     assert!(matches!(
         step(&m),
-        Step::Running {
-            cancelling: true,
-            ..
-        }
+        Step::Running { run, .. } if run.cancelling
     ));
     // A second Esc does not ask again while cancelling.
     assert!(keys(&mut m, &[Key::Esc]).is_empty());
-    update(
-        &mut m,
-        Msg::JobDone(Finished {
+    answer(&mut m, job_id, |id| Msg::JobDone {
+        id,
+        finished: Finished {
             result: Err(JobFailure {
                 message: "cancelled: the target has no partition table yet".into(),
                 cancelled: true,
                 state: Some("the target has no partition table yet".into()),
             }),
             notes: vec![],
-        }),
-    );
+        },
+    });
     match step(&m) {
         Step::Done { outcome, .. } => assert_eq!(
             outcome.target_state.as_deref(),
@@ -290,11 +291,13 @@ fn a_failed_clone_names_the_state_from_the_phase_it_was_in() {
         notes: vec![],
     };
     let f = fail("writing 4096 bytes at byte 0 of /dev/sdb: Input/output error");
-    let s = tui::update::target_state(Action::CloneDisk, &f, Some("copying partition 2")).unwrap();
+    let s =
+        tui::screens::transfer::target_state(Action::CloneDisk, &f, Some("copying partition 2"))
+            .unwrap();
     assert!(s.contains("no partition table yet"), "{s}");
-    let s = tui::update::target_state(Action::CloneDisk, &f, Some("verifying")).unwrap();
+    let s = tui::screens::transfer::target_state(Action::CloneDisk, &f, Some("verifying")).unwrap();
     assert!(s.contains("do not trust"), "{s}");
-    let s = tui::update::target_state(Action::CopyPartition, &f, None).unwrap();
+    let s = tui::screens::transfer::target_state(Action::CopyPartition, &f, None).unwrap();
     assert!(s.contains("no valid file system"), "{s}");
 }
 
@@ -304,7 +307,7 @@ fn unsafe_clone_targets_are_listed_but_refused_with_the_reason() {
     select_disk(&mut m, "sda");
     keys(&mut m, &[Key::Char('c'), Key::Enter]);
     let (source, _) = wizard_endpoints(&m);
-    let list = tui::model::targets(&m, Action::CloneDisk, &source.unwrap());
+    let list = tui::screens::transfer::targets(&m, Action::CloneDisk, &source.unwrap());
     let reason = |name: &str| {
         list.iter()
             .find(|c| c.endpoint.path.as_os_str() == format!("/dev/{name}").as_str())
@@ -364,7 +367,7 @@ fn grow_cannot_be_chosen_for_a_target_that_is_not_larger() {
     // sda (64 MiB) to sdd would be refused (mounted); make sdd free for this test.
     let mut disks = machine();
     disks[3].device.partitions[1].mount_points.clear();
-    update(&mut m, Msg::Scanned(Ok(disks)));
+    scanned(&mut m, Ok(disks));
     select_disk(&mut m, "sda");
     keys(
         &mut m,
@@ -376,7 +379,7 @@ fn grow_cannot_be_chosen_for_a_target_that_is_not_larger() {
     assert!(m.status.as_deref().unwrap().contains("nothing to grow"));
     let req = the_plan_request(keys(&mut m, &[Key::Enter]));
     assert!(!req.options.grow_last);
-    let e = tui::update::size_explanation(Action::CloneDisk, &req.source, &req.target);
+    let e = tui::screens::transfer::size_explanation(Action::CloneDisk, &req.source, &req.target);
     assert!(e.contains("exactly as large"), "{e}");
 }
 
@@ -384,14 +387,24 @@ fn grow_cannot_be_chosen_for_a_target_that_is_not_larger() {
 fn esc_walks_back_through_every_step() {
     let mut m = model();
     let req = clone_to_plan_request(&mut m);
+    let late = plan_id(&m);
     // Esc while planning: back to the options; the late plan is dropped.
     keys(&mut m, &[Key::Esc]);
     assert!(matches!(step(&m), Step::Options { .. }));
-    update(&mut m, Msg::Planned(Ok(planned(&req))));
+    update(
+        &mut m,
+        Msg::Planned {
+            id: late,
+            result: Ok(planned(&req)),
+        },
+    );
     assert!(matches!(step(&m), Step::Options { .. }));
     // Plan → confirm → Esc → plan → Esc → options.
     keys(&mut m, &[Key::Enter]);
-    update(&mut m, Msg::Planned(Ok(planned(&req))));
+    answer(&mut m, plan_id, |id| Msg::Planned {
+        id,
+        result: Ok(planned(&req)),
+    });
     keys(&mut m, &[Key::Enter]);
     typed(&mut m, "ye");
     keys(&mut m, &[Key::Esc]);
@@ -415,12 +428,10 @@ fn esc_walks_back_through_every_step() {
 fn a_refused_plan_shows_the_reason_and_returns_to_the_targets() {
     let mut m = model();
     clone_to_plan_request(&mut m);
-    update(
-        &mut m,
-        Msg::Planned(Err(
-            "refusing to write to /dev/sdb: sdb1 is mounted at /mnt".into(),
-        )),
-    );
+    answer(&mut m, plan_id, |id| Msg::Planned {
+        id,
+        result: Err("refusing to write to /dev/sdb: sdb1 is mounted at /mnt".into()),
+    });
     match step(&m) {
         Step::Refused { reason } => assert!(reason.contains("mounted at /mnt")),
         s => panic!("{s:?}"),
@@ -439,7 +450,7 @@ fn copy_partition_wizard_picks_partitions_and_refuses_unsafe_ones() {
     let (source, _) = wizard_endpoints(&m);
     let source = source.unwrap();
     assert_eq!(source.path, PathBuf::from("/dev/sda1"));
-    let list = tui::model::targets(&m, Action::CopyPartition, &source);
+    let list = tui::screens::transfer::targets(&m, Action::CopyPartition, &source);
     let reason = |name: &str| {
         list.iter()
             .find(|c| c.endpoint.path.as_os_str() == format!("/dev/{name}").as_str())
@@ -466,11 +477,16 @@ fn copy_partition_wizard_picks_partitions_and_refuses_unsafe_ones() {
     assert_eq!(req.action, Action::CopyPartition);
     assert!(req.options.verify && !req.options.grow_last);
     let plan = planned(&req);
-    update(&mut m, Msg::Planned(Ok(plan)));
+    answer(&mut m, plan_id, |id| Msg::Planned {
+        id,
+        result: Ok(plan),
+    });
     keys(&mut m, &[Key::Enter]);
     typed(&mut m, "yes");
     match keys(&mut m, &[Key::Enter]).as_slice() {
-        [Effect::Start(c)] => assert_eq!(c.plan().target.path, PathBuf::from("/dev/sda2")),
+        [Effect::Start { confirmed: c, .. }] => {
+            assert_eq!(c.plan().target.path, PathBuf::from("/dev/sda2"))
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -493,7 +509,7 @@ fn main_screen_keys_quit_reboot_power_off_shell_and_log() {
     assert!(matches!(m.screen, Screen::Main));
     assert!(matches!(
         keys(&mut m, &[Key::Char('s')]).as_slice(),
-        [Effect::Shell]
+        [Effect::Shell { .. }]
     ));
     keys(&mut m, &[Key::Char('l')]);
     assert!(matches!(m.screen, Screen::Log { scroll: 0 }));
@@ -518,7 +534,7 @@ fn mount_and_unmount_only_what_is_safe() {
     assert!(m.status.as_deref().unwrap().contains("select a partition"));
     select_part(&mut m, "sda", 0);
     match keys(&mut m, &[Key::Char('m')]).as_slice() {
-        [Effect::Mount { node, name, fs }] => {
+        [Effect::Mount { node, name, fs, .. }] => {
             assert_eq!(node, &PathBuf::from("/dev/sda1"));
             assert_eq!(name, "sda1");
             assert_eq!(*fs, fs::FsKind::Ext4);
@@ -537,17 +553,21 @@ fn mount_and_unmount_only_what_is_safe() {
     // A partition Lifeboat mounted can be unmounted.
     let mut disks = machine();
     disks[0].device.partitions[1].mount_points = vec!["/run/lifeboat/mnt/sda2".into()];
-    update(&mut m, Msg::Scanned(Ok(disks)));
+    scanned(&mut m, Ok(disks));
     select_part(&mut m, "sda", 1);
     match keys(&mut m, &[Key::Char('u')]).as_slice() {
-        [Effect::Unmount { mount_point }] => {
+        [Effect::Unmount { mount_point, .. }] => {
             assert_eq!(mount_point, &PathBuf::from("/run/lifeboat/mnt/sda2"))
         }
         other => panic!("{other:?}"),
     }
+    let id = m.request();
     let effects = update(
         &mut m,
-        Msg::SystemDone(Ok("/run/lifeboat/mnt/sda2 is unmounted".into())),
+        Msg::SystemDone {
+            id,
+            result: Ok("/run/lifeboat/mnt/sda2 is unmounted".into()),
+        },
     );
     assert!(matches!(effects.as_slice(), [Effect::Rescan { .. }]));
     assert_eq!(
@@ -620,24 +640,27 @@ fn random_key_storms_never_panic_and_only_confirmation_starts_jobs() {
             );
             let was_backup_plan = matches!(
                 &m.screen,
-                Screen::Backup(b) if matches!(**b, tui::model::BackupScreen::Plan { .. })
+                Screen::Backup(b) if matches!(**b, tui::screens::backup::BackupScreen::Plan { .. })
             );
             for e in update(&mut m, Msg::Key(key)) {
                 match e {
-                    Effect::StartBackup { .. } => {
+                    Effect::StartBackup { id, .. } => {
                         // A backup only creates a file: Enter on its plan starts it.
                         assert!(was_backup_plan && key == Key::Enter, "round {round}");
                         backups += 1;
                         update(
                             &mut m,
-                            Msg::BackupDone(Err(JobFailure {
-                                message: "x".into(),
-                                cancelled: true,
-                                state: None,
-                            })),
+                            Msg::BackupDone {
+                                id,
+                                result: Err(JobFailure {
+                                    message: "x".into(),
+                                    cancelled: true,
+                                    state: None,
+                                }),
+                            },
                         );
                     }
-                    Effect::ListImages(dir) => {
+                    Effect::ListImages { id, dir } => {
                         let entries = vec![
                             tui::model::BrowseEntry::Up,
                             tui::model::BrowseEntry::Dir(dir.join("d")),
@@ -645,42 +668,45 @@ fn random_key_storms_never_panic_and_only_confirmation_starts_jobs() {
                         update(
                             &mut m,
                             Msg::Listed {
-                                dir,
+                                id,
                                 result: Ok(entries),
                             },
                         );
                     }
-                    Effect::PlanBackup(req) => {
-                        let answer = if rng.next() % 3 == 1 {
+                    Effect::PlanBackup { id, request: req } => {
+                        let result = if rng.next() % 3 == 1 {
                             Err("refused".to_string())
                         } else {
                             Ok(planned_backup(&req))
                         };
-                        update(&mut m, Msg::BackupPlanned(answer));
+                        update(&mut m, Msg::BackupPlanned { id, result });
                     }
-                    Effect::Start(_) => {
+                    Effect::Start { id, .. } => {
                         assert!(was_confirm_with_yes && key == Key::Enter, "round {round}");
                         starts += 1;
                         // Finish the job at once so the storm goes on.
                         update(
                             &mut m,
-                            Msg::JobDone(Finished {
-                                result: Err(JobFailure {
-                                    message: "x".into(),
-                                    cancelled: true,
-                                    state: None,
-                                }),
-                                notes: vec![],
-                            }),
+                            Msg::JobDone {
+                                id,
+                                finished: Finished {
+                                    result: Err(JobFailure {
+                                        message: "x".into(),
+                                        cancelled: true,
+                                        state: None,
+                                    }),
+                                    notes: vec![],
+                                },
+                            },
                         );
                     }
-                    Effect::Plan(req) => {
-                        let answer = if rng.next() % 3 == 1 {
+                    Effect::Plan { id, request: req } => {
+                        let result = if rng.next() % 3 == 1 {
                             Err("refused".to_string())
                         } else {
                             Ok(planned(&req))
                         };
-                        update(&mut m, Msg::Planned(answer));
+                        update(&mut m, Msg::Planned { id, result });
                     }
                     // Nothing leaves the UI in the storm except Quit/Reboot/PowerOff, which the
                     // runtime would act on; keep going.
@@ -688,7 +714,7 @@ fn random_key_storms_never_panic_and_only_confirmation_starts_jobs() {
                 }
             }
             if rng.next() % 50 == 1 {
-                update(&mut m, Msg::Scanned(Ok(machine())));
+                scanned(&mut m, Ok(machine()));
             }
         }
     }
@@ -717,17 +743,17 @@ fn a_stick_with_a_bare_file_system_can_be_mounted_and_copied_from() {
         report: Ok(report),
     });
     let mut m = model();
-    update(&mut m, Msg::Scanned(Ok(disks)));
+    scanned(&mut m, Ok(disks));
     select_disk(&mut m, "sde");
     match keys(&mut m, &[Key::Char('m')]).as_slice() {
-        [Effect::Mount { node, name, fs }] => {
+        [Effect::Mount { node, name, fs, .. }] => {
             assert_eq!(node, &PathBuf::from("/dev/sde"));
             assert_eq!(name, "sde");
             assert_eq!(*fs, fs::FsKind::Vfat);
         }
         other => panic!("{other:?}"),
     }
-    let list = tui::model::sources(&m, Action::CopyPartition);
+    let list = tui::screens::transfer::sources(&m, Action::CopyPartition);
     let stick = list
         .iter()
         .find(|c| c.endpoint.path.as_os_str() == "/dev/sde")
@@ -740,7 +766,7 @@ fn a_stick_with_a_bare_file_system_can_be_mounted_and_copied_from() {
         stick.endpoint.label
     );
     // As a clone source it is refused, pointing to Copy partition.
-    let list = tui::model::sources(&m, Action::CloneDisk);
+    let list = tui::screens::transfer::sources(&m, Action::CloneDisk);
     let r = list
         .iter()
         .find(|c| c.endpoint.path.as_os_str() == "/dev/sde")

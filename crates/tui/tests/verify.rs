@@ -13,7 +13,8 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tui::model::{BrowseEntry, ImageSummary, Screen, VerifyScreen};
+use tui::model::{BrowseEntry, ImageSummary, Screen};
+use tui::screens::verify::VerifyScreen;
 use tui::{update, view, Effect, Key, Model, Msg};
 
 fn render(m: &Model) -> Vec<String> {
@@ -93,13 +94,11 @@ fn drive_listing() -> Vec<BrowseEntry> {
 }
 
 fn listed(m: &mut Model, dir: PathBuf, entries: Vec<BrowseEntry>) {
-    let effects = update(
-        m,
-        Msg::Listed {
-            dir,
-            result: Ok(entries),
-        },
-    );
+    assert_eq!(m.screen.browser().unwrap().dir, dir, "the folder shown");
+    let effects = answer(m, picker_id, |id| Msg::Listed {
+        id,
+        result: Ok(entries),
+    });
     assert!(effects.is_empty());
 }
 
@@ -107,10 +106,12 @@ fn listed(m: &mut Model, dir: PathBuf, entries: Vec<BrowseEntry>) {
 fn on_drive() -> Model {
     let mut m = model();
     let e = keys(&mut m, &[Key::Char('i')]);
-    assert!(matches!(e.as_slice(), [Effect::ListImages(d)] if *d == root()));
+    assert!(matches!(e.as_slice(), [Effect::ListImages { dir: d, .. }] if *d == root()));
     listed(&mut m, root(), top_listing());
     let e = keys(&mut m, &[Key::Enter]);
-    assert!(matches!(e.as_slice(), [Effect::ListImages(d)] if *d == root().join("sdb1")));
+    assert!(
+        matches!(e.as_slice(), [Effect::ListImages { dir: d, .. }] if *d == root().join("sdb1"))
+    );
     listed(&mut m, root().join("sdb1"), drive_listing());
     m
 }
@@ -129,7 +130,7 @@ fn browser(m: &Model) -> &tui::model::Browser {
 fn verify_opens_the_browser_on_the_mount_folder_and_esc_leaves_it() {
     let mut m = model();
     let e = keys(&mut m, &[Key::Char('i')]);
-    assert!(matches!(e.as_slice(), [Effect::ListImages(d)] if *d == root()));
+    assert!(matches!(e.as_slice(), [Effect::ListImages { dir: d, .. }] if *d == root()));
     assert_eq!(browser(&m).dir, root());
     assert!(browser(&m).entries.is_none());
     assert!(keys(&mut m, &[Key::Esc]).is_empty());
@@ -141,7 +142,7 @@ fn enter_descends_into_a_folder_and_backspace_goes_up_but_never_above_the_top() 
     let mut m = on_drive();
     assert_eq!(browser(&m).dir, root().join("sdb1"));
     let e = keys(&mut m, &[Key::Backspace]);
-    assert!(matches!(e.as_slice(), [Effect::ListImages(d)] if *d == root()));
+    assert!(matches!(e.as_slice(), [Effect::ListImages { dir: d, .. }] if *d == root()));
     listed(&mut m, root(), top_listing());
     // At the top, Backspace stays.
     assert!(keys(&mut m, &[Key::Backspace]).is_empty());
@@ -149,13 +150,28 @@ fn enter_descends_into_a_folder_and_backspace_goes_up_but_never_above_the_top() 
     // "../" goes up too.
     let mut m = on_drive();
     let e = keys(&mut m, &[Key::Home, Key::Enter]);
-    assert!(matches!(e.as_slice(), [Effect::ListImages(d)] if *d == root()));
+    assert!(matches!(e.as_slice(), [Effect::ListImages { dir: d, .. }] if *d == root()));
 }
 
 #[test]
 fn a_listing_of_another_folder_arriving_late_is_ignored() {
-    let mut m = on_drive();
+    let mut m = model();
+    let e = keys(&mut m, &[Key::Char('i')]);
+    let top = match e.as_slice() {
+        [Effect::ListImages { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    };
     listed(&mut m, root(), top_listing());
+    keys(&mut m, &[Key::Enter]);
+    listed(&mut m, root().join("sdb1"), drive_listing());
+    // The top folder's listing again, answering the first request late.
+    update(
+        &mut m,
+        Msg::Listed {
+            id: top,
+            result: Ok(top_listing()),
+        },
+    );
     assert_eq!(browser(&m).entries, Some(Ok(drive_listing())));
 }
 
@@ -176,11 +192,11 @@ fn choosing_a_good_image_starts_verify_and_the_user_may_stop_it() {
     let mut m = on_drive();
     let e = keys(&mut m, &[Key::Down, Key::Down, Key::Enter]);
     let image = root().join("sdb1/laptop.lbi");
-    assert!(matches!(e.as_slice(), [Effect::VerifyImage(p)] if *p == image));
+    assert!(matches!(e.as_slice(), [Effect::VerifyImage { image: p, .. }] if *p == image));
     assert!(m.job_running());
-    update(
-        &mut m,
-        Msg::Progress(engine::Progress {
+    answer(&mut m, job_id, |id| Msg::Progress {
+        id,
+        progress: engine::Progress {
             phase: "verifying".into(),
             done: 3 * MIB,
             total: 12 * MIB,
@@ -189,8 +205,8 @@ fn choosing_a_good_image_starts_verify_and_the_user_may_stop_it() {
             elapsed_secs: 3.0,
             bad_bytes: 0,
             finished: false,
-        }),
-    );
+        },
+    });
     let lines = render(&m);
     let text = lines.join("\n");
     assert!(lines[0].contains("step 2 of 2: running"), "{text}");
@@ -204,18 +220,18 @@ fn choosing_a_good_image_starts_verify_and_the_user_may_stop_it() {
     // Esc asks; n keeps going; Esc then y stops.
     assert!(keys(&mut m, &[Key::Esc, Key::Char('n')]).is_empty());
     let e = keys(&mut m, &[Key::Esc, Key::Char('y')]);
-    assert!(matches!(e.as_slice(), [Effect::CancelJob]));
+    assert!(matches!(e.as_slice(), [Effect::CancelJob { .. }]));
     match &m.screen {
         Screen::Verify(v) => assert!(matches!(
-            **v,
-            VerifyScreen::Running {
-                cancelling: true,
-                ..
-            }
+            &**v,
+            VerifyScreen::Running { run, .. } if run.cancelling
         )),
         other => panic!("{other:?}"),
     }
-    update(&mut m, Msg::Verified(Err("verify cancelled".into())));
+    answer(&mut m, job_id, |id| Msg::Verified {
+        id,
+        result: Err("verify cancelled".into()),
+    });
     assert!(!m.job_running());
     let lines = render(&m).join("\n");
     assert!(lines.contains("Verify did not complete."), "{lines}");
@@ -274,7 +290,10 @@ fn the_result_lists_every_bad_chunk_at_80x25() {
         bad: vec![bad.clone()],
         structure: vec![],
     };
-    update(&mut m, Msg::Verified(Ok(report)));
+    answer(&mut m, job_id, |id| Msg::Verified {
+        id,
+        result: Ok(report),
+    });
     let lines = render(&m);
     let text = lines.join("\n");
     assert!(lines[0].contains("step 2 of 2: result"), "{text}");

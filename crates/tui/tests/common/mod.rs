@@ -9,8 +9,11 @@ use qemu_tests::fixture::{self, Mkfs};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use tui::logger::LogRing;
-use tui::model::{DiskEntry, Model};
-use tui::{update, Effect, Key, Msg};
+use tui::model::{DiskEntry, Model, Screen};
+use tui::screens::backup::BackupScreen;
+use tui::screens::files::FilesScreen;
+use tui::screens::transfer::Step;
+use tui::{update, Effect, Key, Msg, RequestId};
 
 pub const MIB: u64 = 1 << 20;
 
@@ -186,7 +189,7 @@ pub fn model() -> Model {
         LogRing::default(),
         Some(PathBuf::from("/run/lifeboat/lifeboat.log")),
     );
-    let _ = update(&mut m, Msg::Scanned(Ok(machine())));
+    let _ = scanned(&mut m, Ok(machine()));
     m
 }
 
@@ -322,4 +325,76 @@ pub fn backup_into(disk: &Path, image: &Path, part: Option<u32>) {
         &engine::Cancel::new(),
     )
     .unwrap();
+}
+
+/// Answers the discovery the model waits for (asking for one first when none is under way).
+pub fn scanned(m: &mut Model, result: Result<Vec<DiskEntry>, String>) -> Vec<Effect> {
+    if m.scanning.is_none() {
+        m.rescan();
+    }
+    let id = m.scanning.unwrap();
+    update(m, Msg::Scanned { id, result })
+}
+
+/// Sends `make(id)`, `id` being the request the model waits for as `wait` reads it: how a
+/// worker's answer arrives.
+pub fn answer(
+    m: &mut Model,
+    wait: impl Fn(&Model) -> RequestId,
+    make: impl FnOnce(RequestId) -> Msg,
+) -> Vec<Effect> {
+    let id = wait(m);
+    update(m, make(id))
+}
+
+/// The plan (transfer or backup) the model waits for.
+pub fn plan_id(m: &Model) -> RequestId {
+    match &m.screen {
+        Screen::Wizard(w) => match w.step {
+            Step::Planning { id } => id,
+            ref other => panic!("not planning: {other:?}"),
+        },
+        Screen::Backup(b) => match **b {
+            BackupScreen::Planning { id, .. } => id,
+            ref other => panic!("not planning: {other:?}"),
+        },
+        other => panic!("not planning: {other:?}"),
+    }
+}
+
+/// The job that runs.
+pub fn job_id(m: &Model) -> RequestId {
+    m.screen.run().expect("a running job").id
+}
+
+/// The folder listing the picker waits for.
+pub fn picker_id(m: &Model) -> RequestId {
+    m.screen.browser().expect("a picker").request
+}
+
+/// The folder listing the file browser waits for.
+pub fn files_id(m: &Model) -> RequestId {
+    match &m.screen {
+        Screen::Files(f) => match &**f {
+            FilesScreen::Browse(v) => v.request.expect("a listing under way"),
+            other => panic!("not browsing: {other:?}"),
+        },
+        other => panic!("not browsing: {other:?}"),
+    }
+}
+
+/// The destination check the extract waits for.
+pub fn check_id(m: &Model) -> RequestId {
+    match &m.screen {
+        Screen::Files(f) => match &**f {
+            FilesScreen::Checking { id, .. } => *id,
+            other => panic!("not checking: {other:?}"),
+        },
+        other => panic!("not checking: {other:?}"),
+    }
+}
+
+/// The SMART question about `path` under way.
+pub fn smart_id(m: &Model, path: PathBuf) -> RequestId {
+    *m.smart_asked.get(&path).expect("a SMART question")
 }

@@ -1,0 +1,242 @@
+//! Drawing the backup steps.
+
+use super::{backup_sources, BackupJob, BackupScreen};
+use crate::inventory::Candidate;
+use crate::model::Model;
+use crate::widgets::image_picker;
+use crate::widgets::running::{self, Texts};
+use crate::widgets::{bad_style, candidate_list, clock, explain, good_style, path_text, plan};
+use crate::widgets::{selected_style, spinner, warn_style};
+use disk::text::printable;
+use engine::units::human;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Text};
+use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::Frame;
+
+/// Draws the step.
+pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
+    match s {
+        BackupScreen::PickSource { cursor } => {
+            let [list_area, info] =
+                Layout::vertical([Constraint::Min(5), Constraint::Length(4)]).areas(area);
+            let list: Vec<Candidate> = backup_sources(model).into_iter().map(|(c, _)| c).collect();
+            candidate_list(
+                frame,
+                list_area,
+                " Back up which disk or partition? ",
+                &list,
+                *cursor,
+            );
+            let text = match list.get(*cursor) {
+                Some(c) => explain(model, c),
+                None => Text::raw("No disks found."),
+            };
+            frame.render_widget(
+                Paragraph::new(text)
+                    .wrap(Wrap { trim: true })
+                    .block(Block::default().borders(Borders::ALL)),
+                info,
+            );
+        }
+        BackupScreen::PickFolder { browser, .. } => {
+            image_picker::draw(model, browser, Some("saves the new image"), frame, area)
+        }
+        BackupScreen::Name {
+            job,
+            typed,
+            refused,
+            ..
+        } => {
+            let mut lines = vec![
+                Line::raw(format!(
+                    "The image is saved in {}",
+                    path_text(&job.request.dir)
+                )),
+                Line::raw(""),
+                Line::raw(format!("File name: {typed}_")),
+                Line::raw(""),
+                Line::raw("\".lbi\" is added when missing; an existing file is never overwritten."),
+            ];
+            if let Some(r) = refused {
+                lines.push(Line::raw(""));
+                lines.push(Line::styled(r.clone(), bad_style()));
+            }
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: false })
+                    .block(Block::default().borders(Borders::ALL).title(" File name ")),
+                area,
+            );
+        }
+        BackupScreen::Planning { request, .. } => {
+            frame.render_widget(
+                Paragraph::new(format!(
+                    "Checking {} and planning the backup of {} {}",
+                    path_text(&request.dir),
+                    path_text(&request.source.endpoint.path),
+                    spinner(model.tick)
+                ))
+                .wrap(Wrap { trim: true })
+                .block(Block::default().borders(Borders::ALL)),
+                area,
+            );
+        }
+        BackupScreen::Refused { request, reason } => {
+            frame.render_widget(
+                Paragraph::new(vec![
+                    Line::styled(
+                        format!("The image cannot be saved in {}:", path_text(&request.dir)),
+                        bad_style(),
+                    ),
+                    Line::raw(""),
+                    Line::raw(printable(reason).into_owned()),
+                ])
+                .wrap(Wrap { trim: true })
+                .block(Block::default().borders(Borders::ALL).title(" Refused ")),
+                area,
+            );
+        }
+        BackupScreen::Options {
+            job,
+            settings,
+            cursor,
+        } => {
+            let [list_area, info] =
+                Layout::vertical([Constraint::Length(5), Constraint::Min(3)]).areas(area);
+            let items: Vec<ListItem> = settings
+                .lines()
+                .into_iter()
+                .map(|l| ListItem::new(format!("  {l}")))
+                .collect();
+            let mut state = ListState::default().with_selected(Some(*cursor));
+            frame.render_stateful_widget(
+                List::new(items)
+                    .block(Block::default().borders(Borders::ALL).title(" Options "))
+                    .highlight_style(selected_style()),
+                list_area,
+                &mut state,
+            );
+            frame.render_widget(
+                Paragraph::new(backup_facts(job))
+                    .wrap(Wrap { trim: true })
+                    .block(Block::default().borders(Borders::ALL)),
+                info,
+            );
+        }
+        BackupScreen::Plan { job, scroll, .. } => {
+            let [plan_area, info] =
+                Layout::vertical([Constraint::Min(5), Constraint::Length(6)]).areas(area);
+            plan::draw(frame, plan_area, &job.plan.to_string(), *scroll);
+            let mut lines = backup_facts(job).lines;
+            lines.push(Line::raw(
+                "Only a new file is created; no disk is written. Enter starts the backup.",
+            ));
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: true })
+                    .block(Block::default().borders(Borders::ALL)),
+                info,
+            );
+        }
+        BackupScreen::Running { job, run, .. } => {
+            let texts = Texts {
+                head: [
+                    Line::raw(format!(
+                        "{} -> {}",
+                        printable(&job.plan.source.to_string()),
+                        path_text(job.image())
+                    )),
+                    Line::raw("The source is only read."),
+                ],
+                status: run.phase(),
+                stopping: "Stopping; the partial image is deleted...",
+                ask: (
+                    " Stop? ",
+                    "Stop the backup? The partial image is deleted. (y/n)",
+                ),
+            };
+            running::draw(frame, area, run, texts);
+        }
+        BackupScreen::Done { job, outcome } => {
+            let mut lines = Vec::new();
+            match &outcome.result {
+                Ok(r) => {
+                    lines.push(Line::styled("Backup finished.", good_style()));
+                    lines.push(Line::raw(""));
+                    lines.push(Line::raw(format!("Image    {}", path_text(&r.image))));
+                    lines.push(Line::raw(format!(
+                        "Size     {} in {} volume{} ({} read in {})",
+                        human(r.bytes_written),
+                        r.volumes.len(),
+                        if r.volumes.len() == 1 { "" } else { "s" },
+                        human(r.bytes_read),
+                        clock(r.seconds as u64)
+                    )));
+                    if r.bad_sectors.is_empty() {
+                        lines.push(Line::raw("Every sector of the source was read."));
+                    } else {
+                        lines.push(Line::styled(
+                            format!(
+                                "{} in {} ranges could not be read: they are recorded in the \
+                                 image and restore as zeros.",
+                                human(r.bad_sectors.bytes()),
+                                r.bad_sectors.ranges.len()
+                            ),
+                            warn_style(),
+                        ));
+                    }
+                    for n in &r.notes {
+                        lines.push(Line::raw(printable(n).into_owned()));
+                    }
+                    lines.push(Line::raw(""));
+                    lines.push(Line::raw("Press v to verify the image now."));
+                }
+                Err(f) => {
+                    lines.push(Line::styled(
+                        if f.cancelled {
+                            "Backup cancelled."
+                        } else {
+                            "Backup failed."
+                        },
+                        bad_style(),
+                    ));
+                    lines.push(Line::raw(""));
+                    lines.push(Line::raw(printable(&f.message).into_owned()));
+                    lines.push(Line::raw(format!(
+                        "The source was only read. A partial {} is deleted.",
+                        path_text(job.image())
+                    )));
+                }
+            }
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: false })
+                    .block(Block::default().borders(Borders::ALL).title(" Result ")),
+                area,
+            );
+        }
+    }
+}
+
+/// The image's name and place, free space and the FAT rule, for the options and plan screens.
+fn backup_facts(job: &BackupJob) -> Text<'static> {
+    let mut lines = vec![Line::raw(format!("Image  {}", path_text(job.image())))];
+    match job.free {
+        Some(free) => lines.push(Line::raw(format!(
+            "Free   {} there; the image will be about {} (an estimate)",
+            human(free),
+            human(job.estimate())
+        ))),
+        None => lines.push(Line::raw("Free space there: unknown")),
+    }
+    if let Some(w) = job.space_warning() {
+        lines.push(Line::styled(format!("Warning: {w}"), warn_style()));
+    }
+    if job.fat {
+        lines.push(Line::raw(
+            "FAT drive: the image is split into volumes below 4 GiB.",
+        ));
+    }
+    Text::from(lines)
+}

@@ -1,0 +1,550 @@
+//! Back up a disk or partition into a new image file: source → folder → (planning) → options →
+//! plan → running → result. A backup writes no disk: it only creates a new image file (never
+//! overwriting one), so Enter on the plan starts it. The destination check and plan is a worker
+//! request ([`BackupScreen::Planning`] keeps its id); a late answer for a folder or name the user
+//! left is dropped.
+
+pub mod data;
+mod draw;
+
+pub use data::{
+    backup_sources, checked_image_name, default_image_name, BackupJob, BackupOutcome,
+    BackupRequest, BackupSettings, BackupSource, BACKUP_LEVELS, SPLIT_4G,
+};
+pub use draw::draw;
+
+use crate::model::{Effect, Key, Model, RequestId, Screen};
+use crate::screens::transfer::job::JobFailure;
+use crate::screens::verify::VerifyScreen;
+use crate::widgets::image_picker::{self, Browser, Folder};
+use crate::widgets::running::Run;
+use crate::widgets::{nav, plan};
+use engine::units::human;
+use std::sync::Arc;
+
+/// The steps of a backup.
+#[derive(Debug)]
+pub enum BackupScreen {
+    PickSource {
+        cursor: usize,
+    },
+    PickFolder {
+        source: BackupSource,
+        browser: Browser,
+    },
+    /// A worker checks the destination and plans; its answer carries `id`.
+    Planning {
+        id: RequestId,
+        request: BackupRequest,
+        /// The options chosen before the file was renamed, kept across the new plan.
+        settings: Option<BackupSettings>,
+    },
+    Refused {
+        request: BackupRequest,
+        reason: String,
+    },
+    Options {
+        job: Arc<BackupJob>,
+        settings: BackupSettings,
+        cursor: usize,
+    },
+    /// Editing the image file's name.
+    Name {
+        job: Arc<BackupJob>,
+        settings: BackupSettings,
+        typed: String,
+        /// Why the last name was refused.
+        refused: Option<String>,
+    },
+    Plan {
+        job: Arc<BackupJob>,
+        settings: BackupSettings,
+        scroll: u16,
+    },
+    Running {
+        job: Arc<BackupJob>,
+        settings: BackupSettings,
+        run: Run,
+    },
+    Done {
+        job: Arc<BackupJob>,
+        outcome: BackupOutcome,
+    },
+}
+
+impl BackupScreen {
+    /// The first step, the cursor on the disk or partition selected on the main screen.
+    pub fn start(model: &Model) -> Screen {
+        let want = model.selected().and_then(|r| model.row_key(r));
+        let cursor = want
+            .and_then(|(disk, number)| {
+                backup_sources(model)
+                    .iter()
+                    .position(|(_, s)| s.disk == disk && s.part == number)
+            })
+            .unwrap_or(0);
+        Screen::Backup(Box::new(BackupScreen::PickSource { cursor }))
+    }
+
+    pub fn run(&self) -> Option<&Run> {
+        match self {
+            BackupScreen::Running { run, .. } => Some(run),
+            _ => None,
+        }
+    }
+
+    pub fn run_mut(&mut self) -> Option<&mut Run> {
+        match self {
+            BackupScreen::Running { run, .. } => Some(run),
+            _ => None,
+        }
+    }
+
+    pub fn browser(&self) -> Option<&Browser> {
+        match self {
+            BackupScreen::PickFolder { browser, .. } => Some(browser),
+            _ => None,
+        }
+    }
+
+    pub fn browser_mut(&mut self) -> Option<&mut Browser> {
+        match self {
+            BackupScreen::PickFolder { browser, .. } => Some(browser),
+            _ => None,
+        }
+    }
+
+    pub fn title(&self) -> String {
+        let (n, what) = match self {
+            BackupScreen::PickSource { .. } => (1, "source"),
+            BackupScreen::PickFolder { .. } => (2, "destination folder"),
+            BackupScreen::Planning { .. } | BackupScreen::Refused { .. } => (3, "checking"),
+            BackupScreen::Options { .. } => (3, "options"),
+            BackupScreen::Name { .. } => (3, "file name"),
+            BackupScreen::Plan { .. } => (4, "plan"),
+            BackupScreen::Running { .. } => (5, "running"),
+            BackupScreen::Done { .. } => (5, "result"),
+        };
+        format!("Back up - step {n} of 5: {what}")
+    }
+
+    pub fn help(&self) -> &'static str {
+        match self {
+            BackupScreen::PickSource { .. } => " ↑↓ move  Enter choose  Esc back",
+            BackupScreen::PickFolder { .. } => {
+                " ↑↓ move  Enter open  s save here  Backspace up  r reread  Esc back"
+            }
+            BackupScreen::Planning { .. } => " Esc back",
+            BackupScreen::Refused { .. } => " Enter/Esc pick another folder",
+            BackupScreen::Options { .. } => {
+                " ↑↓ move  Space change  n rename  Enter show the plan  Esc back"
+            }
+            BackupScreen::Name { .. } => " type the file name  Enter use it  Esc back",
+            BackupScreen::Plan { .. } => " ↑↓ PgUp PgDn scroll  Enter start the backup  Esc back",
+            BackupScreen::Running { run, .. } if run.ask_cancel => {
+                " y stop (the partial image is deleted)  n keep going"
+            }
+            BackupScreen::Running { .. } => " Esc stop",
+            BackupScreen::Done {
+                outcome: BackupOutcome { result: Ok(_) },
+                ..
+            } => " v verify the image now  Enter back to the disks",
+            BackupScreen::Done { .. } => " Enter back to the disks",
+        }
+    }
+
+    /// The spinner turns while planning and while a folder is read.
+    pub fn animated(&self) -> bool {
+        match self {
+            BackupScreen::Planning { .. } => true,
+            BackupScreen::PickFolder { browser, .. } => browser.waiting(),
+            _ => false,
+        }
+    }
+}
+
+/// The plan asked with `id` arrived: the options, or why not; dropped when not awaited.
+pub fn on_planned(model: &mut Model, id: RequestId, result: Result<Arc<BackupJob>, String>) {
+    let Screen::Backup(s) = &mut model.screen else {
+        return;
+    };
+    let BackupScreen::Planning {
+        id: waiting,
+        request,
+        settings,
+    } = &**s
+    else {
+        return;
+    };
+    if *waiting != id {
+        log::debug!("backup plan {id} dropped: no longer awaited");
+        return;
+    }
+    let request = request.clone();
+    let kept = *settings;
+    **s = match result {
+        Ok(job) => {
+            let mut settings = kept.unwrap_or_default();
+            // FAT32 cannot hold files of 4 GiB or more.
+            settings.split_4g |= job.fat;
+            BackupScreen::Options {
+                job,
+                settings,
+                cursor: 0,
+            }
+        }
+        Err(reason) => BackupScreen::Refused { request, reason },
+    };
+}
+
+/// The backup `id` finished: the result, or straight to verifying when that was asked.
+pub fn on_done(
+    model: &mut Model,
+    id: RequestId,
+    result: Result<engine::backup::BackupReport, JobFailure>,
+) -> Vec<Effect> {
+    let Screen::Backup(s) = &mut model.screen else {
+        return Vec::new();
+    };
+    let BackupScreen::Running { job, settings, run } = &**s else {
+        return Vec::new();
+    };
+    if run.id != id {
+        return Vec::new();
+    }
+    let job = Arc::clone(job);
+    let verify = settings.verify;
+    match &result {
+        Ok(r) if verify => {
+            model.status = Some(format!(
+                "backup done: {} in {} volume(s), {} unreadable; now verifying",
+                human(r.bytes_written),
+                r.volumes.len(),
+                human(r.bad_sectors.bytes())
+            ));
+            let (screen, effects) = VerifyScreen::running(model, r.image.clone());
+            model.screen = screen;
+            return effects;
+        }
+        Ok(_) => {}
+        Err(f) => log::error!(
+            "backup of {} to {} failed: {}",
+            job.plan.source,
+            job.image().display(),
+            f.message
+        ),
+    }
+    **s = BackupScreen::Done {
+        job,
+        outcome: BackupOutcome { result },
+    };
+    Vec::new()
+}
+
+/// Asks a worker to check `request` and plan it.
+fn planning(
+    model: &mut Model,
+    request: BackupRequest,
+    settings: Option<BackupSettings>,
+) -> (Screen, Vec<Effect>) {
+    let id = model.request();
+    (
+        Screen::Backup(Box::new(BackupScreen::Planning {
+            id,
+            request: request.clone(),
+            settings,
+        })),
+        vec![Effect::PlanBackup {
+            id,
+            request: Box::new(request),
+        }],
+    )
+}
+
+/// The folder picker again, on the folder of `request`.
+fn folder_again(model: &mut Model, request: BackupRequest) -> (Screen, Vec<Effect>) {
+    let (browser, effect) = Browser::open(model, request.dir);
+    (
+        Screen::Backup(Box::new(BackupScreen::PickFolder {
+            source: request.source,
+            browser,
+        })),
+        vec![effect],
+    )
+}
+
+/// Keys of the backup screens: source → folder → (planning) → options → plan → running → result.
+pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>) {
+    let wrap = |s: BackupScreen| Screen::Backup(Box::new(s));
+    match s {
+        BackupScreen::PickSource { cursor } => {
+            let list = backup_sources(model);
+            if let Some(c) = nav(cursor, list.len(), key) {
+                return (wrap(BackupScreen::PickSource { cursor: c }), Vec::new());
+            }
+            match key {
+                Key::Esc => (Screen::Main, Vec::new()),
+                Key::Enter => match list.get(cursor) {
+                    Some((c, source)) if c.refusal.is_none() => {
+                        model.status = None;
+                        let (browser, effect) = Browser::open(model, model.image_root.clone());
+                        (
+                            wrap(BackupScreen::PickFolder {
+                                source: source.clone(),
+                                browser,
+                            }),
+                            vec![effect],
+                        )
+                    }
+                    Some((c, _)) => {
+                        model.status = c.refusal.clone();
+                        (wrap(BackupScreen::PickSource { cursor }), Vec::new())
+                    }
+                    None => (wrap(BackupScreen::PickSource { cursor }), Vec::new()),
+                },
+                _ => (wrap(BackupScreen::PickSource { cursor }), Vec::new()),
+            }
+        }
+        BackupScreen::PickFolder { source, browser } => {
+            const ON_IMAGE: &str =
+                "images are never overwritten: s saves a new image in this folder";
+            match image_picker::pick_folder(model, browser, key, ON_IMAGE) {
+                Folder::Stay(browser, effects) => {
+                    (wrap(BackupScreen::PickFolder { source, browser }), effects)
+                }
+                Folder::Leave => {
+                    let cursor = backup_sources(model)
+                        .iter()
+                        .position(|(_, s)| *s == source)
+                        .unwrap_or(0);
+                    (wrap(BackupScreen::PickSource { cursor }), Vec::new())
+                }
+                Folder::Chosen(dir) => {
+                    let name = default_image_name(&source, &crate::jobs::today());
+                    let request = BackupRequest {
+                        source,
+                        dir,
+                        name,
+                        include_virtual: model.show_virtual,
+                    };
+                    planning(model, request, None)
+                }
+            }
+        }
+        BackupScreen::Planning {
+            id,
+            request,
+            settings,
+        } => match key {
+            // The worker's answer is dropped when it arrives (its id is no longer awaited).
+            Key::Esc => folder_again(model, request),
+            _ => (
+                wrap(BackupScreen::Planning {
+                    id,
+                    request,
+                    settings,
+                }),
+                Vec::new(),
+            ),
+        },
+        BackupScreen::Name {
+            job,
+            settings,
+            mut typed,
+            refused,
+        } => match key {
+            Key::Esc => (
+                wrap(BackupScreen::Options {
+                    job,
+                    settings,
+                    cursor: 0,
+                }),
+                Vec::new(),
+            ),
+            Key::Backspace => {
+                typed.pop();
+                (
+                    wrap(BackupScreen::Name {
+                        job,
+                        settings,
+                        typed,
+                        refused: None,
+                    }),
+                    Vec::new(),
+                )
+            }
+            Key::Char(c) if !c.is_control() && typed.chars().count() < 120 => {
+                typed.push(c);
+                (
+                    wrap(BackupScreen::Name {
+                        job,
+                        settings,
+                        typed,
+                        refused: None,
+                    }),
+                    Vec::new(),
+                )
+            }
+            Key::Enter => match checked_image_name(&typed) {
+                Ok(name) => {
+                    let request = BackupRequest {
+                        name,
+                        ..job.request.clone()
+                    };
+                    planning(model, request, Some(settings))
+                }
+                Err(reason) => (
+                    wrap(BackupScreen::Name {
+                        job,
+                        settings,
+                        typed,
+                        refused: Some(reason),
+                    }),
+                    Vec::new(),
+                ),
+            },
+            _ => (
+                wrap(BackupScreen::Name {
+                    job,
+                    settings,
+                    typed,
+                    refused,
+                }),
+                Vec::new(),
+            ),
+        },
+        BackupScreen::Refused { request, reason } => match key {
+            Key::Esc | Key::Enter => folder_again(model, request),
+            _ => (wrap(BackupScreen::Refused { request, reason }), Vec::new()),
+        },
+        BackupScreen::Options {
+            job,
+            mut settings,
+            cursor,
+        } => {
+            if let Some(c) = nav(cursor, settings.lines().len(), key) {
+                return (
+                    wrap(BackupScreen::Options {
+                        job,
+                        settings,
+                        cursor: c,
+                    }),
+                    Vec::new(),
+                );
+            }
+            match key {
+                Key::Esc => folder_again(model, job.request.clone()),
+                Key::Char('n') => {
+                    model.status = None;
+                    let typed = job.request.name.clone();
+                    (
+                        wrap(BackupScreen::Name {
+                            job,
+                            settings,
+                            typed,
+                            refused: None,
+                        }),
+                        Vec::new(),
+                    )
+                }
+                Key::Char(' ') | Key::Char('x') => {
+                    model.status = None;
+                    match cursor {
+                        0 => settings.next_level(),
+                        1 if job.fat => {
+                            model.status = Some(format!(
+                                "{} is on a FAT file system, which cannot hold files of 4 GiB or \
+                                 more: the image must be split",
+                                job.request.dir.display()
+                            ));
+                        }
+                        1 => settings.split_4g = !settings.split_4g,
+                        _ => settings.verify = !settings.verify,
+                    }
+                    (
+                        wrap(BackupScreen::Options {
+                            job,
+                            settings,
+                            cursor,
+                        }),
+                        Vec::new(),
+                    )
+                }
+                Key::Enter => {
+                    model.status = None;
+                    (
+                        wrap(BackupScreen::Plan {
+                            job,
+                            settings,
+                            scroll: 0,
+                        }),
+                        Vec::new(),
+                    )
+                }
+                _ => (
+                    wrap(BackupScreen::Options {
+                        job,
+                        settings,
+                        cursor,
+                    }),
+                    Vec::new(),
+                ),
+            }
+        }
+        BackupScreen::Plan {
+            job,
+            settings,
+            scroll,
+        } => match key {
+            Key::Esc => (
+                wrap(BackupScreen::Options {
+                    job,
+                    settings,
+                    cursor: 0,
+                }),
+                Vec::new(),
+            ),
+            // A backup only creates a new file: Enter is the confirmation.
+            Key::Enter => {
+                log::info!(
+                    "backup of {} to {} started",
+                    job.plan.source,
+                    job.image().display()
+                );
+                let id = model.request();
+                (
+                    wrap(BackupScreen::Running {
+                        job: Arc::clone(&job),
+                        settings,
+                        run: Run::new(id),
+                    }),
+                    vec![Effect::StartBackup { id, job, settings }],
+                )
+            }
+            k => {
+                let scroll = plan::scroll(&job.plan.to_string(), scroll, k).unwrap_or(scroll);
+                (
+                    wrap(BackupScreen::Plan {
+                        job,
+                        settings,
+                        scroll,
+                    }),
+                    Vec::new(),
+                )
+            }
+        },
+        BackupScreen::Running {
+            job,
+            settings,
+            mut run,
+        } => {
+            let effects = run.key(key);
+            (wrap(BackupScreen::Running { job, settings, run }), effects)
+        }
+        BackupScreen::Done { job, outcome } => match (key, &outcome.result) {
+            (Key::Char('v'), Ok(r)) => VerifyScreen::running(model, r.image.clone()),
+            (Key::Enter | Key::Esc, _) => (Screen::Main, Vec::new()),
+            _ => (wrap(BackupScreen::Done { job, outcome }), Vec::new()),
+        },
+    }
+}

@@ -1,0 +1,454 @@
+//! The image picker: a folder below [`Model::image_root`] listed by a worker (folders and `.lbi`
+//! images with their summaries), browsed with the keys, drawn with the selected image's summary.
+//! Restore, Verify and Browse files pick an image with it ([`pick_image`]); Backup and Extract pick
+//! a folder with it ([`pick_folder`]). Each listing is a request: its reply carries the id stored
+//! in [`Browser::request`], and a listing of a folder the user already left is dropped.
+
+use super::{bad_style, file_name, nav, path_text, selected_style, spinner, warn_style};
+use crate::model::{Effect, Key, Model, RequestId, Screen};
+use disk::text::printable;
+use engine::units::human;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::Frame;
+use std::path::{Path, PathBuf};
+
+/// What an image file says about itself, for the image browser (`lifeboat info` in short).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSummary {
+    /// Model and serial of the disk that was read (`unknown` when empty).
+    pub model: String,
+    pub serial: String,
+    /// Creation time, as the manifest has it (RFC 3339 UTC).
+    pub created: String,
+    /// Size of the source disk or partition.
+    pub source_size: u64,
+    /// The partition table kind, when the source had one.
+    pub table: Option<String>,
+    /// One line per partition: number, size, file system, label.
+    pub partitions: Vec<String>,
+    /// Bytes of data the image holds (uncompressed).
+    pub stored: u64,
+    /// Its volumes (`x.lbi`, `x.lbi.002`, ...).
+    pub volumes: usize,
+    /// Bad-sector ranges recorded when the source was read.
+    pub bad_ranges: usize,
+    /// Bytes a target disk needs for the partitions (and the table) of a disk image.
+    pub needs: u64,
+    /// The image holds a whole disk (its table areas too), not only one partition of it: it can
+    /// be restored onto a disk.
+    pub whole_disk: bool,
+    /// The partitions recorded in the image.
+    pub parts: Vec<ImagePart>,
+}
+
+/// One entry of the image browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrowseEntry {
+    /// The folder above (not shown at the top folder).
+    Up,
+    Dir(PathBuf),
+    /// A `.lbi` file: its summary, or why it cannot be used (incomplete, damaged, newer format).
+    Image {
+        path: PathBuf,
+        summary: Result<ImageSummary, String>,
+    },
+}
+
+/// An image chosen in the image browser, with what its manifest says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChosenImage {
+    pub path: PathBuf,
+    pub summary: ImageSummary,
+}
+
+/// One partition recorded in an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagePart {
+    pub number: u32,
+    pub size: u64,
+    /// File system name (`ext4`), empty when unknown.
+    pub fs: String,
+    pub label: String,
+    /// Its content is in the image (not skipped, not only a header).
+    pub restorable: bool,
+}
+
+impl ImagePart {
+    /// `#1  16 MiB ext4 "ROOT"`.
+    pub fn line(&self) -> String {
+        let mut line = format!(
+            "#{} {:>10} {}",
+            self.number,
+            human(self.size),
+            if self.fs.is_empty() {
+                "unknown".into()
+            } else {
+                printable(&self.fs)
+            }
+        );
+        if !self.label.is_empty() {
+            line.push_str(&format!(" \"{}\"", printable(&self.label)));
+        }
+        line
+    }
+}
+
+/// A folder of the image picker, below [`Model::image_root`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Browser {
+    pub dir: PathBuf,
+    /// The listing request whose reply fills `entries`.
+    pub request: RequestId,
+    /// `None` while the listing is being read.
+    pub entries: Option<Result<Vec<BrowseEntry>, String>>,
+    pub cursor: usize,
+    /// Why Enter was refused on the selected entry.
+    pub refused: Option<String>,
+}
+
+impl Browser {
+    /// A picker on `dir`, and the effect that lists it.
+    pub fn open(model: &mut Model, dir: PathBuf) -> (Browser, Effect) {
+        let request = model.request();
+        let effect = Effect::ListImages {
+            id: request,
+            dir: dir.clone(),
+        };
+        (
+            Browser {
+                dir,
+                request,
+                entries: None,
+                cursor: 0,
+                refused: None,
+            },
+            effect,
+        )
+    }
+
+    /// The picker on the folder that holds `image` (the top folder when it is not below it).
+    pub fn at_image(model: &mut Model, image: &Path) -> (Browser, Effect) {
+        let dir = image
+            .parent()
+            .filter(|d| d.starts_with(&model.image_root))
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| model.image_root.clone());
+        Browser::open(model, dir)
+    }
+
+    /// Takes the listing answering request `id`; a listing for another request is dropped.
+    pub fn on_listed(&mut self, id: RequestId, result: Result<Vec<BrowseEntry>, String>) {
+        if id != self.request {
+            return;
+        }
+        let len = result.as_ref().map(|e| e.len()).unwrap_or(0);
+        self.cursor = self.cursor.min(len.saturating_sub(1));
+        self.entries = Some(result);
+    }
+
+    /// True while the listing is read (the spinner turns).
+    pub fn waiting(&self) -> bool {
+        self.entries.is_none()
+    }
+
+    /// The image at `path` in the listing, with its summary, when it can be used.
+    fn chosen(&self, path: &Path) -> Option<ChosenImage> {
+        let Some(Ok(entries)) = &self.entries else {
+            return None;
+        };
+        entries.iter().find_map(|e| match e {
+            BrowseEntry::Image {
+                path: p,
+                summary: Ok(s),
+            } if p == path => Some(ChosenImage {
+                path: p.clone(),
+                summary: s.clone(),
+            }),
+            _ => None,
+        })
+    }
+
+    /// True when the cursor is on an image.
+    fn on_image(&self) -> bool {
+        matches!(
+            &self.entries,
+            Some(Ok(e)) if matches!(e.get(self.cursor), Some(BrowseEntry::Image { .. }))
+        )
+    }
+}
+
+/// What a key does in the picker.
+enum Outcome {
+    /// Still browsing, maybe with a folder to read.
+    Stay(Browser, Vec<Effect>),
+    /// Left the picker (Esc at any folder).
+    Leave,
+    /// An image that can be used was chosen.
+    Chosen(PathBuf),
+}
+
+/// Keys of the picker: ↑↓ move, Enter opens a folder or chooses an image (refused with the
+/// reason for one that cannot be used), Backspace goes up (never above the top folder), r reads
+/// the folder again, Esc leaves.
+fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
+    let len = match &b.entries {
+        Some(Ok(e)) => e.len(),
+        _ => 0,
+    };
+    if let Some(c) = nav(b.cursor, len, key) {
+        b.cursor = c;
+        b.refused = None;
+        return Outcome::Stay(b, Vec::new());
+    }
+    let top = model.image_root.clone();
+    let up = |model: &mut Model, b: Browser| match b.dir.parent() {
+        Some(parent) if b.dir != top && b.dir.starts_with(&top) => {
+            let (nb, effect) = Browser::open(model, parent.to_path_buf());
+            Outcome::Stay(nb, vec![effect])
+        }
+        _ => Outcome::Stay(b, Vec::new()),
+    };
+    match key {
+        Key::Esc => Outcome::Leave,
+        Key::Backspace | Key::Left => up(model, b),
+        Key::Char('r') => {
+            let (nb, effect) = Browser::open(model, b.dir);
+            Outcome::Stay(nb, vec![effect])
+        }
+        Key::Enter | Key::Right => {
+            let entry = match &b.entries {
+                Some(Ok(e)) => e.get(b.cursor).cloned(),
+                _ => None,
+            };
+            match entry {
+                Some(BrowseEntry::Up) => up(model, b),
+                Some(BrowseEntry::Dir(d)) => {
+                    let (nb, effect) = Browser::open(model, d);
+                    Outcome::Stay(nb, vec![effect])
+                }
+                Some(BrowseEntry::Image { path, summary }) => match summary {
+                    Ok(_) if key == Key::Enter => Outcome::Chosen(path),
+                    Ok(_) => Outcome::Stay(b, Vec::new()),
+                    Err(e) => {
+                        b.refused = Some(format!("this image cannot be used: {e}"));
+                        Outcome::Stay(b, Vec::new())
+                    }
+                },
+                None => Outcome::Stay(b, Vec::new()),
+            }
+        }
+        _ => Outcome::Stay(b, Vec::new()),
+    }
+}
+
+/// Keys of a step that picks an image: browsing stays on the step (`wrap` rebuilds it), Esc
+/// goes back to the disks, and a usable image continues with `chosen`.
+pub fn pick_image(
+    model: &mut Model,
+    b: Browser,
+    key: Key,
+    wrap: impl Fn(Browser) -> Screen,
+    chosen: impl FnOnce(&mut Model, ChosenImage) -> (Screen, Vec<Effect>),
+) -> (Screen, Vec<Effect>) {
+    let before = b.clone();
+    match browse_key(model, b, key) {
+        Outcome::Stay(b, effects) => (wrap(b), effects),
+        Outcome::Leave => (Screen::Main, Vec::new()),
+        Outcome::Chosen(path) => match before.chosen(&path) {
+            Some(image) => chosen(model, image),
+            None => (wrap(before), Vec::new()),
+        },
+    }
+}
+
+/// What a key does in a folder picker.
+#[derive(Debug)]
+pub enum Folder {
+    /// Still browsing, with the effects to run.
+    Stay(Browser, Vec<Effect>),
+    /// Esc: back to the step before.
+    Leave,
+    /// `s` in a folder on a mounted drive: this folder.
+    Chosen(PathBuf),
+}
+
+/// Keys of a step that picks a folder on a mounted drive: `s` chooses the folder shown (refused
+/// at the top folder, which is in memory), Enter on an image is refused with `on_image`.
+pub fn pick_folder(model: &mut Model, mut b: Browser, key: Key, on_image: &str) -> Folder {
+    if key == Key::Char('s') {
+        if b.dir == model.image_root || !b.dir.starts_with(&model.image_root) {
+            b.refused = Some(format!(
+                "choose a folder on a mounted drive, below {}: this one is in memory",
+                model.image_root.display()
+            ));
+            return Folder::Stay(b, Vec::new());
+        }
+        return Folder::Chosen(b.dir);
+    }
+    if b.on_image() && matches!(key, Key::Enter | Key::Right) {
+        b.refused = Some(on_image.to_string());
+        return Folder::Stay(b, Vec::new());
+    }
+    match browse_key(model, b, key) {
+        Outcome::Stay(b, effects) => Folder::Stay(b, effects),
+        Outcome::Leave | Outcome::Chosen(_) => Folder::Leave,
+    }
+}
+
+/// The picker's help line.
+pub const HELP: &str = " ↑↓ move  Enter open/choose  Backspace up  r reread  Esc back";
+
+/// The image browser: the folder's entries on the left half, the selected image's summary (or
+/// why it cannot be used) below.
+/// `purpose` is what `s` does in a folder picker (`saves the new image`), `None` when images are
+/// picked.
+pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame, area: Rect) {
+    let [list_area, info_area] =
+        Layout::vertical([Constraint::Min(5), Constraint::Length(9)]).areas(area);
+    let title = format!(" {} ", path_text(&b.dir));
+    let block = Block::default().borders(Borders::ALL).title(title);
+    let entries = match &b.entries {
+        None => {
+            frame.render_widget(
+                Paragraph::new(format!("Reading the folder {}", spinner(model.tick))).block(block),
+                list_area,
+            );
+            return;
+        }
+        Some(Err(e)) => {
+            frame.render_widget(
+                Paragraph::new(printable(e).into_owned())
+                    .style(bad_style())
+                    .wrap(Wrap { trim: true })
+                    .block(block),
+                list_area,
+            );
+            return;
+        }
+        Some(Ok(e)) => e,
+    };
+    if entries.is_empty() {
+        let text = if b.dir == model.image_root {
+            format!(
+                "No drive is mounted under {}. Go back (Esc), select the partition that holds \
+                 the images and mount it (m).",
+                model.image_root.display()
+            )
+        } else {
+            "No folders and no .lbi images here (Backspace goes up).".to_string()
+        };
+        frame.render_widget(
+            Paragraph::new(text).wrap(Wrap { trim: true }).block(block),
+            list_area,
+        );
+        return;
+    }
+    let items: Vec<ListItem> = entries
+        .iter()
+        .map(|e| match e {
+            BrowseEntry::Up => ListItem::new("  ../"),
+            BrowseEntry::Dir(d) => ListItem::new(format!("  {}/", file_name(d))),
+            BrowseEntry::Image {
+                path,
+                summary: Ok(s),
+            } => ListItem::new(format!(
+                "  {:<40} {:>10}  {}",
+                file_name(path),
+                human(s.source_size),
+                printable(s.created.get(..10).unwrap_or(&s.created))
+            )),
+            BrowseEntry::Image { path, .. } => ListItem::new(Line::from(vec![
+                Span::styled("x ", bad_style()),
+                Span::styled(
+                    format!("{:<40} unusable", file_name(path)),
+                    Style::default().fg(Color::Red),
+                ),
+            ])),
+        })
+        .collect();
+    let mut state = ListState::default().with_selected(Some(b.cursor.min(items.len() - 1)));
+    frame.render_stateful_widget(
+        List::new(items)
+            .block(block)
+            .highlight_style(selected_style()),
+        list_area,
+        &mut state,
+    );
+    let mut lines = Vec::new();
+    if let Some(r) = &b.refused {
+        lines.push(Line::styled(r.clone(), bad_style()));
+    }
+    match entries.get(b.cursor) {
+        Some(BrowseEntry::Image { summary: Ok(s), .. }) => lines.extend(summary_lines(s)),
+        Some(BrowseEntry::Image {
+            summary: Err(e), ..
+        }) if b.refused.is_none() => {
+            lines.push(Line::styled("This image cannot be used:", bad_style()));
+            lines.push(Line::raw(printable(e).into_owned()));
+        }
+        Some(BrowseEntry::Dir(_)) | Some(BrowseEntry::Up) => {
+            lines.push(Line::raw("Enter opens the folder."));
+        }
+        _ => {}
+    }
+    if let Some(purpose) = purpose {
+        let hint = if b.dir == model.image_root {
+            format!("Open the folder of a mounted drive, then s {purpose} there.")
+        } else {
+            format!("s {purpose} in {}", path_text(&b.dir))
+        };
+        lines.insert(0, Line::raw(hint));
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(" Image ")),
+        info_area,
+    );
+}
+
+/// What the image says about its source, in a few lines.
+pub fn summary_lines(s: &ImageSummary) -> Vec<Line<'static>> {
+    let mut lines = vec![
+        Line::raw(format!(
+            "Source  {} (serial {}), {}{}",
+            printable(&s.model),
+            printable(&s.serial),
+            human(s.source_size),
+            s.table
+                .as_ref()
+                .map(|t| format!(", {} table", printable(t)))
+                .unwrap_or_default()
+        )),
+        Line::raw(format!(
+            "Made    {}; {} of data in {} volume{}",
+            printable(&s.created),
+            human(s.stored),
+            s.volumes,
+            if s.volumes == 1 { "" } else { "s" }
+        )),
+    ];
+    if s.bad_ranges > 0 {
+        lines.push(Line::styled(
+            format!(
+                "{} ranges of the source could not be read (they restore as zeros)",
+                s.bad_ranges
+            ),
+            warn_style(),
+        ));
+    }
+    let shown = 4;
+    for p in s.partitions.iter().take(shown) {
+        lines.push(Line::raw(format!("  {}", printable(p))));
+    }
+    if s.partitions.len() > shown {
+        lines.push(Line::raw(format!(
+            "  ... and {} more partitions",
+            s.partitions.len() - shown
+        )));
+    }
+    lines
+}
