@@ -629,3 +629,22 @@ fn an_image_of_one_partition_is_browsed_without_asking_which() {
     assert_eq!(fs.as_deref(), Some("ext4 \"ROOT\""));
     assert!(items.unwrap().iter().any(|i| i.entry.name == "docs"));
 }
+
+#[test]
+fn file_names_with_escape_sequences_are_shown_escaped() {
+    let mut m = browsing();
+    keys(&mut m, &[Key::Char('r')]);
+    listed(
+        &mut m,
+        "/",
+        Listing::Dir,
+        vec![item("/", "evil\x1b[2J\u{202e}txt.exe", EntryKind::File, 5)],
+    );
+    let text = render(&m).join("\n");
+    assert!(
+        !text.contains(|c: char| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    assert!(!text.contains('\u{202e}'), "{text:?}");
+    assert!(text.contains("evil\\x1b[2J\\u{202e}txt.exe"), "{text}");
+}

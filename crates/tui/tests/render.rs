@@ -502,3 +502,62 @@ fn long_models_and_serials_are_cut_with_an_ellipsis_and_grow_with_the_terminal()
         dump(&wide)
     );
 }
+
+/// The text of every cell, in one string (control characters a terminal would act on included).
+fn cells(m: &Model, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| view(m, f)).unwrap();
+    let buf = t.backend().buffer().clone();
+    (0..h)
+        .flat_map(|y| (0..w).map(move |x| (x, y)))
+        .map(|(x, y)| buf[(x, y)].symbol().to_string())
+        .collect()
+}
+
+#[test]
+fn labels_names_and_models_with_escape_sequences_are_shown_escaped() {
+    let mut m = Model::new(false, false, Default::default(), None);
+    let mut disks = machine();
+    // Written by whoever made the disk: a model that clears the screen, a partition name with a
+    // colour and a right-to-left override, a file-system label that sets the window title.
+    disks[0].device.model = Some("EVIL\x1b[2J".into());
+    let mut report = gpt_report("/dev/sda");
+    if let engine::Content::Table { partitions, .. } = &mut report.content {
+        partitions[0].name = "p\x1b[31mred\u{202e}cod.exe".into();
+        if let Some(fs) = &mut partitions[0].fs {
+            fs.label = Some("ROOT\x1b]0;pwned\x07".into());
+        }
+    }
+    disks[0].report = Ok(report);
+    scanned(&mut m, Ok(disks));
+    // The disk row, then its first partition with the details pane.
+    m.cursor = 0;
+    let disk_screen = cells(&m, 80, 25);
+    m.cursor = 1;
+    let part_screen = cells(&m, 80, 25);
+    let lines = render(&m, 80, 25);
+    // The copy wizard's source list names the partition by its label too.
+    keys(&mut m, &[Key::Char('p')]);
+    let wizard_screen = cells(&m, 80, 25);
+    for screen in [&disk_screen, &part_screen, &wizard_screen] {
+        assert!(
+            !screen.contains(|c: char| c.is_control() || c == '\u{202e}'),
+            "{screen:?}"
+        );
+    }
+    assert!(disk_screen.contains("EVIL\\x1b[2J"), "{disk_screen}");
+    assert!(
+        part_screen.contains("label \"ROOT\\x1b]0;pwned\\x07\""),
+        "{}",
+        dump(&lines)
+    );
+    assert!(
+        part_screen.contains("\"p\\x1b[31mred\\u{202e}cod.exe\""),
+        "{}",
+        dump(&lines)
+    );
+    assert!(
+        wizard_screen.contains("ROOT\\x1b]0;pwned"),
+        "{wizard_screen}"
+    );
+}

@@ -774,3 +774,181 @@ fn a_stick_with_a_bare_file_system_can_be_mounted_and_copied_from() {
         .unwrap();
     assert!(r.contains("use Copy partition"), "{r}");
 }
+
+/// Copy partition from sda1: Enter on the target `target` (a partition row), then on the
+/// options; returns the plan request and the id its answer must carry.
+fn copy_plan_to(m: &mut Model, target: &str) -> (PlanRequest, tui::RequestId) {
+    let w = match &m.screen {
+        Screen::Wizard(w) => w,
+        other => panic!("{other:?}"),
+    };
+    let list = tui::screens::transfer::targets(m, w.action, w.source.as_ref().unwrap());
+    let i = list
+        .iter()
+        .position(|c| c.endpoint.path == std::path::Path::new(target))
+        .unwrap();
+    assert!(list[i].refusal.is_none(), "{:?}", list[i]);
+    keys(m, &[Key::Home]);
+    keys(m, &vec![Key::Down; i]);
+    keys(m, &[Key::Enter]);
+    assert!(matches!(step(m), Step::Options { .. }));
+    match keys(m, &[Key::Enter]).as_slice() {
+        [Effect::Plan { id, request }] => {
+            assert!(matches!(step(m), Step::Planning { id: waiting } if waiting == id));
+            ((**request).clone(), *id)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_late_plan_for_a_target_the_user_left_never_appears() {
+    let mut m = model();
+    select_part(&mut m, "sda", 0);
+    keys(&mut m, &[Key::Char('p'), Key::Enter]);
+    let (first, first_id) = copy_plan_to(&mut m, "/dev/sda2");
+    // Esc out of planning, back to the targets, choose another one.
+    keys(&mut m, &[Key::Esc, Key::Esc]);
+    assert!(matches!(step(&m), Step::PickTarget { .. }));
+    let (second, second_id) = copy_plan_to(&mut m, "/dev/sdd1");
+    assert_ne!(first_id, second_id);
+    // The plan for the first target arrives late: nothing changes.
+    let effects = update(
+        &mut m,
+        Msg::Planned {
+            id: first_id,
+            result: Ok(planned(&first)),
+        },
+    );
+    assert!(effects.is_empty());
+    assert!(matches!(step(&m), Step::Planning { id } if *id == second_id));
+    // The plan for the second is shown; a second late copy of the first does not replace it.
+    update(
+        &mut m,
+        Msg::Planned {
+            id: second_id,
+            result: Ok(planned(&second)),
+        },
+    );
+    update(
+        &mut m,
+        Msg::Planned {
+            id: first_id,
+            result: Err("refusing to write to /dev/sda2".into()),
+        },
+    );
+    match step(&m) {
+        Step::Plan { plan, .. } => assert_eq!(plan.target.path, PathBuf::from("/dev/sdd1")),
+        s => panic!("{s:?}"),
+    }
+    // What is confirmed is the second target's plan.
+    keys(&mut m, &[Key::Enter]);
+    typed(&mut m, "yes");
+    match keys(&mut m, &[Key::Enter]).as_slice() {
+        [Effect::Start { confirmed, .. }] => {
+            assert_eq!(confirmed.plan().target.path, PathBuf::from("/dev/sdd1"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn progress_and_results_of_another_job_are_dropped_and_cancel_names_the_job() {
+    let mut m = model();
+    let req = clone_to_plan_request(&mut m);
+    answer(&mut m, plan_id, |id| Msg::Planned {
+        id,
+        result: Ok(planned(&req)),
+    });
+    keys(&mut m, &[Key::Enter]);
+    typed(&mut m, "yes");
+    let job = match keys(&mut m, &[Key::Enter]).as_slice() {
+        [Effect::Start { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    };
+    let other = m.request();
+    let progress = engine::Progress {
+        phase: "copying partition 1".into(),
+        done: MIB,
+        total: 10 * MIB,
+        bytes_per_sec: 1e6,
+        eta_secs: Some(9),
+        elapsed_secs: 1.0,
+        bad_bytes: 0,
+        finished: false,
+    };
+    update(
+        &mut m,
+        Msg::Progress {
+            id: other,
+            progress: progress.clone(),
+        },
+    );
+    assert!(m.screen.run().unwrap().progress.is_none());
+    let failed = || Finished {
+        result: Err(JobFailure {
+            message: "x".into(),
+            cancelled: false,
+            state: None,
+        }),
+        notes: vec![],
+    };
+    assert!(update(
+        &mut m,
+        Msg::JobDone {
+            id: other,
+            finished: failed()
+        }
+    )
+    .is_empty());
+    assert!(matches!(step(&m), Step::Running { .. }));
+    update(&mut m, Msg::Progress { id: job, progress });
+    assert!(m.screen.run().unwrap().progress.is_some());
+    // Cancelling names the running job.
+    keys(&mut m, &[Key::Esc]);
+    match keys(&mut m, &[Key::Char('y')]).as_slice() {
+        [Effect::CancelJob { id }] => assert_eq!(*id, job),
+        other => panic!("{other:?}"),
+    }
+    update(
+        &mut m,
+        Msg::JobDone {
+            id: job,
+            finished: failed(),
+        },
+    );
+    assert!(matches!(step(&m), Step::Done { .. }));
+}
+
+#[test]
+fn a_late_discovery_or_smart_answer_is_dropped() {
+    let mut m = model();
+    let first = m.rescan();
+    let first = match first.as_slice() {
+        [Effect::Rescan { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    };
+    // A newer discovery supersedes the first; the first answers late with no disks.
+    m.rescan();
+    assert!(update(
+        &mut m,
+        Msg::Scanned {
+            id: first,
+            result: Ok(vec![])
+        }
+    )
+    .is_empty());
+    assert_eq!(m.disks.len(), 5);
+    assert!(m.scanning.is_some());
+    // A SMART answer nobody asked for (or asked again since) is dropped.
+    let stale = m.request();
+    update(
+        &mut m,
+        Msg::Smart {
+            id: stale,
+            path: "/dev/sdb".into(),
+            health: SmartHealth::Failed,
+        },
+    );
+    assert_eq!(m.smart.get(&PathBuf::from("/dev/sdb")), None);
+}
