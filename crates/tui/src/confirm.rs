@@ -1,5 +1,5 @@
 //! The proof that the user confirmed a destructive job: a [`Confirmed`] can only be made by
-//! [`accept`], which requires the word the confirmation screen asks for, so no other state of the
+//! `accept`, which requires the word the confirmation screen asks for, so no other state of the
 //! UI can produce an effect that writes to a disk.
 
 use crate::model::PlannedJob;

@@ -379,7 +379,7 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
     );
     let mut lines = Vec::new();
     if let Some(r) = &b.refused {
-        lines.push(Line::styled(r.clone(), bad_style()));
+        lines.push(Line::styled(printable(r).into_owned(), bad_style()));
     }
     match entries.get(b.cursor) {
         Some(BrowseEntry::Image { summary: Ok(s), .. }) => lines.extend(summary_lines(s)),

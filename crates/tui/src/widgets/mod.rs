@@ -210,8 +210,8 @@ pub fn candidate_list(
 /// The line below a candidate list: why the entry is refused, a note, or what it is.
 pub fn explain(model: &Model, c: &Candidate) -> Text<'static> {
     match (&c.refusal, &c.note) {
-        (Some(r), _) => Text::styled(format!("Cannot be used: {r}"), bad_style()),
+        (Some(r), _) => Text::styled(format!("Cannot be used: {}", printable(r)), bad_style()),
         (None, Some(n)) => Text::raw(n.clone()),
-        (None, None) => Text::raw(with_units(model, &c.endpoint.identity)),
+        (None, None) => Text::raw(printable(&with_units(model, &c.endpoint.identity)).into_owned()),
     }
 }

@@ -68,7 +68,7 @@ pub fn draw(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
             );
             candidate_list(frame, body, &format!(" Target {what} "), &list, *cursor);
             let foot_text = match refused {
-                Some(r) => Text::styled(format!("Refused: {r}"), bad_style()),
+                Some(r) => Text::styled(format!("Refused: {}", printable(r)), bad_style()),
                 None => list
                     .get(*cursor)
                     .map(|c| explain(model, c))
@@ -166,7 +166,7 @@ pub fn draw(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
                         path_text(&plan.source.path),
                         path_text(&plan.target.path)
                     )),
-                    Line::raw(with_units(model, &plan.identity)),
+                    Line::raw(printable(&with_units(model, &plan.identity)).into_owned()),
                 ],
                 status: run.phase(),
                 stopping: "Cancelling at the next safe point...",
@@ -212,12 +212,12 @@ fn confirm_view(
         ),
         Line::raw(""),
         Line::styled(
-            format!("  {}", with_units(model, &plan.identity)),
+            format!("  {}", printable(&with_units(model, &plan.identity))),
             Style::default().add_modifier(Modifier::BOLD),
         ),
         Line::raw(format!("  {}", path_text(&plan.target.path))),
         Line::raw(""),
-        Line::raw(becomes),
+        Line::raw(printable(&becomes).into_owned()),
         Line::raw(""),
         Line::raw("Type yes and press Enter to start. Esc goes back."),
         Line::raw(""),
