@@ -140,6 +140,18 @@ fn progress_sink(tx: &Sender<Msg>, id: RequestId) -> impl Fn(&engine::Progress) 
     }
 }
 
+/// Stops the job `id` when it is the one `running`; a cancel for a job that already ended (and
+/// was followed by another) reaches nothing.
+fn cancel_job(running: Option<&(RequestId, Cancel)>, id: RequestId) {
+    match running {
+        Some((job, c)) if *job == id => {
+            log::warn!("cancel of job {id} requested by the user");
+            c.cancel();
+        }
+        _ => log::debug!("cancel of job {id} ignored: it is not running"),
+    }
+}
+
 enum Flow {
     Continue,
     Exit(u8),
@@ -284,13 +296,7 @@ impl Runtime {
                     let _ = tx.send(Msg::Extracted { id, result });
                 });
             }
-            Effect::CancelJob { id } => match &self.cancel {
-                Some((running, c)) if *running == id => {
-                    log::warn!("cancel of job {id} requested by the user");
-                    c.cancel();
-                }
-                _ => log::debug!("cancel of job {id} ignored: it is not running"),
-            },
+            Effect::CancelJob { id } => cancel_job(self.cancel.as_ref(), id),
             Effect::Mount { id, node, name, fs } => {
                 self.spawn("mount", move |tx| {
                     let r = system::mount(&node, &name, fs, Path::new(MOUNT_BASE))
@@ -436,6 +442,43 @@ mod tests {
             decode(k(KeyCode::PageDown, KeyModifiers::NONE)),
             Some(Key::PageDown)
         );
+    }
+
+    #[test]
+    fn a_cancel_reaches_only_the_job_it_names() {
+        let mut model = Model::new(false, false, Default::default(), None);
+        let (old, new) = (model.request(), model.request());
+        let running = (new, Cancel::new());
+        cancel_job(Some(&running), old);
+        assert!(!running.1.is_cancelled(), "a cancel for an ended job");
+        cancel_job(None, new);
+        cancel_job(Some(&running), new);
+        assert!(running.1.is_cancelled());
+    }
+
+    #[test]
+    fn progress_reports_carry_the_job_id() {
+        let mut model = Model::new(false, false, Default::default(), None);
+        let id = model.request();
+        let (tx, rx) = mpsc::channel();
+        let sink = progress_sink(&tx, id);
+        sink(&engine::Progress {
+            phase: "copying".into(),
+            done: 1,
+            total: 2,
+            bytes_per_sec: 0.0,
+            eta_secs: None,
+            elapsed_secs: 0.0,
+            bad_bytes: 0,
+            finished: false,
+        });
+        match rx.try_recv() {
+            Ok(Msg::Progress { id: got, progress }) => {
+                assert_eq!(got, id);
+                assert_eq!(progress.done, 1);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
