@@ -648,3 +648,46 @@ fn file_names_with_escape_sequences_are_shown_escaped() {
     assert!(!text.contains('\u{202e}'), "{text:?}");
     assert!(text.contains("evil\\x1b[2J\\u{202e}txt.exe"), "{text}");
 }
+
+#[test]
+fn a_late_destination_check_for_a_folder_left_starts_nothing() {
+    let mut m = browsing();
+    keys(&mut m, &[Key::Char(' ')]);
+    keys(&mut m, &[Key::Char('x')]);
+    let _ = answer(&mut m, picker_id, |id| Msg::Listed {
+        id,
+        result: Ok(vec![BrowseEntry::Dir(root().join("sdb1"))]),
+    });
+    keys(&mut m, &[Key::Enter]);
+    let first = match keys(&mut m, &[Key::Char('s')]).as_slice() {
+        [Effect::CheckExtract { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    };
+    // Esc while checking: back to the destination folder; then save there again.
+    keys(&mut m, &[Key::Esc]);
+    let second = match keys(&mut m, &[Key::Char('s')]).as_slice() {
+        [Effect::CheckExtract { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(first, second);
+    // The first check answers late with nothing in the way: no extract starts from it.
+    let effects = update(
+        &mut m,
+        Msg::ExtractChecked {
+            id: first,
+            existing: vec![],
+        },
+    );
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(!m.job_running());
+    assert_eq!(check_id(&m), second);
+    // The second one does start it.
+    let effects = update(
+        &mut m,
+        Msg::ExtractChecked {
+            id: second,
+            existing: vec![],
+        },
+    );
+    assert!(matches!(effects.as_slice(), [Effect::Extract { .. }]));
+}
