@@ -412,3 +412,39 @@ fn folders_nested_past_the_depth_limit_are_listed_not_followed() {
     assert_eq!(report.dirs, 1 + 255, "{report:?}");
     assert_eq!(std::fs::read(out.join("top/shallow.txt")).unwrap(), b"fine");
 }
+
+#[test]
+fn a_file_that_cannot_be_read_leaves_the_one_it_would_replace_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("f"), fixture::noise(3, 100_000)).unwrap();
+    let img = dir.path().join("fs.img");
+    // Block maps instead of extents, so debugfs can point the first block past the end.
+    fixture::mkfs(
+        Mkfs::Ext4,
+        &img,
+        8 * MIB,
+        "DAMAGED",
+        &["-O", "^extent,^64bit", "-d", tree.to_str().unwrap()],
+    )
+    .unwrap();
+    fixture::run(
+        "debugfs",
+        &["-w", "-R", "sif /f block[0] 7000000", img.to_str().unwrap()],
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("f"), b"the copy from last week").unwrap();
+
+    let report = run_extract(&img, &["/f"], &out, true);
+    assert_eq!(report.files, 0, "{report:?}");
+    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+    assert_eq!(report.failed[0].0, "/f");
+    assert_eq!(
+        std::fs::read(out.join("f")).unwrap(),
+        b"the copy from last week"
+    );
+    assert_eq!(names_in(&out), ["f"], "a temporary file was left behind");
+}
