@@ -448,3 +448,35 @@ fn a_file_that_cannot_be_read_leaves_the_one_it_would_replace_intact() {
     );
     assert_eq!(names_in(&out), ["f"], "a temporary file was left behind");
 }
+
+#[test]
+fn a_folder_linked_into_itself_is_copied_once_not_round_the_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("a")).unwrap();
+    std::fs::write(tree.join("a/f.txt"), b"once").unwrap();
+    let img = dir.path().join("fs.img");
+    ext4_of(&tree, &img);
+    // Two more names for /a inside /a: followed blindly, 2^256 folders.
+    for link in ["/a/l1", "/a/l2"] {
+        fixture::run(
+            "debugfs",
+            &[
+                "-w",
+                "-R",
+                &format!("link /a {link}"),
+                img.to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+    }
+    let out = dir.path().join("out");
+    let started = std::time::Instant::now();
+    let report = run_extract(&img, &["/a"], &out, false);
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+    // The reader skips folder entries that lead back to a folder on their own path (with a
+    // warning in the log); the walk copies the folder once.
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!((report.files, report.dirs), (1, 1), "{report:?}");
+    assert_eq!(names_in(&out.join("a")), ["f.txt"]);
+}
