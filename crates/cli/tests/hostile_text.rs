@@ -154,7 +154,7 @@ impl Drop for Loop {
 }
 
 #[test]
-fn list_escapes_the_labels_of_a_disk() {
+fn list_and_info_escape_the_labels_of_a_disk_and_name_it_by_identity() {
     let dir = tempfile::tempdir().unwrap();
     let disk = hostile_disk(dir.path());
     let lo = Loop::new(&disk);
@@ -186,4 +186,13 @@ fn list_escapes_the_labels_of_a_disk() {
         listed["content"]["content"]["partitions"][0]["fs"]["label"],
         LABEL
     );
+    let (code, out, err) = lifeboat(&["info", &lo.0]).unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_clean("info DISK", &out);
+    let second = out.lines().nth(1).unwrap_or_default();
+    assert_eq!(
+        second, "disk: disk of unknown model and serial, 67.1 MB",
+        "{out}"
+    );
+    assert!(out.contains(LABEL_SHOWN), "{out}");
 }
