@@ -455,10 +455,12 @@ pub struct ExtractReport {
     pub bytes: u64,
     /// Path in the file system and why, for each object that was not extracted.
     pub failed: Vec<(String, String)>,
-    /// Objects saved under another name because an earlier object of the same folder took
-    /// theirs (repeated names in a damaged or crafted folder, names that differ only in ways the
-    /// destination does not keep apart): the path in the file system and where it landed. Each
-    /// is also said in [`ExtractReport::notes`].
+    /// Objects saved under another name because an earlier one took theirs in the destination
+    /// folder (requested paths that end in the same name, names that differ only in ways the
+    /// destination does not keep apart, such as case on FAT or exFAT): the path in the file
+    /// system and where it landed. Each is also said in [`ExtractReport::notes`]. (A name that
+    /// repeats within one source folder cannot be read a second time by path: those later
+    /// objects are in [`ExtractReport::failed`].)
     pub renamed: Vec<(String, PathBuf)>,
     /// What the destination could not keep (times, modes, owners, symlinks), and renames.
     pub notes: Vec<String>,
@@ -1255,8 +1257,10 @@ impl Copier<'_> {
 /// created relative to its open parent folder with `O_NOFOLLOW`/`O_EXCL`-style calls, so a
 /// symlink — already there, or extracted a moment ago — is never followed, and with
 /// `overwrite` an existing file or symlink is replaced by renaming a new one over it, never
-/// written through. Objects whose names repeat in one folder are all kept: the later ones get
-/// ` (2)`, ` (3)`… and are listed in [`ExtractReport::renamed`].
+/// written through. Two distinct objects that would land on one name are both kept: the later
+/// one gets ` (2)`, ` (3)`… and is listed in [`ExtractReport::renamed`]; a later object whose
+/// name repeats within its source folder is refused (the reader finds objects by path, so it
+/// would give the earlier one's content) and listed in [`ExtractReport::failed`].
 pub fn extract(
     req: &ExtractRequest,
     sink: Option<&ProgressSink>,
