@@ -1,10 +1,13 @@
 //! `lifeboat ls` and `lifeboat extract`: browse a file system inside an image, a disk image, a
 //! disk or a partition, and copy files out without restoring anything. The work is
-//! `engine::extract`'s; this module picks the source from the arguments and prints.
+//! `engine::extract`'s; this module picks the source from the arguments and prints. File names,
+//! link targets, labels and messages that quote them come from the file system: the text output
+//! prints them through `disk::text::printable`, `--json` leaves them to serde.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use disk::text::printable;
 use engine::extract::{ExtractError, ExtractRequest, Opened, Source};
 use fs::browse::{Entry, EntryKind, Timestamp};
 
@@ -60,11 +63,11 @@ fn entry_line(e: &Entry) -> String {
         owner(e.gid),
         e.size,
         time_string(e.mtime),
-        e.name
+        printable(&e.name)
     );
     if let Some(t) = &e.link_target {
         line.push_str(" -> ");
-        line.push_str(t);
+        line.push_str(&printable(t));
     }
     line.push('\n');
     line
@@ -129,12 +132,18 @@ pub fn extract(
             .iter()
             .map(|(path, error)| serde_json::json!({ "path": path, "error": error }))
             .collect();
+        let renamed: Vec<_> = report
+            .renamed
+            .iter()
+            .map(|(path, to)| serde_json::json!({ "path": path, "saved_as": to.to_string_lossy() }))
+            .collect();
         let v = serde_json::json!({
             "extracted_files": report.files,
             "extracted_dirs": report.dirs,
             "extracted_symlinks": report.symlinks,
             "extracted_bytes": report.bytes,
             "failed": failed,
+            "renamed": renamed,
             "notes": report.notes,
             "cancelled": report.cancelled,
             "image_bytes_read": report.image_bytes_read,
@@ -151,10 +160,14 @@ pub fn extract(
             to.display()
         );
         for n in &report.notes {
-            text.push_str(&format!("note: {n}\n"));
+            text.push_str(&format!("note: {}\n", printable(n)));
         }
         for (path, error) in &report.failed {
-            text.push_str(&format!("failed: {path}: {error}\n"));
+            text.push_str(&format!(
+                "failed: {}: {}\n",
+                printable(path),
+                printable(error)
+            ));
         }
         if report
             .failed

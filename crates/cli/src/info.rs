@@ -1,9 +1,14 @@
-//! `lifeboat info DISK|PARTITION|FILE`: what a disk, partition or disk image file holds.
+//! `lifeboat info DISK|PARTITION|FILE|IMAGE`: what a disk, partition, disk image file or
+//! Lifeboat image holds. Labels, partition names, models, serials and paths recorded in images
+//! come from disks that strangers wrote: the text form prints them through `disk::text`
+//! (control and reordering characters escaped), `--json` leaves them to serde.
 
 use anyhow::{Context, Result};
+use disk::text::printable;
 use engine::units::human as size;
 use engine::{Content, DiskReport, PartitionReport};
 use std::fmt::Write as _;
+use std::path::Path;
 
 pub fn run(target: &str, json: bool) -> Result<()> {
     let path = crate::resolve_target(target)?;
@@ -12,9 +17,136 @@ pub fn run(target: &str, json: bool) -> Result<()> {
     if json {
         crate::emit(&(serde_json::to_string_pretty(&report)? + "\n"))?;
     } else {
-        crate::emit(&render(&report))?;
+        let mut text = render(&report);
+        if let Some(line) = device_line(&path) {
+            let at = text.find('\n').map_or(text.len(), |i| i + 1);
+            text.insert_str(at, &line);
+        }
+        crate::emit(&text)?;
     }
     Ok(())
+}
+
+/// `disk: <identity>` (or `partition N of <identity>`) when `path` is a block device the kernel
+/// lists; `None` for files and devices discovery does not know.
+fn device_line(path: &Path) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    if !std::fs::metadata(path).ok()?.file_type().is_block_device() {
+        return None;
+    }
+    let opts = disk::DiscoverOptions {
+        include_virtual: true,
+        ..disk::DiscoverOptions::default()
+    };
+    let devices = disk::discover(&disk::SysRoot::default(), &opts).ok()?;
+    let canonical = std::fs::canonicalize(path).ok()?;
+    let same = |p: &Path| std::fs::canonicalize(p).is_ok_and(|c| c == canonical);
+    devices.iter().find_map(|d| {
+        let identity = d.identity();
+        if same(&d.path) {
+            return Some(format!("disk: {identity}\n"));
+        }
+        d.partitions
+            .iter()
+            .find(|p| same(&p.path))
+            .map(|p| match p.number {
+                Some(n) => format!("partition {n} of {}: {identity}\n", d.path.display()),
+                None => format!("a partition of {}: {identity}\n", d.path.display()),
+            })
+    })
+}
+
+/// `lifeboat info IMAGE`: what a Lifeboat image holds, from its manifest.
+pub fn image(image_path: &Path, json: bool) -> Result<()> {
+    let img = crate::image_cmds::open_image(image_path)?;
+    let m = img.manifest();
+    if json {
+        let v = serde_json::json!({
+            "image": image_path.display().to_string(),
+            "uuid": img.uuid(),
+            "format": format!("{}.{}", img.format_version().0, img.format_version().1),
+            "volumes": img.volume_names(),
+            "chunk_size": img.chunk_size(),
+            "manifest": m,
+        });
+        crate::emit(&(serde_json::to_string_pretty(&v)? + "\n"))?;
+        return Ok(());
+    }
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "{}: Lifeboat image, format {}.{}, uuid {}, {} volume(s)",
+        printable(&image_path.to_string_lossy()),
+        img.format_version().0,
+        img.format_version().1,
+        img.uuid(),
+        img.volume_names().len()
+    );
+    let _ = writeln!(
+        t,
+        "made by {} on {}",
+        printable(&m.tool_version),
+        printable(&m.created)
+    );
+    let s = &m.source;
+    let _ = writeln!(
+        t,
+        "source: {}, {}, {} ({} bytes), {}/{}-byte sectors",
+        printable(&s.path),
+        disk::text::identity(None, Some(&s.model), Some(&s.serial), None),
+        size(s.size),
+        s.size,
+        s.logical_sector_size,
+        s.physical_sector_size
+    );
+    let _ = writeln!(
+        t,
+        "partition table: {}{}",
+        printable(&m.table.kind),
+        if m.table.disk_id.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", printable(&m.table.disk_id))
+        }
+    );
+    let _ = writeln!(
+        t,
+        "{:>3}  {:>12}  {:>10}  {:<8} {:<16} {:<16} {:>10}  {:<11} TYPE",
+        "#", "START", "SIZE", "FS", "NAME", "LABEL", "USED", "MODE"
+    );
+    for p in &m.partitions {
+        let _ = writeln!(
+            t,
+            "{:>3}  {:>12}  {:>10}  {:<8} {:<16} {:<16} {:>10}  {:<11} {}",
+            p.number,
+            p.start,
+            size(p.size),
+            if p.fs.is_empty() {
+                "-".into()
+            } else {
+                printable(&p.fs)
+            },
+            truncate(&printable(&p.name), 16),
+            printable(&p.label),
+            size(p.used_bytes),
+            p.mode.to_string(),
+            printable(&p.part_type)
+        );
+        if !p.note.is_empty() {
+            let _ = writeln!(t, "     note: {}", printable(&p.note));
+        }
+    }
+    for r in &m.bad_sectors {
+        let _ = writeln!(
+            t,
+            "unreadable at backup time: {} bytes at byte {}",
+            r.len, r.offset
+        );
+    }
+    for n in &m.notes {
+        let _ = writeln!(t, "note: {}", printable(n));
+    }
+    crate::emit(&t)
 }
 
 /// The human form of a report.
@@ -31,7 +163,7 @@ pub fn render(r: &DiskReport) -> String {
     let _ = writeln!(
         out,
         "{}: {} ({} bytes), {sectors}",
-        r.path,
+        printable(&r.path),
         size(r.size),
         r.size
     );
@@ -51,7 +183,7 @@ pub fn render(r: &DiskReport) -> String {
             };
             let _ = writeln!(out, "partition table: {what}, {sector_size}-byte sectors");
             for w in warnings {
-                let _ = writeln!(out, "warning: {w}");
+                let _ = writeln!(out, "warning: {}", printable(w));
             }
             out.push_str(&partition_table(partitions));
         }
@@ -59,14 +191,14 @@ pub fn render(r: &DiskReport) -> String {
             let _ = writeln!(out, "no partition table: a bare file system (a partition)");
             let _ = writeln!(out, "file system: {}", fs_line(Some(fs)));
             for w in &fs.warnings {
-                let _ = writeln!(out, "warning: {w}");
+                let _ = writeln!(out, "warning: {}", printable(w));
             }
         }
         Content::Unknown => {
             let _ = writeln!(out, "no partition table and no known file system");
         }
         Content::Unreadable { error } => {
-            let _ = writeln!(out, "partition table unreadable: {error}");
+            let _ = writeln!(out, "partition table unreadable: {}", printable(error));
         }
     }
     out
@@ -78,13 +210,13 @@ fn fs_line(fs: Option<&fs::FsInfo>) -> String {
         Some(fs) => {
             let mut s = fs.kind.name().to_string();
             if let Some(v) = &fs.version {
-                let _ = write!(s, " ({v})");
+                let _ = write!(s, " ({})", printable(v));
             }
             if let Some(l) = &fs.label {
-                let _ = write!(s, " label \"{l}\"");
+                let _ = write!(s, " label \"{}\"", printable(l));
             }
             if let Some(u) = &fs.uuid {
-                let _ = write!(s, " uuid {u}");
+                let _ = write!(s, " uuid {}", printable(u));
             }
             if fs.size > 0 {
                 let _ = write!(s, ", {}", size(fs.size));
@@ -123,8 +255,8 @@ fn partition_table(parts: &[PartitionReport]) -> String {
         let (fs, label, uuid) = match &p.fs {
             Some(f) => (
                 f.kind.name().to_string(),
-                f.label.clone().unwrap_or_default(),
-                f.uuid.clone().unwrap_or_default(),
+                printable(f.label.as_deref().unwrap_or_default()).into_owned(),
+                printable(f.uuid.as_deref().unwrap_or_default()).into_owned(),
             ),
             None if p.extended => (String::new(), String::new(), String::new()),
             None => ("-".to_string(), String::new(), String::new()),
@@ -138,13 +270,18 @@ fn partition_table(parts: &[PartitionReport]) -> String {
             p.last_lba,
             size(p.size),
             truncate(&kind, 24),
-            truncate(&p.name, 10),
+            truncate(&printable(&p.name), 10),
             fs,
-            truncate(&label, 16),
+            label,
             uuid
         );
         if let Some(e) = &p.fs_error {
-            let _ = writeln!(out, "     warning: partition {}: {e}", p.number);
+            let _ = writeln!(
+                out,
+                "     warning: partition {}: {}",
+                p.number,
+                printable(e)
+            );
         }
     }
     out

@@ -1,6 +1,9 @@
 //! `lifeboat list`: every disk with its partitions, file systems, labels, sizes and mount state.
+//! Models, serials, labels and mount points come from the disks: they are printed through
+//! `disk::text` (control and reordering characters escaped); `--json` leaves them to serde.
 
 use anyhow::{Context, Result};
+use disk::text::printable;
 use disk::{BlockDevice, DiscoverOptions, SysRoot};
 use engine::units::human as size;
 use engine::{Content, DiskReport};
@@ -74,12 +77,12 @@ fn render(disks: &[ListedDisk]) -> String {
     );
     for d in disks {
         let dev = &d.device;
-        let model = dev.model.as_deref().unwrap_or("unknown model");
-        let serial = dev
-            .serial
-            .as_deref()
-            .map(|s| format!("serial {s}"))
-            .unwrap_or_else(|| "no serial".into());
+        let identity = disk::text::identity(
+            dev.vendor.as_deref(),
+            dev.model.as_deref(),
+            dev.serial.as_deref(),
+            None,
+        );
         let mut state = Vec::new();
         if dev.is_boot_medium {
             state.push("BOOT MEDIUM".to_string());
@@ -91,11 +94,11 @@ fn render(disks: &[ListedDisk]) -> String {
             state.push("removable".to_string());
         }
         for m in &dev.mount_points {
-            state.push(format!("mounted {}", m.display()));
+            state.push(format!("mounted {}", printable(&m.to_string_lossy())));
         }
         let _ = writeln!(
             out,
-            "{:<14} {:>9}  {:<7} {:<6} {model}, {serial}{}",
+            "{:<14} {:>9}  {:<7} {:<6} {identity}{}",
             dev.path.display(),
             size(dev.size),
             dev.transport.to_string(),
@@ -107,7 +110,7 @@ fn render(disks: &[ListedDisk]) -> String {
             }
         );
         if let Some(e) = &d.error {
-            let _ = writeln!(out, "  (cannot read: {e})");
+            let _ = writeln!(out, "  (cannot read: {})", printable(e));
         }
         render_partitions(&mut out, d);
     }
@@ -122,7 +125,7 @@ fn render_partitions(out: &mut String, d: &ListedDisk) {
             out,
             "  (whole disk) {:<7} {}",
             fs.kind.name(),
-            fs.label.as_deref().unwrap_or("")
+            printable(fs.label.as_deref().unwrap_or(""))
         );
     }
     // The kernel's partitions, with what the table and the file system say about each.
@@ -148,7 +151,7 @@ fn render_partitions(out: &mut String, d: &ListedDisk) {
         let (fs, label) = match rp.and_then(|p| p.fs.as_ref()) {
             Some(f) => (
                 f.kind.name().to_string(),
-                f.label.clone().unwrap_or_default(),
+                printable(f.label.as_deref().unwrap_or_default()).into_owned(),
             ),
             None if rp.is_some_and(|p| p.extended) => ("extended".to_string(), String::new()),
             None => ("-".to_string(), String::new()),
@@ -156,13 +159,13 @@ fn render_partitions(out: &mut String, d: &ListedDisk) {
         let mut state = Vec::new();
         if let Some(kp) = kp {
             for m in &kp.mount_points {
-                state.push(format!("mounted {}", m.display()));
+                state.push(format!("mounted {}", printable(&m.to_string_lossy())));
             }
             if kp.swap {
                 state.push("swap on".to_string());
             }
             for h in &kp.holders {
-                state.push(format!("held by {h}"));
+                state.push(format!("held by {}", printable(h)));
             }
         } else {
             state.push("not known to the kernel".to_string());
@@ -176,5 +179,102 @@ fn render_partitions(out: &mut String, d: &ListedDisk) {
             label,
             state.join(", ")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use disk::{DeviceKind, Partition, Transport};
+    use std::path::PathBuf;
+
+    fn fs_labelled(label: &str) -> fs::FsInfo {
+        fs::FsInfo {
+            kind: fs::FsKind::Ext4,
+            version: None,
+            label: Some(label.to_string()),
+            uuid: None,
+            block_size: 4096,
+            cluster_size: 0,
+            size: 1 << 20,
+            needs_check: false,
+            state: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn models_serials_labels_and_mount_points_from_disks_are_escaped() {
+        let device = BlockDevice {
+            name: "sdz".into(),
+            path: PathBuf::from("/dev/sdz"),
+            dev: None,
+            kind: DeviceKind::Disk,
+            transport: Transport::Usb,
+            model: Some("Stick\x1b[2J".into()),
+            vendor: Some("ACME".into()),
+            serial: Some("S\u{202e}1".into()),
+            wwn: None,
+            size: 1 << 30,
+            logical_sector_size: 512,
+            physical_sector_size: 512,
+            rotational: None,
+            removable: Some(true),
+            read_only: None,
+            discard: None,
+            partitions: vec![Partition {
+                name: "sdz1".into(),
+                path: PathBuf::from("/dev/sdz1"),
+                number: Some(1),
+                dev: None,
+                start: Some(1 << 20),
+                size: Some(1 << 20),
+                mount_points: vec![PathBuf::from("/media/\x1b]0;x\x07")],
+                swap: false,
+                holders: Vec::new(),
+            }],
+            mount_points: Vec::new(),
+            swap: false,
+            holders: Vec::new(),
+            slaves: Vec::new(),
+            is_boot_medium: false,
+        };
+        let bare = ListedDisk {
+            device: device.clone(),
+            table: "none".into(),
+            in_use: None,
+            content: Some(DiskReport {
+                path: "/dev/sdz".into(),
+                size: 1 << 30,
+                logical_sector_size: 512,
+                physical_sector_size: 512,
+                content: Content::FileSystem {
+                    fs: fs_labelled("L\x1b[31m\u{202e}X"),
+                },
+            }),
+            error: Some("odd\x1b[Hmessage".into()),
+        };
+        let text = render(&[bare]);
+        assert!(
+            !text.contains('\x1b') && !text.contains('\u{202e}'),
+            "{text:?}"
+        );
+        assert!(
+            text.contains("ACME Stick\\x1b[2J, serial S\\u{202e}1 [removable]"),
+            "{text}"
+        );
+        assert!(text.contains("L\\x1b[31m\\u{202e}X"), "{text}");
+        assert!(text.contains("mounted /media/\\x1b]0;x\\x07"), "{text}");
+        assert!(text.contains("(cannot read: odd\\x1b[Hmessage)"), "{text}");
+        // JSON keeps the bytes, escaped the JSON way.
+        let json = serde_json::to_string(&ListedDisk {
+            device,
+            table: "none".into(),
+            in_use: None,
+            content: None,
+            error: None,
+        })
+        .unwrap();
+        assert!(json.contains("Stick\\u001b[2J"), "{json}");
     }
 }

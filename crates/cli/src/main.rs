@@ -178,7 +178,7 @@ fn main() -> ExitCode {
         Some(Command::List { json, all }) => list::run(json, all).map(|()| 0),
         Some(Command::Info { target, json }) => {
             if image_cmds::looks_like_image(std::path::Path::new(&target)) {
-                image_cmds::info(std::path::Path::new(&target), json).map(|()| 0)
+                info::image(std::path::Path::new(&target), json).map(|()| 0)
             } else {
                 info::run(&target, json).map(|()| 0)
             }

@@ -21,34 +21,67 @@ pub enum Existing {
     /// create a new one. Anything else at that name (a symlink, a folder, a device, a FIFO) is
     /// refused with an error naming it.
     Replace,
+    /// Append to the existing regular file (a log, a report a job is still writing), keeping its
+    /// mode; create it (`0600`) when missing. Anything else at that name is refused as for
+    /// `Replace`, and opening never blocks on a FIFO swapped in meanwhile.
+    Append,
 }
 
 /// Creates `path` for writing, readable and writable by its owner only (`0600`), never following
 /// a symbolic link at `path`. Parent folders must exist.
 pub fn create_private(path: &Path, existing: Existing) -> io::Result<File> {
-    if existing == Existing::Replace {
+    if existing != Existing::Refuse {
         match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_file() => std::fs::remove_file(path)?,
-            Ok(meta) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!(
-                        "{} exists and is not a regular file ({}): not replaced",
-                        path.display(),
-                        kind_name(&meta.file_type())
-                    ),
-                ))
+            Ok(meta) if meta.file_type().is_file() && existing == Existing::Append => {
+                return append_existing(path)
             }
+            Ok(meta) if meta.file_type().is_file() => std::fs::remove_file(path)?,
+            Ok(meta) => return Err(not_regular(path, &meta.file_type(), existing)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
     }
     OpenOptions::new()
         .write(true)
+        .append(existing == Existing::Append)
         .create_new(true)
         .mode(0o600)
         .custom_flags(libc_flags())
         .open(path)
+}
+
+/// Opens the regular file at `path` for appending, without following a link and without
+/// blocking on a FIFO; checks on the open file that it is a regular file.
+fn append_existing(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .append(true)
+        .custom_flags(libc_flags() | nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        return Err(not_regular(path, &kind, Existing::Append));
+    }
+    // Regular files ignore O_NONBLOCK; cleared all the same so writes behave as usual.
+    nix::fcntl::fcntl(
+        &file,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_APPEND),
+    )?;
+    Ok(file)
+}
+
+fn not_regular(path: &Path, kind: &std::fs::FileType, existing: Existing) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "{} exists and is not a regular file ({}): not {}",
+            path.display(),
+            kind_name(kind),
+            match existing {
+                Existing::Append => "appended to",
+                _ => "replaced",
+            }
+        ),
+    )
 }
 
 fn libc_flags() -> i32 {
@@ -128,6 +161,30 @@ mod tests {
     }
 
     #[test]
+    fn appending_adds_to_a_regular_file_and_never_follows_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("report.txt");
+        create_private(&report, Existing::Append)
+            .unwrap()
+            .write_all(b"started\n")
+            .unwrap();
+        let mode = std::fs::metadata(&report).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        create_private(&report, Existing::Append)
+            .unwrap()
+            .write_all(b"finished\n")
+            .unwrap();
+        assert_eq!(std::fs::read(&report).unwrap(), b"started\nfinished\n");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let link = dir.path().join("log");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let err = create_private(&link, Existing::Append).unwrap_err();
+        assert!(err.to_string().contains("not appended to"), "{err}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    }
+
+    #[test]
     fn a_fifo_at_the_name_is_refused_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("x.lbi");
@@ -135,5 +192,7 @@ mod tests {
         let err = create_private(&fifo, Existing::Replace).unwrap_err();
         assert!(err.to_string().contains("FIFO"), "{err}");
         assert!(create_private(&fifo, Existing::Refuse).is_err());
+        let err = create_private(&fifo, Existing::Append).unwrap_err();
+        assert!(err.to_string().contains("FIFO"), "{err}");
     }
 }

@@ -10,12 +10,14 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// True for characters a terminal interprets instead of showing: C0 and C1 controls, DEL, and the
-/// Unicode formatting characters that reorder or hide text (bidi overrides and isolates, zero-width
-/// joiners and marks, the BOM, line and paragraph separators).
+/// Unicode formatting characters that reorder or hide text (bidi overrides, isolates and marks
+/// including the Arabic letter mark, zero-width joiners and marks, the BOM, line and paragraph
+/// separators).
 fn is_unsafe(c: char) -> bool {
     c.is_control()
         || matches!(c,
-            '\u{200b}'..='\u{200f}'
+            '\u{061c}'
+            | '\u{200b}'..='\u{200f}'
             | '\u{2028}'..='\u{202e}'
             | '\u{2060}'..='\u{206f}'
             | '\u{feff}'
@@ -135,6 +137,7 @@ mod tests {
         assert_eq!(printable("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
         assert_eq!(printable("a\\b\x07"), "a\\\\b\\x07");
         assert_eq!(printable("\u{7f}"), "\\x7f");
+        assert_eq!(printable("a\u{61c}b\u{2067}c"), "a\\u{061c}b\\u{2067}c");
     }
 
     #[test]

@@ -3,23 +3,40 @@
 //!
 //! A [`Source`] names a file system inside an image (one imaged partition, or an image of a bare
 //! file system) or on a disk, a partition or a disk image file, always opened read-only.
-//! [`extract`] walks the requested paths recursively and recreates files, folders and symlinks in
-//! a destination folder: sparse files stay sparse, times, modes and (as root) owners are kept
-//! where the destination allows (what it cannot keep becomes a note), existing objects are never
-//! replaced unless the request says so, and each object that cannot be copied is listed with the
-//! reason while the rest go on. Progress goes to a [`ProgressSink`]; [`Cancel`] stops it between
-//! writes and removes the partial file.
+//! [`extract`] walks the requested paths (iteratively, at most 256 folders deep) and
+//! recreates files, folders and symlinks in a destination folder: sparse files stay sparse,
+//! times, modes and (as root) owners are kept where the destination allows (what it cannot keep
+//! becomes a note), existing objects are never replaced unless the request says so, and each
+//! object that cannot be copied is listed with the reason while the rest go on. Progress goes to
+//! a [`ProgressSink`]; [`Cancel`] stops it between writes and removes the partial file.
+//!
+//! The file system is a stranger's, so every write stays below the destination: the destination
+//! folder is opened once and everything is created relative to open folder descriptors, one name
+//! at a time, with `O_NOFOLLOW`/`O_EXCL`/`mkdirat`/`symlinkat` — a symlink, whether it was there
+//! before or was extracted a moment ago, is never followed; `overwrite` renames a new file over
+//! an entry instead of writing through it; times, modes and owners are set through the
+//! descriptor. Names that repeat in a source folder, or that the destination folds together
+//! (case-blind sticks), are never merged.
 
 use crate::progress::{Cancel, ProgressSink, Tracker};
+use disk::text::printable;
 use disk::{BlockIo, FileDisk};
 use fs::browse::{BrowseError, Browser, Entry, EntryKind, SparseWrite, Timestamp};
 use image::{ImageReader, StreamKind};
-use std::fs::{File, FileTimes, OpenOptions, Permissions};
+use nix::errno::Errno;
+use nix::fcntl::{openat, renameat, AtFlags, OFlag, AT_FDCWD};
+use nix::sys::stat::{
+    fchmod, fstat, fstatat, futimens, mkdirat, utimensat, FileStat, Mode, SFlag, UtimensatFlags,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchown, fchownat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use std::collections::HashSet;
+use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 /// Most objects the size estimate for the progress bar looks at before it stops counting.
 const SIZE_VISITS: usize = 200_000;
@@ -394,15 +411,28 @@ pub struct ExtractRequest {
 
 impl ExtractRequest {
     /// Where each top-level path lands: the destination folder joined with the path's last
-    /// component (the root itself lands in the destination folder).
+    /// component (the root itself lands in the destination folder). A name that an earlier
+    /// path already takes gets the ` (2)`, ` (3)`… that [`extract`] gives it.
     pub fn destinations(&self) -> Vec<PathBuf> {
-        self.paths
+        let wanted: Vec<Option<&str>> = self
+            .paths
             .iter()
             .map(|p| match p.trim_end_matches('/').rsplit('/').next() {
-                Some(name) if !name.is_empty() => self.dest.join(name),
-                _ => self.dest.clone(),
+                Some(name) if !name.is_empty() => Some(name),
+                _ => None,
             })
-            .collect()
+            .collect();
+        let mut names = Siblings::new(wanted.iter().flatten().copied());
+        let mut asked: Vec<(&String, PathBuf)> = Vec::new();
+        for (path, w) in self.paths.iter().zip(wanted) {
+            let dest = match (asked.iter().find(|(p, _)| *p == path), w) {
+                (Some((_, earlier)), _) => earlier.clone(),
+                (None, Some(name)) => self.dest.join(names.first_choice(name)),
+                (None, None) => self.dest.clone(),
+            };
+            asked.push((path, dest));
+        }
+        asked.into_iter().map(|(_, d)| d).collect()
     }
 
     /// The destinations that exist already (files, folders or links): what an extract without
@@ -425,7 +455,14 @@ pub struct ExtractReport {
     pub bytes: u64,
     /// Path in the file system and why, for each object that was not extracted.
     pub failed: Vec<(String, String)>,
-    /// What the destination could not keep (times, modes, owners, symlinks).
+    /// Objects saved under another name because an earlier one took theirs in the destination
+    /// folder (requested paths that end in the same name, names that differ only in ways the
+    /// destination does not keep apart, such as case on FAT or exFAT): the path in the file
+    /// system and where it landed. Each is also said in [`ExtractReport::notes`]. (A name that
+    /// repeats within one source folder cannot be read a second time by path: those later
+    /// objects are in [`ExtractReport::failed`].)
+    pub renamed: Vec<(String, PathBuf)>,
+    /// What the destination could not keep (times, modes, owners, symlinks), and renames.
     pub notes: Vec<String>,
     pub seconds: f64,
     pub cancelled: bool,
@@ -461,15 +498,158 @@ pub fn date_text(t: Timestamp) -> String {
 
 /// A name that can be created inside a folder without escaping it.
 fn safe_name(n: &str) -> bool {
-    !n.is_empty() && !n.contains('/') && n != "." && n != ".."
+    !n.is_empty() && !n.contains('/') && !n.contains('\0') && n != "." && n != ".."
 }
 
-fn system_time(t: Timestamp) -> Option<SystemTime> {
-    if t.secs >= 0 {
-        UNIX_EPOCH.checked_add(Duration::new(t.secs.unsigned_abs(), t.nanos))
-    } else {
-        UNIX_EPOCH.checked_sub(Duration::from_secs(t.secs.unsigned_abs()))
+/// `name` with ` (k)` before its extension: `a.txt` → `a (2).txt`, `x` → `x (2)`, `.profile` →
+/// `.profile (2)`; `k` 1 is the name itself.
+fn numbered(name: &str, k: u32) -> String {
+    if k <= 1 {
+        return name.to_string();
     }
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem} ({k}).{ext}"),
+        _ => format!("{name} ({k})"),
+    }
+}
+
+/// The names given so far in one destination folder during one extract: the second object
+/// asking for a name gets the first free ` (k)` variant, one that no sibling has in the source.
+struct Siblings {
+    /// Every name the folder's objects have in the source.
+    source: HashSet<String>,
+    /// Names given in the destination so far, as given and lower-cased.
+    given: HashSet<String>,
+    given_folded: HashSet<String>,
+    /// Objects this extract made in the folder (device, inode): finding one of them at a name
+    /// that was not given means the destination folds two names into one (case, Unicode form).
+    made: HashSet<(u64, u64)>,
+}
+
+impl Siblings {
+    fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Siblings {
+        Siblings {
+            source: names.into_iter().map(str::to_string).collect(),
+            given: HashSet::new(),
+            given_folded: HashSet::new(),
+            made: HashSet::new(),
+        }
+    }
+
+    /// The first name to try for an object called `name`, after `tried` earlier attempts
+    /// (0 for the first); `None` once [`MAX_RENAMES`] variants were tried.
+    fn choice(&self, name: &str, tried: u32) -> Option<(u32, String)> {
+        let mut k = if tried == 0 { 1 } else { tried + 1 };
+        loop {
+            if k > MAX_RENAMES {
+                return None;
+            }
+            let candidate = numbered(name, k);
+            let taken =
+                self.given.contains(&candidate) || (k > 1 && self.source.contains(&candidate));
+            if !taken {
+                return Some((k, candidate));
+            }
+            k += 1;
+        }
+    }
+
+    fn give(&mut self, name: &str) {
+        self.given_folded.insert(name.to_lowercase());
+        self.given.insert(name.to_string());
+    }
+
+    /// The name the next object called `name` gets (when nothing is in the way at the
+    /// destination), marked as given.
+    fn first_choice(&mut self, name: &str) -> String {
+        let chosen = self
+            .choice(name, 0)
+            .map_or_else(|| name.to_string(), |(_, n)| n);
+        self.give(&chosen);
+        chosen
+    }
+}
+
+/// Most ` (k)` variants tried for one object before it is listed as failed.
+const MAX_RENAMES: u32 = 10_000;
+
+/// Folders nested deeper than this below a requested path are not copied (each level holds an
+/// open folder while its content is copied; a looping or crafted folder tree ends here).
+const MAX_DEPTH: usize = 256;
+
+fn system_time_spec(t: Option<Timestamp>) -> TimeSpec {
+    t.map_or(TimeSpec::UTIME_OMIT, |t| {
+        TimeSpec::new(t.secs, i64::from(t.nanos.min(999_999_999)))
+    })
+}
+
+fn file_id(st: &FileStat) -> (u64, u64) {
+    (st.st_dev, st.st_ino)
+}
+
+fn is_dir(st: &FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+}
+
+/// Whether the object `st` found at `name` in `dir` is one this extract put there under another
+/// name: the destination does not keep the two names apart (a case-blind file system such as
+/// FAT or exFAT on a stick, or one that folds Unicode forms). Known by the object's identity; where
+/// inode numbers say nothing (FUSE), by the folder's listing not holding `name` itself while a
+/// name given in the folder differs from it only in case.
+fn taken(dir: &OwnedFd, names: &Siblings, name: &str, st: &FileStat) -> bool {
+    if names.made.contains(&file_id(st)) {
+        return true;
+    }
+    if names.given.contains(name) || !names.given_folded.contains(&name.to_lowercase()) {
+        return false;
+    }
+    let Ok(mut listing) = nix::dir::Dir::openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    let present = listing
+        .iter()
+        .flatten()
+        .any(|e| e.file_name().to_bytes() == name.as_bytes());
+    !present
+}
+
+/// Opens the folder `name` in `dir` without following a symlink there.
+fn open_dir_at(dir: &OwnedFd, name: &str) -> nix::Result<OwnedFd> {
+    openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// The mode a new object is created with: private until its own mode is set when it is complete,
+/// or, when the file system keeps no modes (FAT, exFAT, NTFS), the usual `0666`/`0777` less the
+/// umask, as any program creates files.
+fn creation_mode(e: &Entry) -> Mode {
+    let bits = match (e.mode.is_some(), e.kind == EntryKind::Dir) {
+        (true, true) => 0o700,
+        (true, false) => 0o600,
+        (false, true) => 0o777,
+        (false, false) => 0o666,
+    };
+    Mode::from_bits_truncate(bits)
+}
+
+/// Creates the new file `name` in `dir` (mode from [`creation_mode`]); never follows or writes
+/// through anything already at that name.
+fn create_file_at(dir: &OwnedFd, name: &str, e: &Entry) -> nix::Result<OwnedFd> {
+    openat(
+        dir,
+        name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        creation_mode(e),
+    )
 }
 
 /// The destination file: holes are skipped with a seek (sparse files stay sparse), bytes are
@@ -494,8 +674,12 @@ impl SparseFile<'_> {
 
     fn skip(&mut self, len: u64) -> std::io::Result<()> {
         let step = i64::try_from(len).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+        let end = self
+            .pos
+            .checked_add(len)
+            .ok_or(std::io::ErrorKind::InvalidInput)?;
         self.file.seek(SeekFrom::Current(step))?;
-        self.pos += len;
+        self.pos = end;
         self.tracker.add(len);
         Ok(())
     }
@@ -531,26 +715,88 @@ impl SparseWrite for SparseFile<'_> {
     }
 }
 
-/// Bytes of regular files at and below `path` (for the progress bar), looking at no more than
-/// `budget` objects.
-fn size_of(b: &mut dyn Browser, path: &str, e: &Entry, budget: &mut usize) -> u64 {
-    match e.kind {
-        EntryKind::File => e.size,
-        EntryKind::Dir if *budget > 0 => {
-            let Ok(children) = b.read_dir(path) else {
-                return 0;
-            };
-            let mut sum = 0u64;
-            for c in &children {
-                *budget = budget.saturating_sub(1);
-                if safe_name(&c.name) {
-                    sum = sum.saturating_add(size_of(b, &join(path, &c.name), c, budget));
+/// Bytes of regular files at and below the roots (for the progress bar), looking at no more than
+/// `budget` objects and [`MAX_DEPTH`] levels. Iterative: a deep tree costs heap, not stack.
+fn size_of_roots(b: &mut dyn Browser, roots: &[Root], mut budget: usize) -> u64 {
+    let mut sum = 0u64;
+    for root in roots {
+        match root.entry.kind {
+            EntryKind::File => sum = sum.saturating_add(root.entry.size),
+            EntryKind::Dir => {
+                let mut stack: Vec<(String, std::vec::IntoIter<Entry>)> = Vec::new();
+                if let Ok(children) = b.read_dir(&root.path) {
+                    stack.push((root.path.clone(), children.into_iter()));
+                }
+                loop {
+                    let depth = stack.len();
+                    let Some((dir, children)) = stack.last_mut() else {
+                        break;
+                    };
+                    let Some(c) = children.next() else {
+                        stack.pop();
+                        continue;
+                    };
+                    if budget == 0 {
+                        return sum;
+                    }
+                    budget -= 1;
+                    match c.kind {
+                        EntryKind::File => sum = sum.saturating_add(c.size),
+                        EntryKind::Dir if safe_name(&c.name) && depth < MAX_DEPTH => {
+                            let path = join(dir, &c.name);
+                            if let Ok(grand) = b.read_dir(&path) {
+                                stack.push((path, grand.into_iter()));
+                            }
+                        }
+                        _ => {}
+                    }
                 }
             }
-            sum
+            _ => {}
         }
-        _ => 0,
     }
+    sum
+}
+
+/// A requested path: where it is in the file system, what it is, and the name it asks for in
+/// the destination folder (`None`: the root, which fills the folder itself).
+struct Root {
+    path: String,
+    entry: Entry,
+    name: Option<String>,
+}
+
+/// One destination folder being filled: its open descriptor (everything below is created
+/// relative to it, never through a path), how it is shown, the source folder and what is left of
+/// its entries, and the names given in it so far.
+struct Level {
+    dir: OwnedFd,
+    shown: PathBuf,
+    /// The source folder whose times, mode and owner the folder gets when it is done (`None`
+    /// for the level of the requested paths).
+    source: Option<Entry>,
+    pending: std::vec::IntoIter<Pending>,
+    names: Siblings,
+}
+
+/// An object still to copy into a level's folder.
+struct Pending {
+    /// Where it is in the file system.
+    path: String,
+    entry: Entry,
+    /// The name it asks for.
+    name: String,
+    /// An earlier entry of the same source folder has the same name: the reader, which finds
+    /// objects by path, cannot give this one's content.
+    repeated: bool,
+}
+
+/// How placing one object ended.
+enum Placed {
+    /// Copied (or failed and listed); a new folder to fill, if it was a folder.
+    Done(Option<Box<Level>>),
+    /// An object this extract made in the folder is at that name already: try the next name.
+    Taken,
 }
 
 struct Copier<'a> {
@@ -558,192 +804,445 @@ struct Copier<'a> {
     cancel: &'a Cancel,
     overwrite: bool,
     is_root: bool,
+    /// Names for files being written before they replace an existing one (`--overwrite`).
+    temp_counter: u64,
     report: ExtractReport,
 }
 
 impl Copier<'_> {
     fn note(&mut self, text: String) {
         if !self.report.notes.contains(&text) {
-            log::warn!("{text}");
+            log::warn!("{}", printable(&text));
             self.report.notes.push(text);
         }
     }
 
     fn fail(&mut self, path: &str, error: impl std::fmt::Display) {
-        log::warn!("extract: {path}: {error}");
-        self.report
-            .failed
-            .push((path.to_string(), error.to_string()));
+        let error = error.to_string();
+        log::warn!("extract: {}: {}", printable(path), printable(&error));
+        self.report.failed.push((path.to_string(), error));
     }
 
-    /// Mode (not for symlinks) and, as root, owner.
-    fn owner_and_mode(&mut self, dest: &Path, e: &Entry) {
-        if e.kind != EntryKind::Symlink {
-            if let Some(mode) = e.mode {
-                if let Err(err) =
-                    std::fs::set_permissions(dest, Permissions::from_mode(mode & 0o7777))
-                {
-                    self.note(format!("the destination does not keep permissions ({err})"));
-                }
-            }
-        }
+    /// Owner (as root), then mode (a chown clears set-id bits), then times, all through the
+    /// open descriptor.
+    fn finish_attrs(&mut self, fd: BorrowedFd<'_>, e: &Entry) {
         if self.is_root {
             if let (Some(uid), Some(gid)) = (e.uid, e.gid) {
-                if let Err(err) = std::os::unix::fs::lchown(dest, Some(uid), Some(gid)) {
+                if let Err(err) = fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))) {
                     self.note(format!("the destination does not keep owners ({err})"));
                 }
             }
         }
+        if let Some(mode) = e.mode {
+            if let Err(err) = fchmod(fd, Mode::from_bits_truncate(mode & 0o7777)) {
+                self.note(format!("the destination does not keep permissions ({err})"));
+            }
+        }
+        if e.mtime.is_some() || e.atime.is_some() {
+            if let Err(err) = futimens(fd, &system_time_spec(e.atime), &system_time_spec(e.mtime)) {
+                self.note(format!("the destination does not keep times ({err})"));
+            }
+        }
     }
 
-    /// Modification and access times, of the object itself (a symlink is not followed).
-    fn times(&mut self, dest: &Path, e: &Entry) {
-        if e.kind == EntryKind::Symlink {
-            let Some(m) = e.mtime else { return };
-            let spec = |t: Timestamp| nix::sys::time::TimeSpec::new(t.secs, i64::from(t.nanos));
-            let r = nix::sys::stat::utimensat(
-                nix::fcntl::AT_FDCWD,
-                dest,
-                &spec(e.atime.unwrap_or(m)),
-                &spec(m),
-                nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    /// Owner and times of the symlink `name` in `dir` itself (never its target).
+    fn symlink_attrs(&mut self, dir: &OwnedFd, name: &str, e: &Entry) {
+        if self.is_root {
+            if let (Some(uid), Some(gid)) = (e.uid, e.gid) {
+                let r = fchownat(
+                    dir,
+                    name,
+                    Some(Uid::from_raw(uid)),
+                    Some(Gid::from_raw(gid)),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                );
+                if let Err(err) = r {
+                    self.note(format!("the destination does not keep owners ({err})"));
+                }
+            }
+        }
+        if let Some(m) = e.mtime {
+            let r = utimensat(
+                dir,
+                name,
+                &system_time_spec(Some(e.atime.unwrap_or(m))),
+                &system_time_spec(Some(m)),
+                UtimensatFlags::NoFollowSymlink,
             );
             if let Err(err) = r {
                 self.note(format!(
                     "the destination does not keep symlink times ({err})"
                 ));
             }
-            return;
-        }
-        let mut times = FileTimes::new();
-        if let Some(m) = e.mtime.and_then(system_time) {
-            times = times.set_modified(m);
-        }
-        if let Some(a) = e.atime.and_then(system_time) {
-            times = times.set_accessed(a);
-        }
-        if let Err(err) = File::open(dest).and_then(|f| f.set_times(times)) {
-            self.note(format!("the destination does not keep times ({err})"));
         }
     }
 
-    fn copy(&mut self, b: &mut dyn Browser, path: &str, e: &Entry, dest: &Path) {
-        if self.cancel.is_cancelled() {
-            return;
-        }
+    /// A fresh name in `dir` for a file or symlink that will replace an existing one.
+    fn temp_name(&mut self) -> String {
+        self.temp_counter += 1;
+        format!(
+            ".lifeboat-extract-{}-{}.part",
+            std::process::id(),
+            self.temp_counter
+        )
+    }
+
+    /// What is at `name` in `dir` now, without following a symlink.
+    fn existing(dir: &OwnedFd, name: &str) -> Option<FileStat> {
+        fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()
+    }
+
+    /// Places the source object `e` (at `path`) in `level`'s folder as `name`.
+    fn place(
+        &mut self,
+        b: &mut dyn Browser,
+        level: &mut Level,
+        path: &str,
+        e: &Entry,
+        name: &str,
+    ) -> Placed {
+        let shown = level.shown.join(name);
         match e.kind {
-            EntryKind::Dir => self.copy_dir(b, path, e, dest),
-            EntryKind::File => self.copy_file(b, path, e, dest),
-            EntryKind::Symlink => self.copy_symlink(b, path, e, dest),
-            EntryKind::Other => self.fail(path, "not a file, folder or symlink: skipped"),
+            EntryKind::Dir => self.place_dir(b, level, path, e, name, shown),
+            EntryKind::File => self.place_file(b, level, path, e, name, &shown),
+            EntryKind::Symlink => self.place_symlink(b, level, path, e, name, &shown),
+            EntryKind::Other => {
+                self.fail(path, "not a file, folder or symlink: skipped");
+                Placed::Done(None)
+            }
         }
     }
 
-    fn copy_dir(&mut self, b: &mut dyn Browser, path: &str, e: &Entry, dest: &Path) {
-        if let Err(err) = std::fs::create_dir_all(dest) {
-            self.fail(path, format!("creating {}: {err}", dest.display()));
-            return;
+    fn place_dir(
+        &mut self,
+        b: &mut dyn Browser,
+        level: &mut Level,
+        path: &str,
+        e: &Entry,
+        name: &str,
+        shown: PathBuf,
+    ) -> Placed {
+        let dir = &level.dir;
+        let mut created = mkdirat(dir, name, creation_mode(e));
+        if created == Err(Errno::EEXIST) {
+            match Self::existing(dir, name) {
+                Some(st) if taken(dir, &level.names, name, &st) => return Placed::Taken,
+                // An existing folder is filled (a copy into a folder that has content).
+                Some(st) if is_dir(&st) => created = Ok(()),
+                Some(_) if self.overwrite => {
+                    created = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
+                        .and_then(|()| mkdirat(dir, name, creation_mode(e)));
+                }
+                _ => {
+                    self.fail(
+                        path,
+                        format!("{} exists and is not a folder: kept", shown.display()),
+                    );
+                    return Placed::Done(None);
+                }
+            }
+        }
+        if let Err(err) = created {
+            self.fail(path, format!("creating {}: {err}", shown.display()));
+            return Placed::Done(None);
+        }
+        let fd = match open_dir_at(dir, name) {
+            Ok(fd) => fd,
+            Err(err) => {
+                self.fail(path, format!("opening {}: {err}", shown.display()));
+                return Placed::Done(None);
+            }
+        };
+        if let Ok(st) = fstat(&fd) {
+            level.names.made.insert(file_id(&st));
         }
         self.report.dirs += 1;
+        Placed::Done(Some(Box::new(self.enter(b, fd, shown, path, e))))
+    }
+
+    /// A level for the folder `fd`, holding the children of the source folder at `path`.
+    fn enter(
+        &mut self,
+        b: &mut dyn Browser,
+        fd: OwnedFd,
+        shown: PathBuf,
+        path: &str,
+        e: &Entry,
+    ) -> Level {
         let children = match b.read_dir(path) {
             Ok(c) => c,
             Err(err) => {
                 self.fail(path, err);
-                return;
+                Vec::new()
             }
         };
-        for c in &children {
-            let child = join(path, &c.name);
-            if !safe_name(&c.name) {
-                self.fail(&child, "unsafe file name: skipped");
-                continue;
-            }
-            self.copy(b, &child, c, &dest.join(&c.name));
+        let names = Siblings::new(children.iter().map(|c| c.name.as_str()));
+        let mut seen = HashSet::new();
+        let pending: Vec<Pending> = children
+            .into_iter()
+            .map(|c| Pending {
+                path: join(path, &c.name),
+                name: c.name.clone(),
+                repeated: !seen.insert(c.name.clone()),
+                entry: c,
+            })
+            .collect();
+        Level {
+            dir: fd,
+            shown,
+            source: Some(e.clone()),
+            pending: pending.into_iter(),
+            names,
         }
-        self.owner_and_mode(dest, e);
-        self.times(dest, e);
     }
 
-    fn copy_file(&mut self, b: &mut dyn Browser, path: &str, e: &Entry, dest: &Path) {
-        let mut opts = OpenOptions::new();
-        opts.write(true);
-        if self.overwrite {
-            opts.create(true).truncate(true);
+    fn place_file(
+        &mut self,
+        b: &mut dyn Browser,
+        level: &mut Level,
+        path: &str,
+        e: &Entry,
+        name: &str,
+        shown: &Path,
+    ) -> Placed {
+        let dir = &level.dir;
+        // Without --overwrite the file is created at its name (O_EXCL); with it, a new file is
+        // written under a temporary name and renamed over the old entry when complete, so the
+        // old object (a symlink, a hard link) is replaced and never written through.
+        let replacing = match Self::existing(dir, name) {
+            Some(st) if taken(dir, &level.names, name, &st) => return Placed::Taken,
+            Some(st) if is_dir(&st) => {
+                self.fail(
+                    path,
+                    format!("{} exists and is a folder: kept", shown.display()),
+                );
+                return Placed::Done(None);
+            }
+            Some(_) if !self.overwrite => {
+                self.fail(path, format!("{} exists: kept", shown.display()));
+                return Placed::Done(None);
+            }
+            Some(_) => true,
+            None => false,
+        };
+        let written = if replacing {
+            self.temp_name()
         } else {
-            opts.create_new(true);
-        }
-        let file = match opts.open(dest) {
-            Ok(f) => f,
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                self.fail(path, format!("{} exists: kept", dest.display()));
-                return;
+            name.to_string()
+        };
+        let fd = match create_file_at(dir, &written, e) {
+            Ok(fd) => fd,
+            Err(Errno::EEXIST) if !replacing => {
+                // Appeared since the look: the same as an existing object.
+                return match Self::existing(dir, name) {
+                    Some(st) if taken(dir, &level.names, name, &st) => Placed::Taken,
+                    _ => {
+                        self.fail(path, format!("{} exists: kept", shown.display()));
+                        Placed::Done(None)
+                    }
+                };
             }
             Err(err) => {
-                self.fail(path, format!("creating {}: {err}", dest.display()));
-                return;
+                self.fail(path, format!("creating {}: {err}", shown.display()));
+                return Placed::Done(None);
             }
         };
         let mut out = SparseFile {
-            file,
+            file: File::from(fd),
             pos: 0,
             tracker: self.tracker,
             cancel: self.cancel,
         };
         let r = b.read_file_sparse(path, &mut out);
         let SparseFile { file, pos, .. } = out;
-        match r {
-            Ok(n) => {
-                // The length covers a hole at the end; the sync makes "extracted" mean written.
-                if let Err(err) = file.set_len(pos).and_then(|()| file.sync_all()) {
-                    drop(file);
-                    let _ = std::fs::remove_file(dest);
-                    self.fail(path, format!("writing {}: {err}", dest.display()));
-                    return;
-                }
-                drop(file);
-                self.report.files += 1;
-                self.report.bytes += n;
-                self.owner_and_mode(dest, e);
-                self.times(dest, e);
+        let remove = |why: String, me: &mut Self| {
+            let _ = unlinkat(dir, written.as_str(), UnlinkatFlags::NoRemoveDir);
+            me.fail(path, why);
+            Placed::Done(None)
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(_) if self.cancel.is_cancelled() => {
+                return remove("cancelled: the partial file was removed".into(), self);
             }
-            Err(err) => {
-                drop(file);
-                let _ = std::fs::remove_file(dest);
-                if self.cancel.is_cancelled() {
-                    self.fail(path, "cancelled: the partial file was removed");
-                } else {
-                    self.fail(path, err);
-                }
+            Err(err) => return remove(err.to_string(), self),
+        };
+        // The length covers a hole at the end; the sync makes "extracted" mean written.
+        if let Err(err) = file.set_len(pos).and_then(|()| file.sync_all()) {
+            return remove(format!("writing {}: {err}", shown.display()), self);
+        }
+        self.finish_attrs(file.as_fd(), e);
+        if replacing {
+            if let Err(err) = renameat(dir, written.as_str(), dir, name) {
+                return remove(format!("replacing {}: {err}", shown.display()), self);
             }
         }
+        if let Ok(st) = fstat(&file) {
+            level.names.made.insert(file_id(&st));
+        }
+        self.report.files += 1;
+        self.report.bytes = self.report.bytes.saturating_add(n);
+        Placed::Done(None)
     }
 
-    fn copy_symlink(&mut self, b: &mut dyn Browser, path: &str, e: &Entry, dest: &Path) {
+    fn place_symlink(
+        &mut self,
+        b: &mut dyn Browser,
+        level: &mut Level,
+        path: &str,
+        e: &Entry,
+        name: &str,
+        shown: &Path,
+    ) -> Placed {
         let target = match b.read_link(path) {
             Ok(t) => t,
             Err(err) => {
                 self.fail(path, err);
-                return;
+                return Placed::Done(None);
             }
         };
-        if self.overwrite && dest.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
-            let _ = std::fs::remove_file(dest);
-        }
-        match std::os::unix::fs::symlink(&target, dest) {
-            Ok(()) => {
-                self.report.symlinks += 1;
-                self.owner_and_mode(dest, e);
-                self.times(dest, e);
+        let dir = &level.dir;
+        let replacing = match Self::existing(dir, name) {
+            Some(st) if taken(dir, &level.names, name, &st) => return Placed::Taken,
+            Some(st) if is_dir(&st) => {
+                self.fail(
+                    path,
+                    format!("{} exists and is a folder: kept", shown.display()),
+                );
+                return Placed::Done(None);
             }
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                self.fail(path, format!("{} exists: kept", dest.display()));
+            Some(_) if !self.overwrite => {
+                self.fail(path, format!("{} exists: kept", shown.display()));
+                return Placed::Done(None);
+            }
+            Some(_) => true,
+            None => false,
+        };
+        let written = if replacing {
+            self.temp_name()
+        } else {
+            name.to_string()
+        };
+        match symlinkat(target.as_str(), dir, written.as_str()) {
+            Ok(()) => {}
+            Err(Errno::EEXIST) if !replacing => {
+                return match Self::existing(dir, name) {
+                    Some(st) if taken(dir, &level.names, name, &st) => Placed::Taken,
+                    _ => {
+                        self.fail(path, format!("{} exists: kept", shown.display()));
+                        Placed::Done(None)
+                    }
+                };
             }
             Err(err) => {
                 self.note(format!("the destination does not keep symlinks ({err})"));
                 self.fail(
                     path,
-                    format!("creating the symlink {}: {err}", dest.display()),
+                    format!("creating the symlink {}: {err}", shown.display()),
                 );
+                return Placed::Done(None);
+            }
+        }
+        self.symlink_attrs(dir, &written, e);
+        let made = Self::existing(dir, &written).map(|st| file_id(&st));
+        if replacing {
+            if let Err(err) = renameat(dir, written.as_str(), dir, name) {
+                let _ = unlinkat(dir, written.as_str(), UnlinkatFlags::NoRemoveDir);
+                self.fail(path, format!("replacing {}: {err}", shown.display()));
+                return Placed::Done(None);
+            }
+        }
+        if let Some(id) = made {
+            level.names.made.insert(id);
+        }
+        self.report.symlinks += 1;
+        Placed::Done(None)
+    }
+
+    /// Places one object in `level`'s folder under the first name not taken by an earlier one.
+    fn place_named(
+        &mut self,
+        b: &mut dyn Browser,
+        level: &mut Level,
+        path: &str,
+        e: &Entry,
+        wanted: &str,
+    ) -> Option<Box<Level>> {
+        let mut tried = 0u32;
+        while let Some((k, name)) = level.names.choice(wanted, tried) {
+            match self.place(b, level, path, e, &name) {
+                Placed::Taken => tried = k,
+                Placed::Done(next) => {
+                    level.names.give(&name);
+                    if k > 1 {
+                        let landed = level.shown.join(&name);
+                        self.note(format!(
+                            "{path}: an earlier object in the same folder has the name {wanted}: \
+                             saved as {}",
+                            landed.display()
+                        ));
+                        self.report.renamed.push((path.to_string(), landed));
+                    }
+                    return next;
+                }
+            }
+        }
+        self.fail(
+            path,
+            format!("no free name for {wanted} in {}", level.shown.display()),
+        );
+        None
+    }
+
+    /// Copies everything below `top` (the level of the requested paths), depth first, one open
+    /// folder per level. A folder gets its times, mode and owner when its content is done.
+    fn run(&mut self, b: &mut dyn Browser, top: Level) {
+        let mut stack = vec![top];
+        loop {
+            let depth = stack.len();
+            let Some(level) = stack.last_mut() else {
+                break;
+            };
+            let next = if self.cancel.is_cancelled() {
+                None
+            } else {
+                level.pending.next()
+            };
+            let Some(Pending {
+                path,
+                entry: e,
+                name: wanted,
+                repeated,
+            }) = next
+            else {
+                if let Some(done) = stack.pop() {
+                    if let Some(source) = &done.source {
+                        self.finish_attrs(done.dir.as_fd(), source);
+                    }
+                }
+                continue;
+            };
+            if !safe_name(&wanted) {
+                self.fail(&path, "unsafe file name: skipped");
+                continue;
+            }
+            if repeated {
+                self.fail(
+                    &path,
+                    "the folder lists another object of the same name before this one \
+                     (damaged or crafted): this one cannot be read by its name, not extracted",
+                );
+                continue;
+            }
+            if e.kind == EntryKind::Dir && depth > MAX_DEPTH {
+                self.fail(
+                    &path,
+                    format!("folders nested more than {MAX_DEPTH} levels deep: skipped"),
+                );
+                continue;
+            }
+            if let Some(deeper) = self.place_named(b, level, &path, &e, &wanted) {
+                stack.push(*deeper);
             }
         }
     }
@@ -753,6 +1252,15 @@ impl Copier<'_> {
 /// level object lands under its own name (as the file system spells it) in the folder; the root
 /// `/` fills the folder itself. `Err` only when nothing could start: the source cannot be opened
 /// or the destination folder not created. Objects that fail are in [`ExtractReport::failed`].
+///
+/// Below the destination folder (which is opened once, as the user named it), every object is
+/// created relative to its open parent folder with `O_NOFOLLOW`/`O_EXCL`-style calls, so a
+/// symlink — already there, or extracted a moment ago — is never followed, and with
+/// `overwrite` an existing file or symlink is replaced by renaming a new one over it, never
+/// written through. Two distinct objects that would land on one name are both kept: the later
+/// one gets ` (2)`, ` (3)`… and is listed in [`ExtractReport::renamed`]; a later object whose
+/// name repeats within its source folder is refused (the reader finds objects by path, so it
+/// would give the earlier one's content) and listed in [`ExtractReport::failed`].
 pub fn extract(
     req: &ExtractRequest,
     sink: Option<&ProgressSink>,
@@ -760,15 +1268,21 @@ pub fn extract(
 ) -> Result<ExtractReport, ExtractError> {
     let started = Instant::now();
     let Opened { mut browser, image } = open(&req.source)?;
-    std::fs::create_dir_all(&req.dest).map_err(|source| ExtractError::Dest {
+    let dest_error = |source: std::io::Error| ExtractError::Dest {
         path: req.dest.clone(),
         source,
-    })?;
+    };
+    std::fs::create_dir_all(&req.dest).map_err(dest_error)?;
+    let dest_fd: OwnedFd = openat(
+        AT_FDCWD,
+        req.dest.as_path(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| dest_error(e.into()))?;
     let b = browser.as_mut();
     let mut roots = Vec::new();
     let mut failed = Vec::new();
-    let mut budget = SIZE_VISITS;
-    let mut total = 0u64;
     for (asked, fallback) in req.paths.iter().zip(req.destinations()) {
         let path = match asked.starts_with('/') {
             true => asked.clone(),
@@ -778,21 +1292,31 @@ pub fn extract(
             Ok(md) => {
                 // The object's own name (a case-blind file system may have matched `/dcim` to
                 // `DCIM`), else the name asked for.
-                let dest = match fallback == req.dest || !safe_name(&md.name) {
-                    true => fallback,
-                    false => req.dest.join(&md.name),
+                let name = if fallback == req.dest {
+                    None
+                } else if safe_name(&md.name) {
+                    Some(md.name.clone())
+                } else {
+                    path.trim_end_matches('/')
+                        .rsplit('/')
+                        .next()
+                        .map(str::to_string)
                 };
-                total = total.saturating_add(size_of(b, &path, &md, &mut budget));
-                roots.push((path, md, dest));
+                roots.push(Root {
+                    path,
+                    entry: md,
+                    name,
+                });
             }
             Err(e) => failed.push((path, e.to_string())),
         }
     }
+    let total = size_of_roots(b, &roots, SIZE_VISITS);
     log::info!(
         "extracting {} objects ({}) from {} to {}",
         roots.len(),
         crate::units::human(total),
-        req.source.title(),
+        printable(&req.source.title()),
         req.dest.display()
     );
     let tracker = Tracker::new(total, sink);
@@ -802,24 +1326,60 @@ pub fn extract(
         cancel,
         overwrite: req.overwrite,
         is_root: nix::unistd::geteuid().is_root(),
+        temp_counter: 0,
         report: ExtractReport {
             failed,
             ..ExtractReport::default()
         },
     };
-    for (path, md, dest) in &roots {
-        copier.copy(b, path, md, dest);
+    // The requested paths form one level of their own: the destination folder, where each
+    // lands under its name (repeated names numbered like those inside a folder). The root fills
+    // the destination folder itself.
+    let mut named = Vec::new();
+    let mut asked = HashSet::new();
+    for root in roots {
+        if !asked.insert(root.path.clone()) {
+            continue;
+        }
+        match root.name {
+            Some(name) => named.push(Pending {
+                path: root.path,
+                entry: root.entry,
+                name,
+                repeated: false,
+            }),
+            None if cancel.is_cancelled() => {}
+            None => match dest_fd.try_clone() {
+                Ok(fd) => {
+                    copier.report.dirs += 1;
+                    let level = copier.enter(b, fd, req.dest.clone(), &root.path, &root.entry);
+                    copier.run(b, level);
+                }
+                Err(err) => {
+                    copier.fail(&root.path, format!("opening {}: {err}", req.dest.display()))
+                }
+            },
+        }
     }
+    let top = Level {
+        dir: dest_fd,
+        shown: req.dest.clone(),
+        source: None,
+        names: Siblings::new(named.iter().map(|p| p.name.as_str())),
+        pending: named.into_iter(),
+    };
+    copier.run(b, top);
     tracker.finish();
     let mut report = copier.report;
     report.cancelled = cancel.is_cancelled();
     report.seconds = started.elapsed().as_secs_f64();
     report.image_bytes_read = image.as_ref().map(|r| r.bytes_read());
     log::info!(
-        "extract done: {} files, {} folders, {} symlinks, {} failed",
+        "extract done: {} files, {} folders, {} symlinks, {} renamed, {} failed",
         report.files,
         report.dirs,
         report.symlinks,
+        report.renamed.len(),
         report.failed.len()
     );
     Ok(report)
@@ -839,8 +1399,36 @@ mod tests {
     }
 
     #[test]
+    fn repeated_names_get_the_first_number_no_sibling_has() {
+        assert_eq!(numbered("a.txt", 2), "a (2).txt");
+        assert_eq!(numbered("x", 3), "x (3)");
+        assert_eq!(numbered(".profile", 2), ".profile (2)");
+        assert_eq!(numbered("a.txt", 1), "a.txt");
+        let mut names = Siblings::new(["a.txt", "a (2).txt", "b"]);
+        assert_eq!(names.first_choice("a.txt"), "a.txt");
+        assert_eq!(names.first_choice("a.txt"), "a (3).txt");
+        assert_eq!(names.first_choice("a (2).txt"), "a (2).txt");
+        assert_eq!(names.choice("b", 0), Some((1, "b".to_string())));
+        assert_eq!(names.choice("b", 1), Some((2, "b (2)".to_string())));
+        assert_eq!(names.choice("b", MAX_RENAMES), None);
+        let req = ExtractRequest {
+            source: Source::Image {
+                path: "x.lbi".into(),
+                partition: 0,
+            },
+            paths: ["/a/x", "/b/x/", "/a/x", "/"].map(String::from).to_vec(),
+            dest: "out".into(),
+            overwrite: false,
+        };
+        let want: Vec<PathBuf> = ["out/x", "out/x (2)", "out/x", "out"]
+            .map(PathBuf::from)
+            .to_vec();
+        assert_eq!(req.destinations(), want);
+    }
+
+    #[test]
     fn unsafe_names_are_refused() {
-        for bad in ["", ".", "..", "a/b"] {
+        for bad in ["", ".", "..", "a/b", "a\0b"] {
             assert!(!safe_name(bad), "{bad:?}");
         }
         assert!(safe_name("ça va.txt"));

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -384,7 +384,9 @@ impl ImageWriter {
                 "{pname}: more than {MAX_VOLUMES} volumes; choose a larger split size"
             )));
         }
-        let file = match OpenOptions::new().write(true).create_new(true).open(&path) {
+        // Private (0600: a volume holds a whole disk), and never through a link someone left at
+        // the name.
+        let file = match disk::create_private(&path, disk::Existing::Refuse) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return self.fail(Error::AlreadyExists { path: pname });

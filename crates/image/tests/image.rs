@@ -625,6 +625,61 @@ fn drop_without_finish_leaves_an_incomplete_image_and_abort_removes_it() {
 }
 
 #[test]
+fn every_volume_is_private_and_a_link_at_a_volume_name_is_never_written_through() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let opts = WriterOptions {
+        chunk_size: 4096,
+        split_size: Some(16 * 1024),
+        level: 3,
+    };
+    // A link at the image's own name: refused, the target untouched.
+    let linked = dir.path().join("linked.lbi");
+    std::os::unix::fs::symlink(&victim, &linked).unwrap();
+    assert!(matches!(
+        ImageWriter::create(&linked, opts),
+        Err(Error::AlreadyExists { .. })
+    ));
+    // A link that appears at the next volume's name while the image is written: the split stops
+    // with an error instead of writing through it.
+    let path = dir.path().join("x.lbi");
+    let mut w = ImageWriter::create(&path, opts).unwrap();
+    std::os::unix::fs::symlink(&victim, volume_path(&path, 3)).unwrap();
+    let id = w
+        .add_stream(StreamSpec {
+            kind: StreamKind::Whole,
+            length: 1 << 20,
+            source_offset: 0,
+            partition: 0,
+            bitmap: None,
+        })
+        .unwrap();
+    let mut rng = Rng(11);
+    let mut refused = None;
+    for n in 0..40u64 {
+        let data: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
+        if let Err(e) = w.write_chunk(compress_chunk(id, n * 4096, &data, 3).unwrap()) {
+            refused = Some(e);
+            break;
+        }
+    }
+    let err = refused.expect("the writer wrote through the link at volume 3");
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    let vols = w.volumes().to_vec();
+    assert_eq!(vols.len(), 2);
+    for v in &vols {
+        let mode = std::fs::metadata(v).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", v.display());
+    }
+    w.abort().unwrap();
+    assert!(vols.iter().all(|v| !v.exists()));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+}
+
+#[test]
 fn writer_rejects_bad_options() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("o.lbi");
