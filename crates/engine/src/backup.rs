@@ -2,8 +2,8 @@
 //! data) or one partition into a `.lbi` image. Read → compress on N workers → ordered write, with
 //! bounded memory; the image becomes valid only when its trailer is written.
 
-use crate::clone::{CopyMode, PartitionCopy};
 use crate::error::JobError;
+use crate::pipeline::{CopyMode, PartitionCopy};
 use crate::progress::{Cancel, ProgressSink, Tracker};
 use crate::rescue::{read_rescue, BadSectorMap, ReadPolicy};
 use crate::units::human;
@@ -634,7 +634,7 @@ fn write_streams(
 /// the disk sees few, large reads.
 fn map_runs(map: &fs::UsedMap, at: u64, n: u64) -> Vec<(u64, u64)> {
     let unit = u64::from(map.unit());
-    crate::units::used_runs(
+    crate::blockmap::used_runs(
         unit,
         map.units(),
         |from, used, limit| map.next_with(from, used, limit),
