@@ -5,6 +5,7 @@
 
 mod browse_cmds;
 mod clone;
+mod exit;
 mod image_cmds;
 mod info;
 mod jobs;
@@ -15,16 +16,6 @@ mod run;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// Exit codes of every subcommand (0 success is `ExitCode::SUCCESS`).
-pub mod exit {
-    /// The job failed.
-    pub const FAILURE: u8 = 1;
-    /// The command line was wrong (clap uses 2 as well).
-    pub const USAGE: u8 = 2;
-    /// The job completed but skipped unreadable sectors.
-    pub const BAD_SECTORS: u8 = 3;
-}
 
 /// Lifeboat: back up, restore, clone and verify disks.
 #[derive(Debug, Parser)]

@@ -37,6 +37,12 @@ pub enum JobError {
         need: u64,
         have: u64,
     },
+    #[error("{device} has no free space of {need} bytes for the partition (the largest free range has {largest})")]
+    NoFreeSpace {
+        device: String,
+        need: u64,
+        largest: u64,
+    },
     #[error("{device} has no partition table: {hint}")]
     NoTable { device: String, hint: String },
     #[error("partition {number} not found on {device}")]

@@ -200,12 +200,12 @@ pub fn check_write_target(
 ) -> Result<CheckedTarget, JobError> {
     let mut all: Vec<&Path> = sources.to_vec();
     all.extend(image);
-    let checked = check_target(target, &all, devices)?;
     let refuse = |reason: String| JobError::TargetInUse {
         device: target.display().to_string(),
         reason,
     };
     // Files being read that live on the target.
+    // (First: it is the clearer reason when the drive is also in use because the file is open.)
     if let Some(tdev) = disk::FileDisk::open_read(target)?.dev_num() {
         let t_loc = locate(devices, tdev);
         for source in &all {
@@ -238,6 +238,7 @@ pub fn check_write_target(
             }
         }
     }
+    let checked = check_target(target, &all, devices)?;
     // The file that is really written: the target itself, or the file behind a loop device.
     let written: Option<PathBuf> = match (&checked.device, checked.object) {
         (None, _) => Some(target.to_path_buf()),

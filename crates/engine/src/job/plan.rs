@@ -321,10 +321,10 @@ fn plan_copy(s: CopySpec, disks: &Disks) -> Result<Plan, JobError> {
             let kind = crate::copy::partition_type_for(&src_io, s.part, &src, &layout)?;
             let (start, size) =
                 crate::copy::find_free_space(&layout, src_len).ok_or_else(|| {
-                    JobError::TargetTooSmall {
-                        device: format!("the free space of {}", s.target.display()),
+                    JobError::NoFreeSpace {
+                        device: s.target.display().to_string(),
                         need: src_len,
-                        have: crate::copy::largest_free_space(&layout),
+                        largest: crate::copy::largest_free_space(&layout),
                     }
                 })?;
             let table = layout::add_partition(&layout, start, size, kind, "")?;

@@ -213,7 +213,7 @@ fn execute(
             if p.table.is_some() {
                 reread(&dst_io, t, &mut notes);
             }
-            drop(dst);
+            // Close the target before its file system is grown by another program.
             drop(dst_io);
             let grown = match &p.table {
                 Some(table) => grow(&plan.disks, p.grow.as_ref(), table.layout(), t),
