@@ -45,6 +45,18 @@ impl Default for BackupOptions {
     }
 }
 
+/// The chunk size for volumes of `split` bytes: small volumes take smaller chunks, since a
+/// chunk never straddles two volumes.
+pub fn chunk_size_for(split: Option<u64>) -> u32 {
+    match split {
+        Some(split) if split < 64 << 20 => {
+            let want = (split / 8).clamp(64 << 10, 4 << 20);
+            1u32 << (63 - want.leading_zeros())
+        }
+        _ => image::DEFAULT_CHUNK_SIZE,
+    }
+}
+
 /// Who the source is, for the manifest (images are identified by model and serial).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SourceIdentity {
@@ -153,7 +165,7 @@ impl fmt::Display for BackupPlan {
             }
         }
         for n in &self.notes {
-            writeln!(f, "note: {n}")?;
+            writeln!(f, "note: {}", disk::text::printable(n))?;
         }
         writeln!(f, "total to read: {}", human(self.total_bytes()))
     }

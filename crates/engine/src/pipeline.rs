@@ -132,7 +132,7 @@ impl fmt::Display for PartitionCopy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let fs = match &self.fs {
             Some(i) => match &i.label {
-                Some(l) => format!("{} \"{l}\"", i.kind.name()),
+                Some(l) => format!("{} \"{}\"", i.kind.name(), disk::text::printable(l)),
                 None => i.kind.name().to_string(),
             },
             None => "unknown".to_string(),

@@ -138,7 +138,7 @@ impl fmt::Display for RestorePlan {
             human(self.target_len)
         )?;
         for n in &self.notes {
-            writeln!(f, "note: {n}")?;
+            writeln!(f, "note: {}", disk::text::printable(n))?;
         }
         let mut step = 1;
         if self.table.is_some() {
@@ -155,7 +155,7 @@ impl fmt::Display for RestorePlan {
             writeln!(
                 f,
                 "   {:<44} {:>10} at byte {}",
-                w.what,
+                disk::text::printable(&w.what),
                 human(w.bytes),
                 w.dst_start
             )?;

@@ -200,3 +200,11 @@ fn plans_print_names_from_disks_with_control_characters_escaped() {
     assert!(!text.contains('\u{1b}'), "{text:?}");
     assert!(text.contains("\\x1b[2J"), "{text}");
 }
+
+#[test]
+fn plans_and_outcomes_can_move_to_a_worker_thread_and_back() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<job::Plan>();
+    send_sync::<job::Outcome>();
+    send_sync::<job::JobSpec>();
+}

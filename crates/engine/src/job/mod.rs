@@ -30,7 +30,7 @@
 mod plan;
 mod run;
 
-pub use plan::plan;
+pub use plan::{destination_space, plan, FAT_SPLIT};
 pub use run::{run, run_with_source};
 
 use crate::backup::{BackupOptions, BackupPlan, BackupReport};

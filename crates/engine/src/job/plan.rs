@@ -78,18 +78,6 @@ fn partition_range(io: &FileDisk, path: &Path, n: u32) -> Result<(u64, u64), Job
     Ok((p.start, p.size))
 }
 
-/// The chunk size for volumes of `split` bytes: small volumes take smaller chunks, since a
-/// chunk never straddles two volumes.
-pub fn chunk_size_for(split: Option<u64>) -> u32 {
-    match split {
-        Some(split) if split < 64 << 20 => {
-            let want = (split / 8).clamp(64 << 10, 4 << 20);
-            1u32 << (63 - want.leading_zeros())
-        }
-        _ => image::DEFAULT_CHUNK_SIZE,
-    }
-}
-
 /// Free bytes (for an unprivileged user) and whether the file system holding `dir` is FAT.
 pub fn destination_space(dir: &Path) -> Result<Destination, JobError> {
     let err = |problem: String| JobError::Destination {
@@ -128,7 +116,10 @@ fn plan_backup(mut s: BackupSpec, disks: &Disks) -> Result<Plan, JobError> {
             dir.display()
         ));
     }
-    s.options.chunk_size = s.options.chunk_size.min(chunk_size_for(s.options.split));
+    s.options.chunk_size = s
+        .options
+        .chunk_size
+        .min(crate::backup::chunk_size_for(s.options.split));
     let src = FileDisk::open_read(&s.source)?;
     let identity = src
         .dev_num()
