@@ -1,4 +1,4 @@
-//! `lifeboat`: the TUI by default (later), subcommands for scripts.
+//! `lifeboat`: the TUI by default, subcommands for scripts.
 //!
 //! This crate parses arguments, installs the logger, renders the engine's reports as human tables
 //! or JSON and maps errors to exit codes. It must not contain disk logic: that is the engine's.
@@ -8,10 +8,10 @@ mod clone;
 mod exit;
 mod image_cmds;
 mod info;
+mod job_file;
 mod jobs;
 mod list;
 mod logger;
-mod run;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -225,7 +225,7 @@ fn main() -> ExitCode {
             overwrite,
             json,
         ),
-        Some(Command::Run { job }) => run::run(std::path::Path::new(&job)),
+        Some(Command::Run { job }) => job_file::run(std::path::Path::new(&job)),
         None => tui::run(),
     };
     match result {
