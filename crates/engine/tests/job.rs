@@ -208,3 +208,55 @@ fn plans_and_outcomes_can_move_to_a_worker_thread_and_back() {
     send_sync::<job::Outcome>();
     send_sync::<job::JobSpec>();
 }
+
+/// `losetup ARGS`, trimmed stdout.
+fn losetup(args: &[&str]) -> String {
+    fixture::run("losetup", args).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_loop_device_reattached_to_another_file_after_the_plan_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = ext4(dir.path(), "fs.img");
+    let image = dir.path().join("a.lbi");
+    let disks = Disks::discover(&SysRoot::default()).unwrap();
+    let plan = job::plan(backup_spec(&fs, &image), &disks).unwrap();
+    assert_eq!(
+        job::run(&plan, None, None, &Cancel::new()).status,
+        Status::Completed
+    );
+    let planned = dir.path().join("planned.img");
+    fixture::sparse_file(&planned, 32 * MIB).unwrap();
+    let other = dir.path().join("other.img");
+    std::fs::write(&other, vec![7u8; 32 * MIB as usize]).unwrap();
+    let dev = losetup(&["-f", "--show", planned.to_str().unwrap()]);
+    let disks = Disks::discover(&SysRoot::default()).unwrap();
+    let plan = job::plan(
+        JobSpec::Restore(RestoreSpec {
+            image: image.clone(),
+            target: PathBuf::from(&dev),
+            whole_disk: None,
+            part: None,
+            into: None,
+            options: Default::default(),
+        }),
+        &disks,
+    );
+    // Same device number, same size, another file behind it.
+    losetup(&["-d", &dev]);
+    let reattached = fixture::run("losetup", &[&dev, other.to_str().unwrap()]);
+    let outcome = plan.as_ref().ok().map(|plan| {
+        let t = plan.target.clone().unwrap();
+        let consent = WriteConsent::confirmed_by_user(&t.path, &t.identity);
+        job::run(plan, Some(&consent), None, &Cancel::new())
+    });
+    if reattached.is_ok() {
+        losetup(&["-d", &dev]);
+    }
+    reattached.unwrap();
+    let outcome = outcome.unwrap();
+    assert_eq!(outcome.status, Status::Failed, "{outcome:?}");
+    let e = outcome.error.unwrap();
+    assert!(e.contains("now shows another file"), "{e}");
+    assert!(std::fs::read(&other).unwrap().iter().all(|&b| b == 7));
+}

@@ -208,8 +208,22 @@ pub struct Target {
     pub model: Option<String>,
     pub serial: Option<String>,
     object: ObjectId,
+    /// For a loop device: the file behind it (device and inode numbers).
+    backing: Option<(u64, u64)>,
     /// The sector size to give an image file target (its new table's).
     file_sector_size: Option<u32>,
+}
+
+/// The file behind a loop device, as device and inode numbers: a loop device re-attached to
+/// another file keeps its own device number.
+fn loop_backing(device: Option<&BlockDevice>) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    match &device?.kind {
+        disk::DeviceKind::Loop { backing_file } => std::fs::metadata(backing_file)
+            .ok()
+            .map(|m| (m.dev(), m.ino())),
+        _ => None,
+    }
 }
 
 /// Where a backup's image goes.

@@ -60,6 +60,7 @@ fn target(
         model: checked.device.as_ref().and_then(|d| d.model.clone()),
         serial: checked.device.as_ref().and_then(|d| d.serial.clone()),
         object: checked.object,
+        backing: super::loop_backing(checked.device.as_ref()),
         file_sector_size: if checked.device.is_some() {
             None
         } else {

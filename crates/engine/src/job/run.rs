@@ -294,6 +294,12 @@ fn open_target(
             now.size, t.size
         )));
     }
+    if super::loop_backing(now.device.as_ref()) != t.backing {
+        return Err(changed(format!(
+            "the loop device {} now shows another file",
+            t.path.display()
+        )));
+    }
     let (model, serial) = match &now.device {
         Some(d) => (d.model.clone(), d.serial.clone()),
         None => (None, None),
