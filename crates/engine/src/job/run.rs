@@ -398,7 +398,7 @@ fn copy_outcome(
 }
 
 /// The name of a backup's bad-sector map: the image's with `.badsectors`.
-pub fn bad_sector_map_path(image: &Path) -> PathBuf {
+fn bad_sector_map_path(image: &Path) -> PathBuf {
     image.with_extension("badsectors")
 }
 
