@@ -317,3 +317,72 @@ fn check_written_file(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// A disk (one partition) whose partition holds the file system at `dev`.
+    fn disk_holding(dev: DevNum, mount: &str, boot: bool) -> BlockDevice {
+        BlockDevice {
+            name: "sdz".into(),
+            path: "/dev/sdz".into(),
+            dev: Some(DevNum {
+                major: 8,
+                minor: 4000,
+            }),
+            kind: disk::DeviceKind::Disk,
+            transport: disk::Transport::Usb,
+            model: Some("Stick".into()),
+            vendor: None,
+            serial: Some("S1".into()),
+            wwn: None,
+            size: 1 << 30,
+            logical_sector_size: 512,
+            physical_sector_size: 512,
+            rotational: None,
+            removable: Some(true),
+            read_only: None,
+            discard: None,
+            partitions: vec![disk::Partition {
+                name: "sdz1".into(),
+                path: "/dev/sdz1".into(),
+                number: Some(1),
+                dev: Some(dev),
+                start: Some(1 << 20),
+                size: Some(1 << 29),
+                mount_points: vec![PathBuf::from(mount)],
+                swap: false,
+                holders: Vec::new(),
+            }],
+            mount_points: Vec::new(),
+            swap: false,
+            holders: Vec::new(),
+            slaves: Vec::new(),
+            is_boot_medium: boot,
+        }
+    }
+
+    #[test]
+    fn a_file_on_lifeboats_boot_medium_is_refused_but_one_on_the_running_systems_disk_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("target.img");
+        std::fs::write(&file, [0u8; 4096]).unwrap();
+        let dev = DevNum::from_dev_t(std::fs::metadata(&file).unwrap().dev());
+        // Lifeboat booted from this stick: its file system is mounted under /run/lifeboat.
+        let stick = [disk_holding(dev, "/run/lifeboat/media", true)];
+        let e = check_written_file(&file, &[], &stick).unwrap_err();
+        assert!(e.contains("the medium Lifeboat booted from"), "{e}");
+        // A workstation's system disk holds `/`: a file there is an ordinary target.
+        let system = [disk_holding(dev, "/", true)];
+        assert_eq!(check_written_file(&file, &[], &system), Ok(()));
+        let plain = [disk_holding(dev, "/mnt", false)];
+        assert_eq!(check_written_file(&file, &[], &plain), Ok(()));
+        // The file being read is never a target, whatever its name.
+        let other = dir.path().join("other-name.img");
+        std::fs::hard_link(&file, &other).unwrap();
+        let e = check_written_file(&other, &[file.as_path()], &plain).unwrap_err();
+        assert!(e.contains("which is being read"), "{e}");
+    }
+}
