@@ -6,6 +6,7 @@
 mod bench;
 mod deps;
 mod image;
+mod lint;
 mod qemu;
 
 use anyhow::{bail, Result};
@@ -16,7 +17,8 @@ usage: cargo xtask <command>
 
 commands:
   deps        install the Debian packages and the Rust target everything needs
-  ci          deps, then cargo fmt --check, clippy -D warnings and every test
+  ci          deps, then cargo fmt --check, lint, clippy -D warnings and every test
+  lint        check the invariants of ARCHITECTURE.md that a text search can (xtask/src/lint.rs)
   list        build lifeboat and run `lifeboat list` on this machine
   image       build the bootable ISO and the PXE kernel + initramfs under target/lifeboat/
   run         build the image and boot it in QEMU on this terminal (serial console) with demo
@@ -41,6 +43,7 @@ fn real_main() -> Result<()> {
     let rest = &args[1..];
     match cmd.as_str() {
         "deps" => deps::install(),
+        "lint" => lint::run(),
         "ci" => ci(rest),
         "list" => {
             deps::install()?;
@@ -66,6 +69,7 @@ fn real_main() -> Result<()> {
 fn ci(_rest: &[String]) -> Result<()> {
     deps::install()?;
     cargo(&["fmt", "--all", "--check"])?;
+    lint::run()?;
     cargo(&[
         "clippy",
         "--workspace",

@@ -1,5 +1,6 @@
-//! What every writing subcommand shares: the safety checks and the confirmation, the progress
-//! bar or JSON lines, Ctrl-C, and the exit code.
+//! What every job subcommand shares: it turns its arguments into an `engine::job::JobSpec`, and
+//! [`execute`] does the rest the same way for all of them and for job files — the engine's plan,
+//! the confirmation, the progress bar or JSON lines, Ctrl-C, and the outcome and its exit code.
 
 use anyhow::{bail, Result};
 use engine::units::human;
@@ -124,5 +125,108 @@ pub fn consent(target: &std::path::Path, identity: &str, yes: bool) -> disk::Wri
         disk::WriteConsent::from_yes_flag(target, identity)
     } else {
         disk::WriteConsent::confirmed_by_user(target, identity)
+    }
+}
+
+/// How a job is presented.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ui {
+    /// Confirmed in advance (`--yes`, or a job file).
+    pub yes: bool,
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// Print the plan and stop.
+    pub dry_run: bool,
+}
+
+/// Plans `spec` with the engine (every safety check), prints the plan, asks for confirmation when
+/// something will be overwritten, runs it and prints the outcome. `Err` when it was refused,
+/// failed or was cancelled (the message says why); else the status (`Completed` after a dry run).
+pub fn execute(spec: engine::job::JobSpec, ui: &Ui) -> Result<engine::job::Status> {
+    use engine::job::{JobSpec, Status, StepReport};
+    let verify = matches!(spec, JobSpec::Verify(_));
+    let disks = engine::job::Disks::discover(&disk::SysRoot::default())?;
+    let plan = engine::job::plan(spec, &disks)?;
+    if !verify {
+        emit_plan(&plan.to_string(), ui.json)?;
+    }
+    if ui.dry_run {
+        return Ok(Status::Completed);
+    }
+    let consent = match &plan.target {
+        Some(t) => {
+            confirm(t.overwrites.warning(), &t.identity, ui.yes)?;
+            Some(consent(&t.path, &t.identity, ui.yes))
+        }
+        None => None,
+    };
+    let cancel = cancel_on_ctrl_c();
+    let printer = progress_printer(ui.json);
+    let outcome = engine::job::run(&plan, consent.as_ref(), printer.as_deref(), &cancel);
+    match (&outcome.step, ui.json) {
+        (Some(StepReport::Verify(v)), true) => {
+            crate::emit(&(serde_json::to_string(v)? + "\n"))?;
+        }
+        (_, true) => crate::emit(&(done_event(&outcome).to_string() + "\n"))?,
+        (Some(_), false) => crate::emit(&outcome.report())?,
+        (None, false) => {}
+    }
+    match (outcome.status.is_complete(), &outcome.error) {
+        (true, _) => Ok(outcome.status),
+        (false, Some(e)) => bail!("{e}"),
+        (false, None) => bail!("{}", outcome.status.label()),
+    }
+}
+
+/// The `{"event":"done"}` line of a job: its status, the step's report, notes, the bad-sector
+/// ranges and map, and why growing the file system or the job failed.
+pub fn done_event(o: &engine::job::Outcome) -> serde_json::Value {
+    serde_json::json!({
+        "event": "done",
+        "status": o.status,
+        "result": o.status.label(),
+        "report": o.step,
+        "notes": o.notes,
+        "bad_sectors": o.bad_sectors,
+        "bad_sector_map": o.bad_sector_map,
+        "grow_error": o.grow_error,
+        "error": o.error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::job::{Outcome, Status};
+
+    fn outcome(status: Status) -> Outcome {
+        Outcome {
+            status,
+            summary: "done: read 1.0 MiB in 0.1 s, image 10 KiB (1 volume)".into(),
+            notes: vec!["a note".into()],
+            error: None,
+            grow_error: None,
+            bad_sectors: engine::rescue::BadSectorMap::default(),
+            bad_sector_map: None,
+            step: None,
+        }
+    }
+
+    #[test]
+    fn the_json_done_line_names_the_bad_sector_map_and_the_grow_failure() {
+        let mut o = outcome(Status::CompletedWithBadSectors);
+        o.bad_sectors.add(4096, 512);
+        o.bad_sector_map = Some("/stick/a.badsectors".into());
+        let v = done_event(&o);
+        assert_eq!(v["status"], "completed-with-bad-sectors");
+        assert_eq!(v["bad_sector_map"], "/stick/a.badsectors");
+        assert_eq!(v["bad_sectors"]["ranges"][0]["offset"], 4096);
+        let mut g = outcome(Status::CompletedGrowFailed);
+        g.grow_error = Some("resize2fs on /dev/sdb3 failed: no space".into());
+        let v = done_event(&g);
+        assert_eq!(v["status"], "completed-grow-failed");
+        assert_eq!(v["result"], "OK, but growing the file system failed");
+        assert_eq!(v["grow_error"], "resize2fs on /dev/sdb3 failed: no space");
+        assert_eq!(crate::exit::of(g.status), crate::exit::GROW_FAILED);
     }
 }

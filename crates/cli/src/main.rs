@@ -1,30 +1,21 @@
-//! `lifeboat`: the TUI by default (later), subcommands for scripts.
+//! `lifeboat`: the TUI by default, subcommands for scripts.
 //!
 //! This crate parses arguments, installs the logger, renders the engine's reports as human tables
 //! or JSON and maps errors to exit codes. It must not contain disk logic: that is the engine's.
 
 mod browse_cmds;
 mod clone;
+mod exit;
 mod image_cmds;
 mod info;
+mod job_file;
 mod jobs;
 mod list;
 mod logger;
-mod run;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// Exit codes of every subcommand (0 success is `ExitCode::SUCCESS`).
-pub mod exit {
-    /// The job failed.
-    pub const FAILURE: u8 = 1;
-    /// The command line was wrong (clap uses 2 as well).
-    pub const USAGE: u8 = 2;
-    /// The job completed but skipped unreadable sectors.
-    pub const BAD_SECTORS: u8 = 3;
-}
 
 /// Lifeboat: back up, restore, clone and verify disks.
 #[derive(Debug, Parser)]
@@ -234,7 +225,7 @@ fn main() -> ExitCode {
             overwrite,
             json,
         ),
-        Some(Command::Run { job }) => run::run(std::path::Path::new(&job)),
+        Some(Command::Run { job }) => job_file::run(std::path::Path::new(&job)),
         None => tui::run(),
     };
     match result {

@@ -2,8 +2,8 @@
 //! data) or one partition into a `.lbi` image. Read → compress on N workers → ordered write, with
 //! bounded memory; the image becomes valid only when its trailer is written.
 
-use crate::clone::{CopyMode, PartitionCopy};
 use crate::error::JobError;
+use crate::pipeline::{CopyMode, PartitionCopy};
 use crate::progress::{Cancel, ProgressSink, Tracker};
 use crate::rescue::{read_rescue, BadSectorMap, ReadPolicy};
 use crate::units::human;
@@ -42,6 +42,18 @@ impl Default for BackupOptions {
             read: ReadPolicy::default(),
             threads: 0,
         }
+    }
+}
+
+/// The chunk size for volumes of `split` bytes: small volumes take smaller chunks, since a
+/// chunk never straddles two volumes.
+pub fn chunk_size_for(split: Option<u64>) -> u32 {
+    match split {
+        Some(split) if split < 64 << 20 => {
+            let want = (split / 8).clamp(64 << 10, 4 << 20);
+            1u32 << (63 - want.leading_zeros())
+        }
+        _ => image::DEFAULT_CHUNK_SIZE,
     }
 }
 
@@ -153,7 +165,7 @@ impl fmt::Display for BackupPlan {
             }
         }
         for n in &self.notes {
-            writeln!(f, "note: {n}")?;
+            writeln!(f, "note: {}", disk::text::printable(n))?;
         }
         writeln!(f, "total to read: {}", human(self.total_bytes()))
     }
@@ -634,7 +646,7 @@ fn write_streams(
 /// the disk sees few, large reads.
 fn map_runs(map: &fs::UsedMap, at: u64, n: u64) -> Vec<(u64, u64)> {
     let unit = u64::from(map.unit());
-    crate::units::used_runs(
+    crate::blockmap::used_runs(
         unit,
         map.units(),
         |from, used, limit| map.next_with(from, used, limit),

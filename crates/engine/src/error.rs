@@ -25,6 +25,10 @@ pub enum JobError {
     UnreadableSector { device: String, offset: u64 },
     #[error("refusing to write to {device}: {reason}")]
     TargetInUse { device: String, reason: String },
+    #[error(
+        "refusing to write to {device}: it changed since the plan was made ({what}): plan again"
+    )]
+    TargetChanged { device: String, what: String },
     #[error("refusing to write to {device}: it is the source")]
     SameDevice { device: String },
     #[error("target {device} is too small: it needs {need} bytes, has {have} ({short} bytes short)", short = need - have)]
@@ -32,6 +36,12 @@ pub enum JobError {
         device: String,
         need: u64,
         have: u64,
+    },
+    #[error("{device} has no free space of {need} bytes for the partition (the largest free range has {largest})")]
+    NoFreeSpace {
+        device: String,
+        need: u64,
+        largest: u64,
     },
     #[error("{device} has no partition table: {hint}")]
     NoTable { device: String, hint: String },
@@ -53,6 +63,8 @@ pub enum JobError {
     },
     #[error(transparent)]
     Image(#[from] image::Error),
+    #[error("{path}: {problem}")]
+    Destination { path: String, problem: String },
     #[error("{image}: {problem}")]
     BadImage { image: String, problem: String },
     #[error(transparent)]

@@ -2,10 +2,79 @@
 //! ntfsresize), on a partition of a block device or a byte range of a disk image file (through a
 //! loop device).
 
-use crate::clone::GrowFs;
 use crate::error::JobError;
+use crate::units::human;
+use serde::Serialize;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// What happens to the file system of the grown last partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum GrowFs {
+    /// `resize2fs` after the copy.
+    Resize2fs { number: u32, new_size: u64 },
+    /// `ntfsresize` after the copy.
+    Ntfsresize { number: u32, new_size: u64 },
+    /// The partition grows, its file system keeps its size.
+    PartitionOnly { number: u32, reason: String },
+}
+
+impl GrowFs {
+    /// The grow step for partition `number`, grown to `new_size` bytes, holding `fs` (a
+    /// `fs::FsKind` name, empty when unknown).
+    pub fn for_fs(number: u32, new_size: u64, fs: &str) -> Self {
+        match fs {
+            "ext2" | "ext3" | "ext4" => GrowFs::Resize2fs { number, new_size },
+            "ntfs" => GrowFs::Ntfsresize { number, new_size },
+            "" => GrowFs::PartitionOnly {
+                number,
+                reason: "no known file system".to_string(),
+            },
+            other => GrowFs::PartitionOnly {
+                number,
+                reason: format!("Lifeboat cannot grow {other} file systems safely"),
+            },
+        }
+    }
+
+    /// The partition the step is about.
+    pub fn number(&self) -> u32 {
+        match self {
+            GrowFs::Resize2fs { number, .. }
+            | GrowFs::Ntfsresize { number, .. }
+            | GrowFs::PartitionOnly { number, .. } => *number,
+        }
+    }
+}
+
+impl fmt::Display for GrowFs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GrowFs::Resize2fs { number, new_size } => {
+                write!(
+                    f,
+                    "grow the ext file system of partition {number} to {} with resize2fs",
+                    human(*new_size)
+                )
+            }
+            GrowFs::Ntfsresize { number, new_size } => {
+                write!(
+                    f,
+                    "grow the NTFS file system of partition {number} to {} with ntfsresize",
+                    human(*new_size)
+                )
+            }
+            GrowFs::PartitionOnly { number, reason } => {
+                write!(
+                    f,
+                    "partition {number} grows, its file system keeps its size: {reason}"
+                )
+            }
+        }
+    }
+}
 
 /// Where the partition to grow is: a device node of its own, or a range of a file or disk.
 #[derive(Debug, Clone)]
@@ -102,7 +171,7 @@ pub fn grow_filesystem(grow: &GrowFs, at: &PartitionAt) -> Result<String, JobErr
             }
             Ok(format!(
                 "partition {number}: ext file system grown to {} with resize2fs",
-                crate::units::human(new_size)
+                human(new_size)
             ))
         }
         GrowFs::Ntfsresize { .. } => {
@@ -119,7 +188,7 @@ pub fn grow_filesystem(grow: &GrowFs, at: &PartitionAt) -> Result<String, JobErr
             }
             Ok(format!(
                 "partition {number}: NTFS grown to {} with ntfsresize (Windows runs a check at its next start)",
-                crate::units::human(new_size)
+                human(new_size)
             ))
         }
         GrowFs::PartitionOnly { .. } => Ok(String::new()),

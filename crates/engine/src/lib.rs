@@ -1,18 +1,30 @@
 //! The engine: jobs over disks and images, shared by the CLI and the TUI.
 //!
-//! Jobs: inspection (what a disk or file holds), clone (disk to disk) and partition copy; each
-//! writing job builds a printable plan first ([`clone::plan_clone`]), passes the safety checks
-//! ([`safety::check_target`]) and then executes with progress events, cancellation and the
-//! bad-sector policy ([`rescue`]). It must not know about terminals, arguments or output formats
-//! (that is `cli` and `tui`), and it reaches disks only through `disk::BlockIo`.
+//! Start at [`job`]: it owns the life of every job — [`job::plan`] turns a [`job::JobSpec`] into a
+//! printable [`job::Plan`] after every safety check, and [`job::run`] executes a confirmed plan
+//! (re-checking the target, opening it, running the step, re-reading the table, growing the file
+//! system, writing the bad-sector map) and returns an [`job::Outcome`]. The front ends only
+//! translate input into a `JobSpec` and present the `Plan` and the `Outcome`.
+//!
+//! The steps a job runs, one module each: [`backup`] (disk or partition → image), [`restore`]
+//! (image → disk or partition), [`clone`] (disk → disk), [`copy`] (partition → partition or into
+//! free space), [`grow`] (the file system of a grown last partition), [`extract`] (files out of a
+//! file system). Underneath: [`safety`] (which targets may be written), [`pipeline`] (what a
+//! partition's copy reads, and the reader/writer pipeline), [`rescue`] (the bad-sector policy),
+//! [`blockmap`] (the used byte runs of a block map), [`progress`] (events and cancellation),
+//! [`inspect`] (what a disk or file holds) and [`units`] (human sizes). The engine knows nothing
+//! of terminals, arguments or output formats, and reaches disks only through `disk::BlockIo`.
 
 pub mod backup;
+pub mod blockmap;
 pub mod clone;
 pub mod copy;
 pub mod error;
 pub mod extract;
 pub mod grow;
 pub mod inspect;
+pub mod job;
+pub mod pipeline;
 pub mod progress;
 pub mod rescue;
 pub mod restore;

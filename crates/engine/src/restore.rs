@@ -1,8 +1,8 @@
 //! Restore: an image onto a disk (table written last, only used blocks written, optional growth
 //! of the last partition) or one partition of an image into an existing partition.
 
-use crate::clone::GrowFs;
 use crate::error::JobError;
+use crate::grow::GrowFs;
 use crate::progress::{Cancel, ProgressSink, Tracker};
 use crate::units::human;
 use disk::BlockIo;
@@ -138,7 +138,7 @@ impl fmt::Display for RestorePlan {
             human(self.target_len)
         )?;
         for n in &self.notes {
-            writeln!(f, "note: {n}")?;
+            writeln!(f, "note: {}", disk::text::printable(n))?;
         }
         let mut step = 1;
         if self.table.is_some() {
@@ -155,7 +155,7 @@ impl fmt::Display for RestorePlan {
             writeln!(
                 f,
                 "   {:<44} {:>10} at byte {}",
-                w.what,
+                disk::text::printable(&w.what),
                 human(w.bytes),
                 w.dst_start
             )?;
@@ -192,7 +192,7 @@ fn stored_bytes(image: &ImageReader, stream: u32, bitmap: Option<&Bitmap>) -> u6
 /// Byte runs of `b` used inside `[at, at + n)`, exactly (a restore writes only used blocks).
 fn used_runs(b: &Bitmap, at: u64, n: u64) -> Vec<(u64, u64)> {
     let bs = u64::from(b.block_size());
-    crate::units::used_runs(
+    crate::blockmap::used_runs(
         bs,
         b.blocks(),
         |from, used, limit| b.next_with(from, used, limit),

@@ -1,6 +1,9 @@
-//! The safety checks every writing job passes before it may ask for confirmation: the target is
-//! not the source (nor a partition of it, nor its disk), not mounted, not swap, not held, and not
-//! the medium the running system booted from.
+//! The safety checks every writing job passes before it may ask for confirmation, and again when
+//! it opens the target: the target is not the source (nor a partition of it, nor its disk), not
+//! mounted, not swap, not held, not the medium the running system booted from, not the drive or
+//! partition that holds a file being read (the image of a restore, a disk image file being
+//! cloned), and — for a file or a loop device — not a file on the disk being read, on Lifeboat's
+//! boot medium, or the very file being read.
 
 use crate::error::JobError;
 use disk::{BlockDevice, DevNum, FileDisk, ObjectId};
@@ -17,6 +20,8 @@ pub struct CheckedTarget {
     pub device: Option<BlockDevice>,
     /// The partition number, when the target is a partition of `device`.
     pub partition: Option<u32>,
+    /// What is open at `path` now: a later open must find the same object.
+    pub object: ObjectId,
 }
 
 /// Where a device number sits among the discovered disks: the disk, and the partition if any.
@@ -107,6 +112,7 @@ pub fn check_target(
                 size,
                 device: Some(disk.clone()),
                 partition: part.and_then(|p| p.number),
+                object: t.object_id(),
             })
         }
         _ => Ok(CheckedTarget {
@@ -115,6 +121,7 @@ pub fn check_target(
             size,
             device: None,
             partition: None,
+            object: t.object_id(),
         }),
     }
 }
@@ -174,4 +181,208 @@ pub fn check_image_destination(
         });
     }
     Ok(())
+}
+
+/// Every check of a writing job's target: [`check_target`] against `sources` and the `image` a
+/// restore reads, then the rules about where the files being read and written live:
+/// - a file being read (the image, a disk image file being cloned) must not be stored on the
+///   target drive, nor on the target partition;
+/// - a target that is a regular file, or a loop device over one, must not be a file being read,
+///   nor be stored on a disk being read, nor on Lifeboat's boot medium.
+///
+/// `devices` must include loop devices (`include_virtual`), or a loop target is refused as
+/// unknown.
+pub fn check_write_target(
+    target: &Path,
+    sources: &[&Path],
+    image: Option<&Path>,
+    devices: &[BlockDevice],
+) -> Result<CheckedTarget, JobError> {
+    let mut all: Vec<&Path> = sources.to_vec();
+    all.extend(image);
+    let refuse = |reason: String| JobError::TargetInUse {
+        device: target.display().to_string(),
+        reason,
+    };
+    // Files being read that live on the target.
+    // (First: it is the clearer reason when the drive is also in use because the file is open.)
+    if let Some(tdev) = disk::FileDisk::open_read(target)?.dev_num() {
+        let t_loc = locate(devices, tdev);
+        for source in &all {
+            let Some(sdev) = file_device(source) else {
+                continue;
+            };
+            let (Some((tdisk, tpart)), Some((sdisk, spart))) = (t_loc, locate(devices, sdev))
+            else {
+                continue;
+            };
+            let same_disk = tdisk.dev == sdisk.dev;
+            let overlaps = match (tpart, spart) {
+                (None, _) => true,
+                (Some(t), Some(s)) => t.dev == s.dev,
+                (Some(_), None) => true,
+            };
+            if same_disk && overlaps {
+                return Err(refuse(if Some(*source) == image {
+                    format!(
+                        "the image {} is stored on this drive: restoring onto it would overwrite \
+                         the image while it is read",
+                        source.display()
+                    )
+                } else {
+                    format!(
+                        "{} is stored on this drive: writing it would overwrite the file being read",
+                        source.display()
+                    )
+                }));
+            }
+        }
+    }
+    let checked = check_target(target, &all, devices)?;
+    // The file that is really written: the target itself, or the file behind a loop device.
+    let written: Option<PathBuf> = match (&checked.device, checked.object) {
+        (None, _) => Some(target.to_path_buf()),
+        (Some(d), _) => match &d.kind {
+            disk::DeviceKind::Loop { backing_file } => Some(backing_file.clone()),
+            _ => None,
+        },
+    };
+    if let Some(file) = written {
+        check_written_file(&file, &all, devices).map_err(refuse)?;
+    }
+    Ok(checked)
+}
+
+/// The device holding the file system of a regular file (`None` for devices and missing paths).
+fn file_device(path: &Path) -> Option<DevNum> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    meta.is_file().then(|| DevNum::from_dev_t(meta.dev()))
+}
+
+/// True when `disk` is a boot medium because Lifeboat booted from it, not because it holds the
+/// running system's `/` (on a workstation, files on the system disk are fine targets; in the
+/// boot image `/` is in memory, so a boot medium there is always Lifeboat's stick or CD).
+fn is_lifeboat_medium(disk: &BlockDevice) -> bool {
+    let root = Path::new("/");
+    disk.is_boot_medium
+        && !disk.mount_points.iter().any(|m| m == root)
+        && !disk
+            .partitions
+            .iter()
+            .any(|p| p.mount_points.iter().any(|m| m == root))
+}
+
+/// The rules for a regular file that a job writes (a target file or a loop device's backing
+/// file): not a file being read, not stored on a disk being read, not on Lifeboat's boot medium.
+fn check_written_file(
+    file: &Path,
+    sources: &[&Path],
+    devices: &[BlockDevice],
+) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(file)
+        .map_err(|e| format!("the file {} cannot be examined: {e}", file.display()))?;
+    for source in sources {
+        if let Ok(s) = std::fs::metadata(source) {
+            if s.is_file() && s.dev() == meta.dev() && s.ino() == meta.ino() {
+                return Err(format!("it writes {}, which is being read", file.display()));
+            }
+        }
+    }
+    let Some((disk, _)) = locate(devices, DevNum::from_dev_t(meta.dev())) else {
+        return Ok(());
+    };
+    for source in sources {
+        let Ok(s) = disk::FileDisk::open_read(source) else {
+            continue;
+        };
+        let Some((sdisk, _)) = s.dev_num().and_then(|d| locate(devices, d)) else {
+            continue;
+        };
+        if sdisk.dev == disk.dev {
+            return Err(format!(
+                "{} is stored on {}, the disk being read",
+                file.display(),
+                disk.name
+            ));
+        }
+    }
+    if is_lifeboat_medium(disk) {
+        return Err(format!(
+            "{} is stored on {}, the medium Lifeboat booted from",
+            file.display(),
+            disk.name
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// A disk (one partition) whose partition holds the file system at `dev`.
+    fn disk_holding(dev: DevNum, mount: &str, boot: bool) -> BlockDevice {
+        BlockDevice {
+            name: "sdz".into(),
+            path: "/dev/sdz".into(),
+            dev: Some(DevNum {
+                major: 8,
+                minor: 4000,
+            }),
+            kind: disk::DeviceKind::Disk,
+            transport: disk::Transport::Usb,
+            model: Some("Stick".into()),
+            vendor: None,
+            serial: Some("S1".into()),
+            wwn: None,
+            size: 1 << 30,
+            logical_sector_size: 512,
+            physical_sector_size: 512,
+            rotational: None,
+            removable: Some(true),
+            read_only: None,
+            discard: None,
+            partitions: vec![disk::Partition {
+                name: "sdz1".into(),
+                path: "/dev/sdz1".into(),
+                number: Some(1),
+                dev: Some(dev),
+                start: Some(1 << 20),
+                size: Some(1 << 29),
+                mount_points: vec![PathBuf::from(mount)],
+                swap: false,
+                holders: Vec::new(),
+            }],
+            mount_points: Vec::new(),
+            swap: false,
+            holders: Vec::new(),
+            slaves: Vec::new(),
+            is_boot_medium: boot,
+        }
+    }
+
+    #[test]
+    fn a_file_on_lifeboats_boot_medium_is_refused_but_one_on_the_running_systems_disk_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("target.img");
+        std::fs::write(&file, [0u8; 4096]).unwrap();
+        let dev = DevNum::from_dev_t(std::fs::metadata(&file).unwrap().dev());
+        // Lifeboat booted from this stick: its file system is mounted under /run/lifeboat.
+        let stick = [disk_holding(dev, "/run/lifeboat/media", true)];
+        let e = check_written_file(&file, &[], &stick).unwrap_err();
+        assert!(e.contains("the medium Lifeboat booted from"), "{e}");
+        // A workstation's system disk holds `/`: a file there is an ordinary target.
+        let system = [disk_holding(dev, "/", true)];
+        assert_eq!(check_written_file(&file, &[], &system), Ok(()));
+        let plain = [disk_holding(dev, "/mnt", false)];
+        assert_eq!(check_written_file(&file, &[], &plain), Ok(()));
+        // The file being read is never a target, whatever its name.
+        let other = dir.path().join("other-name.img");
+        std::fs::hard_link(&file, &other).unwrap();
+        let e = check_written_file(&other, &[file.as_path()], &plain).unwrap_err();
+        assert!(e.contains("which is being read"), "{e}");
+    }
 }

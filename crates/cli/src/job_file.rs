@@ -1,12 +1,16 @@
 //! `lifeboat run JOB.toml`: unattended jobs for the technician's stick (see docs/job-files.md).
 //!
 //! The job file is the confirmation: its steps run without asking, but every safety check
-//! (mounted, boot medium, source = target, too small) still applies. The report is what this
+//! (mounted, boot medium, source = target, the drive holding the image, too small) still
+//! applies: each step becomes an `engine::job::JobSpec` and runs like the same subcommand with
+//! `--yes`. Image paths are relative to the job file's folder and cannot leave it (no absolute
+//! paths, no `..`, no symbolic link or mount point leading out). The report is what this
 //! prints; Lifeboat's init writes it next to the job file.
 
 use crate::clone::WriteArgs;
 use crate::image_cmds::{BackupArgs, RestoreArgs};
 use anyhow::{bail, Context, Result};
+use engine::job::Status;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -92,7 +96,7 @@ fn now() -> String {
 }
 
 /// `{model}`, `{serial}`, `{date}` (YYYY-MM-DD) and `{time}` (HHMMSS) in an image name; the
-/// result is relative to the job file's folder unless absolute. Characters that file systems
+/// result lies beneath the job file's folder `base` ([`beneath`]). Characters that file systems
 /// refuse become `_`.
 fn image_path(template: &str, source: Option<&str>, base: &Path) -> Result<PathBuf> {
     let stamp = now();
@@ -135,8 +139,66 @@ fn image_path(template: &str, source: Option<&str>, base: &Path) -> Result<PathB
         .replace("{serial}", &clean(&serial))
         .replace("{date}", date)
         .replace("{time}", &time);
-    let p = PathBuf::from(name);
-    Ok(if p.is_absolute() { p } else { base.join(p) })
+    beneath(base, &name)
+}
+
+/// `rel` resolved beneath the job file's folder `base`: refused when absolute, when it has a
+/// `..`, or when an existing part of it is a symbolic link leading out of `base` or a folder on
+/// another file system (a mount point). The result is the real path.
+fn beneath(base: &Path, rel: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Component;
+    let path = Path::new(rel);
+    let refuse = |why: &str| -> Result<PathBuf> {
+        bail!("image path `{rel}` {why}: image paths are relative to the job file's folder and stay inside it")
+    };
+    if path.is_absolute() {
+        return refuse("is absolute");
+    }
+    if path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return refuse("leads out with `..`");
+    }
+    let top = std::fs::canonicalize(base)
+        .with_context(|| format!("reading the job folder {}", base.display()))?;
+    let top_dev = std::fs::metadata(&top)
+        .with_context(|| format!("reading the job folder {}", top.display()))?
+        .dev();
+    let mut at = top.clone();
+    for c in path.components() {
+        let Component::Normal(c) = c else { continue };
+        let next = at.join(c);
+        match std::fs::symlink_metadata(&next) {
+            Ok(meta) => {
+                let real = if meta.file_type().is_symlink() {
+                    std::fs::canonicalize(&next)
+                        .with_context(|| format!("following the link {}", next.display()))?
+                } else {
+                    next
+                };
+                if !real.starts_with(&top) {
+                    return refuse(&format!("leads out through the link to {}", real.display()));
+                }
+                let dev = std::fs::metadata(&real)
+                    .with_context(|| format!("reading {}", real.display()))?
+                    .dev();
+                if dev != top_dev {
+                    return refuse(&format!(
+                        "crosses into another file system at {}",
+                        real.display()
+                    ));
+                }
+                at = real;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => at = next,
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("reading {}", next.display())))
+            }
+        }
+    }
+    Ok(at)
 }
 
 pub fn run(job: &Path) -> Result<u8> {
@@ -164,18 +226,10 @@ pub fn run(job: &Path) -> Result<u8> {
         );
         let result = run_step(step, &base, &mut last_image);
         match result {
-            Ok(code) => {
-                worst = worst.max(code);
+            Ok(status) => {
+                worst = crate::exit::worst(worst, crate::exit::of(status));
                 ok += 1;
-                println!(
-                    "-- step {}: {} --\n",
-                    i + 1,
-                    if code == 0 {
-                        "OK"
-                    } else {
-                        "OK, with skipped unreadable sectors"
-                    }
-                );
+                println!("-- step {}: {} --\n", i + 1, status.label());
             }
             Err(e) => {
                 failed += 1;
@@ -196,7 +250,9 @@ pub fn run(job: &Path) -> Result<u8> {
     })
 }
 
-fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Result<u8> {
+/// Runs one step as the same subcommand would with `--yes`: the engine plans it (every safety
+/// check), prints the plan, runs it and prints the outcome.
+fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Result<Status> {
     let write = |verify: bool, strict: bool| WriteArgs {
         verify,
         strict,
@@ -204,6 +260,7 @@ fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Resul
         yes: true,
         json: false,
     };
+    let ui = write(false, false).ui();
     match step {
         Step::Backup {
             source,
@@ -232,9 +289,10 @@ fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Resul
                 dry_run: false,
                 json: false,
             };
-            let code = crate::image_cmds::backup(source, &path, &args)?;
+            let spec = crate::image_cmds::backup_spec(source, &path, &args)?;
+            let status = crate::jobs::execute(spec, &ui)?;
             *last_image = Some(path);
-            Ok(code)
+            Ok(status)
         }
         Step::Verify { image } => {
             let path = match image {
@@ -243,10 +301,11 @@ fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Resul
                     .clone()
                     .context("verify without `image` needs a backup step before it")?,
             };
-            match crate::image_cmds::verify(&path, false, 0)? {
-                0 => Ok(0),
-                _ => bail!("{} is damaged", path.display()),
-            }
+            let spec = engine::job::JobSpec::Verify(engine::job::VerifySpec {
+                image: path,
+                threads: 0,
+            });
+            crate::jobs::execute(spec, &ui)
         }
         Step::Restore {
             image,
@@ -266,7 +325,8 @@ fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Resul
                 discard: *discard,
                 common: write(*verify, false),
             };
-            crate::image_cmds::restore(&path, target, &args)
+            let spec = crate::image_cmds::restore_spec(&path, target, &args)?;
+            crate::jobs::execute(spec, &ui)
         }
         Step::Clone {
             source,
@@ -275,13 +335,16 @@ fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Resul
             new_ids,
             verify,
             strict,
-        } => crate::clone::clone(
-            source,
-            target,
-            *grow_last,
-            *new_ids,
-            &write(*verify, *strict),
-        ),
+        } => {
+            let spec = crate::clone::clone_spec(
+                source,
+                target,
+                *grow_last,
+                *new_ids,
+                &write(*verify, *strict),
+            )?;
+            crate::jobs::execute(spec, &ui)
+        }
     }
 }
 
@@ -306,14 +369,47 @@ mod tests {
     }
 
     #[test]
-    fn image_names_expand_dates_relative_to_the_job_folder() {
-        let p = image_path("img/{date}.lbi", None, Path::new("/mnt/job")).unwrap();
+    fn image_names_expand_dates_beneath_the_job_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = std::fs::canonicalize(dir.path()).unwrap();
+        let p = image_path("img/{date}.lbi", None, dir.path()).unwrap();
         let s = p.to_string_lossy();
-        assert!(s.starts_with("/mnt/job/img/20"), "{s}");
+        assert!(s.starts_with(&format!("{}/img/20", top.display())), "{s}");
         assert!(s.ends_with(".lbi"));
+    }
+
+    #[test]
+    fn image_paths_cannot_leave_the_job_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let job = dir.path().join("job");
+        std::fs::create_dir(&job).unwrap();
+        std::fs::create_dir(job.join("images")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), job.join("out")).unwrap();
+        std::os::unix::fs::symlink("images", job.join("inside")).unwrap();
+        for bad in [
+            "/abs/x.lbi",
+            "../x.lbi",
+            "images/../../x.lbi",
+            "out/x.lbi",
+            "out/new/x.lbi",
+        ] {
+            let e = image_path(bad, None, &job).unwrap_err().to_string();
+            assert!(e.contains("stay inside it"), "{bad}: {e}");
+        }
+        let real = std::fs::canonicalize(&job).unwrap();
         assert_eq!(
-            image_path("/abs/x.lbi", None, Path::new("/mnt")).unwrap(),
-            PathBuf::from("/abs/x.lbi")
+            image_path("inside/x.lbi", None, &job).unwrap(),
+            real.join("images/x.lbi")
         );
+        assert_eq!(
+            image_path("./new/x.lbi", None, &job).unwrap(),
+            real.join("new/x.lbi")
+        );
+        // A mount point inside the job folder is another volume.
+        let e = beneath(Path::new("/"), "proc/x.lbi")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("another file system"), "{e}");
     }
 }

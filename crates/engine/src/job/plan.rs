@@ -1,0 +1,384 @@
+//! [`plan`]: every safety rule, then the step's own plan. Reads only.
+
+use super::{
+    BackupSpec, CloneSpec, CopyInto, CopySpec, Destination, Disks, FreeSpaceCopy, JobSpec,
+    Overwrites, Plan, RestoreSpec, Steps, Target, VerifySpec,
+};
+use crate::backup::SourceIdentity;
+use crate::error::JobError;
+use crate::safety::{check_image_destination, check_write_target, CheckedTarget};
+use crate::units::human;
+use disk::{BlockIo, FileDisk, Window};
+use image::ImageReader;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The volume size on a FAT destination: 4 GiB less 1 MiB, below the largest file FAT32 holds.
+pub const FAT_SPLIT: u64 = (4 << 30) - (1 << 20);
+
+/// Checks `spec` against `disks` and plans it. Reads only: nothing is written until [`super::run`].
+pub fn plan(spec: JobSpec, disks: &Disks) -> Result<Plan, JobError> {
+    match spec {
+        JobSpec::Backup(s) => plan_backup(s, disks),
+        JobSpec::Restore(s) => plan_restore(s, disks),
+        JobSpec::Clone(s) => plan_clone(s, disks),
+        JobSpec::Copy(s) => plan_copy(s, disks),
+        JobSpec::Verify(s) => plan_verify(s, disks),
+    }
+}
+
+fn read_err(path: &Path, offset: u64, source: std::io::Error) -> JobError {
+    JobError::Read {
+        device: path.display().to_string(),
+        offset,
+        len: 0,
+        source,
+    }
+}
+
+/// The identity of the target the confirmation names, with `partition N of` when only a
+/// partition of a disk image file is written.
+fn target(
+    checked: &CheckedTarget,
+    overwrites: Overwrites,
+    into: Option<u32>,
+    range: (u64, u64),
+    file_sector_size: Option<u32>,
+) -> Target {
+    let identity = match into {
+        Some(n) => format!("partition {n} of {}", checked.identity),
+        None => checked.identity.clone(),
+    };
+    Target {
+        path: checked.path.clone(),
+        identity: disk::text::printable(&identity).into_owned(),
+        overwrites,
+        offset: range.0,
+        len: range.1,
+        size: checked.size,
+        is_block: checked.device.is_some(),
+        model: checked.device.as_ref().and_then(|d| d.model.clone()),
+        serial: checked.device.as_ref().and_then(|d| d.serial.clone()),
+        object: checked.object,
+        backing: super::loop_backing(checked.device.as_ref()),
+        file_sector_size: if checked.device.is_some() {
+            None
+        } else {
+            file_sector_size
+        },
+    }
+}
+
+/// Partition `n` of the disk or disk image at `path`: `(start, size)`.
+fn partition_range(io: &FileDisk, path: &Path, n: u32) -> Result<(u64, u64), JobError> {
+    let l = layout::read(io)?;
+    let p = l.partition(n).ok_or_else(|| JobError::NoSuchPartition {
+        device: path.display().to_string(),
+        number: n,
+    })?;
+    Ok((p.start, p.size))
+}
+
+/// Free bytes (for an unprivileged user) and whether the file system holding `dir` is FAT.
+pub fn destination_space(dir: &Path) -> Result<Destination, JobError> {
+    let err = |problem: String| JobError::Destination {
+        path: dir.display().to_string(),
+        problem,
+    };
+    let vfs =
+        nix::sys::statvfs::statvfs(dir).map_err(|e| err(format!("reading the free space: {e}")))?;
+    let free = vfs.blocks_available().saturating_mul(vfs.fragment_size());
+    let fat = nix::sys::statfs::statfs(dir)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::MSDOS_SUPER_MAGIC)
+        .map_err(|e| err(format!("reading the file system type: {e}")))?;
+    Ok(Destination { free, fat })
+}
+
+fn plan_backup(mut s: BackupSpec, disks: &Disks) -> Result<Plan, JobError> {
+    if std::fs::symlink_metadata(&s.image).is_ok() {
+        return Err(JobError::Destination {
+            path: s.image.display().to_string(),
+            problem: "it exists: choose another name or remove it first (images are never \
+                      overwritten)"
+                .to_string(),
+        });
+    }
+    check_image_destination(&s.image, &s.source, disks.devices())?;
+    let dir = match s.image.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let destination = destination_space(&dir)?;
+    let mut notes = Vec::new();
+    if destination.fat && s.options.split.is_none_or(|n| n > FAT_SPLIT) {
+        s.options.split = Some(FAT_SPLIT);
+        notes.push(format!(
+            "{} is a FAT file system: the image is split into volumes of at most 4 GiB",
+            dir.display()
+        ));
+    }
+    s.options.chunk_size = s
+        .options
+        .chunk_size
+        .min(crate::backup::chunk_size_for(s.options.split));
+    let src = FileDisk::open_read(&s.source)?;
+    let identity = src
+        .dev_num()
+        .and_then(|dev| {
+            disks
+                .devices()
+                .iter()
+                .find(|d| d.dev == Some(dev) || d.partitions.iter().any(|p| p.dev == Some(dev)))
+        })
+        .map(|d| SourceIdentity {
+            model: d.model.clone().unwrap_or_default(),
+            serial: d.serial.clone().unwrap_or_default(),
+        })
+        .or_else(|| s.identity.clone())
+        .unwrap_or_default();
+    let mut plan = crate::backup::plan_backup(&src, identity, &s.image, s.part)?;
+    if s.all_unpartitioned {
+        plan = plan.with_all_unpartitioned();
+    }
+    let total = plan.total_bytes();
+    if total > destination.free {
+        notes.push(format!(
+            "{} is free at the destination for up to {} to read: the image is compressed, but \
+             it may not fit",
+            human(destination.free),
+            human(total)
+        ));
+    }
+    Ok(Plan {
+        title: format!("back up {} to {}", s.source.display(), s.image.display()),
+        spec: JobSpec::Backup(s),
+        target: None,
+        steps: Steps::Backup(Box::new(plan)),
+        notes,
+        warnings: Vec::new(),
+        total_bytes: total,
+        destination: Some(destination),
+        disks: disks.clone(),
+    })
+}
+
+fn plan_restore(s: RestoreSpec, disks: &Disks) -> Result<Plan, JobError> {
+    let checked = check_write_target(&s.target, &[], Some(&s.image), disks.devices())?;
+    let img = Arc::new(ImageReader::open(&s.image)?);
+    let m = img.manifest();
+    let partition_restore = match s.whole_disk {
+        Some(whole) => !whole,
+        None => {
+            s.part.is_some()
+                || m.table.kind == "none"
+                || checked.partition.is_some()
+                || s.into.is_some()
+        }
+    };
+    let t = FileDisk::open_read(&s.target)?;
+    let (dst_start, dst_len) = match s.into {
+        Some(n) => partition_range(&t, &s.target, n)?,
+        None => (0, t.len()),
+    };
+    let name = match s.into {
+        Some(n) => format!("partition {n} of {}", s.target.display()),
+        None => s.target.display().to_string(),
+    };
+    let mut warnings = Vec::new();
+    let plan = if partition_restore {
+        crate::restore::plan_restore_partition(&img, s.part, &name, dst_len)?
+    } else {
+        let sector = checked.device.as_ref().map(|_| t.logical_sector_size());
+        let plan = crate::restore::plan_restore_disk(&img, &name, dst_len, sector, &s.options)?;
+        if let Some(dev) = &checked.device {
+            let same_serial =
+                !m.source.serial.is_empty() && dev.serial.as_deref() == Some(&m.source.serial);
+            if !same_serial && !m.source.model.is_empty() {
+                warnings.push(format!(
+                    "the image was made from another disk: {}; the target is {}",
+                    disk::text::identity(
+                        None,
+                        Some(&m.source.model),
+                        Some(&m.source.serial),
+                        Some(m.source.size)
+                    ),
+                    dev.identity()
+                ));
+            }
+        }
+        plan
+    };
+    let overwrites = if plan.table.is_some() {
+        Overwrites::Disk
+    } else {
+        Overwrites::Partition
+    };
+    let sector = plan.table.as_ref().map(|t| t.layout().sector_size);
+    let target = target(&checked, overwrites, s.into, (dst_start, dst_len), sector);
+    Ok(Plan {
+        title: format!("restore {} to {}", s.image.display(), name),
+        total_bytes: plan.total_bytes(),
+        spec: JobSpec::Restore(s),
+        target: Some(target),
+        steps: Steps::Restore(Box::new(plan)),
+        notes: Vec::new(),
+        warnings,
+        destination: None,
+        disks: disks.clone(),
+    })
+}
+
+fn plan_clone(s: CloneSpec, disks: &Disks) -> Result<Plan, JobError> {
+    let checked = check_write_target(&s.target, &[&s.source], None, disks.devices())?;
+    let src = FileDisk::open_read(&s.source)?;
+    let target_sector = match checked.device {
+        Some(_) => Some(FileDisk::open_read(&s.target)?.logical_sector_size()),
+        None => None,
+    };
+    let plan = crate::clone::plan_clone(
+        &src,
+        &s.target.display().to_string(),
+        checked.size,
+        target_sector,
+        &s.options,
+    )?;
+    let sector = Some(plan.table.layout().sector_size);
+    let target = target(&checked, Overwrites::Disk, None, (0, checked.size), sector);
+    Ok(Plan {
+        title: format!("clone {} to {}", s.source.display(), s.target.display()),
+        total_bytes: plan.total_bytes(),
+        spec: JobSpec::Clone(s),
+        target: Some(target),
+        steps: Steps::Clone(Box::new(plan)),
+        notes: Vec::new(),
+        warnings: Vec::new(),
+        destination: None,
+        disks: disks.clone(),
+    })
+}
+
+/// The source of a partition copy: `(io, start, len)`.
+pub(super) fn open_copy_source(
+    path: &Path,
+    part: Option<u32>,
+) -> Result<(FileDisk, u64, u64), JobError> {
+    let io = FileDisk::open_read(path)?;
+    match part {
+        None => {
+            let len = io.len();
+            Ok((io, 0, len))
+        }
+        Some(n) => {
+            let (start, len) = partition_range(&io, path, n)?;
+            Ok((io, start, len))
+        }
+    }
+}
+
+fn plan_copy(s: CopySpec, disks: &Disks) -> Result<Plan, JobError> {
+    let checked = check_write_target(&s.target, &[&s.source], None, disks.devices())?;
+    let (src_io, src_start, src_len) = open_copy_source(&s.source, s.part)?;
+    let src =
+        Window::new(&src_io, src_start, src_len).map_err(|e| read_err(&s.source, src_start, e))?;
+    let title = format!("copy {} to {}", src.describe(), s.target.display());
+    let (steps, target, total) = match s.into {
+        CopyInto::Whole | CopyInto::Partition(_) => {
+            let into = match s.into {
+                CopyInto::Partition(n) => Some(n),
+                _ => None,
+            };
+            let t = FileDisk::open_read(&s.target)?;
+            let (dst_start, dst_len) = match into {
+                Some(n) => partition_range(&t, &s.target, n)?,
+                None => (0, t.len()),
+            };
+            let name = match into {
+                Some(n) => format!("partition {n} of {}", s.target.display()),
+                None => s.target.display().to_string(),
+            };
+            let plan = crate::copy::plan_copy_partition(&src, &name, dst_len)?;
+            let target = target(
+                &checked,
+                Overwrites::Partition,
+                into,
+                (dst_start, dst_len),
+                None,
+            );
+            let total = plan.copy.bytes;
+            (Steps::Copy(Box::new(plan)), target, total)
+        }
+        CopyInto::FreeSpace => {
+            let t = FileDisk::open_read(&s.target)?;
+            let layout = layout::read(&t)?;
+            let kind = crate::copy::partition_type_for(&src_io, s.part, &src, &layout)?;
+            let (start, size) =
+                crate::copy::find_free_space(&layout, src_len).ok_or_else(|| {
+                    JobError::NoFreeSpace {
+                        device: s.target.display().to_string(),
+                        need: src_len,
+                        largest: crate::copy::largest_free_space(&layout),
+                    }
+                })?;
+            let table = layout::add_partition(&layout, start, size, kind, "")?;
+            let number = table
+                .layout()
+                .partitions
+                .iter()
+                .find(|p| p.start == start)
+                .map(|p| p.number)
+                .unwrap_or(0);
+            let copy = crate::copy::plan_copy_partition(
+                &src,
+                &format!("new partition {number} of {}", s.target.display()),
+                size,
+            )?;
+            let total = copy.copy.bytes;
+            let target = target(
+                &checked,
+                Overwrites::FreeSpace,
+                None,
+                (start, size),
+                Some(layout.sector_size),
+            );
+            let plan = FreeSpaceCopy {
+                copy,
+                table,
+                number,
+                start,
+                size,
+            };
+            (Steps::CopyToFreeSpace(Box::new(plan)), target, total)
+        }
+    };
+    Ok(Plan {
+        title,
+        spec: JobSpec::Copy(s),
+        target: Some(target),
+        steps,
+        notes: Vec::new(),
+        warnings: Vec::new(),
+        total_bytes: total,
+        destination: None,
+        disks: disks.clone(),
+    })
+}
+
+fn plan_verify(s: VerifySpec, disks: &Disks) -> Result<Plan, JobError> {
+    let img = ImageReader::open(&s.image)?;
+    let bytes: u64 = img
+        .index()
+        .iter()
+        .map(|e| u64::from(e.uncompressed_len))
+        .sum();
+    Ok(Plan {
+        title: format!("verify {}", s.image.display()),
+        spec: JobSpec::Verify(s),
+        target: None,
+        steps: Steps::Verify { bytes },
+        notes: Vec::new(),
+        warnings: Vec::new(),
+        total_bytes: bytes,
+        destination: None,
+        disks: disks.clone(),
+    })
+}
