@@ -233,7 +233,7 @@ pub fn run(job: &Path) -> Result<u8> {
             }
             Err(e) => {
                 failed += 1;
-                println!("error: {}", crate::error_chain(&e));
+                println!("error: {}", disk::text::printable(&crate::error_chain(&e)));
                 println!("-- step {}: FAILED --\n", i + 1);
                 if file.stop_on_error {
                     println!("stopping: stop_on_error is on");

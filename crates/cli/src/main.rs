@@ -231,7 +231,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("lifeboat: error: {}", error_chain(&e));
+            // Errors quote names from disks and images: escaped, so they cannot drive the terminal.
+            eprintln!("lifeboat: error: {}", disk::text::printable(&error_chain(&e)));
             ExitCode::from(exit::FAILURE)
         }
     }
