@@ -64,7 +64,21 @@ pub fn require(tool: &str) -> Result<PathBuf> {
 }
 
 /// Runs `tool args...`, failing with its stderr when it exits non-zero. Returns stdout.
+///
+/// An `sgdisk` that creates partitions is checked as [`sgdisk`] describes, whoever calls it.
 pub fn run(tool: &str, args: &[&str]) -> Result<String> {
+    let creates = tool == "sgdisk" && !sgdisk_new_partitions(args).is_empty();
+    if creates && args.iter().any(|a| *a == "-q" || *a == "--quiet") {
+        bail!("sgdisk -q writes nothing on a fresh file (sgdisk 1.0.9): leave it out");
+    }
+    let out = run_unchecked(tool, args)?;
+    if let (true, Some(disk)) = (creates, args.last()) {
+        check_sgdisk_result(Path::new(disk), args)?;
+    }
+    Ok(out)
+}
+
+fn run_unchecked(tool: &str, args: &[&str]) -> Result<String> {
     let path = require(tool)?;
     let out = Command::new(&path)
         .args(args)
@@ -320,15 +334,18 @@ pub fn sgdisk_new_partitions(args: &[&str]) -> Vec<u32> {
 
 /// Runs `sgdisk args... disk` and checks what it did: `sgdisk -v` finds no problem and `sgdisk
 /// -p` lists every partition the arguments create. (sgdisk 1.0.9 with `-q` on a fresh file exits
-/// 0 and writes no table at all.) Returns the `sgdisk -p` listing.
+/// 0 and writes no table at all, so `-q` is refused.) Returns the `sgdisk -p` listing.
+/// [`run`]`("sgdisk", …)` applies the same checks.
 pub fn sgdisk(disk: &Path, args: &[&str]) -> Result<String> {
-    let d = path(disk)?;
-    if args.iter().any(|a| *a == "-q" || *a == "--quiet") {
-        bail!("sgdisk -q writes nothing on a fresh file (sgdisk 1.0.9): leave it out");
-    }
     let mut all: Vec<&str> = args.to_vec();
-    all.push(d);
+    all.push(path(disk)?);
     run("sgdisk", &all)?;
+    run_unchecked("sgdisk", &["-p", path(disk)?])
+}
+
+/// The checks of [`sgdisk`] on `disk` after `sgdisk args...`.
+fn check_sgdisk_result(disk: &Path, args: &[&str]) -> Result<()> {
+    let d = path(disk)?;
     let (code, verify) = run_status("sgdisk", &["-v", d])?;
     if code != 0 || !verify.contains("No problems found") {
         bail!(
@@ -337,7 +354,7 @@ pub fn sgdisk(disk: &Path, args: &[&str]) -> Result<String> {
             args.join(" ")
         );
     }
-    let table = run("sgdisk", &["-p", d])?;
+    let table = run_unchecked("sgdisk", &["-p", d])?;
     let numbers: Vec<u32> = table
         .lines()
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
@@ -351,7 +368,7 @@ pub fn sgdisk(disk: &Path, args: &[&str]) -> Result<String> {
             );
         }
     }
-    Ok(table)
+    Ok(())
 }
 
 /// Copies `len` bytes at `offset` of `src` into a new file `dst` (a partition out of a disk
@@ -456,6 +473,8 @@ mod tests {
         assert!(table.contains("EF00") && table.contains("root"), "{table}");
         let quiet = sgdisk(&disk, &["-q", "-n3:0:0"]).unwrap_err().to_string();
         assert!(quiet.contains("-q writes nothing"), "{quiet}");
+        let direct = run("sgdisk", &["-q", "-n3:0:0", path(&disk).unwrap()]).unwrap_err();
+        assert!(direct.to_string().contains("-q writes nothing"), "{direct}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
