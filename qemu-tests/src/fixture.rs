@@ -64,7 +64,21 @@ pub fn require(tool: &str) -> Result<PathBuf> {
 }
 
 /// Runs `tool args...`, failing with its stderr when it exits non-zero. Returns stdout.
+///
+/// An `sgdisk` that creates partitions is checked as [`sgdisk`] describes, whoever calls it.
 pub fn run(tool: &str, args: &[&str]) -> Result<String> {
+    let creates = tool == "sgdisk" && !sgdisk_new_partitions(args).is_empty();
+    if creates && args.iter().any(|a| *a == "-q" || *a == "--quiet") {
+        bail!("sgdisk -q writes nothing on a fresh file (sgdisk 1.0.9): leave it out");
+    }
+    let out = run_unchecked(tool, args)?;
+    if let (true, Some(disk)) = (creates, args.last()) {
+        check_sgdisk_result(Path::new(disk), args)?;
+    }
+    Ok(out)
+}
+
+fn run_unchecked(tool: &str, args: &[&str]) -> Result<String> {
     let path = require(tool)?;
     let out = Command::new(&path)
         .args(args)
@@ -299,6 +313,64 @@ pub fn sfdisk(disk: &Path, script: &str, sector_size: u32) -> Result<()> {
     result
 }
 
+/// The partition numbers an sgdisk command line creates (`-n2:0:0`, `-n 2:0:0`, `--new=2:0:0`).
+pub fn sgdisk_new_partitions(args: &[&str]) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut it = args.iter().peekable();
+    while let Some(a) = it.next() {
+        let spec = if let Some(rest) = a.strip_prefix("--new=") {
+            Some(rest)
+        } else if *a == "-n" || *a == "--new" {
+            it.next().copied()
+        } else {
+            a.strip_prefix("-n").filter(|r| !r.is_empty())
+        };
+        if let Some(n) = spec.and_then(|s| s.split(':').next()?.parse().ok()) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+/// Runs `sgdisk args... disk` and checks what it did: `sgdisk -v` finds no problem and `sgdisk
+/// -p` lists every partition the arguments create. (sgdisk 1.0.9 with `-q` on a fresh file exits
+/// 0 and writes no table at all, so `-q` is refused.) Returns the `sgdisk -p` listing.
+/// [`run`]`("sgdisk", …)` applies the same checks.
+pub fn sgdisk(disk: &Path, args: &[&str]) -> Result<String> {
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(path(disk)?);
+    run("sgdisk", &all)?;
+    run_unchecked("sgdisk", &["-p", path(disk)?])
+}
+
+/// The checks of [`sgdisk`] on `disk` after `sgdisk args...`.
+fn check_sgdisk_result(disk: &Path, args: &[&str]) -> Result<()> {
+    let d = path(disk)?;
+    let (code, verify) = run_status("sgdisk", &["-v", d])?;
+    if code != 0 || !verify.contains("No problems found") {
+        bail!(
+            "sgdisk -v of {} after `sgdisk {}`:\n{verify}",
+            disk.display(),
+            args.join(" ")
+        );
+    }
+    let table = run_unchecked("sgdisk", &["-p", d])?;
+    let numbers: Vec<u32> = table
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    for n in sgdisk_new_partitions(args) {
+        if !numbers.contains(&n) {
+            bail!(
+                "partition {n} is missing from {} after `sgdisk {}`:\n{table}",
+                disk.display(),
+                args.join(" ")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Copies `len` bytes at `offset` of `src` into a new file `dst` (a partition out of a disk
 /// image, for checkers that take no offset).
 pub fn extract(src: &Path, offset: u64, len: u64, dst: &Path) -> Result<()> {
@@ -376,4 +448,33 @@ pub fn fuse_unmount(mountpoint: &Path, source: &str) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sgdisk_arguments_name_the_partitions_they_create() {
+        assert_eq!(
+            sgdisk_new_partitions(&["-n1:1M:+100M", "-t1:ef00", "-n", "2:0:0", "--new=3:0:+1M"]),
+            vec![1, 2, 3]
+        );
+        assert!(sgdisk_new_partitions(&["-v", "-p"]).is_empty());
+    }
+
+    #[test]
+    fn sgdisk_fixture_checks_the_table_it_wrote() {
+        let dir = std::env::temp_dir().join(format!("lb-sgdisk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let disk = dir.join("d.img");
+        sparse_file(&disk, 64 << 20).unwrap();
+        let table = sgdisk(&disk, &["-n1:1M:+8M", "-t1:ef00", "-n2:0:0", "-c2:root"]).unwrap();
+        assert!(table.contains("EF00") && table.contains("root"), "{table}");
+        let quiet = sgdisk(&disk, &["-q", "-n3:0:0"]).unwrap_err().to_string();
+        assert!(quiet.contains("-q writes nothing"), "{quiet}");
+        let direct = run("sgdisk", &["-q", "-n3:0:0", path(&disk).unwrap()]).unwrap_err();
+        assert!(direct.to_string().contains("-q writes nothing"), "{direct}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

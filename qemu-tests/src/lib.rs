@@ -5,6 +5,7 @@
 //! error naming the Debian package that provides it (`cargo xtask deps` installs them all); tests
 //! never skip.
 
+pub mod demo;
 pub mod e2e;
 pub mod fixture;
 pub mod screen;

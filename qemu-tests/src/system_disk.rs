@@ -86,8 +86,8 @@ pub fn gpt_uefi(vmlinuz: &Path) -> Result<SystemDisk> {
     let rootfs = work.join("root.img");
     let tmp = dir.join("system.img.part");
     sparse_file(&tmp, DISK_BYTES)?;
-    run(
-        "sgdisk",
+    crate::fixture::sgdisk(
+        &tmp,
         &[
             "-n1:1M:+40M",
             "-t1:ef00",
@@ -95,7 +95,6 @@ pub fn gpt_uefi(vmlinuz: &Path) -> Result<SystemDisk> {
             "-n2:0:0",
             "-t2:8300",
             "-c2:root",
-            p(&tmp)?,
         ],
     )?;
     let (start, last) = partition_range(&tmp, 2)?;

@@ -135,6 +135,7 @@ pub struct VmBuilder {
     disks: Vec<Disk>,
     kernel: Option<(PathBuf, PathBuf, String)>,
     memory_mib: u32,
+    cpus: u32,
     usb_controller: bool,
 }
 
@@ -147,6 +148,7 @@ impl VmBuilder {
             disks: Vec::new(),
             kernel: None,
             memory_mib: 1024,
+            cpus: 1,
             usb_controller: false,
         }
     }
@@ -158,6 +160,12 @@ impl VmBuilder {
 
     pub fn memory_mib(mut self, m: u32) -> Self {
         self.memory_mib = m;
+        self
+    }
+
+    /// Virtual CPUs (1 unless set).
+    pub fn cpus(mut self, n: u32) -> Self {
+        self.cpus = n.max(1);
         self
     }
 
@@ -216,7 +224,7 @@ impl VmBuilder {
             "-m".into(),
             self.memory_mib.to_string(),
             "-smp".into(),
-            "1".into(),
+            self.cpus.to_string(),
             "-display".into(),
             "none".into(),
             "-no-reboot".into(),

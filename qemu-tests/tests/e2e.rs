@@ -18,7 +18,7 @@ use qemu_tests::e2e::{
     host_lifeboat_run, job, job_status, lifeboat_shell, power_off, report, sh, sh_status, BOOT,
     JOB, QUICK,
 };
-use qemu_tests::fixture::{path, run, run_status, sha256, sparse_file};
+use qemu_tests::fixture::{path, run, run_status, sgdisk, sha256, sparse_file};
 use qemu_tests::system_disk::{self, copy_sparse};
 use qemu_tests::vm::{Disk, Firmware, Image, Interface, Vm, VmBuilder};
 use std::path::{Path, PathBuf};
@@ -632,7 +632,7 @@ fn power_cut_during_backup_leaves_an_image_reported_incomplete_that_restore_refu
     }
     let victim = dir.join("victim.img");
     sparse_file(&victim, system_disk::DISK_BYTES)?;
-    run("sgdisk", &["-n1:1M:0", "-c1:keep me", path(&victim)?])?;
+    sgdisk(&victim, &["-n1:1M:0", "-c1:keep me"])?;
     let victim_before = sha256(&victim)?;
     let (code, out) = host_lifeboat_run(&["restore", path(&partial)?, path(&victim)?, "--yes"])?;
     assert_ne!(code, 0, "`lifeboat restore` of the partial image:\n{out}");
@@ -666,7 +666,7 @@ fn power_cut_during_restore_leaves_no_partition_table_and_a_rerun_restores_the_d
     // The target is an old disk with a valid GPT of its own.
     let target = dir.join("target.img");
     sparse_file(&target, system_disk::DISK_BYTES)?;
-    run("sgdisk", &["-n1:1M:0", "-c1:old data", path(&target)?])?;
+    sgdisk(&target, &["-n1:1M:0", "-c1:old data"])?;
     let (valid, table) = has_partition_table(&target)?;
     assert!(valid, "the old disk has no table to start with:\n{table}");
     let b = VmBuilder::new("e2e-power-cut-restore")

@@ -8,7 +8,8 @@
 use anyhow::{ensure, Result};
 use qemu_tests::e2e::{debugfs_dump, ext4_drive, host_lifeboat_run, report, BOOT, JOB};
 use qemu_tests::fixture::{
-    extract, file_tree, mkfs, path, run, run_status, scratch, sha256, sparse_file, write_into, Mkfs,
+    extract, file_tree, mkfs, path, run, run_status, scratch, sgdisk, sha256, sparse_file,
+    write_into, Mkfs,
 };
 use qemu_tests::screen::{key, Terminal};
 use qemu_tests::vm::{Disk, Image, Interface, Vm, VmBuilder};
@@ -101,15 +102,14 @@ fn the_ui_on_the_serial_console_lists_disks_on_every_bus_by_model_and_serial() -
 fn source_disk(dir: &Path, tree: &Path) -> Result<PathBuf> {
     let disk = dir.join("source.img");
     sparse_file(&disk, 64 << 20)?;
-    run(
-        "sgdisk",
+    sgdisk(
+        &disk,
         &[
             "-n1:1M:+40M",
             "-t1:8300",
             "-c1:data",
             "-n2:0:+16M",
             "-t2:0700",
-            path(&disk)?,
         ],
     )?;
     let ext = dir.join("p1.img");

@@ -214,7 +214,7 @@ pub fn run(_rest: &[String]) -> Result<()> {
     // Clone: the file system inside a GPT disk.
     sh(&format!(
         // A fully allocated disk, like a real one: free space is read from the medium too.
-        "head -c {} /dev/zero > {d} && sgdisk -n 1:2048:+{}K -t 1:8300 {d} >/dev/null && dd if={} of={d} bs=4M seek=1M oflag=seek_bytes conv=notrunc status=none",
+        "head -c {} /dev/zero > {d} && sgdisk -n 1:2048:+{}K -t 1:8300 {d} >/dev/null && sgdisk -v {d} | grep -q 'No problems found' && sgdisk -p {d} | grep -q '^ *1 ' && dd if={} of={d} bs=4M seek=1M oflag=seek_bytes conv=notrunc status=none",
         4 * GIB + 2 * (1 << 20),
         4 * GIB / 1024,
         p("fs.img"),

@@ -29,6 +29,15 @@ struct Cli {
     command: Option<Command>,
 }
 
+/// `--yes` on a command that overwrites nothing: accepted and ignored, so a script can pass it to
+/// every command.
+#[derive(Debug, clap::Args)]
+struct NothingToConfirm {
+    /// Accepted for scripts that pass it everywhere; this command overwrites nothing.
+    #[arg(long)]
+    yes: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// List disks and their partitions, file systems, labels, sizes and mount state.
@@ -39,6 +48,8 @@ enum Command {
         /// Also list loop, ram and zram devices.
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        nothing_to_confirm: NothingToConfirm,
     },
     /// Show what a disk, partition or disk image file holds.
     Info {
@@ -47,6 +58,8 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        nothing_to_confirm: NothingToConfirm,
     },
     /// Back up a disk (or one partition) to a compressed image file, skipping free space.
     Backup {
@@ -56,6 +69,8 @@ enum Command {
         image: String,
         #[command(flatten)]
         args: image_cmds::BackupArgs,
+        #[command(flatten)]
+        nothing_to_confirm: NothingToConfirm,
     },
     /// Restore an image onto a disk, or one partition of it into a partition.
     Restore {
@@ -76,6 +91,8 @@ enum Command {
         /// Threads (default: one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        #[command(flatten)]
+        nothing_to_confirm: NothingToConfirm,
     },
     /// List a folder of a file system inside an image, a disk image, a disk or a partition.
     Ls {
@@ -90,6 +107,8 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        nothing_to_confirm: NothingToConfirm,
     },
     /// Copy files and folders out of an image, a disk image, a disk or a partition.
     Extract {
@@ -110,11 +129,15 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        nothing_to_confirm: NothingToConfirm,
     },
     /// Run the steps of a job file unattended (the job file is the confirmation).
     Run {
         /// The job file (TOML, see docs/job-files.md).
         job: String,
+        #[command(flatten)]
+        nothing_to_confirm: NothingToConfirm,
     },
     /// Clone a whole disk (table, boot loader, partitions) onto another disk of at least its size.
     Clone {
@@ -166,8 +189,8 @@ fn main() -> ExitCode {
         logger::init(cli.verbose);
     }
     let result = match cli.command {
-        Some(Command::List { json, all }) => list::run(json, all).map(|()| 0),
-        Some(Command::Info { target, json }) => {
+        Some(Command::List { json, all, .. }) => list::run(json, all).map(|()| 0),
+        Some(Command::Info { target, json, .. }) => {
             if image_cmds::looks_like_image(std::path::Path::new(&target)) {
                 info::image(std::path::Path::new(&target), json).map(|()| 0)
             } else {
@@ -178,6 +201,7 @@ fn main() -> ExitCode {
             source,
             image,
             args,
+            ..
         }) => image_cmds::backup(&source, &image_cmds::image_arg(&image), &args),
         Some(Command::Restore {
             image,
@@ -188,6 +212,7 @@ fn main() -> ExitCode {
             image,
             json,
             threads,
+            ..
         }) => image_cmds::verify(&image_cmds::image_arg(&image), json, threads),
         Some(Command::Clone {
             source,
@@ -209,6 +234,7 @@ fn main() -> ExitCode {
             path,
             part,
             json,
+            ..
         }) => browse_cmds::ls(std::path::Path::new(&image), &path, part, json),
         Some(Command::Extract {
             image,
@@ -217,6 +243,7 @@ fn main() -> ExitCode {
             part,
             overwrite,
             json,
+            ..
         }) => browse_cmds::extract(
             std::path::Path::new(&image),
             &paths,
@@ -225,7 +252,7 @@ fn main() -> ExitCode {
             overwrite,
             json,
         ),
-        Some(Command::Run { job }) => job_file::run(std::path::Path::new(&job)),
+        Some(Command::Run { job, .. }) => job_file::run(std::path::Path::new(&job)),
         None => tui::run(),
     };
     match result {
@@ -275,5 +302,58 @@ pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
             Err(anyhow::Error::new(e).context("writing to stdout"))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_argument_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_accepts_yes_so_scripts_can_pass_it_uniformly() {
+        let lines: &[&[&str]] = &[
+            &["list", "--yes"],
+            &["info", "/dev/sda", "--yes"],
+            &["backup", "/dev/sda", "x.lbi", "--yes"],
+            &["restore", "x.lbi", "/dev/sdb", "--yes"],
+            &["verify", "x.lbi", "--yes"],
+            &["ls", "x.lbi", "/", "--yes"],
+            &["extract", "x.lbi", "/a", "--to", "out", "--yes"],
+            &["run", "job.toml", "--yes"],
+            &["clone", "/dev/sda", "/dev/sdb", "--yes"],
+            &["copy", "/dev/sda1", "/dev/sdb1", "--yes"],
+        ];
+        for line in lines {
+            let argv = std::iter::once("lifeboat").chain(line.iter().copied());
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("lifeboat {}: {e}", line.join(" "));
+            }
+        }
+    }
+
+    #[test]
+    fn every_subcommand_with_a_result_to_report_accepts_json() {
+        for line in [
+            "list --json",
+            "info /dev/sda --json",
+            "backup /dev/sda x.lbi --json",
+            "restore x.lbi /dev/sdb --json",
+            "verify x.lbi --json",
+            "ls x.lbi --json",
+            "extract x.lbi /a --to out --json",
+            "clone /dev/sda /dev/sdb --json",
+            "copy /dev/sda1 /dev/sdb1 --json",
+        ] {
+            let argv = std::iter::once("lifeboat").chain(line.split(' '));
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("lifeboat {line}: {e}");
+            }
+        }
     }
 }

@@ -12,11 +12,14 @@
 //!   so the kernel itself refuses a target that is mounted or held.
 //! - [`MemDisk`], [`Window`] and [`FaultyDisk`] are the in-memory disk, the partition view and the
 //!   bad-sector simulator that engines and tests build on.
+//! - [`mount`] mounts a file system whose type the caller's probe found (kernel drivers, NTFS
+//!   through `ntfs-3g`): the one mount helper of `init` and the TUI.
 
 mod blockio;
 mod discover;
 mod faulty;
 mod file;
+pub mod mount;
 pub mod mounts;
 mod newfile;
 pub mod text;

@@ -67,6 +67,9 @@ pub struct PartitionReport {
     pub fs: Option<FsInfo>,
     /// Why the file system could not be probed, when it could not.
     pub fs_error: Option<String>,
+    /// Bytes its file system uses (`fs::used_map`: what a backup stores), when the map could be
+    /// read.
+    pub used: Option<u64>,
 }
 
 /// A disk, partition or image file and what it holds.
@@ -137,6 +140,18 @@ pub fn inspect_io(io: &dyn BlockIo, path: &str) -> DiskReport {
     }
 }
 
+/// The bytes a file system uses, from its allocation map; `None` (logged) when the map cannot be
+/// read or does not add up.
+fn used_bytes(io: &dyn BlockIo, info: &FsInfo) -> Option<u64> {
+    match fs::used_map(io, info) {
+        Ok(map) => Some(map.used_bytes()),
+        Err(e) => {
+            log::debug!("used bytes of {}: {e}", io.describe());
+            None
+        }
+    }
+}
+
 fn whole_fs(io: &dyn BlockIo) -> Option<FsInfo> {
     match fs::probe(io) {
         Ok(found) => found,
@@ -182,15 +197,18 @@ fn table_content(io: &dyn BlockIo, layout: Layout) -> Content {
         .partitions
         .iter()
         .map(|p| {
-            let (fs, fs_error) = if p.is_extended {
-                (None, None)
+            let (fs, fs_error, used) = if p.is_extended {
+                (None, None, None)
             } else {
                 match Window::new(io, p.start, p.size) {
                     Ok(w) => match fs::probe(&w) {
-                        Ok(found) => (found, None),
-                        Err(e) => (None, Some(e.to_string())),
+                        Ok(found) => {
+                            let used = found.as_ref().and_then(|info| used_bytes(&w, info));
+                            (found, None, used)
+                        }
+                        Err(e) => (None, Some(e.to_string()), None),
                     },
-                    Err(e) => (None, Some(e.to_string())),
+                    Err(e) => (None, Some(e.to_string()), None),
                 }
             };
             PartitionReport {
@@ -207,6 +225,7 @@ fn table_content(io: &dyn BlockIo, layout: Layout) -> Content {
                 extended: p.is_extended,
                 fs,
                 fs_error,
+                used,
             }
         })
         .collect();

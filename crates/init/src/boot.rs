@@ -6,7 +6,7 @@
 
 use crate::cmdline::{After, Cmdline, JobSpec};
 use crate::console::{consoles, Console, Program};
-use crate::label;
+use crate::job_volume::{self, Choice, Volume};
 use crate::logger;
 use crate::modules::{Loaded, Loader, RealKernel};
 use crate::steps::{early_steps, Step, BOOT_DEVICE_FILE, LOG_FILE, MEDIA_DIR};
@@ -15,7 +15,7 @@ use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
@@ -211,9 +211,7 @@ pub fn run() -> ! {
             if let Err(e) =
                 guard("starting the job", || rt.start_job(&spec)).unwrap_or(Err("panic".into()))
             {
-                log::error!("unattended job {}:{} not run: {e}", spec.label, spec.path);
-                say(&format!("lifeboat: unattended job not run: {e}"));
-                rt.schedule_all(Instant::now());
+                rt.job_not_run(&spec, &e);
             }
         }
         None => rt.schedule_all(Instant::now()),
@@ -506,26 +504,26 @@ impl Runtime {
 
     fn try_boot_medium(&mut self, name: &str) {
         let dev = format!("/dev/{name}");
-        let Ok(f) = File::open(&dev) else { return };
-        let Some(p) = label::probe(&f) else { return };
-        if p.kind != label::FsKind::Iso9660 || p.label != self.media_label {
+        let Some(p) = job_volume::probe_path(Path::new(&dev)) else {
+            return;
+        };
+        let label = p.label.unwrap_or_default();
+        if p.kind != fs::FsKind::Iso9660 || label != self.media_label {
             return;
         }
         let _ = std::fs::create_dir_all(MEDIA_DIR);
-        match mount(
-            Some(dev.as_str()),
-            MEDIA_DIR,
-            Some("iso9660"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            None::<&str>,
+        if let Err(e) = disk::mount::mount(
+            Path::new(&dev),
+            Path::new(MEDIA_DIR),
+            "iso9660",
+            disk::mount::Access::ReadOnly,
         ) {
-            Ok(()) => {}
-            Err(e) => log::warn!("boot medium {dev}: mounting at {MEDIA_DIR}: {e}"),
+            log::warn!("boot medium: {e}");
         }
         if let Err(e) = std::fs::write(BOOT_DEVICE_FILE, format!("{dev}\n")) {
             log::warn!("writing {BOOT_DEVICE_FILE}: {e}");
         }
-        log::info!("boot medium: {dev} ({})", p.label);
+        log::info!("boot medium: {dev} ({label})");
         self.boot_device = Some(dev);
     }
 
@@ -650,41 +648,95 @@ impl Runtime {
         s.next_start = Some(Instant::now() + restart_delay(ran, s.fails));
     }
 
-    fn start_job(&mut self, spec: &JobSpec) -> Result<(), String> {
+    /// Looks for the one file system labelled like the job's volume: waits up to 15 s for it to
+    /// appear, then until the disks have settled (a second stick may still be coming up), so an
+    /// ambiguous label is seen as such.
+    fn find_job_volume(&mut self, label: &str) -> Result<Volume, String> {
+        let scan = || {
+            let devices = disk::discover(&disk::SysRoot::default(), &Default::default())
+                .unwrap_or_else(|e| {
+                    log::warn!("listing disks: {e}");
+                    Vec::new()
+                });
+            let volumes = job_volume::scan(&job_volume::places(&devices), job_volume::probe_path);
+            job_volume::choose(label, &volumes)
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
-        let (dev, probe) = loop {
-            if let Some(found) = find_by_label(&spec.label) {
-                break found;
-            }
+        while scan() == Choice::Missing {
             if Instant::now() >= deadline {
-                return Err(format!("no file system labelled {} found", spec.label));
+                return Err(format!(
+                    "no file system labelled {} found",
+                    disk::text::printable(label)
+                ));
             }
             self.pump(Duration::from_millis(250));
-        };
+        }
+        self.settle_disks(Duration::from_secs(2), Duration::from_secs(10));
+        match scan() {
+            Choice::One(v) => Ok(v),
+            Choice::Ambiguous(hits) => Err(job_volume::ambiguity_message(label, &hits)),
+            Choice::Missing => Err(format!(
+                "the file system labelled {} went away",
+                disk::text::printable(label)
+            )),
+        }
+    }
+
+    /// Handles uevents until no block device has come or gone for `quiet`, at most `max`.
+    fn settle_disks(&mut self, quiet: Duration, max: Duration) {
+        let start = Instant::now();
+        let mut last = block_devices();
+        let mut quiet_since = Instant::now();
+        while start.elapsed() < max && quiet_since.elapsed() < quiet {
+            self.pump(Duration::from_millis(100));
+            let now = block_devices();
+            if now != last {
+                last = now;
+                quiet_since = Instant::now();
+            }
+        }
+    }
+
+    fn start_job(&mut self, spec: &JobSpec) -> Result<(), String> {
+        let volume = self.find_job_volume(&spec.label)?;
+        let dev = volume.device.clone();
+        let fstype = volume.kind.name();
         std::fs::create_dir_all(JOB_MOUNT).map_err(|e| format!("creating {JOB_MOUNT}: {e}"))?;
-        mount(
-            Some(dev.as_str()),
-            JOB_MOUNT,
-            Some(probe.kind.mount_type()),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            None::<&str>,
+        disk::mount::mount(
+            &dev,
+            Path::new(JOB_MOUNT),
+            fstype,
+            disk::mount::Access::ReadWrite,
         )
-        .map_err(|e| {
-            format!(
-                "mounting {dev} ({}) at {JOB_MOUNT}: {e}",
-                probe.kind.mount_type()
-            )
-        })?;
-        let job = Path::new(JOB_MOUNT).join(spec.path.trim_start_matches('/'));
+        .map_err(|e| format!("{e} ({})", job_volume::describe(&volume)))?;
+        log::info!(
+            "job volume {} mounted at {JOB_MOUNT}",
+            job_volume::describe(&volume)
+        );
+        let job = match job_file(Path::new(JOB_MOUNT), &spec.path) {
+            Ok(job) => job,
+            Err(e) => {
+                let reason = format!("{e} on {}", job_volume::describe(&volume));
+                self.write_not_run_report(&spec.path, &reason);
+                unmount_job_volume();
+                return Err(reason);
+            }
+        };
         let report = report_path(&job);
-        let out = File::create(&report)
-            .map_err(|e| format!("creating report {}: {e}", report.display()))?;
+        let out = match disk::create_private(&report, disk::Existing::Replace) {
+            Ok(f) => f,
+            Err(e) => {
+                unmount_job_volume();
+                return Err(format!("creating the report {}: {e}", report.display()));
+            }
+        };
         let err = out
             .try_clone()
             .map_err(|e| format!("{}: {e}", report.display()))?;
-        say(&format!(
-            "lifeboat: running unattended job {} from {dev}; report: {}",
+        self.say_everywhere(&format!(
+            "lifeboat: running unattended job {} from {}; report: {}",
             spec.path,
+            job_volume::describe(&volume),
             report.display()
         ));
         let child = Command::new(LIFEBOAT)
@@ -697,8 +749,16 @@ impl Runtime {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
-            .spawn()
-            .map_err(|e| format!("starting {LIFEBOAT} run {}: {e}", job.display()))?;
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                let reason = format!("starting {LIFEBOAT} run {}: {e}", job.display());
+                append_report(&report, &format!("[lifeboat-init] job not run: {reason}"));
+                unmount_job_volume();
+                return Err(reason);
+            }
+        };
         let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(-1));
         log::info!(
             "job {} started (pid {pid}), report {}",
@@ -709,6 +769,67 @@ impl Runtime {
         Ok(())
     }
 
+    /// A job that could not start: says why on every console and in the log, then starts the UI
+    /// (`lifeboat.after` applies only to a job that ran). The UI starts a few seconds later so
+    /// the message can be read before the screen is taken over.
+    fn job_not_run(&mut self, spec: &JobSpec, reason: &str) {
+        log::error!(
+            "unattended job {}:{} not run: {reason}",
+            spec.label,
+            spec.path
+        );
+        self.say_everywhere(&format!(
+            "lifeboat: unattended job {}:{} not run: {reason}\r\n\
+             lifeboat: the text UI starts in {} s",
+            disk::text::printable(&spec.label),
+            disk::text::printable(&spec.path),
+            NOT_RUN_PAUSE.as_secs()
+        ));
+        self.schedule_all(Instant::now() + NOT_RUN_PAUSE);
+    }
+
+    /// Writes why the job did not start into its report file on the (mounted, writable) job
+    /// volume: next to where the job file was expected, or at the volume's root when that folder
+    /// does not exist either.
+    fn write_not_run_report(&self, job_path: &str, reason: &str) {
+        let expected = Path::new(JOB_MOUNT).join(job_path.trim_start_matches('/'));
+        let mut report = report_path(&expected);
+        if !report.parent().is_some_and(Path::is_dir) {
+            if let Some(name) = report.file_name() {
+                report = Path::new(JOB_MOUNT).join(name);
+            }
+        }
+        let text = format!(
+            "Lifeboat {} unattended job report\n[lifeboat-init] job not run: {reason}\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        let written = disk::create_private(&report, disk::Existing::Replace)
+            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()));
+        match written {
+            Ok(()) => log::info!("wrote {}", report.display()),
+            Err(e) => log::warn!("writing {}: {e}", report.display()),
+        }
+    }
+
+    /// Writes `msg` on every console init runs a program on (tty1 and the serial consoles),
+    /// or on `/dev/console` when there are none.
+    fn say_everywhere(&self, msg: &str) {
+        let mut written = false;
+        for s in &self.services {
+            let tty = format!("/dev/{}", s.console.device);
+            if let Ok(mut c) = OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::libc::O_NOCTTY | nix::libc::O_NONBLOCK)
+                .open(&tty)
+            {
+                written |= write!(c, "\r\n{msg}\r\n").is_ok();
+            }
+        }
+        if !written {
+            say(msg);
+        }
+    }
+
     fn job_done(&mut self, job: Job, code: Option<i32>) {
         let msg = format!(
             "lifeboat: unattended job finished: {}; report: {}",
@@ -716,19 +837,15 @@ impl Runtime {
             job.report.display()
         );
         log::info!("{msg}");
-        say(&msg);
-        if let Ok(mut f) = OpenOptions::new().append(true).open(&job.report) {
-            let _ = writeln!(
-                f,
+        self.say_everywhere(&msg);
+        append_report(
+            &job.report,
+            &format!(
                 "\n[lifeboat-init] lifeboat run exited: {}",
                 describe_code(code)
-            );
-            let _ = f.sync_all();
-        }
-        nix::unistd::sync();
-        if let Err(e) = umount2(JOB_MOUNT, MntFlags::empty()) {
-            log::warn!("unmounting {JOB_MOUNT}: {e}");
-        }
+            ),
+        );
+        unmount_job_volume();
         match self.cmdline.after {
             After::PowerOff => power(Power::Off),
             After::Reboot => power(Power::Reboot),
@@ -757,6 +874,75 @@ fn describe_code(code: Option<i32>) -> String {
     }
 }
 
+/// How long a message about a job that did not start stays on the consoles before the UI.
+const NOT_RUN_PAUSE: Duration = Duration::from_secs(8);
+
+/// The job file `path` (as given on the command line) inside the volume mounted at `root`: a
+/// regular file below `root` (no `..`, no symbolic link anywhere on the way, so the job and its
+/// report stay on the job's volume).
+pub fn job_file(root: &Path, path: &str) -> Result<PathBuf, String> {
+    use std::path::Component;
+    let rel = Path::new(path.trim_start_matches('/'));
+    let mut at = root.to_path_buf();
+    let mut parts = rel.components().peekable();
+    if parts.peek().is_none() {
+        return Err(format!("the job path {path} names no file"));
+    }
+    while let Some(c) = parts.next() {
+        let Component::Normal(name) = c else {
+            return Err(format!(
+                "the job path {} must stay inside the volume (no `..`)",
+                disk::text::printable(path)
+            ));
+        };
+        at.push(name);
+        let meta = std::fs::symlink_metadata(&at).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                format!("job file {} not found", disk::text::printable(path))
+            } else {
+                format!("{}: {e}", at.display())
+            }
+        })?;
+        let last = parts.peek().is_none();
+        let ok = if last {
+            meta.file_type().is_file()
+        } else {
+            meta.file_type().is_dir()
+        };
+        if !ok {
+            return Err(format!(
+                "{} is not a {} (symbolic links are not followed)",
+                at.display(),
+                if last { "regular file" } else { "folder" }
+            ));
+        }
+    }
+    Ok(at)
+}
+
+/// Appends `line` to the report file (never following a link: the report was created by init).
+fn append_report(report: &Path, line: &str) {
+    match OpenOptions::new()
+        .append(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(report)
+    {
+        Ok(mut f) => {
+            let _ = writeln!(f, "{line}");
+            let _ = f.sync_all();
+        }
+        Err(e) => log::warn!("appending to {}: {e}", report.display()),
+    }
+}
+
+/// Syncs and unmounts the job volume.
+fn unmount_job_volume() {
+    nix::unistd::sync();
+    if let Err(e) = disk::mount::unmount(Path::new(JOB_MOUNT)) {
+        log::warn!("{e}");
+    }
+}
+
 /// Names of the block devices in /sys/class/block, whole disks before partitions, sorted.
 fn block_devices() -> Vec<String> {
     let mut v: Vec<(bool, String)> = std::fs::read_dir("/sys/class/block")
@@ -773,29 +959,6 @@ fn block_devices() -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v.into_iter().map(|(_, n)| n).collect()
-}
-
-/// The first block device holding a file system labelled `label` (exact match first, then
-/// ignoring case, as FAT labels are often upper-cased by the tools).
-fn find_by_label(label: &str) -> Option<(String, label::Probe)> {
-    let mut found: Vec<(String, label::Probe)> = Vec::new();
-    for name in block_devices() {
-        if name.starts_with("loop") || name.starts_with("ram") {
-            continue;
-        }
-        let dev = format!("/dev/{name}");
-        if let Some(p) = File::open(&dev).ok().and_then(|f| label::probe(&f)) {
-            found.push((dev, p));
-        }
-    }
-    let exact = found.iter().position(|(_, p)| p.label == label);
-    let loose = || {
-        found
-            .iter()
-            .position(|(_, p)| p.label.eq_ignore_ascii_case(label))
-    };
-    let i = exact.or_else(loose)?;
-    Some(found.swap_remove(i))
 }
 
 /// Stops kernel messages below emergency level from reaching the consoles (see
@@ -994,6 +1157,33 @@ mod tests {
             report_path(Path::new("/mnt/job/j")),
             PathBuf::from("/mnt/job/j.report.txt")
         );
+    }
+
+    #[test]
+    fn the_job_file_must_be_a_regular_file_inside_the_volume() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("jobs")).unwrap();
+        std::fs::write(root.join("jobs/nightly.toml"), "").unwrap();
+        assert_eq!(
+            job_file(root, "/jobs/nightly.toml"),
+            Ok(root.join("jobs/nightly.toml"))
+        );
+        let missing = job_file(root, "/jobs/weekly.toml").unwrap_err();
+        assert_eq!(missing, "job file /jobs/weekly.toml not found");
+        let escape = job_file(root, "/jobs/../../etc/passwd").unwrap_err();
+        assert!(escape.contains("must stay inside the volume"), "{escape}");
+        assert!(job_file(root, "/jobs")
+            .unwrap_err()
+            .contains("not a regular file"));
+        assert!(job_file(root, "/").unwrap_err().contains("names no file"));
+        std::os::unix::fs::symlink("/etc/hostname", root.join("link.toml")).unwrap();
+        let link = job_file(root, "/link.toml").unwrap_err();
+        assert!(link.contains("symbolic links are not followed"), "{link}");
+        std::os::unix::fs::symlink("jobs", root.join("linkdir")).unwrap();
+        assert!(job_file(root, "/linkdir/nightly.toml")
+            .unwrap_err()
+            .contains("is not a folder"));
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //!
 //! Early boot is data ([`steps::early_steps`]) that can be printed and tested; [`boot::run`] only
 //! executes it. This crate must never exit, never abort on a panic (steps run under
-//! `catch_unwind`), and must not touch disk contents: it only reads superblock labels and mounts
-//! the boot medium read-only and the volume of an unattended job.
+//! `catch_unwind`), and must not touch disk contents: it only probes superblocks (`fs::probe`),
+//! mounts the boot medium read-only and the volume of an unattended job (`disk::mount`), and
+//! writes the job's report there. It depends on `disk` and `fs` only, never on `engine` or
+//! `image`, to keep the static binary small.
 //!
 //! Power requests: when `lifeboat` exits with code **100** init powers off, with **101** it
 //! reboots (after stopping all programs, `sync` and unmounting every real file system). Any other
@@ -19,7 +21,7 @@ pub mod boot;
 pub mod cmdline;
 pub mod console;
 pub mod firmware;
-pub mod label;
+pub mod job_volume;
 pub mod logger;
 pub mod modules;
 pub mod steps;

@@ -77,6 +77,9 @@ pub const ALWAYS_LOAD: &[&str] = &[
     "exfat",
     "ext4",
     "fuse",
+    // vfat loads the kernel's default iocharset (Debian: ascii) at every mount and fails with
+    // EINVAL when it is missing; the kernel cannot load it itself (no modprobe in the image).
+    "nls_ascii",
     "nls_cp437",
     "nls_iso8859_1",
     "nls_utf8",

@@ -85,6 +85,8 @@ pub struct PartRow {
     /// The GPT partition name.
     pub part_name: String,
     pub fs: Option<FsInfo>,
+    /// Bytes its file system uses, when known.
+    pub used: Option<u64>,
     pub extended: bool,
     pub mount_points: Vec<PathBuf>,
     pub swap: bool,
@@ -144,6 +146,7 @@ pub fn part_rows(entry: &DiskEntry) -> Vec<PartRow> {
                     type_name: p.type_name.clone(),
                     part_name: p.name.clone(),
                     fs: p.fs.clone(),
+                    used: p.used,
                     extended: p.extended,
                     mount_points: k.map(|k| k.mount_points.clone()).unwrap_or_default(),
                     swap: k.is_some_and(|k| k.swap),
@@ -162,6 +165,7 @@ pub fn part_rows(entry: &DiskEntry) -> Vec<PartRow> {
                 type_name: String::new(),
                 part_name: String::new(),
                 fs: None,
+                used: None,
                 extended: false,
                 mount_points: k.mount_points.clone(),
                 swap: k.swap,
@@ -190,6 +194,7 @@ pub fn whole_fs_row(entry: &DiskEntry) -> Option<PartRow> {
         type_name: String::new(),
         part_name: String::new(),
         fs: Some(fs.clone()),
+        used: None,
         extended: false,
         mount_points: d.mount_points.clone(),
         swap: d.swap,

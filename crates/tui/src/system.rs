@@ -3,11 +3,10 @@
 
 use crate::model::SmartHealth;
 use fs::FsKind;
-use nix::mount::{MntFlags, MsFlags};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Why a mount, unmount or SMART query failed.
+/// Why a mount or unmount failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SystemError {
     #[error("creating the mount point {dir}: {source}")]
@@ -15,36 +14,13 @@ pub enum SystemError {
         dir: PathBuf,
         source: std::io::Error,
     },
-    #[error("mounting {device} at {dir} (tried {tried}): {source}")]
-    Mount {
-        device: PathBuf,
-        dir: PathBuf,
-        tried: String,
-        source: nix::Error,
-    },
-    #[error("{device}: {kind} cannot be mounted")]
-    NotMountable { device: PathBuf, kind: String },
-    #[error("unmounting {dir}: {source}")]
-    Unmount { dir: PathBuf, source: nix::Error },
+    #[error(transparent)]
+    Mount(#[from] disk::mount::MountError),
 }
 
-/// The kernel file system types to try for a probed file system, best first.
-pub fn mount_types(kind: FsKind) -> &'static [&'static str] {
-    match kind {
-        FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => &["ext4", "ext3", "ext2"],
-        FsKind::Vfat => &["vfat"],
-        FsKind::Exfat => &["exfat"],
-        FsKind::Ntfs => &["ntfs3", "ntfs"],
-        FsKind::Btrfs => &["btrfs"],
-        FsKind::Xfs => &["xfs"],
-        FsKind::Iso9660 => &["iso9660"],
-        FsKind::Swap | FsKind::CryptoLuks | FsKind::Lvm2Member => &[],
-    }
-}
-
-/// True for file systems Lifeboat can mount.
+/// True for file systems Lifeboat can mount (`disk::mount`, the helper init uses too).
 pub fn mountable(kind: FsKind) -> bool {
-    !mount_types(kind).is_empty()
+    disk::mount::mountable(kind.name())
 }
 
 /// A directory name made of `name`'s safe characters (`sdb1`, `nvme0n1p2`).
@@ -66,66 +42,41 @@ pub fn mount_dir_name(name: &str) -> String {
     }
 }
 
-/// Mounts `node` (file system `kind`) at `base/<name>`; returns the mount point. Read-write, so
-/// images can be written there; optical media read-only.
+/// Mounts `node` (file system `kind`) at `base/<name>` through `disk::mount`; returns the mount
+/// point. Read-write, so images can be written there; optical media read-only.
 pub fn mount(node: &Path, name: &str, kind: FsKind, base: &Path) -> Result<PathBuf, SystemError> {
-    let types = mount_types(kind);
-    if types.is_empty() {
-        return Err(SystemError::NotMountable {
+    if !mountable(kind) {
+        return Err(disk::mount::MountError::NotMountable {
             device: node.to_path_buf(),
-            kind: kind.name().to_string(),
-        });
+            fstype: kind.name().to_string(),
+        }
+        .into());
     }
     let dir = base.join(mount_dir_name(name));
     std::fs::create_dir_all(&dir).map_err(|source| SystemError::MountPoint {
         dir: dir.clone(),
         source,
     })?;
-    let mut flags = MsFlags::MS_NOATIME | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    if kind == FsKind::Iso9660 {
-        flags |= MsFlags::MS_RDONLY;
-    }
-    let mut last = nix::Error::ENODEV;
-    for t in types {
-        match nix::mount::mount(Some(node), &dir, Some(*t), flags, None::<&str>) {
-            Ok(()) => {
-                log::info!("mounted {} ({t}) at {}", node.display(), dir.display());
-                return Ok(dir);
-            }
-            Err(e) => {
-                log::debug!("mounting {} as {t}: {e}", node.display());
-                last = e;
-            }
+    match disk::mount::mount(node, &dir, kind.name(), disk::mount::Access::ReadWrite) {
+        Ok(()) => Ok(dir),
+        Err(e) => {
+            // Leave no empty mount point behind.
+            let _ = std::fs::remove_dir(&dir);
+            Err(e.into())
         }
     }
-    // Leave no empty mount point behind.
-    let _ = std::fs::remove_dir(&dir);
-    Err(SystemError::Mount {
-        device: node.to_path_buf(),
-        dir,
-        tried: types.join(", "),
-        source: last,
-    })
 }
 
 /// Unmounts `dir` and removes the empty mount point.
 pub fn unmount(dir: &Path) -> Result<(), SystemError> {
-    nix::mount::umount2(dir, MntFlags::empty()).map_err(|source| SystemError::Unmount {
-        dir: dir.to_path_buf(),
-        source,
-    })?;
+    disk::mount::unmount(dir)?;
     let _ = std::fs::remove_dir(dir);
-    log::info!("unmounted {}", dir.display());
     Ok(())
 }
 
 /// Finds `tool` in `$PATH` (and the usual sbin directories, which a non-root PATH may lack).
 pub fn find_tool(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
+    disk::mount::find_program(tool)
 }
 
 /// Parses the JSON of `smartctl -H -j`.
@@ -244,7 +195,7 @@ mod tests {
         assert!(!mountable(FsKind::Swap));
         assert!(!mountable(FsKind::CryptoLuks));
         assert!(mountable(FsKind::Exfat));
-        assert_eq!(mount_types(FsKind::Ntfs), &["ntfs3", "ntfs"]);
+        assert!(mountable(FsKind::Ntfs));
     }
 
     #[test]

@@ -262,7 +262,7 @@ fn disk_line(model: &Model, entry: &DiskEntry, widths: (usize, usize)) -> Line<'
 
 fn part_line(p: &PartRow) -> Line<'static> {
     let mount = if let Some(m) = p.mount_points.first() {
-        format!("mounted at {}", path_text(m))
+        format!("on {}", path_text(m))
     } else if p.swap {
         "swap in use".to_string()
     } else if let Some(h) = p.holders.first() {
@@ -270,8 +270,13 @@ fn part_line(p: &PartRow) -> Line<'static> {
     } else {
         String::new()
     };
+    // Sizes from `human` are at most 8 characters ("1023 GiB", "99.9 MiB").
+    let used = p
+        .used
+        .map(|u| format!("{:>8} used", human(u)))
+        .unwrap_or_default();
     Line::raw(format!(
-        "  {:<12.12} {:<24.24} {:>10}  {mount}",
+        "  {:<10.10} {:<20.20} {:>8}  {used:<13}  {mount}",
         p.name,
         p.fs_text(),
         human(p.size)

@@ -33,9 +33,8 @@ pub fn gpt_image() -> &'static Path {
 /// Writes the 64 MiB two-partition GPT disk described at [`gpt_image`] to `img`.
 pub fn make_gpt(img: &Path, scratch: &Path) {
     fixture::sparse_file(img, 64 * MIB).unwrap();
-    let p = img.to_str().unwrap();
-    fixture::run(
-        "sgdisk",
+    fixture::sgdisk(
+        img,
         &[
             "-n",
             "1:2048:+16M",
@@ -47,7 +46,6 @@ pub fn make_gpt(img: &Path, scratch: &Path) {
             "2:0:+16M",
             "-t",
             "2:0700",
-            p,
         ],
     )
     .unwrap();
