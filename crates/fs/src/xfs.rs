@@ -629,7 +629,7 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
     let ctx = Ctx { io, sb };
     let mut free = 0u64;
     for ag in 0..ctx.sb.agcount {
-        free += ctx.map_ag(&mut map, ag)?;
+        free = free.saturating_add(ctx.map_ag(&mut map, ag)?);
     }
     if free != ctx.sb.fdblocks {
         return Err(MapError::FreeCountMismatch {
@@ -725,7 +725,10 @@ mod log {
             .and_then(|b| b.checked_add(agbno))
             .and_then(|b| b.checked_mul(sb.block_size));
         let Some(start) = start.filter(|&s| {
-            ag < sb.agcount && agbno < sb.ag_len(ag) && bbs >= 64 && s + bbs * BB <= io.len()
+            ag < sb.agcount
+                && agbno < sb.ag_len(ag)
+                && bbs >= 64
+                && s.checked_add(bbs * BB).is_some_and(|e| e <= io.len())
         }) else {
             return Err(MapError::corrupt(
                 io,
