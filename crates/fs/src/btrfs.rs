@@ -214,7 +214,7 @@ impl Ctx<'_> {
         let mirrored = kind & (BG_DUP | BG_RAID1 | BG_RAID1C3 | BG_RAID1C4) != 0;
         if (striped && num > 1) || (!striped && !mirrored && num != 1) {
             return Err(self.whole(format!(
-                "has a chunk striped over {num} copies (profile {:#x})",
+                "btrfs with a chunk striped over {num} devices (profile {:#x})",
                 kind
             )));
         }
@@ -404,7 +404,7 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
     let csum_type = le16(&sb.raw, 196);
     if csum_type != 0 {
         return Err(whole(format!(
-            "uses checksum type {csum_type}, only crc32c is read"
+            "btrfs with checksum type {csum_type} (only crc32c is read)"
         )));
     }
     if crc32c(slice(&sb.raw, 32, SUPER_SIZE as usize - 32)) != le32(&sb.raw, 0) {
@@ -432,7 +432,7 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
         || sb.flags() & !KNOWN_FLAGS != 0
     {
         return Err(whole(format!(
-            "has features this version does not know (incompat {:#x}, compat_ro {:#x}, flags {:#x})",
+            "btrfs with features this version does not know (incompat {:#x}, compat_ro {:#x}, flags {:#x})",
             sb.incompat(),
             sb.compat_ro(),
             sb.flags()

@@ -306,8 +306,9 @@ pub enum MapError {
     },
     #[error("{device}: {what}")]
     Corrupt { device: String, what: String },
-    /// A layout this version maps only as a whole (several devices, an external log, ...).
-    #[error("{device}: {kind} {reason}: imaged whole")]
+    /// A layout this version maps only as a whole (several devices, an external log, ...);
+    /// `reason` names the file system, e.g. `multi-device btrfs (2 devices)`.
+    #[error("{device}: {reason}: imaged whole")]
     ImagedWhole {
         device: String,
         kind: FsKind,

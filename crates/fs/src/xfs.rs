@@ -611,15 +611,15 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
     }
     if sb.incompat & !KNOWN_INCOMPAT != 0 || sb.ro_compat & !KNOWN_RO_COMPAT != 0 {
         return Err(whole(&format!(
-            "has features this version does not know (incompat {:#x}, ro_compat {:#x})",
+            "xfs with features this version does not know (incompat {:#x}, ro_compat {:#x})",
             sb.incompat, sb.ro_compat
         )));
     }
     if sb.rblocks != 0 {
-        return Err(whole("has a realtime section on another device"));
+        return Err(whole("xfs with a realtime section on another device"));
     }
     if sb.log_start == 0 {
-        return Err(whole("has its log on another device"));
+        return Err(whole("xfs with its log on another device"));
     }
     if sb.fdblocks > sb.dblocks {
         return Err(MapError::corrupt(io, "free block count exceeds the size"));
