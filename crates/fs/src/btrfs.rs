@@ -8,8 +8,9 @@
 //! checksummed data, and far finer than copying allocated chunks. The first MiB (boot loader
 //! area and the primary superblock) and the superblock mirrors at 64 MiB and 256 GiB are always
 //! marked. Every tree block's CRC32C, address, file-system UUID and level are checked; the
-//! extents of each block group must add up to the block group's `used` bytes and all of them to
-//! the superblock's `bytes_used`. Several devices, a log tree waiting for replay, other checksum
+//! device tree's `DEV_EXTENT` items must be exactly the chunks' copies; the extents of each block
+//! group must add up to the block group's `used` bytes and all of them to the superblock's
+//! `bytes_used`. Several devices, a log tree waiting for replay, other checksum
 //! algorithms and unknown features are errors (the caller images the whole partition).
 
 use crate::bytes::{is_pow2_in, label_from_bytes, le16, le32, le64, slice, u8_at, uuid_string};
@@ -36,7 +37,9 @@ const EXTENT_ITEM_KEY: u8 = 168;
 const METADATA_ITEM_KEY: u8 = 169;
 const BLOCK_GROUP_ITEM_KEY: u8 = 192;
 const CHUNK_ITEM_KEY: u8 = 228;
+const DEV_EXTENT_KEY: u8 = 204;
 const EXTENT_TREE_OBJECTID: u64 = 2;
+const DEV_TREE_OBJECTID: u64 = 4;
 const BLOCK_GROUP_TREE_OBJECTID: u64 = 11;
 
 const BG_RAID0: u64 = 1 << 3;
@@ -485,9 +488,12 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
     let root = ctx.sb.root();
     let root_level = u8_at(&ctx.sb.raw, 198);
     ctx.walk(root, root_level, "root tree", &mut |_, item| {
-        if item.kind == ROOT_ITEM_KEY
-            && (item.objectid == EXTENT_TREE_OBJECTID || item.objectid == BLOCK_GROUP_TREE_OBJECTID)
-        {
+        let wanted = [
+            EXTENT_TREE_OBJECTID,
+            DEV_TREE_OBJECTID,
+            BLOCK_GROUP_TREE_OBJECTID,
+        ];
+        if item.kind == ROOT_ITEM_KEY && wanted.contains(&item.objectid) {
             roots.push((item.objectid, le64(item.data, 176), u8_at(item.data, 238)));
         }
         Ok(())
@@ -496,6 +502,33 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
     let Some((extent_root, extent_level)) = find_root(EXTENT_TREE_OBJECTID) else {
         return Err(ctx.corrupt("root tree has no extent tree".into()));
     };
+
+    // The device tree: its extents must be exactly the chunks' copies on this device.
+    let Some((dev_root, dev_level)) = find_root(DEV_TREE_OBJECTID) else {
+        return Err(ctx.corrupt("root tree has no device tree".into()));
+    };
+    let devid = ctx.sb.devid();
+    let mut dev_extents: Vec<(u64, u64, u64)> = Vec::new();
+    ctx.walk(dev_root, dev_level, "device tree", &mut |_, item| {
+        if item.kind == DEV_EXTENT_KEY && item.objectid == devid {
+            dev_extents.push((item.offset, le64(item.data, 16), le64(item.data, 24)));
+        }
+        Ok(())
+    })?;
+    let mut copies: Vec<(u64, u64, u64)> = ctx
+        .chunks
+        .iter()
+        .flat_map(|c| c.stripes.iter().map(|&p| (p, c.logical, c.length)))
+        .collect();
+    dev_extents.sort_unstable();
+    copies.sort_unstable();
+    if dev_extents != copies {
+        return Err(ctx.corrupt(format!(
+            "{} device extents do not match the {} chunk copies of the chunk tree",
+            dev_extents.len(),
+            copies.len()
+        )));
+    }
 
     let mut map = UsedMap::new(ctx.sb.sector_size as u32, io.len())?;
     map.mark(0, RESERVED_START);
