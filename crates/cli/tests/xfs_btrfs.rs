@@ -19,8 +19,9 @@ fn same_files(tree: &Path, mounted: &Path, names: &[String]) {
     }
 }
 
-#[test]
-fn xfs_and_btrfs_disk_round_trip_stores_used_blocks_and_restores_every_file() {
+/// A GPT disk with `sector`-byte logical sectors: 1 = XFS (360 MiB), 2 = btrfs (the rest),
+/// both holding the same tree; backed up, inspected, restored and checked.
+fn round_trip(sector: u32) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let tree = d.join("tree");
@@ -32,29 +33,24 @@ fn xfs_and_btrfs_disk_round_trip_stores_used_blocks_and_restores_every_file() {
 
     let disk = d.join("src.img");
     fixture::sparse_file(&disk, 700 * MIB).unwrap();
-    fixture::run(
-        "sgdisk",
-        &[
-            "-n",
-            "1:2048:+360M",
-            "-t",
-            "1:8300",
-            "-c",
-            "1:data-xfs",
-            "-n",
-            "2:0:0",
-            "-t",
-            "2:8300",
-            "-c",
-            "2:data-btrfs",
-            s(&disk),
-        ],
-    )
-    .unwrap();
-    let (p1, l1) = sgdisk_part(&disk, 1);
-    let (p2, l2) = sgdisk_part(&disk, 2);
+    let per_mib = MIB / u64::from(sector);
+    let script = format!(
+        "label: gpt\nstart={}, size={}, type=linux, name=data-xfs\ntype=linux, name=data-btrfs\n",
+        per_mib,
+        360 * per_mib
+    );
+    fixture::sfdisk(&disk, &script, sector).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&lifeboat(&["info", "--json", s(&disk)]).1).unwrap();
+    assert_eq!(v["content"]["sector_size"], sector);
+    let part = |i: usize| {
+        let p = &v["content"]["partitions"][i];
+        (p["start"].as_u64().unwrap(), p["size"].as_u64().unwrap())
+    };
+    let ((p1, l1), (p2, l2)) = (part(0), part(1));
     let xfs = d.join("xfs.img");
-    fixture::mkfs(Mkfs::Xfs, &xfs, l1, "lbxfs", &[]).unwrap();
+    let sect = format!("size={sector}");
+    fixture::mkfs(Mkfs::Xfs, &xfs, l1, "lbxfs", &["-s", &sect]).unwrap();
     {
         let mnt = KernelMount::new(&xfs, &d.join("mnt-x"), "").unwrap();
         fixture::run("cp", &["-a", &format!("{}/.", s(&tree)), s(mnt.path())]).unwrap();
@@ -71,6 +67,8 @@ fn xfs_and_btrfs_disk_round_trip_stores_used_blocks_and_restores_every_file() {
     }
     fixture::write_into(&disk, p1, &xfs).unwrap();
     fixture::write_into(&disk, p2, &btrfs).unwrap();
+    let filled: serde_json::Value =
+        serde_json::from_str(&lifeboat(&["info", "--json", s(&disk)]).1).unwrap();
 
     // `info` on the disk names both file systems.
     let (code, out, err) = lifeboat(&["info", s(&disk)]);
@@ -113,6 +111,10 @@ fn xfs_and_btrfs_disk_round_trip_stores_used_blocks_and_restores_every_file() {
     fixture::sparse_file(&dst, 700 * MIB).unwrap();
     let (code, out, err) = lifeboat(&["restore", s(&img), s(&dst), "--yes", "--verify"]);
     assert_eq!(code, 0, "{out}{err}");
+    let w: serde_json::Value =
+        serde_json::from_str(&lifeboat(&["info", "--json", s(&dst)]).1).unwrap();
+    assert_eq!(w["content"]["sector_size"], sector);
+    assert_eq!(w["content"]["partitions"], filled["content"]["partitions"]);
 
     let rx = d.join("r-xfs.img");
     fixture::extract(&dst, p1, l1, &rx).unwrap();
@@ -129,4 +131,14 @@ fn xfs_and_btrfs_disk_round_trip_stores_used_blocks_and_restores_every_file() {
     let mb = KernelMount::new(&rb, &d.join("mnt-rb"), "ro").unwrap();
     same_files(&tree, mb.path(), &names);
     mb.unmount().unwrap();
+}
+
+#[test]
+fn xfs_and_btrfs_disk_with_512_byte_sectors_round_trips_by_used_blocks() {
+    round_trip(512);
+}
+
+#[test]
+fn xfs_and_btrfs_disk_with_4k_sectors_round_trips_by_used_blocks() {
+    round_trip(4096);
 }
