@@ -31,6 +31,9 @@ const HEADER_LEN: usize = 101;
 const ITEM_LEN: usize = 25;
 const KEY_PTR_LEN: usize = 33;
 const MAX_LEVEL: u8 = 7;
+/// Most chunks (and block groups, and device extents per copy) accepted: a petabyte of 1 GiB
+/// data chunks. Bounds what a hostile chunk or extent tree can make us hold.
+const MAX_CHUNKS: usize = 1 << 20;
 
 const ROOT_ITEM_KEY: u8 = 132;
 const EXTENT_ITEM_KEY: u8 = 168;
@@ -271,7 +274,7 @@ impl Ctx<'_> {
         if overlaps_prev || overlaps_next {
             return Err(self.corrupt(format!("chunk at {} overlaps another", chunk.logical)));
         }
-        if self.chunks.len() as u64 >= self.max_blocks {
+        if self.chunks.len() as u64 >= self.max_blocks || self.chunks.len() >= MAX_CHUNKS {
             return Err(self.corrupt("more chunks than the device can hold".into()));
         }
         self.chunks.insert(at, chunk);
@@ -475,6 +478,9 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
     let chunk_level = u8_at(&ctx.sb.raw, 199);
     ctx.walk(chunk_root, chunk_level, "chunk tree", &mut |c, item| {
         if item.kind == CHUNK_ITEM_KEY {
+            if found.len() >= MAX_CHUNKS {
+                return Err(c.corrupt(format!("chunk tree holds more than {MAX_CHUNKS} chunks")));
+            }
             found.push(c.parse_chunk(item.offset, item.data)?.0);
         }
         Ok(())
@@ -509,8 +515,11 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
     };
     let devid = ctx.sb.devid();
     let mut dev_extents: Vec<(u64, u64, u64)> = Vec::new();
-    ctx.walk(dev_root, dev_level, "device tree", &mut |_, item| {
+    ctx.walk(dev_root, dev_level, "device tree", &mut |c, item| {
         if item.kind == DEV_EXTENT_KEY && item.objectid == devid {
+            if dev_extents.len() >= 4 * MAX_CHUNKS {
+                return Err(c.corrupt("device tree holds too many extents".into()));
+            }
             dev_extents.push((item.offset, le64(item.data, 16), le64(item.data, 24)));
         }
         Ok(())
@@ -549,6 +558,12 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
             EXTENT_ITEM_KEY => item.offset,
             METADATA_ITEM_KEY => node_size,
             BLOCK_GROUP_ITEM_KEY => {
+                if groups.len() >= MAX_CHUNKS {
+                    return Err(MapError::corrupt(
+                        io,
+                        "more block groups than chunks can be",
+                    ));
+                }
                 groups.push(BlockGroup {
                     logical: item.objectid,
                     length: item.offset,
@@ -584,6 +599,12 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
         };
         ctx.walk(bg_root, bg_level, "block group tree", &mut |_, item| {
             if item.kind == BLOCK_GROUP_ITEM_KEY {
+                if groups.len() >= MAX_CHUNKS {
+                    return Err(MapError::corrupt(
+                        io,
+                        "more block groups than chunks can be",
+                    ));
+                }
                 groups.push(BlockGroup {
                     logical: item.objectid,
                     length: item.offset,
