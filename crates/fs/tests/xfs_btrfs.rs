@@ -471,7 +471,7 @@ fn xfs_dirty_log_is_an_error_until_it_is_replayed() -> Result<()> {
 }
 
 #[test]
-fn xfs_with_an_external_log_is_imaged_whole_and_says_so() -> Result<()> {
+fn xfs_with_an_external_log_or_realtime_section_is_imaged_whole_and_says_so() -> Result<()> {
     let dir = tempdir()?;
     let img = join(&dir, "x.img");
     let log = join(&dir, "log.img");
@@ -489,6 +489,22 @@ fn xfs_with_an_external_log_is_imaged_whole_and_says_so() -> Result<()> {
         "{err}"
     );
     assert!(err.to_string().ends_with("imaged whole"), "{err}");
+    // A realtime section on another device.
+    let rt = join(&dir, "rt.img");
+    fixture::sparse_file(&rt, 64 * MIB)?;
+    let img = join(&dir, "r.img");
+    fixture::mkfs(
+        Mkfs::Xfs,
+        &img,
+        320 * MIB,
+        "rt",
+        &["-r", &format!("rtdev={}", path_str(&rt)?)],
+    )?;
+    let err = map_err(&img)?;
+    assert!(
+        matches!(&err, MapError::ImagedWhole { reason, .. } if reason.contains("realtime")),
+        "{err}"
+    );
     Ok(())
 }
 
