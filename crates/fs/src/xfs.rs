@@ -622,9 +622,12 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
         return Err(whole("xfs with its log on another device"));
     }
     if sb.fdblocks > sb.dblocks {
-        return Err(MapError::corrupt(io, "free block count exceeds the size"));
+        return Err(MapError::corrupt(
+            io,
+            "xfs free block count exceeds the size",
+        ));
     }
-    log::check_clean(io, &sb)?;
+    xlog::check_clean(io, &sb)?;
     let mut map = UsedMap::new(sb.block_size as u32, io.len())?;
     let ctx = Ctx { io, sb };
     let mut free = 0u64;
@@ -643,7 +646,7 @@ pub(crate) fn used_map(io: &dyn BlockIo) -> Result<UsedMap, MapError> {
 }
 
 /// The internal log: is it clean (its last record an unmount record at the head)?
-mod log {
+mod xlog {
     use super::{crc_ok_range, Superblock};
     use crate::bytes::{be32, le32, slice, u8_at};
     use crate::map::{read, MapError};
