@@ -783,17 +783,17 @@ fn xfs_and_btrfs_maps_survive_seeded_mutations_of_real_metadata() -> Result<()> 
         let disk = MemDisk::from_vec(std::fs::read(&img)?, 512);
         let info = probe(&disk)?.context("fixture")?;
         let map = used_map(&disk, &info)?;
-        // Mutate inside the used metadata below 40 MiB (past the XFS log for small images).
+        // Mutate the start of every used range: AG headers and btree roots of every AG, the
+        // log's first records, btrfs superblocks and tree blocks.
         let hot: Vec<(u64, u64)> = map
             .ranges()
-            .filter(|r| r.start < 40 * MIB)
-            .map(|r| (r.start, (r.end - r.start).min(256 * 1024)))
+            .map(|r| (r.start, (r.end - r.start).min(64 * 1024)))
             .collect();
         images.push((disk, hot));
     }
     let mut rng = Rng::new(0xb7f5);
     let mut mapped = 0;
-    for round in 0..900 {
+    for round in 0..1500 {
         let (disk, hot) = &images[round % images.len()];
         let mut undo = Vec::new();
         for _ in 0..1 + rng.below(4) {
