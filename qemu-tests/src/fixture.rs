@@ -39,6 +39,12 @@ pub const TOOL_PACKAGES: &[(&str, &str)] = &[
     ("grub-mkstandalone", "grub-common"),
     ("cpio", "cpio"),
     ("pgrep", "procps"),
+    ("xfs_repair", "xfsprogs"),
+    ("xfs_db", "xfsprogs"),
+    ("xfs_io", "xfsprogs"),
+    ("btrfs", "btrfs-progs"),
+    ("mount", "mount"),
+    ("umount", "mount"),
 ];
 
 /// Finds `tool` on PATH or in the sbin directories; an error names the package to install.
@@ -448,6 +454,53 @@ pub fn fuse_unmount(mountpoint: &Path, source: &str) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
+}
+
+/// A file-system image mounted by the kernel through a loop device (needs root). Unmounted, and
+/// its loop device released, by [`KernelMount::unmount`] or when dropped.
+#[derive(Debug)]
+pub struct KernelMount {
+    point: PathBuf,
+    mounted: bool,
+}
+
+impl KernelMount {
+    /// `mount -o loop,OPTIONS IMAGE POINT` (`POINT` is created when missing).
+    pub fn new(image: &Path, point: &Path, options: &str) -> Result<Self> {
+        std::fs::create_dir_all(point).with_context(|| format!("creating {}", point.display()))?;
+        let opts = if options.is_empty() {
+            "loop".to_string()
+        } else {
+            format!("loop,{options}")
+        };
+        run("mount", &["-o", &opts, path(image)?, path(point)?])?;
+        Ok(KernelMount {
+            point: point.to_path_buf(),
+            mounted: true,
+        })
+    }
+
+    /// Where the file system is mounted.
+    pub fn path(&self) -> &Path {
+        &self.point
+    }
+
+    /// Unmounts (the kernel writes everything back first).
+    pub fn unmount(mut self) -> Result<()> {
+        self.mounted = false;
+        run("umount", &[path(&self.point)?])?;
+        Ok(())
+    }
+}
+
+impl Drop for KernelMount {
+    fn drop(&mut self) {
+        if self.mounted {
+            if let Some(p) = self.point.to_str() {
+                let _ = run_status("umount", &[p]);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

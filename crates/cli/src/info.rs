@@ -221,6 +221,9 @@ fn fs_line(fs: Option<&fs::FsInfo>) -> String {
             if fs.size > 0 {
                 let _ = write!(s, ", {}", size(fs.size));
             }
+            if let Some(used) = fs.used {
+                let _ = write!(s, ", {} used", size(used));
+            }
             if fs.block_size > 0 {
                 let _ = write!(s, ", {}-byte blocks", fs.block_size);
             }

@@ -197,6 +197,7 @@ mod tests {
             block_size: 4096,
             cluster_size: 0,
             size: 1 << 20,
+            used: None,
             needs_check: false,
             state: None,
             warnings: Vec::new(),

@@ -9,6 +9,7 @@
 //! anything, or know about partition tables and images.
 
 pub mod browse;
+mod btrfs;
 mod bytes;
 mod crc32c;
 mod exfat;
@@ -17,6 +18,7 @@ mod fat;
 mod map;
 mod ntfs;
 mod probe;
+mod xfs;
 
 pub use map::{used_map, MapError, Ranges, UsedMap};
 pub use probe::{probe, FsInfo, FsKind, ProbeError};

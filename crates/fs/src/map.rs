@@ -1,7 +1,7 @@
 //! The used-block map ([`UsedMap`]), its errors ([`MapError`]) and the entry point [`used_map`].
 
 use crate::probe::{FsInfo, FsKind, ProbeError};
-use crate::{exfat, ext, fat, ntfs};
+use crate::{btrfs, exfat, ext, fat, ntfs, xfs};
 use disk::BlockIo;
 use std::io;
 use std::ops::Range;
@@ -306,6 +306,14 @@ pub enum MapError {
     },
     #[error("{device}: {what}")]
     Corrupt { device: String, what: String },
+    /// A layout this version maps only as a whole (several devices, an external log, ...);
+    /// `reason` names the file system, e.g. `multi-device btrfs (2 devices)`.
+    #[error("{device}: {reason}: imaged whole")]
+    ImagedWhole {
+        device: String,
+        kind: FsKind,
+        reason: String,
+    },
     #[error("unit of {unit} bytes per bit is not a power of two")]
     BadUnit { unit: u32 },
     #[error("stored map has {have} words, a map of this size needs {need}")]
@@ -393,6 +401,8 @@ pub fn used_map(io: &dyn BlockIo, info: &FsInfo) -> Result<UsedMap, MapError> {
         FsKind::Vfat => fat::used_map(io)?,
         FsKind::Exfat => exfat::used_map(io)?,
         FsKind::Ntfs => ntfs::used_map(io)?,
+        FsKind::Xfs => xfs::used_map(io)?,
+        FsKind::Btrfs => btrfs::used_map(io)?,
         FsKind::Swap => swap_map(io, info)?,
         kind => return Err(MapError::Unsupported { kind }),
     };

@@ -8,7 +8,7 @@ use crate::bytes::{
     be16, be32, be64, is_pow2_in, label_from_bytes, label_from_utf16, le16, le32, le64, slice,
     u8_at, utf16be_units, uuid_string,
 };
-use crate::{exfat, ext, fat, ntfs};
+use crate::{btrfs, exfat, ext, fat, ntfs, xfs};
 use disk::BlockIo;
 use serde::Serialize;
 use std::fmt;
@@ -89,6 +89,9 @@ pub struct FsInfo {
     pub cluster_size: u32,
     /// Bytes the file system says it occupies (0 when the format does not say).
     pub size: u64,
+    /// Bytes in use as the superblock counts them, where probing reads it cheaply (XFS: all
+    /// blocks less the free count; btrfs: `bytes_used`); `None` otherwise.
+    pub used: Option<u64>,
     /// The file system says it was not cleanly unmounted, has errors, or needs journal recovery.
     pub needs_check: bool,
     /// A short state text when the format has one: `clean`, `not clean`, `errors`, `dirty`, ...
@@ -107,6 +110,7 @@ impl FsInfo {
             block_size: 0,
             cluster_size: 0,
             size: 0,
+            used: None,
             needs_check: false,
             state: None,
             warnings: Vec::new(),
@@ -170,8 +174,8 @@ pub fn probe(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
         probe_luks,
         probe_lvm2,
         probe_swap,
-        probe_xfs,
-        probe_btrfs,
+        xfs::probe,
+        btrfs::probe,
         ext::probe,
         ntfs::probe,
         exfat::probe,
@@ -317,74 +321,6 @@ fn probe_swap(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
         return Ok(Some(info));
     }
     Ok(None)
-}
-
-fn probe_xfs(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
-    let Some(sb) = read_opt(io, 0, 512)? else {
-        return Ok(None);
-    };
-    if slice(&sb, 0, 4) != b"XFSB" {
-        return Ok(None);
-    }
-    let blocksize = be32(&sb, 4);
-    let dblocks = be64(&sb, 8);
-    let agblocks = be32(&sb, 84);
-    let agcount = be32(&sb, 88);
-    let version = be16(&sb, 100) & 0xf;
-    let sectsize = be16(&sb, 102);
-    let blocklog = u8_at(&sb, 120);
-    let sectlog = u8_at(&sb, 121);
-    let sane = is_pow2_in(u64::from(blocksize), 512, 65536)
-        && blocksize == 1u32 << (blocklog & 31)
-        && is_pow2_in(u64::from(sectsize), 512, 32768)
-        && u32::from(sectsize) == 1u32 << (sectlog & 31)
-        && agcount > 0
-        && agblocks > 0
-        && dblocks > 0
-        && dblocks <= u64::from(agcount) * u64::from(agblocks)
-        && (1..=5).contains(&version);
-    if !sane {
-        return Ok(None);
-    }
-    let mut info = FsInfo::new(FsKind::Xfs);
-    info.version = Some(version.to_string());
-    info.uuid = uuid_string(slice(&sb, 32, 16));
-    info.label = label_from_bytes(slice(&sb, 108, 12));
-    info.block_size = blocksize;
-    info.cluster_size = blocksize;
-    info.size = dblocks.saturating_mul(u64::from(blocksize));
-    if u8_at(&sb, 126) != 0 {
-        info.needs_check = true;
-        info.state = Some("mkfs in progress".into());
-    }
-    Ok(Some(info))
-}
-
-fn probe_btrfs(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
-    let Some(sb) = read_opt(io, 0x10000, 4096)? else {
-        return Ok(None);
-    };
-    if slice(&sb, 64, 8) != b"_BHRfS_M" || le64(&sb, 48) != 0x10000 {
-        return Ok(None);
-    }
-    let sectorsize = le32(&sb, 144);
-    let nodesize = le32(&sb, 148);
-    if !is_pow2_in(u64::from(sectorsize), 512, 65536)
-        || !is_pow2_in(u64::from(nodesize), u64::from(sectorsize), 65536)
-    {
-        return Ok(None);
-    }
-    let mut info = FsInfo::new(FsKind::Btrfs);
-    info.uuid = uuid_string(slice(&sb, 32, 16));
-    info.label = label_from_bytes(slice(&sb, 299, 256));
-    info.block_size = sectorsize;
-    info.cluster_size = sectorsize;
-    // This device's share (dev_item.total_bytes); the superblock's total covers all devices.
-    info.size = le64(&sb, 201 + 8);
-    if le64(&sb, 136) > 1 {
-        info.version = Some(format!("multi-device ({} devices)", le64(&sb, 136)));
-    }
-    Ok(Some(info))
 }
 
 fn probe_iso9660(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {

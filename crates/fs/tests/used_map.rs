@@ -294,14 +294,20 @@ fn swap_keeps_only_its_header_unless_it_holds_a_hibernation_image() -> Result<()
 #[test]
 fn unsupported_and_oversized_file_systems_are_errors() -> Result<()> {
     let dir = tempdir()?;
-    let img = join(&dir, "btrfs.img");
-    fixture::mkfs(Mkfs::Btrfs, &img, 128 * MIB, "b", &[])?;
+    let img = join(&dir, "cd.iso");
+    let tree = join(&dir, "tree");
+    std::fs::create_dir(&tree)?;
+    std::fs::write(tree.join("a.txt"), b"iso")?;
+    fixture::run(
+        "genisoimage",
+        &["-quiet", "-o", path_str(&img)?, path_str(&tree)?],
+    )?;
     let io = FileIo::open(&img)?;
-    let info = probe(&io)?.context("btrfs")?;
+    let info = probe(&io)?.context("iso9660")?;
     assert!(matches!(
         used_map(&io, &info),
         Err(MapError::Unsupported {
-            kind: FsKind::Btrfs
+            kind: FsKind::Iso9660
         })
     ));
     let img = join(&dir, "ext.img");
