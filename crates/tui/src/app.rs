@@ -42,7 +42,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             model.screen.on_progress(id, progress);
             Vec::new()
         }
-        Msg::JobDone { id, finished } => transfer::on_job_done(model, id, finished),
+        Msg::JobDone { id, outcome } => transfer::on_job_done(model, id, outcome),
         Msg::Listed { id, result } => {
             if let Some(b) = model.screen.browser_mut() {
                 b.on_listed(id, result);
@@ -53,7 +53,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             backup::on_planned(model, id, result);
             Vec::new()
         }
-        Msg::BackupDone { id, result } => backup::on_done(model, id, result),
+        Msg::BackupDone { id, outcome } => backup::on_done(model, id, outcome),
         Msg::Verified { id, result } => {
             verify::on_verified(model, id, result);
             Vec::new()

@@ -33,10 +33,7 @@ pub use crate::screens::backup::{
 pub use crate::screens::files::{
     ExtractReport, ExtractRequest, FileItem, FileSource, FileView, Listing,
 };
-pub use crate::screens::transfer::job::{
-    Action, Finished, JobFailure, JobOption, JobOptions, Outcome, PlanRequest, PlannedJob,
-    PlannedKind,
-};
+pub use crate::screens::transfer::job::{Action, JobOption, JobOptions, PlanRequest, PlannedJob};
 pub use crate::widgets::image_picker::{
     BrowseEntry, Browser, ChosenImage, ImagePart, ImageSummary,
 };
@@ -290,10 +287,10 @@ pub enum Msg {
         id: RequestId,
         progress: Progress,
     },
-    /// A transfer finished.
+    /// A transfer finished: the engine's outcome.
     JobDone {
         id: RequestId,
-        finished: Finished,
+        outcome: engine::job::Outcome,
     },
     /// A mount, unmount or shell finished: what to tell the user.
     SystemDone {
@@ -315,10 +312,10 @@ pub enum Msg {
         id: RequestId,
         result: Result<Arc<BackupJob>, String>,
     },
-    /// A backup finished: its report, or why it did not complete.
+    /// A backup finished: the engine's outcome.
     BackupDone {
         id: RequestId,
-        result: Result<engine::backup::BackupReport, JobFailure>,
+        outcome: engine::job::Outcome,
     },
     /// A folder of the file browser was read, or a search finished.
     FilesListed {

@@ -217,8 +217,12 @@ fn confirmation_names_model_serial_and_size_and_shows_what_is_typed() {
         plan_lines[1],
         "Nothing has been written yet. This is what will happen:"
     );
+    // The engine's plan (made against a file of the target's size: see `planned`).
     assert!(
-        plan_lines[4].starts_with("│1. invalidate the partition table of /dev/sdb"),
+        plan_lines[3].starts_with("│clone ")
+            && plan_lines
+                .iter()
+                .any(|l| l.starts_with("│1. invalidate the partition table of ")),
         "\n{}",
         dump(&plan_lines)
     );
@@ -366,15 +370,10 @@ fn a_failed_job_shows_the_error_the_target_state_and_the_log() {
     });
     answer(&mut m, job_id, |id| Msg::JobDone {
         id,
-        finished: tui::model::Finished {
-            result: Err(tui::model::JobFailure {
-                message: "writing 1048576 bytes at byte 17825792 of /dev/sdb: Input/output error"
-                    .into(),
-                cancelled: false,
-                state: None,
-            }),
-            notes: vec![],
-        },
+        outcome: outcome(
+            engine::job::Status::Failed,
+            Some("writing 1048576 bytes at byte 17825792 of /dev/sdb: Input/output error"),
+        ),
     });
     let lines = render(&m, 80, 25);
     let text = dump(&lines);

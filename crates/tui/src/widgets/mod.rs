@@ -1,10 +1,12 @@
 //! Pieces of screens drawn and driven the same way everywhere: the styles, list navigation, the
-//! pickers, pop-ups, and three larger widgets in their own modules — the image picker
-//! ([`image_picker`]), the plan scroller ([`plan`]) and the running-job view ([`running`]).
+//! pickers, pop-ups, and larger widgets in their own modules — the image picker
+//! ([`image_picker`]), the plan scroller ([`plan`]), the running-job view ([`running`]) and how
+//! a job ended ([`outcome`]).
 //! Widgets are pure like the screens: key handling returns new state and effects, drawing only
 //! reads.
 
 pub mod image_picker;
+pub mod outcome;
 pub mod plan;
 pub mod running;
 
