@@ -301,10 +301,15 @@ pub fn part_endpoint(entry: &DiskEntry, p: &PartRow) -> Endpoint {
 /// the identity's decimal size (what the vendor's label says) beside it:
 /// `Crucial MX500, serial CT22, 128 MiB (134.2 MB)`.
 pub fn identity_text(d: &disk::BlockDevice) -> String {
-    let id = d.identity();
+    binary_size(d.identity(), d.size)
+}
+
+/// An identity ending in `, <decimal size>` (as `disk::text::identity` writes it) with the size
+/// in binary units first and the decimal one beside it: `…, 64.0 MiB (67.1 MB)`.
+pub fn binary_size(id: String, size: u64) -> String {
     match id.rsplit_once(", ") {
-        Some((head, label)) if label != human(d.size) => {
-            format!("{head}, {} ({label})", human(d.size))
+        Some((head, label)) if label != human(size) => {
+            format!("{head}, {} ({label})", human(size))
         }
         _ => id,
     }

@@ -185,6 +185,12 @@ pub fn summarize(path: &Path) -> Result<ImageSummary, String> {
             .iter()
             .map(|e| u64::from(e.uncompressed_len))
             .sum(),
+        file_size: reader
+            .volume_names()
+            .iter()
+            .filter_map(|v| std::fs::metadata(v).ok())
+            .map(|m| m.len())
+            .fold(0u64, u64::saturating_add),
         volumes: reader.volume_names().len(),
         bad_ranges: m.bad_sectors.len(),
     })

@@ -57,6 +57,7 @@ fn summary() -> ImageSummary {
         partitions: vec!["#1 16 MiB ext4".into(), "#2 16 MiB vfat".into()],
         stored: 9 * MIB,
         volumes: 1,
+        file_size: 9 << 20,
         bad_ranges: 0,
         whole_disk: true,
         needs: 33 * MIB + 16896,

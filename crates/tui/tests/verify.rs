@@ -45,6 +45,7 @@ pub fn summary() -> ImageSummary {
         ],
         stored: 9 * MIB,
         volumes: 1,
+        file_size: 5 << 20,
         bad_ranges: 0,
         whole_disk: true,
         needs: 33 * MIB + 16384 + 512,
@@ -252,14 +253,77 @@ fn the_browser_shows_the_images_summary_at_80x25() {
     assert!(text.contains("/run/lifeboat/mnt/sdb1"), "{text}");
     assert!(text.contains("old/"), "{text}");
     assert!(text.contains("laptop.lbi"), "{text}");
-    assert!(text.contains("x broken.lbi"), "{text}");
+    // Each image with its own file size (all volumes) and date; an unusable one flagged.
+    let row = |name: &str| lines.iter().find(|l| l.contains(name)).unwrap().clone();
     assert!(
-        text.contains("Source  Samsung SSD 870 (serial S5Y1NX0R), 64.0 MiB, gpt table"),
+        row("laptop.lbi").contains("5.0 MiB  2026-11-22"),
+        "the file's size, not the source's 64 MiB:\n{text}"
+    );
+    assert!(row("x broken.lbi").contains("incomplete"), "{text}");
+    assert!(
+        text.contains("File    5.0 MiB in 1 volume, holding 9.0 MiB of data"),
         "{text}"
     );
+    assert!(
+        text.contains("Source  Samsung SSD 870, serial S5Y1NX0R, 64.0 MiB (67.1 MB), gpt table"),
+        "{text}"
+    );
+    assert!(text.contains("Made    2026-11-22 03:14:34Z"), "{text}");
     assert!(text.contains("#2     16 MiB vfat \"DATA\""), "{text}");
     assert!(lines[24].contains("Backspace up"), "{text}");
     assert!(lines.iter().all(|l| l.chars().count() <= 80));
+}
+
+#[test]
+fn unusable_images_are_flagged_by_what_is_wrong() {
+    use tui::widgets::image_picker::unusable_flag;
+    assert_eq!(
+        unusable_flag("/m/a.lbi: incomplete image: backup was interrupted"),
+        "incomplete"
+    );
+    assert_eq!(unusable_flag("missing volume /m/a.lbi.002"), "incomplete");
+    assert_eq!(
+        unusable_flag("/m/a.lbi: truncated volume (10 bytes, no trailer)"),
+        "incomplete"
+    );
+    assert_eq!(
+        unusable_flag("/m/a.lbi: damaged manifest: bad checksum"),
+        "damaged"
+    );
+    assert_eq!(
+        unusable_flag("/m/a.lbi: not a Lifeboat image"),
+        "not an image"
+    );
+}
+
+#[test]
+fn a_real_split_image_is_summarized_with_the_size_of_all_its_volumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("split.lbi");
+    let src = disk::FileDisk::open_read(gpt_image()).unwrap();
+    let plan = engine::backup::plan_backup(&src, Default::default(), &img, None).unwrap();
+    let opts = engine::backup::BackupOptions {
+        split: Some(128 << 10),
+        chunk_size: engine::backup::chunk_size_for(Some(128 << 10)),
+        ..Default::default()
+    };
+    let r =
+        engine::backup::execute_backup(&plan, &src, &opts, None, &engine::Cancel::new()).unwrap();
+    assert!(r.volumes.len() > 1, "{:?}", r.volumes);
+    let on_disk: u64 = r
+        .volumes
+        .iter()
+        .map(|v| std::fs::metadata(v).unwrap().len())
+        .sum();
+    let s = tui::jobs::summarize(&img).unwrap();
+    assert_eq!(s.volumes, r.volumes.len());
+    assert_eq!(s.file_size, on_disk);
+    assert!(
+        s.file_size < s.source_size,
+        "{} {}",
+        s.file_size,
+        s.source_size
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! a folder with it ([`pick_folder`]). Each listing is a request: its reply carries the id stored
 //! in [`Browser::request`], and a listing of a folder the user already left is dropped.
 
-use super::{bad_style, file_name, nav, path_text, selected_style, spinner, warn_style};
+use super::{bad_style, file_name, fit, nav, path_text, selected_style, spinner, warn_style};
 use crate::model::{Effect, Key, Model, RequestId, Screen};
 use disk::text::printable;
 use engine::units::human;
@@ -33,6 +33,8 @@ pub struct ImageSummary {
     pub stored: u64,
     /// Its volumes (`x.lbi`, `x.lbi.002`, ...).
     pub volumes: usize,
+    /// Bytes of the image's own files, all volumes together (what it takes on the drive).
+    pub file_size: u64,
     /// Bad-sector ranges recorded when the source was read.
     pub bad_ranges: usize,
     /// Bytes a target disk needs for the partitions (and the table) of a disk image.
@@ -355,15 +357,23 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
                 path,
                 summary: Ok(s),
             } => ListItem::new(format!(
-                "  {:<40} {:>10}  {}",
-                file_name(path),
-                human(s.source_size),
-                printable(s.created.get(..10).unwrap_or(&s.created))
+                "  {:<40} {:>10}  {}{}",
+                fit(&file_name(path), 40),
+                human(s.file_size),
+                printable(s.created.get(..10).unwrap_or(&s.created)),
+                if s.bad_ranges > 0 {
+                    "  bad sectors"
+                } else {
+                    ""
+                }
             )),
-            BrowseEntry::Image { path, .. } => ListItem::new(Line::from(vec![
+            BrowseEntry::Image {
+                path,
+                summary: Err(e),
+            } => ListItem::new(Line::from(vec![
                 Span::styled("x ", bad_style()),
                 Span::styled(
-                    format!("{:<40} unusable", file_name(path)),
+                    format!("{:<40} {}", fit(&file_name(path), 40), unusable_flag(e)),
                     Style::default().fg(Color::Red),
                 ),
             ])),
@@ -410,25 +420,55 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
     );
 }
 
-/// What the image says about its source, in a few lines.
+/// The word the image list shows for an image that cannot be used, from the image reader's
+/// words for why (`incomplete image`, `truncated volume`, `missing volume`, `not a Lifeboat
+/// image`, a newer format; anything else is damage).
+pub fn unusable_flag(reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    if r.contains("incomplete") || r.contains("truncated") || r.contains("missing volume") {
+        "incomplete"
+    } else if r.contains("not a lifeboat image") {
+        "not an image"
+    } else if r.contains("newer") {
+        "newer format"
+    } else {
+        "damaged"
+    }
+}
+
+/// What the image says about itself and its source, in a few lines: the image file's own size
+/// (all volumes), the source disk named by `disk::text::identity`, the date.
 pub fn summary_lines(s: &ImageSummary) -> Vec<Line<'static>> {
+    // The manifest summary says `unknown` for what the source disk did not report.
+    let known = |v: &str| (v != "unknown").then(|| v.to_string());
+    let (model, serial) = (known(&s.model), known(&s.serial));
     let mut lines = vec![
         Line::raw(format!(
-            "Source  {} (serial {}), {}{}",
-            printable(&s.model),
-            printable(&s.serial),
-            human(s.source_size),
+            "File    {} in {} volume{}, holding {} of data",
+            human(s.file_size),
+            s.volumes,
+            if s.volumes == 1 { "" } else { "s" },
+            human(s.stored),
+        )),
+        Line::raw(format!(
+            "Source  {}{}",
+            crate::inventory::binary_size(
+                disk::text::identity(
+                    None,
+                    model.as_deref(),
+                    serial.as_deref(),
+                    Some(s.source_size)
+                ),
+                s.source_size
+            ),
             s.table
                 .as_ref()
                 .map(|t| format!(", {} table", printable(t)))
                 .unwrap_or_default()
         )),
         Line::raw(format!(
-            "Made    {}; {} of data in {} volume{}",
-            printable(&s.created),
-            human(s.stored),
-            s.volumes,
-            if s.volumes == 1 { "" } else { "s" }
+            "Made    {}",
+            printable(&s.created.replacen('T', " ", 1))
         )),
     ];
     if s.bad_ranges > 0 {
