@@ -17,6 +17,9 @@ pub struct DiskEntry {
     pub device: BlockDevice,
     /// The partition table and file systems, or why they could not be read.
     pub report: Result<DiskReport, String>,
+    /// Bytes used by each file system whose usage could be read, by partition number (0: a
+    /// file system on the whole disk).
+    pub used: std::collections::BTreeMap<u32, u64>,
 }
 
 /// The SMART overall health of a disk, from `smartctl -H -j`.
@@ -89,9 +92,22 @@ pub struct PartRow {
     pub mount_points: Vec<PathBuf>,
     pub swap: bool,
     pub holders: Vec<String>,
+    /// Bytes its file system uses, when they could be read.
+    pub used: Option<u64>,
 }
 
 impl PartRow {
+    /// Used and free bytes of its file system (free: of the file system's own size, else the
+    /// partition's), when the usage could be read.
+    pub fn usage(&self) -> Option<(u64, u64)> {
+        let used = self.used?;
+        let total = match self.fs.as_ref().map(|f| f.size) {
+            Some(n) if n > 0 => n,
+            _ => self.size,
+        };
+        Some((used, total.saturating_sub(used)))
+    }
+
     /// Why this partition must not be written, or `None`.
     pub fn in_use(&self) -> Option<String> {
         let mut reasons: Vec<String> = self
@@ -148,6 +164,7 @@ pub fn part_rows(entry: &DiskEntry) -> Vec<PartRow> {
                     mount_points: k.map(|k| k.mount_points.clone()).unwrap_or_default(),
                     swap: k.is_some_and(|k| k.swap),
                     holders: k.map(|k| k.holders.clone()).unwrap_or_default(),
+                    used: entry.used.get(&p.number).copied(),
                 }
             })
             .collect(),
@@ -166,6 +183,7 @@ pub fn part_rows(entry: &DiskEntry) -> Vec<PartRow> {
                 mount_points: k.mount_points.clone(),
                 swap: k.swap,
                 holders: k.holders.clone(),
+                used: None,
             })
             .collect(),
     }
@@ -194,6 +212,7 @@ pub fn whole_fs_row(entry: &DiskEntry) -> Option<PartRow> {
         mount_points: d.mount_points.clone(),
         swap: d.swap,
         holders: d.holders.clone(),
+        used: entry.used.get(&0).copied(),
     })
 }
 

@@ -724,6 +724,7 @@ fn a_stick_with_a_bare_file_system_can_be_mounted_and_copied_from() {
     disks.push(tui::model::DiskEntry {
         device: device("sde", 40 * MIB, "Cruzer", "77", disk::Transport::Usb),
         report: Ok(report),
+        used: Default::default(),
     });
     let mut m = model();
     scanned(&mut m, Ok(disks));

@@ -260,9 +260,26 @@ fn disk_line(model: &Model, entry: &DiskEntry, widths: (usize, usize)) -> Line<'
     Line::from(spans)
 }
 
+/// Cells of the usage bar of a partition row.
+const BAR: usize = 5;
+
+/// `███░░`: the used share of `used + free` in [`BAR`] cells (a used byte shows at least one).
+pub fn usage_bar(used: u64, free: u64) -> String {
+    let total = u128::from(used) + u128::from(free);
+    let full = if total == 0 {
+        0
+    } else {
+        let f = (u128::from(used) * BAR as u128).div_ceil(total);
+        usize::try_from(f).unwrap_or(BAR).min(BAR)
+    };
+    format!("{}{}", "█".repeat(full), "░".repeat(BAR - full))
+}
+
+/// A partition row, 78 columns: name, file system and label, size, a usage bar with the free
+/// space, and where it is mounted (or why it is in use).
 fn part_line(p: &PartRow) -> Line<'static> {
     let mount = if let Some(m) = p.mount_points.first() {
-        format!("mounted at {}", path_text(m))
+        format!("on {}", path_text(m))
     } else if p.swap {
         "swap in use".to_string()
     } else if let Some(h) = p.holders.first() {
@@ -270,11 +287,16 @@ fn part_line(p: &PartRow) -> Line<'static> {
     } else {
         String::new()
     };
+    let usage = match p.usage() {
+        Some((used, free)) => format!("{} {:>9} free", usage_bar(used, free), human(free)),
+        None => String::new(),
+    };
     Line::raw(format!(
-        "  {:<12.12} {:<24.24} {:>10}  {mount}",
-        p.name,
-        p.fs_text(),
-        human(p.size)
+        "  {} {} {:>9} {usage:<20}  {}",
+        fit(&p.name, 9),
+        fit(&p.fs_text(), 16),
+        human(p.size),
+        fit(&mount, 17).trim_end()
     ))
 }
 
@@ -423,8 +445,18 @@ fn part_details(p: &PartRow) -> Text<'static> {
         if let Some(u) = &f.uuid {
             s.push_str(&format!("  uuid {}", printable(u)));
         }
+        lines.push(Line::raw(s));
+        let mut s = match p.usage() {
+            Some((used, free)) => format!(
+                "{} used, {} free ({} bytes used)",
+                human(used),
+                human(free),
+                used
+            ),
+            None => "used space unknown (not readable for this file system)".to_string(),
+        };
         if let Some(st) = &f.state {
-            s.push_str(&format!("  {st}"));
+            s.push_str(&format!("; {st}"));
         }
         lines.push(Line::raw(s));
     }

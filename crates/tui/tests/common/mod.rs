@@ -75,6 +75,11 @@ pub fn gpt_report(path: &str) -> DiskReport {
     r
 }
 
+/// What the file systems of [`gpt_image`] use, by partition number, as the scan reads it.
+pub fn gpt_used() -> std::collections::BTreeMap<u32, u64> {
+    tui::jobs::usage(gpt_image(), &engine::inspect(gpt_image()).unwrap())
+}
+
 /// The report of a blank disk of `size` bytes.
 pub fn blank_report(path: &str, size: u64) -> DiskReport {
     let mem = disk::MemDisk::new(size as usize, 512);
@@ -161,22 +166,27 @@ pub fn machine() -> Vec<DiskEntry> {
         DiskEntry {
             report: Ok(gpt_report("/dev/sda")),
             device: sda,
+            used: gpt_used(),
         },
         DiskEntry {
             report: Ok(blank_report("/dev/sdb", 128 * MIB)),
             device: sdb,
+            used: Default::default(),
         },
         DiskEntry {
             report: Ok(blank_report("/dev/sdc", 32 * MIB)),
             device: sdc,
+            used: Default::default(),
         },
         DiskEntry {
             report: Ok(gpt_report("/dev/sdd")),
             device: sdd,
+            used: gpt_used(),
         },
         DiskEntry {
             report: Ok(gpt_report("/dev/vda")),
             device: vda,
+            used: gpt_used(),
         },
     ]
 }
