@@ -71,7 +71,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
         Msg::SystemDone { id: _, result } => {
             model.status = Some(match result {
                 Ok(text) => text,
-                Err(e) => format!("error: {e}"),
+                Err(e) => format!("error: {e} (the Log screen, l, has the details)"),
             });
             model.rescan()
         }
@@ -173,9 +173,10 @@ pub fn view(model: &Model, frame: &mut Frame) {
     // Status messages quote names from disks and images.
     let status_line = match (&model.status, &model.scan_error) {
         (Some(s), _) => Line::styled(format!(" {}", printable(s)), warn_style()),
-        (None, Some(e)) => {
-            Line::styled(format!(" cannot list disks: {}", printable(e)), bad_style())
-        }
+        (None, Some(e)) => Line::styled(
+            format!(" cannot list disks: {} (r tries again)", printable(e)),
+            bad_style(),
+        ),
         (None, None) if model.scanning.is_some() => {
             Line::raw(format!(" scanning disks {}", spinner(model.tick)))
         }

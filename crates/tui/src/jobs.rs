@@ -118,8 +118,13 @@ fn log_outcome(title: &str, outcome: &Outcome) {
 /// Reads a folder for the image browser: its sub-folders and `.lbi` files (the first volume of
 /// split images), each image opened to show its summary or why it cannot be used. `Up` comes
 /// first unless `dir` is `top`. Hidden entries are left out; folders first, then by name.
+/// The top folder not existing yet means no drive was mounted: an empty listing (the picker then
+/// says how to mount one), not an error.
 pub fn list_images(top: &Path, dir: &Path) -> Result<Vec<BrowseEntry>, String> {
-    let rd = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let rd = match std::fs::read_dir(dir) {
+        Err(e) if dir == top && e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        r => r.map_err(|e| format!("reading {}: {e}", dir.display()))?,
+    };
     let mut dirs = Vec::new();
     let mut images = Vec::new();
     for entry in rd {

@@ -236,6 +236,8 @@ fn choosing_a_good_image_starts_verify_and_the_user_may_stop_it() {
     assert!(!m.job_running());
     let lines = render(&m).join("\n");
     assert!(lines.contains("Verify did not complete."), "{lines}");
+    // What to do next, with the key.
+    assert!(lines.contains("Enter goes back to the disks"), "{lines}");
     keys(&mut m, &[Key::Enter]);
     assert!(matches!(m.screen, Screen::Main));
 }
@@ -464,4 +466,51 @@ fn verifying_a_real_image_reports_ok_and_names_a_damaged_chunk() {
     cancel.cancel();
     let err = tui::jobs::verify_image(&good, 2, &|_: &engine::Progress| {}, &cancel).unwrap_err();
     assert!(err.contains("cancelled"), "{err}");
+}
+
+#[test]
+fn a_folder_that_cannot_be_read_says_what_happened_and_which_keys_help() {
+    let mut m = on_drive();
+    keys(&mut m, &[Key::Down, Key::Enter]);
+    assert_eq!(m.screen.browser().unwrap().dir, root().join("sdb1/old"));
+    answer(&mut m, picker_id, |id| Msg::Listed {
+        id,
+        result: Err("reading /run/lifeboat/mnt/sdb1/old: Permission denied (os error 13)".into()),
+    });
+    let lines = render(&m);
+    let text = lines.join("\n");
+    let at = lines
+        .iter()
+        .position(|l| l.contains("This folder cannot be read."))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(lines[at + 1].contains("Permission denied"), "{text}");
+    assert!(
+        text.contains("r reads it again, Backspace goes up to the folder above, Esc goes back."),
+        "{text}"
+    );
+    // Backspace does what the screen says.
+    let e = keys(&mut m, &[Key::Backspace]);
+    assert!(
+        matches!(e.as_slice(), [Effect::ListImages { dir: d, .. }] if *d == root().join("sdb1"))
+    );
+}
+
+#[test]
+fn a_top_folder_that_does_not_exist_yet_lists_empty_and_the_picker_says_how_to_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path().join("mnt");
+    assert_eq!(tui::jobs::list_images(&top, &top), Ok(Vec::new()));
+    // Below the top, a missing folder is an error naming it.
+    let below = top.join("gone");
+    std::fs::create_dir(&top).unwrap();
+    let err = tui::jobs::list_images(&top, &below).unwrap_err();
+    assert!(err.contains("gone"), "{err}");
+    // The empty top folder's words and keys.
+    let mut m = model();
+    keys(&mut m, &[Key::Char('i')]);
+    listed(&mut m, root(), Vec::new());
+    let text = render(&m).join("\n");
+    assert!(text.contains("No drive is mounted"), "{text}");
+    assert!(text.contains("(Esc)"), "{text}");
+    assert!(text.contains("mount it (m)"), "{text}");
 }

@@ -4,7 +4,8 @@
 //! a folder with it ([`pick_folder`]). Each listing is a request: its reply carries the id stored
 //! in [`Browser::request`], and a listing of a folder the user already left is dropped.
 
-use super::{bad_style, file_name, fit, nav, path_text, selected_style, spinner, warn_style};
+use super::{bad_style, error_lines, file_name, fit, nav, path_text, selected_style};
+use super::{spinner, warn_style};
 use crate::model::{Effect, Key, Model, RequestId, Screen};
 use disk::text::printable;
 use engine::units::human;
@@ -321,11 +322,13 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
             return;
         }
         Some(Err(e)) => {
+            let lines = error_lines(
+                "This folder cannot be read.",
+                e,
+                "r reads it again, Backspace goes up to the folder above, Esc goes back.",
+            );
             frame.render_widget(
-                Paragraph::new(printable(e).into_owned())
-                    .style(bad_style())
-                    .wrap(Wrap { trim: true })
-                    .block(block),
+                Paragraph::new(lines).wrap(Wrap { trim: true }).block(block),
                 list_area,
             );
             return;
@@ -396,8 +399,11 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
         Some(BrowseEntry::Image {
             summary: Err(e), ..
         }) if b.refused.is_none() => {
-            lines.push(Line::styled("This image cannot be used:", bad_style()));
-            lines.push(Line::raw(printable(e).into_owned()));
+            lines.extend(error_lines(
+                "This image cannot be used:",
+                e,
+                "Choose another image (↑↓ Enter), or Esc to go back.",
+            ));
         }
         Some(BrowseEntry::Dir(_)) | Some(BrowseEntry::Up) => {
             lines.push(Line::raw("Enter opens the folder."));

@@ -21,6 +21,18 @@ use std::path::Path;
 use crate::inventory::{with_units, Candidate};
 use crate::model::{Key, Model};
 
+/// An error as a screen shows it: what happened in words (`what`, styled), the error's own
+/// words (printable), and what the user can do next with the key that does it (`next`). Never
+/// the raw error alone.
+pub fn error_lines(what: &str, detail: &str, next: &str) -> Vec<Line<'static>> {
+    vec![
+        Line::styled(what.to_string(), bad_style()),
+        Line::raw(printable(detail).into_owned()),
+        Line::raw(""),
+        Line::raw(next.to_string()),
+    ]
+}
+
 /// Rows moved by PageUp/PageDown.
 pub const PAGE: usize = 10;
 
