@@ -174,6 +174,10 @@ pub struct Model {
     pub image_root: PathBuf,
     /// How the machine booted (shown on the main screen), when known.
     pub boot_mode: Option<crate::system::BootMode>,
+    /// The drive a picker is mounting (the mount's request id, the folder it is mounted on).
+    pub auto_mounting: Option<(RequestId, PathBuf)>,
+    /// The drives the pickers mounted, unmounted when the user is back on the disk list.
+    pub auto_mounted: Vec<PathBuf>,
     /// The last request id handed out.
     last_request: u64,
 }
@@ -202,6 +206,8 @@ impl Model {
             tick: 0,
             image_root: PathBuf::from(crate::screens::disks::MOUNT_BASE),
             boot_mode: None,
+            auto_mounting: None,
+            auto_mounted: Vec::new(),
             last_request: 0,
         }
     }

@@ -600,3 +600,25 @@ fn renaming_the_image_refuses_bad_names_plans_again_and_keeps_the_options() {
         matches!(screen(&m), BackupScreen::Options { job, .. } if job.request.name == "laptop before repair.lbi")
     );
 }
+
+#[test]
+fn the_destination_offers_no_drive_of_the_disk_being_backed_up() {
+    let mut m = model();
+    keys(&mut m, &[Key::Char('a')]);
+    assert!(matches!(screen(&m), BackupScreen::PickSource { cursor: 0 }));
+    let e = keys(&mut m, &[Key::Enter]);
+    assert!(matches!(e.as_slice(), [Effect::ListImages { dir: d, .. }] if *d == root()));
+    listed(&mut m, root(), Vec::new());
+    let lines = render(&m);
+    let text = lines.join("\n");
+    // The source is sda: its partitions are not offered; the stick's free partition is.
+    assert!(!lines.iter().any(|l| l.contains("  sda1 ")), "{text}");
+    assert!(!lines.iter().any(|l| l.contains("  sda2 ")), "{text}");
+    assert!(lines.iter().any(|l| l.contains("  sdd1 ")), "{text}");
+    assert!(text.contains("Enter on a drive mounts it"), "{text}");
+    // Enter on it asks to mount it.
+    match keys(&mut m, &[Key::Enter]).as_slice() {
+        [Effect::Mount { node, .. }] => assert_eq!(node, &std::path::PathBuf::from("/dev/sdd1")),
+        other => panic!("{other:?}"),
+    }
+}

@@ -331,6 +331,9 @@ fn a_real_split_image_is_summarized_with_the_size_of_all_its_volumes() {
 #[test]
 fn an_empty_top_folder_says_how_to_mount_a_drive() {
     let mut m = model();
+    // Only disks without a drive Lifeboat could mount: blank, the boot medium.
+    m.disks
+        .retain(|e| ["sdb", "sdc", "vda"].contains(&e.device.name.as_str()));
     keys(&mut m, &[Key::Char('i')]);
     listed(&mut m, root(), Vec::new());
     let text = render(&m).join("\n");
@@ -505,12 +508,103 @@ fn a_top_folder_that_does_not_exist_yet_lists_empty_and_the_picker_says_how_to_m
     std::fs::create_dir(&top).unwrap();
     let err = tui::jobs::list_images(&top, &below).unwrap_err();
     assert!(err.contains("gone"), "{err}");
-    // The empty top folder's words and keys.
+    // The empty top folder's words and keys (no drive attached that could be mounted).
     let mut m = model();
+    m.disks
+        .retain(|e| ["sdb", "sdc", "vda"].contains(&e.device.name.as_str()));
     keys(&mut m, &[Key::Char('i')]);
     listed(&mut m, root(), Vec::new());
     let text = render(&m).join("\n");
     assert!(text.contains("No drive is mounted"), "{text}");
     assert!(text.contains("(Esc)"), "{text}");
     assert!(text.contains("mount it (m)"), "{text}");
+}
+
+#[test]
+fn the_top_folder_offers_the_drives_that_can_hold_images_and_mounts_the_chosen_one() {
+    let mut m = model();
+    keys(&mut m, &[Key::Char('i')]);
+    listed(&mut m, root(), Vec::new());
+    let lines = render(&m);
+    let text = lines.join("\n");
+    // Unmounted partitions with a mountable file system, with size and free space; not the
+    // mounted sdd2, not the boot medium's partitions.
+    let row = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(&format!("  {name} ")))
+            .cloned()
+    };
+    let sda1 = row("sda1").unwrap_or_else(|| panic!("{text}"));
+    assert!(sda1.contains("ext4 \"ROOT\""), "{text}");
+    assert!(
+        sda1.contains("16.0 MiB") && sda1.contains("13.4 MiB free"),
+        "{text}"
+    );
+    assert!(row("sda2").is_some() && row("sdd1").is_some(), "{text}");
+    assert!(row("sdd2").is_none() && row("vda1").is_none(), "{text}");
+    assert!(
+        text.contains("Enter mounts it on /run/lifeboat/mnt/sda1 and opens it"),
+        "{text}"
+    );
+    // Enter mounts it; the mount's answer opens its folder.
+    let mount = match keys(&mut m, &[Key::Enter]).as_slice() {
+        [Effect::Mount { id, node, name, .. }] => {
+            assert_eq!(node, &PathBuf::from("/dev/sda1"));
+            assert_eq!(name, "sda1");
+            *id
+        }
+        other => panic!("{other:?}"),
+    };
+    // A second Enter while mounting does nothing.
+    assert!(keys(&mut m, &[Key::Enter]).is_empty());
+    let e = update(
+        &mut m,
+        Msg::SystemDone {
+            id: mount,
+            result: Ok("mounted /dev/sda1 at /run/lifeboat/mnt/sda1".into()),
+        },
+    );
+    assert!(
+        e.iter()
+            .any(|e| matches!(e, Effect::ListImages { dir, .. } if *dir == root().join("sda1"))),
+        "{e:?}"
+    );
+    assert!(
+        e.iter().any(|e| matches!(e, Effect::Rescan { .. })),
+        "{e:?}"
+    );
+    listed(&mut m, root().join("sda1"), drive_listing());
+    // Leaving unmounts it, once.
+    let e = keys(&mut m, &[Key::Esc]);
+    assert!(matches!(m.screen, Screen::Main));
+    match e.as_slice() {
+        [Effect::Unmount { mount_point, .. }] => assert_eq!(*mount_point, root().join("sda1")),
+        other => panic!("{other:?}"),
+    }
+    assert!(keys(&mut m, &[Key::Down]).is_empty());
+}
+
+#[test]
+fn a_failed_mount_keeps_the_drives_and_unmounts_nothing() {
+    let mut m = model();
+    keys(&mut m, &[Key::Char('i')]);
+    listed(&mut m, root(), Vec::new());
+    let id = match keys(&mut m, &[Key::Enter]).as_slice() {
+        [Effect::Mount { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    };
+    let e = update(
+        &mut m,
+        Msg::SystemDone {
+            id,
+            result: Err("mounting /dev/sda1: wrong fs type".into()),
+        },
+    );
+    assert!(matches!(e.as_slice(), [Effect::Rescan { .. }]), "{e:?}");
+    assert_eq!(m.screen.browser().unwrap().dir, root());
+    let text = render(&m).join("\n");
+    assert!(text.contains("wrong fs type"), "{text}");
+    assert!(text.contains("the Log screen, l"), "{text}");
+    assert!(keys(&mut m, &[Key::Esc]).is_empty(), "nothing to unmount");
 }

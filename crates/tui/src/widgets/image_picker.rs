@@ -4,6 +4,7 @@
 //! a folder with it ([`pick_folder`]). Each listing is a request: its reply carries the id stored
 //! in [`Browser::request`], and a listing of a folder the user already left is dropped.
 
+use super::drives::{self, Drive};
 use super::{bad_style, error_lines, file_name, fit, nav, path_text, selected_style};
 use super::{spinner, warn_style};
 use crate::model::{Effect, Key, Model, RequestId, Screen};
@@ -110,6 +111,8 @@ pub struct Browser {
     pub cursor: usize,
     /// Why Enter was refused on the selected entry.
     pub refused: Option<String>,
+    /// Disks whose drives are not offered (the job's source).
+    pub exclude: Vec<PathBuf>,
 }
 
 impl Browser {
@@ -127,9 +130,47 @@ impl Browser {
                 entries: None,
                 cursor: 0,
                 refused: None,
+                exclude: Vec::new(),
             },
             effect,
         )
+    }
+
+    /// A picker on `dir` waiting for the listing `request` (which the caller asks for).
+    pub fn listing(dir: PathBuf, request: RequestId, exclude: Vec<PathBuf>) -> Browser {
+        Browser {
+            dir,
+            request,
+            entries: None,
+            cursor: 0,
+            refused: None,
+            exclude,
+        }
+    }
+
+    /// The picker on another folder, offering the same drives.
+    pub fn reopen(&self, model: &mut Model, dir: PathBuf) -> (Browser, Effect) {
+        let (mut b, effect) = Browser::open(model, dir);
+        b.exclude = self.exclude.clone();
+        (b, effect)
+    }
+
+    /// The drives offered after the folders, at the top folder only.
+    pub fn drives(&self, model: &Model) -> Vec<Drive> {
+        match &self.entries {
+            Some(Ok(_)) if self.dir == model.image_root => drives::drives(model, &self.exclude),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The drive under the cursor, when it is on one.
+    fn drive_at_cursor(&self, model: &Model) -> Option<Drive> {
+        let folders = match &self.entries {
+            Some(Ok(e)) => e.len(),
+            _ => return None,
+        };
+        let i = self.cursor.checked_sub(folders)?;
+        self.drives(model).get(i).cloned()
     }
 
     /// The picker on the folder that holds `image` (the top folder when it is not below it).
@@ -198,7 +239,7 @@ enum Outcome {
 /// the folder again, Esc leaves.
 fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
     let len = match &b.entries {
-        Some(Ok(e)) => e.len(),
+        Some(Ok(e)) => e.len() + b.drives(model).len(),
         _ => 0,
     };
     if let Some(c) = nav(b.cursor, len, key) {
@@ -209,7 +250,7 @@ fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
     let top = model.image_root.clone();
     let up = |model: &mut Model, b: Browser| match b.dir.parent() {
         Some(parent) if b.dir != top && b.dir.starts_with(&top) => {
-            let (nb, effect) = Browser::open(model, parent.to_path_buf());
+            let (nb, effect) = b.reopen(model, parent.to_path_buf());
             Outcome::Stay(nb, vec![effect])
         }
         _ => Outcome::Stay(b, Vec::new()),
@@ -218,7 +259,8 @@ fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
         Key::Esc => Outcome::Leave,
         Key::Backspace | Key::Left => up(model, b),
         Key::Char('r') => {
-            let (nb, effect) = Browser::open(model, b.dir);
+            let dir = b.dir.clone();
+            let (nb, effect) = b.reopen(model, dir);
             Outcome::Stay(nb, vec![effect])
         }
         Key::Enter | Key::Right => {
@@ -229,7 +271,7 @@ fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
             match entry {
                 Some(BrowseEntry::Up) => up(model, b),
                 Some(BrowseEntry::Dir(d)) => {
-                    let (nb, effect) = Browser::open(model, d);
+                    let (nb, effect) = b.reopen(model, d);
                     Outcome::Stay(nb, vec![effect])
                 }
                 Some(BrowseEntry::Image { path, summary }) => match summary {
@@ -240,7 +282,14 @@ fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
                         Outcome::Stay(b, Vec::new())
                     }
                 },
-                None => Outcome::Stay(b, Vec::new()),
+                None => match b.drive_at_cursor(model) {
+                    Some(_) if model.auto_mounting.is_some() => Outcome::Stay(b, Vec::new()),
+                    Some(drive) if key == Key::Enter => {
+                        let effect = drives::mount(model, &drive);
+                        Outcome::Stay(b, vec![effect])
+                    }
+                    _ => Outcome::Stay(b, Vec::new()),
+                },
             }
         }
         _ => Outcome::Stay(b, Vec::new()),
@@ -335,11 +384,13 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
         }
         Some(Ok(e)) => e,
     };
-    if entries.is_empty() {
+    let drives = b.drives(model);
+    if entries.is_empty() && drives.is_empty() {
         let text = if b.dir == model.image_root {
             format!(
-                "No drive is mounted under {}. Go back (Esc), select the partition that holds \
-                 the images and mount it (m).",
+                "No drive is mounted under {} and no drive Lifeboat can mount is attached. Plug \
+                 one in (it appears by itself), or go back (Esc), select the partition that \
+                 holds the images and mount it (m).",
                 model.image_root.display()
             )
         } else {
@@ -381,6 +432,7 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
                 ),
             ])),
         })
+        .chain(drives.iter().map(|d| ListItem::new(d.line())))
         .collect();
     let mut state = ListState::default().with_selected(Some(b.cursor.min(items.len() - 1)));
     frame.render_stateful_widget(
@@ -408,11 +460,34 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
         Some(BrowseEntry::Dir(_)) | Some(BrowseEntry::Up) => {
             lines.push(Line::raw("Enter opens the folder."));
         }
-        _ => {}
+        Some(_) => {}
+        None => match (b.drive_at_cursor(model), &model.auto_mounting) {
+            (Some(_), Some((_, dir))) => lines.push(Line::raw(format!(
+                "Mounting {} {}",
+                path_text(dir),
+                spinner(model.tick)
+            ))),
+            (Some(d), None) => {
+                lines.push(Line::raw(format!(
+                    "Drive {}: {}, {}.",
+                    d.name,
+                    d.fs_text,
+                    human(d.size)
+                )));
+                lines.push(Line::raw(format!(
+                    "Enter mounts it on {} and opens it.",
+                    path_text(&model.image_root.join(&d.name))
+                )));
+                lines.push(Line::raw(
+                    "It is unmounted when you are back on the disk list.",
+                ));
+            }
+            (None, _) => {}
+        },
     }
     if let Some(purpose) = purpose {
         let hint = if b.dir == model.image_root {
-            format!("Open the folder of a mounted drive, then s {purpose} there.")
+            format!("Open the folder of a mounted drive (Enter on a drive mounts it), then s {purpose} there.")
         } else {
             format!("s {purpose} in {}", path_text(&b.dir))
         };

@@ -5,6 +5,7 @@
 //! Widgets are pure like the screens: key handling returns new state and effects, drawing only
 //! reads.
 
+pub mod drives;
 pub mod image_picker;
 pub mod outcome;
 pub mod plan;

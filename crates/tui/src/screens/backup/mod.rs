@@ -246,7 +246,9 @@ fn planning(
 
 /// The folder picker again, on the folder of `request`.
 fn folder_again(model: &mut Model, request: BackupRequest) -> (Screen, Vec<Effect>) {
-    let (browser, effect) = Browser::open(model, request.dir);
+    let (mut browser, effect) = Browser::open(model, request.dir);
+    // The source's drives cannot hold its image.
+    browser.exclude = vec![request.source.disk.clone()];
     (
         Screen::Backup(Box::new(BackupScreen::PickFolder {
             source: request.source,
@@ -270,7 +272,8 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
                 Key::Enter => match list.get(cursor) {
                     Some((c, source)) if c.refusal.is_none() => {
                         model.status = None;
-                        let (browser, effect) = Browser::open(model, model.image_root.clone());
+                        let (mut browser, effect) = Browser::open(model, model.image_root.clone());
+                        browser.exclude = vec![source.disk.clone()];
                         (
                             wrap(BackupScreen::PickFolder {
                                 source: source.clone(),
