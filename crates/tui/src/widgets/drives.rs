@@ -76,7 +76,10 @@ pub fn drives(model: &Model, exclude: &[PathBuf]) -> Vec<Drive> {
 /// [`Model::auto_mounting`] until the mount answers).
 pub fn mount(model: &mut Model, drive: &Drive) -> Effect {
     let id = model.request();
-    let dir = model.image_root.join(&drive.name);
+    // Where `system::mount` mounts it.
+    let dir = model
+        .image_root
+        .join(crate::system::mount_dir_name(&drive.name));
     model.auto_mounting = Some((id, dir));
     model.status = Some(format!("mounting {}…", drive.name));
     Effect::Mount {

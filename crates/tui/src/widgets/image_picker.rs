@@ -476,7 +476,11 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
                 )));
                 lines.push(Line::raw(format!(
                     "Enter mounts it on {} and opens it.",
-                    path_text(&model.image_root.join(&d.name))
+                    path_text(
+                        &model
+                            .image_root
+                            .join(crate::system::mount_dir_name(&d.name))
+                    )
                 )));
                 lines.push(Line::raw(
                     "It is unmounted when you are back on the disk list.",
