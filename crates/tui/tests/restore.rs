@@ -281,7 +281,7 @@ fn a_whole_disk_restore_goes_plan_confirm_run_cancel_result() {
         "{text}"
     );
     assert!(
-        text.contains("The image was made from Samsung SSD 870 (serial S6PU1"),
+        text.contains("The image was made from Samsung SSD 870, serial S6PU1, 64.0 MiB"),
         "{text}"
     );
     assert!(text.contains("Discard (TRIM)"), "{text}");

@@ -608,3 +608,22 @@ fn a_failed_mount_keeps_the_drives_and_unmounts_nothing() {
     assert!(text.contains("the Log screen, l"), "{text}");
     assert!(keys(&mut m, &[Key::Esc]).is_empty(), "nothing to unmount");
 }
+
+#[test]
+fn an_images_source_reads_naturally_without_model_or_serial() {
+    let mut s = summary();
+    assert_eq!(
+        s.source_identity(),
+        "Samsung SSD 870, serial S5Y1NX0R, 64.0 MiB (67.1 MB)"
+    );
+    s.model = "unknown".into();
+    assert_eq!(
+        s.source_identity(),
+        "disk with serial S5Y1NX0R, 64.0 MiB (67.1 MB)"
+    );
+    s.serial = "unknown".into();
+    assert_eq!(
+        s.source_identity(),
+        "disk of unknown model and serial, 64.0 MiB (67.1 MB)"
+    );
+}

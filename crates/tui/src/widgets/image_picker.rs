@@ -48,6 +48,25 @@ pub struct ImageSummary {
     pub parts: Vec<ImagePart>,
 }
 
+impl ImageSummary {
+    /// The source disk as `disk::text::identity` names it (a model or serial the disk did not
+    /// report is left out, not written `unknown`), its size in binary units first.
+    pub fn source_identity(&self) -> String {
+        // The summary says `unknown` for what the source disk did not report.
+        let known = |v: &str| (v != "unknown").then(|| v.to_string());
+        let (model, serial) = (known(&self.model), known(&self.serial));
+        crate::inventory::binary_size(
+            disk::text::identity(
+                None,
+                model.as_deref(),
+                serial.as_deref(),
+                Some(self.source_size),
+            ),
+            self.source_size,
+        )
+    }
+}
+
 /// One entry of the image browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrowseEntry {
@@ -524,9 +543,6 @@ pub fn unusable_flag(reason: &str) -> &'static str {
 /// What the image says about itself and its source, in a few lines: the image file's own size
 /// (all volumes), the source disk named by `disk::text::identity`, the date.
 pub fn summary_lines(s: &ImageSummary) -> Vec<Line<'static>> {
-    // The manifest summary says `unknown` for what the source disk did not report.
-    let known = |v: &str| (v != "unknown").then(|| v.to_string());
-    let (model, serial) = (known(&s.model), known(&s.serial));
     let mut lines = vec![
         Line::raw(format!(
             "File    {} in {} volume{}, holding {} of data",
@@ -537,15 +553,7 @@ pub fn summary_lines(s: &ImageSummary) -> Vec<Line<'static>> {
         )),
         Line::raw(format!(
             "Source  {}{}",
-            crate::inventory::binary_size(
-                disk::text::identity(
-                    None,
-                    model.as_deref(),
-                    serial.as_deref(),
-                    Some(s.source_size)
-                ),
-                s.source_size
-            ),
+            s.source_identity(),
             s.table
                 .as_ref()
                 .map(|t| format!(", {} table", printable(t)))

@@ -9,7 +9,6 @@ use crate::widgets::{bad_style, candidate_list, explain, outcome, path_text};
 use crate::widgets::{plan, selected_style, spinner, warn_style};
 use disk::text::printable;
 use engine::job::{Outcome, Overwrites};
-use engine::units::human;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Text};
@@ -114,10 +113,8 @@ pub fn draw(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
             if let (Some(image), Action::RestoreDisk) = (&w.image, w.action) {
                 let s = &image.summary;
                 text.push(Line::raw(format!(
-                    "The image was made from {} (serial {}, {}); the target is {}.",
-                    printable(&s.model),
-                    printable(&s.serial),
-                    human(s.source_size),
+                    "The image was made from {}; the target is {}.",
+                    s.source_identity(),
                     with_units(model, &target.identity)
                 )));
             }
