@@ -187,7 +187,7 @@ pub fn render(r: &DiskReport) -> String {
             }
             out.push_str(&partition_table(partitions));
         }
-        Content::FileSystem { fs } => {
+        Content::FileSystem { fs, .. } => {
             let _ = writeln!(out, "no partition table: a bare file system (a partition)");
             let _ = writeln!(out, "file system: {}", fs_line(Some(fs)));
             for w in &fs.warnings {

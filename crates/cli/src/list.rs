@@ -120,7 +120,7 @@ fn render(disks: &[ListedDisk]) -> String {
 fn render_partitions(out: &mut String, d: &ListedDisk) {
     let report_parts = d.content.as_ref().map(|c| c.partitions()).unwrap_or(&[]);
     // A bare file system on the whole disk (a stick formatted without a table).
-    if let Some(Content::FileSystem { fs }) = d.content.as_ref().map(|c| &c.content) {
+    if let Some(Content::FileSystem { fs, .. }) = d.content.as_ref().map(|c| &c.content) {
         let _ = writeln!(
             out,
             "  (whole disk) {:<7} {}",
@@ -251,6 +251,7 @@ mod tests {
                 physical_sector_size: 512,
                 content: Content::FileSystem {
                     fs: fs_labelled("L\x1b[31m\u{202e}X"),
+                    used: None,
                 },
             }),
             error: Some("odd\x1b[Hmessage".into()),

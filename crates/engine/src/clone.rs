@@ -6,7 +6,10 @@
 //! clone never leaves a disk that looks complete.
 
 use crate::error::JobError;
-use crate::pipeline::{copy_spans, interrupted, verify_spans, CopyCtx, Span, ZeroPolicy};
+use crate::grow::GrowFs;
+use crate::pipeline::{
+    copy_spans, interrupted, verify_spans, CopyCtx, JobReport, PartitionCopy, Span, ZeroPolicy,
+};
 use crate::progress::{Cancel, ProgressSink, Tracker};
 use crate::rescue::{BadSectorMap, ReadPolicy};
 use crate::units::human;
@@ -27,13 +30,6 @@ pub struct CloneOptions {
     /// Unreadable sectors: skip and record (default) or stop.
     pub read: ReadPolicy,
 }
-
-// Kept for `crates/tui` until it runs its jobs through `engine::job` (issue 14): the partition
-// copy job lives in `engine::copy`, the grow step in `engine::grow`, the report in
-// `engine::pipeline`.
-pub use crate::copy::{execute_copy_partition, plan_copy_partition, CopyPlan};
-pub use crate::grow::GrowFs;
-pub use crate::pipeline::{CopyMode, JobReport, PartitionCopy};
 
 /// A whole-disk clone, ready to print and execute.
 #[derive(Debug)]

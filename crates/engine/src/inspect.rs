@@ -39,7 +39,11 @@ pub enum Content {
         layout: Box<Layout>,
     },
     /// A bare file system (or container) without a partition table: a partition.
-    FileSystem { fs: FsInfo },
+    FileSystem {
+        fs: FsInfo,
+        /// Bytes it uses (`fs::used_map`: what a backup stores), when the map could be read.
+        used: Option<u64>,
+    },
     /// Nothing recognised: no table, no known file system.
     Unknown,
     /// The partition table could not be read.
@@ -115,17 +119,26 @@ pub fn inspect_io(io: &dyn BlockIo, path: &str) -> DiskReport {
                     if matches!(layout.kind, TableKind::Mbr(_))
                         && mbr_is_fs_boot_sector(&fs, io) =>
                 {
-                    Content::FileSystem { fs }
+                    Content::FileSystem {
+                        used: used_bytes(io, &fs),
+                        fs,
+                    }
                 }
                 _ => table_content(io, layout),
             }
         }
         Ok(_) => match whole_fs(io) {
-            Some(fs) => Content::FileSystem { fs },
+            Some(fs) => Content::FileSystem {
+                used: used_bytes(io, &fs),
+                fs,
+            },
             None => Content::Unknown,
         },
         Err(e) => match whole_fs(io) {
-            Some(fs) => Content::FileSystem { fs },
+            Some(fs) => Content::FileSystem {
+                used: used_bytes(io, &fs),
+                fs,
+            },
             None => Content::Unreadable {
                 error: e.to_string(),
             },

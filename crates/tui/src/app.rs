@@ -42,7 +42,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             model.screen.on_progress(id, progress);
             Vec::new()
         }
-        Msg::JobDone { id, finished } => transfer::on_job_done(model, id, finished),
+        Msg::JobDone { id, outcome } => transfer::on_job_done(model, id, outcome),
         Msg::Listed { id, result } => {
             if let Some(b) = model.screen.browser_mut() {
                 b.on_listed(id, result);
@@ -53,7 +53,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             backup::on_planned(model, id, result);
             Vec::new()
         }
-        Msg::BackupDone { id, result } => backup::on_done(model, id, result),
+        Msg::BackupDone { id, outcome } => backup::on_done(model, id, outcome),
         Msg::Verified { id, result } => {
             verify::on_verified(model, id, result);
             Vec::new()
@@ -68,12 +68,14 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         // What happened to the machine is news whatever the screen.
-        Msg::SystemDone { id: _, result } => {
+        Msg::SystemDone { id, result } => {
+            let mut effects = picker_mounted(model, id, result.is_ok());
             model.status = Some(match result {
                 Ok(text) => text,
-                Err(e) => format!("error: {e}"),
+                Err(e) => format!("error: {e} (the Log screen, l, has the details)"),
             });
-            model.rescan()
+            effects.extend(model.rescan());
+            effects
         }
         Msg::Key(key) => {
             let screen = std::mem::replace(&mut model.screen, Screen::Main);
@@ -89,8 +91,39 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
                 Screen::Files(f) => files::key(model, *f, key),
             };
             model.screen = screen;
+            let mut effects = effects;
+            // Back on the disk list: the drives the pickers mounted are released.
+            if matches!(model.screen, Screen::Main) {
+                effects.extend(crate::widgets::drives::release(model));
+            }
             effects
         }
+    }
+}
+
+/// A drive a picker asked to mount answered (`id`): when mounted, it is remembered (to unmount
+/// later) and the picker still on the drives opens its folder.
+fn picker_mounted(model: &mut Model, id: crate::model::RequestId, ok: bool) -> Vec<Effect> {
+    let Some((waiting, dir)) = model.auto_mounting.clone() else {
+        return Vec::new();
+    };
+    if waiting != id {
+        return Vec::new();
+    }
+    model.auto_mounting = None;
+    if !ok {
+        return Vec::new();
+    }
+    model.auto_mounted.push(dir.clone());
+    let top = model.image_root.clone();
+    let request = model.request();
+    match model.screen.browser_mut() {
+        Some(b) if b.dir == top => {
+            let exclude = b.exclude.clone();
+            *b = crate::widgets::image_picker::Browser::listing(dir.clone(), request, exclude);
+            vec![Effect::ListImages { id: request, dir }]
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -173,9 +206,10 @@ pub fn view(model: &Model, frame: &mut Frame) {
     // Status messages quote names from disks and images.
     let status_line = match (&model.status, &model.scan_error) {
         (Some(s), _) => Line::styled(format!(" {}", printable(s)), warn_style()),
-        (None, Some(e)) => {
-            Line::styled(format!(" cannot list disks: {}", printable(e)), bad_style())
-        }
+        (None, Some(e)) => Line::styled(
+            format!(" cannot list disks: {} (r tries again)", printable(e)),
+            bad_style(),
+        ),
         (None, None) if model.scanning.is_some() => {
             Line::raw(format!(" scanning disks {}", spinner(model.tick)))
         }

@@ -94,6 +94,17 @@ pub struct PartRow {
 }
 
 impl PartRow {
+    /// Used and free bytes of its file system (free: of the file system's own size, else the
+    /// partition's), when the usage could be read.
+    pub fn usage(&self) -> Option<(u64, u64)> {
+        let used = self.used?;
+        let total = match self.fs.as_ref().map(|f| f.size) {
+            Some(n) if n > 0 => n,
+            _ => self.size,
+        };
+        Some((used, total.saturating_sub(used)))
+    }
+
     /// Why this partition must not be written, or `None`.
     pub fn in_use(&self) -> Option<String> {
         let mut reasons: Vec<String> = self
@@ -181,7 +192,7 @@ pub fn whole_fs_row(entry: &DiskEntry) -> Option<PartRow> {
     let Ok(report) = &entry.report else {
         return None;
     };
-    let Content::FileSystem { fs } = &report.content else {
+    let Content::FileSystem { fs, used } = &report.content else {
         return None;
     };
     let d = &entry.device;
@@ -194,7 +205,7 @@ pub fn whole_fs_row(entry: &DiskEntry) -> Option<PartRow> {
         type_name: String::new(),
         part_name: String::new(),
         fs: Some(fs.clone()),
-        used: None,
+        used: *used,
         extended: false,
         mount_points: d.mount_points.clone(),
         swap: d.swap,
@@ -207,7 +218,7 @@ pub fn table_text(entry: &DiskEntry) -> String {
     match &entry.report {
         Ok(r) => match &r.content {
             Content::Table { table, .. } => table.clone(),
-            Content::FileSystem { fs } => fs.kind.name().to_string(),
+            Content::FileSystem { fs, .. } => fs.kind.name().to_string(),
             Content::Unknown => "none".to_string(),
             Content::Unreadable { .. } => "bad".to_string(),
         },
@@ -306,10 +317,15 @@ pub fn part_endpoint(entry: &DiskEntry, p: &PartRow) -> Endpoint {
 /// the identity's decimal size (what the vendor's label says) beside it:
 /// `Crucial MX500, serial CT22, 128 MiB (134.2 MB)`.
 pub fn identity_text(d: &disk::BlockDevice) -> String {
-    let id = d.identity();
+    binary_size(d.identity(), d.size)
+}
+
+/// An identity ending in `, <decimal size>` (as `disk::text::identity` writes it) with the size
+/// in binary units first and the decimal one beside it: `…, 64.0 MiB (67.1 MB)`.
+pub fn binary_size(id: String, size: u64) -> String {
     match id.rsplit_once(", ") {
-        Some((head, label)) if label != human(d.size) => {
-            format!("{head}, {} ({label})", human(d.size))
+        Some((head, label)) if label != human(size) => {
+            format!("{head}, {} ({label})", human(size))
         }
         _ => id,
     }

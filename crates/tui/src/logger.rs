@@ -3,7 +3,7 @@
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -113,7 +113,8 @@ pub fn log_path(run_dir: &Path, tmp: &Path) -> PathBuf {
 pub fn install() -> (LogRing, Option<PathBuf>) {
     let ring = LogRing::default();
     let path = log_path(Path::new("/run/lifeboat"), &std::env::temp_dir());
-    let file = OpenOptions::new().create(true).append(true).open(&path);
+    // Never through a link planted at that name; a new log is readable by root only.
+    let file = disk::create_private(&path, disk::Existing::Append);
     let (file, path) = match file {
         Ok(f) => (Some(f), Some(path)),
         Err(e) => {

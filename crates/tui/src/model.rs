@@ -33,10 +33,7 @@ pub use crate::screens::backup::{
 pub use crate::screens::files::{
     ExtractReport, ExtractRequest, FileItem, FileSource, FileView, Listing,
 };
-pub use crate::screens::transfer::job::{
-    Action, Finished, JobFailure, JobOption, JobOptions, Outcome, PlanRequest, PlannedJob,
-    PlannedKind,
-};
+pub use crate::screens::transfer::job::{Action, JobOption, JobOptions, PlanRequest, PlannedJob};
 pub use crate::widgets::image_picker::{
     BrowseEntry, Browser, ChosenImage, ImagePart, ImageSummary,
 };
@@ -177,6 +174,10 @@ pub struct Model {
     pub image_root: PathBuf,
     /// How the machine booted (shown on the main screen), when known.
     pub boot_mode: Option<crate::system::BootMode>,
+    /// The drive a picker is mounting (the mount's request id, the folder it is mounted on).
+    pub auto_mounting: Option<(RequestId, PathBuf)>,
+    /// The drives the pickers mounted, unmounted when the user is back on the disk list.
+    pub auto_mounted: Vec<PathBuf>,
     /// The last request id handed out.
     last_request: u64,
 }
@@ -205,6 +206,8 @@ impl Model {
             tick: 0,
             image_root: PathBuf::from(crate::screens::disks::MOUNT_BASE),
             boot_mode: None,
+            auto_mounting: None,
+            auto_mounted: Vec::new(),
             last_request: 0,
         }
     }
@@ -290,10 +293,10 @@ pub enum Msg {
         id: RequestId,
         progress: Progress,
     },
-    /// A transfer finished.
+    /// A transfer finished: the engine's outcome.
     JobDone {
         id: RequestId,
-        finished: Finished,
+        outcome: engine::job::Outcome,
     },
     /// A mount, unmount or shell finished: what to tell the user.
     SystemDone {
@@ -315,10 +318,10 @@ pub enum Msg {
         id: RequestId,
         result: Result<Arc<BackupJob>, String>,
     },
-    /// A backup finished: its report, or why it did not complete.
+    /// A backup finished: the engine's outcome.
     BackupDone {
         id: RequestId,
-        result: Result<engine::backup::BackupReport, JobFailure>,
+        outcome: engine::job::Outcome,
     },
     /// A folder of the file browser was read, or a search finished.
     FilesListed {

@@ -221,11 +221,10 @@ impl Runtime {
             }
             Effect::Start { id, confirmed } => {
                 let cancel = self.cancel_for(id);
-                let root = self.root.clone();
                 self.spawn("job", move |tx| {
                     let sink = progress_sink(&tx, id);
-                    let finished = jobs::execute(&root, &confirmed, &sink, &cancel);
-                    let _ = tx.send(Msg::JobDone { id, finished });
+                    let outcome = jobs::execute(&confirmed, &sink, &cancel);
+                    let _ = tx.send(Msg::JobDone { id, outcome });
                 });
             }
             Effect::ListImages { id, dir } => {
@@ -262,10 +261,11 @@ impl Runtime {
             }
             Effect::StartBackup { id, job, settings } => {
                 let cancel = self.cancel_for(id);
+                let root = self.root.clone();
                 self.spawn("backup", move |tx| {
                     let sink = progress_sink(&tx, id);
-                    let result = jobs::execute_backup(&job, &settings, &sink, &cancel);
-                    let _ = tx.send(Msg::BackupDone { id, result });
+                    let outcome = jobs::execute_backup(&root, &job, &settings, &sink, &cancel);
+                    let _ = tx.send(Msg::BackupDone { id, outcome });
                 });
             }
             Effect::ListFiles {

@@ -13,9 +13,7 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tui::model::{
-    BackupJob, BackupRequest, BackupSettings, BackupSource, BrowseEntry, JobFailure, Screen,
-};
+use tui::model::{BackupJob, BackupRequest, BackupSettings, BackupSource, BrowseEntry, Screen};
 use tui::screens::backup::BackupScreen;
 use tui::screens::verify::VerifyScreen;
 use tui::{update, view, Effect, Key, Model, Msg};
@@ -95,23 +93,7 @@ fn request_from_s(m: &mut Model) -> BackupRequest {
 /// The job a worker would plan for `request`, reading the tests' GPT disk, with `free` bytes
 /// free and a FAT destination or not.
 fn job_for(request: BackupRequest, free: u64, fat: bool) -> Arc<BackupJob> {
-    let src = disk::FileDisk::open_read(gpt_image()).unwrap();
-    let plan = engine::backup::plan_backup(
-        &src,
-        engine::backup::SourceIdentity {
-            model: request.source.model.clone(),
-            serial: request.source.serial.clone(),
-        },
-        &request.dir.join(&request.name),
-        request.source.part,
-    )
-    .unwrap();
-    Arc::new(BackupJob {
-        request,
-        plan,
-        free: Some(free),
-        fat,
-    })
+    planned_backup_on(&request, free, fat)
 }
 
 fn report(image: &Path, bad: bool) -> engine::backup::BackupReport {
@@ -372,11 +354,10 @@ fn a_running_backup_asks_before_stopping_and_reports_the_cancellation() {
     assert!(matches!(e.as_slice(), [Effect::CancelJob { .. }]));
     answer(&mut m, job_id, |id| Msg::BackupDone {
         id,
-        result: Err(JobFailure {
-            message: "cancelled by the user".into(),
-            cancelled: true,
-            state: None,
-        }),
+        outcome: outcome(
+            engine::job::Status::Cancelled,
+            Some("cancelled: the partial image was deleted"),
+        ),
     });
     assert!(!m.job_running());
     let text = render(&m).join("\n");
@@ -394,11 +375,18 @@ fn the_result_shows_image_size_and_bad_sectors_and_v_verifies_it() {
     keys(&mut m, &[Key::Enter, Key::Enter]);
     answer(&mut m, job_id, |id| Msg::BackupDone {
         id,
-        result: Ok(report(job.image(), true)),
+        outcome: backup_outcome(report(&job.image(), true)),
     });
     let lines = render(&m);
     let text = lines.join("\n");
-    assert!(text.contains("Backup finished."), "{text}");
+    assert!(
+        text.contains("Backup finished, with skipped unreadable sectors."),
+        "{text}"
+    );
+    assert!(
+        text.contains("result: OK, with skipped unreadable sectors"),
+        "{text}"
+    );
     assert!(
         text.contains("Image    /run/lifeboat/mnt/sdb1/Samsung_SSD_870"),
         "{text}"
@@ -407,7 +395,7 @@ fn the_result_shows_image_size_and_bad_sectors_and_v_verifies_it() {
     assert!(text.contains("1 ranges could not be read"), "{text}");
     assert!(lines[24].contains("v verify"), "{text}");
     let e = keys(&mut m, &[Key::Char('v')]);
-    assert!(matches!(e.as_slice(), [Effect::VerifyImage { image: p, .. }] if p == job.image()));
+    assert!(matches!(e.as_slice(), [Effect::VerifyImage { image: p, .. }] if *p == job.image()));
     assert!(matches!(&m.screen, Screen::Verify(v) if matches!(**v, VerifyScreen::Running { .. })));
 }
 
@@ -420,9 +408,9 @@ fn with_verify_chosen_a_finished_backup_goes_straight_to_verify() {
     );
     let e = answer(&mut m, job_id, |id| Msg::BackupDone {
         id,
-        result: Ok(report(job.image(), false)),
+        outcome: backup_outcome(report(&job.image(), false)),
     });
-    assert!(matches!(e.as_slice(), [Effect::VerifyImage { image: p, .. }] if p == job.image()));
+    assert!(matches!(e.as_slice(), [Effect::VerifyImage { image: p, .. }] if *p == job.image()));
     assert!(m.status.as_deref().unwrap().contains("now verifying"));
     assert!(m.job_running());
 }
@@ -469,11 +457,10 @@ fn a_real_backup_through_the_jobs_restores_to_a_valid_disk() {
         name: tui::screens::backup::default_image_name(&source, "2026-11-22"),
         source,
         dir: out.clone(),
-        include_virtual: true,
     };
     let job = tui::jobs::plan_backup(&disk::SysRoot::default(), &request).unwrap();
-    assert!(!job.fat);
-    assert!(job.free.unwrap() > 0);
+    assert!(!job.fat());
+    assert!(job.free().unwrap() > 0);
     let image = out.join("QEMU_HARDDISK-QM0001-2026-11-22.lbi");
     assert_eq!(job.image(), image);
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -484,7 +471,17 @@ fn a_real_backup_through_the_jobs_restores_to_a_valid_disk() {
         split_4g: true,
         verify: false,
     };
-    let r = tui::jobs::execute_backup(&job, &settings, &sink, &Cancel::new()).unwrap();
+    let root = disk::SysRoot::default();
+    let outcome = tui::jobs::execute_backup(&root, &job, &settings, &sink, &Cancel::new());
+    assert_eq!(
+        outcome.status,
+        engine::job::Status::Completed,
+        "{outcome:?}"
+    );
+    let r = match outcome.step {
+        Some(engine::job::StepReport::Backup(r)) => r,
+        other => panic!("{other:?}"),
+    };
     assert_eq!(r.image, image);
     assert!(r.bad_sectors.is_empty());
     assert!(!seen.lock().unwrap().is_empty());
@@ -534,26 +531,26 @@ fn a_cancelled_backup_leaves_no_image() {
         name: "p1.lbi".into(),
         source,
         dir: dir.path().to_path_buf(),
-        include_virtual: true,
     };
     let job = tui::jobs::plan_backup(&disk::SysRoot::default(), &request).unwrap();
     let cancel = Cancel::new();
     cancel.cancel();
-    let f =
-        tui::jobs::execute_backup(&job, &BackupSettings::default(), &|_| {}, &cancel).unwrap_err();
-    assert!(f.cancelled, "{f:?}");
+    let root = disk::SysRoot::default();
+    let o = tui::jobs::execute_backup(&root, &job, &BackupSettings::default(), &|_| {}, &cancel);
+    assert_eq!(o.status, engine::job::Status::Cancelled, "{o:?}");
     assert!(!dir.path().join("p1.lbi").exists());
 }
 
 #[test]
 fn small_splits_take_small_chunks() {
-    assert_eq!(tui::jobs::chunk_size_for(None), image::DEFAULT_CHUNK_SIZE);
+    use engine::backup::chunk_size_for;
+    assert_eq!(chunk_size_for(None), image::DEFAULT_CHUNK_SIZE);
     assert_eq!(
-        tui::jobs::chunk_size_for(Some(tui::model::SPLIT_4G)),
+        chunk_size_for(Some(tui::model::SPLIT_4G)),
         image::DEFAULT_CHUNK_SIZE
     );
-    assert_eq!(tui::jobs::chunk_size_for(Some(MIB)), 128 << 10);
-    assert_eq!(tui::jobs::chunk_size_for(Some(1)), 64 << 10);
+    assert_eq!(chunk_size_for(Some(MIB)), 128 << 10);
+    assert_eq!(chunk_size_for(Some(1)), 64 << 10);
 }
 
 #[test]
@@ -602,4 +599,26 @@ fn renaming_the_image_refuses_bad_names_plans_again_and_keeps_the_options() {
     assert!(
         matches!(screen(&m), BackupScreen::Options { job, .. } if job.request.name == "laptop before repair.lbi")
     );
+}
+
+#[test]
+fn the_destination_offers_no_drive_of_the_disk_being_backed_up() {
+    let mut m = model();
+    keys(&mut m, &[Key::Char('a')]);
+    assert!(matches!(screen(&m), BackupScreen::PickSource { cursor: 0 }));
+    let e = keys(&mut m, &[Key::Enter]);
+    assert!(matches!(e.as_slice(), [Effect::ListImages { dir: d, .. }] if *d == root()));
+    listed(&mut m, root(), Vec::new());
+    let lines = render(&m);
+    let text = lines.join("\n");
+    // The source is sda: its partitions are not offered; the stick's free partition is.
+    assert!(!lines.iter().any(|l| l.contains("  sda1 ")), "{text}");
+    assert!(!lines.iter().any(|l| l.contains("  sda2 ")), "{text}");
+    assert!(lines.iter().any(|l| l.contains("  sdd1 ")), "{text}");
+    assert!(text.contains("Enter on a drive mounts it"), "{text}");
+    // Enter on it asks to mount it.
+    match keys(&mut m, &[Key::Enter]).as_slice() {
+        [Effect::Mount { node, .. }] => assert_eq!(node, &std::path::PathBuf::from("/dev/sdd1")),
+        other => panic!("{other:?}"),
+    }
 }

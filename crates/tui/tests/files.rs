@@ -60,6 +60,7 @@ fn summary() -> ImageSummary {
         partitions: vec![],
         stored: 9 * MIB,
         volumes: 1,
+        file_size: 9 << 20,
         bad_ranges: 0,
         whole_disk: true,
         needs: 34 * MIB,

@@ -41,16 +41,15 @@ fn a_confirmed_clone_of_image_files_is_a_valid_copy_grown_to_the_larger_target()
             verify: true,
             ..Default::default()
         },
-        include_virtual: false,
     };
     let root = disk::SysRoot::default();
     let plan = Arc::new(tui::jobs::plan(&root, &req).unwrap());
     assert!(
-        plan.text.contains("invalidate the partition table"),
+        plan.text().contains("invalidate the partition table"),
         "{}",
-        plan.text
+        plan.text()
     );
-    assert!(plan.identity.contains("dst.img"));
+    assert!(plan.identity().contains("dst.img"));
     // Only the confirmation screen can confirm: drive the model to it.
     let mut m = model();
     m.screen = tui::model::Screen::Wizard(Box::new(tui::screens::transfer::Wizard {
@@ -70,20 +69,21 @@ fn a_confirmed_clone_of_image_files_is_a_valid_copy_grown_to_the_larger_target()
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&events);
     let sink = move |p: &engine::Progress| seen.lock().unwrap().push(p.clone());
-    let finished = tui::jobs::execute(&root, &confirmed, &sink, &Cancel::new());
-    let report = finished.result.unwrap();
-    assert!(report.verified);
-    assert!(report.bad_sectors.is_empty());
+    let outcome = tui::jobs::execute(&confirmed, &sink, &Cancel::new());
+    assert_eq!(
+        outcome.status,
+        engine::job::Status::Completed,
+        "{outcome:?}"
+    );
+    match &outcome.step {
+        Some(engine::job::StepReport::Copy(r)) => assert!(r.verified),
+        other => panic!("{other:?}"),
+    }
+    assert!(outcome.bad_sectors.is_empty());
     assert!(events.lock().unwrap().last().unwrap().finished);
     // The file system of the last partition (vfat) cannot grow: the note says so.
-    assert!(
-        finished
-            .notes
-            .iter()
-            .any(|n| n.contains("partition 2 grew")),
-        "{:?}",
-        finished.notes
-    );
+    let report = outcome.report();
+    assert!(report.contains("partition 2 grew"), "{report}");
     let (code, out) = fixture::run_status("sgdisk", &["-v", dst.to_str().unwrap()]).unwrap();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("No problems found"), "{out}");
@@ -109,7 +109,6 @@ fn planning_refuses_a_target_that_is_the_source() {
         source: file_endpoint(&src, 64 * MIB),
         target: file_endpoint(&src, 64 * MIB),
         options: JobOptions::default(),
-        include_virtual: false,
     };
     let err = tui::jobs::plan(&disk::SysRoot::default(), &req).unwrap_err();
     assert!(err.to_string().contains("it is the source"), "{err}");
@@ -124,12 +123,12 @@ fn cancelling_a_copy_leaves_no_valid_file_system_and_says_so() {
     fixture::sparse_file(&dst, 16 * MIB).unwrap();
     let mut source = file_endpoint(&src, 16 * MIB);
     source.offset = MIB;
+    source.number = Some(1);
     let req = PlanRequest {
         action: Action::CopyPartition,
         source,
         target: file_endpoint(&dst, 16 * MIB),
         options: JobOptions::default(),
-        include_virtual: false,
     };
     let root = disk::SysRoot::default();
     let plan = Arc::new(tui::jobs::plan(&root, &req).unwrap());
@@ -153,12 +152,15 @@ fn cancelling_a_copy_leaves_no_valid_file_system_and_says_so() {
     };
     let cancel = Cancel::new();
     cancel.cancel();
-    let finished = tui::jobs::execute(&root, &confirmed, &|_| {}, &cancel);
-    let failure = finished.result.unwrap_err();
-    assert!(failure.cancelled, "{failure:?}");
+    let outcome = tui::jobs::execute(&confirmed, &|_| {}, &cancel);
     assert_eq!(
-        failure.state.as_deref(),
-        Some("the target holds no valid file system")
+        outcome.status,
+        engine::job::Status::Cancelled,
+        "{outcome:?}"
+    );
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("cancelled: the target holds no valid file system")
     );
     let (code, _) = fixture::run_status("e2fsck", &["-fn", dst.to_str().unwrap()]).unwrap();
     assert_ne!(

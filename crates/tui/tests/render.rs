@@ -70,16 +70,16 @@ fn main_screen_at_80x25_lists_disks_partitions_smart_and_the_boot_medium() {
         " Lifeboat 0.1.0 - disks",
         "┌ Disks ───────────────────────────────────────────────────────────────────────┐",
         "│sda     sata    64.0 MiB gpt   Samsung SSD 870  S6PU1            PASSED       │",
-        "│  sda1       ext4 \"ROOT\"          16.0 MiB   2.6 MiB used                     │",
-        "│  sda2       vfat \"DATA\"          16.0 MiB  50.0 KiB used                     │",
+        "│  sda1      ext4 \"ROOT\"       16.0 MiB █░░░░  13.4 MiB free                   │",
+        "│  sda2      vfat \"DATA\"       16.0 MiB █░░░░  16.0 MiB free                   │",
         "│sdb     sata     128 MiB none  Crucial MX500    CT22             …            │",
         "│sdc     usb     32.0 MiB none  Cruzer Blade     4C53             …            │",
         "│sdd     usb     64.0 MiB gpt   Ultra Fit        4C99             FAILED in use│",
-        "│  sdd1       ext4 \"ROOT\"          16.0 MiB   2.6 MiB used                     │",
-        "│  sdd2       vfat \"DATA\"          16.0 MiB  50.0 KiB used  on /media/stick    │",
+        "│  sdd1      ext4 \"ROOT\"       16.0 MiB █░░░░  13.4 MiB free                   │",
+        "│  sdd2      vfat \"DATA\"       16.0 MiB █░░░░  16.0 MiB free  on /media/stick  │",
         "│vda     virtio  64.0 MiB gpt   QEMU HARDDISK    QM0001           n/a    BOOT  │",
-        "│  vda1       ext4 \"ROOT\"          16.0 MiB   2.6 MiB used  on /               │",
-        "│  vda2       vfat \"DATA\"          16.0 MiB  50.0 KiB used                     │",
+        "│  vda1      ext4 \"ROOT\"       16.0 MiB █░░░░  13.4 MiB free  on /             │",
+        "│  vda2      vfat \"DATA\"       16.0 MiB █░░░░  16.0 MiB free                   │",
     ];
     assert_eq!(
         &lines[..expected_top.len()],
@@ -217,8 +217,12 @@ fn confirmation_names_model_serial_and_size_and_shows_what_is_typed() {
         plan_lines[1],
         "Nothing has been written yet. This is what will happen:"
     );
+    // The engine's plan (made against a file of the target's size: see `planned`).
     assert!(
-        plan_lines[4].starts_with("│1. invalidate the partition table of /dev/sdb"),
+        plan_lines[3].starts_with("│clone ")
+            && plan_lines
+                .iter()
+                .any(|l| l.starts_with("│1. invalidate the partition table of ")),
         "\n{}",
         dump(&plan_lines)
     );
@@ -366,15 +370,10 @@ fn a_failed_job_shows_the_error_the_target_state_and_the_log() {
     });
     answer(&mut m, job_id, |id| Msg::JobDone {
         id,
-        finished: tui::model::Finished {
-            result: Err(tui::model::JobFailure {
-                message: "writing 1048576 bytes at byte 17825792 of /dev/sdb: Input/output error"
-                    .into(),
-                cancelled: false,
-                state: None,
-            }),
-            notes: vec![],
-        },
+        outcome: outcome(
+            engine::job::Status::Failed,
+            Some("writing 1048576 bytes at byte 17825792 of /dev/sdb: Input/output error"),
+        ),
     });
     let lines = render(&m, 80, 25);
     let text = dump(&lines);
@@ -560,4 +559,69 @@ fn labels_names_and_models_with_escape_sequences_are_shown_escaped() {
         wizard_screen.contains("ROOT\\x1b]0;pwned"),
         "{wizard_screen}"
     );
+}
+
+#[test]
+fn a_partitions_details_show_its_used_and_free_bytes_label_uuid_and_mount_state() {
+    let mut m = smart_model();
+    // What the scan reports each partition of the fixture uses (engine::inspect reads the maps).
+    let report = gpt_report("/dev/sdd");
+    let engine::Content::Table { partitions, .. } = &report.content else {
+        panic!("the fixture has a partition table");
+    };
+    let used = |n: u32| {
+        partitions
+            .iter()
+            .find(|p| p.number == n)
+            .and_then(|p| p.used)
+            .expect("the fixture's file systems have readable maps")
+    };
+    // sdd2: the mounted FAT partition of the stick (rows: sda, sda1, sda2, sdb, sdc, sdd, sdd1).
+    m.cursor = 7;
+    let lines = render(&m, 80, 25);
+    let text = dump(&lines);
+    let details: Vec<&String> = lines
+        .iter()
+        .skip_while(|l| !l.contains(" Details "))
+        .collect();
+    let details = details
+        .iter()
+        .map(|l| l.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        details.contains("file system vfat  label \"DATA\"  uuid "),
+        "\n{text}"
+    );
+    let u = used(2);
+    assert!(u > 0 && u < MIB, "{u}");
+    assert!(
+        details.contains(&format!("free ({u} bytes used)")),
+        "\n{text}"
+    );
+    assert!(
+        details.contains("sdd2 is mounted at /media/stick"),
+        "\n{text}"
+    );
+    // An unmounted ext4 partition: its used bytes, and not mounted.
+    m.cursor = 1;
+    let text = dump(&render(&m, 80, 25));
+    assert!(
+        text.contains(&format!(
+            "2.6 MiB used, 13.4 MiB free ({} bytes used)",
+            used(1)
+        )),
+        "\n{text}"
+    );
+    assert!(text.contains("not mounted"), "\n{text}");
+}
+
+#[test]
+fn the_usage_bar_shows_the_used_share_in_five_cells() {
+    use tui::screens::disks::usage_bar;
+    assert_eq!(usage_bar(0, 100), "░░░░░");
+    assert_eq!(usage_bar(1, 1000), "█░░░░");
+    assert_eq!(usage_bar(50, 50), "███░░");
+    assert_eq!(usage_bar(100, 0), "█████");
+    assert_eq!(usage_bar(0, 0), "░░░░░");
 }

@@ -15,8 +15,7 @@ use ratatui::Terminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tui::model::{
-    Action, BrowseEntry, Endpoint, Finished, ImagePart, ImageSummary, JobFailure, JobOptions,
-    PlanRequest, Screen,
+    Action, BrowseEntry, Endpoint, ImagePart, ImageSummary, JobOptions, PlanRequest, Screen,
 };
 use tui::screens::restore::RestoreScreen;
 use tui::screens::transfer::Step;
@@ -58,6 +57,7 @@ fn summary() -> ImageSummary {
         partitions: vec!["#1 16 MiB ext4".into(), "#2 16 MiB vfat".into()],
         stored: 9 * MIB,
         volumes: 1,
+        file_size: 9 << 20,
         bad_ranges: 0,
         whole_disk: true,
         needs: 33 * MIB + 16896,
@@ -281,7 +281,7 @@ fn a_whole_disk_restore_goes_plan_confirm_run_cancel_result() {
         "{text}"
     );
     assert!(
-        text.contains("The image was made from Samsung SSD 870 (serial S6PU1"),
+        text.contains("The image was made from Samsung SSD 870, serial S6PU1, 64.0 MiB"),
         "{text}"
     );
     assert!(text.contains("Discard (TRIM)"), "{text}");
@@ -355,22 +355,20 @@ fn a_whole_disk_restore_goes_plan_confirm_run_cancel_result() {
     );
     let _ = answer(&mut m, job_id, |id| Msg::JobDone {
         id,
-        finished: Finished {
-            result: Err(JobFailure {
-                message: "cancelled: the target has no partition table yet".into(),
-                cancelled: true,
-                state: None,
-            }),
-            notes: Vec::new(),
-        },
+        outcome: outcome(
+            engine::job::Status::Cancelled,
+            Some("cancelled: the target has no partition table yet"),
+        ),
     });
     let lines = render(&m);
     let text = lines.join("\n");
     assert!(text.contains("Restore disk cancelled."), "{text}");
+    // The engine's words on the state the cancellation left the target in.
     assert!(
-        text.contains("partition table not written: the disk has no valid table"),
+        text.contains("error: cancelled: the target has no partition table yet"),
         "{text}"
     );
+    assert!(text.contains("result: CANCELLED"), "{text}");
     assert!(text.contains("/run/lifeboat/lifeboat.log"), "{text}");
     keys(&mut m, &[Key::Enter]);
     assert!(matches!(m.screen, Screen::Main));
@@ -466,19 +464,25 @@ fn a_confirmed_restore_onto_a_larger_file_is_valid_and_grown() {
             verify: true,
             ..Default::default()
         },
-        include_virtual: false,
     };
     let root = disk::SysRoot::default();
     let plan = Arc::new(tui::jobs::plan(&root, &req).unwrap());
     assert!(
-        plan.text.contains("invalidate the partition table"),
+        plan.text().contains("invalidate the partition table"),
         "{}",
-        plan.text
+        plan.text()
     );
     let confirmed = confirm(plan, &req);
-    let finished = tui::jobs::execute(&root, &confirmed, &|_| {}, &Cancel::new());
-    let report = finished.result.unwrap();
-    assert!(report.verified);
+    let outcome = tui::jobs::execute(&confirmed, &|_| {}, &Cancel::new());
+    assert_eq!(
+        outcome.status,
+        engine::job::Status::Completed,
+        "{outcome:?}"
+    );
+    match &outcome.step {
+        Some(engine::job::StepReport::Restore(r)) => assert!(r.verified),
+        other => panic!("{other:?}"),
+    }
     let (code, out) = fixture::run_status("sgdisk", &["-v", dst.to_str().unwrap()]).unwrap();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("No problems found"), "{out}");
@@ -509,13 +513,16 @@ fn a_partition_restores_into_a_partition_file_byte_for_byte_in_used_blocks() {
         source,
         target: file_endpoint(&dst, 16 * MIB, None),
         options: JobOptions::default(),
-        include_virtual: false,
     };
     let root = disk::SysRoot::default();
     let plan = Arc::new(tui::jobs::plan(&root, &req).unwrap());
     let confirmed = confirm(plan, &req);
-    let finished = tui::jobs::execute(&root, &confirmed, &|_| {}, &Cancel::new());
-    finished.result.unwrap();
+    let outcome = tui::jobs::execute(&confirmed, &|_| {}, &Cancel::new());
+    assert_eq!(
+        outcome.status,
+        engine::job::Status::Completed,
+        "{outcome:?}"
+    );
     let (code, out) = fixture::run_status("e2fsck", &["-fn", dst.to_str().unwrap()]).unwrap();
     assert_eq!(code, 0, "{out}");
     let src_p1 = dir.path().join("src-p1.img");
@@ -536,7 +543,6 @@ fn planning_refuses_a_too_small_target_with_the_shortfall() {
         source: file_endpoint(gpt_lbi(), 64 * MIB, Some("gpt")),
         target: file_endpoint(&dst, 32 * MIB, None),
         options: JobOptions::default(),
-        include_virtual: false,
     };
     let err = tui::jobs::plan(&disk::SysRoot::default(), &req)
         .unwrap_err()
@@ -559,7 +565,6 @@ fn an_incomplete_image_cannot_be_summarized_or_planned() {
         source: file_endpoint(&cut, 64 * MIB, Some("gpt")),
         target: file_endpoint(&dst, 96 * MIB, None),
         options: JobOptions::default(),
-        include_virtual: false,
     };
     assert!(tui::jobs::plan(&disk::SysRoot::default(), &req).is_err());
 }
@@ -594,17 +599,20 @@ fn a_cancelled_restore_says_the_disk_has_no_valid_table_and_it_has_none() {
         source: file_endpoint(gpt_lbi(), 64 * MIB, Some("gpt")),
         target: file_endpoint(&dst, 64 * MIB, None),
         options: JobOptions::default(),
-        include_virtual: false,
     };
     let root = disk::SysRoot::default();
     let plan = Arc::new(tui::jobs::plan(&root, &req).unwrap());
     let confirmed = confirm(plan, &req);
     let cancel = Cancel::new();
     cancel.cancel();
-    let finished = tui::jobs::execute(&root, &confirmed, &|_| {}, &cancel);
-    let failure = finished.clone().result.unwrap_err();
-    assert!(failure.cancelled, "{failure:?}");
-    let state = tui::screens::transfer::target_state(Action::RestoreDisk, &finished, None).unwrap();
+    let outcome = tui::jobs::execute(&confirmed, &|_| {}, &cancel);
+    assert_eq!(
+        outcome.status,
+        engine::job::Status::Cancelled,
+        "{outcome:?}"
+    );
+    // The engine's error names the state the cancellation left the target in.
+    let state = outcome.error.clone().unwrap();
     assert!(state.contains("no partition table"), "{state}");
     // sgdisk finds no table (it makes an empty one in memory), nor does the engine.
     let out = fixture::run("sgdisk", &["-v", dst.to_str().unwrap()]).unwrap();

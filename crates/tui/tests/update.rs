@@ -6,10 +6,9 @@
 mod common;
 
 use common::*;
-use engine::clone::JobReport;
-use engine::rescue::BadSectorMap;
+use engine::job::Status;
 use std::path::PathBuf;
-use tui::model::{Action, Endpoint, Finished, JobFailure, PlanRequest, Row, Screen, SmartHealth};
+use tui::model::{Action, Endpoint, PlanRequest, Row, Screen, SmartHealth};
 use tui::screens::menu::Ask;
 use tui::screens::transfer::Step;
 use tui::{update, Effect, Key, Model, Msg};
@@ -181,7 +180,12 @@ fn clone_wizard_runs_only_after_yes_is_typed() {
     match effects.as_slice() {
         [Effect::Start { confirmed: c, .. }] => {
             assert_eq!(c.plan().target.path, PathBuf::from("/dev/sdb"));
-            assert!(c.plan().identity.contains("Crucial MX500"));
+            // The consent is for the target the engine planned and the screen named.
+            let t = c.plan().plan.target.as_ref().unwrap();
+            assert_eq!(c.plan().identity(), t.identity);
+            assert!(c.plan().identity().contains("Crucial MX500"));
+            assert_eq!(c.plan().target_path(), t.path);
+            assert!(c.consent().is_some());
         }
         other => panic!("{other:?}"),
     }
@@ -189,25 +193,18 @@ fn clone_wizard_runs_only_after_yes_is_typed() {
     assert!(m.job_running());
     // Quitting is not possible while the job runs.
     assert!(keys(&mut m, &[Key::Char('q')]).is_empty());
-    let report = JobReport {
-        bytes_copied: 10 * MIB,
-        seconds: 2.0,
-        bad_sectors: BadSectorMap::default(),
-        verified: false,
-        notes: vec![],
-    };
-    let effects = answer(&mut m, job_id, |id| Msg::JobDone {
-        id,
-        finished: Finished {
-            result: Ok(report),
-            notes: vec!["partition 2 grew".into()],
-        },
-    });
+    let mut done = outcome(Status::Completed, None);
+    done.notes.push("partition 2 grew".into());
+    let effects = answer(&mut m, job_id, |id| Msg::JobDone { id, outcome: done });
     assert!(matches!(effects.as_slice(), [Effect::Rescan { .. }]));
     match step(&m) {
-        Step::Done { outcome, .. } => {
-            assert!(outcome.finished.result.is_ok());
-            assert_eq!(outcome.target_state, None);
+        Step::Done {
+            outcome,
+            target_state,
+            ..
+        } => {
+            assert_eq!(outcome.status, Status::Completed);
+            assert_eq!(*target_state, None);
         }
         s => panic!("{s:?}"),
     }
@@ -262,34 +259,31 @@ fn cancelling_a_running_job_asks_first_and_reports_the_target_state() {
     assert!(keys(&mut m, &[Key::Esc]).is_empty());
     answer(&mut m, job_id, |id| Msg::JobDone {
         id,
-        finished: Finished {
-            result: Err(JobFailure {
-                message: "cancelled: the target has no partition table yet".into(),
-                cancelled: true,
-                state: Some("the target has no partition table yet".into()),
-            }),
-            notes: vec![],
-        },
-    });
-    match step(&m) {
-        Step::Done { outcome, .. } => assert_eq!(
-            outcome.target_state.as_deref(),
-            Some("the target has no partition table yet")
+        outcome: outcome(
+            Status::Cancelled,
+            Some("cancelled: the target has no partition table yet"),
         ),
+    });
+    // The engine's error names the state a cancellation left the target in.
+    match step(&m) {
+        Step::Done {
+            outcome,
+            target_state,
+            ..
+        } => {
+            assert_eq!(outcome.status, Status::Cancelled);
+            assert!(outcome
+                .report()
+                .contains("error: cancelled: the target has no partition table yet"));
+            assert_eq!(*target_state, None);
+        }
         s => panic!("{s:?}"),
     }
 }
 
 #[test]
 fn a_failed_clone_names_the_state_from_the_phase_it_was_in() {
-    let fail = |msg: &str| Finished {
-        result: Err(JobFailure {
-            message: msg.into(),
-            cancelled: false,
-            state: None,
-        }),
-        notes: vec![],
-    };
+    let fail = |msg: &str| outcome(Status::Failed, Some(msg));
     let f = fail("writing 4096 bytes at byte 0 of /dev/sdb: Input/output error");
     let s =
         tui::screens::transfer::target_state(Action::CloneDisk, &f, Some("copying partition 2"))
@@ -652,11 +646,7 @@ fn random_key_storms_never_panic_and_only_confirmation_starts_jobs() {
                             &mut m,
                             Msg::BackupDone {
                                 id,
-                                result: Err(JobFailure {
-                                    message: "x".into(),
-                                    cancelled: true,
-                                    state: None,
-                                }),
+                                outcome: outcome(Status::Cancelled, Some("x")),
                             },
                         );
                     }
@@ -689,14 +679,7 @@ fn random_key_storms_never_panic_and_only_confirmation_starts_jobs() {
                             &mut m,
                             Msg::JobDone {
                                 id,
-                                finished: Finished {
-                                    result: Err(JobFailure {
-                                        message: "x".into(),
-                                        cancelled: true,
-                                        state: None,
-                                    }),
-                                    notes: vec![],
-                                },
+                                outcome: outcome(Status::Cancelled, Some("x")),
                             },
                         );
                     }
@@ -885,19 +868,12 @@ fn progress_and_results_of_another_job_are_dropped_and_cancel_names_the_job() {
         },
     );
     assert!(m.screen.run().unwrap().progress.is_none());
-    let failed = || Finished {
-        result: Err(JobFailure {
-            message: "x".into(),
-            cancelled: false,
-            state: None,
-        }),
-        notes: vec![],
-    };
+    let failed = || outcome(Status::Failed, Some("x"));
     assert!(update(
         &mut m,
         Msg::JobDone {
             id: other,
-            finished: failed()
+            outcome: failed()
         }
     )
     .is_empty());
@@ -914,7 +890,7 @@ fn progress_and_results_of_another_job_are_dropped_and_cancel_names_the_job() {
         &mut m,
         Msg::JobDone {
             id: job,
-            finished: failed(),
+            outcome: failed(),
         },
     );
     assert!(matches!(step(&m), Step::Done { .. }));

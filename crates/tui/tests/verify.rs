@@ -45,6 +45,7 @@ pub fn summary() -> ImageSummary {
         ],
         stored: 9 * MIB,
         volumes: 1,
+        file_size: 5 << 20,
         bad_ranges: 0,
         whole_disk: true,
         needs: 33 * MIB + 16384 + 512,
@@ -235,6 +236,8 @@ fn choosing_a_good_image_starts_verify_and_the_user_may_stop_it() {
     assert!(!m.job_running());
     let lines = render(&m).join("\n");
     assert!(lines.contains("Verify did not complete."), "{lines}");
+    // What to do next, with the key.
+    assert!(lines.contains("Enter goes back to the disks"), "{lines}");
     keys(&mut m, &[Key::Enter]);
     assert!(matches!(m.screen, Screen::Main));
 }
@@ -252,19 +255,85 @@ fn the_browser_shows_the_images_summary_at_80x25() {
     assert!(text.contains("/run/lifeboat/mnt/sdb1"), "{text}");
     assert!(text.contains("old/"), "{text}");
     assert!(text.contains("laptop.lbi"), "{text}");
-    assert!(text.contains("x broken.lbi"), "{text}");
+    // Each image with its own file size (all volumes) and date; an unusable one flagged.
+    let row = |name: &str| lines.iter().find(|l| l.contains(name)).unwrap().clone();
     assert!(
-        text.contains("Source  Samsung SSD 870 (serial S5Y1NX0R), 64.0 MiB, gpt table"),
+        row("laptop.lbi").contains("5.0 MiB  2026-11-22"),
+        "the file's size, not the source's 64 MiB:\n{text}"
+    );
+    assert!(row("x broken.lbi").contains("incomplete"), "{text}");
+    assert!(
+        text.contains("File    5.0 MiB in 1 volume, holding 9.0 MiB of data"),
         "{text}"
     );
+    assert!(
+        text.contains("Source  Samsung SSD 870, serial S5Y1NX0R, 64.0 MiB (67.1 MB), gpt table"),
+        "{text}"
+    );
+    assert!(text.contains("Made    2026-11-22 03:14:34Z"), "{text}");
     assert!(text.contains("#2     16 MiB vfat \"DATA\""), "{text}");
     assert!(lines[24].contains("Backspace up"), "{text}");
     assert!(lines.iter().all(|l| l.chars().count() <= 80));
 }
 
 #[test]
+fn unusable_images_are_flagged_by_what_is_wrong() {
+    use tui::widgets::image_picker::unusable_flag;
+    assert_eq!(
+        unusable_flag("/m/a.lbi: incomplete image: backup was interrupted"),
+        "incomplete"
+    );
+    assert_eq!(unusable_flag("missing volume /m/a.lbi.002"), "incomplete");
+    assert_eq!(
+        unusable_flag("/m/a.lbi: truncated volume (10 bytes, no trailer)"),
+        "incomplete"
+    );
+    assert_eq!(
+        unusable_flag("/m/a.lbi: damaged manifest: bad checksum"),
+        "damaged"
+    );
+    assert_eq!(
+        unusable_flag("/m/a.lbi: not a Lifeboat image"),
+        "not an image"
+    );
+}
+
+#[test]
+fn a_real_split_image_is_summarized_with_the_size_of_all_its_volumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("split.lbi");
+    let src = disk::FileDisk::open_read(gpt_image()).unwrap();
+    let plan = engine::backup::plan_backup(&src, Default::default(), &img, None).unwrap();
+    let opts = engine::backup::BackupOptions {
+        split: Some(128 << 10),
+        chunk_size: engine::backup::chunk_size_for(Some(128 << 10)),
+        ..Default::default()
+    };
+    let r =
+        engine::backup::execute_backup(&plan, &src, &opts, None, &engine::Cancel::new()).unwrap();
+    assert!(r.volumes.len() > 1, "{:?}", r.volumes);
+    let on_disk: u64 = r
+        .volumes
+        .iter()
+        .map(|v| std::fs::metadata(v).unwrap().len())
+        .sum();
+    let s = tui::jobs::summarize(&img).unwrap();
+    assert_eq!(s.volumes, r.volumes.len());
+    assert_eq!(s.file_size, on_disk);
+    assert!(
+        s.file_size < s.source_size,
+        "{} {}",
+        s.file_size,
+        s.source_size
+    );
+}
+
+#[test]
 fn an_empty_top_folder_says_how_to_mount_a_drive() {
     let mut m = model();
+    // Only disks without a drive Lifeboat could mount: blank, the boot medium.
+    m.disks
+        .retain(|e| ["sdb", "sdc", "vda"].contains(&e.device.name.as_str()));
     keys(&mut m, &[Key::Char('i')]);
     listed(&mut m, root(), Vec::new());
     let text = render(&m).join("\n");
@@ -400,4 +469,161 @@ fn verifying_a_real_image_reports_ok_and_names_a_damaged_chunk() {
     cancel.cancel();
     let err = tui::jobs::verify_image(&good, 2, &|_: &engine::Progress| {}, &cancel).unwrap_err();
     assert!(err.contains("cancelled"), "{err}");
+}
+
+#[test]
+fn a_folder_that_cannot_be_read_says_what_happened_and_which_keys_help() {
+    let mut m = on_drive();
+    keys(&mut m, &[Key::Down, Key::Enter]);
+    assert_eq!(m.screen.browser().unwrap().dir, root().join("sdb1/old"));
+    answer(&mut m, picker_id, |id| Msg::Listed {
+        id,
+        result: Err("reading /run/lifeboat/mnt/sdb1/old: Permission denied (os error 13)".into()),
+    });
+    let lines = render(&m);
+    let text = lines.join("\n");
+    let at = lines
+        .iter()
+        .position(|l| l.contains("This folder cannot be read."))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(lines[at + 1].contains("Permission denied"), "{text}");
+    assert!(
+        text.contains("r reads it again, Backspace goes up to the folder above, Esc goes back."),
+        "{text}"
+    );
+    // Backspace does what the screen says.
+    let e = keys(&mut m, &[Key::Backspace]);
+    assert!(
+        matches!(e.as_slice(), [Effect::ListImages { dir: d, .. }] if *d == root().join("sdb1"))
+    );
+}
+
+#[test]
+fn a_top_folder_that_does_not_exist_yet_lists_empty_and_the_picker_says_how_to_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path().join("mnt");
+    assert_eq!(tui::jobs::list_images(&top, &top), Ok(Vec::new()));
+    // Below the top, a missing folder is an error naming it.
+    let below = top.join("gone");
+    std::fs::create_dir(&top).unwrap();
+    let err = tui::jobs::list_images(&top, &below).unwrap_err();
+    assert!(err.contains("gone"), "{err}");
+    // The empty top folder's words and keys (no drive attached that could be mounted).
+    let mut m = model();
+    m.disks
+        .retain(|e| ["sdb", "sdc", "vda"].contains(&e.device.name.as_str()));
+    keys(&mut m, &[Key::Char('i')]);
+    listed(&mut m, root(), Vec::new());
+    let text = render(&m).join("\n");
+    assert!(text.contains("No drive is mounted"), "{text}");
+    assert!(text.contains("(Esc)"), "{text}");
+    assert!(text.contains("mount it (m)"), "{text}");
+}
+
+#[test]
+fn the_top_folder_offers_the_drives_that_can_hold_images_and_mounts_the_chosen_one() {
+    let mut m = model();
+    keys(&mut m, &[Key::Char('i')]);
+    listed(&mut m, root(), Vec::new());
+    let lines = render(&m);
+    let text = lines.join("\n");
+    // Unmounted partitions with a mountable file system, with size and free space; not the
+    // mounted sdd2, not the boot medium's partitions.
+    let row = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(&format!("  {name} ")))
+            .cloned()
+    };
+    let sda1 = row("sda1").unwrap_or_else(|| panic!("{text}"));
+    assert!(sda1.contains("ext4 \"ROOT\""), "{text}");
+    assert!(
+        sda1.contains("16.0 MiB") && sda1.contains("13.4 MiB free"),
+        "{text}"
+    );
+    assert!(row("sda2").is_some() && row("sdd1").is_some(), "{text}");
+    assert!(row("sdd2").is_none() && row("vda1").is_none(), "{text}");
+    assert!(
+        text.contains("Enter mounts it on /run/lifeboat/mnt/sda1 and opens it"),
+        "{text}"
+    );
+    // Enter mounts it; the mount's answer opens its folder.
+    let mount = match keys(&mut m, &[Key::Enter]).as_slice() {
+        [Effect::Mount { id, node, name, .. }] => {
+            assert_eq!(node, &PathBuf::from("/dev/sda1"));
+            assert_eq!(name, "sda1");
+            *id
+        }
+        other => panic!("{other:?}"),
+    };
+    // A second Enter while mounting does nothing.
+    assert!(keys(&mut m, &[Key::Enter]).is_empty());
+    let e = update(
+        &mut m,
+        Msg::SystemDone {
+            id: mount,
+            result: Ok("mounted /dev/sda1 at /run/lifeboat/mnt/sda1".into()),
+        },
+    );
+    assert!(
+        e.iter()
+            .any(|e| matches!(e, Effect::ListImages { dir, .. } if *dir == root().join("sda1"))),
+        "{e:?}"
+    );
+    assert!(
+        e.iter().any(|e| matches!(e, Effect::Rescan { .. })),
+        "{e:?}"
+    );
+    listed(&mut m, root().join("sda1"), drive_listing());
+    // Leaving unmounts it, once.
+    let e = keys(&mut m, &[Key::Esc]);
+    assert!(matches!(m.screen, Screen::Main));
+    match e.as_slice() {
+        [Effect::Unmount { mount_point, .. }] => assert_eq!(*mount_point, root().join("sda1")),
+        other => panic!("{other:?}"),
+    }
+    assert!(keys(&mut m, &[Key::Down]).is_empty());
+}
+
+#[test]
+fn a_failed_mount_keeps_the_drives_and_unmounts_nothing() {
+    let mut m = model();
+    keys(&mut m, &[Key::Char('i')]);
+    listed(&mut m, root(), Vec::new());
+    let id = match keys(&mut m, &[Key::Enter]).as_slice() {
+        [Effect::Mount { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    };
+    let e = update(
+        &mut m,
+        Msg::SystemDone {
+            id,
+            result: Err("mounting /dev/sda1: wrong fs type".into()),
+        },
+    );
+    assert!(matches!(e.as_slice(), [Effect::Rescan { .. }]), "{e:?}");
+    assert_eq!(m.screen.browser().unwrap().dir, root());
+    let text = render(&m).join("\n");
+    assert!(text.contains("wrong fs type"), "{text}");
+    assert!(text.contains("the Log screen, l"), "{text}");
+    assert!(keys(&mut m, &[Key::Esc]).is_empty(), "nothing to unmount");
+}
+
+#[test]
+fn an_images_source_reads_naturally_without_model_or_serial() {
+    let mut s = summary();
+    assert_eq!(
+        s.source_identity(),
+        "Samsung SSD 870, serial S5Y1NX0R, 64.0 MiB (67.1 MB)"
+    );
+    s.model = "unknown".into();
+    assert_eq!(
+        s.source_identity(),
+        "disk with serial S5Y1NX0R, 64.0 MiB (67.1 MB)"
+    );
+    s.serial = "unknown".into();
+    assert_eq!(
+        s.source_identity(),
+        "disk of unknown model and serial, 64.0 MiB (67.1 MB)"
+    );
 }

@@ -406,7 +406,10 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn failed(e: &JobError) -> Self {
+    /// The outcome of a job that could not run or did not finish: `Cancelled` for a
+    /// cancellation, else `Failed`, with the error's words (a front end that plans again just
+    /// before running reports a refusal this way).
+    pub fn failed(e: &JobError) -> Self {
         let (status, summary) = match e {
             JobError::Cancelled { .. } => (Status::Cancelled, "cancelled"),
             _ => (Status::Failed, "failed"),

@@ -260,6 +260,23 @@ fn disk_line(model: &Model, entry: &DiskEntry, widths: (usize, usize)) -> Line<'
     Line::from(spans)
 }
 
+/// Cells of the usage bar of a partition row.
+const BAR: usize = 5;
+
+/// `███░░`: the used share of `used + free` in [`BAR`] cells (a used byte shows at least one).
+pub fn usage_bar(used: u64, free: u64) -> String {
+    let total = u128::from(used) + u128::from(free);
+    let full = if total == 0 {
+        0
+    } else {
+        let f = (u128::from(used) * BAR as u128).div_ceil(total);
+        usize::try_from(f).unwrap_or(BAR).min(BAR)
+    };
+    format!("{}{}", "█".repeat(full), "░".repeat(BAR - full))
+}
+
+/// A partition row, 78 columns: name, file system and label, size, a usage bar with the free
+/// space, and where it is mounted (or why it is in use).
 fn part_line(p: &PartRow) -> Line<'static> {
     let mount = if let Some(m) = p.mount_points.first() {
         format!("on {}", path_text(m))
@@ -270,16 +287,16 @@ fn part_line(p: &PartRow) -> Line<'static> {
     } else {
         String::new()
     };
-    // Sizes from `human` are at most 8 characters ("1023 GiB", "99.9 MiB").
-    let used = p
-        .used
-        .map(|u| format!("{:>8} used", human(u)))
-        .unwrap_or_default();
+    let usage = match p.usage() {
+        Some((used, free)) => format!("{} {:>9} free", usage_bar(used, free), human(free)),
+        None => String::new(),
+    };
     Line::raw(format!(
-        "  {:<10.10} {:<20.20} {:>8}  {used:<13}  {mount}",
-        p.name,
-        p.fs_text(),
-        human(p.size)
+        "  {} {} {:>9} {usage:<20}  {}",
+        fit(&p.name, 9),
+        fit(&p.fs_text(), 16),
+        human(p.size),
+        fit(&mount, 17).trim_end()
     ))
 }
 
@@ -374,7 +391,7 @@ fn disk_details(model: &Model, e: &DiskEntry) -> Text<'static> {
                 }
                 s
             }
-            engine::Content::FileSystem { fs } => {
+            engine::Content::FileSystem { fs, .. } => {
                 format!("a bare {} file system, no partition table", fs.kind.name())
             }
             engine::Content::Unknown => "no partition table or file system found".to_string(),
@@ -428,8 +445,18 @@ fn part_details(p: &PartRow) -> Text<'static> {
         if let Some(u) = &f.uuid {
             s.push_str(&format!("  uuid {}", printable(u)));
         }
+        lines.push(Line::raw(s));
+        let mut s = match p.usage() {
+            Some((used, free)) => format!(
+                "{} used, {} free ({} bytes used)",
+                human(used),
+                human(free),
+                used
+            ),
+            None => "used space unknown (not readable for this file system)".to_string(),
+        };
         if let Some(st) = &f.state {
-            s.push_str(&format!("  {st}"));
+            s.push_str(&format!("; {st}"));
         }
         lines.push(Line::raw(s));
     }

@@ -7,6 +7,7 @@
 
 use crate::model::{Effect, Key, Model, RequestId, Screen};
 use crate::screens::files::{ExtractReport, ExtractRequest, FileView, FilesScreen};
+use crate::widgets::error_lines;
 use crate::widgets::image_picker::{self, Browser, Folder};
 use crate::widgets::running::{self, Run, Texts};
 use crate::widgets::{
@@ -356,9 +357,12 @@ pub fn draw(model: &Model, f: &FilesScreen, frame: &mut Frame, area: Rect) {
                     lines.extend(all.skip(*scroll));
                 }
                 Err(e) => {
-                    lines.push(Line::styled("Extract did not start.", bad_style()));
-                    lines.push(Line::raw(""));
-                    lines.push(Line::raw(printable(e).into_owned()));
+                    lines.extend(error_lines(
+                        "Extract did not start.",
+                        e,
+                        "Enter goes back to the files: choose another folder (s) or free space \
+                         on the drive, and extract again.",
+                    ));
                 }
             }
             boxed(frame, area, " Result ", lines);

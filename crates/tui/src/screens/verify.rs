@@ -2,6 +2,7 @@
 //! worker's progress and result carry the job's id ([`Run::id`]).
 
 use crate::model::{Effect, Key, Model, RequestId, Screen};
+use crate::widgets::error_lines;
 use crate::widgets::image_picker::{self, Browser};
 use crate::widgets::running::{self, Run, Texts};
 use crate::widgets::{bad_style, good_style, nav, path_text};
@@ -235,9 +236,12 @@ pub fn draw(model: &Model, v: &VerifyScreen, frame: &mut Frame, area: Rect) {
                     );
                 }
                 Err(e) => {
-                    lines.push(Line::styled("Verify did not complete.", bad_style()));
-                    lines.push(Line::raw(""));
-                    lines.push(Line::raw(printable(e).into_owned()));
+                    lines.extend(error_lines(
+                        "Verify did not complete.",
+                        e,
+                        "Enter goes back to the disks; check that the image's drive is attached \
+                         and choose the image again (i).",
+                    ));
                 }
             }
             frame.render_widget(

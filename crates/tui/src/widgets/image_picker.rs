@@ -4,7 +4,9 @@
 //! a folder with it ([`pick_folder`]). Each listing is a request: its reply carries the id stored
 //! in [`Browser::request`], and a listing of a folder the user already left is dropped.
 
-use super::{bad_style, file_name, nav, path_text, selected_style, spinner, warn_style};
+use super::drives::{self, Drive};
+use super::{bad_style, error_lines, file_name, fit, nav, path_text, selected_style};
+use super::{spinner, warn_style};
 use crate::model::{Effect, Key, Model, RequestId, Screen};
 use disk::text::printable;
 use engine::units::human;
@@ -33,6 +35,8 @@ pub struct ImageSummary {
     pub stored: u64,
     /// Its volumes (`x.lbi`, `x.lbi.002`, ...).
     pub volumes: usize,
+    /// Bytes of the image's own files, all volumes together (what it takes on the drive).
+    pub file_size: u64,
     /// Bad-sector ranges recorded when the source was read.
     pub bad_ranges: usize,
     /// Bytes a target disk needs for the partitions (and the table) of a disk image.
@@ -42,6 +46,25 @@ pub struct ImageSummary {
     pub whole_disk: bool,
     /// The partitions recorded in the image.
     pub parts: Vec<ImagePart>,
+}
+
+impl ImageSummary {
+    /// The source disk as `disk::text::identity` names it (a model or serial the disk did not
+    /// report is left out, not written `unknown`), its size in binary units first.
+    pub fn source_identity(&self) -> String {
+        // The summary says `unknown` for what the source disk did not report.
+        let known = |v: &str| (v != "unknown").then(|| v.to_string());
+        let (model, serial) = (known(&self.model), known(&self.serial));
+        crate::inventory::binary_size(
+            disk::text::identity(
+                None,
+                model.as_deref(),
+                serial.as_deref(),
+                Some(self.source_size),
+            ),
+            self.source_size,
+        )
+    }
 }
 
 /// One entry of the image browser.
@@ -107,6 +130,8 @@ pub struct Browser {
     pub cursor: usize,
     /// Why Enter was refused on the selected entry.
     pub refused: Option<String>,
+    /// Disks whose drives are not offered (the job's source).
+    pub exclude: Vec<PathBuf>,
 }
 
 impl Browser {
@@ -124,9 +149,47 @@ impl Browser {
                 entries: None,
                 cursor: 0,
                 refused: None,
+                exclude: Vec::new(),
             },
             effect,
         )
+    }
+
+    /// A picker on `dir` waiting for the listing `request` (which the caller asks for).
+    pub fn listing(dir: PathBuf, request: RequestId, exclude: Vec<PathBuf>) -> Browser {
+        Browser {
+            dir,
+            request,
+            entries: None,
+            cursor: 0,
+            refused: None,
+            exclude,
+        }
+    }
+
+    /// The picker on another folder, offering the same drives.
+    pub fn reopen(&self, model: &mut Model, dir: PathBuf) -> (Browser, Effect) {
+        let (mut b, effect) = Browser::open(model, dir);
+        b.exclude = self.exclude.clone();
+        (b, effect)
+    }
+
+    /// The drives offered after the folders, at the top folder only.
+    pub fn drives(&self, model: &Model) -> Vec<Drive> {
+        match &self.entries {
+            Some(Ok(_)) if self.dir == model.image_root => drives::drives(model, &self.exclude),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The drive under the cursor, when it is on one.
+    fn drive_at_cursor(&self, model: &Model) -> Option<Drive> {
+        let folders = match &self.entries {
+            Some(Ok(e)) => e.len(),
+            _ => return None,
+        };
+        let i = self.cursor.checked_sub(folders)?;
+        self.drives(model).get(i).cloned()
     }
 
     /// The picker on the folder that holds `image` (the top folder when it is not below it).
@@ -195,7 +258,7 @@ enum Outcome {
 /// the folder again, Esc leaves.
 fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
     let len = match &b.entries {
-        Some(Ok(e)) => e.len(),
+        Some(Ok(e)) => e.len() + b.drives(model).len(),
         _ => 0,
     };
     if let Some(c) = nav(b.cursor, len, key) {
@@ -206,7 +269,7 @@ fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
     let top = model.image_root.clone();
     let up = |model: &mut Model, b: Browser| match b.dir.parent() {
         Some(parent) if b.dir != top && b.dir.starts_with(&top) => {
-            let (nb, effect) = Browser::open(model, parent.to_path_buf());
+            let (nb, effect) = b.reopen(model, parent.to_path_buf());
             Outcome::Stay(nb, vec![effect])
         }
         _ => Outcome::Stay(b, Vec::new()),
@@ -215,7 +278,8 @@ fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
         Key::Esc => Outcome::Leave,
         Key::Backspace | Key::Left => up(model, b),
         Key::Char('r') => {
-            let (nb, effect) = Browser::open(model, b.dir);
+            let dir = b.dir.clone();
+            let (nb, effect) = b.reopen(model, dir);
             Outcome::Stay(nb, vec![effect])
         }
         Key::Enter | Key::Right => {
@@ -226,7 +290,7 @@ fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
             match entry {
                 Some(BrowseEntry::Up) => up(model, b),
                 Some(BrowseEntry::Dir(d)) => {
-                    let (nb, effect) = Browser::open(model, d);
+                    let (nb, effect) = b.reopen(model, d);
                     Outcome::Stay(nb, vec![effect])
                 }
                 Some(BrowseEntry::Image { path, summary }) => match summary {
@@ -237,7 +301,14 @@ fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
                         Outcome::Stay(b, Vec::new())
                     }
                 },
-                None => Outcome::Stay(b, Vec::new()),
+                None => match b.drive_at_cursor(model) {
+                    Some(_) if model.auto_mounting.is_some() => Outcome::Stay(b, Vec::new()),
+                    Some(drive) if key == Key::Enter => {
+                        let effect = drives::mount(model, &drive);
+                        Outcome::Stay(b, vec![effect])
+                    }
+                    _ => Outcome::Stay(b, Vec::new()),
+                },
             }
         }
         _ => Outcome::Stay(b, Vec::new()),
@@ -319,22 +390,26 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
             return;
         }
         Some(Err(e)) => {
+            let lines = error_lines(
+                "This folder cannot be read.",
+                e,
+                "r reads it again, Backspace goes up to the folder above, Esc goes back.",
+            );
             frame.render_widget(
-                Paragraph::new(printable(e).into_owned())
-                    .style(bad_style())
-                    .wrap(Wrap { trim: true })
-                    .block(block),
+                Paragraph::new(lines).wrap(Wrap { trim: true }).block(block),
                 list_area,
             );
             return;
         }
         Some(Ok(e)) => e,
     };
-    if entries.is_empty() {
+    let drives = b.drives(model);
+    if entries.is_empty() && drives.is_empty() {
         let text = if b.dir == model.image_root {
             format!(
-                "No drive is mounted under {}. Go back (Esc), select the partition that holds \
-                 the images and mount it (m).",
+                "No drive is mounted under {} and no drive Lifeboat can mount is attached. Plug \
+                 one in (it appears by itself), or go back (Esc), select the partition that \
+                 holds the images and mount it (m).",
                 model.image_root.display()
             )
         } else {
@@ -355,19 +430,28 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
                 path,
                 summary: Ok(s),
             } => ListItem::new(format!(
-                "  {:<40} {:>10}  {}",
-                file_name(path),
-                human(s.source_size),
-                printable(s.created.get(..10).unwrap_or(&s.created))
+                "  {:<40} {:>10}  {}{}",
+                fit(&file_name(path), 40),
+                human(s.file_size),
+                printable(s.created.get(..10).unwrap_or(&s.created)),
+                if s.bad_ranges > 0 {
+                    "  bad sectors"
+                } else {
+                    ""
+                }
             )),
-            BrowseEntry::Image { path, .. } => ListItem::new(Line::from(vec![
+            BrowseEntry::Image {
+                path,
+                summary: Err(e),
+            } => ListItem::new(Line::from(vec![
                 Span::styled("x ", bad_style()),
                 Span::styled(
-                    format!("{:<40} unusable", file_name(path)),
+                    format!("{:<40} {}", fit(&file_name(path), 40), unusable_flag(e)),
                     Style::default().fg(Color::Red),
                 ),
             ])),
         })
+        .chain(drives.iter().map(|d| ListItem::new(d.line())))
         .collect();
     let mut state = ListState::default().with_selected(Some(b.cursor.min(items.len() - 1)));
     frame.render_stateful_widget(
@@ -386,17 +470,47 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
         Some(BrowseEntry::Image {
             summary: Err(e), ..
         }) if b.refused.is_none() => {
-            lines.push(Line::styled("This image cannot be used:", bad_style()));
-            lines.push(Line::raw(printable(e).into_owned()));
+            lines.extend(error_lines(
+                "This image cannot be used:",
+                e,
+                "Choose another image (↑↓ Enter), or Esc to go back.",
+            ));
         }
         Some(BrowseEntry::Dir(_)) | Some(BrowseEntry::Up) => {
             lines.push(Line::raw("Enter opens the folder."));
         }
-        _ => {}
+        Some(_) => {}
+        None => match (b.drive_at_cursor(model), &model.auto_mounting) {
+            (Some(_), Some((_, dir))) => lines.push(Line::raw(format!(
+                "Mounting {} {}",
+                path_text(dir),
+                spinner(model.tick)
+            ))),
+            (Some(d), None) => {
+                lines.push(Line::raw(format!(
+                    "Drive {}: {}, {}.",
+                    d.name,
+                    d.fs_text,
+                    human(d.size)
+                )));
+                lines.push(Line::raw(format!(
+                    "Enter mounts it on {} and opens it.",
+                    path_text(
+                        &model
+                            .image_root
+                            .join(crate::system::mount_dir_name(&d.name))
+                    )
+                )));
+                lines.push(Line::raw(
+                    "It is unmounted when you are back on the disk list.",
+                ));
+            }
+            (None, _) => {}
+        },
     }
     if let Some(purpose) = purpose {
         let hint = if b.dir == model.image_root {
-            format!("Open the folder of a mounted drive, then s {purpose} there.")
+            format!("Open the folder of a mounted drive (Enter on a drive mounts it), then s {purpose} there.")
         } else {
             format!("s {purpose} in {}", path_text(&b.dir))
         };
@@ -410,25 +524,44 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
     );
 }
 
-/// What the image says about its source, in a few lines.
+/// The word the image list shows for an image that cannot be used, from the image reader's
+/// words for why (`incomplete image`, `truncated volume`, `missing volume`, `not a Lifeboat
+/// image`, a newer format; anything else is damage).
+pub fn unusable_flag(reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    if r.contains("incomplete") || r.contains("truncated") || r.contains("missing volume") {
+        "incomplete"
+    } else if r.contains("not a lifeboat image") {
+        "not an image"
+    } else if r.contains("newer") {
+        "newer format"
+    } else {
+        "damaged"
+    }
+}
+
+/// What the image says about itself and its source, in a few lines: the image file's own size
+/// (all volumes), the source disk named by `disk::text::identity`, the date.
 pub fn summary_lines(s: &ImageSummary) -> Vec<Line<'static>> {
     let mut lines = vec![
         Line::raw(format!(
-            "Source  {} (serial {}), {}{}",
-            printable(&s.model),
-            printable(&s.serial),
-            human(s.source_size),
+            "File    {} in {} volume{}, holding {} of data",
+            human(s.file_size),
+            s.volumes,
+            if s.volumes == 1 { "" } else { "s" },
+            human(s.stored),
+        )),
+        Line::raw(format!(
+            "Source  {}{}",
+            s.source_identity(),
             s.table
                 .as_ref()
                 .map(|t| format!(", {} table", printable(t)))
                 .unwrap_or_default()
         )),
         Line::raw(format!(
-            "Made    {}; {} of data in {} volume{}",
-            printable(&s.created),
-            human(s.stored),
-            s.volumes,
-            if s.volumes == 1 { "" } else { "s" }
+            "Made    {}",
+            printable(&s.created.replacen('T', " ", 1))
         )),
     ];
     if s.bad_ranges > 0 {

@@ -1,10 +1,13 @@
 //! Pieces of screens drawn and driven the same way everywhere: the styles, list navigation, the
-//! pickers, pop-ups, and three larger widgets in their own modules — the image picker
-//! ([`image_picker`]), the plan scroller ([`plan`]) and the running-job view ([`running`]).
+//! pickers, pop-ups, and larger widgets in their own modules — the image picker
+//! ([`image_picker`]), the plan scroller ([`plan`]), the running-job view ([`running`]) and how
+//! a job ended ([`outcome`]).
 //! Widgets are pure like the screens: key handling returns new state and effects, drawing only
 //! reads.
 
+pub mod drives;
 pub mod image_picker;
+pub mod outcome;
 pub mod plan;
 pub mod running;
 
@@ -18,6 +21,18 @@ use std::path::Path;
 
 use crate::inventory::{with_units, Candidate};
 use crate::model::{Key, Model};
+
+/// An error as a screen shows it: what happened in words (`what`, styled), the error's own
+/// words (printable), and what the user can do next with the key that does it (`next`). Never
+/// the raw error alone.
+pub fn error_lines(what: &str, detail: &str, next: &str) -> Vec<Line<'static>> {
+    vec![
+        Line::styled(what.to_string(), bad_style()),
+        Line::raw(printable(detail).into_owned()),
+        Line::raw(""),
+        Line::raw(next.to_string()),
+    ]
+}
 
 /// Rows moved by PageUp/PageDown.
 pub const PAGE: usize = 10;

@@ -203,89 +203,99 @@ pub fn typed(m: &mut Model, text: &str) -> Vec<Effect> {
         .collect()
 }
 
-/// The plan a worker would make for `req`, from [`gpt_image`] (the tests' source).
+/// A folder for the files the tests' plans are made against, kept for the test binary's life.
+pub fn scratch() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+/// The disks of this machine, as the engine sees them: the tests' plans are made against image
+/// files in [`scratch`].
+pub fn this_machine() -> engine::job::Disks {
+    engine::job::Disks::discover(&disk::SysRoot::default()).unwrap()
+}
+
+/// The plan the engine makes for `req`'s job and options, with [`gpt_image`] (clone, copy) or
+/// [`gpt_lbi`] (restores) as the source and a new file of the target's size as the target: the
+/// engine plans only real objects, so the plan's steps name that file; its target (path and
+/// identity, what the confirmation names) is the request's.
 pub fn planned(req: &tui::model::PlanRequest) -> std::sync::Arc<tui::model::PlannedJob> {
-    use tui::model::{Action, PlannedJob, PlannedKind};
-    let src = disk::FileDisk::open_read(gpt_image()).unwrap();
-    let name = req.target.path.display().to_string();
-    let kind = match req.action {
-        Action::CloneDisk => PlannedKind::Clone(Box::new(
-            engine::clone::plan_clone(
-                &src,
-                &name,
-                req.target.len,
-                Some(512),
-                &req.options.engine(),
-            )
-            .unwrap(),
-        )),
-        Action::CopyPartition => {
-            let w = disk::Window::new(&src, req.source.offset.max(MIB), req.source.len).unwrap();
-            PlannedKind::Copy(Box::new(
-                engine::clone::plan_copy_partition(&w, &name, req.target.len).unwrap(),
-            ))
-        }
-        Action::RestoreDisk => {
-            let img = std::sync::Arc::new(image::ImageReader::open(gpt_lbi()).unwrap());
-            PlannedKind::Restore(Box::new(
-                engine::restore::plan_restore_disk(
-                    &img,
-                    &name,
-                    req.target.len,
-                    Some(512),
-                    &req.options.restore(),
-                )
-                .unwrap(),
-            ))
-        }
-        Action::RestorePartition => {
-            let img = std::sync::Arc::new(image::ImageReader::open(gpt_lbi()).unwrap());
-            PlannedKind::Restore(Box::new(
-                engine::restore::plan_restore_partition(
-                    &img,
-                    req.source.number,
-                    &name,
-                    req.target.len,
-                )
-                .unwrap(),
-            ))
-        }
+    use engine::job::{CloneSpec, CopyInto, CopySpec, JobSpec, RestoreSpec};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use tui::model::Action;
+    static N: AtomicU32 = AtomicU32::new(0);
+    let target = scratch().join(format!("target{}.img", N.fetch_add(1, Ordering::SeqCst)));
+    fixture::sparse_file(&target, req.target.len).unwrap();
+    let spec = match req.action {
+        Action::CloneDisk => JobSpec::Clone(CloneSpec {
+            source: gpt_image().to_path_buf(),
+            target,
+            options: req.options.engine(),
+        }),
+        Action::CopyPartition => JobSpec::Copy(CopySpec {
+            source: gpt_image().to_path_buf(),
+            part: Some(req.source.number.unwrap_or(1)),
+            target,
+            into: CopyInto::Whole,
+            options: req.options.engine(),
+        }),
+        Action::RestoreDisk | Action::RestorePartition => JobSpec::Restore(RestoreSpec {
+            image: gpt_lbi().to_path_buf(),
+            target,
+            whole_disk: Some(req.action == Action::RestoreDisk),
+            part: req.source.number,
+            into: None,
+            options: req.options.restore(),
+        }),
     };
-    let text = match &kind {
-        PlannedKind::Clone(p) => p.to_string(),
-        PlannedKind::Copy(p) => p.to_string(),
-        PlannedKind::Restore(p) => p.to_string(),
-    };
-    std::sync::Arc::new(PlannedJob {
+    let mut plan = engine::job::plan(spec, &this_machine()).unwrap();
+    // The target as the engine names the fake machine's disk (these plans are shown and
+    // confirmed, never run: the engine would refuse a target that is not the object planned).
+    if let Some(t) = plan.target.as_mut() {
+        t.path = req.target.path.clone();
+        t.identity = req.target.identity.clone();
+    }
+    std::sync::Arc::new(tui::model::PlannedJob {
         action: req.action,
         source: req.source.clone(),
         target: req.target.clone(),
         options: req.options,
-        identity: req.target.identity.clone(),
-        text,
-        kind,
+        plan,
     })
 }
 
-/// The backup a worker would plan for `req`, reading [`gpt_image`] (the tests' source), with
-/// 1 TiB free on a non-FAT drive.
+/// The backup the engine plans for `req`, reading [`gpt_image`] (the tests' source), into a
+/// folder of [`scratch`] (the request's folder need not exist), with 1 TiB free on a non-FAT
+/// drive.
 pub fn planned_backup(req: &tui::model::BackupRequest) -> std::sync::Arc<tui::model::BackupJob> {
-    let src = disk::FileDisk::open_read(gpt_image()).unwrap();
-    let plan = engine::backup::plan_backup(
-        &src,
-        engine::backup::SourceIdentity {
+    planned_backup_on(req, 1 << 40, false)
+}
+
+/// [`planned_backup`] with `free` bytes free on a FAT drive or not (the destination's facts in
+/// the engine's plan are set as a worker on such a drive would find them).
+pub fn planned_backup_on(
+    req: &tui::model::BackupRequest,
+    free: u64,
+    fat: bool,
+) -> std::sync::Arc<tui::model::BackupJob> {
+    let dir = scratch().join("backups");
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = engine::job::JobSpec::Backup(engine::job::BackupSpec {
+        source: gpt_image().to_path_buf(),
+        image: dir.join(&req.name),
+        part: req.source.part,
+        options: engine::backup::BackupOptions::default(),
+        all_unpartitioned: false,
+        identity: Some(engine::backup::SourceIdentity {
             model: req.source.model.clone(),
             serial: req.source.serial.clone(),
-        },
-        &req.dir.join(&req.name),
-        req.source.part,
-    )
-    .unwrap();
+        }),
+    });
+    let mut plan = engine::job::plan(spec, &this_machine()).unwrap();
+    plan.destination = Some(engine::job::Destination { free, fat });
     std::sync::Arc::new(tui::model::BackupJob {
         request: req.clone(),
         plan,
-        free: Some(1 << 40),
-        fat: false,
     })
 }
 
@@ -395,4 +405,35 @@ pub fn check_id(m: &Model) -> RequestId {
 /// The SMART question about `path` under way.
 pub fn smart_id(m: &Model, path: PathBuf) -> RequestId {
     *m.smart_asked.get(&path).expect("a SMART question")
+}
+
+/// An outcome as the engine reports it (all its fields are the engine's public report).
+pub fn outcome(status: engine::job::Status, error: Option<&str>) -> engine::job::Outcome {
+    engine::job::Outcome {
+        status,
+        summary: match status {
+            engine::job::Status::Cancelled => "cancelled".into(),
+            engine::job::Status::Failed => "failed".into(),
+            _ => "done: 10.0 MiB copied in 2.0 s".into(),
+        },
+        notes: Vec::new(),
+        error: error.map(str::to_string),
+        grow_error: None,
+        bad_sectors: engine::rescue::BadSectorMap::default(),
+        bad_sector_map: None,
+        step: None,
+    }
+}
+
+/// A finished backup's outcome as the engine reports it, with `report` as its step.
+pub fn backup_outcome(report: engine::backup::BackupReport) -> engine::job::Outcome {
+    let status = if report.bad_sectors.is_empty() {
+        engine::job::Status::Completed
+    } else {
+        engine::job::Status::CompletedWithBadSectors
+    };
+    let mut o = outcome(status, None);
+    o.bad_sectors = report.bad_sectors.clone();
+    o.step = Some(engine::job::StepReport::Backup(report));
+    o
 }

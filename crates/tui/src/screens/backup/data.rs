@@ -4,7 +4,6 @@
 use crate::inventory::Endpoint;
 use crate::inventory::{disk_endpoint, part_endpoint, part_rows, whole_fs_row, Candidate};
 use crate::model::Model;
-use crate::screens::transfer::job::JobFailure;
 use engine::units::human;
 use engine::Content;
 use std::path::PathBuf;
@@ -32,53 +31,64 @@ pub struct BackupRequest {
     pub dir: PathBuf,
     /// The image file's name (in `dir`).
     pub name: String,
-    /// Discover loop and RAM devices for the destination check too.
-    pub include_virtual: bool,
 }
 
-/// A planned backup, with what the destination offers.
+/// A backup the engine planned (with the default settings), with the request it answers.
 #[derive(Debug)]
 pub struct BackupJob {
     pub request: BackupRequest,
-    pub plan: engine::backup::BackupPlan,
-    /// Bytes free for an unprivileged user in the destination folder, when known.
-    pub free: Option<u64>,
-    /// The destination is FAT: volumes must stay below 4 GiB.
-    pub fat: bool,
+    /// The engine's plan: what is read, the destination's free space and file system.
+    pub plan: engine::job::Plan,
 }
 
 impl BackupJob {
-    /// The image file that will be created.
-    pub fn image(&self) -> &std::path::Path {
-        &self.plan.image
+    /// The image file that will be created (the plan's: `jobs` plans the request's folder and
+    /// name).
+    pub fn image(&self) -> PathBuf {
+        self.request.dir.join(&self.request.name)
+    }
+
+    /// Bytes free for an unprivileged user in the destination folder, when known.
+    pub fn free(&self) -> Option<u64> {
+        self.plan.destination.map(|d| d.free)
+    }
+
+    /// The destination is FAT: volumes must stay below 4 GiB (the engine forces the split).
+    pub fn fat(&self) -> bool {
+        self.plan.destination.is_some_and(|d| d.fat)
     }
 
     /// A guess of the image's size: half of what is read (it depends on the data).
     pub fn estimate(&self) -> u64 {
-        self.plan.total_bytes() / 2
+        self.plan.total_bytes / 2
     }
 
     /// The warning when the estimate exceeds the free space.
     pub fn space_warning(&self) -> Option<String> {
-        let free = self.free?;
+        let free = self.free()?;
         (self.estimate() > free).then(|| {
             format!(
                 "the image may not fit: about {} expected (an estimate: half of the {} read), \
                  {} free in {}",
                 human(self.estimate()),
-                human(self.plan.total_bytes()),
+                human(self.plan.total_bytes),
                 human(free),
                 self.request.dir.display()
             )
         })
+    }
+
+    /// The plan's text as shown before it starts.
+    pub fn text(&self) -> String {
+        self.plan.lines().join("\n")
     }
 }
 
 /// The zstd levels offered, fastest first.
 pub const BACKUP_LEVELS: [i32; 4] = [1, 3, 9, 19];
 
-/// Volume size when splitting: below FAT32's 4 GiB file limit.
-pub const SPLIT_4G: u64 = (4 << 30) - (1 << 20);
+/// Volume size when splitting: below FAT32's 4 GiB file limit (the engine's).
+pub use engine::job::FAT_SPLIT as SPLIT_4G;
 
 /// The switches of a backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,10 +149,22 @@ impl BackupSettings {
     }
 }
 
-/// How a finished backup went, for the result screen.
+/// How a finished backup went, for the result screen: the engine's outcome.
 #[derive(Debug)]
 pub struct BackupOutcome {
-    pub result: Result<engine::backup::BackupReport, JobFailure>,
+    pub outcome: engine::job::Outcome,
+}
+
+impl BackupOutcome {
+    /// The backup's report, when the image was written.
+    pub fn report(&self) -> Option<&engine::backup::BackupReport> {
+        match &self.outcome.step {
+            Some(engine::job::StepReport::Backup(r)) if self.outcome.status.is_complete() => {
+                Some(r)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What a backup may read: disks with a partition table or a bare file system, and partitions.

@@ -5,7 +5,7 @@ use crate::inventory::Candidate;
 use crate::model::Model;
 use crate::widgets::image_picker;
 use crate::widgets::running::{self, Texts};
-use crate::widgets::{bad_style, candidate_list, clock, explain, good_style, path_text, plan};
+use crate::widgets::{bad_style, candidate_list, clock, explain, outcome, path_text, plan};
 use crate::widgets::{selected_style, spinner, warn_style};
 use disk::text::printable;
 use engine::units::human;
@@ -127,7 +127,7 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
         BackupScreen::Plan { job, scroll, .. } => {
             let [plan_area, info] =
                 Layout::vertical([Constraint::Min(5), Constraint::Length(6)]).areas(area);
-            plan::draw(frame, plan_area, &job.plan.to_string(), *scroll);
+            plan::draw(frame, plan_area, &job.text(), *scroll);
             let mut lines = backup_facts(job).lines;
             lines.push(Line::raw(
                 "Only a new file is created; no disk is written. Enter starts the backup.",
@@ -144,8 +144,8 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
                 head: [
                     Line::raw(format!(
                         "{} -> {}",
-                        printable(&job.plan.source.to_string()),
-                        path_text(job.image())
+                        path_text(&job.request.source.endpoint.path),
+                        path_text(&job.image())
                     )),
                     Line::raw("The source is only read."),
                 ],
@@ -159,55 +159,19 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
             running::draw(frame, area, run, texts);
         }
         BackupScreen::Done { job, outcome } => {
-            let mut lines = Vec::new();
-            match &outcome.result {
-                Ok(r) => {
-                    lines.push(Line::styled("Backup finished.", good_style()));
-                    lines.push(Line::raw(""));
-                    lines.push(Line::raw(format!("Image    {}", path_text(&r.image))));
-                    lines.push(Line::raw(format!(
-                        "Size     {} in {} volume{} ({} read in {})",
-                        human(r.bytes_written),
-                        r.volumes.len(),
-                        if r.volumes.len() == 1 { "" } else { "s" },
-                        human(r.bytes_read),
-                        clock(r.seconds as u64)
-                    )));
-                    if r.bad_sectors.is_empty() {
-                        lines.push(Line::raw("Every sector of the source was read."));
-                    } else {
-                        lines.push(Line::styled(
-                            format!(
-                                "{} in {} ranges could not be read: they are recorded in the \
-                                 image and restore as zeros.",
-                                human(r.bad_sectors.bytes()),
-                                r.bad_sectors.ranges.len()
-                            ),
-                            warn_style(),
-                        ));
-                    }
-                    for n in &r.notes {
-                        lines.push(Line::raw(printable(n).into_owned()));
-                    }
-                    lines.push(Line::raw(""));
-                    lines.push(Line::raw("Press v to verify the image now."));
-                }
-                Err(f) => {
-                    lines.push(Line::styled(
-                        if f.cancelled {
-                            "Backup cancelled."
-                        } else {
-                            "Backup failed."
-                        },
-                        bad_style(),
-                    ));
-                    lines.push(Line::raw(""));
-                    lines.push(Line::raw(printable(&f.message).into_owned()));
-                    lines.push(Line::raw(format!(
-                        "The source was only read. A partial {} is deleted.",
-                        path_text(job.image())
-                    )));
-                }
+            let facts = match outcome.report() {
+                Some(r) => report_facts(r),
+                None => Vec::new(),
+            };
+            let mut lines = outcome::lines("Backup", &outcome.outcome, facts);
+            lines.push(Line::raw(""));
+            if outcome.report().is_some() {
+                lines.push(Line::raw("Press v to verify the image now."));
+            } else {
+                lines.push(Line::raw(format!(
+                    "The source was only read. A partial {} is deleted.",
+                    path_text(&job.image())
+                )));
             }
             frame.render_widget(
                 Paragraph::new(lines)
@@ -221,8 +185,8 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
 
 /// The image's name and place, free space and the FAT rule, for the options and plan screens.
 fn backup_facts(job: &BackupJob) -> Text<'static> {
-    let mut lines = vec![Line::raw(format!("Image  {}", path_text(job.image())))];
-    match job.free {
+    let mut lines = vec![Line::raw(format!("Image  {}", path_text(&job.image())))];
+    match job.free() {
         Some(free) => lines.push(Line::raw(format!(
             "Free   {} there; the image will be about {} (an estimate)",
             human(free),
@@ -233,10 +197,40 @@ fn backup_facts(job: &BackupJob) -> Text<'static> {
     if let Some(w) = job.space_warning() {
         lines.push(Line::styled(format!("Warning: {w}"), warn_style()));
     }
-    if job.fat {
+    if job.fat() {
         lines.push(Line::raw(
             "FAT drive: the image is split into volumes below 4 GiB.",
         ));
     }
     Text::from(lines)
+}
+
+/// The image, its size and volumes, and the unreadable sectors of a finished backup.
+fn report_facts(r: &engine::backup::BackupReport) -> Vec<Line<'static>> {
+    let mut lines = vec![
+        Line::raw(format!("Image    {}", path_text(&r.image))),
+        Line::raw(format!(
+            "Size     {} in {} volume{} ({} read in {})",
+            human(r.bytes_written),
+            r.volumes.len(),
+            if r.volumes.len() == 1 { "" } else { "s" },
+            human(r.bytes_read),
+            clock(r.seconds as u64)
+        )),
+    ];
+    if r.bad_sectors.is_empty() {
+        lines.push(Line::raw("Every sector of the source was read."));
+    } else {
+        lines.push(Line::styled(
+            format!(
+                "{} in {} ranges could not be read: they are recorded in the image and restore \
+                 as zeros.",
+                human(r.bad_sectors.bytes()),
+                r.bad_sectors.ranges.len()
+            ),
+            warn_style(),
+        ));
+    }
+    lines.push(Line::raw(""));
+    lines
 }

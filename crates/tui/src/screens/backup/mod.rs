@@ -14,7 +14,6 @@ pub use data::{
 pub use draw::draw;
 
 use crate::model::{Effect, Key, Model, RequestId, Screen};
-use crate::screens::transfer::job::JobFailure;
 use crate::screens::verify::VerifyScreen;
 use crate::widgets::image_picker::{self, Browser, Folder};
 use crate::widgets::running::Run;
@@ -145,10 +144,9 @@ impl BackupScreen {
                 " y stop (the partial image is deleted)  n keep going"
             }
             BackupScreen::Running { .. } => " Esc stop",
-            BackupScreen::Done {
-                outcome: BackupOutcome { result: Ok(_) },
-                ..
-            } => " v verify the image now  Enter back to the disks",
+            BackupScreen::Done { outcome, .. } if outcome.report().is_some() => {
+                " v verify the image now  Enter back to the disks"
+            }
             BackupScreen::Done { .. } => " Enter back to the disks",
         }
     }
@@ -186,7 +184,7 @@ pub fn on_planned(model: &mut Model, id: RequestId, result: Result<Arc<BackupJob
         Ok(job) => {
             let mut settings = kept.unwrap_or_default();
             // FAT32 cannot hold files of 4 GiB or more.
-            settings.split_4g |= job.fat;
+            settings.split_4g |= job.fat();
             BackupScreen::Options {
                 job,
                 settings,
@@ -198,11 +196,7 @@ pub fn on_planned(model: &mut Model, id: RequestId, result: Result<Arc<BackupJob
 }
 
 /// The backup `id` finished: the result, or straight to verifying when that was asked.
-pub fn on_done(
-    model: &mut Model,
-    id: RequestId,
-    result: Result<engine::backup::BackupReport, JobFailure>,
-) -> Vec<Effect> {
+pub fn on_done(model: &mut Model, id: RequestId, outcome: engine::job::Outcome) -> Vec<Effect> {
     let Screen::Backup(s) = &mut model.screen else {
         return Vec::new();
     };
@@ -213,31 +207,20 @@ pub fn on_done(
         return Vec::new();
     }
     let job = Arc::clone(job);
-    let verify = settings.verify;
-    match &result {
-        Ok(r) if verify => {
-            model.status = Some(format!(
-                "backup done: {} in {} volume(s), {} unreadable; now verifying",
-                human(r.bytes_written),
-                r.volumes.len(),
-                human(r.bad_sectors.bytes())
-            ));
-            let (screen, effects) = VerifyScreen::running(model, r.image.clone());
-            model.screen = screen;
-            return effects;
-        }
-        Ok(_) => {}
-        Err(f) => log::error!(
-            "backup of {} to {} failed: {}",
-            job.plan.source,
-            job.image().display(),
-            f.message
-        ),
+    let outcome = BackupOutcome { outcome };
+    if let (Some(r), true) = (outcome.report(), settings.verify) {
+        model.status = Some(format!(
+            "backup done ({}): {} in {} volume(s), {} unreadable; now verifying",
+            outcome.outcome.status.label(),
+            human(r.bytes_written),
+            r.volumes.len(),
+            human(r.bad_sectors.bytes())
+        ));
+        let (screen, effects) = VerifyScreen::running(model, r.image.clone());
+        model.screen = screen;
+        return effects;
     }
-    **s = BackupScreen::Done {
-        job,
-        outcome: BackupOutcome { result },
-    };
+    **s = BackupScreen::Done { job, outcome };
     Vec::new()
 }
 
@@ -263,7 +246,9 @@ fn planning(
 
 /// The folder picker again, on the folder of `request`.
 fn folder_again(model: &mut Model, request: BackupRequest) -> (Screen, Vec<Effect>) {
-    let (browser, effect) = Browser::open(model, request.dir);
+    let (mut browser, effect) = Browser::open(model, request.dir);
+    // The source's drives cannot hold its image.
+    browser.exclude = vec![request.source.disk.clone()];
     (
         Screen::Backup(Box::new(BackupScreen::PickFolder {
             source: request.source,
@@ -287,7 +272,8 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
                 Key::Enter => match list.get(cursor) {
                     Some((c, source)) if c.refusal.is_none() => {
                         model.status = None;
-                        let (browser, effect) = Browser::open(model, model.image_root.clone());
+                        let (mut browser, effect) = Browser::open(model, model.image_root.clone());
+                        browser.exclude = vec![source.disk.clone()];
                         (
                             wrap(BackupScreen::PickFolder {
                                 source: source.clone(),
@@ -321,12 +307,7 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
                 }
                 Folder::Chosen(dir) => {
                     let name = default_image_name(&source, &crate::jobs::today());
-                    let request = BackupRequest {
-                        source,
-                        dir,
-                        name,
-                        include_virtual: model.show_virtual,
-                    };
+                    let request = BackupRequest { source, dir, name };
                     planning(model, request, None)
                 }
             }
@@ -451,7 +432,7 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
                     model.status = None;
                     match cursor {
                         0 => settings.next_level(),
-                        1 if job.fat => {
+                        1 if job.fat() => {
                             model.status = Some(format!(
                                 "{} is on a FAT file system, which cannot hold files of 4 GiB or \
                                  more: the image must be split",
@@ -506,11 +487,7 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
             ),
             // A backup only creates a new file: Enter is the confirmation.
             Key::Enter => {
-                log::info!(
-                    "backup of {} to {} started",
-                    job.plan.source,
-                    job.image().display()
-                );
+                log::info!("{} started", job.plan.title);
                 let id = model.request();
                 (
                     wrap(BackupScreen::Running {
@@ -522,7 +499,7 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
                 )
             }
             k => {
-                let scroll = plan::scroll(&job.plan.to_string(), scroll, k).unwrap_or(scroll);
+                let scroll = plan::scroll(&job.text(), scroll, k).unwrap_or(scroll);
                 (
                     wrap(BackupScreen::Plan {
                         job,
@@ -541,8 +518,8 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
             let effects = run.key(key);
             (wrap(BackupScreen::Running { job, settings, run }), effects)
         }
-        BackupScreen::Done { job, outcome } => match (key, &outcome.result) {
-            (Key::Char('v'), Ok(r)) => VerifyScreen::running(model, r.image.clone()),
+        BackupScreen::Done { job, outcome } => match (key, outcome.report()) {
+            (Key::Char('v'), Some(r)) => VerifyScreen::running(model, r.image.clone()),
             (Key::Enter | Key::Esc, _) => (Screen::Main, Vec::new()),
             _ => (wrap(BackupScreen::Done { job, outcome }), Vec::new()),
         },

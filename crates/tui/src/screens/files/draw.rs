@@ -5,7 +5,7 @@ use crate::model::Model;
 use crate::screens::extract;
 use crate::widgets::image_picker;
 use crate::widgets::warn_style;
-use crate::widgets::{bad_style, boxed, file_name, good_style, picker, refused_item, spinner};
+use crate::widgets::{boxed, error_lines, file_name, good_style, picker, refused_item, spinner};
 use disk::text::printable;
 use engine::units::human;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -118,10 +118,11 @@ fn file_list_view(model: &Model, v: &FileView, frame: &mut Frame, area: Rect) {
             frame,
             list_area,
             &title,
-            vec![
-                Line::styled("This folder cannot be read:", bad_style()),
-                Line::raw(printable(e).into_owned()),
-            ],
+            error_lines(
+                "This folder cannot be read:",
+                e,
+                "Backspace goes up to the folder above, Esc goes back.",
+            ),
         ),
         Some(Ok(items)) => {
             let width = usize::from(list_area.width.saturating_sub(2));

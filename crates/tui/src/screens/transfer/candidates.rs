@@ -24,7 +24,7 @@ pub fn sources(model: &Model, action: Action) -> Vec<Candidate> {
                     Err(e) => Some(format!("cannot be read: {e}")),
                     Ok(r) => match &r.content {
                         Content::Table { .. } => None,
-                        Content::FileSystem { fs } => Some(format!(
+                        Content::FileSystem { fs, .. } => Some(format!(
                             "holds a bare {} file system, no partition table: use Copy partition",
                             fs.kind.name()
                         )),

@@ -3,12 +3,12 @@
 use super::{size_explanation, sources, targets, Action, Step, Wizard};
 use crate::inventory::with_units;
 use crate::model::Model;
-use crate::screens::transfer::job::{Outcome, PlannedJob};
+use crate::screens::transfer::job::PlannedJob;
 use crate::widgets::running::{self, Texts};
-use crate::widgets::{bad_style, candidate_list, clock, explain, good_style, path_text};
+use crate::widgets::{bad_style, candidate_list, explain, outcome, path_text};
 use crate::widgets::{plan, selected_style, spinner, warn_style};
 use disk::text::printable;
-use engine::units::human;
+use engine::job::{Outcome, Overwrites};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Text};
@@ -113,10 +113,8 @@ pub fn draw(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
             if let (Some(image), Action::RestoreDisk) = (&w.image, w.action) {
                 let s = &image.summary;
                 text.push(Line::raw(format!(
-                    "The image was made from {} (serial {}, {}); the target is {}.",
-                    printable(&s.model),
-                    printable(&s.serial),
-                    human(s.source_size),
+                    "The image was made from {}; the target is {}.",
+                    s.source_identity(),
                     with_units(model, &target.identity)
                 )));
             }
@@ -139,7 +137,7 @@ pub fn draw(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
                 Paragraph::new("Nothing has been written yet. This is what will happen:"),
                 head,
             );
-            plan::draw(frame, body, &with_units(model, &plan.text), *scroll);
+            plan::draw(frame, body, &with_units(model, &plan.text()), *scroll);
         }
         Step::Refused { reason } => {
             frame.render_widget(
@@ -166,7 +164,7 @@ pub fn draw(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
                         path_text(&plan.source.path),
                         path_text(&plan.target.path)
                     )),
-                    Line::raw(printable(&with_units(model, &plan.identity)).into_owned()),
+                    Line::raw(printable(&with_units(model, plan.identity())).into_owned()),
                 ],
                 status: run.phase(),
                 stopping: "Cancelling at the next safe point...",
@@ -177,7 +175,11 @@ pub fn draw(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
             };
             running::draw(frame, area, run, texts);
         }
-        Step::Done { plan, outcome } => done_view(model, plan, outcome, frame, area),
+        Step::Done {
+            plan,
+            outcome,
+            target_state,
+        } => done_view(model, plan, outcome, target_state.as_deref(), frame, area),
     }
 }
 
@@ -189,9 +191,12 @@ fn confirm_view(
     frame: &mut Frame,
     area: Rect,
 ) {
-    let what = match plan.action {
-        Action::CloneDisk | Action::RestoreDisk => "DISK",
-        Action::CopyPartition | Action::RestorePartition => "PARTITION",
+    let what = match plan.plan.target.as_ref().map(|t| t.overwrites) {
+        Some(Overwrites::Partition) => "ALL DATA ON THIS PARTITION WILL BE DESTROYED:",
+        Some(Overwrites::FreeSpace) => {
+            "THE FREE SPACE AND THE PARTITION TABLE OF THIS DISK WILL BE OVERWRITTEN:"
+        }
+        Some(Overwrites::Disk) | None => "ALL DATA ON THIS DISK WILL BE DESTROYED:",
     };
     let becomes = if plan.action.is_restore() {
         format!(
@@ -206,16 +211,13 @@ fn confirm_view(
         )
     };
     let mut lines = vec![
-        Line::styled(
-            format!("ALL DATA ON THIS {what} WILL BE DESTROYED:"),
-            bad_style(),
-        ),
+        Line::styled(what, bad_style()),
         Line::raw(""),
         Line::styled(
-            format!("  {}", printable(&with_units(model, &plan.identity))),
+            format!("  {}", printable(&with_units(model, plan.identity()))),
             Style::default().add_modifier(Modifier::BOLD),
         ),
-        Line::raw(format!("  {}", path_text(&plan.target.path))),
+        Line::raw(format!("  {}", path_text(plan.target_path()))),
         Line::raw(""),
         Line::raw(printable(&becomes).into_owned()),
         Line::raw(""),
@@ -238,73 +240,34 @@ fn confirm_view(
     );
 }
 
-fn done_view(model: &Model, plan: &PlannedJob, outcome: &Outcome, frame: &mut Frame, area: Rect) {
-    let mut lines = Vec::new();
-    match &outcome.finished.result {
-        Ok(r) => {
-            lines.push(Line::styled(
-                format!("{} finished.", plan.action.title()),
-                good_style(),
-            ));
-            lines.push(Line::raw(""));
-            lines.push(Line::raw(format!(
-                "{} {} in {} ({}/s){}",
-                human(r.bytes_copied),
-                if plan.action.is_restore() {
-                    "written"
-                } else {
-                    "copied"
-                },
-                clock(r.seconds as u64),
-                human(if r.seconds > 0.0 {
-                    (r.bytes_copied as f64 / r.seconds) as u64
-                } else {
-                    0
-                }),
-                if r.verified { ", verified" } else { "" }
-            )));
-            if plan.action.is_restore() {
-                lines.push(Line::raw(format!(
-                    "{} now holds {}.",
-                    path_text(&plan.target.path),
-                    with_units(model, &plan.source.identity)
-                )));
-            } else if r.bad_sectors.is_empty() {
-                lines.push(Line::raw("Every sector of the source was read."));
-            } else {
-                lines.push(Line::styled(
-                    format!(
-                        "{} in {} ranges could not be read and were written as zeros.",
-                        human(r.bad_sectors.bytes()),
-                        r.bad_sectors.ranges.len()
-                    ),
-                    warn_style(),
-                ));
-            }
-            for n in &r.notes {
-                lines.push(Line::raw(printable(n).into_owned()));
-            }
-        }
-        Err(f) => {
-            let head = if f.cancelled {
-                format!("{} cancelled.", plan.action.title())
-            } else {
-                format!("{} failed.", plan.action.title())
-            };
-            lines.push(Line::styled(head, bad_style()));
-            lines.push(Line::raw(""));
-            lines.push(Line::raw(printable(&f.message).into_owned()));
-            if let Some(state) = &outcome.target_state {
-                lines.push(Line::raw(""));
-                lines.push(Line::styled(
-                    format!("State of {}: {state}", path_text(&plan.target.path)),
-                    warn_style(),
-                ));
-            }
-        }
+fn done_view(
+    model: &Model,
+    plan: &PlannedJob,
+    outcome: &Outcome,
+    target_state: Option<&str>,
+    frame: &mut Frame,
+    area: Rect,
+) {
+    let mut lines: Vec<Line> = outcome::lines(plan.action.title(), outcome, Vec::new())
+        .into_iter()
+        .map(|l| {
+            let style = l.style;
+            Line::styled(with_units(model, &l.to_string()), style)
+        })
+        .collect();
+    if outcome.status.is_complete() && plan.action.is_restore() {
+        lines.push(Line::raw(format!(
+            "{} now holds {}.",
+            path_text(&plan.target.path),
+            with_units(model, &plan.source.identity)
+        )));
     }
-    for n in &outcome.finished.notes {
-        lines.push(Line::raw(printable(n).into_owned()));
+    if let Some(state) = target_state {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            format!("State of {}: {state}", path_text(&plan.target.path)),
+            warn_style(),
+        ));
     }
     lines.push(Line::raw(""));
     lines.push(Line::raw(match &model.log_path {

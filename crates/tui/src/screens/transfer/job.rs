@@ -1,10 +1,12 @@
-//! What a transfer job is, as data: which job ([`Action`]), its switches, the request to plan it,
-//! the plan a worker made, and how it ended. `jobs` (the worker) and the transfer screens share
-//! these.
+//! What a transfer job is, as data: which job ([`Action`]), its switches, the request to plan it
+//! (and the engine's [`JobSpec`] it becomes), the plan the engine made, and the state a failed
+//! job left its target in. `jobs` (the worker) and the transfer screens share these.
 
 use crate::inventory::Endpoint;
-use engine::clone::{CloneOptions, ClonePlan, CopyPlan, JobReport};
+use engine::clone::CloneOptions;
+use engine::job::{CloneSpec, CopyInto, CopySpec, JobSpec, Outcome, RestoreSpec, Status};
 use engine::rescue::ReadPolicy;
+use std::path::PathBuf;
 
 /// The jobs that write to a disk. [`Action::WIRED`] are the ones that start from a disk list;
 /// the restores start from an image (their first steps are [`crate::model::Screen::Restore`]). Verifying an image writes nothing
@@ -151,64 +153,98 @@ pub struct PlanRequest {
     pub source: Endpoint,
     pub target: Endpoint,
     pub options: JobOptions,
-    /// Discover loop and RAM devices for the safety check too.
-    pub include_virtual: bool,
 }
 
-/// A plan built by a worker, ready to show and (after confirmation) execute.
+/// Where an endpoint is opened: its own path, or the disk (image file) and partition number
+/// when the partition has no device node of its own.
+fn opened(e: &Endpoint) -> (PathBuf, Option<u32>) {
+    match e.number {
+        Some(n) if e.offset != 0 => (e.disk.clone(), Some(n)),
+        _ => (e.path.clone(), None),
+    }
+}
+
+impl PlanRequest {
+    /// The engine's job for the user's choices: the engine checks and plans it.
+    pub fn spec(&self) -> JobSpec {
+        let (target, into) = opened(&self.target);
+        match self.action {
+            Action::CloneDisk => JobSpec::Clone(CloneSpec {
+                source: self.source.path.clone(),
+                target: self.target.path.clone(),
+                options: self.options.engine(),
+            }),
+            Action::CopyPartition => {
+                let (source, part) = opened(&self.source);
+                JobSpec::Copy(CopySpec {
+                    source,
+                    part,
+                    target,
+                    into: into.map_or(CopyInto::Whole, CopyInto::Partition),
+                    options: self.options.engine(),
+                })
+            }
+            Action::RestoreDisk => JobSpec::Restore(RestoreSpec {
+                image: self.source.path.clone(),
+                target: self.target.path.clone(),
+                whole_disk: Some(true),
+                part: None,
+                into: None,
+                options: self.options.restore(),
+            }),
+            Action::RestorePartition => JobSpec::Restore(RestoreSpec {
+                image: self.source.path.clone(),
+                target,
+                whole_disk: Some(false),
+                part: self.source.number,
+                into,
+                options: self.options.restore(),
+            }),
+        }
+    }
+}
+
+/// A plan the engine made for a request, ready to show and (after confirmation) run.
 #[derive(Debug)]
 pub struct PlannedJob {
     pub action: Action,
+    /// The source and target as the lists showed them.
     pub source: Endpoint,
     pub target: Endpoint,
     pub options: JobOptions,
-    /// What the confirmation names, from the safety check.
-    pub identity: String,
-    /// The plan's text.
-    pub text: String,
-    pub kind: PlannedKind,
+    /// The engine's plan: its lines, the target it overwrites (path, identity) and warnings.
+    pub plan: engine::job::Plan,
 }
 
-/// The engine's plan.
-#[derive(Debug)]
-pub enum PlannedKind {
-    Clone(Box<ClonePlan>),
-    Copy(Box<CopyPlan>),
-    /// A restore: the source endpoint is the image file (its `number` the partition restored).
-    Restore(Box<engine::restore::RestorePlan>),
+impl PlannedJob {
+    /// How the target is named on the confirmation screen: the engine's identity of what the
+    /// consent covers (the endpoint's, for a plan that overwrites nothing).
+    pub fn identity(&self) -> &str {
+        match &self.plan.target {
+            Some(t) => &t.identity,
+            None => &self.target.identity,
+        }
+    }
+
+    /// The path the engine opens for writing (a disk image file's, for one of its partitions).
+    pub fn target_path(&self) -> &std::path::Path {
+        match &self.plan.target {
+            Some(t) => &t.path,
+            None => &self.target.path,
+        }
+    }
+
+    /// The plan's text as shown before confirmation (lines, notes, warnings), printable.
+    pub fn text(&self) -> String {
+        self.plan.lines().join("\n")
+    }
 }
 
-/// Why a job did not complete.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobFailure {
-    pub message: String,
-    pub cancelled: bool,
-    /// The engine's own words on the target's state, when it says (cancellation).
-    pub state: Option<String>,
-}
-
-/// A finished job.
-#[derive(Debug, Clone)]
-pub struct Finished {
-    pub result: Result<JobReport, JobFailure>,
-    /// Extra lines: partition-table re-read, file system grown.
-    pub notes: Vec<String>,
-}
-
-/// What the result screen shows.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub finished: Finished,
-    /// The state the target is in after a failure, in words.
-    pub target_state: Option<String>,
-}
-
-/// The state a failed job left its target in, in words, from the engine's statement or the
-/// phase the job was in.
-pub fn target_state(action: Action, finished: &Finished, phase: Option<&str>) -> Option<String> {
-    let failure = finished.result.as_ref().err()?;
-    if let Some(state) = &failure.state {
-        return Some(state.clone());
+/// The state a failed job left its target in, in words, from the phase the job was in. A
+/// cancelled job's error already carries the engine's own statement; a completed one needs none.
+pub fn target_state(action: Action, outcome: &Outcome, phase: Option<&str>) -> Option<String> {
+    if outcome.status != Status::Failed {
+        return None;
     }
     let phase = phase.unwrap_or("");
     let text = match action {

@@ -21,8 +21,8 @@ use crate::screens::restore::{image_endpoint, restore_choices, RestoreScreen};
 use crate::widgets::image_picker::ChosenImage;
 use crate::widgets::running::Run;
 use crate::widgets::{nav, plan};
-use engine::units::human;
-use job::{Finished, JobOption, JobOptions, Outcome, PlanRequest, PlannedJob};
+use engine::job::Outcome;
+use job::{JobOption, JobOptions, PlanRequest, PlannedJob};
 use std::sync::Arc;
 
 /// A step of the wizard.
@@ -62,7 +62,10 @@ pub enum Step {
     },
     Done {
         plan: Arc<PlannedJob>,
+        /// The engine's outcome.
         outcome: Outcome,
+        /// The state a failed job left its target in, in words.
+        target_state: Option<String>,
     },
 }
 
@@ -182,7 +185,7 @@ pub fn on_planned(model: &mut Model, id: RequestId, result: Result<Arc<PlannedJo
 }
 
 /// The job `id` finished: the result screen, and a rescan (the target changed).
-pub fn on_job_done(model: &mut Model, id: RequestId, finished: Finished) -> Vec<Effect> {
+pub fn on_job_done(model: &mut Model, id: RequestId, outcome: Outcome) -> Vec<Effect> {
     let Screen::Wizard(w) = &mut model.screen else {
         return Vec::new();
     };
@@ -194,30 +197,11 @@ pub fn on_job_done(model: &mut Model, id: RequestId, finished: Finished) -> Vec<
     }
     let plan = Arc::clone(plan);
     let phase = run.progress.as_ref().map(|p| p.phase.as_str());
-    let target_state = target_state(w.action, &finished, phase);
-    match &finished.result {
-        Ok(r) => log::info!(
-            "{} of {} to {} finished: {} in {:.1} s",
-            w.action.title(),
-            plan.source.path.display(),
-            plan.target.path.display(),
-            human(r.bytes_copied),
-            r.seconds
-        ),
-        Err(f) => log::error!(
-            "{} of {} to {} failed: {}",
-            w.action.title(),
-            plan.source.path.display(),
-            plan.target.path.display(),
-            f.message
-        ),
-    }
+    let target_state = target_state(w.action, &outcome, phase);
     w.step = Step::Done {
         plan,
-        outcome: Outcome {
-            finished,
-            target_state,
-        },
+        outcome,
+        target_state,
     };
     model.rescan()
 }
@@ -335,7 +319,6 @@ pub fn key(model: &mut Model, mut w: Box<Wizard>, key: Key) -> (Screen, Vec<Effe
                                     source: s.clone(),
                                     target: t.clone(),
                                     options: w.options,
-                                    include_virtual: model.show_virtual,
                                 }),
                             });
                             Step::Planning { id }
@@ -359,7 +342,7 @@ pub fn key(model: &mut Model, mut w: Box<Wizard>, key: Key) -> (Screen, Vec<Effe
                 wrong: false,
             },
             k => Step::Plan {
-                scroll: plan::scroll(&plan.text, scroll, k).unwrap_or(scroll),
+                scroll: plan::scroll(&plan.text(), scroll, k).unwrap_or(scroll),
                 plan,
             },
         },
@@ -396,7 +379,7 @@ pub fn key(model: &mut Model, mut w: Box<Wizard>, key: Key) -> (Screen, Vec<Effe
                         action.title(),
                         plan.source.path.display(),
                         plan.target.path.display(),
-                        plan.identity
+                        plan.identity()
                     );
                     let id = model.request();
                     effects.push(Effect::Start { id, confirmed });
@@ -417,9 +400,17 @@ pub fn key(model: &mut Model, mut w: Box<Wizard>, key: Key) -> (Screen, Vec<Effe
             effects.extend(run.key(key));
             Step::Running { plan, run }
         }
-        Step::Done { plan, outcome } => match key {
+        Step::Done {
+            plan,
+            outcome,
+            target_state,
+        } => match key {
             Key::Enter | Key::Esc => return (Screen::Main, effects),
-            _ => Step::Done { plan, outcome },
+            _ => Step::Done {
+                plan,
+                outcome,
+                target_state,
+            },
         },
     };
     (Screen::Wizard(w), effects)
