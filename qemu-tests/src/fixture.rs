@@ -679,7 +679,8 @@ pub fn extract_lv(pv: &Path, lv: &LvmLv, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs an LVM tool on the PV image `pv` through a loop device (only that device visible).
+/// Runs an LVM tool on the PV image `pv` through a loop device (only that device visible; the
+/// device is appended to `args` for `pvck`).
 pub fn lvm_on(pv: &Path, tool: &str, args: &[&str]) -> Result<String> {
     let dev = run(
         "losetup",
@@ -689,6 +690,9 @@ pub fn lvm_on(pv: &Path, tool: &str, args: &[&str]) -> Result<String> {
     let cfg = lvm_config(&dev);
     let mut a = vec!["--config", cfg.as_str()];
     a.extend_from_slice(args);
+    if tool == "pvck" {
+        a.push(&dev);
+    }
     let out = run(tool, &a);
     run("losetup", &["-d", &dev])?;
     out

@@ -259,7 +259,10 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // Errors quote names from disks and images: escaped, so they cannot drive the terminal.
-            eprintln!("lifeboat: error: {}", disk::text::printable(&error_chain(&e)));
+            eprintln!(
+                "lifeboat: error: {}",
+                disk::text::printable(&error_chain(&e))
+            );
             ExitCode::from(exit::FAILURE)
         }
     }
