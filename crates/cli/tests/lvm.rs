@@ -213,3 +213,72 @@ fn disk_with_lvm_pv_backs_up_only_lv_used_blocks_and_restores_the_same_pv() {
     fixture::extract_lv(&rpv, lv(&lvs, "swap"), &sw).unwrap();
     assert!(std::fs::read(&sw).unwrap()[..4096] == std::fs::read(&swap).unwrap()[..4096]);
 }
+
+/// A bare PV (a partition image without a table) with an ext4 LV and an LV holding no file
+/// system: the backup keeps the latter whole and says so; restored into a new file, the PV is
+/// byte for byte the source in everything the map keeps, and the same PV to the LVM tools.
+#[test]
+fn bare_pv_file_round_trips_with_the_same_uuids() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pv = d.join("pv.img");
+    let lvs = fixture::lvm_pv(
+        &pv,
+        96 * MIB,
+        "lbclivg2",
+        &[("data", 24, 8), ("blob", 8, 0)],
+    )
+    .unwrap();
+    let data_files = files(9, &[2 << 20, 77]);
+    ext4_into(d, &pv, lv(&lvs, "data"), "lbdata", &data_files);
+    let blob = d.join("blob.bin");
+    std::fs::write(&blob, fixture::noise(5, (8 * MIB) as usize)).unwrap();
+    fixture::write_lv(&pv, lv(&lvs, "blob"), &blob).unwrap();
+
+    let img = d.join("pv.lbi");
+    let (code, out, err) = lifeboat(&["backup", s(&pv), s(&img)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let plan = format!("{out}{err}");
+    assert!(
+        plan.contains("LVM2 PV, VG lbclivg2: lv data (ext4, "),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("lv blob (no file system: whole, no known file system)"),
+        "{plan}"
+    );
+    let (_, info, _) = lifeboat(&["info", "--json", s(&img)]);
+    let m: serde_json::Value = serde_json::from_str(&info).unwrap();
+    let used = m["manifest"]["partitions"][0]["used_bytes"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        used > 11 * MIB && used < 24 * MIB,
+        "PV stores {used} of {}",
+        96 * MIB
+    );
+
+    let dst = d.join("dst.img");
+    fixture::sparse_file(&dst, 96 * MIB).unwrap();
+    let (code, out, err) = lifeboat(&["restore", s(&img), s(&dst), "--yes", "--verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for (tool, fields) in [
+        ("pvs", "pv_uuid,vg_uuid,pv_size"),
+        ("lvs", "lv_name,lv_uuid,lv_size"),
+    ] {
+        let q = ["--noheadings", "-o", fields];
+        let want = fixture::lvm_on(&pv, tool, &q).unwrap();
+        assert!(want.contains('-'), "{tool}: {want}");
+        assert_eq!(fixture::lvm_on(&dst, tool, &q).unwrap(), want);
+    }
+    let (a, b) = (std::fs::read(&pv).unwrap(), std::fs::read(&dst).unwrap());
+    assert!(
+        a[..MIB as usize] == b[..MIB as usize],
+        "label and metadata differ"
+    );
+    for &(_, at, len) in &lv(&lvs, "blob").pieces {
+        let r = at as usize..(at + len) as usize;
+        assert!(a[r.clone()] == b[r], "LV blob differs");
+    }
+    check_lv(d, &dst, lv(&lvs, "data"), &data_files);
+}

@@ -932,7 +932,13 @@ fn map_lv(
         LvIo::new(io, pv, lv).err()
     };
     let mapped = match whole_reason {
-        Some(r) => Err(r),
+        Some(r) => {
+            // Still say what it holds when it can be read as a device of its own.
+            if let Ok(view) = LvIo::new(io, pv, lv) {
+                report.fs = crate::probe::probe(&view).ok().flatten();
+            }
+            Err(r)
+        }
         None => {
             // Cannot fail: checked above.
             let view = LvIo::new(io, pv, lv).map_err(|e| corrupt(io, e))?;

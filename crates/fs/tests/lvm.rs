@@ -318,3 +318,76 @@ fn pv_larger_than_its_partition_is_refused() -> Result<()> {
     assert!(lvm::pv_report(&io).is_err());
     Ok(())
 }
+
+fn le64_at(b: &[u8], at: usize) -> Result<u64> {
+    Ok(u64::from_le_bytes(b[at..at + 8].try_into()?))
+}
+
+/// The metadata text of a real PV with an old-style snapshot added as LVM writes one (a hidden LV
+/// whose `snapshot` segment names the origin and the COW store): both are kept whole and the
+/// report says why, the snapshot LV itself stores nothing.
+#[test]
+fn snapshot_origin_and_cow_store_are_kept_whole_and_said_so() -> Result<()> {
+    let pv = make_pv("lbfsvg7")?;
+    let mut data = std::fs::read(&pv.img)?;
+    let text_at = metadata_text_offset(&data)?;
+    let len = le64_at(&data, 4096 + 48)? as usize;
+    let text = String::from_utf8(data[text_at..text_at + len].to_vec())?;
+    let snap = "snapshot0 {\nid = \"Aaaaaa-bbbb-cccc-dddd-eeee-ffff-gggggg\"\nstatus = [\"READ\"]\n\
+                flags = []\nsegment_count = 1\n\nsegment1 {\nstart_extent = 0\nextent_count = 1\n\n\
+                type = \"snapshot\"\nchunk_size = 8\norigin = \"root\"\ncow_store = \"raw\"\n}\n}\n";
+    let at = text
+        .find("logical_volumes {\n")
+        .context("logical_volumes")?
+        + 18;
+    let new = format!("{}{snap}{}", &text[..at], &text[at..]);
+    data[text_at..text_at + new.len()].copy_from_slice(new.as_bytes());
+    data[4096 + 48..4096 + 56].copy_from_slice(&(new.len() as u64).to_le_bytes());
+    fix_checksums(&mut data, text_at, new.len());
+    let report = lvm::pv_report(&MemDisk::from_vec(data, 512))?;
+    let by = |n: &str| report.lvs.iter().find(|l| l.name == n).context("lv");
+    let root = by("root")?;
+    assert!(
+        root.note
+            .as_deref()
+            .is_some_and(|n| n.contains("used by another LV")),
+        "{root:?}"
+    );
+    assert_eq!(root.fs.as_ref().map(|f| f.kind), Some(FsKind::Ext4));
+    assert_eq!(root.stored, root.size);
+    assert_eq!(by("raw")?.stored, by("raw")?.size);
+    assert_eq!(by("snapshot0")?.layout, "snapshot");
+    assert_eq!(by("snapshot0")?.stored, 0);
+    for &(_, at, len) in &lv(&pv.lvs, "root").pieces {
+        assert!((at..at + len).step_by(4096).all(|o| report.map.is_used(o)));
+    }
+    let summary = report.summary();
+    assert!(
+        summary.contains("lv root (ext4: whole, used by another LV"),
+        "{summary}"
+    );
+    Ok(())
+}
+
+/// The newest metadata text may wrap around the end of the metadata area's circular buffer:
+/// moved so that it does (same bytes, same checksum), it reads the same.
+#[test]
+fn metadata_text_wrapping_the_circular_buffer_reads_the_same() -> Result<()> {
+    let pv = make_pv("lbfsvg8")?;
+    let mut data = std::fs::read(&pv.img)?;
+    let text_at = metadata_text_offset(&data)?;
+    let len = le64_at(&data, 4096 + 48)? as usize;
+    let size = le64_at(&data, 4096 + 32)? as usize;
+    let text = data[text_at..text_at + len].to_vec();
+    let before = lvm::read_pv(&MemDisk::from_vec(data.clone(), 512))?;
+    data[text_at..text_at + len].fill(0);
+    let off = size - 300;
+    data[4096 + off..4096 + size].copy_from_slice(&text[..300]);
+    data[4096 + 512..4096 + 512 + len - 300].copy_from_slice(&text[300..]);
+    data[4096 + 40..4096 + 48].copy_from_slice(&(off as u64).to_le_bytes());
+    let h = lvm::lvm_crc(&data[4096 + 4..4096 + 512]);
+    data[4096..4096 + 4].copy_from_slice(&h.to_le_bytes());
+    let after = lvm::read_pv(&MemDisk::from_vec(data, 512))?;
+    assert_eq!(after, before);
+    Ok(())
+}
