@@ -279,7 +279,7 @@ fn mutated_pv_metadata_never_panics() -> Result<()> {
         if let Ok(r) = lvm::pv_report(&io) {
             mapped += 1;
             assert!(r.map.is_used(0) && r.map.is_used(text_at as u64));
-            assert!(r.lvs.len() <= 3);
+            assert!(r.lvs.len() <= 16, "{} LVs from 3", r.lvs.len());
         }
     }
     assert!(
