@@ -697,3 +697,73 @@ pub fn lvm_on(pv: &Path, tool: &str, args: &[&str]) -> Result<String> {
     run("losetup", &["-d", &dev])?;
     out
 }
+
+/// Makes a volume group `vg` (4 MiB extents) over new PV images of `size` bytes at each of
+/// `paths` by the real tools on loop devices, then runs `lvcreate --driverloaded n -an -Zn -Wn
+/// -y ARGS VG` for each entry of `lvs` (e.g. `["-i2", "-L", "16M", "-n", "st"]`). Returns
+/// `lvs --segments -o lv_name,seg_pe_ranges` with each loop device replaced by the index of its
+/// path (`span 0:2-14`).
+pub fn lvm_vg(paths: &[&Path], size: u64, vg: &str, lvs: &[&[&str]]) -> Result<String> {
+    let mut devs = Vec::new();
+    let mut result = Ok(String::new());
+    for p in paths {
+        sparse_file(p, size)?;
+        match run(
+            "losetup",
+            &["--find", "--show", p.to_str().context("non-UTF-8 path")?],
+        ) {
+            Ok(d) => devs.push(d.trim().to_string()),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    if result.is_ok() {
+        result = (|| -> Result<String> {
+            let filter: Vec<String> = devs.iter().map(|d| format!("\"a|^{d}$|\"")).collect();
+            let cfg = format!(
+                "devices {{ filter = [ {}, \"r|.*|\" ] use_devicesfile = 0 }}",
+                filter.join(", ")
+            );
+            let lvm = |tool: &str, args: &[&str]| -> Result<String> {
+                let mut a = vec!["--config", cfg.as_str()];
+                a.extend_from_slice(args);
+                run(tool, &a)
+            };
+            let mut a = vec!["-ff", "-y"];
+            a.extend(devs.iter().map(String::as_str));
+            lvm("pvcreate", &a)?;
+            let mut a = vec!["-s", "4M", vg];
+            a.extend(devs.iter().map(String::as_str));
+            lvm("vgcreate", &a)?;
+            for args in lvs {
+                let mut a = vec!["--driverloaded", "n", "-an", "-Zn", "-Wn", "-y"];
+                a.extend_from_slice(args);
+                a.push(vg);
+                lvm("lvcreate", &a)?;
+            }
+            let mut out = lvm(
+                "lvs",
+                &[
+                    "--noheadings",
+                    "--segments",
+                    "-o",
+                    "lv_name,seg_pe_ranges",
+                    vg,
+                ],
+            )?;
+            // Longest names first, so that /dev/loop1 does not match inside /dev/loop10.
+            let mut order: Vec<(usize, &String)> = devs.iter().enumerate().collect();
+            order.sort_by_key(|(_, d)| std::cmp::Reverse(d.len()));
+            for (i, d) in order {
+                out = out.replace(&format!("{d}:"), &format!("{i}:"));
+            }
+            Ok(out)
+        })();
+    }
+    for d in &devs {
+        run("losetup", &["-d", d])?;
+    }
+    result
+}

@@ -391,3 +391,39 @@ fn metadata_text_wrapping_the_circular_buffer_reads_the_same() -> Result<()> {
     assert_eq!(after, before);
     Ok(())
 }
+
+/// A VG over two PVs made by the tools: a two-stripe LV and a linear LV that continues on the
+/// second PV. Seen from the first PV, both are kept whole (every extent of it), with the reason.
+#[test]
+fn multi_stripe_and_multi_pv_lvs_are_kept_whole_and_said_so() -> Result<()> {
+    let dir = tempdir()?;
+    let (a, b) = (join(&dir, "a.img"), join(&dir, "b.img"));
+    let segs = fixture::lvm_vg(
+        &[&a, &b],
+        64 * MIB,
+        "lbfsvg9",
+        &[
+            &["-i2", "-L", "16M", "-n", "st"],
+            &["-L", "60M", "-n", "span"],
+        ],
+    )?;
+    assert!(segs.contains("0:") && segs.contains("1:"), "{segs}");
+    let io = FileIo::open(&a)?;
+    let report = lvm::pv_report(&io)?;
+    assert_eq!(report.pv.pv_count, 2);
+    let by = |n: &str| report.lvs.iter().find(|l| l.name == n).context("lv");
+    assert_eq!(by("st")?.layout, "striped");
+    assert_eq!(by("st")?.note.as_deref(), Some("2 stripes"));
+    assert!(
+        by("span")?
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("another PV")),
+        "{:?}",
+        by("span")?
+    );
+    // Every extent of the first PV belongs to one of them: the whole PV is kept.
+    assert_eq!(report.map.used_bytes(), 64 * MIB, "{segs}");
+    assert!(report.summary().contains("(2 PVs)"), "{}", report.summary());
+    Ok(())
+}
