@@ -552,9 +552,13 @@ pub struct LvmLv {
     pub pieces: Vec<(u64, u64, u64)>,
 }
 
-/// The `--config` that makes the LVM tools look at `dev` only.
+/// The `--config` that makes the LVM tools look at `dev` only and leave no metadata backups in
+/// `/etc/lvm`.
 fn lvm_config(dev: &str) -> String {
-    format!("devices {{ filter = [ \"a|^{dev}$|\", \"r|.*|\" ] use_devicesfile = 0 }}")
+    format!(
+        "devices {{ filter = [ \"a|^{dev}$|\", \"r|.*|\" ] use_devicesfile = 0 }} \
+         backup {{ backup = 0 archive = 0 }}"
+    )
 }
 
 /// Makes an LVM2 PV image of `size` bytes at `path` with volume group `vg` (4 MiB extents) by
@@ -723,7 +727,8 @@ pub fn lvm_vg(paths: &[&Path], size: u64, vg: &str, lvs: &[&[&str]]) -> Result<S
         result = (|| -> Result<String> {
             let filter: Vec<String> = devs.iter().map(|d| format!("\"a|^{d}$|\"")).collect();
             let cfg = format!(
-                "devices {{ filter = [ {}, \"r|.*|\" ] use_devicesfile = 0 }}",
+                "devices {{ filter = [ {}, \"r|.*|\" ] use_devicesfile = 0 }} \
+                 backup {{ backup = 0 archive = 0 }}",
                 filter.join(", ")
             );
             let lvm = |tool: &str, args: &[&str]| -> Result<String> {
