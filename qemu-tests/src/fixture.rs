@@ -24,6 +24,14 @@ pub const TOOL_PACKAGES: &[(&str, &str)] = &[
     ("mkfs.xfs", "xfsprogs"),
     ("cryptsetup", "cryptsetup-bin"),
     ("pvcreate", "lvm2"),
+    ("vgcreate", "lvm2"),
+    ("lvcreate", "lvm2"),
+    ("lvextend", "lvm2"),
+    ("lvs", "lvm2"),
+    ("pvs", "lvm2"),
+    ("vgs", "lvm2"),
+    ("pvck", "lvm2"),
+    ("vgcfgbackup", "lvm2"),
     ("genisoimage", "genisoimage"),
     ("sha256sum", "coreutils"),
     ("debugfs", "e2fsprogs"),
@@ -530,4 +538,237 @@ mod tests {
         assert!(direct.to_string().contains("-q writes nothing"), "{direct}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+/// One logical volume of a PV made by [`lvm_pv`]: where its bytes are, as the LVM tools report
+/// them (`lvs --segments -o seg_start,seg_size,seg_pe_ranges`, `pvs -o pe_start`, `vgs -o
+/// vg_extent_size`).
+#[derive(Debug, Clone)]
+pub struct LvmLv {
+    pub name: String,
+    pub uuid: String,
+    pub size: u64,
+    /// (LV offset, PV offset, length) in bytes, one per segment.
+    pub pieces: Vec<(u64, u64, u64)>,
+}
+
+/// The `--config` that makes the LVM tools look at `dev` only and leave no metadata backups in
+/// `/etc/lvm`.
+fn lvm_config(dev: &str) -> String {
+    format!(
+        "devices {{ filter = [ \"a|^{dev}$|\", \"r|.*|\" ] use_devicesfile = 0 }} \
+         backup {{ backup = 0 archive = 0 }}"
+    )
+}
+
+/// Makes an LVM2 PV image of `size` bytes at `path` with volume group `vg` (4 MiB extents) by
+/// the real tools on a loop device, without device-mapper: every LV is created inactive
+/// (`--driverloaded n -an -Zn`). `lvs` gives (name, MiB, MiB added by a later `lvextend`): an
+/// extension after the other LVs makes a second segment. Returns each LV's layout as the tools
+/// report it. `vg` must be unique among concurrently running tests.
+pub fn lvm_pv(path: &Path, size: u64, vg: &str, lvs: &[(&str, u64, u64)]) -> Result<Vec<LvmLv>> {
+    sparse_file(path, size)?;
+    let dev = run(
+        "losetup",
+        &["--find", "--show", path.to_str().context("non-UTF-8 path")?],
+    )?;
+    let dev = dev.trim().to_string();
+    let result = (|| -> Result<Vec<LvmLv>> {
+        let cfg = lvm_config(&dev);
+        let lvm = |tool: &str, args: &[&str]| -> Result<String> {
+            let mut a = vec!["--config", cfg.as_str()];
+            a.extend_from_slice(args);
+            run(tool, &a)
+        };
+        lvm("pvcreate", &["-ff", "-y", &dev])?;
+        lvm("vgcreate", &["-s", "4M", vg, &dev])?;
+        let inactive = ["--driverloaded", "n", "-an", "-Zn", "-Wn", "-y"];
+        for (name, mib, _) in lvs {
+            let mut a = inactive.to_vec();
+            let l = format!("{mib}M");
+            a.extend(["-L", &l, "-n", name, vg]);
+            lvm("lvcreate", &a)?;
+        }
+        for (name, _, more) in lvs.iter().filter(|l| l.2 > 0) {
+            let l = format!("+{more}M");
+            let lv = format!("{vg}/{name}");
+            lvm("lvextend", &["--driverloaded", "n", "-L", &l, &lv])?;
+        }
+        let nums = [
+            "--units",
+            "b",
+            "--nosuffix",
+            "--noheadings",
+            "--separator",
+            ";",
+        ];
+        let num = |s: &str| -> Result<u64> {
+            s.trim()
+                .parse()
+                .with_context(|| format!("number {s:?} from the LVM tools"))
+        };
+        let mut a = nums.to_vec();
+        a.extend(["-o", "pe_start", &dev]);
+        let pe_start = num(&lvm("pvs", &a)?)?;
+        let mut a = nums.to_vec();
+        a.extend(["-o", "vg_extent_size", vg]);
+        let extent = num(&lvm("vgs", &a)?)?;
+        let mut a = nums.to_vec();
+        a.extend([
+            "--segments",
+            "-o",
+            "lv_name,lv_uuid,lv_size,seg_start,seg_size,seg_pe_ranges",
+            vg,
+        ]);
+        let out = lvm("lvs", &a)?;
+        let mut result: Vec<LvmLv> = Vec::new();
+        for line in out.lines().filter(|l| !l.trim().is_empty()) {
+            let f: Vec<&str> = line.trim().split(';').collect();
+            let [name, uuid, lv_size, seg_start, seg_size, ranges] = f[..] else {
+                bail!("unexpected lvs line {line:?}");
+            };
+            // `/dev/loop0:5-6`
+            let first = ranges
+                .rsplit(':')
+                .next()
+                .and_then(|r| r.split('-').next())
+                .context("PE range")?;
+            let piece = (
+                num(seg_start)?,
+                pe_start + num(first)? * extent,
+                num(seg_size)?,
+            );
+            match result.iter_mut().find(|l| l.name == name) {
+                Some(l) => l.pieces.push(piece),
+                None => result.push(LvmLv {
+                    name: name.to_string(),
+                    uuid: uuid.to_string(),
+                    size: num(lv_size)?,
+                    pieces: vec![piece],
+                }),
+            }
+        }
+        Ok(result)
+    })();
+    run("losetup", &["-d", &dev])?;
+    result
+}
+
+/// Writes the image `src` (an LV's content) into the PV image `pv` at the LV's pieces.
+pub fn write_lv(pv: &Path, lv: &LvmLv, src: &Path) -> Result<()> {
+    let data = std::fs::read(src).with_context(|| format!("reading {}", src.display()))?;
+    if data.len() as u64 > lv.size {
+        bail!("{} is larger than LV {}", src.display(), lv.name);
+    }
+    for &(at, pv_off, len) in &lv.pieces {
+        let end = (at + len).min(data.len() as u64);
+        if at < end {
+            poke(pv, pv_off, &data[at as usize..end as usize])?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies LV `lv` out of the PV image `pv` into a new file `dst`.
+pub fn extract_lv(pv: &Path, lv: &LvmLv, dst: &Path) -> Result<()> {
+    let mut input = File::open(pv).with_context(|| format!("opening {}", pv.display()))?;
+    let mut out = File::create(dst).with_context(|| format!("creating {}", dst.display()))?;
+    for &(_, pv_off, len) in &lv.pieces {
+        input.seek(SeekFrom::Start(pv_off))?;
+        let copied = std::io::copy(&mut (&mut input).take(len), &mut out)?;
+        if copied != len {
+            bail!("{} ends inside LV {}", pv.display(), lv.name);
+        }
+    }
+    Ok(())
+}
+
+/// Runs an LVM tool on the PV image `pv` through a loop device (only that device visible; the
+/// device is appended to `args` for `pvck`).
+pub fn lvm_on(pv: &Path, tool: &str, args: &[&str]) -> Result<String> {
+    let dev = run(
+        "losetup",
+        &["--find", "--show", pv.to_str().context("non-UTF-8 path")?],
+    )?;
+    let dev = dev.trim().to_string();
+    let cfg = lvm_config(&dev);
+    let mut a = vec!["--config", cfg.as_str()];
+    a.extend_from_slice(args);
+    if tool == "pvck" {
+        a.push(&dev);
+    }
+    let out = run(tool, &a);
+    run("losetup", &["-d", &dev])?;
+    out
+}
+
+/// Makes a volume group `vg` (4 MiB extents) over new PV images of `size` bytes at each of
+/// `paths` by the real tools on loop devices, then runs `lvcreate --driverloaded n -an -Zn -Wn
+/// -y ARGS VG` for each entry of `lvs` (e.g. `["-i2", "-L", "16M", "-n", "st"]`). Returns
+/// `lvs --segments -o lv_name,seg_pe_ranges` with each loop device replaced by the index of its
+/// path (`span 0:2-14`).
+pub fn lvm_vg(paths: &[&Path], size: u64, vg: &str, lvs: &[&[&str]]) -> Result<String> {
+    let mut devs = Vec::new();
+    let mut result = Ok(String::new());
+    for p in paths {
+        sparse_file(p, size)?;
+        match run(
+            "losetup",
+            &["--find", "--show", p.to_str().context("non-UTF-8 path")?],
+        ) {
+            Ok(d) => devs.push(d.trim().to_string()),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    if result.is_ok() {
+        result = (|| -> Result<String> {
+            let filter: Vec<String> = devs.iter().map(|d| format!("\"a|^{d}$|\"")).collect();
+            let cfg = format!(
+                "devices {{ filter = [ {}, \"r|.*|\" ] use_devicesfile = 0 }} \
+                 backup {{ backup = 0 archive = 0 }}",
+                filter.join(", ")
+            );
+            let lvm = |tool: &str, args: &[&str]| -> Result<String> {
+                let mut a = vec!["--config", cfg.as_str()];
+                a.extend_from_slice(args);
+                run(tool, &a)
+            };
+            let mut a = vec!["-ff", "-y"];
+            a.extend(devs.iter().map(String::as_str));
+            lvm("pvcreate", &a)?;
+            let mut a = vec!["-s", "4M", vg];
+            a.extend(devs.iter().map(String::as_str));
+            lvm("vgcreate", &a)?;
+            for args in lvs {
+                let mut a = vec!["--driverloaded", "n", "-an", "-Zn", "-Wn", "-y"];
+                a.extend_from_slice(args);
+                a.push(vg);
+                lvm("lvcreate", &a)?;
+            }
+            let mut out = lvm(
+                "lvs",
+                &[
+                    "--noheadings",
+                    "--segments",
+                    "-o",
+                    "lv_name,seg_pe_ranges",
+                    vg,
+                ],
+            )?;
+            // Longest names first, so that /dev/loop1 does not match inside /dev/loop10.
+            let mut order: Vec<(usize, &String)> = devs.iter().enumerate().collect();
+            order.sort_by_key(|(_, d)| std::cmp::Reverse(d.len()));
+            for (i, d) in order {
+                out = out.replace(&format!("{d}:"), &format!("{i}:"));
+            }
+            Ok(out)
+        })();
+    }
+    for d in &devs {
+        run("losetup", &["-d", d])?;
+    }
+    result
 }

@@ -14,10 +14,18 @@ pub fn run(target: &str, json: bool) -> Result<()> {
     let path = crate::resolve_target(target)?;
     let report =
         engine::inspect(&path).with_context(|| format!("inspecting {}", path.display()))?;
+    let lvm = engine::lvm_volumes(&path, &report);
     if json {
-        crate::emit(&(serde_json::to_string_pretty(&report)? + "\n"))?;
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("lvm".to_string(), serde_json::to_value(&lvm)?);
+        }
+        crate::emit(&(serde_json::to_string_pretty(&v)? + "\n"))?;
     } else {
         let mut text = render(&report);
+        for v in &lvm {
+            text.push_str(&lvm_lines(v, ""));
+        }
         if let Some(line) = device_line(&path) {
             let at = text.find('\n').map_or(text.len(), |i| i + 1);
             text.insert_str(at, &line);
@@ -200,6 +208,54 @@ pub fn render(r: &DiskReport) -> String {
         Content::Unreadable { error } => {
             let _ = writeln!(out, "partition table unreadable: {}", printable(error));
         }
+    }
+    out
+}
+
+/// An LVM2 PV and its LVs: `LVM2 PV (partition 2): VG vg0 ...`, then one line per LV with its
+/// size, layout, file system and what a backup stores of it. Each line starts with `indent`.
+pub(crate) fn lvm_lines(v: &engine::LvmVolume, indent: &str) -> String {
+    let mut out = String::new();
+    let whr = match v.partition {
+        Some(n) => format!("partition {n}"),
+        None => "whole device".to_string(),
+    };
+    let Some(r) = &v.pv else {
+        let e = v.error.as_deref().unwrap_or("unknown error");
+        let _ = writeln!(
+            out,
+            "{indent}LVM2 PV ({whr}): metadata unreadable: {}",
+            printable(e)
+        );
+        return out;
+    };
+    let pv = &r.pv;
+    let _ = writeln!(
+        out,
+        "{indent}LVM2 PV ({whr}) uuid {}: VG {} uuid {}, {} PV(s), {} extents of {} from {}, {} LV(s)",
+        printable(&pv.uuid),
+        printable(&pv.vg_name),
+        printable(&pv.vg_uuid),
+        pv.pv_count,
+        pv.pe_count,
+        size(pv.extent_size),
+        size(pv.pe_start),
+        r.lvs.len()
+    );
+    for lv in &r.lvs {
+        let keep = match &lv.note {
+            Some(n) => format!("imaged whole ({})", printable(n)),
+            None => format!("{} to store", size(lv.stored)),
+        };
+        let _ = writeln!(
+            out,
+            "{indent}  LV {:<16} {:>10}  {:<10} {}{}; {keep}",
+            printable(&lv.name),
+            size(lv.size),
+            printable(&lv.layout),
+            fs_line(lv.fs.as_ref()),
+            if lv.visible { "" } else { " (hidden)" },
+        );
     }
     out
 }

@@ -23,6 +23,8 @@ struct ListedDisk {
     content: Option<DiskReport>,
     /// Why the content could not be read.
     error: Option<String>,
+    /// LVM2 PVs on the disk with their VGs and LVs.
+    lvm: Vec<engine::LvmVolume>,
 }
 
 pub fn run(json: bool, all: bool) -> Result<()> {
@@ -50,6 +52,10 @@ fn examine(device: BlockDevice) -> ListedDisk {
             Err(e) => (None, Some(e.to_string())),
         }
     };
+    let lvm = content
+        .as_ref()
+        .map(|r| engine::lvm_volumes(&device.path, r))
+        .unwrap_or_default();
     let table = match content.as_ref().map(|c| &c.content) {
         Some(Content::Table { table, .. }) => table.clone(),
         Some(Content::FileSystem { .. }) | Some(Content::Unknown) => "none".to_string(),
@@ -61,6 +67,7 @@ fn examine(device: BlockDevice) -> ListedDisk {
         in_use,
         content,
         error,
+        lvm,
     }
 }
 
@@ -128,6 +135,9 @@ fn render_partitions(out: &mut String, d: &ListedDisk) {
             printable(fs.label.as_deref().unwrap_or(""))
         );
     }
+    for v in d.lvm.iter().filter(|v| v.partition.is_none()) {
+        out.push_str(&crate::info::lvm_lines(v, "    "));
+    }
     // The kernel's partitions, with what the table and the file system say about each.
     let mut numbers: Vec<u32> = d
         .device
@@ -179,6 +189,9 @@ fn render_partitions(out: &mut String, d: &ListedDisk) {
             label,
             state.join(", ")
         );
+        for v in d.lvm.iter().filter(|v| v.partition == Some(n)) {
+            out.push_str(&crate::info::lvm_lines(v, "    "));
+        }
     }
 }
 
@@ -255,6 +268,7 @@ mod tests {
                 },
             }),
             error: Some("odd\x1b[Hmessage".into()),
+            lvm: Vec::new(),
         };
         let text = render(&[bare]);
         assert!(
@@ -275,6 +289,7 @@ mod tests {
             in_use: None,
             content: None,
             error: None,
+            lvm: Vec::new(),
         })
         .unwrap();
         assert!(json.contains("Stick\\u001b[2J"), "{json}");

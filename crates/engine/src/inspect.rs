@@ -153,6 +153,69 @@ pub fn inspect_io(io: &dyn BlockIo, path: &str) -> DiskReport {
     }
 }
 
+/// An LVM2 physical volume found by [`inspect`]: its volume group and logical volumes.
+#[derive(Debug, Clone, Serialize)]
+pub struct LvmVolume {
+    /// The partition holding the PV; `None` for a bare PV (the whole object).
+    pub partition: Option<u32>,
+    /// The VG, LVs, their sizes and file systems, and what a backup keeps of each.
+    pub pv: Option<fs::lvm::PvReport>,
+    /// Why the PV's metadata could not be read.
+    pub error: Option<String>,
+}
+
+/// The LVM2 PVs among what `report` (from [`inspect`] of `path`) found, read from `path`.
+pub fn lvm_volumes(path: &Path, report: &DiskReport) -> Vec<LvmVolume> {
+    let is_pv = |fs: Option<&FsInfo>| fs.is_some_and(|f| f.kind == fs::FsKind::Lvm2Member);
+    let mut spots: Vec<(Option<u32>, u64, u64)> = Vec::new();
+    match &report.content {
+        Content::FileSystem { fs } if is_pv(Some(fs)) => spots.push((None, 0, report.size)),
+        Content::Table { partitions, .. } => spots.extend(
+            partitions
+                .iter()
+                .filter(|p| is_pv(p.fs.as_ref()))
+                .map(|p| (Some(p.number), p.start, p.size)),
+        ),
+        _ => {}
+    }
+    if spots.is_empty() {
+        return Vec::new();
+    }
+    let io = match FileDisk::open_read(path) {
+        Ok(io) => io,
+        Err(e) => {
+            return spots
+                .into_iter()
+                .map(|(partition, ..)| LvmVolume {
+                    partition,
+                    pv: None,
+                    error: Some(e.to_string()),
+                })
+                .collect()
+        }
+    };
+    spots
+        .into_iter()
+        .map(|(partition, start, len)| {
+            let result = Window::new(&io, start, len)
+                .map_err(|e| e.to_string())
+                .and_then(|w| fs::lvm::pv_report(&w).map_err(|e| e.to_string()));
+            match result {
+                Ok(pv) => LvmVolume {
+                    partition,
+                    pv: Some(pv),
+                    error: None,
+                },
+                Err(e) => LvmVolume {
+                    partition,
+                    pv: None,
+                    error: Some(e),
+                },
+            }
+        })
+        .collect()
+}
+
 /// The bytes a file system uses, from its allocation map; `None` (logged) when the map cannot be
 /// read or does not add up.
 fn used_bytes(io: &dyn BlockIo, info: &FsInfo) -> Option<u64> {

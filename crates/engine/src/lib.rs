@@ -32,5 +32,7 @@ pub mod safety;
 pub mod units;
 
 pub use error::JobError;
-pub use inspect::{inspect, inspect_io, Content, DiskReport, InspectError, PartitionReport};
+pub use inspect::{
+    inspect, inspect_io, lvm_volumes, Content, DiskReport, InspectError, LvmVolume, PartitionReport,
+};
 pub use progress::{Cancel, Progress, ProgressSink};

@@ -75,14 +75,14 @@ impl PartitionCopy {
                 None,
                 Some("no known file system: every byte is copied".to_string()),
             ),
-            Some(info) => match fs::used_map(&part, info) {
-                Ok(map) => {
+            Some(info) => match used_map_and_note(&part, info) {
+                Ok((map, note)) => {
                     let mode = if info.kind == FsKind::Swap {
                         CopyMode::HeaderOnly
                     } else {
                         CopyMode::UsedBlocks
                     };
-                    (mode, Some(map), None)
+                    (mode, Some(map), note)
                 }
                 Err(e) => {
                     let note = format!(
@@ -126,6 +126,20 @@ impl PartitionCopy {
             }],
         }
     }
+}
+
+/// The used map of a partition; for an LVM2 PV also what it keeps of each LV (`LVM2 PV, VG vg0:
+/// lv root (ext4, 1.2 GiB used), lv swap (swap: header only)`).
+fn used_map_and_note(
+    part: &dyn BlockIo,
+    info: &FsInfo,
+) -> Result<(UsedMap, Option<String>), fs::MapError> {
+    if info.kind == FsKind::Lvm2Member {
+        let report = fs::lvm::pv_report(part)?;
+        let note = report.summary();
+        return Ok((report.map, Some(note)));
+    }
+    Ok((fs::used_map(part, info)?, None))
 }
 
 impl fmt::Display for PartitionCopy {

@@ -15,6 +15,7 @@ mod crc32c;
 mod exfat;
 mod ext;
 mod fat;
+pub mod lvm;
 mod map;
 mod ntfs;
 mod probe;

@@ -1,7 +1,7 @@
 //! The used-block map ([`UsedMap`]), its errors ([`MapError`]) and the entry point [`used_map`].
 
 use crate::probe::{FsInfo, FsKind, ProbeError};
-use crate::{btrfs, exfat, ext, fat, ntfs, xfs};
+use crate::{btrfs, exfat, ext, fat, lvm, ntfs, xfs};
 use disk::BlockIo;
 use std::io;
 use std::ops::Range;
@@ -404,6 +404,7 @@ pub fn used_map(io: &dyn BlockIo, info: &FsInfo) -> Result<UsedMap, MapError> {
         FsKind::Xfs => xfs::used_map(io)?,
         FsKind::Btrfs => btrfs::used_map(io)?,
         FsKind::Swap => swap_map(io, info)?,
+        FsKind::Lvm2Member => lvm::used_map(io)?,
         kind => return Err(MapError::Unsupported { kind }),
     };
     log::debug!(
