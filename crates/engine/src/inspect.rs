@@ -169,7 +169,7 @@ pub fn lvm_volumes(path: &Path, report: &DiskReport) -> Vec<LvmVolume> {
     let is_pv = |fs: Option<&FsInfo>| fs.is_some_and(|f| f.kind == fs::FsKind::Lvm2Member);
     let mut spots: Vec<(Option<u32>, u64, u64)> = Vec::new();
     match &report.content {
-        Content::FileSystem { fs } if is_pv(Some(fs)) => spots.push((None, 0, report.size)),
+        Content::FileSystem { fs, .. } if is_pv(Some(fs)) => spots.push((None, 0, report.size)),
         Content::Table { partitions, .. } => spots.extend(
             partitions
                 .iter()
