@@ -30,6 +30,7 @@ pub mod rescue;
 pub mod restore;
 pub mod safety;
 pub mod units;
+pub mod verify;
 
 pub use error::JobError;
 pub use inspect::{

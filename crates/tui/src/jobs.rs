@@ -12,11 +12,8 @@ use crate::model::{
 use disk::{DiscoverOptions, SysRoot};
 use engine::backup::{BackupOptions, SourceIdentity};
 use engine::job::{BackupSpec, Disks, JobSpec, Outcome};
-use engine::units::human;
-use engine::{Cancel, JobError, Progress, ProgressSink};
+use engine::{Cancel, JobError, ProgressSink};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 /// Discovers the disks and inspects each (a disk that cannot be read is listed with the error).
 pub fn scan(root: &SysRoot, include_virtual: bool) -> Result<Vec<DiskEntry>, String> {
@@ -202,72 +199,16 @@ pub fn summarize(path: &Path) -> Result<ImageSummary, String> {
 }
 
 /// Verifies every chunk of an image on `threads` threads, sending progress about four times a
-/// second. Reads only. `Err` when the image cannot be opened or the user cancelled.
+/// second (the engine's verifier). Reads only. `Err` when the image cannot be opened or the user
+/// cancelled.
 pub fn verify_image(
     path: &Path,
     threads: usize,
     sink: &ProgressSink,
     cancel: &Cancel,
 ) -> Result<image::VerifyReport, String> {
-    let reader = image::ImageReader::open(path).map_err(|e| e.to_string())?;
-    let total: u64 = reader
-        .index()
-        .iter()
-        .map(|e| u64::from(e.uncompressed_len))
-        .sum();
-    let done = AtomicU64::new(0);
-    let finished = AtomicBool::new(false);
-    let start = Instant::now();
-    let phase = format!("verifying {}", path.display());
-    let report = |finished: bool| {
-        let d = done.load(Ordering::Relaxed).min(total);
-        let elapsed = start.elapsed().as_secs_f64();
-        let rate = if elapsed > 0.0 {
-            d as f64 / elapsed
-        } else {
-            0.0
-        };
-        sink(&Progress {
-            phase: phase.clone(),
-            done: d,
-            total,
-            bytes_per_sec: rate,
-            eta_secs: (rate > 0.0).then(|| ((total - d) as f64 / rate) as u64),
-            elapsed_secs: elapsed,
-            bad_bytes: 0,
-            finished,
-        });
-    };
-    log::info!("verifying {} ({} of data)", path.display(), human(total));
-    let result = std::thread::scope(|s| {
-        s.spawn(|| {
-            while !finished.load(Ordering::SeqCst) {
-                report(false);
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        });
-        let r = reader.verify_with(threads.max(1), cancel.flag(), &done);
-        finished.store(true, Ordering::SeqCst);
-        r
-    });
-    report(true);
-    match result {
-        Ok(r) => {
-            log::info!(
-                "{}: {} chunks checked, {} bad, {} structural problems",
-                path.display(),
-                r.chunks,
-                r.bad.len(),
-                r.structure.len()
-            );
-            Ok(r)
-        }
-        Err(image::Error::Cancelled) => Err(format!(
-            "verify of {} cancelled: nothing was changed",
-            path.display()
-        )),
-        Err(e) => Err(e.to_string()),
-    }
+    engine::verify::verify_image(path, threads.max(1), Some(sink), cancel)
+        .map_err(|e| e.to_string())
 }
 
 /// Today's date (UTC) as `YYYY-MM-DD`, for image names.

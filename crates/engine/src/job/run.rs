@@ -5,16 +5,14 @@ use super::{Disks, JobSpec, Outcome, Plan, Status, StepReport, Steps, Target, Ve
 use crate::error::JobError;
 use crate::grow::GrowFs;
 use crate::pipeline::JobReport;
-use crate::progress::{Cancel, Progress, ProgressSink};
+use crate::progress::{Cancel, ProgressSink};
 use crate::rescue::BadSectorMap;
 use crate::safety::check_write_target;
 use crate::units::human;
 use disk::{BlockIo, FileDisk, Window, WriteConsent};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// Runs a confirmed plan. `consent` must cover [`Plan::target`] when the plan has one (made from
 /// the user's typed "yes", `--yes`, or a job file); plans without a target need none.
@@ -455,63 +453,7 @@ fn verify(
     sink: Option<&ProgressSink>,
     cancel: &Cancel,
 ) -> Result<Outcome, JobError> {
-    let reader = image::ImageReader::open(path)?;
-    let threads = match threads {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2),
-        n => n,
-    };
-    let total: u64 = reader
-        .index()
-        .iter()
-        .map(|e| u64::from(e.uncompressed_len))
-        .sum();
-    let done = AtomicU64::new(0);
-    let finished = AtomicBool::new(false);
-    let start = Instant::now();
-    let phase = format!("verifying {}", path.display());
-    let report = |finished: bool| {
-        let Some(sink) = sink else { return };
-        let d = done.load(Ordering::Relaxed).min(total);
-        let elapsed = start.elapsed().as_secs_f64();
-        let rate = if elapsed > 0.0 {
-            d as f64 / elapsed
-        } else {
-            0.0
-        };
-        sink(&Progress {
-            phase: phase.clone(),
-            done: d,
-            total,
-            bytes_per_sec: rate,
-            eta_secs: (rate > 0.0).then(|| ((total - d) as f64 / rate) as u64),
-            elapsed_secs: elapsed,
-            bad_bytes: 0,
-            finished,
-        });
-    };
-    let result = std::thread::scope(|s| {
-        s.spawn(|| {
-            while !finished.load(Ordering::SeqCst) {
-                report(false);
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        });
-        let r = reader.verify_with(threads, cancel.flag(), &done);
-        finished.store(true, Ordering::SeqCst);
-        r
-    });
-    report(true);
-    let r = match result {
-        Ok(r) => r,
-        Err(image::Error::Cancelled) => {
-            return Err(JobError::Cancelled {
-                state: format!("verify of {} stopped: nothing was changed", path.display()),
-            })
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let r = crate::verify::verify_image(path, threads, sink, cancel)?;
     let summary = VerifySummary {
         image: path.to_path_buf(),
         ok: r.is_ok(),
