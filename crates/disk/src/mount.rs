@@ -82,8 +82,20 @@ pub fn kernel_options(kernel_type: &str) -> Option<&'static str> {
     }
 }
 
+/// The option that mounts `kernel_type` without replaying its journal or log, for a read-only
+/// device whose journal needs recovery.
+pub fn no_replay_option(kernel_type: &str) -> Option<&'static str> {
+    match kernel_type {
+        "ext3" | "ext4" => Some("noload"),
+        "xfs" => Some("norecovery"),
+        "btrfs" => Some("rescue=nologreplay"),
+        _ => None,
+    }
+}
+
 /// Mounts `device` (holding a file system of `blkid` type `fstype`) on the existing folder
-/// `dir`, with `nosuid`, `nodev` and `noatime`; optical media always read-only.
+/// `dir`, with `nosuid`, `nodev` and `noatime`; optical media always read-only. Read-only, a
+/// journal that needs recovery is not replayed (see [`no_replay_option`]; a warning says so).
 pub fn mount(device: &Path, dir: &Path, fstype: &str, access: Access) -> Result<(), MountError> {
     let Some(how) = method(fstype) else {
         return Err(MountError::NotMountable {
@@ -117,7 +129,27 @@ fn kernel_mount(
     let mut last = nix::Error::ENODEV;
     for t in types {
         let data = kernel_options(t);
-        match nix::mount::mount(Some(device), dir, Some(*t), flags, data) {
+        let mut result = nix::mount::mount(Some(device), dir, Some(*t), flags, data);
+        // A read-only device whose journal (ext3/4, XFS) or log tree (btrfs) needs replaying
+        // cannot be mounted as it is: mount it without the replay, and say so.
+        if let (Err(nix::Error::EROFS | nix::Error::EIO), true, Some(skip)) =
+            (result, read_only, no_replay_option(t))
+        {
+            let data = match data {
+                Some(d) => format!("{d},{skip}"),
+                None => skip.to_string(),
+            };
+            result = nix::mount::mount(Some(device), dir, Some(*t), flags, Some(data.as_str()));
+            if result.is_ok() {
+                log::warn!(
+                    "{}: the {t} journal needs recovery, which a read-only device cannot do: \
+                     mounted without replaying it ({skip}); the last changes before the \
+                     image was taken may be missing",
+                    device.display()
+                );
+            }
+        }
+        match result {
             Ok(()) => {
                 log::info!(
                     "mounted {} ({t}{}) at {}",
