@@ -330,8 +330,14 @@ impl std::fmt::Debug for Opened {
     }
 }
 
-/// Opens the file system of `source`, read-only.
-pub fn open(source: &Source) -> Result<Opened, ExtractError> {
+/// A source's bytes and, for an image, its reader.
+pub type Device = (Box<dyn BlockIo>, Option<Arc<ImageReader>>);
+
+/// The bytes of `source`, read-only: an image's stream (read chunk by chunk on demand, through
+/// the reader's cache; free blocks read as zeros) or a range of a file or device. Also returns
+/// the image reader, whose byte counter says how much of the image was read. This is the device
+/// that `lifeboat mount` serves and that [`open`] reads its file system from.
+pub fn open_device(source: &Source) -> Result<Device, ExtractError> {
     match source {
         Source::Image { path, partition } => {
             let reader = open_image(path)?;
@@ -361,10 +367,7 @@ pub fn open(source: &Source) -> Result<Opened, ExtractError> {
                     path: path.clone(),
                     source: Box::new(source),
                 })?;
-            Ok(Opened {
-                browser: fs::browse::open(Box::new(io))?,
-                image: Some(reader),
-            })
+            Ok((Box::new(io), Some(reader)))
         }
         Source::Live {
             node,
@@ -373,28 +376,35 @@ pub fn open(source: &Source) -> Result<Opened, ExtractError> {
             name,
         } => {
             let inner = FileDisk::open_read(node)?;
-            let browser = if *offset == 0 && *len == inner.len() {
-                fs::browse::open(Box::new(inner))?
-            } else {
-                if offset.checked_add(*len).is_none_or(|end| end > inner.len()) {
-                    return Err(ExtractError::PastEnd {
-                        name: name.clone(),
-                        node: node.clone(),
-                    });
-                }
-                fs::browse::open(Box::new(Region {
+            if *offset == 0 && *len == inner.len() {
+                return Ok((Box::new(inner), None));
+            }
+            if offset.checked_add(*len).is_none_or(|end| end > inner.len()) {
+                return Err(ExtractError::PastEnd {
+                    name: name.clone(),
+                    node: node.clone(),
+                });
+            }
+            Ok((
+                Box::new(Region {
                     inner,
                     start: *offset,
                     len: *len,
                     name: name.clone(),
-                }))?
-            };
-            Ok(Opened {
-                browser,
-                image: None,
-            })
+                }),
+                None,
+            ))
         }
     }
+}
+
+/// Opens the file system of `source`, read-only.
+pub fn open(source: &Source) -> Result<Opened, ExtractError> {
+    let (io, image) = open_device(source)?;
+    Ok(Opened {
+        browser: fs::browse::open(io)?,
+        image,
+    })
 }
 
 /// A request to copy files out of a file system into a folder.
