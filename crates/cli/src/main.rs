@@ -116,11 +116,15 @@ enum Command {
     Mount {
         /// The image (its first volume), disk image, disk or partition.
         image: String,
-        /// The folder to mount on (must exist).
+        /// The folder to mount on (must exist); with --disk, the file to serve the disk as.
         dir: PathBuf,
         /// Partition number, when the image or disk holds several file systems.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "disk")]
         part: Option<u32>,
+        /// Serve the whole disk read-only as the file DIR (created when missing) instead of
+        /// mounting a file system: `fdisk -l DIR`, `sgdisk -p DIR`, `losetup -P`.
+        #[arg(long)]
+        disk: bool,
         #[command(flatten)]
         nothing_to_confirm: NothingToConfirm,
     },
@@ -273,6 +277,12 @@ fn main() -> ExitCode {
             overwrite,
             json,
         ),
+        Some(Command::Mount {
+            image,
+            dir,
+            disk: true,
+            ..
+        }) => mount_cmds::mount_disk(std::path::Path::new(&image), &dir),
         Some(Command::Mount {
             image, dir, part, ..
         }) => mount_cmds::mount(std::path::Path::new(&image), part, &dir),

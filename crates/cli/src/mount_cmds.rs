@@ -7,6 +7,9 @@
 //! read-only on DIR by the one mount helper (`disk::mount`). What belongs to DIR (the served
 //! file, the loop device, the server's pid) is kept in `/run/lifeboat/mounts/<id>/state`
 //! (`/run/lifeboat` is created 0700), so `umount` undoes exactly that, top down.
+//!
+//! `--disk` serves the whole disk of an image as a read-only file instead (no loop device, no
+//! mount), for `fdisk -l`, `sgdisk -p` or `losetup -P`.
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::unistd::{fork, ForkResult, Pid};
@@ -32,17 +35,20 @@ struct State {
     pid: i32,
     source: String,
     fstype: String,
+    /// `lifeboat mount` created `dir` (a `--disk` file), so `umount` removes it.
+    created: bool,
 }
 
 impl State {
     fn to_text(&self) -> String {
         format!(
-            "dir={}\nserved={}\nloop={}\npid={}\nfstype={}\nsource={}\n",
+            "dir={}\nserved={}\nloop={}\npid={}\nfstype={}\ncreated={}\nsource={}\n",
             self.dir.display(),
             self.served.display(),
             self.loop_dev.display(),
             self.pid,
             self.fstype,
+            self.created,
             self.source
         )
     }
@@ -59,6 +65,7 @@ impl State {
             loop_dev: get("loop")?.into(),
             pid: get("pid")?.parse().ok()?,
             fstype: get("fstype")?,
+            created: get("created").is_some_and(|c| c == "true"),
             source: get("source").unwrap_or_default(),
         })
     }
@@ -178,6 +185,7 @@ pub fn mount(image: &Path, part: Option<u32>, dir: &Path) -> Result<u8> {
                 pid: pid.0.as_raw(),
                 source: source.title(),
                 fstype: fstype.clone(),
+                created: false,
             };
             std::fs::write(state_dir.join("state"), state.to_text())
                 .with_context(|| format!("writing {}", state_dir.display()))?;
@@ -197,16 +205,9 @@ pub fn mount(image: &Path, part: Option<u32>, dir: &Path) -> Result<u8> {
     }
 }
 
-/// Starts the server process, binds the loop device and mounts the file system; returns the
-/// server's pid and the loop device. On failure nothing is left behind.
-fn start(
-    io: Arc<dyn disk::BlockIo>,
-    name: &str,
-    served: &Path,
-    dir: &Path,
-    fstype: &str,
-    block_size: u32,
-) -> Result<(Pid, PathBuf)> {
+/// Forks the server process, which mounts `io` at `served` and answers until it is unmounted;
+/// returns once it serves (or with its reason).
+fn start_server(io: Arc<dyn disk::BlockIo>, name: &str, served: &Path) -> Result<Pid> {
     let (rx, tx) = nix::unistd::pipe().context("creating a pipe")?;
     // SAFETY: the process has one thread here (nothing before has started one), so the child
     // may do anything the parent could.
@@ -233,32 +234,110 @@ fn start(
                     }
                 );
             }
-            let stop_server = || {
-                let _ = vdev::unmount(served);
-                let _ = nix::sys::wait::waitpid(child, None);
-            };
-            let held = match disk::loopdev::attach_read_only(served, block_size) {
-                Ok(l) => l,
-                Err(e) => {
-                    stop_server();
-                    return Err(e.into());
-                }
-            };
-            let loop_dev = held.path().to_path_buf();
-            if let Err(e) =
-                disk::mount::mount(&loop_dev, dir, fstype, disk::mount::Access::ReadOnly)
-            {
-                let _ = disk::loopdev::detach(&loop_dev);
-                drop(held);
-                wait_loop_released(&loop_dev, served);
-                stop_server();
-                return Err(e.into());
-            }
-            // The mount holds the device now; auto-clear detaches it when that goes.
-            drop(held);
-            Ok((child, loop_dev))
+            Ok(child)
         }
     }
+}
+
+/// Starts the server process, binds the loop device and mounts the file system; returns the
+/// server's pid and the loop device. On failure nothing is left behind.
+fn start(
+    io: Arc<dyn disk::BlockIo>,
+    name: &str,
+    served: &Path,
+    dir: &Path,
+    fstype: &str,
+    block_size: u32,
+) -> Result<(Pid, PathBuf)> {
+    let child = start_server(io, name, served)?;
+    let stop_server = || {
+        let _ = vdev::unmount(served);
+        let _ = nix::sys::wait::waitpid(child, None);
+    };
+    let held = match disk::loopdev::attach_read_only(served, block_size) {
+        Ok(l) => l,
+        Err(e) => {
+            stop_server();
+            return Err(e.into());
+        }
+    };
+    let loop_dev = held.path().to_path_buf();
+    if let Err(e) = disk::mount::mount(&loop_dev, dir, fstype, disk::mount::Access::ReadOnly) {
+        let _ = disk::loopdev::detach(&loop_dev);
+        drop(held);
+        wait_loop_released(&loop_dev, served);
+        stop_server();
+        return Err(e.into());
+    }
+    // The mount holds the device now; auto-clear detaches it when that goes.
+    drop(held);
+    Ok((child, loop_dev))
+}
+
+/// `lifeboat mount --disk IMAGE FILE`: the whole disk served read-only as FILE (created when
+/// missing), for `fdisk -l`, `sgdisk -p`, `losetup -P` or any tool that reads a disk image.
+pub fn mount_disk(image: &Path, file: &Path) -> Result<u8> {
+    require_root("lifeboat mount")?;
+    let io = engine::extract::open_whole_disk(image)?;
+    let created = match std::fs::symlink_metadata(file) {
+        Ok(m) if m.file_type().is_file() && m.len() == 0 => false,
+        Ok(_) => bail!(
+            "{} exists: give a new file name (or an empty file) for the disk",
+            file.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o400)
+                .open(file)
+                .with_context(|| format!("creating {}", file.display()))?;
+            true
+        }
+        Err(e) => return Err(e).with_context(|| format!("{}", file.display())),
+    };
+    let file = std::fs::canonicalize(file).with_context(|| format!("{}", file.display()))?;
+    let remove_created = || {
+        if created {
+            let _ = std::fs::remove_file(&file);
+        }
+    };
+    if recorded().iter().any(|(_, s)| s.dir == file) {
+        bail!("{} is already mounted by lifeboat mount", file.display());
+    }
+    let state_dir = match new_state_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            remove_created();
+            return Err(e);
+        }
+    };
+    let name = format!("{} (whole disk)", image.display());
+    let pid = match start_server(Arc::from(io), &name, &file) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&state_dir);
+            remove_created();
+            return Err(e);
+        }
+    };
+    let state = State {
+        dir: file.clone(),
+        served: file.clone(),
+        loop_dev: PathBuf::new(),
+        pid: pid.as_raw(),
+        source: name.clone(),
+        fstype: "disk".into(),
+        created,
+    };
+    std::fs::write(state_dir.join("state"), state.to_text())
+        .with_context(|| format!("writing {}", state_dir.display()))?;
+    crate::emit(&format!(
+        "serving {name} read-only as {} (pid {})\n",
+        file.display(),
+        state.pid
+    ))?;
+    Ok(0)
 }
 
 /// The server process: mounts the FUSE file, says "ready" (or why not) through `tx`, and serves
@@ -321,34 +400,40 @@ fn running(pid: i32) -> bool {
 /// `lifeboat umount`.
 pub fn umount(dir: &Path) -> Result<u8> {
     require_root("lifeboat umount")?;
-    let dir = canonical_dir(dir)?;
+    let dir = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
     let Some((state_dir, state)) = recorded().into_iter().find(|(_, s)| s.dir == dir) else {
         bail!("{} is not mounted by lifeboat mount", dir.display());
     };
-    if is_mount_point(&dir) {
-        match disk::mount::unmount(&dir) {
-            Ok(()) => {}
-            Err(disk::mount::MountError::Unmount {
-                source: nix::Error::EBUSY,
-                ..
-            }) => bail!(
-                "{} is busy: a process has a file or folder under it open (see `fuser -vm {}`); \
-                 nothing was unmounted",
-                dir.display(),
-                dir.display()
-            ),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    disk::loopdev::detach(&state.loop_dev)?;
-    if !wait_loop_released(&state.loop_dev, &state.served) {
-        bail!(
-            "{} still reads {} after {} s; the file system is unmounted, run `lifeboat umount {}` again",
-            state.loop_dev.display(),
-            state.served.display(),
-            SETTLE.as_secs(),
+    let busy = || {
+        anyhow!(
+            "{} is busy: a process has it or a file under it open (see `fuser -vm {}`); \
+             nothing was unmounted",
+            dir.display(),
             dir.display()
-        );
+        )
+    };
+    let whole_disk = state.loop_dev.as_os_str().is_empty();
+    if !whole_disk {
+        if is_mount_point(&dir) {
+            match disk::mount::unmount(&dir) {
+                Ok(()) => {}
+                Err(disk::mount::MountError::Unmount {
+                    source: nix::Error::EBUSY,
+                    ..
+                }) => return Err(busy()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        disk::loopdev::detach(&state.loop_dev)?;
+        if !wait_loop_released(&state.loop_dev, &state.served) {
+            bail!(
+                "{} still reads {} after {} s; the file system is unmounted, run `lifeboat umount {}` again",
+                state.loop_dev.display(),
+                state.served.display(),
+                SETTLE.as_secs(),
+                dir.display()
+            );
+        }
     }
     let start = Instant::now();
     loop {
@@ -358,6 +443,10 @@ pub fn umount(dir: &Path) -> Result<u8> {
                 source: nix::Error::EINVAL | nix::Error::ENOENT,
                 ..
             }) => break, // not mounted any more
+            Err(vdev::VdevError::Unmount {
+                source: nix::Error::EBUSY,
+                ..
+            }) if whole_disk => return Err(busy()),
             Err(e) if start.elapsed() > SETTLE => return Err(e.into()),
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
@@ -368,6 +457,10 @@ pub fn umount(dir: &Path) -> Result<u8> {
             bail!("the server process {} has not ended", state.pid);
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+    if state.created {
+        std::fs::remove_file(&state.dir)
+            .with_context(|| format!("removing {}", state.dir.display()))?;
     }
     std::fs::remove_dir_all(&state_dir)
         .with_context(|| format!("removing {}", state_dir.display()))?;
@@ -393,6 +486,7 @@ mod tests {
             pid: 4242,
             source: "x.lbi partition 2".into(),
             fstype: "ext4".into(),
+            created: true,
         };
         assert_eq!(State::parse(&s.to_text()), Some(s));
         assert_eq!(State::parse("dir=/x\n"), None);

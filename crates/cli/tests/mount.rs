@@ -351,3 +351,47 @@ fn a_damaged_chunk_fails_only_the_reads_that_need_it_and_umount_of_a_busy_mount_
     drop(held);
     umount(m);
 }
+
+#[test]
+fn a_disk_image_served_whole_as_a_file_equals_the_source_disk_for_sgdisk_and_byte_for_byte() {
+    let sd = system_disk();
+    let d = sd.dir.path();
+    let img = d.join("disk.lbi");
+    backup(&sd.disk, &img);
+    let file = d.join("served.raw");
+    let (code, out, err) = lifeboat(&["mount", "--disk", s(&img), s(&file)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let file = std::fs::canonicalize(&file).unwrap();
+    assert!(mount_line(&file).is_some(), "{out}");
+    let pid: i32 = out
+        .split("(pid ")
+        .nth(1)
+        .and_then(|t| t.trim_end().trim_end_matches(')').parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    // The partition table as sgdisk prints it (without the line naming the file) and every byte.
+    let table = |p: &Path| {
+        let t = fixture::run("sgdisk", &["-p", s(p)]).unwrap();
+        t.lines().skip(1).collect::<Vec<_>>().join("\n")
+    };
+    assert_eq!(table(&file), table(&sd.disk));
+    assert_eq!(
+        fixture::sha256(&file).unwrap(),
+        fixture::sha256(&sd.disk).unwrap()
+    );
+    let err = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .expect_err("the served disk must not open for writing");
+    assert_eq!(err.raw_os_error(), Some(nix::libc::EROFS), "{err}");
+    // Busy while open; then gone, file and server.
+    let held = std::fs::File::open(&file).unwrap();
+    let (code, _, err) = lifeboat(&["umount", s(&file)]);
+    assert_ne!(code, 0);
+    assert!(err.contains("busy"), "{err}");
+    drop(held);
+    let (code, out, err) = lifeboat(&["umount", s(&file)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(mount_line(&file).is_none());
+    assert!(!file.exists(), "the served file is left behind");
+    assert!(!running(pid));
+}

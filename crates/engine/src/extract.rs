@@ -74,6 +74,14 @@ pub enum ExtractError {
     },
     #[error("{name} lies past the end of {}", node.display())]
     PastEnd { name: String, node: PathBuf },
+    #[error("{}: stream {stream} ({offset}+{length}) overlaps another or lies past the disk's end ({size} bytes)", path.display())]
+    BadPlacement {
+        path: PathBuf,
+        stream: u32,
+        offset: u64,
+        length: u64,
+        size: u64,
+    },
     #[error(transparent)]
     Browse(#[from] BrowseError),
     #[error("creating {}: {source}", path.display())]
@@ -395,6 +403,132 @@ pub fn open_device(source: &Source) -> Result<Device, ExtractError> {
                 None,
             ))
         }
+    }
+}
+
+/// The whole disk an image was made of, read-only: its streams (partition-table areas,
+/// partitions, unpartitioned data) at their places on the disk, zeros everywhere else; a file or
+/// device as it is. What `lifeboat mount --disk` serves, so `fdisk -l` and `sgdisk -p` read it.
+pub fn open_whole_disk(path: &Path) -> Result<Box<dyn BlockIo>, ExtractError> {
+    let disk = FileDisk::open_read(path)?;
+    let mut magic = [0u8; 8];
+    if !(disk.len() >= 8
+        && disk.read_at(&mut magic, 0).is_ok()
+        && magic == image::format::VOLUME_MAGIC)
+    {
+        return Ok(Box::new(disk));
+    }
+    let reader = open_image(path)?;
+    let size = reader.manifest().source.size;
+    let mut pieces = Vec::new();
+    for s in reader.streams() {
+        let bad = || ExtractError::BadPlacement {
+            path: path.to_path_buf(),
+            stream: s.id,
+            offset: s.source_offset,
+            length: s.length,
+            size,
+        };
+        if s.source_offset
+            .checked_add(s.length)
+            .is_none_or(|end| end > size)
+        {
+            return Err(bad());
+        }
+        let io = Arc::clone(&reader)
+            .stream_reader(s.id)
+            .map_err(|source| ExtractError::Image {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            })?;
+        pieces.push((s.source_offset, io));
+    }
+    pieces.sort_by_key(|(start, _)| *start);
+    for pair in pieces.windows(2) {
+        if let [(a, ra), (b, rb)] = pair {
+            if a + ra.len() > *b {
+                return Err(ExtractError::BadPlacement {
+                    path: path.to_path_buf(),
+                    stream: rb.stream().id,
+                    offset: *b,
+                    length: rb.len(),
+                    size,
+                });
+            }
+        }
+    }
+    Ok(Box::new(WholeDisk {
+        name: path.display().to_string(),
+        size,
+        pieces,
+    }))
+}
+
+/// An image's streams placed on its disk; what no stream covers reads as zeros.
+struct WholeDisk {
+    name: String,
+    size: u64,
+    /// `(disk offset, stream)`, sorted, not overlapping.
+    pieces: Vec<(u64, image::StreamReader)>,
+}
+
+impl BlockIo for WholeDisk {
+    fn len(&self) -> u64 {
+        self.size
+    }
+    fn logical_sector_size(&self) -> u32 {
+        self.pieces
+            .first()
+            .map_or(512, |(_, r)| r.logical_sector_size())
+    }
+    fn physical_sector_size(&self) -> u32 {
+        self.pieces
+            .first()
+            .map_or(512, |(_, r)| r.physical_sector_size())
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .filter(|e| *e <= self.size)
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("{}: read past the end of the disk", self.name),
+                )
+            })?;
+        buf.fill(0);
+        // The first piece that may reach `offset`.
+        let first = self
+            .pieces
+            .partition_point(|(start, r)| start + r.len() <= offset);
+        for (start, r) in self.pieces.iter().skip(first) {
+            if *start >= end {
+                break;
+            }
+            let from = offset.max(*start);
+            let to = end.min(start + r.len());
+            if from >= to {
+                continue;
+            }
+            let at = (from - offset) as usize;
+            let n = (to - from) as usize;
+            if let Some(dst) = buf.get_mut(at..at + n) {
+                r.read_at(dst, from - start)?;
+            }
+        }
+        Ok(())
+    }
+    fn write_at(&self, _buf: &[u8], _offset: u64) -> std::io::Result<()> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{}: opened read-only", self.name),
+        ))
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        format!("{} (whole disk)", self.name)
     }
 }
 
