@@ -302,6 +302,9 @@ fn reading_one_small_file_of_a_1_gib_image_reads_only_a_few_chunks() {
         .collect();
     assert_eq!(names.len(), 6, "{names:?}"); // 4 noise files, small.txt, lost+found
     let read = server_read(m.pid);
+    eprintln!(
+        "the server read {before} bytes to mount, {read} in all, of a {image_len}-byte image"
+    );
     // Mounting plus the small file: the superblock, group descriptors, bitmaps, the root
     // folder, a few inodes and the journal's head — a few chunks, nowhere near the image.
     assert!(
@@ -394,4 +397,32 @@ fn a_disk_image_served_whole_as_a_file_equals_the_source_disk_for_sgdisk_and_byt
     assert!(mount_line(&file).is_none());
     assert!(!file.exists(), "the served file is left behind");
     assert!(!running(pid));
+}
+
+#[test]
+fn an_ext4_whose_journal_needs_recovery_mounts_without_replay_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tree = d.join("tree");
+    let names = fixture::file_tree(&tree, 40).unwrap();
+    let fs = d.join("ext4.img");
+    fixture::mkfs(Mkfs::Ext4, &fs, 48 * MIB, "lbjournal", &["-d", s(&tree)]).unwrap();
+    // As after a crash: the superblock says the journal must be replayed.
+    fixture::run("debugfs", &["-w", "-R", "feature needs_recovery", s(&fs)]).unwrap();
+    let img = d.join("ext4.lbi");
+    backup(&fs, &img);
+    let point = d.join("mnt");
+    std::fs::create_dir_all(&point).unwrap();
+    let (code, out, err) = lifeboat(&["mount", s(&img), s(&point)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("noload") && err.contains("journal needs recovery"),
+        "{err}"
+    );
+    let point = std::fs::canonicalize(&point).unwrap();
+    assert!(mount_line(&point).unwrap().contains(" ro,"));
+    same_files(&tree, &point, &names);
+    let (code, out, err) = lifeboat(&["umount", s(&point)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(mount_line(&point).is_none());
 }
