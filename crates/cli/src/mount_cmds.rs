@@ -142,7 +142,7 @@ pub fn mount(image: &Path, part: Option<u32>, dir: &Path) -> Result<u8> {
     if is_mount_point(&dir) {
         bail!("{} is already a mount point", dir.display());
     }
-    let source = engine::extract::Source::find(image, part)?;
+    let source = engine::extract::Source::find_mountable(image, part)?;
     let (io, _reader) = engine::extract::open_device(&source)?;
     let fstype = match fs::probe(io.as_ref()) {
         Ok(Some(info)) => info.kind.name().to_string(),

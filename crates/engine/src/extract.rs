@@ -146,13 +146,27 @@ impl Source {
     /// only browsable one), a bare file system, or a partition `part` (or the only one holding a
     /// file system) of a partitioned disk or disk image.
     pub fn find(path: &Path, part: Option<u32>) -> Result<Source, ExtractError> {
+        Self::find_among(path, part, |fs| BROWSABLE.contains(&fs))
+    }
+
+    /// Like [`Source::find`], but an image's partitions count when the kernel or `ntfs-3g` can
+    /// mount them (XFS, btrfs and ISO 9660 too): what `lifeboat mount` picks.
+    pub fn find_mountable(path: &Path, part: Option<u32>) -> Result<Source, ExtractError> {
+        Self::find_among(path, part, disk::mount::mountable)
+    }
+
+    fn find_among(
+        path: &Path,
+        part: Option<u32>,
+        wanted: fn(&str) -> bool,
+    ) -> Result<Source, ExtractError> {
         let disk = FileDisk::open_read(path)?;
         let mut magic = [0u8; 8];
         if disk.len() >= 8
             && disk.read_at(&mut magic, 0).is_ok()
             && magic == image::format::VOLUME_MAGIC
         {
-            return find_in_image(path, part);
+            return find_in_image(path, part, wanted);
         }
         if part.is_none() && fs::probe(&disk).ok().flatten().is_some() {
             return Ok(Source::Live {
@@ -224,7 +238,11 @@ fn open_image(path: &Path) -> Result<Arc<ImageReader>, ExtractError> {
         })
 }
 
-fn find_in_image(path: &Path, part: Option<u32>) -> Result<Source, ExtractError> {
+fn find_in_image(
+    path: &Path,
+    part: Option<u32>,
+    wanted: fn(&str) -> bool,
+) -> Result<Source, ExtractError> {
     let reader = open_image(path)?;
     let parts: Vec<u32> = reader
         .streams()
@@ -263,7 +281,7 @@ fn find_in_image(path: &Path, part: Option<u32>) -> Result<Source, ExtractError>
             .manifest()
             .partitions
             .iter()
-            .filter(|p| BROWSABLE.contains(&p.fs.as_str()))
+            .filter(|p| wanted(p.fs.as_str()))
             .map(|p| p.number)
             .collect();
         parts

@@ -304,12 +304,16 @@ impl Background {
     }
 }
 
-/// Unmounts a served file (from any process); the server serving it then returns. Fails with
+/// Unmounts a served file (from any process, through `disk::mount::unmount`); the server
+/// serving it then returns. Fails with
 /// `EBUSY` while a loop device or an open descriptor still holds it.
 pub fn unmount(file: &Path) -> Result<(), VdevError> {
-    nix::mount::umount2(file, nix::mount::MntFlags::empty()).map_err(|source| VdevError::Unmount {
+    disk::mount::unmount(file).map_err(|e| VdevError::Unmount {
         file: file.to_path_buf(),
-        source,
+        source: match e {
+            disk::mount::MountError::Unmount { source, .. } => source,
+            _ => nix::Error::EIO,
+        },
     })
 }
 
