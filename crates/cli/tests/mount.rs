@@ -426,3 +426,42 @@ fn an_ext4_whose_journal_needs_recovery_mounts_without_replay_and_says_so() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(mount_line(&point).is_none());
 }
+
+#[test]
+fn an_exfat_image_mounts_read_only_through_the_kernel_or_exfat_fuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tree = d.join("tree");
+    // exFAT holds no symlinks: the tree's go.
+    let names = fixture::file_tree(&tree, 60).unwrap();
+    fixture::run("find", &[s(&tree), "-type", "l", "-delete"]).unwrap();
+    let names: Vec<String> = names
+        .into_iter()
+        .filter(|n| tree.join(n).is_file())
+        .collect();
+    let fs = d.join("exfat.img");
+    fixture::mkfs(Mkfs::Exfat, &fs, 64 * MIB, "CARD", &[]).unwrap();
+    // Filled through exfat-fuse on a loop device.
+    let fill = d.join("fill");
+    std::fs::create_dir_all(&fill).unwrap();
+    let dev = fixture::run("losetup", &["-f", "--show", s(&fs)]).unwrap();
+    let dev = dev.trim();
+    fixture::run("mount.exfat-fuse", &[dev, s(&fill)]).unwrap();
+    fixture::run("cp", &["-r", &format!("{}/.", s(&tree)), s(&fill)]).unwrap();
+    fixture::fuse_unmount(&fill, dev).unwrap();
+    fixture::run("losetup", &["-d", dev]).unwrap();
+
+    let img = d.join("exfat.lbi");
+    backup(&fs, &img);
+    let m = mount(&img, None, &d.join("mnt"));
+    same_files(&tree, &m.dir, &names);
+    let err = std::fs::write(m.dir.join("new-file"), b"x").expect_err("a write must fail");
+    assert!(
+        matches!(
+            err.raw_os_error(),
+            Some(nix::libc::EROFS | nix::libc::EACCES | nix::libc::EPERM)
+        ),
+        "{err}"
+    );
+    umount(m);
+}

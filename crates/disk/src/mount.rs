@@ -5,7 +5,8 @@
 //! The caller says what the file system is (the `blkid` type name its probe found, e.g. `vfat`):
 //! this module never guesses from the bytes, so the probe that decided stays the only one.
 //! NTFS goes through `ntfs-3g` (FUSE) because the boot image's kernel has no `ntfs3`; the kernel
-//! driver is tried only when `ntfs-3g` is not installed.
+//! driver is tried only when `ntfs-3g` is not installed. exFAT goes through the kernel, or
+//! `mount.exfat-fuse` when the kernel has no exFAT driver (ENODEV).
 
 use nix::mount::{MntFlags, MsFlags};
 use std::path::{Path, PathBuf};
@@ -105,9 +106,23 @@ pub fn mount(device: &Path, dir: &Path, fstype: &str, access: Access) -> Result<
     };
     let read_only = access == Access::ReadOnly || fstype == "iso9660";
     match how {
-        Method::Kernel(types) => kernel_mount(device, dir, types, read_only),
+        // A kernel without exFAT (a desktop's may lack it): the exfat-fuse driver, when there.
+        Method::Kernel(types) => match kernel_mount(device, dir, types, read_only) {
+            Err(MountError::Kernel {
+                source: nix::Error::ENODEV,
+                ..
+            }) if fstype == "exfat" && find_program("mount.exfat-fuse").is_some() => {
+                let program = find_program("mount.exfat-fuse").unwrap_or_default();
+                log::info!(
+                    "the kernel has no exfat driver: trying {}",
+                    program.display()
+                );
+                fuse_driver(&program, device, dir, read_only)
+            }
+            other => other,
+        },
         Method::Ntfs3g => match find_program("ntfs-3g") {
-            Some(program) => ntfs_3g(&program, device, dir, read_only),
+            Some(program) => fuse_driver(&program, device, dir, read_only),
             None => {
                 log::info!("ntfs-3g is not installed: trying the kernel's ntfs3 driver");
                 kernel_mount(device, dir, &["ntfs3"], read_only)
@@ -182,14 +197,21 @@ pub fn ntfs_3g_options(read_only: bool) -> String {
     o
 }
 
-fn ntfs_3g(program: &Path, device: &Path, dir: &Path, read_only: bool) -> Result<(), MountError> {
+/// Runs a FUSE driver that daemonises once mounted (`ntfs-3g`, `mount.exfat-fuse`) with the
+/// options of [`ntfs_3g_options`].
+fn fuse_driver(
+    program: &Path,
+    device: &Path,
+    dir: &Path,
+    read_only: bool,
+) -> Result<(), MountError> {
     let helper_error = |detail: String| MountError::Helper {
         device: device.to_path_buf(),
         dir: dir.to_path_buf(),
         program: program.to_path_buf(),
         detail,
     };
-    // ntfs-3g goes to the background once mounted; the daemon's standard streams point at
+    // The driver goes to the background once mounted; the daemon's standard streams point at
     // /dev/null by then, so waiting for the output returns when the foreground process exits.
     let out = Command::new(program)
         .arg("-o")
@@ -220,8 +242,9 @@ fn ntfs_3g(program: &Path, device: &Path, dir: &Path, read_only: bool) -> Result
         )));
     }
     log::info!(
-        "mounted {} (ntfs-3g{}) at {}",
+        "mounted {} ({}{}) at {}",
         device.display(),
+        program.file_name().unwrap_or_default().to_string_lossy(),
         if read_only { ", read-only" } else { "" },
         dir.display()
     );
