@@ -1,9 +1,10 @@
 //! `lifeboat mount` / `lifeboat umount` on the host (as root, real tools): images made by
-//! `lifeboat backup` of ext4, XFS, btrfs and NTFS file systems and of a multi-partition disk are
+//! `lifeboat backup` of ext4, XFS, btrfs, NTFS and exFAT file systems and of a multi-partition disk are
 //! mounted read-only through the served FUSE file and a loop device; the files equal the
 //! source's, the checkers pass on the loop device, writes fail, only the chunks touched are read,
 //! a damaged chunk fails only the reads that need it, and `umount` leaves nothing behind.
-//! (vfat and exFAT need the boot image's kernel: this host's kernel has neither driver.)
+//! exFAT goes through exfat-fuse where the kernel has no driver (as on this host); vfat needs the
+//! boot image's kernel (this host's has no vfat driver).
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
 
