@@ -12,6 +12,7 @@ mod job_file;
 mod jobs;
 mod list;
 mod logger;
+mod mount_cmds;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -107,6 +108,30 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        nothing_to_confirm: NothingToConfirm,
+    },
+    /// Mount the file system inside an image (or a disk image, disk or partition) read-only on
+    /// a folder, reading only the chunks that are touched; undo with `lifeboat umount DIR`.
+    Mount {
+        /// The image (its first volume), disk image, disk or partition.
+        image: String,
+        /// The folder to mount on (must exist); with --disk, the file to serve the disk as.
+        dir: PathBuf,
+        /// Partition number, when the image or disk holds several file systems.
+        #[arg(long, conflicts_with = "disk")]
+        part: Option<u32>,
+        /// Serve the whole disk read-only as the file DIR (created when missing) instead of
+        /// mounting a file system: `fdisk -l DIR`, `sgdisk -p DIR`, `losetup -P`.
+        #[arg(long)]
+        disk: bool,
+        #[command(flatten)]
+        nothing_to_confirm: NothingToConfirm,
+    },
+    /// Unmount what `lifeboat mount` mounted on DIR, and stop serving the image.
+    Umount {
+        /// The folder given to `lifeboat mount`.
+        dir: PathBuf,
         #[command(flatten)]
         nothing_to_confirm: NothingToConfirm,
     },
@@ -252,6 +277,16 @@ fn main() -> ExitCode {
             overwrite,
             json,
         ),
+        Some(Command::Mount {
+            image,
+            dir,
+            disk: true,
+            ..
+        }) => mount_cmds::mount_disk(std::path::Path::new(&image), &dir),
+        Some(Command::Mount {
+            image, dir, part, ..
+        }) => mount_cmds::mount(std::path::Path::new(&image), part, &dir),
+        Some(Command::Umount { dir, .. }) => mount_cmds::umount(&dir),
         Some(Command::Run { job, .. }) => job_file::run(std::path::Path::new(&job)),
         None => tui::run(),
     };

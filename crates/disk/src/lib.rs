@@ -13,12 +13,14 @@
 //! - [`MemDisk`], [`Window`] and [`FaultyDisk`] are the in-memory disk, the partition view and the
 //!   bad-sector simulator that engines and tests build on.
 //! - [`mount`] mounts a file system whose type the caller's probe found (kernel drivers, NTFS
-//!   through `ntfs-3g`): the one mount helper of `init` and the TUI.
+//!   through `ntfs-3g`): the one mount helper of `init`, the TUI and `lifeboat mount`.
+//! - [`loopdev`] binds a file to a read-only, auto-clearing loop device (`lifeboat mount`).
 
 mod blockio;
 mod discover;
 mod faulty;
 mod file;
+pub mod loopdev;
 pub mod mount;
 pub mod mounts;
 mod newfile;

@@ -5,7 +5,8 @@
 //! The caller says what the file system is (the `blkid` type name its probe found, e.g. `vfat`):
 //! this module never guesses from the bytes, so the probe that decided stays the only one.
 //! NTFS goes through `ntfs-3g` (FUSE) because the boot image's kernel has no `ntfs3`; the kernel
-//! driver is tried only when `ntfs-3g` is not installed.
+//! driver is tried only when `ntfs-3g` is not installed. exFAT goes through the kernel, or
+//! `mount.exfat-fuse` when the kernel has no exFAT driver (ENODEV).
 
 use nix::mount::{MntFlags, MsFlags};
 use std::path::{Path, PathBuf};
@@ -82,8 +83,20 @@ pub fn kernel_options(kernel_type: &str) -> Option<&'static str> {
     }
 }
 
+/// The option that mounts `kernel_type` without replaying its journal or log, for a read-only
+/// device whose journal needs recovery.
+pub fn no_replay_option(kernel_type: &str) -> Option<&'static str> {
+    match kernel_type {
+        "ext3" | "ext4" => Some("noload"),
+        "xfs" => Some("norecovery"),
+        "btrfs" => Some("rescue=nologreplay"),
+        _ => None,
+    }
+}
+
 /// Mounts `device` (holding a file system of `blkid` type `fstype`) on the existing folder
-/// `dir`, with `nosuid`, `nodev` and `noatime`; optical media always read-only.
+/// `dir`, with `nosuid`, `nodev` and `noatime`; optical media always read-only. Read-only, a
+/// journal that needs recovery is not replayed (see [`no_replay_option`]; a warning says so).
 pub fn mount(device: &Path, dir: &Path, fstype: &str, access: Access) -> Result<(), MountError> {
     let Some(how) = method(fstype) else {
         return Err(MountError::NotMountable {
@@ -93,9 +106,23 @@ pub fn mount(device: &Path, dir: &Path, fstype: &str, access: Access) -> Result<
     };
     let read_only = access == Access::ReadOnly || fstype == "iso9660";
     match how {
-        Method::Kernel(types) => kernel_mount(device, dir, types, read_only),
+        // A kernel without exFAT (a desktop's may lack it): the exfat-fuse driver, when there.
+        Method::Kernel(types) => match kernel_mount(device, dir, types, read_only) {
+            Err(MountError::Kernel {
+                source: nix::Error::ENODEV,
+                ..
+            }) if fstype == "exfat" && find_program("mount.exfat-fuse").is_some() => {
+                let program = find_program("mount.exfat-fuse").unwrap_or_default();
+                log::info!(
+                    "the kernel has no exfat driver: trying {}",
+                    program.display()
+                );
+                fuse_driver(&program, device, dir, read_only)
+            }
+            other => other,
+        },
         Method::Ntfs3g => match find_program("ntfs-3g") {
-            Some(program) => ntfs_3g(&program, device, dir, read_only),
+            Some(program) => fuse_driver(&program, device, dir, read_only),
             None => {
                 log::info!("ntfs-3g is not installed: trying the kernel's ntfs3 driver");
                 kernel_mount(device, dir, &["ntfs3"], read_only)
@@ -117,7 +144,27 @@ fn kernel_mount(
     let mut last = nix::Error::ENODEV;
     for t in types {
         let data = kernel_options(t);
-        match nix::mount::mount(Some(device), dir, Some(*t), flags, data) {
+        let mut result = nix::mount::mount(Some(device), dir, Some(*t), flags, data);
+        // A read-only device whose journal (ext3/4, XFS) or log tree (btrfs) needs replaying
+        // cannot be mounted as it is: mount it without the replay, and say so.
+        if let (Err(nix::Error::EROFS | nix::Error::EIO), true, Some(skip)) =
+            (result, read_only, no_replay_option(t))
+        {
+            let data = match data {
+                Some(d) => format!("{d},{skip}"),
+                None => skip.to_string(),
+            };
+            result = nix::mount::mount(Some(device), dir, Some(*t), flags, Some(data.as_str()));
+            if result.is_ok() {
+                log::warn!(
+                    "{}: the {t} journal needs recovery, which a read-only device cannot do: \
+                     mounted without replaying it ({skip}); the last changes before the \
+                     image was taken may be missing",
+                    device.display()
+                );
+            }
+        }
+        match result {
             Ok(()) => {
                 log::info!(
                     "mounted {} ({t}{}) at {}",
@@ -150,14 +197,21 @@ pub fn ntfs_3g_options(read_only: bool) -> String {
     o
 }
 
-fn ntfs_3g(program: &Path, device: &Path, dir: &Path, read_only: bool) -> Result<(), MountError> {
+/// Runs a FUSE driver that daemonises once mounted (`ntfs-3g`, `mount.exfat-fuse`) with the
+/// options of [`ntfs_3g_options`].
+fn fuse_driver(
+    program: &Path,
+    device: &Path,
+    dir: &Path,
+    read_only: bool,
+) -> Result<(), MountError> {
     let helper_error = |detail: String| MountError::Helper {
         device: device.to_path_buf(),
         dir: dir.to_path_buf(),
         program: program.to_path_buf(),
         detail,
     };
-    // ntfs-3g goes to the background once mounted; the daemon's standard streams point at
+    // The driver goes to the background once mounted; the daemon's standard streams point at
     // /dev/null by then, so waiting for the output returns when the foreground process exits.
     let out = Command::new(program)
         .arg("-o")
@@ -188,8 +242,9 @@ fn ntfs_3g(program: &Path, device: &Path, dir: &Path, read_only: bool) -> Result
         )));
     }
     log::info!(
-        "mounted {} (ntfs-3g{}) at {}",
+        "mounted {} ({}{}) at {}",
         device.display(),
+        program.file_name().unwrap_or_default().to_string_lossy(),
         if read_only { ", read-only" } else { "" },
         dir.display()
     );

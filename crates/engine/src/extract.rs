@@ -74,6 +74,14 @@ pub enum ExtractError {
     },
     #[error("{name} lies past the end of {}", node.display())]
     PastEnd { name: String, node: PathBuf },
+    #[error("{}: stream {stream} ({offset}+{length}) overlaps another or lies past the disk's end ({size} bytes)", path.display())]
+    BadPlacement {
+        path: PathBuf,
+        stream: u32,
+        offset: u64,
+        length: u64,
+        size: u64,
+    },
     #[error(transparent)]
     Browse(#[from] BrowseError),
     #[error("creating {}: {source}", path.display())]
@@ -138,13 +146,27 @@ impl Source {
     /// only browsable one), a bare file system, or a partition `part` (or the only one holding a
     /// file system) of a partitioned disk or disk image.
     pub fn find(path: &Path, part: Option<u32>) -> Result<Source, ExtractError> {
+        Self::find_among(path, part, |fs| BROWSABLE.contains(&fs))
+    }
+
+    /// Like [`Source::find`], but an image's partitions count when the kernel or `ntfs-3g` can
+    /// mount them (XFS, btrfs and ISO 9660 too): what `lifeboat mount` picks.
+    pub fn find_mountable(path: &Path, part: Option<u32>) -> Result<Source, ExtractError> {
+        Self::find_among(path, part, disk::mount::mountable)
+    }
+
+    fn find_among(
+        path: &Path,
+        part: Option<u32>,
+        wanted: fn(&str) -> bool,
+    ) -> Result<Source, ExtractError> {
         let disk = FileDisk::open_read(path)?;
         let mut magic = [0u8; 8];
         if disk.len() >= 8
             && disk.read_at(&mut magic, 0).is_ok()
             && magic == image::format::VOLUME_MAGIC
         {
-            return find_in_image(path, part);
+            return find_in_image(path, part, wanted);
         }
         if part.is_none() && fs::probe(&disk).ok().flatten().is_some() {
             return Ok(Source::Live {
@@ -216,7 +238,11 @@ fn open_image(path: &Path) -> Result<Arc<ImageReader>, ExtractError> {
         })
 }
 
-fn find_in_image(path: &Path, part: Option<u32>) -> Result<Source, ExtractError> {
+fn find_in_image(
+    path: &Path,
+    part: Option<u32>,
+    wanted: fn(&str) -> bool,
+) -> Result<Source, ExtractError> {
     let reader = open_image(path)?;
     let parts: Vec<u32> = reader
         .streams()
@@ -255,7 +281,7 @@ fn find_in_image(path: &Path, part: Option<u32>) -> Result<Source, ExtractError>
             .manifest()
             .partitions
             .iter()
-            .filter(|p| BROWSABLE.contains(&p.fs.as_str()))
+            .filter(|p| wanted(p.fs.as_str()))
             .map(|p| p.number)
             .collect();
         parts
@@ -330,8 +356,14 @@ impl std::fmt::Debug for Opened {
     }
 }
 
-/// Opens the file system of `source`, read-only.
-pub fn open(source: &Source) -> Result<Opened, ExtractError> {
+/// A source's bytes and, for an image, its reader.
+pub type Device = (Box<dyn BlockIo>, Option<Arc<ImageReader>>);
+
+/// The bytes of `source`, read-only: an image's stream (read chunk by chunk on demand, through
+/// the reader's cache; free blocks read as zeros) or a range of a file or device. Also returns
+/// the image reader, whose byte counter says how much of the image was read. This is the device
+/// that `lifeboat mount` serves and that [`open`] reads its file system from.
+pub fn open_device(source: &Source) -> Result<Device, ExtractError> {
     match source {
         Source::Image { path, partition } => {
             let reader = open_image(path)?;
@@ -361,10 +393,7 @@ pub fn open(source: &Source) -> Result<Opened, ExtractError> {
                     path: path.clone(),
                     source: Box::new(source),
                 })?;
-            Ok(Opened {
-                browser: fs::browse::open(Box::new(io))?,
-                image: Some(reader),
-            })
+            Ok((Box::new(io), Some(reader)))
         }
         Source::Live {
             node,
@@ -373,28 +402,161 @@ pub fn open(source: &Source) -> Result<Opened, ExtractError> {
             name,
         } => {
             let inner = FileDisk::open_read(node)?;
-            let browser = if *offset == 0 && *len == inner.len() {
-                fs::browse::open(Box::new(inner))?
-            } else {
-                if offset.checked_add(*len).is_none_or(|end| end > inner.len()) {
-                    return Err(ExtractError::PastEnd {
-                        name: name.clone(),
-                        node: node.clone(),
-                    });
-                }
-                fs::browse::open(Box::new(Region {
+            if *offset == 0 && *len == inner.len() {
+                return Ok((Box::new(inner), None));
+            }
+            if offset.checked_add(*len).is_none_or(|end| end > inner.len()) {
+                return Err(ExtractError::PastEnd {
+                    name: name.clone(),
+                    node: node.clone(),
+                });
+            }
+            Ok((
+                Box::new(Region {
                     inner,
                     start: *offset,
                     len: *len,
                     name: name.clone(),
-                }))?
-            };
-            Ok(Opened {
-                browser,
-                image: None,
-            })
+                }),
+                None,
+            ))
         }
     }
+}
+
+/// The whole disk an image was made of, read-only: its streams (partition-table areas,
+/// partitions, unpartitioned data) at their places on the disk, zeros everywhere else; a file or
+/// device as it is. What `lifeboat mount --disk` serves, so `fdisk -l` and `sgdisk -p` read it.
+pub fn open_whole_disk(path: &Path) -> Result<Box<dyn BlockIo>, ExtractError> {
+    let disk = FileDisk::open_read(path)?;
+    let mut magic = [0u8; 8];
+    if !(disk.len() >= 8
+        && disk.read_at(&mut magic, 0).is_ok()
+        && magic == image::format::VOLUME_MAGIC)
+    {
+        return Ok(Box::new(disk));
+    }
+    let reader = open_image(path)?;
+    let size = reader.manifest().source.size;
+    let mut pieces = Vec::new();
+    for s in reader.streams() {
+        let bad = || ExtractError::BadPlacement {
+            path: path.to_path_buf(),
+            stream: s.id,
+            offset: s.source_offset,
+            length: s.length,
+            size,
+        };
+        if s.source_offset
+            .checked_add(s.length)
+            .is_none_or(|end| end > size)
+        {
+            return Err(bad());
+        }
+        let io = Arc::clone(&reader)
+            .stream_reader(s.id)
+            .map_err(|source| ExtractError::Image {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            })?;
+        pieces.push((s.source_offset, io));
+    }
+    pieces.sort_by_key(|(start, _)| *start);
+    for pair in pieces.windows(2) {
+        if let [(a, ra), (b, rb)] = pair {
+            if a + ra.len() > *b {
+                return Err(ExtractError::BadPlacement {
+                    path: path.to_path_buf(),
+                    stream: rb.stream().id,
+                    offset: *b,
+                    length: rb.len(),
+                    size,
+                });
+            }
+        }
+    }
+    Ok(Box::new(WholeDisk {
+        name: path.display().to_string(),
+        size,
+        pieces,
+    }))
+}
+
+/// An image's streams placed on its disk; what no stream covers reads as zeros.
+struct WholeDisk {
+    name: String,
+    size: u64,
+    /// `(disk offset, stream)`, sorted, not overlapping.
+    pieces: Vec<(u64, image::StreamReader)>,
+}
+
+impl BlockIo for WholeDisk {
+    fn len(&self) -> u64 {
+        self.size
+    }
+    fn logical_sector_size(&self) -> u32 {
+        self.pieces
+            .first()
+            .map_or(512, |(_, r)| r.logical_sector_size())
+    }
+    fn physical_sector_size(&self) -> u32 {
+        self.pieces
+            .first()
+            .map_or(512, |(_, r)| r.physical_sector_size())
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .filter(|e| *e <= self.size)
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("{}: read past the end of the disk", self.name),
+                )
+            })?;
+        buf.fill(0);
+        // The first piece that may reach `offset`.
+        let first = self
+            .pieces
+            .partition_point(|(start, r)| start + r.len() <= offset);
+        for (start, r) in self.pieces.iter().skip(first) {
+            if *start >= end {
+                break;
+            }
+            let from = offset.max(*start);
+            let to = end.min(start + r.len());
+            if from >= to {
+                continue;
+            }
+            let at = (from - offset) as usize;
+            let n = (to - from) as usize;
+            if let Some(dst) = buf.get_mut(at..at + n) {
+                r.read_at(dst, from - start)?;
+            }
+        }
+        Ok(())
+    }
+    fn write_at(&self, _buf: &[u8], _offset: u64) -> std::io::Result<()> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{}: opened read-only", self.name),
+        ))
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        format!("{} (whole disk)", self.name)
+    }
+}
+
+/// Opens the file system of `source`, read-only.
+pub fn open(source: &Source) -> Result<Opened, ExtractError> {
+    let (io, image) = open_device(source)?;
+    Ok(Opened {
+        browser: fs::browse::open(io)?,
+        image,
+    })
 }
 
 /// A request to copy files out of a file system into a folder.

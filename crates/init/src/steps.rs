@@ -76,7 +76,11 @@ pub const ALWAYS_LOAD: &[&str] = &[
     "vfat",
     "exfat",
     "ext4",
+    "xfs",
+    "btrfs",
+    // `lifeboat mount`: the image served as a FUSE file (/dev/fuse), a loop device over it.
     "fuse",
+    "loop",
     // vfat loads the kernel's default iocharset (Debian: ascii) at every mount and fails with
     // EINVAL when it is missing; the kernel cannot load it itself (no modprobe in the image).
     "nls_ascii",

@@ -1,0 +1,321 @@
+//! The virtual block device: any [`disk::BlockIo`] served, read-only, as a single regular file
+//! through FUSE, so that a loop device over that file ([`disk::loopdev`]) gives the kernel a
+//! block device it can mount, check or copy.
+//!
+//! This crate knows nothing about images, partition tables or file systems: `cli` (through
+//! `engine`) hands it the stream of an image (a `StreamReader`, which reads chunks on demand
+//! through its cache), and the loop device, the mount and the bookkeeping happen there.
+//!
+//! Invariants:
+//! - Read-only everywhere: the FUSE file system is mounted `ro` with the file's mode `0400`;
+//!   opening it for writing, truncating it or changing its attributes fails with `EROFS`, and
+//!   [`disk::BlockIo::write_at`] is never called.
+//! - Every byte the kernel reads comes from [`disk::BlockIo::read_at`] of the served device at
+//!   the same offset; reads past the end are cut at the end (a short read, as for a file). A
+//!   read the device cannot do (a damaged chunk) fails with `EIO` for that request alone: the
+//!   server goes on, and other ranges stay readable.
+//! - The mount point is a regular file (the FUSE root takes its mode), so the served device is
+//!   a file of exactly `len()` bytes that any tool opens by path.
+//! - Mounting goes through `/dev/fuse` and `mount(2)` (as root; `fuser` without libfuse), so it
+//!   works in the static boot image; the session ends when the file is unmounted
+//!   ([`unmount`]), and dropping a [`Background`] unmounts it too.
+
+use disk::BlockIo;
+use fuser::{
+    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, KernelConfig,
+    LockOwner, MountOption, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyOpen, ReplyStatfs,
+    Request, SessionACL,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How long the kernel may cache the file's attributes (they never change).
+const TTL: Duration = Duration::from_secs(3600);
+
+/// Largest read the kernel is asked to send in one request.
+const MAX_READ: u32 = 1 << 20;
+
+/// Why the device could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum VdevError {
+    #[error("{file}: the mount point must be an existing regular file: {detail}")]
+    MountPoint { file: PathBuf, detail: String },
+    #[error("serving {name} at {file} through FUSE: {source}")]
+    Fuse {
+        name: String,
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unmounting the served file {file}: {source}")]
+    Unmount { file: PathBuf, source: nix::Error },
+}
+
+/// The FUSE file system: one regular file (the root inode) holding the device's bytes.
+struct DeviceFile {
+    io: Arc<dyn BlockIo>,
+    name: String,
+    attr: FileAttr,
+}
+
+impl DeviceFile {
+    fn new(io: Arc<dyn BlockIo>, name: &str) -> Self {
+        let now = SystemTime::now();
+        let len = io.len();
+        let attr = FileAttr {
+            ino: INodeNo::ROOT,
+            size: len,
+            blocks: len.div_ceil(512),
+            atime: now,
+            mtime: now,
+            ctime: now,
+            crtime: now,
+            kind: FileType::RegularFile,
+            perm: 0o400,
+            nlink: 1,
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            rdev: 0,
+            blksize: io.physical_sector_size().max(512),
+            flags: 0,
+        };
+        DeviceFile {
+            io,
+            name: name.to_string(),
+            attr,
+        }
+    }
+}
+
+/// The bytes of `io` at `offset`, at most `size` of them (fewer at the end).
+fn read_range(io: &dyn BlockIo, offset: u64, size: u32) -> std::io::Result<Vec<u8>> {
+    let len = io.len();
+    if offset >= len {
+        return Ok(Vec::new());
+    }
+    let n = u64::from(size.min(MAX_READ)).min(len - offset);
+    let mut buf = vec![0u8; usize::try_from(n).unwrap_or(0)];
+    io.read_at(&mut buf, offset)?;
+    Ok(buf)
+}
+
+impl Filesystem for DeviceFile {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_readahead(MAX_READ);
+        Ok(())
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        if ino == INodeNo::ROOT {
+            reply.attr(&TTL, &self.attr);
+        } else {
+            reply.error(Errno::ENOENT);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<fuser::TimeOrNow>,
+        _mtime: Option<fuser::TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if ino != INodeNo::ROOT {
+            reply.error(Errno::ENOENT);
+        } else if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc_o_trunc() != 0 {
+            reply.error(Errno::EROFS);
+        } else {
+            // The bytes never change: the kernel may keep what it cached between opens.
+            reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE);
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match read_range(self.io.as_ref(), offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => {
+                log::error!("{}: reading {size} bytes at {offset}: {e}", self.name);
+                reply.error(Errno::EIO);
+            }
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let blocks = self.attr.size.div_ceil(512);
+        reply.statfs(blocks, 0, 0, 1, 0, 512, 255, 512);
+    }
+}
+
+fn libc_o_trunc() -> i32 {
+    nix::fcntl::OFlag::O_TRUNC.bits()
+}
+
+/// A device mounted at its file, not yet answering requests: [`Server::run`] serves it in the
+/// calling thread, [`Server::spawn`] in a background thread.
+pub struct Server {
+    session: fuser::Session<DeviceFile>,
+    file: PathBuf,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("file", &self.file).finish()
+    }
+}
+
+/// Mounts `io` read-only at the existing regular file `file` (as root). `name` names the device
+/// in messages and in the mount table (`lifeboat:NAME`).
+pub fn mount(io: Arc<dyn BlockIo>, file: &Path, name: &str) -> Result<Server, VdevError> {
+    match std::fs::symlink_metadata(file) {
+        Ok(m) if m.file_type().is_file() => {}
+        Ok(_) => {
+            return Err(VdevError::MountPoint {
+                file: file.to_path_buf(),
+                detail: "it is not a regular file".into(),
+            })
+        }
+        Err(e) => {
+            return Err(VdevError::MountPoint {
+                file: file.to_path_buf(),
+                detail: e.to_string(),
+            })
+        }
+    }
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::RO,
+        MountOption::NoExec,
+        MountOption::NoSuid,
+        MountOption::NoDev,
+        MountOption::FSName(format!("lifeboat:{}", printable_name(name))),
+        MountOption::Subtype("lifeboat".into()),
+    ];
+    config.acl = SessionACL::Owner;
+    config.n_threads = Some(2);
+    let session =
+        fuser::Session::new(DeviceFile::new(io, name), file, &config).map_err(|source| {
+            VdevError::Fuse {
+                name: name.to_string(),
+                file: file.to_path_buf(),
+                source,
+            }
+        })?;
+    log::info!("serving {name} read-only at {}", file.display());
+    Ok(Server {
+        session,
+        file: file.to_path_buf(),
+    })
+}
+
+/// A name safe inside a mount option list (no commas, spaces or control characters).
+fn printable_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != ',' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(200)
+        .collect()
+}
+
+impl Server {
+    /// The served file.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// Answers requests in this thread until the file is unmounted.
+    pub fn run(self) -> Result<(), VdevError> {
+        let file = self.file.clone();
+        self.session.run().map_err(|source| VdevError::Fuse {
+            name: String::new(),
+            file,
+            source,
+        })
+    }
+
+    /// Answers requests in a background thread until the file is unmounted or the returned
+    /// handle is dropped.
+    pub fn spawn(self) -> Result<Background, VdevError> {
+        let file = self.file.clone();
+        let session = self.session.spawn().map_err(|source| VdevError::Fuse {
+            name: String::new(),
+            file: file.clone(),
+            source,
+        })?;
+        Ok(Background { session, file })
+    }
+}
+
+/// A device served in a background thread; dropping it unmounts the file.
+pub struct Background {
+    session: fuser::BackgroundSession,
+    file: PathBuf,
+}
+
+impl std::fmt::Debug for Background {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Background")
+            .field("file", &self.file)
+            .finish()
+    }
+}
+
+impl Background {
+    /// Unmounts the file and waits for the serving thread to end.
+    pub fn stop(self) -> Result<(), VdevError> {
+        let file = self.file.clone();
+        self.session
+            .umount_and_join()
+            .map_err(|source| VdevError::Fuse {
+                name: String::new(),
+                file,
+                source,
+            })
+    }
+}
+
+/// Unmounts a served file (from any process, through `disk::mount::unmount`); the server
+/// serving it then returns. Fails with
+/// `EBUSY` while a loop device or an open descriptor still holds it.
+pub fn unmount(file: &Path) -> Result<(), VdevError> {
+    disk::mount::unmount(file).map_err(|e| VdevError::Unmount {
+        file: file.to_path_buf(),
+        source: match e {
+            disk::mount::MountError::Unmount { source, .. } => source,
+            _ => nix::Error::EIO,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;
