@@ -5,6 +5,7 @@
 
 mod bench;
 mod deps;
+mod fuzz;
 mod image;
 mod qemu;
 
@@ -23,6 +24,7 @@ commands:
               disks; --grub boots through the ISO's menu, LIFEBOAT_KVM=1 uses KVM
   qemu-test   build the image and run the QEMU boot tests (qemu-tests/tests/*.rs)
   bench       backup/restore/clone against partclone, fsarchiver, zstd and dd (BENCHMARKS.md)
+  fuzz        [TARGET...] [--time S] [--list]: coverage-guided fuzzing with cargo-fuzz (FUZZING.md)
 ";
 
 fn main() {
@@ -53,6 +55,7 @@ fn real_main() -> Result<()> {
         "run" => qemu::run(rest),
         "qemu-test" => qemu::test(rest),
         "bench" => bench::run(rest),
+        "fuzz" => fuzz::run(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())

@@ -154,7 +154,7 @@ impl ImageReader {
     pub fn open(path: &Path) -> Result<Self> {
         let name = path.display().to_string();
         let mut vols: Vec<(String, Box<dyn BlockIo>)> = Vec::new();
-        vols.push((name.clone(), Box::new(open_volume_file(path)?)));
+        vols.push((name.clone(), Box::new(open_volume_file(path, true)?)));
         let siblings = sibling_volumes(path);
         let last = siblings.last().map_or(1, |(n, _)| *n);
         if last > MAX_VOLUMES {
@@ -171,7 +171,10 @@ impl ImageReader {
                     path: p.display().to_string(),
                 });
             }
-            vols.push((p.display().to_string(), Box::new(open_volume_file(&p)?)));
+            vols.push((
+                p.display().to_string(),
+                Box::new(open_volume_file(&p, false)?),
+            ));
         }
         Self::from_volumes(vols)
     }
@@ -744,10 +747,50 @@ impl ImageReader {
     }
 }
 
-fn open_volume_file(path: &Path) -> Result<FileVolume> {
+/// Opens one volume read-only. The open never blocks (`O_NONBLOCK`: a FIFO or a device named
+/// like a volume returns at once) and the result must be a regular file; sibling volumes, which
+/// the image's name alone selects, are opened with `O_NOFOLLOW` (a symlink named like one is
+/// refused), while the first volume the user named may be a symlink to an image.
+fn open_volume_file(path: &Path, follow: bool) -> Result<FileVolume> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let name = path.display().to_string();
-    let file = File::open(path).map_err(|e| Error::read(&name, e))?;
-    let len = file.metadata().map_err(|e| Error::read(&name, e))?.len();
+    let mut flags = nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC;
+    if !follow {
+        flags |= nix::fcntl::OFlag::O_NOFOLLOW;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::libc::ELOOP) && !follow {
+                Error::NotAVolumeFile {
+                    path: name.clone(),
+                    what: "a symlink",
+                }
+            } else {
+                Error::read(&name, e)
+            }
+        })?;
+    let meta = file.metadata().map_err(|e| Error::read(&name, e))?;
+    let t = meta.file_type();
+    if !t.is_file() {
+        let what = if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_block_device() {
+            "a block device"
+        } else if t.is_char_device() {
+            "a character device"
+        } else if t.is_dir() {
+            "a folder"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "not a file"
+        };
+        return Err(Error::NotAVolumeFile { path: name, what });
+    }
+    let len = meta.len();
     Ok(FileVolume {
         file,
         path: name,

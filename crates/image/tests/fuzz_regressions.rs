@@ -1,0 +1,66 @@
+//! Replays every committed fuzz input of this crate through the same entry points the cargo-fuzz
+//! targets call (`fuzz/entry.rs`), on the stable toolchain: `fuzz/regressions/<target>/` holds
+//! the minimised crashers the fuzzer found (each one fixed), `fuzz/corpus/` the seeds made by the
+//! real tools. None may panic. See FUZZING.md.
+#![allow(dead_code, clippy::unwrap_used)]
+
+include!("../fuzz/entry.rs");
+
+/// Every file under `crates/image/fuzz/<dir>`, recursively.
+fn inputs(dir: &str) -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz")
+        .join(dir);
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs `f` on every input of `fuzz/<dir>`, naming the file that fails; returns how many ran.
+fn replay(dir: &str, f: fn(&[u8])) -> usize {
+    let files = inputs(dir);
+    for p in &files {
+        let data = std::fs::read(p).unwrap();
+        eprintln!("replaying {}", p.display());
+        f(&data);
+    }
+    files.len()
+}
+
+#[test]
+fn open_and_read_survives_every_regression_and_seed() {
+    replay("regressions/open_and_read", open_and_read);
+    assert!(replay("corpus/open_and_read", open_and_read) >= 2);
+}
+
+#[test]
+fn volumes_survives_every_regression_and_seed() {
+    replay("regressions/volumes", volumes);
+    assert!(replay("corpus/volumes", volumes) >= 1);
+}
+
+#[test]
+fn manifest_survives_every_regression_and_seed() {
+    replay("regressions/manifest", manifest);
+    assert!(replay("corpus/manifest", manifest) >= 1);
+}
+
+#[test]
+fn bitmap_survives_every_regression_and_seed() {
+    replay("regressions/bitmap", bitmap);
+    assert!(replay("corpus/bitmap", bitmap) >= 3);
+}
