@@ -67,9 +67,29 @@ impl fs::browse::SparseWrite for Sink {
     }
 }
 
+/// Makes a panic in our own code abort (a finding), while a panic inside a third-party reader
+/// (`fatfs`, `ntfs`: a crate from the registry) unwinds to `fs::browse`'s guard, which reports it
+/// as damage by design. libFuzzer's hook aborts on every panic; this one sits in front of it.
+fn strict_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let third_party = info
+                .location()
+                .is_some_and(|l| l.file().contains("/registry/src/"));
+            if !third_party {
+                previous(info);
+                std::process::abort();
+            }
+        }));
+    });
+}
+
 /// `fs::browse::open` and a bounded walk of what it finds (every reader `open` picks: ext2/3/4,
 /// FAT, NTFS, exFAT), through `metadata`, `read_link`, `read_file` and `read_file_sparse`.
 pub fn browse(data: &[u8]) {
+    strict_panics();
     let io = disk_from(data);
     let Ok(mut b) = fs::browse::open(Box::new(io)) else {
         return;
