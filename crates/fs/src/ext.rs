@@ -525,7 +525,8 @@ pub(crate) fn used_map(io: &dyn BlockIo, kind: FsKind) -> Result<crate::map::Use
             } else {
                 (d.bitmap_csum & 0xffff, computed & 0xffff)
             };
-            if stored != computed {
+            // Under `cargo fuzz` checksums pass, so the fuzzer reaches what lies behind them.
+            if stored != computed && !cfg!(fuzzing) {
                 return Err(MapError::BitmapChecksum {
                     device: io.describe(),
                     group: g,

@@ -153,8 +153,11 @@ fn region_ok(io: &dyn BlockIo, sector: u64, sector_size: u64) -> bool {
     }
     let ss = sector_size as usize;
     let sum = boot_checksum(&buf, ss);
-    buf.get(ss * 11..)
-        .is_some_and(|s| s.chunks_exact(4).all(|c| le32(c, 0) == sum))
+    // Under `cargo fuzz` the checksum passes, so the fuzzer reaches what lies behind it.
+    cfg!(fuzzing)
+        || buf
+            .get(ss * 11..)
+            .is_some_and(|s| s.chunks_exact(4).all(|c| le32(c, 0) == sum))
 }
 
 /// The set checksum of a directory entry set, skipping its own field (bytes 2 and 3).
@@ -601,7 +604,7 @@ impl ExfatBrowser {
         if !(2..=18).contains(&count) {
             return Err("secondary count out of range");
         }
-        if set_checksum(set) != le16(set, 2) {
+        if set_checksum(set) != le16(set, 2) && !cfg!(fuzzing) {
             return Err("set checksum mismatch");
         }
         let stream = set.get(32..64).ok_or("no stream extension")?;
