@@ -437,6 +437,14 @@ impl ExfatBrowser {
             if need == Some(taken) {
                 break;
             }
+            if need.is_none() && taken.saturating_mul(self.cluster_size) > MAX_DIR_BYTES {
+                // Only folders are read without a length: a chain longer than any folder may be
+                // is damage, and following it to the end could take billions of steps.
+                return Err(self.read_err(
+                    path,
+                    format!("the folder's cluster chain is longer than {MAX_DIR_BYTES} bytes"),
+                ));
+            }
             if taken > self.cluster_count {
                 return Err(self.read_err(
                     path,
