@@ -216,3 +216,86 @@ fn fat_file_listing_still_reads_through_good_folders() -> Result<()> {
     );
     Ok(())
 }
+
+/// An NTFS volume (mkntfs + ntfscp) holding `twin-one.txt` and `twin-two.txt`, whose UTF-16
+/// names (in the folder index and in the file records) are then replaced by `first` and
+/// `second`, which must be as long as the originals.
+fn ntfs_with_renamed_twins(
+    dir: &Path,
+    first: &[u16],
+    second: &[u16],
+) -> Result<std::path::PathBuf> {
+    let img = dir.join("ntfs.img");
+    fixture::mkfs(Mkfs::Ntfs, &img, 4 << 20, "twins", &[])?;
+    let (one, two) = (dir.join("one"), dir.join("two"));
+    std::fs::write(&one, b"first")?;
+    std::fs::write(&two, b"second, longer")?;
+    let i = fixture::path(&img)?;
+    fixture::run("ntfscp", &[i, fixture::path(&one)?, "twin-one.txt"])?;
+    fixture::run("ntfscp", &[i, fixture::path(&two)?, "twin-two.txt"])?;
+    let mut bytes = std::fs::read(&img)?;
+    let utf16 = |units: &[u16]| -> Vec<u8> { units.iter().flat_map(|u| u.to_le_bytes()).collect() };
+    for (from, to) in [("twin-one.txt", first), ("twin-two.txt", second)] {
+        let from: Vec<u16> = from.encode_utf16().collect();
+        ensure!(
+            from.len() == to.len(),
+            "replacement names must keep the length"
+        );
+        let (from, to) = (utf16(&from), utf16(to));
+        let mut n = 0;
+        let mut at = 0;
+        while let Some(k) = bytes[at..].windows(from.len()).position(|w| w == from) {
+            bytes[at + k..at + k + to.len()].copy_from_slice(&to);
+            at += k + to.len();
+            n += 1;
+        }
+        ensure!(
+            n >= 2,
+            "{n} copies of a name found (index entry and file record expected)"
+        );
+    }
+    std::fs::write(&img, bytes)?;
+    Ok(img)
+}
+
+#[test]
+fn ntfs_index_holding_one_name_twice_lists_both_entries() -> Result<()> {
+    let dir = tempdir()?;
+    let same: Vec<u16> = "twin-one.txt".encode_utf16().collect();
+    let img = ntfs_with_renamed_twins(dir.path(), &same, &same)?;
+    let mut b = open(&img)?;
+    let entries = b.read_dir("/").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut sizes: Vec<u64> = entries
+        .iter()
+        .filter(|e| e.name == "twin-one.txt")
+        .map(|e| e.size)
+        .collect();
+    sizes.sort_unstable();
+    ensure!(sizes == [5, 14], "expected both files, got {entries:?}");
+    Ok(())
+}
+
+#[test]
+fn ntfs_names_that_decode_to_one_string_are_both_listed() -> Result<()> {
+    let dir = tempdir()?;
+    // Unpaired surrogates D800 and D801 both decode to U+FFFD: two different NTFS names, one
+    // string.
+    let name = |s: u16| -> Vec<u16> {
+        let mut v: Vec<u16> = "twin-".encode_utf16().collect();
+        v.push(s);
+        v.extend("ne.txt".encode_utf16());
+        v
+    };
+    let img = ntfs_with_renamed_twins(dir.path(), &name(0xD800), &name(0xD801))?;
+    let mut b = open(&img)?;
+    let entries = b.read_dir("/").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let same: Vec<_> = entries
+        .iter()
+        .filter(|e| e.name == "twin-\u{FFFD}ne.txt")
+        .collect();
+    ensure!(
+        same.len() == 2,
+        "expected two entries with one name, got {entries:?}"
+    );
+    Ok(())
+}
