@@ -299,3 +299,34 @@ fn ntfs_names_that_decode_to_one_string_are_both_listed() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn ext4_folder_entry_linking_to_the_root_is_left_out() -> Result<()> {
+    let dir = tempdir()?;
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("d/e"))?;
+    std::fs::write(tree.join("d/e/f"), b"x")?;
+    let img = dir.path().join("loop.img");
+    fixture::mkfs(
+        Mkfs::Ext4,
+        &img,
+        8 << 20,
+        "loop",
+        &["-d", fixture::path(&tree)?],
+    )?;
+    // /d/e/up is a second name of the root folder: /d/e/up/d/e/up/… never ends.
+    fixture::run(
+        "debugfs",
+        &["-w", "-R", "ln / /d/e/up", fixture::path(&img)?],
+    )?;
+    let listing = fixture::run("debugfs", &["-R", "ls /d/e", fixture::path(&img)?])?;
+    ensure!(
+        listing.contains("up"),
+        "debugfs did not add the link: {listing}"
+    );
+    let mut b = open(&img)?;
+    let entries = b.read_dir("/d/e").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    ensure!(names == ["f"], "{names:?}");
+    Ok(())
+}
