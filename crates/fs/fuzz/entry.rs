@@ -107,7 +107,11 @@ pub fn browse(data: &[u8]) {
             continue;
         };
         for e in entries.into_iter().take(16) {
-            assert!(!e.name.is_empty() && !e.name.contains('/'), "bad name {:?}", e.name);
+            assert!(
+                !e.name.is_empty() && !e.name.contains('/'),
+                "bad name {:?}",
+                e.name
+            );
             let child = format!("{}/{}", p.trim_end_matches('/'), e.name);
             let _ = b.metadata(&child);
             match e.kind {

@@ -80,7 +80,11 @@ pub fn bitmap(data: &[u8]) {
     let Some((q, bits)) = rest.split_first_chunk::<16>() else {
         return;
     };
-    let Ok(map) = image::Bitmap::new(u32::from_le_bytes(*bs), u64::from_le_bytes(*blocks), bits.to_vec()) else {
+    let Ok(map) = image::Bitmap::new(
+        u32::from_le_bytes(*bs),
+        u64::from_le_bytes(*blocks),
+        bits.to_vec(),
+    ) else {
         return;
     };
     let a = u64::from_le_bytes([q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]]);

@@ -13,10 +13,15 @@ pub fn read_table(data: &[u8]) {
     let disk = disk::MemDisk::from_vec(rest.to_vec(), sector);
     if let Ok(layout) = layout::read(&disk) {
         for (offset, len) in layout.table_areas() {
-            assert!(offset.checked_add(len).is_some_and(|e| e <= layout.disk_size));
+            assert!(offset
+                .checked_add(len)
+                .is_some_and(|e| e <= layout.disk_size));
         }
         for p in &layout.partitions {
-            assert_eq!(Some(p.size), p.sectors().checked_mul(u64::from(layout.sector_size)));
+            assert_eq!(
+                Some(p.size),
+                p.sectors().checked_mul(u64::from(layout.sector_size))
+            );
         }
     }
 }
