@@ -6,39 +6,9 @@
 
 include!("../fuzz/entry.rs");
 
-/// Every file under `crates/image/fuzz/<dir>`, recursively.
-fn inputs(dir: &str) -> Vec<std::path::PathBuf> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz")
-        .join(dir);
-    let mut out = Vec::new();
-    let mut stack = vec![root];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Runs `f` on every input of `fuzz/<dir>`, naming the file that fails; returns how many ran.
+/// Runs `f` on every input of `fuzz/<dir>`, naming the file that panics or hangs.
 fn replay(dir: &str, f: fn(&[u8])) -> usize {
-    let files = inputs(dir);
-    for p in &files {
-        let data = std::fs::read(p).unwrap();
-        eprintln!("replaying {}", p.display());
-        f(&data);
-    }
-    files.len()
+    qemu_tests::fuzz_replay::replay(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), dir, f)
 }
 
 #[test]

@@ -698,6 +698,18 @@ impl Ext4Browser {
                 what: "an encrypted file (fscrypt)".to_string(),
             });
         }
+        // Logical block numbers are 32 bits: no ext file is longer than 2^32 blocks. A larger
+        // size is damage, and streaming its holes would take practically forever.
+        let max = self.bs().saturating_mul(1 << 32);
+        if inode.size > max {
+            return Err(read_err(
+                path,
+                format!(
+                    "size {} is more than an ext file can hold ({max} bytes): damaged inode",
+                    inode.size
+                ),
+            ));
+        }
         if inode.has(FL_INLINE_DATA) {
             let data = inode.inline_content();
             out.data(&data).map_err(output_err(path))?;

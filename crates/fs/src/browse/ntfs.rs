@@ -395,6 +395,19 @@ impl super::Browser for NtfsBrowser {
             return Err(unsupported("an EFS-encrypted NTFS file"));
         }
         let want = attr.value_length();
+        // NTFS addresses at most 2^32 clusters per file: a larger length is damage, and its
+        // sparse runs (read as zeros, without touching the device) would stream practically
+        // forever.
+        let max = u64::from(ntfs.cluster_size()).saturating_mul(1 << 32);
+        if want > max {
+            return Err(BrowseError::Read {
+                path: path.to_string(),
+                message: format!(
+                    "data length {want} is more than an NTFS file can hold ({max} bytes): damaged \
+                     file record"
+                ),
+            });
+        }
         self.meter.budget(OP_BUDGET.saturating_add(want));
         let mut value = attr.value(io).map_err(|e| err(path, e))?;
         let mut buf = vec![0u8; COPY_BUF];
