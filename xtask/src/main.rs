@@ -5,6 +5,7 @@
 
 mod bench;
 mod deps;
+mod fuzz;
 mod image;
 mod lint;
 mod qemu;
@@ -26,6 +27,7 @@ commands:
   qemu-test   build the image and run the QEMU tests (qemu-tests/tests/*.rs); arguments go to the
               test binaries (`cargo xtask qemu-test demo job_` runs the tests whose names hold them)
   bench       backup/restore/clone against partclone, fsarchiver, zstd and dd (BENCHMARKS.md)
+  fuzz        [TARGET...] [--time S] [--list]: coverage-guided fuzzing with cargo-fuzz (FUZZING.md)
 ";
 
 fn main() {
@@ -57,6 +59,7 @@ fn real_main() -> Result<()> {
         "run" => qemu::run(rest),
         "qemu-test" => qemu::test(rest),
         "bench" => bench::run(rest),
+        "fuzz" => fuzz::run(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())

@@ -377,7 +377,13 @@ pub(crate) fn read(
             ))
         }
     }
-    let mut buf = vec![0u8; len as usize];
+    // The range lies on the device, but a sparse device can be terabytes: allocate fallibly.
+    let n = usize::try_from(len).unwrap_or(usize::MAX);
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(n).map_err(|_| {
+        MapError::corrupt(io, format!("{what} of {len} bytes does not fit in memory"))
+    })?;
+    buf.resize(n, 0);
     io.read_at(&mut buf, offset)
         .map_err(|source| MapError::Read {
             device: io.describe(),

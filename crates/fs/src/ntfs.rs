@@ -31,7 +31,7 @@ pub(crate) struct Boot {
 
 impl Boot {
     pub fn total_clusters(&self) -> u64 {
-        self.total_sectors * self.sector_size / self.cluster_size
+        self.total_sectors.saturating_mul(self.sector_size) / self.cluster_size
     }
 }
 
@@ -289,7 +289,8 @@ impl Mft {
             };
             let Some(lcn) = run.lcn else { return Ok(None) };
             let take = (boot.cluster_size - within).min(end - pos);
-            let disk_off = (lcn + (vcn - run.vcn))
+            let disk_off = lcn
+                .saturating_add(vcn - run.vcn)
                 .saturating_mul(boot.cluster_size)
                 .saturating_add(within);
             let Some(piece) = read_opt(io, disk_off, take as usize)? else {

@@ -550,3 +550,31 @@ fn mutated_exfat_images_never_panic() -> Result<()> {
     assert!(opened > 100, "only {opened} mutated images opened");
     Ok(())
 }
+
+#[test]
+fn exfat_folder_entry_pointing_at_its_parent_is_left_out() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let img = dir.path().join("exfat.img");
+    mkfs(&img, 16 << 20, &[])?;
+    let mnt = dir.path().join("mnt");
+    let mut m = Mounted::new(&img, &mnt)?;
+    std::fs::create_dir_all(mnt.join("outer/inner"))?;
+    std::fs::write(mnt.join("outer/inner/f.txt"), b"inside")?;
+    m.unmount()?;
+    let mut raw = std::fs::read(&img)?;
+    let before: Vec<String> = open_mem(raw.clone())?
+        .read_dir("/outer")?
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(before, ["inner"]);
+    let (_, _, outer, _, _) = stream_of(&raw, "outer")?;
+    let (_, _, _, _, set) = stream_of(&raw, "inner")?;
+    // inner's first cluster := outer's: /outer/inner is /outer, a walk would never end.
+    raw[set + 32 + 20..set + 32 + 24].copy_from_slice(&outer.to_le_bytes());
+    fix_set_checksum(&mut raw, set);
+    let mut b = open_mem(raw)?;
+    let names: Vec<String> = b.read_dir("/outer")?.into_iter().map(|e| e.name).collect();
+    assert!(names.is_empty(), "the looping entry was listed: {names:?}");
+    Ok(())
+}

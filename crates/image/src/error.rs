@@ -81,6 +81,15 @@ pub enum Error {
         /// The image being written.
         path: String,
     },
+    /// A volume path names something other than a regular file (a FIFO, a device, a folder, or
+    /// a symlink where one is not followed): it is refused before anything is read from it.
+    #[error("{path}: not a regular file ({what}); an image volume must be one")]
+    NotAVolumeFile {
+        /// The path.
+        path: String,
+        /// What it is.
+        what: &'static str,
+    },
     /// The file does not start with the volume magic.
     #[error("{path}: not a Lifeboat image")]
     NotAnImage {

@@ -14,8 +14,8 @@ use disk::BlockIo;
 use crate::bitmap::Bitmap;
 use crate::error::{Error, Result};
 use crate::format::{
-    crc, format_uuid, max_frame_len, rd_u16, valid_chunk_size, ChunkHeader, IndexEntry,
-    StreamEntry, StreamKind, Trailer, VolumeHeader, CHUNK_HEADER_LEN, FORMAT_MAJOR,
+    crc, crc_matches, format_uuid, max_frame_len, rd_u16, valid_chunk_size, ChunkHeader,
+    IndexEntry, StreamEntry, StreamKind, Trailer, VolumeHeader, CHUNK_HEADER_LEN, FORMAT_MAJOR,
     INDEX_ENTRY_LEN, MAX_BITMAP_BLOCK, MAX_BITMAP_LEN, MAX_MANIFEST_LEN, MAX_STREAMS, MAX_VOLUMES,
     MIN_BITMAP_BLOCK, MIN_FRAME_LEN, STREAM_ENTRY_LEN, TRAILER_COMPLETE, TRAILER_LEN,
     TRAILER_MAGIC, VOLUME_HEADER_LEN, VOLUME_MAGIC,
@@ -130,6 +130,13 @@ fn corrupt(path: &str, what: &'static str, detail: impl Into<String>) -> Error {
     }
 }
 
+/// The largest metadata section read in one piece (the index of 100 TiB of data in 1 MiB
+/// chunks is 4 GiB); a volume's length alone does not bound it, since a sparse file can claim
+/// terabytes.
+const MAX_SECTION_LEN: u64 = 4 << 30;
+
+/// Reads `len` bytes of section `what` at `offset` of `v`: the range must lie in the volume, be
+/// at most [`MAX_SECTION_LEN`] and the memory must be available (`try_reserve`).
 fn read_exact(v: &Volume, offset: u64, len: u64, what: &'static str) -> Result<Vec<u8>> {
     let end = offset
         .checked_add(len)
@@ -141,9 +148,19 @@ fn read_exact(v: &Volume, offset: u64, len: u64, what: &'static str) -> Result<V
                 format!("bytes {offset}+{len} lie past the end ({} bytes)", v.len),
             )
         })?;
+    if len > MAX_SECTION_LEN {
+        return Err(corrupt(
+            &v.name,
+            what,
+            format!("{len} bytes are more than the {MAX_SECTION_LEN} a section may hold"),
+        ));
+    }
     let n = usize::try_from(end - offset)
         .map_err(|_| corrupt(&v.name, what, format!("{len} bytes do not fit in memory")))?;
-    let mut buf = vec![0u8; n];
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(n)
+        .map_err(|_| corrupt(&v.name, what, format!("no memory for {len} bytes")))?;
+    buf.resize(n, 0);
     v.io.read_at(&mut buf, offset)
         .map_err(|e| Error::read(&v.name, e))?;
     Ok(buf)
@@ -154,7 +171,7 @@ impl ImageReader {
     pub fn open(path: &Path) -> Result<Self> {
         let name = path.display().to_string();
         let mut vols: Vec<(String, Box<dyn BlockIo>)> = Vec::new();
-        vols.push((name.clone(), Box::new(open_volume_file(path)?)));
+        vols.push((name.clone(), Box::new(open_volume_file(path, true)?)));
         let siblings = sibling_volumes(path);
         let last = siblings.last().map_or(1, |(n, _)| *n);
         if last > MAX_VOLUMES {
@@ -171,7 +188,10 @@ impl ImageReader {
                     path: p.display().to_string(),
                 });
             }
-            vols.push((p.display().to_string(), Box::new(open_volume_file(&p)?)));
+            vols.push((
+                p.display().to_string(),
+                Box::new(open_volume_file(&p, false)?),
+            ));
         }
         Self::from_volumes(vols)
     }
@@ -269,7 +289,7 @@ impl ImageReader {
             }
             let bytes = read_exact(last, offset, len, what)?;
             let c = crc(&bytes);
-            if c != sum {
+            if !crc_matches(sum, c) {
                 return Err(corrupt(
                     &lname,
                     what,
@@ -401,7 +421,7 @@ impl ImageReader {
             }
             let bytes = read_exact(last, off, len, "manifest")?;
             let c = crc(&bytes);
-            if c != trailer.manifest_crc {
+            if !crc_matches(trailer.manifest_crc, c) {
                 return Err(corrupt(
                     &lname,
                     "manifest",
@@ -560,7 +580,7 @@ impl ImageReader {
             ));
         }
         let c = crc(frame);
-        if c != e.crc_compressed {
+        if !crc_matches(e.crc_compressed, c) {
             return Err(self.chunk_error(
                 e,
                 format!(
@@ -582,7 +602,7 @@ impl ImageReader {
             ));
         }
         let c = crc(&data);
-        if c != e.crc_uncompressed {
+        if !crc_matches(e.crc_uncompressed, c) {
             return Err(self.chunk_error(
                 e,
                 format!(
@@ -609,7 +629,7 @@ impl ImageReader {
             .fetch_add(stored.len() as u64, Ordering::Relaxed);
         let c = crc(&stored);
         let sname = s.name();
-        if c != bm.crc_stored {
+        if !crc_matches(bm.crc_stored, c) {
             return Err(corrupt(
                 &last.name,
                 what,
@@ -629,7 +649,7 @@ impl ImageReader {
             )
         })?;
         let c = crc(&raw);
-        if raw.len() as u64 != raw_len || c != bm.crc_raw {
+        if raw.len() as u64 != raw_len || !crc_matches(bm.crc_raw, c) {
             return Err(corrupt(
                 &last.name,
                 what,
@@ -744,10 +764,50 @@ impl ImageReader {
     }
 }
 
-fn open_volume_file(path: &Path) -> Result<FileVolume> {
+/// Opens one volume read-only. The open never blocks (`O_NONBLOCK`: a FIFO or a device named
+/// like a volume returns at once) and the result must be a regular file; sibling volumes, which
+/// the image's name alone selects, are opened with `O_NOFOLLOW` (a symlink named like one is
+/// refused), while the first volume the user named may be a symlink to an image.
+fn open_volume_file(path: &Path, follow: bool) -> Result<FileVolume> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let name = path.display().to_string();
-    let file = File::open(path).map_err(|e| Error::read(&name, e))?;
-    let len = file.metadata().map_err(|e| Error::read(&name, e))?.len();
+    let mut flags = nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC;
+    if !follow {
+        flags |= nix::fcntl::OFlag::O_NOFOLLOW;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::libc::ELOOP) && !follow {
+                Error::NotAVolumeFile {
+                    path: name.clone(),
+                    what: "a symlink",
+                }
+            } else {
+                Error::read(&name, e)
+            }
+        })?;
+    let meta = file.metadata().map_err(|e| Error::read(&name, e))?;
+    let t = meta.file_type();
+    if !t.is_file() {
+        let what = if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_block_device() {
+            "a block device"
+        } else if t.is_char_device() {
+            "a character device"
+        } else if t.is_dir() {
+            "a folder"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "not a file"
+        };
+        return Err(Error::NotAVolumeFile { path: name, what });
+    }
+    let len = meta.len();
     Ok(FileVolume {
         file,
         path: name,

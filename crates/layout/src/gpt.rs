@@ -78,7 +78,8 @@ pub(crate) fn parse_header(sector: &[u8], lba: u64, sector_size: u32) -> Result<
     let mut copy = sector[..header_size as usize].to_vec();
     copy[16..20].fill(0);
     let computed = crc32fast::hash(&copy);
-    if stored != computed {
+    // Under `cargo fuzz` the CRCs pass, so the fuzzer reaches what lies behind them.
+    if stored != computed && !cfg!(fuzzing) {
         return Err(GptDamage::HeaderCrc {
             lba,
             stored,
@@ -152,7 +153,7 @@ pub(crate) fn parse_header(sector: &[u8], lba: u64, sector_size: u32) -> Result<
 /// Checks the entries array of `h`: its checksum over `count × size` bytes.
 pub(crate) fn check_entries(h: &Header, entries: &[u8]) -> Result<(), GptDamage> {
     let computed = crc32fast::hash(entries);
-    if computed != h.entries_crc {
+    if computed != h.entries_crc && !cfg!(fuzzing) {
         return Err(GptDamage::EntriesCrc {
             lba: h.entries_lba,
             stored: h.entries_crc,

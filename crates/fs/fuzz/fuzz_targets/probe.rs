@@ -1,9 +1,7 @@
-//! `fs::probe` over arbitrary bytes seen as a partition: must never panic.
+//! `probe` over arbitrary partition bytes (raw or a sparse seed): see `../entry.rs`.
 #![no_main]
+#![allow(dead_code)]
 
-use libfuzzer_sys::fuzz_target;
+include!("../entry.rs");
 
-fuzz_target!(|data: &[u8]| {
-    let disk = disk::MemDisk::from_vec(data.to_vec(), 512);
-    let _ = fs::probe(&disk);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| probe(data));

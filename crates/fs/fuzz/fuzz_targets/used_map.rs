@@ -1,16 +1,7 @@
-//! `fs::used_map` over arbitrary bytes seen as a partition (after a successful probe): must never
-//! panic, never allocate more than the partition size warrants, and cover exactly the partition.
+//! `used_map` over arbitrary partition bytes (raw or a sparse seed): see `../entry.rs`.
 #![no_main]
+#![allow(dead_code)]
 
-use disk::BlockIo;
-use libfuzzer_sys::fuzz_target;
+include!("../entry.rs");
 
-fuzz_target!(|data: &[u8]| {
-    let disk = disk::MemDisk::from_vec(data.to_vec(), 512);
-    if let Ok(Some(info)) = fs::probe(&disk) {
-        if let Ok(map) = fs::used_map(&disk, &info) {
-            assert_eq!(map.len(), disk.len());
-            assert!(map.used_bytes() <= disk.len());
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| used_map(data));

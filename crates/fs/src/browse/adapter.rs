@@ -1,18 +1,62 @@
 //! A `Read + Seek` (and refusing `Write`) cursor over a [`BlockIo`], for the third-party readers.
+//!
+//! The third-party readers follow cluster chains and index trees as the volume describes them:
+//! a chain that loops makes them read forever. The cursor therefore carries a work budget
+//! ([`Meter`]) that the browser sets before each call; reading past it fails with an error the
+//! reader passes up, so every call ends. The meter also records the first offset read since it
+//! was marked, which identifies a folder (the first sector of its entries) for loop checks.
 
+use std::cell::Cell;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::rc::Rc;
 
 use disk::BlockIo;
+
+/// Each read costs at least this many bytes of budget (a loop of tiny reads must end too).
+const MIN_CHARGE: u64 = 512;
+
+/// The work budget and first-read probe shared by a cursor and its browser.
+#[derive(Debug, Default)]
+pub(crate) struct Meter {
+    left: Cell<u64>,
+    first_read: Cell<Option<u64>>,
+}
+
+impl Meter {
+    /// Allows `bytes` more bytes of reads (each read costing at least 512).
+    pub(crate) fn budget(&self, bytes: u64) {
+        self.left.set(bytes);
+    }
+
+    /// Forgets the first offset read, so [`Meter::first_read`] reports the next read.
+    pub(crate) fn mark(&self) {
+        self.first_read.set(None);
+    }
+
+    /// The offset of the first read since [`Meter::mark`].
+    pub(crate) fn first_read(&self) -> Option<u64> {
+        self.first_read.get()
+    }
+}
 
 /// A position over a [`BlockIo`]. Reads stop at the end of the object; writes are refused.
 pub(crate) struct IoCursor {
     io: Box<dyn BlockIo>,
     pos: u64,
+    meter: Rc<Meter>,
 }
 
 impl IoCursor {
+    /// A cursor with an unlimited budget until the browser sets one.
     pub(crate) fn new(io: Box<dyn BlockIo>) -> IoCursor {
-        IoCursor { io, pos: 0 }
+        let meter = Rc::new(Meter::default());
+        meter.budget(u64::MAX);
+        IoCursor { io, pos: 0, meter }
+    }
+
+    /// The meter of this cursor (kept by the browser to set budgets).
+    pub(crate) fn meter(&self) -> Rc<Meter> {
+        Rc::clone(&self.meter)
     }
 }
 
@@ -29,6 +73,20 @@ impl Read for IoCursor {
             return Ok(0);
         }
         let n = usize::try_from((len - self.pos).min(buf.len() as u64)).unwrap_or(buf.len());
+        let cost = (n as u64).max(MIN_CHARGE);
+        let left = self.meter.left.get();
+        if left < cost {
+            return Err(io::Error::other(format!(
+                "{}: stopped reading at byte {}: the structures loop or are implausibly large \
+                 (work budget spent)",
+                self.io.describe(),
+                self.pos
+            )));
+        }
+        self.meter.left.set(left - cost);
+        if self.meter.first_read.get().is_none() {
+            self.meter.first_read.set(Some(self.pos));
+        }
         let dst = buf.get_mut(..n).unwrap_or_default();
         self.io.read_at(dst, self.pos)?;
         self.pos += n as u64;

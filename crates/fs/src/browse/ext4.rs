@@ -26,7 +26,10 @@ use std::rc::Rc;
 
 use disk::BlockIo;
 
-use super::{components, BrowseError, Browser, Entry, EntryKind, SparseWrite, Timestamp, COPY_BUF};
+use super::{
+    components, BrowseError, Browser, Entry, EntryKind, SparseWrite, Timestamp, COPY_BUF,
+    MAX_DIR_ENTRIES,
+};
 use crate::bytes::{le16, le32, slice, u8_at};
 use crate::ext::{self, Superblock};
 
@@ -311,20 +314,17 @@ impl Ext4Browser {
                 );
             }
         }
-        let groups = sb.group_count();
-        if groups.saturating_mul(sb.desc_size) > io.len() {
-            return Err(open_err(
-                &device,
-                format!("{groups} block groups do not fit the device"),
-            ));
-        }
+        let groups = sb
+            .checked_group_count(io.len())
+            .map_err(|m| open_err(&device, m))?;
         let itable_blocks = (sb.inodes_per_group * sb.inode_size).div_ceil(sb.block_size);
         let valid = |t: u64| {
             t != 0
                 && t.checked_add(itable_blocks)
                     .is_some_and(|e| e <= sb.blocks_count)
         };
-        let (mut inode_tables, unreadable) = read_inode_tables(io.as_ref(), &sb, false);
+        let (mut inode_tables, unreadable) =
+            read_inode_tables(io.as_ref(), &sb, false).map_err(|m| open_err(&device, m))?;
         if unreadable > 0 {
             log::warn!(
                 "{device}: {unreadable} group descriptor block(s) unreadable; files in those \
@@ -334,7 +334,8 @@ impl Ext4Browser {
         let bad = inode_tables.iter().filter(|&&t| !valid(t)).count();
         if bad > 0 && groups > 1 {
             // The backup copy of the table after group 1's superblock backup.
-            let (backup, _) = read_inode_tables(io.as_ref(), &sb, true);
+            let (backup, _) =
+                read_inode_tables(io.as_ref(), &sb, true).map_err(|m| open_err(&device, m))?;
             let mut fixed = 0;
             for (t, b) in inode_tables.iter_mut().zip(backup) {
                 if !valid(*t) && valid(b) {
@@ -697,6 +698,18 @@ impl Ext4Browser {
                 what: "an encrypted file (fscrypt)".to_string(),
             });
         }
+        // Logical block numbers are 32 bits: no ext file is longer than 2^32 blocks. A larger
+        // size is damage, and streaming its holes would take practically forever.
+        let max = self.bs().saturating_mul(1 << 32);
+        if inode.size > max {
+            return Err(read_err(
+                path,
+                format!(
+                    "size {} is more than an ext file can hold ({max} bytes): damaged inode",
+                    inode.size
+                ),
+            ));
+        }
         if inode.has(FL_INLINE_DATA) {
             let data = inode.inline_content();
             out.data(&data).map_err(output_err(path))?;
@@ -876,6 +889,9 @@ impl Ext4Browser {
             }
             let len = r.len.min(limit_blocks - r.lblk);
             for i in 0..len {
+                if out.len() >= MAX_DIR_ENTRIES {
+                    return Ok(false);
+                }
                 self.read_blocks(&mut buf, r.pblk.saturating_add(i))
                     .map_err(|m| read_err(path, format!("folder block: {m}")))?;
                 self.check_dir_block(inode, &buf, path);
@@ -884,6 +900,13 @@ impl Ext4Browser {
             Ok(true)
         };
         self.map(inode, path, &mut on_run)?;
+        if out.len() >= MAX_DIR_ENTRIES {
+            log::warn!(
+                "{}: {path}: more than {MAX_DIR_ENTRIES} entries; listing the first \
+                 {MAX_DIR_ENTRIES}",
+                self.device
+            );
+        }
         Ok(out)
     }
 
@@ -940,6 +963,9 @@ impl Ext4Browser {
                 return;
             }
             if ino != 0 && name_len > 0 {
+                if out.len() >= MAX_DIR_ENTRIES {
+                    return;
+                }
                 let name = slice(block, off + 8, name_len);
                 out.push(DirEnt {
                     name: String::from_utf8_lossy(name).into_owned(),
@@ -1070,10 +1096,19 @@ fn kind_from_file_type(t: u8) -> EntryKind {
 /// The inode table block of every group from the primary descriptor table, or from its backup
 /// after group 1's superblock copy; 0 for groups whose descriptor block could not be read.
 /// Also returns how many descriptor blocks could not be read.
-fn read_inode_tables(io: &dyn BlockIo, sb: &Superblock, backup: bool) -> (Vec<u64>, u64) {
+/// The group count must have passed [`Superblock::checked_group_count`]; the table is reserved
+/// with `try_reserve` (at most 128 MiB for [`ext::MAX_GROUPS`]).
+fn read_inode_tables(
+    io: &dyn BlockIo,
+    sb: &Superblock,
+    backup: bool,
+) -> Result<(Vec<u64>, u64), String> {
     let groups = sb.group_count();
     let dpb = sb.block_size / sb.desc_size;
-    let mut tables = Vec::with_capacity(usize::try_from(groups).unwrap_or(0));
+    let mut tables = Vec::new();
+    tables
+        .try_reserve_exact(usize::try_from(groups).unwrap_or(usize::MAX))
+        .map_err(|_| format!("no memory for the inode table list of {groups} block groups"))?;
     let mut unreadable = 0u64;
     let mut buf = vec![0u8; sb.block_size as usize];
     let meta_bg = sb.has_incompat(ext::INCOMPAT_META_BG);
@@ -1104,7 +1139,7 @@ fn read_inode_tables(io: &dyn BlockIo, sb: &Superblock, backup: bool) -> (Vec<u6
             unreadable += 1;
         }
     }
-    (tables, unreadable)
+    Ok((tables, unreadable))
 }
 
 impl Browser for Ext4Browser {
@@ -1120,9 +1155,9 @@ impl Browser for Ext4Browser {
         let (p, inode, chain) = self.resolve_chain(path)?;
         let dir = self.dir_index(&inode, &p)?;
         let mut out = Vec::with_capacity(dir.entries.len());
-        let mut names = HashSet::new();
         for d in &dir.entries {
-            if d.name == "." || d.name == ".." || !names.insert(d.name.clone()) {
+            // A name stored twice is listed twice (a path names the first): the caller decides.
+            if d.name == "." || d.name == ".." {
                 continue;
             }
             let child = if p == "/" {

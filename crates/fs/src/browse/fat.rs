@@ -1,18 +1,38 @@
 //! FAT12/16/32 through the `fatfs` crate (long names included; names match case-insensitively,
 //! as on FAT).
+//!
+//! `fatfs` follows cluster chains as the FAT says, so every call runs under a work budget
+//! ([`Meter`]): a chain that loops ends in an error instead of a hang. Folders are identified by
+//! the first sector of their entries; a folder entry pointing back to the folder itself or to
+//! one of its parents is left out of listings (a recursive walk would never end).
 
 use std::io::{Read, Write};
+use std::rc::Rc;
 
 use disk::BlockIo;
 use fatfs::{Dir, DirEntry, FileSystem, FsOptions};
 
+use super::adapter::Meter;
 use super::{
     components, days_from_civil, write_out, BrowseError, Entry, EntryKind, IoCursor, Timestamp,
-    COPY_BUF,
+    COPY_BUF, MAX_DIR_ENTRIES,
 };
+
+/// Bytes one call may read besides a file's content (a FAT folder holds at most 65,536
+/// entries of 32 bytes; this leaves room for deep paths and the FAT itself).
+const OP_BUDGET: u64 = 256 << 20;
 
 pub(crate) struct FatBrowser {
     fs: FileSystem<IoCursor>,
+    meter: Rc<Meter>,
+}
+
+/// Where a folder's entries start (the first offset read when listing it), or `None` when it
+/// cannot be read.
+fn dir_id(meter: &Meter, dir: &Dir<'_, IoCursor>) -> Option<u64> {
+    meter.mark();
+    let _ = dir.iter().next();
+    meter.first_read()
 }
 
 fn date_secs(d: fatfs::Date) -> Option<i64> {
@@ -72,21 +92,30 @@ enum Found<'a> {
 impl FatBrowser {
     pub(crate) fn open(io: Box<dyn BlockIo>) -> Result<FatBrowser, BrowseError> {
         let device = io.describe();
-        let fs = FileSystem::new(
-            IoCursor::new(io),
-            FsOptions::new().update_accessed_date(false),
-        )
-        .map_err(|e| BrowseError::Open {
-            fs: "vfat",
-            device,
-            message: e.to_string(),
-        })?;
-        Ok(FatBrowser { fs })
+        let cursor = IoCursor::new(io);
+        let meter = cursor.meter();
+        meter.budget(OP_BUDGET);
+        let fs =
+            FileSystem::new(cursor, FsOptions::new().update_accessed_date(false)).map_err(|e| {
+                BrowseError::Open {
+                    fs: "vfat",
+                    device,
+                    message: e.to_string(),
+                }
+            })?;
+        Ok(FatBrowser { fs, meter })
     }
 
-    fn find<'a>(fs: &'a FileSystem<IoCursor>, path: &str) -> Result<Found<'a>, BrowseError> {
+    /// What `path` names, and the ids ([`dir_id`]) of the folders from the root down to it (the
+    /// object itself included when it is a folder).
+    fn find<'a>(
+        fs: &'a FileSystem<IoCursor>,
+        meter: &Meter,
+        path: &str,
+    ) -> Result<(Found<'a>, Vec<u64>), BrowseError> {
         let parts = components(path)?;
         let mut dir = fs.root_dir();
+        let mut chain: Vec<u64> = dir_id(meter, &dir).into_iter().collect();
         let mut found = None;
         for (i, part) in parts.iter().enumerate() {
             let mut hit = None;
@@ -114,12 +143,18 @@ impl FatBrowser {
                 }
                 dir = e.to_dir();
             }
+            if e.is_dir() {
+                chain.extend(dir_id(meter, &e.to_dir()));
+            }
             found = Some(e);
         }
-        Ok(match found {
-            Some(e) => Found::Entry(e),
-            None => Found::Root(dir),
-        })
+        Ok((
+            match found {
+                Some(e) => Found::Entry(e),
+                None => Found::Root(dir),
+            },
+            chain,
+        ))
     }
 }
 
@@ -129,6 +164,7 @@ impl super::Browser for FatBrowser {
     }
 
     fn label(&self) -> Option<String> {
+        self.meter.budget(OP_BUDGET);
         let from_root = self.fs.read_volume_label_from_root_dir().ok().flatten();
         let l = from_root.unwrap_or_else(|| self.fs.volume_label());
         let l = l.trim().to_string();
@@ -136,7 +172,9 @@ impl super::Browser for FatBrowser {
     }
 
     fn read_dir(&mut self, path: &str) -> Result<Vec<Entry>, BrowseError> {
-        let dir = match Self::find(&self.fs, path)? {
+        self.meter.budget(OP_BUDGET);
+        let (found, chain) = Self::find(&self.fs, &self.meter, path)?;
+        let dir = match found {
             Found::Root(d) => d,
             Found::Entry(e) if e.is_dir() => e.to_dir(),
             Found::Entry(_) => {
@@ -152,6 +190,17 @@ impl super::Browser for FatBrowser {
             if name == "." || name == ".." {
                 continue;
             }
+            if out.len() >= MAX_DIR_ENTRIES {
+                log::warn!("{path}: more than {MAX_DIR_ENTRIES} entries; listing the first ones");
+                break;
+            }
+            if e.is_dir() && dir_id(&self.meter, &e.to_dir()).is_some_and(|id| chain.contains(&id))
+            {
+                log::warn!(
+                    "{path}: folder entry {name:?} points back to this folder or a parent; skipped"
+                );
+                continue;
+            }
             out.push(entry(&e));
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -159,14 +208,16 @@ impl super::Browser for FatBrowser {
     }
 
     fn metadata(&mut self, path: &str) -> Result<Entry, BrowseError> {
-        Ok(match Self::find(&self.fs, path)? {
+        self.meter.budget(OP_BUDGET);
+        Ok(match Self::find(&self.fs, &self.meter, path)?.0 {
             Found::Root(_) => Entry::dir("/"),
             Found::Entry(e) => entry(&e),
         })
     }
 
     fn read_file(&mut self, path: &str, out: &mut dyn Write) -> Result<u64, BrowseError> {
-        let e = match Self::find(&self.fs, path)? {
+        self.meter.budget(OP_BUDGET);
+        let e = match Self::find(&self.fs, &self.meter, path)?.0 {
             Found::Entry(e) if e.is_file() => e,
             _ => {
                 return Err(BrowseError::NotAFile {
@@ -175,6 +226,7 @@ impl super::Browser for FatBrowser {
             }
         };
         let want = e.len();
+        self.meter.budget(OP_BUDGET.saturating_add(want));
         let mut file = e.to_file();
         let mut buf = vec![0u8; COPY_BUF];
         let mut total = 0u64;
@@ -196,7 +248,8 @@ impl super::Browser for FatBrowser {
     }
 
     fn read_link(&mut self, path: &str) -> Result<String, BrowseError> {
-        Self::find(&self.fs, path)?;
+        self.meter.budget(OP_BUDGET);
+        Self::find(&self.fs, &self.meter, path)?;
         Err(BrowseError::NotASymlink {
             path: path.to_string(),
         })

@@ -152,7 +152,12 @@ pub trait Browser {
     /// The volume label, if any.
     fn label(&self) -> Option<String>;
 
-    /// The entries of the folder at `path`, without `.` and `..`, sorted by name.
+    /// The entries of the folder at `path`, without `.` and `..`, sorted by name, at most
+    /// [`MAX_DIR_ENTRIES`]. A name a folder holds twice (a damaged or crafted folder, or two
+    /// UTF-16 names that decode to one string) is listed twice, in directory order; a path
+    /// naming it resolves to the first. Entries that point back to the folder itself or one of
+    /// its parents are left out (logged), so a recursive walk ends, and so are names no path can
+    /// hold (empty, `.`, `..`, with `/` or NUL).
     fn read_dir(&mut self, path: &str) -> Result<Vec<Entry>, BrowseError>;
 
     /// The object at `path` itself (a symlink is described, not followed).
@@ -266,7 +271,19 @@ impl Browser for Guarded {
     }
     fn read_dir(&mut self, path: &str) -> Result<Vec<Entry>, BrowseError> {
         let inner = &mut self.inner;
-        guard(path, || inner.read_dir(path))
+        let mut entries = guard(path, || inner.read_dir(path))?;
+        entries.retain(|e| {
+            let ok = addressable(&e.name);
+            if !ok {
+                log::warn!(
+                    "{path}: entry {:?} cannot be named in a path (empty, `.`, `..`, or holding \
+                     `/` or NUL); left out",
+                    e.name
+                );
+            }
+            ok
+        });
+        Ok(entries)
     }
     fn metadata(&mut self, path: &str) -> Result<Entry, BrowseError> {
         let inner = &mut self.inner;
@@ -288,6 +305,12 @@ impl Browser for Guarded {
         let inner = &mut self.inner;
         guard(path, || inner.read_file_sparse(path, out))
     }
+}
+
+/// Whether a name read from a folder can be one component of a path: not empty, not `.` or
+/// `..`, without `/` or NUL (a damaged or crafted folder can hold any bytes).
+pub(crate) fn addressable(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
 }
 
 /// Splits an absolute path into its components; `.` is dropped, `..` is refused.
@@ -313,6 +336,10 @@ pub(crate) fn components(path: &str) -> Result<Vec<&str>, BrowseError> {
     }
     Ok(out)
 }
+
+/// The most entries one folder lists; a damaged or crafted folder with more is cut there (with a
+/// warning), so a listing stays bounded in memory and time.
+pub const MAX_DIR_ENTRIES: usize = 1 << 20;
 
 /// Size of the buffer content is streamed through.
 pub(crate) const COPY_BUF: usize = 1 << 20;
@@ -340,6 +367,17 @@ pub(crate) fn write_out(out: &mut dyn Write, buf: &[u8], path: &str) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addressable_refuses_separators_dots_and_nul() {
+        assert!(addressable("a.txt"));
+        assert!(addressable("..."));
+        assert!(!addressable(""));
+        assert!(!addressable("."));
+        assert!(!addressable(".."));
+        assert!(!addressable("a/b"));
+        assert!(!addressable("a\0b"));
+    }
 
     #[test]
     fn components_drop_dots_and_refuse_parent() {

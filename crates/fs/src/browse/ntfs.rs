@@ -7,12 +7,21 @@
 //! UTF-16 target). Other reparse points (deduplicated, cloud files, …) are listed as `other`.
 
 use std::io::Write;
+use std::rc::Rc;
 
 use disk::BlockIo;
 use ntfs::structured_values::{NtfsFileAttributeFlags, NtfsFileNamespace};
 use ntfs::{Ntfs, NtfsAttributeFlags, NtfsAttributeType, NtfsFile, NtfsReadSeek, NtfsTime};
 
-use super::{components, write_out, BrowseError, Entry, EntryKind, IoCursor, Timestamp, COPY_BUF};
+use super::adapter::Meter;
+use super::{
+    components, write_out, BrowseError, Entry, EntryKind, IoCursor, Timestamp, COPY_BUF,
+    MAX_DIR_ENTRIES,
+};
+
+/// Bytes one call may read besides a file's content: the `ntfs` crate follows index trees and
+/// runs as the volume describes them, and a crafted loop must end in an error, not a hang.
+const OP_BUDGET: u64 = 256 << 20;
 
 /// Seconds between 1601-01-01 (NTFS epoch) and 1970-01-01.
 const NT_EPOCH_OFFSET: i64 = 11_644_473_600;
@@ -23,6 +32,7 @@ const FIRST_USER_RECORD: u64 = 16;
 pub(crate) struct NtfsBrowser {
     ntfs: Ntfs,
     io: IoCursor,
+    meter: Rc<Meter>,
     label: Option<String>,
 }
 
@@ -193,6 +203,8 @@ impl NtfsBrowser {
     pub(crate) fn open(io: Box<dyn BlockIo>) -> Result<NtfsBrowser, BrowseError> {
         let device = io.describe();
         let mut io = IoCursor::new(io);
+        let meter = io.meter();
+        meter.budget(OP_BUDGET);
         let open_err = |e: ntfs::NtfsError| BrowseError::Open {
             fs: "ntfs",
             device: device.clone(),
@@ -204,7 +216,12 @@ impl NtfsBrowser {
             Some(Ok(n)) => Some(n.name().to_string_lossy()).filter(|n| !n.is_empty()),
             _ => None,
         };
-        Ok(NtfsBrowser { ntfs, io, label })
+        Ok(NtfsBrowser {
+            ntfs,
+            io,
+            meter,
+            label,
+        })
     }
 
     /// The file record a path names, with its name.
@@ -213,8 +230,19 @@ impl NtfsBrowser {
         io: &mut IoCursor,
         path: &str,
     ) -> Result<(NtfsFile<'n>, String), BrowseError> {
+        Self::resolve_chain(ntfs, io, path).map(|(f, n, _)| (f, n))
+    }
+
+    /// Like [`NtfsBrowser::resolve`], also returning the file record numbers from the root down
+    /// to the object (to spot index entries that loop back to a parent).
+    fn resolve_chain<'n>(
+        ntfs: &'n Ntfs,
+        io: &mut IoCursor,
+        path: &str,
+    ) -> Result<(NtfsFile<'n>, String, Vec<u64>), BrowseError> {
         let parts = components(path)?;
         let mut file = ntfs.root_directory(io).map_err(|e| err(path, e))?;
+        let mut chain = vec![file.file_record_number()];
         let mut name = "/".to_string();
         for part in parts {
             if !file.is_directory() {
@@ -227,7 +255,12 @@ impl NtfsBrowser {
             {
                 let index = file.directory_index(io).map_err(|e| err(path, e))?;
                 let mut entries = index.entries();
+                let mut seen = 0usize;
                 while let Some(e) = entries.next(io) {
+                    seen += 1;
+                    if seen > MAX_DIR_ENTRIES {
+                        break;
+                    }
                     let e = e.map_err(|e| err(path, e))?;
                     let Some(key) = e.key() else { continue };
                     let key = key.map_err(|e| err(path, e))?;
@@ -250,9 +283,10 @@ impl NtfsBrowser {
                 });
             };
             file = reference.to_file(ntfs, io).map_err(|e| err(path, e))?;
+            chain.push(file.file_record_number());
             name = n;
         }
-        Ok((file, name))
+        Ok((file, name, chain))
     }
 }
 
@@ -266,8 +300,9 @@ impl super::Browser for NtfsBrowser {
     }
 
     fn read_dir(&mut self, path: &str) -> Result<Vec<Entry>, BrowseError> {
+        self.meter.budget(OP_BUDGET);
         let Self { ntfs, io, .. } = self;
-        let (dir, _) = Self::resolve(ntfs, io, path)?;
+        let (dir, _, chain) = Self::resolve_chain(ntfs, io, path)?;
         if !dir.is_directory() {
             return Err(BrowseError::NotADirectory {
                 path: path.to_string(),
@@ -289,6 +324,21 @@ impl super::Browser for NtfsBrowser {
                 if name == "." || (record < FIRST_USER_RECORD && name.starts_with('$')) {
                     continue;
                 }
+                if chain.contains(&record) {
+                    log::warn!(
+                        "{path}: index entry {name:?} points back to file record {record}, this \
+                         folder or a parent; skipped"
+                    );
+                    continue;
+                }
+                if children.len() >= MAX_DIR_ENTRIES {
+                    log::warn!(
+                        "{path}: more than {MAX_DIR_ENTRIES} entries; listing the first ones"
+                    );
+                    break;
+                }
+                // Repeated index entries and two UTF-16 names that decode to one string are
+                // all listed: the caller sees every one.
                 children.push((e.file_reference(), name));
             }
         }
@@ -303,12 +353,14 @@ impl super::Browser for NtfsBrowser {
     }
 
     fn metadata(&mut self, path: &str) -> Result<Entry, BrowseError> {
+        self.meter.budget(OP_BUDGET);
         let Self { ntfs, io, .. } = self;
         let (file, name) = Self::resolve(ntfs, io, path)?;
         entry(&file, io, &name, path)
     }
 
     fn read_file(&mut self, path: &str, out: &mut dyn Write) -> Result<u64, BrowseError> {
+        self.meter.budget(OP_BUDGET);
         let Self { ntfs, io, .. } = self;
         let (file, _) = Self::resolve(ntfs, io, path)?;
         let info = file.info().map_err(|e| err(path, e))?;
@@ -343,6 +395,20 @@ impl super::Browser for NtfsBrowser {
             return Err(unsupported("an EFS-encrypted NTFS file"));
         }
         let want = attr.value_length();
+        // NTFS addresses at most 2^32 clusters per file: a larger length is damage, and its
+        // sparse runs (read as zeros, without touching the device) would stream practically
+        // forever.
+        let max = u64::from(ntfs.cluster_size()).saturating_mul(1 << 32);
+        if want > max {
+            return Err(BrowseError::Read {
+                path: path.to_string(),
+                message: format!(
+                    "data length {want} is more than an NTFS file can hold ({max} bytes): damaged \
+                     file record"
+                ),
+            });
+        }
+        self.meter.budget(OP_BUDGET.saturating_add(want));
         let mut value = attr.value(io).map_err(|e| err(path, e))?;
         let mut buf = vec![0u8; COPY_BUF];
         let mut total = 0u64;

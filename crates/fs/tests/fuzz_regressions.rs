@@ -1,0 +1,43 @@
+//! Replays every committed fuzz input of this crate through the same entry points the cargo-fuzz
+//! targets call (`fuzz/entry.rs`), on the stable toolchain: `fuzz/regressions/<target>/` holds
+//! the minimised crashers the fuzzer found (each one fixed), `fuzz/corpus/` the seeds made by the
+//! real tools. None may panic. See FUZZING.md.
+#![allow(dead_code, clippy::unwrap_used)]
+
+include!("../fuzz/entry.rs");
+
+/// Runs `f` on every input of `fuzz/<dir>`, naming the file that panics or hangs.
+fn replay(dir: &str, f: fn(&[u8])) -> usize {
+    qemu_tests::fuzz_replay::replay(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), dir, f)
+}
+
+#[test]
+fn browse_survives_every_regression_and_seed() {
+    assert!(replay("regressions/browse", browse) >= 1);
+    assert!(replay("corpus/seeds", browse) >= 8);
+}
+
+#[test]
+fn probe_survives_every_regression_and_seed() {
+    replay("regressions/probe", probe);
+    assert!(replay("corpus/seeds", probe) >= 8);
+}
+
+#[test]
+fn used_map_survives_every_regression_and_seed() {
+    replay("regressions/used_map", used_map);
+    assert!(replay("corpus/seeds", used_map) >= 8);
+}
+
+#[test]
+fn sparse_seeds_decode_to_the_file_systems_they_hold() {
+    // The NTFS and exFAT seeds are sparse: they must decode to a volume the browser opens.
+    for name in ["ntfs-2m-mkntfs-ntfscp.sparse", "exfat-4m-mkfs.exfat.sparse"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/seeds")
+            .join(name);
+        let data = std::fs::read(&path).unwrap();
+        let b = fs::browse::open(Box::new(disk_from(&data)));
+        assert!(b.is_ok(), "{name}: {:?}", b.err());
+    }
+}

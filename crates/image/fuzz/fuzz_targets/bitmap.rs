@@ -1,0 +1,7 @@
+//! `bitmap`: see `../entry.rs`.
+#![no_main]
+#![allow(dead_code)]
+
+include!("../entry.rs");
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bitmap(data));

@@ -1,0 +1,36 @@
+//! Replays every committed fuzz input of this crate through the same entry points the cargo-fuzz
+//! targets call (`fuzz/entry.rs`), on the stable toolchain: `fuzz/regressions/<target>/` holds
+//! the minimised crashers the fuzzer found (each one fixed), `fuzz/corpus/` the seeds made by the
+//! real tools. None may panic. See FUZZING.md.
+#![allow(dead_code, clippy::unwrap_used)]
+
+include!("../fuzz/entry.rs");
+
+/// Runs `f` on every input of `fuzz/<dir>`, naming the file that panics or hangs.
+fn replay(dir: &str, f: fn(&[u8])) -> usize {
+    qemu_tests::fuzz_replay::replay(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), dir, f)
+}
+
+#[test]
+fn open_and_read_survives_every_regression_and_seed() {
+    replay("regressions/open_and_read", open_and_read);
+    assert!(replay("corpus/open_and_read", open_and_read) >= 2);
+}
+
+#[test]
+fn volumes_survives_every_regression_and_seed() {
+    replay("regressions/volumes", volumes);
+    assert!(replay("corpus/volumes", volumes) >= 1);
+}
+
+#[test]
+fn manifest_survives_every_regression_and_seed() {
+    replay("regressions/manifest", manifest);
+    assert!(replay("corpus/manifest", manifest) >= 1);
+}
+
+#[test]
+fn bitmap_survives_every_regression_and_seed() {
+    replay("regressions/bitmap", bitmap);
+    assert!(replay("corpus/bitmap", bitmap) >= 3);
+}
