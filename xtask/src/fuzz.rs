@@ -26,6 +26,7 @@ const TARGETS: &[(&str, &str, &str)] = &[
     ("disk", "mountinfo", "mountinfo"),
     ("disk", "swaps", "swaps"),
     ("disk", "vpd_serial", "vpd_serial"),
+    ("engine", "job_file", "job_file"),
 ];
 
 /// The largest input libFuzzer makes (the seeds are at most 256 KiB).

@@ -10,86 +10,9 @@
 use crate::clone::WriteArgs;
 use crate::image_cmds::{BackupArgs, RestoreArgs};
 use anyhow::{bail, Context, Result};
+use engine::job::file::{JobFile, Step};
 use engine::job::Status;
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JobFile {
-    /// Stop at the first failed step (default) or go on with the next.
-    #[serde(default = "yes")]
-    stop_on_error: bool,
-    #[serde(rename = "step", default)]
-    steps: Vec<Step>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "action", rename_all = "lowercase", deny_unknown_fields)]
-enum Step {
-    Backup {
-        source: String,
-        image: String,
-        #[serde(default)]
-        part: Option<u32>,
-        #[serde(default = "level")]
-        level: i32,
-        #[serde(default)]
-        split: Option<String>,
-        #[serde(default)]
-        strict: bool,
-    },
-    Verify {
-        /// Defaults to the image of the previous backup step.
-        #[serde(default)]
-        image: Option<String>,
-    },
-    Restore {
-        image: String,
-        target: String,
-        #[serde(default)]
-        part: Option<u32>,
-        #[serde(default)]
-        grow_last: bool,
-        #[serde(default)]
-        new_ids: bool,
-        #[serde(default)]
-        verify: bool,
-        #[serde(default)]
-        discard: bool,
-    },
-    Clone {
-        source: String,
-        target: String,
-        #[serde(default)]
-        grow_last: bool,
-        #[serde(default)]
-        new_ids: bool,
-        #[serde(default)]
-        verify: bool,
-        #[serde(default)]
-        strict: bool,
-    },
-}
-
-fn level() -> i32 {
-    3
-}
-
-impl Step {
-    fn name(&self) -> &'static str {
-        match self {
-            Step::Backup { .. } => "backup",
-            Step::Verify { .. } => "verify",
-            Step::Restore { .. } => "restore",
-            Step::Clone { .. } => "clone",
-        }
-    }
-}
 
 fn now() -> String {
     image::rfc3339_utc(std::time::SystemTime::now())
@@ -202,13 +125,7 @@ fn beneath(base: &Path, rel: &str) -> Result<PathBuf> {
 }
 
 pub fn run(job: &Path) -> Result<u8> {
-    let text = std::fs::read_to_string(job)
-        .with_context(|| format!("reading the job file {}", job.display()))?;
-    let file: JobFile = toml::from_str(&text)
-        .with_context(|| format!("{} is not a valid job file", job.display()))?;
-    if file.steps.is_empty() {
-        bail!("{} has no [[step]]", job.display());
-    }
+    let file = JobFile::read(job)?;
     let base = job.parent().map(Path::to_path_buf).unwrap_or_default();
     println!("Lifeboat {} job report", env!("CARGO_PKG_VERSION"));
     println!("job file: {}", job.display());
@@ -351,22 +268,6 @@ fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn job_files_parse_and_unknown_keys_are_refused() {
-        let f: JobFile = toml::from_str(
-            "[[step]]\naction = \"backup\"\nsource = \"serial:X\"\nimage = \"{serial}.lbi\"\nsplit = \"4G\"\n\n[[step]]\naction = \"verify\"\n",
-        )
-        .unwrap();
-        assert!(f.stop_on_error);
-        assert_eq!(f.steps.len(), 2);
-        assert!(matches!(&f.steps[1], Step::Verify { image: None }));
-        assert!(toml::from_str::<JobFile>(
-            "[[step]]\naction = \"backup\"\nsource = \"a\"\nimage = \"b\"\nlevle = 3\n"
-        )
-        .is_err());
-        assert!(toml::from_str::<JobFile>("[[step]]\naction = \"format\"\n").is_err());
-    }
 
     #[test]
     fn image_names_expand_dates_beneath_the_job_folder() {

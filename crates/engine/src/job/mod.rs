@@ -27,6 +27,7 @@
 //! Only this module opens a target for writing or writes a partition table on behalf of a front
 //! end (`cargo xtask lint` checks it).
 
+pub mod file;
 mod plan;
 mod run;
 

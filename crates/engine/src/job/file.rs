@@ -1,0 +1,254 @@
+//! Job files (`lifeboat run JOB.toml`, `lifeboat.job=LABEL:/path`): what a technician's stick
+//! asks for, as data. The text comes from a stick anyone could have written, so it is parsed with
+//! bounds — at most [`MAX_TEXT`] bytes, [`MAX_STEPS`] steps, [`MAX_FIELD`] bytes per string —
+//! and unknown keys are refused. Running the steps is the front end's (each becomes a
+//! [`super::JobSpec`]); image paths are resolved beneath the job file's folder by the front end.
+
+use serde::Deserialize;
+use std::io::Read;
+use std::path::Path;
+
+/// The largest job file read.
+pub const MAX_TEXT: u64 = 1 << 20;
+/// The most steps one job file may hold.
+pub const MAX_STEPS: usize = 256;
+/// The longest string field (paths, disk names, sizes).
+pub const MAX_FIELD: usize = 4096;
+
+/// Why a job file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JobFileError {
+    #[error("reading the job file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the job file {path} is not a regular file")]
+    NotAFile { path: String },
+    #[error("the job file {path} is larger than {max} bytes")]
+    TooLarge { path: String, max: u64 },
+    #[error("{path} is not a valid job file: {reason}")]
+    Invalid { path: String, reason: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobFile {
+    /// Stop at the first failed step (default) or go on with the next.
+    #[serde(default = "yes")]
+    pub stop_on_error: bool,
+    #[serde(rename = "step", default)]
+    pub steps: Vec<Step>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Step {
+    Backup {
+        source: String,
+        image: String,
+        #[serde(default)]
+        part: Option<u32>,
+        #[serde(default = "level")]
+        level: i32,
+        #[serde(default)]
+        split: Option<String>,
+        #[serde(default)]
+        strict: bool,
+    },
+    Verify {
+        /// Defaults to the image of the previous backup step.
+        #[serde(default)]
+        image: Option<String>,
+    },
+    Restore {
+        image: String,
+        target: String,
+        #[serde(default)]
+        part: Option<u32>,
+        #[serde(default)]
+        grow_last: bool,
+        #[serde(default)]
+        new_ids: bool,
+        #[serde(default)]
+        verify: bool,
+        #[serde(default)]
+        discard: bool,
+    },
+    Clone {
+        source: String,
+        target: String,
+        #[serde(default)]
+        grow_last: bool,
+        #[serde(default)]
+        new_ids: bool,
+        #[serde(default)]
+        verify: bool,
+        #[serde(default)]
+        strict: bool,
+    },
+}
+
+fn level() -> i32 {
+    3
+}
+
+impl Step {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Backup { .. } => "backup",
+            Step::Verify { .. } => "verify",
+            Step::Restore { .. } => "restore",
+            Step::Clone { .. } => "clone",
+        }
+    }
+}
+
+impl JobFile {
+    /// Parses and checks a job file's text; `path` names it in errors.
+    pub fn parse(text: &str, path: &str) -> Result<JobFile, JobFileError> {
+        let invalid = |reason: String| JobFileError::Invalid {
+            path: path.to_string(),
+            reason,
+        };
+        if text.len() as u64 > MAX_TEXT {
+            return Err(JobFileError::TooLarge {
+                path: path.to_string(),
+                max: MAX_TEXT,
+            });
+        }
+        let file: JobFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if file.steps.is_empty() {
+            return Err(invalid("it has no [[step]]".to_string()));
+        }
+        if file.steps.len() > MAX_STEPS {
+            return Err(invalid(format!(
+                "{} steps (at most {MAX_STEPS})",
+                file.steps.len()
+            )));
+        }
+        for (i, step) in file.steps.iter().enumerate() {
+            if let Some(long) = step.strings().into_iter().find(|s| s.len() > MAX_FIELD) {
+                return Err(invalid(format!(
+                    "step {} has a value of {} bytes (at most {MAX_FIELD})",
+                    i + 1,
+                    long.len()
+                )));
+            }
+        }
+        Ok(file)
+    }
+
+    /// Reads and parses the job file at `path`: a regular file (a FIFO or device named like a job
+    /// file is refused without blocking) of at most [`MAX_TEXT`] bytes.
+    pub fn read(path: &Path) -> Result<JobFile, JobFileError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let name = path.display().to_string();
+        let read_err = |source| JobFileError::Read {
+            path: name.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+            .open(path)
+            .map_err(read_err)?;
+        let meta = file.metadata().map_err(read_err)?;
+        if !meta.is_file() {
+            return Err(JobFileError::NotAFile { path: name });
+        }
+        if meta.len() > MAX_TEXT {
+            return Err(JobFileError::TooLarge {
+                path: name,
+                max: MAX_TEXT,
+            });
+        }
+        let mut text = String::new();
+        file.take(MAX_TEXT + 1)
+            .read_to_string(&mut text)
+            .map_err(read_err)?;
+        JobFile::parse(&text, &name)
+    }
+}
+
+impl Step {
+    /// Every string field, for the length bound.
+    fn strings(&self) -> Vec<&str> {
+        match self {
+            Step::Backup {
+                source,
+                image,
+                split,
+                ..
+            } => [
+                Some(source.as_str()),
+                Some(image.as_str()),
+                split.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            Step::Verify { image } => image.as_deref().into_iter().collect(),
+            Step::Restore { image, target, .. } => vec![image, target],
+            Step::Clone { source, target, .. } => vec![source, target],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_files_parse_and_unknown_keys_are_refused() {
+        let f = JobFile::parse(
+            "[[step]]\naction = \"backup\"\nsource = \"serial:X\"\nimage = \"{serial}.lbi\"\nsplit = \"4G\"\n\n[[step]]\naction = \"verify\"\n",
+            "job.toml",
+        )
+        .unwrap();
+        assert!(f.stop_on_error);
+        assert_eq!(f.steps.len(), 2);
+        assert!(matches!(&f.steps[1], Step::Verify { image: None }));
+        let typo = JobFile::parse(
+            "[[step]]\naction = \"backup\"\nsource = \"a\"\nimage = \"b\"\nlevle = 3\n",
+            "job.toml",
+        )
+        .unwrap_err();
+        assert!(typo.to_string().contains("levle"), "{typo}");
+        assert!(JobFile::parse("[[step]]\naction = \"format\"\n", "job.toml").is_err());
+        let empty = JobFile::parse("stop_on_error = false\n", "job.toml").unwrap_err();
+        assert!(empty.to_string().contains("no [[step]]"), "{empty}");
+    }
+
+    #[test]
+    fn oversized_job_files_steps_and_fields_are_refused() {
+        let step = "[[step]]\naction = \"verify\"\nimage = \"x.lbi\"\n";
+        let many = step.repeat(MAX_STEPS + 1);
+        let e = JobFile::parse(&many, "job.toml").unwrap_err();
+        assert!(e.to_string().contains("at most 256"), "{e}");
+        let long = format!(
+            "[[step]]\naction = \"verify\"\nimage = \"{}\"\n",
+            "a".repeat(MAX_FIELD + 1)
+        );
+        let e = JobFile::parse(&long, "job.toml").unwrap_err();
+        assert!(e.to_string().contains("at most 4096"), "{e}");
+        let huge = "#".repeat(MAX_TEXT as usize + 1);
+        assert!(matches!(
+            JobFile::parse(&huge, "job.toml"),
+            Err(JobFileError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn a_fifo_named_like_a_job_file_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("job.toml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let e = JobFile::read(&fifo).unwrap_err();
+        assert!(matches!(e, JobFileError::NotAFile { .. }), "{e}");
+    }
+}
