@@ -6,6 +6,8 @@
 //!   `jobs::consent` (typed "yes" or `--yes`) and the TUI's `confirm` (typed "yes").
 //! - Only `tui` knows ratatui and crossterm.
 //! - The CLI's exit codes are defined once, in `cli/src/exit.rs`, and never written as literals.
+//! - init's contracts with the `lifeboat` binary (the boot-medium marker path, the exit codes init acts
+//!   on) are defined once, in `disk::boot`.
 //!
 //! Production code only: `tests/`, `benches/`, `fuzz/`, `examples/` folders and everything from a
 //! file's `#[cfg(test)]` on are skipped.
@@ -83,6 +85,19 @@ const RULES: &[Rule] = &[
         ],
         allowed: &["crates/cli/src/exit.rs"],
         fix: "use the constants and exit::of(status) of crates/cli/src/exit.rs",
+    },
+    Rule {
+        name: "init's contracts with the lifeboat binary are defined once",
+        patterns: &[
+            "\"/run/lifeboat/boot-device\"",
+            "\"lifeboat/boot-device\"",
+            ": u8 = 100",
+            ": u8 = 101",
+            ": i32 = 100",
+            ": i32 = 101",
+        ],
+        allowed: &["crates/disk/src/boot.rs"],
+        fix: "use disk::boot (the boot-medium marker path and the exit codes init acts on)",
     },
 ];
 

@@ -5,8 +5,9 @@ use engine::job::Status;
 
 /// The job failed, was cancelled, or (verify) the image is damaged.
 pub const FAILURE: u8 = 1;
-/// The command line was wrong (clap uses 2 as well).
-pub const USAGE: u8 = 2;
+/// The command line was wrong (clap uses 2 as well), or a job file could not be read or is not a
+/// valid job file: the job never started (init then shows the UI instead of `lifeboat.after`).
+pub const USAGE: u8 = disk::boot::EXIT_NOT_STARTED;
 /// The job completed but skipped unreadable sectors.
 pub const BAD_SECTORS: u8 = 3;
 /// The copy or restore is complete, but growing the last file system failed: it keeps its old

@@ -124,8 +124,20 @@ fn beneath(base: &Path, rel: &str) -> Result<PathBuf> {
     Ok(at)
 }
 
+/// Runs the job file's steps and prints the report; the exit code ranks the steps' outcomes
+/// ([`crate::exit::worst`]). A job file that cannot be read or is not valid runs nothing and is
+/// [`crate::exit::USAGE`]: the job never started.
 pub fn run(job: &Path) -> Result<u8> {
-    let file = JobFile::read(job)?;
+    let file = match JobFile::read(job) {
+        Ok(f) => f,
+        Err(e) => {
+            let text = disk::text::printable(&e.to_string()).into_owned();
+            println!("Lifeboat {} job report", env!("CARGO_PKG_VERSION"));
+            println!("job not started: {text}");
+            eprintln!("lifeboat: error: {text}");
+            return Ok(crate::exit::USAGE);
+        }
+    };
     let base = job.parent().map(Path::to_path_buf).unwrap_or_default();
     println!("Lifeboat {} job report", env!("CARGO_PKG_VERSION"));
     println!("job file: {}", job.display());

@@ -477,14 +477,15 @@ impl Usage {
             .filter(|s| s.kind != "file")
             .map(|s| resolve_dev_path(root, &s.path))
             .collect();
-        let boot_device = read_attr(&root.run.join("lifeboat/boot-device")).and_then(|text| {
-            let path = if text.starts_with('/') {
-                PathBuf::from(&text)
-            } else {
-                Path::new("/dev").join(&text)
-            };
-            resolve_dev_path(root, &path).1
-        });
+        let boot_device =
+            read_attr(&root.run.join(crate::boot::BOOT_DEVICE_IN_RUN)).and_then(|text| {
+                let path = if text.starts_with('/') {
+                    PathBuf::from(&text)
+                } else {
+                    Path::new("/dev").join(&text)
+                };
+                resolve_dev_path(root, &path).1
+            });
         if let Some(b) = &boot_device {
             log::debug!("lifeboat boot device: {b}");
         }

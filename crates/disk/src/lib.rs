@@ -17,6 +17,7 @@
 //! - [`loopdev`] binds a file to a read-only, auto-clearing loop device (`lifeboat mount`).
 
 mod blockio;
+pub mod boot;
 mod discover;
 mod faulty;
 mod file;

@@ -29,9 +29,11 @@ pub const LIFEBOAT: &str = "/bin/lifeboat";
 /// The shell (busybox).
 pub const SHELL: &str = "/bin/sh";
 /// `lifeboat` exits with this code to ask for power-off.
-pub const EXIT_POWEROFF: i32 = 100;
+pub const EXIT_POWEROFF: i32 = disk::boot::EXIT_POWEROFF as i32;
 /// `lifeboat` exits with this code to ask for a reboot.
-pub const EXIT_REBOOT: i32 = 101;
+pub const EXIT_REBOOT: i32 = disk::boot::EXIT_REBOOT as i32;
+/// `lifeboat run` exits with this code when the job never started.
+pub const EXIT_NOT_STARTED: i32 = disk::boot::EXIT_NOT_STARTED as i32;
 /// Where the volume holding an unattended job is mounted.
 pub const JOB_MOUNT: &str = "/mnt/job";
 
@@ -846,6 +848,15 @@ impl Runtime {
             ),
         );
         unmount_job_volume();
+        if code == Some(EXIT_NOT_STARTED) {
+            // The job file could not be read or is not valid: nothing ran, so `lifeboat.after`
+            // does not apply.
+            self.say_everywhere(
+                "lifeboat: the job did not start (see its report): the text UI starts instead",
+            );
+            self.schedule_all(Instant::now() + NOT_RUN_PAUSE);
+            return;
+        }
         match self.cmdline.after {
             After::PowerOff => power(Power::Off),
             After::Reboot => power(Power::Reboot),

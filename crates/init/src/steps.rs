@@ -99,7 +99,7 @@ pub const RUN_DIR: &str = "/run/lifeboat";
 pub const MEDIA_DIR: &str = "/run/lifeboat/media";
 /// Holds the boot medium's device path (`/dev/sr0`), one line. The `disk` crate reads it to refuse
 /// writing to the medium Lifeboat booted from.
-pub const BOOT_DEVICE_FILE: &str = "/run/lifeboat/boot-device";
+pub use disk::boot::BOOT_DEVICE_FILE;
 /// init's log file.
 pub const LOG_FILE: &str = "/run/lifeboat/init.log";
 

@@ -42,11 +42,9 @@ pub use model::{Effect, Key, Model, Msg, RequestId};
 
 /// Exit code when the user quits.
 pub const EXIT_QUIT: u8 = 0;
-/// Exit code asking the init (PID 1) to power the machine off (`lifeboat-init` maps 100 to
-/// poweroff after syncing and unmounting).
-pub const EXIT_POWEROFF: u8 = 100;
-/// Exit code asking the init (PID 1) to reboot (`lifeboat-init` maps 101 to reboot).
-pub const EXIT_REBOOT: u8 = 101;
+/// Exit codes asking the init (PID 1) to power the machine off or reboot (after syncing and
+/// unmounting), defined once with init's other contracts in `disk::boot`.
+pub use disk::boot::{EXIT_POWEROFF, EXIT_REBOOT};
 
 /// Runs the text UI until the user quits ([`EXIT_QUIT`]), reboots ([`EXIT_REBOOT`]) or powers
 /// off ([`EXIT_POWEROFF`]); returns that exit code. Installs the logger (a file under
