@@ -159,7 +159,7 @@ fn a_backup_and_a_restore_driven_by_keys_on_the_serial_console() -> Result<()> {
     t.type_keys(&mut vm, "a")?;
     t.wait(&mut vm, "Back up which disk", STEP)?;
     t.type_keys(&mut vm, key::ENTER)?;
-    t.wait(&mut vm, "sda/", STEP)?;
+    t.wait(&mut vm, "mounted on /run/lifeboat/mnt/sda.", STEP)?;
     t.type_keys(&mut vm, key::ENTER)?;
     t.wait(
         &mut vm,
@@ -178,7 +178,7 @@ fn a_backup_and_a_restore_driven_by_keys_on_the_serial_console() -> Result<()> {
 
     // Restore that image onto the blank disk.
     t.type_keys(&mut vm, "e")?;
-    t.wait(&mut vm, "sda/", STEP)?;
+    t.wait(&mut vm, "mounted on /run/lifeboat/mnt/sda.", STEP)?;
     t.type_keys(&mut vm, key::ENTER)?;
     t.wait(&mut vm, ".lbi", STEP)?;
     t.select(&mut vm, ".lbi", 12)?;
@@ -276,7 +276,7 @@ fn the_ui_refuses_to_restore_onto_the_boot_medium_or_the_drive_holding_the_image
     t.type_keys(&mut vm, "m")?;
     t.wait(&mut vm, "is mounted at /run/lifeboat/mnt/", STEP)?;
     t.type_keys(&mut vm, "e")?;
-    t.wait(&mut vm, "vda/", STEP)?;
+    t.wait(&mut vm, "mounted on /run/lifeboat/mnt/vda.", STEP)?;
     t.type_keys(&mut vm, key::ENTER)?;
     t.wait(&mut vm, "small.lbi", STEP)?;
     t.select(&mut vm, "small.lbi", 12)?;
