@@ -6,10 +6,12 @@
 //! the serial line. Run with `cargo xtask qemu-test`.
 
 use anyhow::{ensure, Result};
-use qemu_tests::e2e::{debugfs_dump, ext4_drive, host_lifeboat_run, report, BOOT, JOB};
+use qemu_tests::e2e::{
+    debugfs_dump, exfat_drive, ext4_drive, host_lifeboat_run, report, BOOT, JOB,
+};
 use qemu_tests::fixture::{
-    extract, file_tree, mkfs, path, run, run_status, scratch, sgdisk, sha256, sparse_file,
-    write_into, Mkfs,
+    extract, file_tree, fuse_unmount, mkfs, path, run, run_status, scratch, sgdisk, sha256,
+    sparse_file, write_into, Mkfs,
 };
 use qemu_tests::screen::{key, Terminal};
 use qemu_tests::vm::{Disk, Image, Interface, Vm, VmBuilder};
@@ -157,7 +159,7 @@ fn a_backup_and_a_restore_driven_by_keys_on_the_serial_console() -> Result<()> {
     t.type_keys(&mut vm, "a")?;
     t.wait(&mut vm, "Back up which disk", STEP)?;
     t.type_keys(&mut vm, key::ENTER)?;
-    t.wait(&mut vm, "sda/", STEP)?;
+    t.wait(&mut vm, "mounted on /run/lifeboat/mnt/sda.", STEP)?;
     t.type_keys(&mut vm, key::ENTER)?;
     t.wait(
         &mut vm,
@@ -176,7 +178,7 @@ fn a_backup_and_a_restore_driven_by_keys_on_the_serial_console() -> Result<()> {
 
     // Restore that image onto the blank disk.
     t.type_keys(&mut vm, "e")?;
-    t.wait(&mut vm, "sda/", STEP)?;
+    t.wait(&mut vm, "mounted on /run/lifeboat/mnt/sda.", STEP)?;
     t.type_keys(&mut vm, key::ENTER)?;
     t.wait(&mut vm, ".lbi", STEP)?;
     t.select(&mut vm, ".lbi", 12)?;
@@ -274,7 +276,7 @@ fn the_ui_refuses_to_restore_onto_the_boot_medium_or_the_drive_holding_the_image
     t.type_keys(&mut vm, "m")?;
     t.wait(&mut vm, "is mounted at /run/lifeboat/mnt/", STEP)?;
     t.type_keys(&mut vm, "e")?;
-    t.wait(&mut vm, "vda/", STEP)?;
+    t.wait(&mut vm, "mounted on /run/lifeboat/mnt/vda.", STEP)?;
     t.type_keys(&mut vm, key::ENTER)?;
     t.wait(&mut vm, "small.lbi", STEP)?;
     t.select(&mut vm, "small.lbi", 12)?;
@@ -337,5 +339,164 @@ fn the_ui_refuses_to_restore_onto_the_boot_medium_or_the_drive_holding_the_image
     let (code, out) = host_lifeboat_run(&["verify", path(&back)?])?;
     assert_eq!(code, 0, "the image on the drive:\n{out}");
     report("tui-safety", t0);
+    Ok(())
+}
+
+/// The bottom row of the screen: the help line naming the keys.
+fn help_line(screen: &str) -> String {
+    screen.lines().last().unwrap_or_default().to_string()
+}
+
+/// Presses `k` after checking that the help line on the screen names it as `named` (e.g.
+/// `a back up`): a new user finds every key on the screen.
+fn press(t: &mut Terminal, vm: &mut Vm, k: &str, named: &str) -> Result<()> {
+    t.pump(vm)?;
+    let screen = t.text();
+    ensure!(
+        help_line(&screen).contains(named),
+        "the help line does not name `{named}`:\n{screen}"
+    );
+    t.type_keys(vm, k)
+}
+
+/// Moves the selection with ↑ and ↓ (checking the help line names them) until the selected row
+/// has `name` as one of its words: down first, then up when the bottom is reached.
+fn choose(t: &mut Terminal, vm: &mut Vm, name: &str) -> Result<()> {
+    for dir in [key::DOWN, key::UP] {
+        for _ in 0..16 {
+            t.pump(vm)?;
+            let before = t.selected();
+            if before
+                .iter()
+                .any(|row| row.split_whitespace().any(|w| w == name))
+            {
+                return Ok(());
+            }
+            press(t, vm, dir, "↑↓ move")?;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while t.selected() == before && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
+                t.pump(vm)?;
+            }
+            if t.selected() == before {
+                break;
+            }
+        }
+    }
+    anyhow::bail!(
+        "no row showing `{name}` could be selected with ↑↓; the screen shows:\n{}",
+        t.text()
+    )
+}
+
+#[test]
+fn a_first_backup_onto_an_unmounted_exfat_stick_needs_only_the_keys_on_the_screen() -> Result<()> {
+    let t0 = Instant::now();
+    let img = Image::find()?;
+    let dir = scratch("tui-first-backup")?;
+    let tree = dir.join("tree");
+    file_tree(&tree, 40)?;
+    let system = source_disk(&dir, &tree)?;
+    let system_hash = sha256(&system)?;
+    // A freshly formatted exFAT stick (MBR, one partition labelled BACKUPS), not mounted.
+    let stick = exfat_drive(&dir, 96)?;
+    let b = VmBuilder::new("tui-first-backup")
+        .usb_controller()
+        .disk(Disk::new(&system, Interface::Virtio).serial("SYSTEM-DISK-1"))
+        .disk(Disk::new(&stick, Interface::Usb).serial("NEW-STICK-7"));
+    let (mut vm, mut t) = boot_to_ui(b, &img, "")?;
+    let first = t.wait_for(&mut vm, &["vda", "sda", "BACKUPS"], BOOT)?;
+    eprintln!("{first}");
+
+    // Disk list: the system disk, then "a back up".
+    choose(&mut t, &mut vm, "vda")?;
+    press(&mut t, &mut vm, "a", "a back up")?;
+    t.wait(&mut vm, "Back up which disk", STEP)?;
+    choose(&mut t, &mut vm, "vda")?;
+    press(&mut t, &mut vm, key::ENTER, "Enter choose")?;
+    // The destination step offers the stick as a drive (nothing is mounted yet).
+    let dest = t.wait(&mut vm, "Enter on a drive mounts it", STEP)?;
+    eprintln!("{dest}");
+    ensure!(
+        !dest.contains("No such file") && !dest.contains("os error"),
+        "a raw OS error on the destination step:\n{dest}"
+    );
+    ensure!(
+        dest.lines()
+            .any(|l| l.contains("sda1") && l.contains("exfat \"BACKUPS\"")),
+        "the destination step does not offer the exFAT stick:\n{dest}"
+    );
+    choose(&mut t, &mut vm, "sda1")?;
+    press(&mut t, &mut vm, key::ENTER, "Enter open")?;
+    // Enter mounted the stick and opened its top folder.
+    let opened = t.wait(
+        &mut vm,
+        "s saves the new image in /run/lifeboat/mnt/sda1",
+        STEP,
+    )?;
+    eprintln!("{opened}");
+    press(&mut t, &mut vm, "s", "s save here")?;
+    t.wait(&mut vm, "Enter show the plan", STEP)?;
+    press(&mut t, &mut vm, key::ENTER, "Enter show the plan")?;
+    let plan = t.wait(&mut vm, "Enter start the backup", STEP)?;
+    eprintln!("{plan}");
+    press(&mut t, &mut vm, key::ENTER, "Enter start the backup")?;
+    let done = t.wait(&mut vm, "Backup finished.", JOB)?;
+    eprintln!("{done}");
+    press(&mut t, &mut vm, key::ENTER, "Enter back to the disks")?;
+    // Back on the disk list, the drive the picker mounted is unmounted again.
+    t.wait(&mut vm, "/run/lifeboat/mnt/sda1 is unmounted", STEP)?;
+    // The disk list read again shows the stick's partition free to use.
+    let deadline = Instant::now() + STEP;
+    let back = loop {
+        t.pump(&mut vm)?;
+        let screen = t.text();
+        let row = screen
+            .lines()
+            .find(|l| l.contains("sda1"))
+            .unwrap_or_default();
+        if !row.contains("on /run") && row.contains("free") {
+            break screen;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the disk list still shows the stick mounted:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    eprintln!("{back}");
+    drop(vm);
+
+    // From the host: the system disk is untouched, the stick's exFAT checks clean (it was
+    // unmounted), and the image on it verifies.
+    assert_eq!(sha256(&system)?, system_hash, "the system disk changed");
+    let dev = run(
+        "losetup",
+        &["--find", "--show", "--offset", "1048576", path(&stick)?],
+    )?;
+    let dev = dev.trim().to_string();
+    let checked = run_status("fsck.exfat", &["-n", &dev]);
+    let mnt = dir.join("stick-mnt");
+    std::fs::create_dir_all(&mnt)?;
+    let verified = run("mount.exfat-fuse", &["-o", "ro", &dev, path(&mnt)?]).and_then(|_| {
+        let names: Vec<PathBuf> = std::fs::read_dir(&mnt)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "lbi"))
+            .collect();
+        let listing = format!("{names:?}");
+        let [image] = names.as_slice() else {
+            anyhow::bail!("not exactly one .lbi on the stick: {listing}");
+        };
+        eprintln!("image on the stick: {}", image.display());
+        host_lifeboat_run(&["verify", path(image)?])
+    });
+    let unmounted = fuse_unmount(&mnt, &dev);
+    run("losetup", &["-d", &dev])?;
+    let (code, out) = checked?;
+    assert_eq!(code, 0, "fsck.exfat -n of the stick after the UI:\n{out}");
+    let (code, out) = verified?;
+    unmounted?;
+    assert_eq!(code, 0, "lifeboat verify of the image on the stick:\n{out}");
+    report("tui-first-backup", t0);
     Ok(())
 }

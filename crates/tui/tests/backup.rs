@@ -622,3 +622,49 @@ fn the_destination_offers_no_drive_of_the_disk_being_backed_up() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn at_the_top_folder_a_mounted_drive_is_shown_as_a_drive_and_opens_with_enter() {
+    let mut disks = machine();
+    // The stick's partition 2 is mounted under the top folder (by m on the disk list).
+    disks[3].device.partitions[1].mount_points = vec![root().join("sdd2")];
+    let mut m = model();
+    let _ = scanned(&mut m, Ok(disks));
+    keys(&mut m, &[Key::Char('a')]);
+    keys(&mut m, &[Key::Enter]);
+    listed(
+        &mut m,
+        root(),
+        vec![
+            BrowseEntry::Dir(root().join("sdd2")),
+            BrowseEntry::Dir(root().join("leftover")),
+        ],
+    );
+    let lines = render(&m);
+    let text = lines.join("\n");
+    // The mounted folder is a drive row: name, file system and label, size, free space.
+    let row = lines
+        .iter()
+        .find(|l| l.contains("  sdd2 "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        row.contains("vfat \"DATA\"") && row.contains("16.0 MiB") && row.contains("free"),
+        "{text}"
+    );
+    assert!(row.contains("mounted"), "{text}");
+    assert!(!text.contains("sdd2/"), "{text}");
+    // A folder no drive is mounted on is still a folder.
+    assert!(text.contains("  leftover/"), "{text}");
+    assert!(
+        text.contains("Drive sdd2: vfat \"DATA\", 16.0 MiB, mounted on /run/lifeboat/mnt/sdd2."),
+        "{text}"
+    );
+    // The unmounted sdd1 is offered after it, to mount.
+    assert!(lines.iter().any(|l| l.contains("  sdd1 ")), "{text}");
+    // Enter opens it.
+    let e = keys(&mut m, &[Key::Enter]);
+    assert!(
+        matches!(e.as_slice(), [Effect::ListImages { dir: d, .. }] if *d == root().join("sdd2")),
+        "{e:?}"
+    );
+}

@@ -692,3 +692,37 @@ fn a_late_destination_check_for_a_folder_left_starts_nothing() {
     );
     assert!(matches!(effects.as_slice(), [Effect::Extract { .. }]));
 }
+
+#[test]
+fn files_read_from_a_partition_are_not_offered_a_drive_on_the_same_disk() {
+    let mut m = model();
+    // sda1, browsed live; one file chosen, then x.
+    keys(&mut m, &[Key::Down, Key::Char('x')]);
+    let _ = answer(&mut m, files_id, |id| Msg::FilesListed {
+        id,
+        fs: Some("ext4 \"ROOT\"".into()),
+        result: Ok(vec![item("/", "file-2.dat", EntryKind::File, 15_839)]),
+    });
+    let effects = keys(&mut m, &[Key::Char(' '), Key::Char('x')]);
+    assert!(matches!(effects.as_slice(), [Effect::ListImages { dir: d, .. }] if d == &root()));
+    let _ = answer(&mut m, picker_id, |id| Msg::Listed {
+        id,
+        result: Ok(Vec::new()),
+    });
+    let lines = render(&m);
+    let text = lines.join("\n");
+    assert!(text.contains("Extract - destination folder"), "{text}");
+    // sda2 is free and mountable, but on the disk being read; the stick's sdd1 is offered.
+    assert!(!lines.iter().any(|l| l.contains("  sda2 ")), "{text}");
+    assert!(lines.iter().any(|l| l.contains("  sdd1 ")), "{text}");
+    // Browsing an image instead offers every drive (sda2 too).
+    let mut m = browsing();
+    keys(&mut m, &[Key::Char(' '), Key::Char('x')]);
+    let _ = answer(&mut m, picker_id, |id| Msg::Listed {
+        id,
+        result: Ok(Vec::new()),
+    });
+    let lines = render(&m);
+    let text = lines.join("\n");
+    assert!(lines.iter().any(|l| l.contains("  sda2 ")), "{text}");
+}

@@ -6,7 +6,7 @@
 //! is dropped.
 
 use crate::model::{Effect, Key, Model, RequestId, Screen};
-use crate::screens::files::{ExtractReport, ExtractRequest, FileView, FilesScreen};
+use crate::screens::files::{ExtractReport, ExtractRequest, FileSource, FileView, FilesScreen};
 use crate::widgets::error_lines;
 use crate::widgets::image_picker::{self, Browser, Folder};
 use crate::widgets::running::{self, Run, Texts};
@@ -120,9 +120,26 @@ fn start(model: &mut Model, view: FileView, request: ExtractRequest) -> (FilesSc
     )
 }
 
+/// The destination picker on `dir` for files read from `source`: a partition's own disk is not
+/// offered as a drive (recovered files are never written onto the disk they are read from; the
+/// picker offers the disk's other partitions neither).
+pub fn dest_picker(model: &mut Model, source: &FileSource, dir: PathBuf) -> (Browser, Effect) {
+    let (mut browser, effect) = Browser::open(model, dir);
+    if let FileSource::Live { node, .. } = source {
+        browser.exclude = model
+            .disks
+            .iter()
+            .map(|d| &d.device)
+            .filter(|d| &d.path == node || d.partitions.iter().any(|p| &p.path == node))
+            .map(|d| d.path.clone())
+            .collect();
+    }
+    (browser, effect)
+}
+
 /// The destination picker again, on the folder of `request`.
 fn dest_again(model: &mut Model, view: FileView, request: ExtractRequest) -> (Screen, Vec<Effect>) {
-    let (browser, effect) = Browser::open(model, request.dest);
+    let (browser, effect) = dest_picker(model, &view.source, request.dest);
     (
         Screen::Files(Box::new(FilesScreen::PickDest { view, browser })),
         vec![effect],

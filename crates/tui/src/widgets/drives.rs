@@ -47,6 +47,12 @@ fn drive_of(p: &PartRow) -> Option<Drive> {
     if !crate::system::mountable(f.kind) || p.in_use().is_some() {
         return None;
     }
+    facts(p)
+}
+
+/// A partition's facts as a drive, mounted or not.
+fn facts(p: &PartRow) -> Option<Drive> {
+    let f = p.fs.as_ref()?;
     Some(Drive {
         node: p.node.clone()?,
         name: p.name.clone(),
@@ -70,6 +76,18 @@ pub fn drives(model: &Model, exclude: &[PathBuf]) -> Vec<Drive> {
         out.extend(part_rows(e).iter().filter_map(drive_of));
     }
     out
+}
+
+/// The drive mounted on `dir` (a folder of the picker's top folder), when the disk list knows
+/// it: the top folder shows mounted folders as the drives they are.
+pub fn mounted_on(model: &Model, dir: &std::path::Path) -> Option<Drive> {
+    model.disks.iter().find_map(|e| {
+        whole_fs_row(e)
+            .into_iter()
+            .chain(part_rows(e))
+            .find(|p| p.mount_points.iter().any(|m| m == dir))
+            .and_then(|p| facts(&p))
+    })
 }
 
 /// Mounts `drive` for a picker: the effect, and the folder it will be mounted on (kept in

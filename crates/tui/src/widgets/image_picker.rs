@@ -421,11 +421,15 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
         );
         return;
     }
+    let at_top = b.dir == model.image_root;
     let items: Vec<ListItem> = entries
         .iter()
         .map(|e| match e {
             BrowseEntry::Up => ListItem::new("  ../"),
-            BrowseEntry::Dir(d) => ListItem::new(format!("  {}/", file_name(d))),
+            BrowseEntry::Dir(d) => match at_top.then(|| drives::mounted_on(model, d)).flatten() {
+                Some(drive) => ListItem::new(format!("{}  mounted", drive.line())),
+                None => ListItem::new(format!("  {}/", file_name(d))),
+            },
             BrowseEntry::Image {
                 path,
                 summary: Ok(s),
@@ -476,6 +480,19 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
                 "Choose another image (↑↓ Enter), or Esc to go back.",
             ));
         }
+        Some(BrowseEntry::Dir(d)) if at_top => match drives::mounted_on(model, d) {
+            Some(drive) => {
+                lines.push(Line::raw(format!(
+                    "Drive {}: {}, {}, mounted on {}.",
+                    drive.name,
+                    drive.fs_text,
+                    human(drive.size),
+                    path_text(d)
+                )));
+                lines.push(Line::raw("Enter opens it."));
+            }
+            None => lines.push(Line::raw("Enter opens the folder.")),
+        },
         Some(BrowseEntry::Dir(_)) | Some(BrowseEntry::Up) => {
             lines.push(Line::raw("Enter opens the folder."));
         }

@@ -479,7 +479,8 @@ fn browse_key(model: &mut Model, mut v: FileView, key: Key) -> (Option<FilesScre
                 return stay(v);
             }
             model.status = None;
-            let (browser, effect) = Browser::open(model, model.image_root.clone());
+            let top = model.image_root.clone();
+            let (browser, effect) = crate::screens::extract::dest_picker(model, &v.source, top);
             (
                 Some(FilesScreen::PickDest { view: v, browser }),
                 vec![effect],
