@@ -1,7 +1,7 @@
 //! What `cargo xtask run` shows a newcomer: the same image, the same VM and the same demo disks
 //! (`qemu_tests::demo`, which `xtask run` calls too), driven over the serial console. The first
-//! screen must list the system disk's partitions (the ESP and the ext4 root, with labels and used
-//! sizes), and a file of the demo user's `Documents` must be found by browsing.
+//! screen must list the system disk's partitions (the ESP and the ext4 root, with labels, a usage
+//! bar and free space), and a file of the demo user's `Documents` must be found by browsing.
 //!
 //! Run with `cargo xtask qemu-test --test demo`.
 
@@ -57,8 +57,10 @@ fn the_demo_of_xtask_run_lists_the_system_disk_partitions_and_browses_its_docume
             .copied()
             .unwrap_or_default();
         ensure!(
-            row.contains(label.as_str()) && row.contains(" used"),
-            "the {part} row shows its label and used size: `{row}`\n{screen}"
+            row.contains(label.as_str())
+                && row.contains(" free")
+                && (row.contains('\u{2588}') || row.contains('\u{2591}')),
+            "the {part} row shows its label, a usage bar and its free space: `{row}`\n{screen}"
         );
     }
     let disk_row = rows
