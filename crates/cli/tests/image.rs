@@ -493,9 +493,10 @@ fn a_job_file_backs_up_and_verifies_unattended_with_a_report() {
         out.contains("-- step 1: FAILED --") && !out.contains("step 2 of 2"),
         "{out}"
     );
+    // An invalid job file runs nothing: the job never started (exit 2, init then shows the UI).
     std::fs::write(&job, "[[step]]\naction = \"erase\"\n").unwrap();
     let (code, _, err) = lifeboat(&["run", s(&job)]);
-    assert_eq!(code, 1);
+    assert_eq!(code, i32::from(disk::boot::EXIT_NOT_STARTED));
     assert!(err.contains("not a valid job file"), "{err}");
 }
 
