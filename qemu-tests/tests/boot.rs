@@ -332,9 +332,11 @@ fn unattended_job_runs_from_the_labelled_volume_writes_its_report_and_powers_off
     let dir = scratch("job")?;
     let content = dir.join("content");
     std::fs::create_dir_all(content.join("jobs"))?;
+    // A valid job whose one step fails (the image is not there): the job ran, so init follows
+    // `lifeboat.after` (an invalid job file would be a job that never started: UI instead).
     std::fs::write(
         content.join("jobs/nightly.toml"),
-        "# job file of the boot test\n",
+        "# job file of the boot test\n[[step]]\naction = \"verify\"\nimage = \"missing.lbi\"\n",
     )?;
     let vol = dir.join("jobs.img");
     // A bare ext4 file system labelled JOBS holding /jobs/nightly.toml.
@@ -371,7 +373,9 @@ fn unattended_job_runs_from_the_labelled_volume_writes_its_report_and_powers_off
         &["-R", "cat /jobs/nightly.report.txt", path(&vol)?],
     )?;
     assert!(
-        report.contains("[lifeboat-init] lifeboat run exited"),
+        report.contains("step 1 of 1: verify")
+            && report.contains("-- step 1: FAILED --")
+            && report.contains("[lifeboat-init] lifeboat run exited: exit code 1"),
         "report:\n{report}"
     );
     let (code, fsck) = run_status("e2fsck", &["-fn", path(&vol)?])?;
