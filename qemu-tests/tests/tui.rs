@@ -350,12 +350,21 @@ fn help_line(screen: &str) -> String {
 /// Presses `k` after checking that the help line on the screen names it as `named` (e.g.
 /// `a back up`): a new user finds every key on the screen.
 fn press(t: &mut Terminal, vm: &mut Vm, k: &str, named: &str) -> Result<()> {
-    t.pump(vm)?;
-    let screen = t.text();
-    ensure!(
-        help_line(&screen).contains(named),
-        "the help line does not name `{named}`:\n{screen}"
-    );
+    // The screen arrives over a 115200-baud line: the body can be drawn before the help line, so
+    // wait a little for the help line to catch up before deciding it does not name the key.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        t.pump(vm)?;
+        let screen = t.text();
+        if help_line(&screen).contains(named) {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the help line does not name `{named}`:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     t.type_keys(vm, k)
 }
 
