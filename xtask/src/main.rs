@@ -24,8 +24,9 @@ commands:
   image       build the bootable ISO and the PXE kernel + initramfs under target/lifeboat/
   run         build the image and boot it in QEMU on this terminal (serial console) with demo
               disks; --grub boots through the ISO's menu, LIFEBOAT_KVM=1 uses KVM
-  qemu-test   build the image and run the QEMU tests (qemu-tests/tests/*.rs); arguments go to the
-              test binaries (`cargo xtask qemu-test demo job_` runs the tests whose names hold them)
+  qemu-test   build the image and run the QEMU tests (qemu-tests/tests/*.rs); `--test NAME` picks
+              the file NAME.rs, other arguments go to the test binaries (`cargo xtask qemu-test demo
+              job_` runs the tests whose names hold them)
   bench       backup/restore/clone against partclone, fsarchiver, zstd and dd (BENCHMARKS.md)
   fuzz        [TARGET...] [--time S] [--list]: coverage-guided fuzzing with cargo-fuzz (FUZZING.md)
 ";
