@@ -1158,6 +1158,49 @@ impl Copier<'_> {
         }
     }
 
+    /// Where a new file or link for `name` is first written: `Ok(None)` at its name (nothing is
+    /// there yet); `Ok(Some(temp))` under a temporary name, to be renamed over the existing entry
+    /// once complete (`--overwrite`: a symlink or hard link there is replaced, never written
+    /// through); `Err` when it is not written — the name is already taken by this extract (the
+    /// caller numbers it), holds a folder, or exists and `--overwrite` is off (said in the report).
+    fn write_name(
+        &mut self,
+        level: &Level,
+        path: &str,
+        name: &str,
+        shown: &Path,
+    ) -> Result<Option<String>, Placed> {
+        let dir = &level.dir;
+        match Self::existing(dir, name) {
+            Some(st) if taken(dir, &level.names, name, &st) => Err(Placed::Taken),
+            Some(st) if is_dir(&st) => {
+                self.fail(
+                    path,
+                    format!("{} exists and is a folder: kept", shown.display()),
+                );
+                Err(Placed::Done(None))
+            }
+            Some(_) if !self.overwrite => {
+                self.fail(path, format!("{} exists: kept", shown.display()));
+                Err(Placed::Done(None))
+            }
+            Some(_) => Ok(Some(self.temp_name())),
+            None => Ok(None),
+        }
+    }
+
+    /// `name` appeared between [`Self::write_name`]'s look and the create: taken by this extract
+    /// (the caller numbers it), or someone else's object, which is kept.
+    fn appeared(&mut self, level: &Level, path: &str, name: &str, shown: &Path) -> Placed {
+        match Self::existing(&level.dir, name) {
+            Some(st) if taken(&level.dir, &level.names, name, &st) => Placed::Taken,
+            _ => {
+                self.fail(path, format!("{} exists: kept", shown.display()));
+                Placed::Done(None)
+            }
+        }
+    }
+
     fn place_file(
         &mut self,
         b: &mut dyn Browser,
@@ -1171,38 +1214,16 @@ impl Copier<'_> {
         // Without --overwrite the file is created at its name (O_EXCL); with it, a new file is
         // written under a temporary name and renamed over the old entry when complete, so the
         // old object (a symlink, a hard link) is replaced and never written through.
-        let replacing = match Self::existing(dir, name) {
-            Some(st) if taken(dir, &level.names, name, &st) => return Placed::Taken,
-            Some(st) if is_dir(&st) => {
-                self.fail(
-                    path,
-                    format!("{} exists and is a folder: kept", shown.display()),
-                );
-                return Placed::Done(None);
-            }
-            Some(_) if !self.overwrite => {
-                self.fail(path, format!("{} exists: kept", shown.display()));
-                return Placed::Done(None);
-            }
-            Some(_) => true,
-            None => false,
-        };
-        let written = if replacing {
-            self.temp_name()
-        } else {
-            name.to_string()
+        let (written, replacing) = match self.write_name(level, path, name, shown) {
+            Ok(Some(temp)) => (temp, true),
+            Ok(None) => (name.to_string(), false),
+            Err(placed) => return placed,
         };
         let fd = match create_file_at(dir, &written, e) {
             Ok(fd) => fd,
             Err(Errno::EEXIST) if !replacing => {
                 // Appeared since the look: the same as an existing object.
-                return match Self::existing(dir, name) {
-                    Some(st) if taken(dir, &level.names, name, &st) => Placed::Taken,
-                    _ => {
-                        self.fail(path, format!("{} exists: kept", shown.display()));
-                        Placed::Done(None)
-                    }
-                };
+                return self.appeared(level, path, name, shown);
             }
             Err(err) => {
                 self.fail(path, format!("creating {}: {err}", shown.display()));
@@ -1264,38 +1285,14 @@ impl Copier<'_> {
             }
         };
         let dir = &level.dir;
-        let replacing = match Self::existing(dir, name) {
-            Some(st) if taken(dir, &level.names, name, &st) => return Placed::Taken,
-            Some(st) if is_dir(&st) => {
-                self.fail(
-                    path,
-                    format!("{} exists and is a folder: kept", shown.display()),
-                );
-                return Placed::Done(None);
-            }
-            Some(_) if !self.overwrite => {
-                self.fail(path, format!("{} exists: kept", shown.display()));
-                return Placed::Done(None);
-            }
-            Some(_) => true,
-            None => false,
-        };
-        let written = if replacing {
-            self.temp_name()
-        } else {
-            name.to_string()
+        let (written, replacing) = match self.write_name(level, path, name, shown) {
+            Ok(Some(temp)) => (temp, true),
+            Ok(None) => (name.to_string(), false),
+            Err(placed) => return placed,
         };
         match symlinkat(target.as_str(), dir, written.as_str()) {
             Ok(()) => {}
-            Err(Errno::EEXIST) if !replacing => {
-                return match Self::existing(dir, name) {
-                    Some(st) if taken(dir, &level.names, name, &st) => Placed::Taken,
-                    _ => {
-                        self.fail(path, format!("{} exists: kept", shown.display()));
-                        Placed::Done(None)
-                    }
-                };
-            }
+            Err(Errno::EEXIST) if !replacing => return self.appeared(level, path, name, shown),
             Err(err) => {
                 self.note(format!("the destination does not keep symlinks ({err})"));
                 self.fail(
