@@ -6,8 +6,8 @@ mod common;
 
 use anyhow::{bail, Context, Result};
 use common::{
-    compare_trees, join, keep_only_used, number_after, path_str, populate, run_env, tempdir,
-    FileIo, Rng,
+    compare_trees, join, keep_only_used, mutate_and_map, number_after, path_str, populate, run_env,
+    tempdir, FileIo,
 };
 use disk::{BlockIo, MemDisk};
 use fs::{probe, used_map, FsKind, MapError, UsedMap};
@@ -428,33 +428,7 @@ fn used_map_survives_seeded_mutations_of_real_metadata() -> Result<()> {
         }
         images.push((disk, hot));
     }
-    let mut rng = Rng::new(0xfeed);
-    let mut mapped = 0;
-    for round in 0..2000 {
-        let (disk, hot) = &images[round % images.len()];
-        let mut undo = Vec::new();
-        for _ in 0..1 + rng.below(6) {
-            let (start, len) = hot[rng.below(hot.len() as u64) as usize];
-            let off = start + rng.below(len);
-            let mut old = [0u8];
-            disk.read_at(&mut old, off)?;
-            undo.push((off, old));
-            disk.write_at(&[rng.next() as u8], off)?;
-        }
-        let result = probe(disk).map(|info| info.map(|info| used_map(disk, &info)));
-        for (off, old) in undo.into_iter().rev() {
-            disk.write_at(&old, off)?;
-        }
-        match result {
-            Ok(Some(Ok(map))) => {
-                assert_eq!(map.len(), disk.len());
-                assert!(map.used_bytes() <= disk.len());
-                mapped += 1;
-            }
-            Ok(_) => {}
-            Err(e) => bail!("round {round}: in-memory read failed: {e}"),
-        }
-    }
+    let mapped = mutate_and_map(&images, 0xfeed, 2000, 6)?;
     assert!(mapped > 500, "most mutations still map: {mapped}");
     Ok(())
 }

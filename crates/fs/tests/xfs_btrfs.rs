@@ -8,8 +8,8 @@ mod common;
 
 use anyhow::{bail, Context, Result};
 use common::{
-    blkid, compare_trees, join, keep_only_used, number_after, path_str, populate, tempdir, FileIo,
-    Rng,
+    blkid, compare_trees, join, keep_only_used, mutate_and_map, number_after, path_str, populate,
+    tempdir, FileIo,
 };
 use disk::{BlockIo, MemDisk};
 use fs::{probe, used_map, FsInfo, FsKind, MapError, UsedMap};
@@ -791,32 +791,7 @@ fn xfs_and_btrfs_maps_survive_seeded_mutations_of_real_metadata() -> Result<()> 
             .collect();
         images.push((disk, hot));
     }
-    let mut rng = Rng::new(0xb7f5);
-    let mut mapped = 0;
-    for round in 0..1500 {
-        let (disk, hot) = &images[round % images.len()];
-        let mut undo = Vec::new();
-        for _ in 0..1 + rng.below(4) {
-            let (start, len) = hot[rng.below(hot.len() as u64) as usize];
-            let off = start + rng.below(len);
-            let mut old = [0u8];
-            disk.read_at(&mut old, off)?;
-            undo.push((off, old));
-            disk.write_at(&[rng.next() as u8], off)?;
-        }
-        let result = probe(disk).map(|info| info.map(|info| used_map(disk, &info)));
-        for (off, old) in undo.into_iter().rev() {
-            disk.write_at(&old, off)?;
-        }
-        match result {
-            Ok(Some(Ok(map))) => {
-                assert_eq!(map.len(), disk.len());
-                mapped += 1;
-            }
-            Ok(_) => {}
-            Err(e) => bail!("round {round}: in-memory read failed: {e}"),
-        }
-    }
+    let mapped = mutate_and_map(&images, 0xb7f5, 1500, 4)?;
     assert!(
         mapped > 50,
         "some mutations (unused bytes) still map: {mapped}"

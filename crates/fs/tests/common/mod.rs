@@ -125,6 +125,52 @@ impl Rng {
     }
 }
 
+/// The mutation campaign of the used-map tests: for `rounds` rounds, pick one of `images` in turn
+/// (a disk and its "hot" byte ranges, where the structures the map is built from lie), overwrite
+/// 1 to `max_flips` random bytes inside its hot ranges, probe and map it, and put the bytes back.
+/// Every map that is made must cover exactly the disk; a probe or map may fail (that is the
+/// point), an in-memory read may not. Returns how many rounds still mapped.
+pub fn mutate_and_map(
+    images: &[(disk::MemDisk, Vec<(u64, u64)>)],
+    seed: u64,
+    rounds: usize,
+    max_flips: u64,
+) -> Result<usize> {
+    use disk::BlockIo;
+    let mut rng = Rng::new(seed);
+    let mut mapped = 0;
+    for round in 0..rounds {
+        let (disk, hot) = &images[round % images.len()];
+        let mut undo = Vec::new();
+        for _ in 0..1 + rng.below(max_flips) {
+            let (start, len) = hot[rng.below(hot.len() as u64) as usize];
+            let off = start + rng.below(len);
+            let mut old = [0u8];
+            disk.read_at(&mut old, off)?;
+            undo.push((off, old));
+            disk.write_at(&[rng.next() as u8], off)?;
+        }
+        let result = fs::probe(disk).map(|info| info.map(|info| fs::used_map(disk, &info)));
+        for (off, old) in undo.into_iter().rev() {
+            disk.write_at(&old, off)?;
+        }
+        match result {
+            Ok(Some(Ok(map))) => {
+                anyhow::ensure!(
+                    map.len() == disk.len() && map.used_bytes() <= disk.len(),
+                    "round {round} (seed {seed:#x}): a map of {} bytes for a disk of {}",
+                    map.len(),
+                    disk.len()
+                );
+                mapped += 1;
+            }
+            Ok(_) => {}
+            Err(e) => anyhow::bail!("round {round} (seed {seed:#x}): in-memory read failed: {e}"),
+        }
+    }
+    Ok(mapped)
+}
+
 /// Writes a deterministic tree under `dir`: `small` files of 0..6000 bytes spread over 20
 /// directories, and one file per entry of `big` (sizes in bytes) at the top.
 pub fn populate(dir: &Path, small: usize, big: &[usize]) -> Result<()> {
