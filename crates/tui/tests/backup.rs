@@ -9,29 +9,12 @@ mod common;
 use common::*;
 use engine::rescue::BadSectorMap;
 use engine::Cancel;
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tui::model::{BackupJob, BackupRequest, BackupSettings, BackupSource, BrowseEntry, Screen};
 use tui::screens::backup::BackupScreen;
 use tui::screens::verify::VerifyScreen;
-use tui::{update, view, Effect, Key, Model, Msg};
-
-fn render(m: &Model) -> Vec<String> {
-    let mut t = Terminal::new(TestBackend::new(80, 25)).unwrap();
-    t.draw(|f| view(m, f)).unwrap();
-    let buf = t.backend().buffer().clone();
-    (0..25)
-        .map(|y| {
-            (0..80)
-                .map(|x| buf[(x, y)].symbol().to_string())
-                .collect::<String>()
-                .trim_end()
-                .to_string()
-        })
-        .collect()
-}
+use tui::{update, Effect, Key, Model, Msg};
 
 fn root() -> PathBuf {
     PathBuf::from("/run/lifeboat/mnt")

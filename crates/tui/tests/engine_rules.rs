@@ -9,25 +9,10 @@ mod common;
 use common::*;
 use engine::job::Status;
 use qemu_tests::fixture;
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 use std::path::{Path, PathBuf};
 use tui::model::{Action, Endpoint, JobOptions, Screen};
 use tui::screens::transfer::{Step, Wizard};
-use tui::{update, view, Effect, Key, Model, Msg};
-
-fn render(m: &Model) -> Vec<String> {
-    let mut t = Terminal::new(TestBackend::new(80, 25)).unwrap();
-    t.draw(|f| view(m, f)).unwrap();
-    let buf = t.backend().buffer().clone();
-    (0..25)
-        .map(|y| {
-            (0..80)
-                .map(|x| buf[(x, y)].symbol().to_string())
-                .collect::<String>()
-        })
-        .collect()
-}
+use tui::{update, Effect, Key, Msg};
 
 /// The text of a line inside the result box, without the frame.
 fn inner(line: &str) -> String {

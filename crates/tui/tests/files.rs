@@ -20,21 +20,6 @@ use tui::screens::files::FilesScreen;
 use tui::widgets::running::Run;
 use tui::{update, view, Effect, Key, Model, Msg};
 
-fn render(m: &Model) -> Vec<String> {
-    let mut t = Terminal::new(TestBackend::new(80, 25)).unwrap();
-    t.draw(|f| view(m, f)).unwrap();
-    let buf = t.backend().buffer().clone();
-    (0..25)
-        .map(|y| {
-            (0..80)
-                .map(|x| buf[(x, y)].symbol().to_string())
-                .collect::<String>()
-                .trim_end()
-                .to_string()
-        })
-        .collect()
-}
-
 fn root() -> PathBuf {
     PathBuf::from("/run/lifeboat/mnt")
 }

@@ -10,13 +10,11 @@ mod common;
 
 use common::*;
 use disk::Transport;
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use tui::logger::LogRing;
 use tui::model::{BrowseEntry, DiskEntry, Screen};
-use tui::{update, view, Effect, Key, Model, Msg};
+use tui::{update, Effect, Key, Model, Msg};
 
 /// A 1 GiB USB stick as it comes out of `mkfs.exfat`: MBR, one exFAT partition "BACKUPS" at
 /// 1 MiB. Made once per test binary.
@@ -89,19 +87,7 @@ fn machine() -> Model {
 }
 
 fn capture(m: &Model) -> String {
-    let mut t = Terminal::new(TestBackend::new(80, 25)).unwrap();
-    t.draw(|f| view(m, f)).unwrap();
-    let buf = t.backend().buffer().clone();
-    (0..25)
-        .map(|y| {
-            (0..80)
-                .map(|x| buf[(x, y)].symbol().to_string())
-                .collect::<String>()
-                .trim_end()
-                .to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    screen(m, 80, 25).join("\n")
 }
 
 fn readme() -> String {

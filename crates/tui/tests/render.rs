@@ -11,21 +11,6 @@ use tui::model::{Row, Screen, SmartHealth};
 use tui::screens::transfer::Step;
 use tui::{view, Key, Model, Msg};
 
-fn render(m: &Model, w: u16, h: u16) -> Vec<String> {
-    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| view(m, f)).unwrap();
-    let buf = t.backend().buffer().clone();
-    (0..h)
-        .map(|y| {
-            (0..w)
-                .map(|x| buf[(x, y)].symbol().to_string())
-                .collect::<String>()
-                .trim_end()
-                .to_string()
-        })
-        .collect()
-}
-
 fn dump(lines: &[String]) -> String {
     lines.join("\n")
 }
@@ -65,7 +50,7 @@ fn smart_model() -> Model {
 #[test]
 fn main_screen_at_80x25_lists_disks_partitions_smart_and_the_boot_medium() {
     let m = smart_model();
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     let expected_top = [
         " Lifeboat 0.1.0 - disks",
         "┌ Disks ───────────────────────────────────────────────────────────────────────┐",
@@ -108,17 +93,17 @@ fn the_main_screen_says_how_the_machine_booted_and_if_secure_boot_is_on() {
     m.boot_mode = Some(tui::system::BootMode::Uefi {
         secure_boot: Some(true),
     });
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     assert_eq!(
         lines[0],
         " Lifeboat 0.1.0 - disks                                    UEFI, Secure Boot on"
     );
     m.boot_mode = Some(tui::system::BootMode::Bios);
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     assert!(lines[0].ends_with("legacy BIOS boot"), "{}", lines[0]);
     // Not on the job screens.
     keys(&mut m, &[tui::Key::Char('e')]);
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     assert!(!lines[0].contains("BIOS"), "{}", lines[0]);
 }
 
@@ -127,7 +112,7 @@ fn the_boot_medium_details_say_it_is_protected() {
     let mut m = smart_model();
     let vda = m.disks.iter().position(|d| d.device.name == "vda").unwrap();
     m.cursor = m.rows().iter().position(|r| *r == Row::Disk(vda)).unwrap();
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     assert!(
         lines.iter().any(|l| l
             .contains("protected: it holds the running system or the medium Lifeboat booted from")),
@@ -143,7 +128,7 @@ fn the_boot_medium_details_say_it_is_protected() {
 fn without_smartctl_the_smart_column_is_hidden() {
     let mut m = Model::new(false, false, Default::default(), None);
     scanned(&mut m, Ok(machine()));
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     assert_eq!(
         lines[2],
         "│sda     sata    64.0 MiB gpt   Samsung SSD 870         S6PU1                  │"
@@ -159,7 +144,7 @@ fn clone_target_screen_marks_refused_disks_and_explains_the_larger_target() {
     let mut m = smart_model();
     m.cursor = 0;
     keys(&mut m, &[Key::Char('c'), Key::Enter]);
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     let expected = [
         " Lifeboat 0.1.0 - Clone disk - step 2 of 6: target",
         "From: sda        64.0 MiB  Samsung SSD 870",
@@ -184,7 +169,7 @@ fn clone_target_screen_marks_refused_disks_and_explains_the_larger_target() {
     assert_eq!(lines[24], " ↑↓ move  Enter choose  Esc back");
     // On the too-small disk the shortfall is shown.
     keys(&mut m, &[Key::Down]);
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     assert!(
         lines[20].starts_with(
             "Cannot be used: too small: the source's partitions need 33.0 MiB, it has"
@@ -212,7 +197,7 @@ fn confirmation_names_model_serial_and_size_and_shows_what_is_typed() {
         id,
         result: Ok(planned(&req)),
     });
-    let plan_lines = render(&m, 80, 25);
+    let plan_lines = screen(&m, 80, 25);
     assert_eq!(
         plan_lines[1],
         "Nothing has been written yet. This is what will happen:"
@@ -228,7 +213,7 @@ fn confirmation_names_model_serial_and_size_and_shows_what_is_typed() {
     );
     keys(&mut m, &[Key::Enter]);
     typed(&mut m, "ye");
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     let expected = [
         " Lifeboat 0.1.0 - Clone disk - step 5 of 6: confirm",
         "┌ Confirm ─────────────────────────────────────────────────────────────────────┐",
@@ -281,7 +266,7 @@ fn progress_shows_bar_speed_elapsed_eta_and_bad_sectors() {
             finished: false,
         },
     });
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     let expected = [
         " Lifeboat 0.1.0 - Clone disk - step 6 of 6: running",
         "/dev/sda -> /dev/sdb",
@@ -304,7 +289,7 @@ fn progress_shows_bar_speed_elapsed_eta_and_bad_sectors() {
     );
     assert_eq!(lines[24], " Esc cancel");
     keys(&mut m, &[Key::Esc]);
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     assert!(
         lines
             .iter()
@@ -332,7 +317,7 @@ fn every_screen_fits_80_columns_and_survives_tiny_and_huge_terminals() {
         let help = tui::app::help_text(&m);
         assert!(help.chars().count() <= 80, "help line too long: {help}");
         for (w, h) in [(80, 25), (20, 5), (1, 1), (200, 60)] {
-            let lines = render(&m, w, h);
+            let lines = screen(&m, w, h);
             assert_eq!(lines.len(), h as usize);
         }
     }
@@ -375,7 +360,7 @@ fn a_failed_job_shows_the_error_the_target_state_and_the_log() {
             Some("writing 1048576 bytes at byte 17825792 of /dev/sdb: Input/output error"),
         ),
     });
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     let text = dump(&lines);
     assert_eq!(
         lines[2],
@@ -410,7 +395,7 @@ fn loop_devices_are_named_by_their_file_and_have_no_smart_column_value() {
             device: lo,
         }]),
     );
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     assert_eq!(
         lines[1],
         "┌ Disks (with loop and RAM devices) ───────────────────────────────────────────┐"
@@ -430,7 +415,7 @@ fn the_log_screen_wraps_long_lines_and_shows_the_newest() {
     m.log.push(format!("04:01:00 error: {}", "x".repeat(100)));
     let mut m = m;
     keys(&mut m, &[Key::Char('l')]);
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     assert_eq!(
         lines[1],
         "┌ Log (also in /run/lifeboat/lifeboat.log) ────────────────────────────────────┐"
@@ -478,7 +463,7 @@ fn long_models_and_serials_are_cut_with_an_ellipsis_and_grow_with_the_terminal()
             device: long,
         }]),
     );
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     assert_eq!(
         lines[2],
         "│nvme0n1 nvme     977 GiB gpt   Samsung SSD 990 PRO with Hea… S7HENJ0W1234567… │"
@@ -494,7 +479,7 @@ fn long_models_and_serials_are_cut_with_an_ellipsis_and_grow_with_the_terminal()
         dump(&lines)
     );
     // A wider terminal shows them whole.
-    let wide = render(&m, 120, 25);
+    let wide = screen(&m, 120, 25);
     assert!(
         wide[2].contains("Samsung SSD 990 PRO with Heatsink 2TB    S7HENJ0W123456789XYZ "),
         "\n{}",
@@ -534,7 +519,7 @@ fn labels_names_and_models_with_escape_sequences_are_shown_escaped() {
     let disk_screen = cells(&m, 80, 25);
     m.cursor = 1;
     let part_screen = cells(&m, 80, 25);
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     // The copy wizard's source list names the partition by its label too.
     keys(&mut m, &[Key::Char('p')]);
     let wizard_screen = cells(&m, 80, 25);
@@ -578,7 +563,7 @@ fn a_partitions_details_show_its_used_and_free_bytes_label_uuid_and_mount_state(
     };
     // sdd2: the mounted FAT partition of the stick (rows: sda, sda1, sda2, sdb, sdc, sdd, sdd1).
     m.cursor = 7;
-    let lines = render(&m, 80, 25);
+    let lines = screen(&m, 80, 25);
     let text = dump(&lines);
     let details: Vec<&String> = lines
         .iter()
@@ -605,7 +590,7 @@ fn a_partitions_details_show_its_used_and_free_bytes_label_uuid_and_mount_state(
     );
     // An unmounted ext4 partition: its used bytes, and not mounted.
     m.cursor = 1;
-    let text = dump(&render(&m, 80, 25));
+    let text = dump(&screen(&m, 80, 25));
     assert!(
         text.contains(&format!(
             "2.6 MiB used, 13.4 MiB free ({} bytes used)",

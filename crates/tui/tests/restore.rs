@@ -21,21 +21,6 @@ use tui::screens::restore::RestoreScreen;
 use tui::screens::transfer::Step;
 use tui::{view, Effect, Key, Model, Msg};
 
-fn render(m: &Model) -> Vec<String> {
-    let mut t = Terminal::new(TestBackend::new(80, 25)).unwrap();
-    t.draw(|f| view(m, f)).unwrap();
-    let buf = t.backend().buffer().clone();
-    (0..25)
-        .map(|y| {
-            (0..80)
-                .map(|x| buf[(x, y)].symbol().to_string())
-                .collect::<String>()
-                .trim_end()
-                .to_string()
-        })
-        .collect()
-}
-
 fn part(number: u32, fs: &str, label: &str, restorable: bool) -> ImagePart {
     ImagePart {
         number,

@@ -17,6 +17,28 @@ use tui::{update, Effect, Key, Msg, RequestId};
 
 pub const MIB: u64 = 1 << 20;
 
+/// What `m` draws on a `w`×`h` terminal (ratatui's `TestBackend`), one string per row with
+/// trailing blanks trimmed.
+pub fn screen(m: &Model, w: u16, h: u16) -> Vec<String> {
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    t.draw(|f| tui::view(m, f)).unwrap();
+    let buf = t.backend().buffer().clone();
+    (0..h)
+        .map(|y| {
+            (0..w)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+/// What `m` draws on the 80×25 console.
+pub fn render(m: &Model) -> Vec<String> {
+    screen(m, 80, 25)
+}
+
 /// A 64 MiB GPT disk: partition 1 ext4 "ROOT" (16 MiB at 1 MiB), partition 2 vfat "DATA"
 /// (16 MiB at 17 MiB). Made once per test binary.
 pub fn gpt_image() -> &'static Path {
