@@ -216,7 +216,7 @@ pub fn partition_type_for(
         fs,
         Some(fs::FsKind::Vfat | fs::FsKind::Ntfs | fs::FsKind::Exfat)
     );
-    let swap = matches!(fs, Some(fs::FsKind::Swap));
+    let swap = matches!(fs, Some(fs::FsKind::Swap | fs::FsKind::Swsuspend));
     Ok(match (&target.kind, windows, swap) {
         (TableKind::Gpt(_), true, _) => PartitionType::Gpt(layout::gpt_types::MICROSOFT_BASIC_DATA),
         (TableKind::Gpt(_), _, true) => PartitionType::Gpt(layout::gpt_types::LINUX_SWAP),

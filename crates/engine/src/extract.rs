@@ -1488,6 +1488,8 @@ pub fn extract(
         temp_counter: 0,
         report: ExtractReport {
             failed,
+            // A hibernated or not cleanly unmounted volume: said first, in the report's notes.
+            notes: b.warnings(),
             ..ExtractReport::default()
         },
     };

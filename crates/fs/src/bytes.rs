@@ -43,22 +43,23 @@ fn arr<const N: usize>(b: &[u8], off: usize) -> Option<[u8; N]> {
     s.try_into().ok()
 }
 
-/// A label from a fixed-size byte field: up to the first NUL, Latin-1/ASCII decoded, trimmed.
-/// `None` when nothing printable is left.
+/// A label from a fixed-size byte field: up to the first NUL, UTF-8 (else Latin-1) decoded,
+/// trailing white space trimmed as libblkid does (leading spaces are part of the label). `None`
+/// when nothing is left.
 pub(crate) fn label_from_bytes(raw: &[u8]) -> Option<String> {
     let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
     let text: String = match std::str::from_utf8(slice(raw, 0, end)) {
         Ok(s) => s.to_string(),
         Err(_) => raw.iter().take(end).map(|&c| char::from(c)).collect(),
     };
-    non_empty(text.trim())
+    non_empty(text.trim_end())
 }
 
-/// A label from UTF-16 code units (NUL-terminated or not), trimmed.
+/// A label from UTF-16 code units (NUL-terminated or not), trailing white space trimmed.
 pub(crate) fn label_from_utf16(units: &[u16]) -> Option<String> {
     let end = units.iter().position(|&c| c == 0).unwrap_or(units.len());
     let text = String::from_utf16_lossy(units.get(..end).unwrap_or(&[]));
-    non_empty(text.trim())
+    non_empty(text.trim_end())
 }
 
 pub(crate) fn utf16le_units(raw: &[u8]) -> Vec<u16> {
@@ -121,8 +122,9 @@ mod tests {
     }
 
     #[test]
-    fn labels_stop_at_nul_and_trim() {
+    fn labels_stop_at_nul_and_trim_trailing_space_only() {
         assert_eq!(label_from_bytes(b"DATA       ").as_deref(), Some("DATA"));
+        assert_eq!(label_from_bytes(b"  lead  ").as_deref(), Some("  lead"));
         assert_eq!(label_from_bytes(b"ab\0cd"), Some("ab".into()));
         assert_eq!(label_from_bytes(b"   \0"), None);
     }

@@ -147,9 +147,11 @@ fn parse(raw: Vec<u8>) -> Option<Superblock> {
         && clusters_per_group > 0
         && clusters_per_group <= 8 * block_size
         && blocks_per_group == clusters_per_group.saturating_mul(cluster_ratio)
-        && inodes_per_group > 0
-        && inodes_per_group <= 8 * block_size
-        && is_pow2_in(inode_size, 128, block_size)
+        // An external journal device (blkid's `jbd`) has no inodes.
+        && (incompat & INCOMPAT_JOURNAL_DEV != 0
+            || (inodes_per_group > 0
+                && inodes_per_group <= 8 * block_size
+                && is_pow2_in(inode_size, 128, block_size)))
         && (!sixty_four || is_pow2_in(desc_size, 32, 1024))
         && free_blocks <= blocks_count;
     if !sane {
@@ -188,7 +190,10 @@ pub(crate) fn info(sb: &Superblock) -> FsInfo {
     // Like libblkid: ext4 when a feature beyond what ext3 supports is set, ext3 with a journal.
     const EXT3_INCOMPAT: u32 = INCOMPAT_FILETYPE | INCOMPAT_RECOVER | INCOMPAT_META_BG;
     const EXT3_RO_COMPAT: u32 = RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE | RO_COMPAT_BTREE_DIR;
-    let kind = if sb.incompat & !EXT3_INCOMPAT != 0 || sb.ro_compat & !EXT3_RO_COMPAT != 0 {
+    // An external journal (`mke2fs -O journal_dev`) is blkid's `jbd`, not a file system.
+    let kind = if sb.has_incompat(INCOMPAT_JOURNAL_DEV) {
+        FsKind::Jbd
+    } else if sb.incompat & !EXT3_INCOMPAT != 0 || sb.ro_compat & !EXT3_RO_COMPAT != 0 {
         FsKind::Ext4
     } else if sb.compat & COMPAT_HAS_JOURNAL != 0 {
         FsKind::Ext3
@@ -196,11 +201,7 @@ pub(crate) fn info(sb: &Superblock) -> FsInfo {
         FsKind::Ext2
     };
     let mut info = FsInfo::new(kind);
-    info.version = Some(if sb.has_incompat(INCOMPAT_JOURNAL_DEV) {
-        "journal device".to_string()
-    } else {
-        format!("{}.{}", le32(&sb.raw, 76), le16(&sb.raw, 62))
-    });
+    info.version = Some(format!("{}.{}", le32(&sb.raw, 76), le16(&sb.raw, 62)));
     info.label = label_from_bytes(slice(&sb.raw, 120, 16));
     info.uuid = uuid_string(slice(&sb.raw, 104, 16));
     info.block_size = sb.block_size as u32;

@@ -410,6 +410,12 @@ pub fn used_map(io: &dyn BlockIo, info: &FsInfo) -> Result<UsedMap, MapError> {
         FsKind::Xfs => xfs::used_map(io)?,
         FsKind::Btrfs => btrfs::used_map(io)?,
         FsKind::Swap => swap_map(io, info)?,
+        FsKind::Swsuspend => {
+            // A hibernation image: every page may be data.
+            let mut map = UsedMap::new(info.block_size.max(4096), io.len())?;
+            map.mark_all();
+            map
+        }
         FsKind::Lvm2Member => lvm::used_map(io)?,
         kind => return Err(MapError::Unsupported { kind }),
     };
@@ -425,15 +431,11 @@ pub fn used_map(io: &dyn BlockIo, info: &FsInfo) -> Result<UsedMap, MapError> {
     Ok(map)
 }
 
-/// Swap: only the header page is data; a hibernation image needs everything.
+/// Swap: only the header page is data.
 fn swap_map(io: &dyn BlockIo, info: &FsInfo) -> Result<UsedMap, MapError> {
     let page = info.block_size.max(4096);
     let mut map = UsedMap::new(page, io.len())?;
-    if info.version.as_deref() == Some("hibernation") {
-        map.mark_all();
-    } else {
-        map.mark(0, u64::from(page));
-    }
+    map.mark(0, u64::from(page));
     Ok(map)
 }
 

@@ -331,7 +331,202 @@ pub(crate) fn probe(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
         info.needs_check = dirty;
         info.state = Some(if dirty { "dirty" } else { "clean" }.into());
     }
+    // Windows' hibernation and fast startup leave the volume mounted: its newest state is in
+    // memory saved to hiberfil.sys. The kernel and ntfs-3g refuse to mount it read-write.
+    if let Some(mft) = Mft::open(io, &boot)? {
+        if hibernated(io, &boot, &mft)? {
+            info.state = Some(STATE_HIBERNATED.into());
+        } else if !info.needs_check && !logfile_clean(io, &boot, &mft)? {
+            info.needs_check = true;
+            info.state = Some(STATE_LOG_UNCLEAN.into());
+        }
+    }
     Ok(Some(info))
+}
+
+/// [`FsInfo::state`] of an NTFS volume Windows hibernated (or shut down with fast startup).
+pub(crate) const STATE_HIBERNATED: &str = "hibernated (Windows fast startup or hibernation)";
+/// [`FsInfo::state`] of an NTFS volume whose `$LogFile` was not closed cleanly.
+pub(crate) const STATE_LOG_UNCLEAN: &str = "not clean ($LogFile needs replay)";
+
+const MFT_RECORD_LOGFILE: u64 = 2;
+const MFT_RECORD_ROOT: u64 = 5;
+const ATTR_INDEX_ROOT: u32 = 0x90;
+const ATTR_INDEX_ALLOCATION: u32 = 0xA0;
+/// Most root-directory index bytes scanned for `hiberfil.sys` (a root folder of a few hundred
+/// names fits in far less).
+const MAX_ROOT_INDEX: u64 = 4 << 20;
+
+/// The unnamed `$DATA` of MFT record `n`: its first `len` bytes, or `None` when the record or
+/// its data is missing or shorter.
+fn data_head(
+    io: &dyn BlockIo,
+    boot: &Boot,
+    mft: &Mft,
+    n: u64,
+    len: usize,
+) -> Result<Option<Vec<u8>>, ProbeError> {
+    let Some(rec) = mft.record(io, boot, n)? else {
+        return Ok(None);
+    };
+    let attrs = attributes(&rec);
+    let Some(data) = find_attr(&attrs, ATTR_DATA) else {
+        return Ok(None);
+    };
+    if let Some(v) = data.resident_value() {
+        return Ok((v.len() >= len).then(|| v[..len].to_vec()));
+    }
+    if le64(data.bytes, 48) < len as u64 {
+        return Ok(None);
+    }
+    let Some(first) = runlist(data).and_then(|r| r.first().copied()) else {
+        return Ok(None);
+    };
+    if first.vcn != 0 || first.len.saturating_mul(boot.cluster_size) < len as u64 {
+        return Ok(None);
+    }
+    match first.lcn {
+        Some(lcn) => read_opt(io, lcn.saturating_mul(boot.cluster_size), len),
+        None => Ok(Some(vec![0; len])),
+    }
+}
+
+/// True when `/hiberfil.sys` starts with `hibr`/`HIBR` (a saved session that will resume), as
+/// ntfs-3g checks before it mounts.
+fn hibernated(io: &dyn BlockIo, boot: &Boot, mft: &Mft) -> Result<bool, ProbeError> {
+    let Some(reference) = find_in_root(io, boot, mft, "hiberfil.sys")? else {
+        return Ok(false);
+    };
+    let Some(head) = data_head(io, boot, mft, reference, 4)? else {
+        return Ok(false);
+    };
+    Ok(head.eq_ignore_ascii_case(b"hibr"))
+}
+
+/// The MFT record number of `name` (compared case-blind, ASCII) in the root folder's index.
+fn find_in_root(
+    io: &dyn BlockIo,
+    boot: &Boot,
+    mft: &Mft,
+    name: &str,
+) -> Result<Option<u64>, ProbeError> {
+    let Some(rec) = mft.record(io, boot, MFT_RECORD_ROOT)? else {
+        return Ok(None);
+    };
+    let attrs = attributes(&rec);
+    let want: Vec<u16> = name.encode_utf16().collect();
+    if let Some(root) = attrs
+        .iter()
+        .find(|a| a.kind == ATTR_INDEX_ROOT)
+        .and_then(Attr::resident_value)
+    {
+        if let Some(found) = index_entries(slice(root, 16, root.len().saturating_sub(16)), &want) {
+            return Ok(Some(found));
+        }
+        let block = u64::from(le32(root, 8));
+        let Some(alloc) = attrs
+            .iter()
+            .find(|a| a.kind == ATTR_INDEX_ALLOCATION && a.non_resident)
+        else {
+            return Ok(None);
+        };
+        if !crate::bytes::is_pow2_in(block, 512, 65536) {
+            return Ok(None);
+        }
+        let Some(runs) = runlist(alloc) else {
+            return Ok(None);
+        };
+        let mut scanned = 0u64;
+        for run in runs {
+            let Some(lcn) = run.lcn else { continue };
+            let bytes = run.len.saturating_mul(boot.cluster_size);
+            let mut off = 0;
+            while off + block <= bytes && scanned < MAX_ROOT_INDEX {
+                let at = lcn.saturating_mul(boot.cluster_size).saturating_add(off);
+                if let Some(mut indx) = read_opt(io, at, block as usize)? {
+                    if slice(&indx, 0, 4) == b"INDX" && apply_fixups(&mut indx) {
+                        if let Some(found) = index_entries(
+                            slice(&indx, 0x18, indx.len().saturating_sub(0x18)),
+                            &want,
+                        ) {
+                            return Ok(Some(found));
+                        }
+                    }
+                }
+                off += block;
+                scanned += block;
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Looks for a file-name key equal to `want` among the entries after an index header (`hdr`
+/// starts at the header; entry offsets are relative to it).
+fn index_entries(hdr: &[u8], want: &[u16]) -> Option<u64> {
+    let start = le32(hdr, 0) as usize;
+    let end = (le32(hdr, 4) as usize).min(hdr.len());
+    let mut off = start;
+    while off + 16 <= end {
+        let len = usize::from(le16(hdr, off + 8));
+        let flags = le16(hdr, off + 12);
+        if flags & 2 != 0 || len < 16 {
+            break;
+        }
+        let key = slice(hdr, off + 16, usize::from(le16(hdr, off + 10)));
+        let n = usize::from(u8_at(key, 64));
+        let name = utf16le_units(slice(key, 66, n * 2));
+        let same = name.len() == want.len()
+            && name
+                .iter()
+                .zip(want)
+                .all(|(a, b)| ascii_lower(*a) == ascii_lower(*b));
+        if same {
+            return Some(le64(hdr, off) & 0xFFFF_FFFF_FFFF);
+        }
+        off += len;
+    }
+    None
+}
+
+fn ascii_lower(c: u16) -> u16 {
+    if (u16::from(b'A')..=u16::from(b'Z')).contains(&c) {
+        c + 32
+    } else {
+        c
+    }
+}
+
+/// False when `$LogFile`'s newer restart area says clients are still attached and the volume is
+/// not marked clean (ntfs-3g's test). An empty (all 0xFF) or unreadable log counts as clean.
+fn logfile_clean(io: &dyn BlockIo, boot: &Boot, mft: &Mft) -> Result<bool, ProbeError> {
+    let Some(head) = data_head(io, boot, mft, MFT_RECORD_LOGFILE, 512)? else {
+        return Ok(true);
+    };
+    let page = u64::from(le32(&head, 16));
+    if !matches!(slice(&head, 0, 4), b"RSTR" | b"CHKD")
+        || !crate::bytes::is_pow2_in(page, 512, 65536)
+    {
+        return Ok(true);
+    }
+    let Some(both) = data_head(io, boot, mft, MFT_RECORD_LOGFILE, (2 * page) as usize)? else {
+        return Ok(true);
+    };
+    // The restart page with the newer current LSN counts.
+    let mut newest: Option<(u64, bool)> = None;
+    for p in both.chunks_exact(page as usize) {
+        let mut p = p.to_vec();
+        if !matches!(slice(&p, 0, 4), b"RSTR" | b"CHKD") || !apply_fixups(&mut p) {
+            continue;
+        }
+        let ra = usize::from(le16(&p, 24));
+        let lsn = le64(&p, ra);
+        let clean = le16(&p, ra + 12) == 0xFFFF || le16(&p, ra + 14) & 2 != 0;
+        if newest.is_none_or(|(l, _)| lsn > l) {
+            newest = Some((lsn, clean));
+        }
+    }
+    Ok(newest.is_none_or(|(_, clean)| clean))
 }
 
 /// The used-cluster map of an NTFS volume from `$Bitmap` (MFT record 6), plus the boot sector and

@@ -34,9 +34,20 @@ pub enum FsKind {
     Btrfs,
     #[serde(rename = "xfs")]
     Xfs,
-    /// Linux swap, or a hibernation image written over a swap area ([`FsInfo::version`]).
+    /// Linux swap.
     #[serde(rename = "swap")]
     Swap,
+    /// A hibernation image written over a swap area ([`FsInfo::version`] names the writer:
+    /// `s1suspend`, `s2suspend`, `ulsuspend`, `tuxonice`, `linhib0001`). Everything is data.
+    #[serde(rename = "swsuspend")]
+    Swsuspend,
+    /// An ext3/ext4 external journal device (`mke2fs -O journal_dev`): not a file system of its
+    /// own, imaged whole.
+    #[serde(rename = "jbd")]
+    Jbd,
+    /// An XFS external log device: imaged whole.
+    #[serde(rename = "xfs_external_log")]
+    XfsExternalLog,
     #[serde(rename = "crypto_LUKS")]
     CryptoLuks,
     #[serde(rename = "LVM2_member")]
@@ -58,6 +69,9 @@ impl FsKind {
             FsKind::Btrfs => "btrfs",
             FsKind::Xfs => "xfs",
             FsKind::Swap => "swap",
+            FsKind::Swsuspend => "swsuspend",
+            FsKind::Jbd => "jbd",
+            FsKind::XfsExternalLog => "xfs_external_log",
             FsKind::CryptoLuks => "crypto_LUKS",
             FsKind::Lvm2Member => "LVM2_member",
             FsKind::Iso9660 => "iso9660",
@@ -75,7 +89,7 @@ impl fmt::Display for FsKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FsInfo {
     pub kind: FsKind,
-    /// Variant or version, e.g. `FAT32`, `LUKS2`, `1.0` (ext revision), `5` (XFS), `hibernation`.
+    /// Variant or version, e.g. `FAT32`, `LUKS2`, `1.0` (ext revision), `5` (XFS), `s1suspend`.
     pub version: Option<String>,
     /// Volume label, decoded and trimmed; `None` when there is none.
     pub label: Option<String>,
@@ -167,7 +181,8 @@ pub(crate) fn read_opt(
 /// Returns `Ok(None)` when no known superblock with sane fields is present. Signatures are tried
 /// from the most to the least specific: containers first (LUKS, LVM2, swap), then file systems
 /// with strong magic numbers, ISO 9660 before FAT (a hybrid ISO also carries a boot sector), FAT
-/// last because its boot sector has no magic of its own.
+/// late because its boot sector has no magic of its own, and an XFS external log last (it is
+/// found by a log record anywhere in the first 256 KiB).
 pub fn probe(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
     type Prober = fn(&dyn BlockIo) -> Result<Option<FsInfo>, ProbeError>;
     const PROBERS: &[Prober] = &[
@@ -181,6 +196,7 @@ pub fn probe(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
         exfat::probe,
         probe_iso9660,
         fat::probe,
+        probe_xfs_log,
     ];
     for prober in PROBERS {
         if let Some(mut info) = prober(io)? {
@@ -274,60 +290,121 @@ fn probe_lvm2(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
     Ok(None)
 }
 
-/// Hibernation signatures written over a swap area's signature (see libblkid's `swap.c`).
-const HIBERNATION_MAGICS: &[&[u8]] = &[b"S1SUSPEND", b"S2SUSPEND", b"ULSUSPEND", b"LINHIB0001"];
+/// Hibernation signatures written over a swap area's signature, with the version libblkid
+/// reports for each (see its `swap.c`).
+const HIBERNATION_MAGICS: &[(&[u8], &str)] = &[
+    (b"S1SUSPEND", "s1suspend"),
+    (b"S2SUSPEND", "s2suspend"),
+    (b"ULSUSPEND", "ulsuspend"),
+    (b"LINHIB0001", "linhib0001"),
+];
+/// TuxOnIce writes its own magic at the very start and leaves the swap header in place.
+const TUXONICE_MAGIC: &[u8] = b"\xed\xc3\x02\xe9\x98\x56\xe5\x0c";
+/// libblkid ignores swap signatures on anything smaller than ten pages.
+const SWAP_MIN_SIZE: u64 = 10 * 4096;
 
 fn probe_swap(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
+    if io.len() < SWAP_MIN_SIZE {
+        return Ok(None);
+    }
+    let tuxonice = read_opt(io, 0, TUXONICE_MAGIC.len())?.is_some_and(|m| m == TUXONICE_MAGIC);
     for page in [4096u64, 8192, 16384, 32768, 65536] {
         let Some(sig) = read_opt(io, page - 10, 10)? else {
             return Ok(None);
         };
-        let hibernation = HIBERNATION_MAGICS.iter().any(|m| sig.starts_with(m));
-        let v0 = sig == b"SWAP-SPACE";
-        if sig != b"SWAPSPACE2" && !v0 && !hibernation {
-            continue;
+        let hibernation = HIBERNATION_MAGICS
+            .iter()
+            .find(|(m, _)| sig.starts_with(m))
+            .map(|(_, v)| *v);
+        let swap = sig == b"SWAPSPACE2" || sig == b"SWAP-SPACE";
+        if tuxonice && swap {
+            // The swap header stays valid under a TuxOnIce image.
+            return Ok(Some(swap_info(
+                io,
+                page,
+                FsKind::Swsuspend,
+                "tuxonice",
+                None,
+            )?));
         }
-        let mut info = FsInfo::new(FsKind::Swap);
-        info.block_size = page as u32;
-        info.cluster_size = page as u32;
-        if v0 {
+        if let Some(version) = hibernation {
+            return Ok(Some(swap_info(io, page, FsKind::Swsuspend, version, None)?));
+        }
+        if sig == b"SWAP-SPACE" {
+            // Version 0 has neither label nor UUID.
+            let mut info = FsInfo::new(FsKind::Swap);
             info.version = Some("0".into());
+            info.block_size = page as u32;
+            info.cluster_size = page as u32;
             info.size = io.len();
             return Ok(Some(info));
         }
-        let Some(h) = read_opt(io, 1024, 44)? else {
+        if sig != b"SWAPSPACE2" {
+            continue;
+        }
+        let Some(h) = read_opt(io, 1024, SWAP_HEADER_LEN)? else {
             return Ok(None);
         };
         // The header is in the byte order of the machine that wrote it.
-        let (version, last_page) = match le32(&h, 0) {
-            1 => (1, le32(&h, 4)),
-            0x0100_0000 => (1, be32(&h, 4)),
-            _ if hibernation => (0, 0),
+        let last_page = match le32(&h, 0) {
+            1 => le32(&h, 4),
+            0x0100_0000 => be32(&h, 4),
             _ => continue,
         };
-        if hibernation {
-            info.version = Some("hibernation".into());
-            info.state = Some("hibernation image".into());
-            info.size = io.len();
-        } else {
-            info.version = Some(version.to_string());
-            if last_page == 0 {
-                continue;
-            }
-            info.size = (u64::from(last_page) + 1) * page;
+        if last_page == 0 {
+            continue;
         }
-        info.uuid = uuid_string(slice(&h, 12, 16));
-        info.label = label_from_bytes(slice(&h, 28, 16));
-        return Ok(Some(info));
+        return Ok(Some(swap_info(
+            io,
+            page,
+            FsKind::Swap,
+            "1",
+            Some(last_page),
+        )?));
     }
     Ok(None)
 }
 
+/// The version 1 header after the first KiB: version, last page, bad pages, UUID, label, and the
+/// padding libblkid checks before it trusts the UUID and label.
+const SWAP_HEADER_LEN: usize = 44 + 4 * 34;
+
+/// A swap or hibernation area whose signature sits at the end of a `page`-byte first page;
+/// `last_page` from a version 1 header sets the size (else the area spans the partition).
+fn swap_info(
+    io: &dyn BlockIo,
+    page: u64,
+    kind: FsKind,
+    version: &str,
+    last_page: Option<u32>,
+) -> Result<FsInfo, ProbeError> {
+    let mut info = FsInfo::new(kind);
+    info.version = Some(version.into());
+    info.block_size = page as u32;
+    info.cluster_size = page as u32;
+    info.size = match last_page {
+        Some(last) => (u64::from(last) + 1) * page,
+        None => io.len(),
+    };
+    if kind == FsKind::Swsuspend {
+        info.state = Some("hibernation image".into());
+    }
+    if let Some(h) = read_opt(io, 1024, SWAP_HEADER_LEN)? {
+        // Like libblkid: garbage in the padding means the UUID and label are not trusted.
+        if le32(&h, 44 + 4 * 32) == 0 && le32(&h, 44 + 4 * 33) == 0 {
+            info.uuid = uuid_string(slice(&h, 12, 16));
+            info.label = label_from_bytes(slice(&h, 28, 16));
+        }
+    }
+    Ok(info)
+}
+
 fn probe_iso9660(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
     let mut primary: Option<Vec<u8>> = None;
-    let mut joliet: Option<String> = None;
-    // Volume descriptors start at sector 16 (of 2048 bytes); the set ends with type 255.
-    for n in 0..32u64 {
+    let mut joliet: Option<Vec<u8>> = None;
+    // Volume descriptors start at sector 16 (of 2048 bytes); the set ends with type 255. Like
+    // libblkid, the first primary and the first Joliet supplementary descriptor count.
+    for n in 0..ISO_MAX_DESCRIPTORS {
         let Some(vd) = read_opt(io, 32768 + n * 2048, 2048)? else {
             break;
         };
@@ -336,11 +413,8 @@ fn probe_iso9660(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
         }
         match u8_at(&vd, 0) {
             1 if primary.is_none() => primary = Some(vd),
-            2 => {
-                let esc = slice(&vd, 88, 3);
-                if matches!(esc, b"%/@" | b"%/C" | b"%/E") {
-                    joliet = label_from_utf16(&utf16be_units(slice(&vd, 40, 32)));
-                }
+            2 if joliet.is_none() && matches!(slice(&vd, 88, 3), b"%/@" | b"%/C" | b"%/E") => {
+                joliet = Some(vd);
             }
             255 => break,
             _ => {}
@@ -351,28 +425,120 @@ fn probe_iso9660(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
     if !is_pow2_in(u64::from(block), 512, 2048) {
         return Ok(None);
     }
+    // The root directory's first record must be "." pointing at itself: a stray "CD001" (an
+    // .iso file stored on another file system) is not a CD.
+    let root_lba = le32(&pvd, 156 + 2);
+    let root_len = le32(&pvd, 156 + 10);
+    if root_len < 34 {
+        return Ok(None);
+    }
+    let Some(root) = read_opt(
+        io,
+        u64::from(root_lba) * u64::from(block),
+        root_len.min(2048) as usize,
+    )?
+    else {
+        return Ok(None);
+    };
+    if u8_at(&root, 0) < 34
+        || u8_at(&root, 32) != 1
+        || u8_at(&root, 33) != 0
+        || le32(&root, 2) != root_lba
+    {
+        return Ok(None);
+    }
     let mut info = FsInfo::new(FsKind::Iso9660);
-    let plain = label_from_bytes(slice(&pvd, 40, 32));
-    info.label = joliet.or(plain);
+    let pvd_label = slice(&pvd, 40, 32);
+    info.label = match &joliet {
+        Some(j) => {
+            let units = utf16be_units(slice(j, 40, 32));
+            let merged = merge_joliet(&units, pvd_label);
+            label_from_utf16(merged.as_deref().unwrap_or(&units))
+        }
+        None => label_from_bytes(pvd_label),
+    };
+    if joliet.is_some() {
+        info.version = Some("Joliet Extension".into());
+    }
     info.block_size = u32::from(block);
     info.cluster_size = u32::from(block);
     info.size = u64::from(le32(&pvd, 80)) * u64::from(block);
-    // blkid names the volume by its modification date, else its creation date.
-    info.uuid = iso_date(slice(&pvd, 830, 17)).or_else(|| iso_date(slice(&pvd, 813, 17)));
+    // blkid names the volume by its modification date, else (when that is unset) its creation
+    // date.
+    info.uuid = match iso_date(slice(&pvd, 830, 17)) {
+        IsoDate::Unset => match iso_date(slice(&pvd, 813, 17)) {
+            IsoDate::Unset => None,
+            IsoDate::Set(uuid) => uuid,
+        },
+        IsoDate::Set(uuid) => uuid,
+    };
     Ok(Some(info))
 }
 
-/// `YYYYMMDDHHMMSScc` as `YYYY-MM-DD-HH-MM-SS-cc`; `None` when unset (all zeros or `'0'`).
-fn iso_date(raw: &[u8]) -> Option<String> {
+/// Volume descriptors read at most (as libblkid).
+const ISO_MAX_DESCRIPTORS: u64 = 16;
+
+/// The Joliet label holds 16 UTF-16 characters, the primary one 32 characters of a subset of
+/// ASCII with `_` for anything else. When the Joliet label is a prefix of the primary one
+/// (ignoring case and `_`), libblkid reconstructs the long label: the Joliet characters, then
+/// the rest of the primary label. `None` when they do not match.
+fn merge_joliet(joliet: &[u16], ascii: &[u8]) -> Option<Vec<u16>> {
+    let mut out = Vec::with_capacity(ascii.len() + 2);
+    let (mut u, mut a) = (0, 0);
+    while u < joliet.len() && a < ascii.len() {
+        // A surrogate pair stands for one character of the primary label.
+        if (0xD800..0xDC00).contains(&joliet[u])
+            && joliet
+                .get(u + 1)
+                .is_some_and(|l| (0xDC00..0xE000).contains(l))
+        {
+            out.push(joliet[u]);
+            u += 1;
+        }
+        let (j, c) = (joliet[u], ascii[a]);
+        if c == b'_' {
+            out.push(j);
+        } else if j == u16::from(b'_') {
+            out.push(u16::from(c));
+        } else if j < 0x100 && c.eq_ignore_ascii_case(&(j as u8)) {
+            out.push(if c.is_ascii_uppercase() {
+                j
+            } else {
+                u16::from(c)
+            });
+        } else {
+            return None;
+        }
+        u += 1;
+        a += 1;
+    }
+    out.extend(ascii[a..].iter().map(|&c| u16::from(c)));
+    Some(out)
+}
+
+/// A volume date as libblkid turns it into a UUID.
+enum IsoDate {
+    /// All digits `'0'` and no time-zone offset: the next date is tried.
+    Unset,
+    /// `YYYY-MM-DD-HH-MM-SS-cc`, or `None` when the field is not text (blkid sets no UUID then
+    /// and does not try the next date either).
+    Set(Option<String>),
+}
+
+/// `YYYYMMDDHHMMSScc` plus a time-zone byte.
+fn iso_date(raw: &[u8]) -> IsoDate {
     let digits = slice(raw, 0, 16);
-    if digits.len() != 16 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
+    if digits.len() != 16 {
+        return IsoDate::Set(None);
     }
-    if digits.iter().all(|&c| c == b'0') {
-        return None;
+    if digits.iter().all(|&c| c == b'0') && u8_at(raw, 16) == 0 {
+        return IsoDate::Unset;
     }
-    let s = std::str::from_utf8(digits).ok()?;
-    Some(format!(
+    if !digits.iter().all(u8::is_ascii_graphic) {
+        return IsoDate::Set(None);
+    }
+    let s: String = digits.iter().map(|&c| char::from(c)).collect();
+    IsoDate::Set(Some(format!(
         "{}-{}-{}-{}-{}-{}-{}",
         &s[0..4],
         &s[4..6],
@@ -381,5 +547,40 @@ fn iso_date(raw: &[u8]) -> Option<String> {
         &s[10..12],
         &s[12..14],
         &s[14..16]
-    ))
+    )))
+}
+
+/// XFS log record headers (`xlog_rec_header`) are looked for in this many first bytes.
+const XFS_LOG_SCAN: usize = 256 * 1024;
+/// libblkid ignores anything smaller as an external log.
+const XFS_LOG_MIN_SIZE: u64 = 10 << 20;
+
+/// An XFS external log device: a valid log record header in one of the first 512 sectors (and
+/// no XFS superblock before it, which would make it a file system with a shifted start).
+fn probe_xfs_log(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
+    if io.len() < XFS_LOG_MIN_SIZE {
+        return Ok(None);
+    }
+    let Some(buf) = read_opt(io, 0, XFS_LOG_SCAN)? else {
+        return Ok(None);
+    };
+    for sector in buf.chunks_exact(512) {
+        if slice(sector, 0, 4) == b"XFSB" {
+            return Ok(None);
+        }
+        let version = be32(sector, 8);
+        let valid = be32(sector, 0) == 0xFEED_BABE
+            && version != 0
+            && version & !3 == 0
+            && (1..=0x7FFF_FFFF).contains(&be32(sector, 12))
+            && (1..=3).contains(&be32(sector, 300));
+        if valid {
+            let mut info = FsInfo::new(FsKind::XfsExternalLog);
+            info.block_size = 512;
+            info.cluster_size = 512;
+            info.size = io.len();
+            return Ok(Some(info));
+        }
+    }
+    Ok(None)
 }

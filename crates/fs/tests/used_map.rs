@@ -286,7 +286,10 @@ fn swap_keeps_only_its_header_unless_it_holds_a_hibernation_image() -> Result<()
     assert_eq!(map.ranges().collect::<Vec<_>>(), vec![0..4096]);
     fixture::poke(&img, 4096 - 10, b"S1SUSPEND\0")?;
     let (_io, info, map) = map_of(&img)?;
-    assert_eq!(info.version.as_deref(), Some("hibernation"));
+    assert_eq!(
+        (info.kind, info.version.as_deref()),
+        (FsKind::Swsuspend, Some("s1suspend"))
+    );
     assert_eq!(map.used_bytes(), 64 * MIB);
     Ok(())
 }

@@ -152,6 +152,12 @@ pub trait Browser {
     /// The volume label, if any.
     fn label(&self) -> Option<String>;
 
+    /// Why files read from this file system may not be what its owner last saw (a hibernated
+    /// Windows volume, one not unmounted cleanly); empty when nothing is known against it.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The entries of the folder at `path`, without `.` and `..`, sorted by name, at most
     /// [`MAX_DIR_ENTRIES`]. A name a folder holds twice (a damaged or crafted folder, or two
     /// UTF-16 names that decode to one string) is listed twice, in directory order; a path
@@ -227,7 +233,10 @@ pub fn open(io: Box<dyn BlockIo>) -> Result<Box<dyn Browser>, BrowseError> {
         }),
     })?;
     log::debug!("browsing {} file system on {device}", inner.fs_name());
-    Ok(Box::new(Guarded { inner }))
+    Ok(Box::new(Guarded {
+        inner,
+        warnings: state_warnings(&info),
+    }))
 }
 
 /// Runs `f`, turning a panic inside a third-party reader into [`BrowseError::Damaged`].
@@ -249,9 +258,33 @@ fn guard<T>(path: &str, f: impl FnOnce() -> Result<T, BrowseError>) -> Result<T,
     }
 }
 
+/// What a reader of this file system should be told before files are copied out: the volume
+/// was hibernated, not unmounted cleanly or has a journal to replay, so the files on disk may be
+/// older than what the owner last saw, or half written.
+fn state_warnings(info: &crate::FsInfo) -> Vec<String> {
+    let state = info.state.as_deref().unwrap_or("");
+    if info.kind == FsKind::Ntfs && state == crate::ntfs::STATE_HIBERNATED {
+        return vec![format!(
+            "the NTFS volume is {state}: changes made since are only in Windows' saved memory, \
+             so extracted files may be older than the owner last saw them (resume Windows and \
+             shut it down fully for current files)"
+        )];
+    }
+    if info.needs_check {
+        return vec![format!(
+            "the {} file system is {}: it was not unmounted cleanly, so recently changed files \
+             may be incomplete",
+            info.kind,
+            if state.is_empty() { "not clean" } else { state }
+        )];
+    }
+    Vec::new()
+}
+
 /// Wraps a reader so that a panic in it becomes an error.
 struct Guarded {
     inner: Box<dyn Browser>,
+    warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Guarded {
@@ -265,6 +298,9 @@ impl std::fmt::Debug for Guarded {
 impl Browser for Guarded {
     fn fs_name(&self) -> &'static str {
         self.inner.fs_name()
+    }
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
     }
     fn label(&self) -> Option<String> {
         catch_unwind(AssertUnwindSafe(|| self.inner.label())).unwrap_or(None)

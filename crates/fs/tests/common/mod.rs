@@ -61,25 +61,62 @@ impl BlockIo for FileIo {
     }
 }
 
-/// `blkid -p -o export FILE` as a map (values unescaped).
+/// `blkid -p -o export FILE` as a map; empty when blkid finds nothing (its exit status 2).
+/// Values are unescaped: `\\x` is `x`, and blkid's `M-x`/`M-^x`/`^x` notation for bytes outside
+/// printable ASCII is turned back into the bytes, read as UTF-8 (so UTF-8 labels compare as they
+/// are).
 pub fn blkid(path: &Path) -> Result<HashMap<String, String>> {
     let p = path.to_str().context("non-UTF-8 path")?;
-    let out = fixture::run("blkid", &["-p", "-o", "export", p])?;
+    let run = std::process::Command::new(fixture::require("blkid")?)
+        .args(["-p", "-o", "export", p])
+        .env("LC_ALL", "C")
+        .output()
+        .context("running blkid")?;
+    match run.status.code() {
+        Some(0) => {}
+        Some(2) => return Ok(HashMap::new()),
+        _ => anyhow::bail!(
+            "blkid -p {p} failed ({}): {}",
+            run.status,
+            String::from_utf8_lossy(&run.stderr)
+        ),
+    }
     let mut map = HashMap::new();
-    for line in out.lines() {
-        if let Some((k, v)) = line.split_once('=') {
-            let mut val = String::new();
-            let mut esc = false;
-            for c in v.chars() {
-                if esc || c != '\\' {
-                    val.push(c);
-                    esc = false;
-                } else {
-                    esc = true;
-                }
+    for line in run.stdout.split(|&b| b == b'\n') {
+        let Some(eq) = line.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        let (k, v) = (&line[..eq], &line[eq + 1..]);
+        let mut val = Vec::new();
+        let mut i = 0;
+        // The byte at `j`, skipping the backslash blkid puts before shell metacharacters.
+        let at = |j: usize| match v.get(j) {
+            Some(b'\\') => (v.get(j + 1).copied(), j + 2),
+            b => (b.copied(), j + 1),
+        };
+        while i < v.len() {
+            if v[i..].starts_with(b"M-^") {
+                let (c, next) = at(i + 3);
+                val.push((c.unwrap_or(b'?') ^ 0x40) | 0x80);
+                i = next;
+            } else if v[i..].starts_with(b"M-") {
+                let (c, next) = at(i + 2);
+                val.push(c.unwrap_or(b'?') | 0x80);
+                i = next;
+            } else if v[i] == b'^' {
+                let (c, next) = at(i + 1);
+                val.push(c.unwrap_or(b'?') ^ 0x40);
+                i = next;
+            } else {
+                let (c, next) = at(i);
+                val.extend(c);
+                i = next;
             }
-            map.insert(k.to_string(), val);
         }
+        map.insert(
+            String::from_utf8_lossy(k).into_owned(),
+            String::from_utf8_lossy(&val).into_owned(),
+        );
     }
     Ok(map)
 }
