@@ -285,6 +285,9 @@ fn fs_line(fs: Option<&fs::FsInfo>) -> String {
             }
             if fs.needs_check {
                 s.push_str(", needs a check");
+            } else if let Some(st) = fs.state.as_deref().filter(|st| *st != "clean") {
+                // e.g. a hibernated Windows volume or a hibernation image over swap.
+                let _ = write!(s, ", {}", printable(st));
             }
             s
         }

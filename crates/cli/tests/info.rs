@@ -207,3 +207,52 @@ fn list_shows_this_machines_root_disk_with_size_and_mount_state() {
         "{line}"
     );
 }
+
+#[test]
+fn a_hibernated_windows_volume_is_shown_and_extracting_from_it_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("win.img");
+    fixture::mkfs(Mkfs::Ntfs, &img, 32 * MIB, "Windows", &[]).unwrap();
+    let doc = dir.path().join("doc.txt");
+    std::fs::write(&doc, b"report\n").unwrap();
+    fixture::run(
+        "ntfscp",
+        &[
+            "-q",
+            img.to_str().unwrap(),
+            doc.to_str().unwrap(),
+            "doc.txt",
+        ],
+    )
+    .unwrap();
+    // What Windows leaves behind when it hibernates or shuts down with fast startup.
+    let hiber = dir.path().join("hiberfil");
+    std::fs::write(&hiber, [&b"HIBR"[..], &[7u8; 8192]].concat()).unwrap();
+    fixture::run(
+        "ntfscp",
+        &[
+            "-q",
+            img.to_str().unwrap(),
+            hiber.to_str().unwrap(),
+            "hiberfil.sys",
+        ],
+    )
+    .unwrap();
+    let (code, out, err) = lifeboat(&["info", img.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("hibernated (Windows fast startup or hibernation)"),
+        "{out}"
+    );
+    let to = dir.path().join("out");
+    let (code, out, err) = lifeboat(&[
+        "extract",
+        img.to_str().unwrap(),
+        "/doc.txt",
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("note: the NTFS volume is hibernated"), "{out}");
+    assert_eq!(std::fs::read(to.join("doc.txt")).unwrap(), b"report\n");
+}
