@@ -11,18 +11,21 @@ use disk::text::printable;
 use engine::extract::{ExtractError, ExtractRequest, Opened, Source};
 use fs::browse::{Entry, EntryKind, Timestamp};
 
-/// The file system named by the arguments: `IMAGE` and `--part N`.
-fn find_source(path: &Path, part: Option<u32>) -> Result<Source> {
-    match Source::find(path, part) {
+/// The file system named by the arguments: `IMAGE`, `--part N` and `--lv VG/LV`.
+fn find_source(path: &Path, part: Option<u32>, lv: Option<&str>) -> Result<Source> {
+    match Source::find_lv(path, part, lv) {
         Err(e @ ExtractError::SeveralFileSystems { .. }) => {
             Err(anyhow::anyhow!("{e}: pick one with --part N"))
+        }
+        Err(e @ ExtractError::SeveralLvs { .. }) => {
+            Err(anyhow::anyhow!("{e}: pick one with --lv VG/LV"))
         }
         r => Ok(r?),
     }
 }
 
-fn open_source(path: &Path, part: Option<u32>) -> Result<Opened> {
-    let source = find_source(path, part)?;
+fn open_source(path: &Path, part: Option<u32>, lv: Option<&str>) -> Result<Opened> {
+    let source = find_source(path, part, lv)?;
     engine::extract::open(&source).with_context(|| format!("opening {}", source.title()))
 }
 
@@ -74,8 +77,8 @@ fn entry_line(e: &Entry) -> String {
 }
 
 /// `lifeboat ls IMAGE [PATH]`.
-pub fn ls(image: &Path, path: &str, part: Option<u32>, json: bool) -> Result<u8> {
-    let mut src = open_source(image, part)?;
+pub fn ls(image: &Path, path: &str, part: Option<u32>, lv: Option<&str>, json: bool) -> Result<u8> {
+    let mut src = open_source(image, part, lv)?;
     let path = if path.starts_with('/') {
         path.to_string()
     } else {
@@ -108,11 +111,12 @@ pub fn extract(
     paths: &[String],
     to: &Path,
     part: Option<u32>,
+    lv: Option<&str>,
     overwrite: bool,
     json: bool,
 ) -> Result<u8> {
     let req = ExtractRequest {
-        source: find_source(image, part)?,
+        source: find_source(image, part, lv)?,
         paths: paths.to_vec(),
         dest: to.to_path_buf(),
         overwrite,

@@ -105,6 +105,10 @@ enum Command {
         /// Partition number, when the image or disk holds several file systems.
         #[arg(long)]
         part: Option<u32>,
+        /// Logical volume (`VG/LV` or `LV`) of the LVM2 physical volume there, when it holds
+        /// several with a file system (without --part, the partition holding the PV).
+        #[arg(long)]
+        lv: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -121,6 +125,10 @@ enum Command {
         /// Partition number, when the image or disk holds several file systems.
         #[arg(long, conflicts_with = "disk")]
         part: Option<u32>,
+        /// Logical volume (`VG/LV` or `LV`) of the LVM2 physical volume there, when it holds
+        /// several with a file system (without --part, the partition holding the PV).
+        #[arg(long, conflicts_with = "disk")]
+        lv: Option<String>,
         /// Serve the whole disk read-only as the file DIR (created when missing) instead of
         /// mounting a file system: `fdisk -l DIR`, `sgdisk -p DIR`, `losetup -P`.
         #[arg(long)]
@@ -148,6 +156,10 @@ enum Command {
         /// Partition number, when the image or disk holds several file systems.
         #[arg(long)]
         part: Option<u32>,
+        /// Logical volume (`VG/LV` or `LV`) of the LVM2 physical volume there, when it holds
+        /// several with a file system (without --part, the partition holding the PV).
+        #[arg(long)]
+        lv: Option<String>,
         /// Replace existing files.
         #[arg(long)]
         overwrite: bool,
@@ -258,14 +270,22 @@ fn main() -> ExitCode {
             image,
             path,
             part,
+            lv,
             json,
             ..
-        }) => browse_cmds::ls(std::path::Path::new(&image), &path, part, json),
+        }) => browse_cmds::ls(
+            std::path::Path::new(&image),
+            &path,
+            part,
+            lv.as_deref(),
+            json,
+        ),
         Some(Command::Extract {
             image,
             paths,
             to,
             part,
+            lv,
             overwrite,
             json,
             ..
@@ -274,6 +294,7 @@ fn main() -> ExitCode {
             &paths,
             &to,
             part,
+            lv.as_deref(),
             overwrite,
             json,
         ),
@@ -284,8 +305,12 @@ fn main() -> ExitCode {
             ..
         }) => mount_cmds::mount_disk(std::path::Path::new(&image), &dir),
         Some(Command::Mount {
-            image, dir, part, ..
-        }) => mount_cmds::mount(std::path::Path::new(&image), part, &dir),
+            image,
+            dir,
+            part,
+            lv,
+            ..
+        }) => mount_cmds::mount(std::path::Path::new(&image), part, lv.as_deref(), &dir),
         Some(Command::Umount { dir, .. }) => mount_cmds::umount(&dir),
         Some(Command::Run { job, .. }) => job_file::run(std::path::Path::new(&job)),
         None => tui::run(),

@@ -133,7 +133,7 @@ fn require_root(what: &str) -> Result<()> {
 }
 
 /// `lifeboat mount`.
-pub fn mount(image: &Path, part: Option<u32>, dir: &Path) -> Result<u8> {
+pub fn mount(image: &Path, part: Option<u32>, lv: Option<&str>, dir: &Path) -> Result<u8> {
     require_root("lifeboat mount")?;
     let dir = canonical_dir(dir)?;
     if recorded().iter().any(|(_, s)| s.dir == dir) {
@@ -142,7 +142,7 @@ pub fn mount(image: &Path, part: Option<u32>, dir: &Path) -> Result<u8> {
     if is_mount_point(&dir) {
         bail!("{} is already a mount point", dir.display());
     }
-    let source = engine::extract::Source::find_mountable(image, part)?;
+    let source = engine::extract::Source::find_mountable_lv(image, part, lv)?;
     let (io, _reader) = engine::extract::open_device(&source)?;
     let fstype = match fs::probe(io.as_ref()) {
         Ok(Some(info)) => info.kind.name().to_string(),

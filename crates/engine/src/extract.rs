@@ -22,6 +22,7 @@ use crate::progress::{Cancel, ProgressSink, Tracker};
 use disk::text::printable;
 use disk::{BlockIo, FileDisk};
 use fs::browse::{BrowseError, Browser, Entry, EntryKind, SparseWrite, Timestamp};
+use fs::FsKind;
 use image::{ImageReader, StreamKind};
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, AtFlags, OFlag, AT_FDCWD};
@@ -82,6 +83,26 @@ pub enum ExtractError {
         length: u64,
         size: u64,
     },
+    #[error("{what} holds no LVM2 physical volume (asked for logical volume {lv})")]
+    NotLvm { what: String, lv: String },
+    #[error("{what}: reading its LVM2 metadata: {message}")]
+    Lvm { what: String, message: String },
+    #[error("{what} holds no logical volume {lv} (it holds: {have})")]
+    NoLv {
+        what: String,
+        lv: String,
+        have: String,
+    },
+    #[error("{what} holds several logical volumes with a file system: {choices}")]
+    SeveralLvs { what: String, choices: String },
+    #[error("{what} holds no logical volume with a file system (it holds: {have})")]
+    NoLvFileSystem { what: String, have: String },
+    #[error("{what}: logical volume {lv} cannot be read on its own ({why})")]
+    LvNotReadable {
+        what: String,
+        lv: String,
+        why: String,
+    },
     #[error(transparent)]
     Browse(#[from] BrowseError),
     #[error("creating {}: {source}", path.display())]
@@ -110,6 +131,13 @@ pub enum Source {
         /// `sdb1`, for titles.
         name: String,
     },
+    /// A logical volume of the LVM2 physical volume at `pv` (whose segments are all linear on
+    /// that PV: see `fs::lvm::LvIo`).
+    Lv {
+        pv: Box<Source>,
+        vg: String,
+        lv: String,
+    },
 }
 
 impl Source {
@@ -128,6 +156,7 @@ impl Source {
                 }
             }
             Source::Live { name, .. } => format!("{name} (read-only)"),
+            Source::Lv { pv, vg, lv } => format!("{} {vg}/{lv}", pv.short()),
         }
     }
 
@@ -139,26 +168,150 @@ impl Source {
                 format!("{} partition {partition}", path.display())
             }
             Source::Live { name, .. } => format!("{name} (live, read-only)"),
+            Source::Lv { pv, vg, lv } => format!("{} logical volume {vg}/{lv}", pv.title()),
         }
     }
 
     /// The file system in the file or device at `path`: an image (its partition `part`, or the
     /// only browsable one), a bare file system, or a partition `part` (or the only one holding a
     /// file system) of a partitioned disk or disk image.
+    ///
+    /// A partition (or file) that holds an LVM2 physical volume stands for its only logical
+    /// volume with a browsable file system; see [`Source::find_lv`] to name one.
     pub fn find(path: &Path, part: Option<u32>) -> Result<Source, ExtractError> {
-        Self::find_among(path, part, |fs| BROWSABLE.contains(&fs))
+        Self::find_lv(path, part, None)
+    }
+
+    /// Like [`Source::find`], with the logical volume `lv` (`VG/LV` or `LV`) of the LVM2
+    /// physical volume found there (without `part`, the only partition holding a PV).
+    pub fn find_lv(
+        path: &Path,
+        part: Option<u32>,
+        lv: Option<&str>,
+    ) -> Result<Source, ExtractError> {
+        Self::find_in_lvm(path, part, lv, |fs| BROWSABLE.contains(&fs))
     }
 
     /// Like [`Source::find`], but an image's partitions count when the kernel or `ntfs-3g` can
     /// mount them (XFS, btrfs and ISO 9660 too): what `lifeboat mount` picks.
     pub fn find_mountable(path: &Path, part: Option<u32>) -> Result<Source, ExtractError> {
-        Self::find_among(path, part, disk::mount::mountable)
+        Self::find_mountable_lv(path, part, None)
     }
 
+    /// [`Source::find_mountable`] with a logical volume, as [`Source::find_lv`].
+    pub fn find_mountable_lv(
+        path: &Path,
+        part: Option<u32>,
+        lv: Option<&str>,
+    ) -> Result<Source, ExtractError> {
+        Self::find_in_lvm(path, part, lv, disk::mount::mountable)
+    }
+
+    fn find_in_lvm(
+        path: &Path,
+        part: Option<u32>,
+        lv: Option<&str>,
+        wanted: fn(&str) -> bool,
+    ) -> Result<Source, ExtractError> {
+        let source = match lv {
+            // The partition to look in is the one holding a PV.
+            Some(_) => Self::find_among(path, part, is_pv, true)?,
+            None => Self::find_among(path, part, wanted, false)?,
+        };
+        source.into_lv(lv, wanted)
+    }
+
+    /// `self` when it holds no LVM2 PV and no `lv` is asked for; else the logical volume `lv`
+    /// of the PV (or, without `lv`, its only visible one whose file system is `wanted`).
+    fn into_lv(self, lv: Option<&str>, wanted: fn(&str) -> bool) -> Result<Source, ExtractError> {
+        let (io, _) = open_device(&self)?;
+        let pv = fs::probe(io.as_ref())
+            .ok()
+            .flatten()
+            .is_some_and(|f| f.kind == FsKind::Lvm2Member);
+        if !pv {
+            return match lv {
+                None => Ok(self),
+                Some(lv) => Err(ExtractError::NotLvm {
+                    what: self.title(),
+                    lv: lv.to_string(),
+                }),
+            };
+        }
+        let what = self.title();
+        let meta = fs::lvm::read_pv(io.as_ref()).map_err(|e| ExtractError::Lvm {
+            what: what.clone(),
+            message: e.to_string(),
+        })?;
+        let names = |lvs: &mut dyn Iterator<Item = &fs::lvm::Lv>| {
+            lvs.map(|l| format!("{}/{}", meta.vg_name, l.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let visible = || meta.lvs.iter().filter(|l| l.visible);
+        let chosen = match lv {
+            Some(asked) => {
+                let (vg, name) = match asked.split_once('/') {
+                    Some((vg, name)) => (Some(vg), name),
+                    None => (None, asked),
+                };
+                meta.lvs
+                    .iter()
+                    .find(|l| l.name == name && vg.is_none_or(|vg| vg == meta.vg_name))
+                    .ok_or_else(|| ExtractError::NoLv {
+                        what: what.clone(),
+                        lv: asked.to_string(),
+                        have: names(&mut visible()),
+                    })?
+            }
+            None => {
+                let usable: Vec<&fs::lvm::Lv> = visible()
+                    .filter(|l| {
+                        fs::lvm::LvIo::new(io.as_ref(), &meta, l)
+                            .ok()
+                            .and_then(|v| fs::probe(&v).ok().flatten())
+                            .is_some_and(|f| wanted(f.kind.name()))
+                    })
+                    .collect();
+                match usable.as_slice() {
+                    [one] => *one,
+                    [] => {
+                        return Err(ExtractError::NoLvFileSystem {
+                            what,
+                            have: names(&mut visible()),
+                        })
+                    }
+                    many => {
+                        return Err(ExtractError::SeveralLvs {
+                            what,
+                            choices: names(&mut many.iter().copied()),
+                        })
+                    }
+                }
+            }
+        };
+        fs::lvm::LvIo::new(io.as_ref(), &meta, chosen).map_err(|why| {
+            ExtractError::LvNotReadable {
+                what: what.clone(),
+                lv: format!("{}/{}", meta.vg_name, chosen.name),
+                why,
+            }
+        })?;
+        Ok(Source::Lv {
+            pv: Box::new(self),
+            vg: meta.vg_name.clone(),
+            lv: chosen.name.clone(),
+        })
+    }
+
+    /// The file system `part` names, or the only one: in an image, among the partitions whose
+    /// file system is `wanted` (when there are several); on a disk, among the partitions holding
+    /// any file system (with `pv_only`, an LVM2 PV).
     fn find_among(
         path: &Path,
         part: Option<u32>,
         wanted: fn(&str) -> bool,
+        pv_only: bool,
     ) -> Result<Source, ExtractError> {
         let disk = FileDisk::open_read(path)?;
         let mut magic = [0u8; 8];
@@ -196,8 +349,12 @@ impl Source {
                     .iter()
                     .filter(|p| !p.is_extended)
                     .filter(|p| {
-                        disk::Window::new(&disk, p.start, p.size)
-                            .is_ok_and(|w| fs::probe(&w).ok().flatten().is_some())
+                        disk::Window::new(&disk, p.start, p.size).is_ok_and(|w| {
+                            fs::probe(&w)
+                                .ok()
+                                .flatten()
+                                .is_some_and(|f| !pv_only || f.kind == FsKind::Lvm2Member)
+                        })
                     })
                     .collect();
                 match usable.as_slice() {
@@ -223,6 +380,11 @@ impl Source {
             name: format!("{} partition {}", path.display(), chosen.number),
         })
     }
+}
+
+/// The `fs` name of an LVM2 PV in a manifest.
+fn is_pv(fs: &str) -> bool {
+    fs == FsKind::Lvm2Member.name()
 }
 
 fn numbers(n: impl Iterator<Item = u32>) -> String {
@@ -420,6 +582,37 @@ pub fn open_device(source: &Source) -> Result<Device, ExtractError> {
                 }),
                 None,
             ))
+        }
+        Source::Lv { pv, vg, lv } => {
+            let (io, image) = open_device(pv)?;
+            let what = pv.title();
+            let meta = fs::lvm::read_pv(io.as_ref()).map_err(|e| ExtractError::Lvm {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
+            let found = meta
+                .lvs
+                .iter()
+                .find(|l| l.name == *lv && meta.vg_name == *vg)
+                .cloned()
+                .ok_or_else(|| ExtractError::NoLv {
+                    what: what.clone(),
+                    lv: format!("{vg}/{lv}"),
+                    have: meta
+                        .lvs
+                        .iter()
+                        .map(|l| format!("{}/{}", meta.vg_name, l.name))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
+            let view = fs::lvm::LvIo::owned(io, &meta, &found).map_err(|why| {
+                ExtractError::LvNotReadable {
+                    what,
+                    lv: format!("{vg}/{lv}"),
+                    why,
+                }
+            })?;
+            Ok((Box::new(view), image))
         }
     }
 }

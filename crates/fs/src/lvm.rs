@@ -654,18 +654,24 @@ struct Piece {
 }
 
 /// A logical volume whose segments are all linear on one PV, seen as a device of its own: reads
-/// at LV offsets go to the PV offsets its segments map them to. Read-only.
+/// at LV offsets go to the PV offsets its segments map them to. Read-only. It borrows the PV
+/// ([`LvIo::new`]) or owns it ([`LvIo::owned`], for a view handed on as `Box<dyn BlockIo>`).
 pub struct LvIo<'a> {
-    pv: &'a dyn BlockIo,
+    pv: PvRef<'a>,
     name: String,
     len: u64,
     pieces: Vec<Piece>,
 }
 
+enum PvRef<'a> {
+    Borrowed(&'a dyn BlockIo),
+    Owned(Box<dyn BlockIo>),
+}
+
 impl std::fmt::Debug for LvIo<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LvIo")
-            .field("pv", &self.pv.describe())
+            .field("pv", &self.pv().describe())
             .field("name", &self.name)
             .field("len", &self.len)
             .field("pieces", &self.pieces)
@@ -677,38 +683,66 @@ impl<'a> LvIo<'a> {
     /// The view of `lv` of `meta` on `pv`; `Err` with the reason when the LV is not made only of
     /// linear segments on this PV.
     pub fn new(pv: &'a dyn BlockIo, meta: &Pv, lv: &Lv) -> Result<Self, String> {
-        let mut pieces = Vec::new();
-        for s in &lv.segments {
-            if s.kind != "striped" {
-                return Err(format!("{} segment", s.kind));
-            }
-            let [(pv_name, first)] = s.stripes.as_slice() else {
-                return Err(format!("{} stripes", s.stripes.len()));
-            };
-            if *pv_name != meta.pv_name {
-                return Err(format!("extents on another PV ({pv_name})"));
-            }
-            let in_pv = first
-                .checked_add(s.extent_count)
-                .is_some_and(|e| e <= meta.pe_count);
-            if !in_pv {
-                return Err(format!("extents {first}+{} outside the PV", s.extent_count));
-            }
-            // Cannot overflow: pe_start + pe_count * extent_size was checked against the PV.
-            pieces.push(Piece {
-                lv: s.start_extent * meta.extent_size,
-                pv: meta.pe_start + first * meta.extent_size,
-                len: s.extent_count * meta.extent_size,
-            });
-        }
         Ok(LvIo {
-            pv,
+            pv: PvRef::Borrowed(pv),
             name: lv.name.clone(),
             len: lv.size,
-            pieces,
+            pieces: pieces(meta, lv)?,
         })
     }
 
+    /// The PV the view reads from.
+    fn pv(&self) -> &dyn BlockIo {
+        match &self.pv {
+            PvRef::Borrowed(pv) => *pv,
+            PvRef::Owned(pv) => pv.as_ref(),
+        }
+    }
+}
+
+impl LvIo<'static> {
+    /// Like [`LvIo::new`], owning the PV.
+    pub fn owned(pv: Box<dyn BlockIo>, meta: &Pv, lv: &Lv) -> Result<Self, String> {
+        Ok(LvIo {
+            pieces: pieces(meta, lv)?,
+            pv: PvRef::Owned(pv),
+            name: lv.name.clone(),
+            len: lv.size,
+        })
+    }
+}
+
+/// Where `lv`'s bytes lie on this PV; `Err` with the reason when the LV is not made only of
+/// linear segments on it.
+fn pieces(meta: &Pv, lv: &Lv) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    for s in &lv.segments {
+        if s.kind != "striped" {
+            return Err(format!("{} segment", s.kind));
+        }
+        let [(pv_name, first)] = s.stripes.as_slice() else {
+            return Err(format!("{} stripes", s.stripes.len()));
+        };
+        if *pv_name != meta.pv_name {
+            return Err(format!("extents on another PV ({pv_name})"));
+        }
+        let in_pv = first
+            .checked_add(s.extent_count)
+            .is_some_and(|e| e <= meta.pe_count);
+        if !in_pv {
+            return Err(format!("extents {first}+{} outside the PV", s.extent_count));
+        }
+        // Cannot overflow: pe_start + pe_count * extent_size was checked against the PV.
+        pieces.push(Piece {
+            lv: s.start_extent * meta.extent_size,
+            pv: meta.pe_start + first * meta.extent_size,
+            len: s.extent_count * meta.extent_size,
+        });
+    }
+    Ok(pieces)
+}
+
+impl LvIo<'_> {
     /// Calls `f(pv_offset, len)` for every PV range holding LV bytes `[offset, offset+len)`.
     fn walk(&self, offset: u64, len: u64, mut f: impl FnMut(u64, u64, u64)) {
         let end = offset.saturating_add(len).min(self.len);
@@ -727,7 +761,7 @@ impl BlockIo for LvIo<'_> {
     }
 
     fn logical_sector_size(&self) -> u32 {
-        self.pv.logical_sector_size()
+        self.pv().logical_sector_size()
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
@@ -748,7 +782,7 @@ impl BlockIo for LvIo<'_> {
         self.walk(offset, buf.len() as u64, |at, pv, n| {
             if result.is_ok() {
                 let (at, n) = (at as usize, n as usize);
-                result = self.pv.read_at(&mut buf[at..at + n], pv);
+                result = self.pv().read_at(&mut buf[at..at + n], pv);
             }
         });
         result
@@ -766,7 +800,7 @@ impl BlockIo for LvIo<'_> {
     }
 
     fn describe(&self) -> String {
-        format!("{} LV {}", self.pv.describe(), self.name)
+        format!("{} LV {}", self.pv().describe(), self.name)
     }
 }
 
