@@ -382,6 +382,58 @@ impl Source {
     }
 }
 
+/// A logical volume of an LVM2 PV, as a file browser offers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LvChoice {
+    /// `VG/LV`.
+    pub name: String,
+    pub size: u64,
+    /// The LV to browse.
+    pub source: Source,
+    /// Its file system, when one is recognised.
+    pub fs: Option<fs::FsInfo>,
+    /// Why it cannot be browsed (not linear on this PV, no file system); `None` when it can.
+    pub refused: Option<String>,
+}
+
+/// The visible logical volumes of the LVM2 PV at `pv`, with their file systems.
+pub fn logical_volumes(pv: &Source) -> Result<Vec<LvChoice>, ExtractError> {
+    let (io, _) = open_device(pv)?;
+    let meta = fs::lvm::read_pv(io.as_ref()).map_err(|e| ExtractError::Lvm {
+        what: pv.title(),
+        message: e.to_string(),
+    })?;
+    Ok(meta
+        .lvs
+        .iter()
+        .filter(|l| l.visible)
+        .map(|l| {
+            let (fs, refused) = match fs::lvm::LvIo::new(io.as_ref(), &meta, l) {
+                Err(why) => (None, Some(format!("cannot be read on its own: {why}"))),
+                Ok(view) => match fs::probe(&view).ok().flatten() {
+                    Some(f) if BROWSABLE.contains(&f.kind.name()) => (Some(f), None),
+                    Some(f) => {
+                        let why = format!("{} holds no files to browse", f.kind);
+                        (Some(f), Some(why))
+                    }
+                    None => (None, Some("no file system recognised".to_string())),
+                },
+            };
+            LvChoice {
+                name: format!("{}/{}", meta.vg_name, l.name),
+                size: l.size,
+                source: Source::Lv {
+                    pv: Box::new(pv.clone()),
+                    vg: meta.vg_name.clone(),
+                    lv: l.name.clone(),
+                },
+                fs,
+                refused,
+            }
+        })
+        .collect())
+}
+
 /// The `fs` name of an LVM2 PV in a manifest.
 fn is_pv(fs: &str) -> bool {
     fs == FsKind::Lvm2Member.name()

@@ -62,6 +62,10 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             files::on_listed(model, id, fs, result);
             Vec::new()
         }
+        Msg::LvsListed { id, result } => {
+            files::on_lvs(model, id, result);
+            Vec::new()
+        }
         Msg::ExtractChecked { id, existing } => extract::on_checked(model, id, existing),
         Msg::Extracted { id, result } => {
             extract::on_extracted(model, id, result);

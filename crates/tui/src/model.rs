@@ -330,6 +330,11 @@ pub enum Msg {
         fs: Option<String>,
         result: Result<Vec<FileItem>, String>,
     },
+    /// The logical volumes of an LVM2 PV the file browser opened (issue 16).
+    LvsListed {
+        id: RequestId,
+        result: Result<Vec<engine::extract::LvChoice>, String>,
+    },
     /// The destination of an extract was checked: the names that exist there.
     ExtractChecked {
         id: RequestId,
@@ -397,6 +402,11 @@ pub enum Effect {
         source: FileSource,
         dir: String,
         listing: Listing,
+    },
+    /// Read the logical volumes of the LVM2 PV at `source` (issue 16). Reads only.
+    ListLvs {
+        id: RequestId,
+        source: FileSource,
     },
     /// Look for the names an extract would create in its destination. Reads only.
     CheckExtract {

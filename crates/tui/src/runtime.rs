@@ -282,6 +282,16 @@ impl Runtime {
                     let _ = tx.send(Msg::FilesListed { id, fs, result });
                 });
             }
+            Effect::ListLvs { id, source } => {
+                self.spawn("lvs", move |tx| {
+                    let result =
+                        engine::extract::logical_volumes(&source).map_err(|e| e.to_string());
+                    if let Err(e) = &result {
+                        log::warn!("{}: {e}", source.title());
+                    }
+                    let _ = tx.send(Msg::LvsListed { id, result });
+                });
+            }
             Effect::CheckExtract { id, request } => {
                 self.spawn("check-extract", move |tx| {
                     let existing = crate::extract::existing(&request);

@@ -385,6 +385,9 @@ pub fn draw(model: &Model, f: &FilesScreen, frame: &mut Frame, area: Rect) {
             boxed(frame, area, " Result ", lines);
         }
         // The browsing steps are drawn by `files`.
-        FilesScreen::PickImage(_) | FilesScreen::PickPart { .. } | FilesScreen::Browse(_) => {}
+        FilesScreen::PickImage(_)
+        | FilesScreen::PickPart { .. }
+        | FilesScreen::PickLv { .. }
+        | FilesScreen::Browse(_) => {}
     }
 }

@@ -40,6 +40,9 @@ pub fn draw(model: &Model, f: &FilesScreen, frame: &mut Frame, area: Rect) {
             );
         }
         FilesScreen::Browse(v) => file_list_view(model, v, frame, area),
+        FilesScreen::PickLv {
+            pv, lvs, cursor, ..
+        } => lv_picker(model, pv, lvs.as_ref(), *cursor, frame, area),
         other => extract::draw(model, other, frame, area),
     }
 }
@@ -150,4 +153,55 @@ fn file_list_view(model: &Model, v: &FileView, frame: &mut Frame, area: Rect) {
     };
     lines.push(Line::raw(hint));
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), foot);
+}
+
+/// The logical volumes of a PV: name, size, file system and label, or why one cannot be browsed.
+fn lv_picker(
+    model: &Model,
+    pv: &super::FileSource,
+    lvs: Option<&Result<Vec<super::LvChoice>, String>>,
+    cursor: usize,
+    frame: &mut Frame,
+    area: Rect,
+) {
+    let title = format!(
+        " Browse which logical volume of {}? ",
+        printable(&pv.short())
+    );
+    let items = match lvs {
+        None => vec![ListItem::new(format!(
+            "  {} reading the LVM metadata",
+            spinner(model.tick)
+        ))],
+        Some(Err(e)) => vec![refused_item(format!(
+            "cannot read the LVM metadata: {}",
+            printable(e)
+        ))],
+        Some(Ok(list)) => list
+            .iter()
+            .map(|l| {
+                let fs = match &l.fs {
+                    Some(f) => match &f.label {
+                        Some(label) => format!("{} \"{}\"", f.kind, printable(label)),
+                        None => f.kind.to_string(),
+                    },
+                    None => "-".to_string(),
+                };
+                let head = format!("{:<24} {:>10}", printable(&l.name), human(l.size));
+                match &l.refused {
+                    None => ListItem::new(format!("  {head}  {fs}")),
+                    // The reason names the file system already.
+                    Some(why) => refused_item(format!("{head}  {}", printable(why))),
+                }
+            })
+            .collect(),
+    };
+    picker(
+        frame,
+        area,
+        &title,
+        items,
+        cursor,
+        "This physical volume holds no logical volumes.",
+    );
 }

@@ -100,7 +100,7 @@ impl FileView {
 
 /// A request to copy files out of a file system into a folder, and what it did: the
 /// extraction engine's own types.
-pub use engine::extract::{ExtractReport, ExtractRequest};
+pub use engine::extract::{ExtractReport, ExtractRequest, LvChoice};
 
 /// The steps of browsing files and extracting some.
 #[derive(Debug)]
@@ -109,6 +109,14 @@ pub enum FilesScreen {
     /// A disk image: which partition to browse.
     PickPart {
         image: ChosenImage,
+        cursor: usize,
+    },
+    /// An LVM2 PV: which logical volume to browse (issue 16). `lvs` is `None` while the worker
+    /// reads the PV's metadata; its answer carries `request`.
+    PickLv {
+        pv: FileSource,
+        request: Option<RequestId>,
+        lvs: Option<Result<Vec<LvChoice>, String>>,
         cursor: usize,
     },
     Browse(FileView),
@@ -184,6 +192,7 @@ impl FilesScreen {
         match self {
             FilesScreen::PickImage(_) => "Browse files - image".to_string(),
             FilesScreen::PickPart { .. } => "Browse files - partition".to_string(),
+            FilesScreen::PickLv { .. } => "Browse files - logical volume".to_string(),
             FilesScreen::Browse(v) => {
                 format!(
                     "Browse files - {}",
@@ -198,6 +207,7 @@ impl FilesScreen {
         match self {
             FilesScreen::PickImage(_) => image_picker::HELP,
             FilesScreen::PickPart { .. } => " ↑↓ move  Enter browse  Esc back",
+            FilesScreen::PickLv { .. } => " ↑↓ move  Enter browse this volume  Esc leave",
             FilesScreen::Browse(v) if v.typing.is_some() => {
                 " type part of a name  Enter search  Esc cancel"
             }
@@ -213,6 +223,7 @@ impl FilesScreen {
         match self {
             FilesScreen::PickImage(b) | FilesScreen::PickDest { browser: b, .. } => b.waiting(),
             FilesScreen::Browse(v) => v.items.is_none(),
+            FilesScreen::PickLv { lvs, .. } => lvs.is_none(),
             FilesScreen::Checking { .. } => true,
             _ => false,
         }
@@ -227,6 +238,101 @@ pub fn open(model: &mut Model, source: FileSource) -> (Screen, Vec<Effect>) {
         Screen::Files(Box::new(FilesScreen::Browse(view))),
         vec![effect],
     )
+}
+
+/// Opens the file browser on `source`, whose file system `probe` named `fs`: an LVM2 PV first
+/// asks which of its logical volumes to browse.
+fn open_fs(model: &mut Model, source: FileSource, fs: &str) -> (Screen, Vec<Effect>) {
+    if fs != fs::FsKind::Lvm2Member.name() {
+        return open(model, source);
+    }
+    let id = model.request();
+    let effect = Effect::ListLvs {
+        id,
+        source: source.clone(),
+    };
+    let step = FilesScreen::PickLv {
+        pv: source,
+        request: Some(id),
+        lvs: None,
+        cursor: 0,
+    };
+    (Screen::Files(Box::new(step)), vec![effect])
+}
+
+/// The logical volumes `id` asked for arrived: shown when the picker still waits for them, the
+/// cursor on the first one that can be browsed.
+pub fn on_lvs(model: &mut Model, id: RequestId, result: Result<Vec<LvChoice>, String>) {
+    if let Screen::Files(f) = &mut model.screen {
+        if let FilesScreen::PickLv {
+            request,
+            lvs,
+            cursor,
+            ..
+        } = &mut **f
+        {
+            if *request == Some(id) {
+                *request = None;
+                if let Ok(list) = &result {
+                    *cursor = list.iter().position(|l| l.refused.is_none()).unwrap_or(0);
+                }
+                *lvs = Some(result);
+            }
+        }
+    }
+}
+
+/// Keys of the logical-volume picker.
+fn pick_lv_key(model: &mut Model, f: FilesScreen, key: Key) -> (Screen, Vec<Effect>) {
+    let FilesScreen::PickLv {
+        pv,
+        request,
+        lvs,
+        cursor,
+    } = f
+    else {
+        return (Screen::Files(Box::new(f)), Vec::new());
+    };
+    let len = match &lvs {
+        Some(Ok(l)) => l.len(),
+        _ => 0,
+    };
+    let mut cursor = cursor;
+    let chosen = match &lvs {
+        Some(Ok(l)) => l.get(cursor).cloned(),
+        _ => None,
+    };
+    if let Some(c) = nav(cursor, len, key) {
+        model.status = None;
+        cursor = c;
+    } else {
+        match key {
+            Key::Esc | Key::Backspace => {
+                model.status = None;
+                return (Screen::Main, Vec::new());
+            }
+            Key::Enter => match chosen {
+                Some(lv) if lv.refused.is_none() => {
+                    model.status = None;
+                    log::info!("browsing logical volume {} (read-only)", lv.name);
+                    return open(model, lv.source);
+                }
+                Some(lv) => {
+                    let why = lv.refused.unwrap_or_default();
+                    model.status = Some(format!("{}: {why}", lv.name));
+                }
+                None => {}
+            },
+            _ => {}
+        }
+    }
+    let step = FilesScreen::PickLv {
+        pv,
+        request,
+        lvs,
+        cursor,
+    };
+    (Screen::Files(Box::new(step)), Vec::new())
 }
 
 /// The effect that (re)reads what `view` shows; `view` now waits for its answer.
@@ -290,14 +396,16 @@ pub fn browse_partition(model: &mut Model) -> (Screen, Vec<Effect>) {
         ));
     }
     log::info!("browsing the files of {} (read-only)", part.name);
-    open(
+    let fs = part.fs.as_ref().map_or("", |f| f.kind.name());
+    open_fs(
         model,
         FileSource::Live {
             node,
             offset,
             len: part.size,
-            name: part.name,
+            name: part.name.clone(),
         },
+        fs,
     )
 }
 
@@ -319,21 +427,32 @@ pub fn key(model: &mut Model, f: FilesScreen, key: Key) -> (Screen, Vec<Effect>)
                     .filter(|p| p.restorable)
                     .map(|p| p.number)
                     .collect();
+                let fs_of = |n: u32| {
+                    image
+                        .summary
+                        .parts
+                        .iter()
+                        .find(|p| p.number == n)
+                        .map_or(String::new(), |p| p.fs.clone())
+                };
                 match (image.summary.whole_disk, parts.as_slice()) {
-                    (false, _) => open(
-                        model,
-                        FileSource::Image {
+                    (false, _) => {
+                        let partition = parts.first().copied().unwrap_or(0);
+                        let fs = fs_of(partition);
+                        let source = FileSource::Image {
                             path: image.path,
-                            partition: parts.first().copied().unwrap_or(0),
-                        },
-                    ),
-                    (true, [one]) => open(
-                        model,
-                        FileSource::Image {
+                            partition,
+                        };
+                        open_fs(model, source, &fs)
+                    }
+                    (true, [one]) => {
+                        let fs = fs_of(*one);
+                        let source = FileSource::Image {
                             path: image.path,
                             partition: *one,
-                        },
-                    ),
+                        };
+                        open_fs(model, source, &fs)
+                    }
                     _ => {
                         let cursor = image
                             .summary
@@ -365,7 +484,8 @@ pub fn key(model: &mut Model, f: FilesScreen, key: Key) -> (Screen, Vec<Effect>)
                             path: image.path.clone(),
                             partition: p.number,
                         };
-                        open(model, source)
+                        let fs = p.fs.clone();
+                        open_fs(model, source, &fs)
                     }
                     Some(p) => {
                         model.status = Some(format!(
@@ -383,6 +503,7 @@ pub fn key(model: &mut Model, f: FilesScreen, key: Key) -> (Screen, Vec<Effect>)
             let (screen, effects) = browse_key(model, view, key);
             (screen.map_or(Screen::Main, wrap), effects)
         }
+        f @ FilesScreen::PickLv { .. } => pick_lv_key(model, f, key),
         other => extract::key(model, other, key),
     }
 }
