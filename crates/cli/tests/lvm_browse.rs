@@ -150,6 +150,19 @@ fn one_logical_volume_is_listed_and_extracted_from_a_disk_and_its_image() {
     ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(std::fs::read(to.join("big.bin")).unwrap() == big);
+
+    // `mount --lv`: the LV's file system from the image, read-only, through the kernel.
+    let point = d.join("mnt");
+    std::fs::create_dir_all(&point).unwrap();
+    let (code, out, err) = lifeboat(&["mount", s(&img), s(&point), "--lv", "lbbrowsevg1/root"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let read = std::fs::read(point.join("big.bin"));
+    let written = std::fs::write(point.join("new.txt"), b"x");
+    let (ucode, uout, uerr) = lifeboat(&["umount", s(&point)]);
+    assert!(read.unwrap() == big, "the LV's file through the mount");
+    assert!(written.is_err(), "the mount is read-only");
+    assert_eq!(ucode, 0, "{uout}{uerr}");
+    assert!(!point.join("big.bin").exists(), "unmounted");
 }
 
 #[test]
