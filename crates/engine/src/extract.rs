@@ -224,7 +224,12 @@ impl Source {
     /// `self` when it holds no LVM2 PV and no `lv` is asked for; else the logical volume `lv`
     /// of the PV (or, without `lv`, its only visible one whose file system is `wanted`).
     fn into_lv(self, lv: Option<&str>, wanted: fn(&str) -> bool) -> Result<Source, ExtractError> {
-        let (io, _) = open_device(&self)?;
+        let (io, _) = match open_device(&self) {
+            Ok(device) => device,
+            // Opening it again later says what is wrong, as for any other source.
+            Err(_) if lv.is_none() => return Ok(self),
+            Err(e) => return Err(e),
+        };
         let pv = fs::probe(io.as_ref())
             .ok()
             .flatten()
