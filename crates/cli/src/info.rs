@@ -286,6 +286,9 @@ fn fs_line(fs: Option<&fs::FsInfo>) -> String {
             if fs.needs_check {
                 s.push_str(", needs a check");
             }
+            if let Some(d) = &fs.detail {
+                let _ = write!(s, "; {}", printable(d));
+            }
             s
         }
     }
@@ -334,6 +337,18 @@ fn partition_table(parts: &[PartitionReport]) -> String {
             label,
             uuid
         );
+        if let Some(d) = p.fs.as_ref().and_then(|f| f.detail.as_ref()) {
+            let _ = writeln!(
+                out,
+                "     {} {}: {}",
+                p.fs.as_ref().map_or("", |f| f.kind.name()),
+                p.fs.as_ref()
+                    .and_then(|f| f.version.as_deref())
+                    .map(printable)
+                    .unwrap_or_default(),
+                printable(d)
+            );
+        }
         if let Some(e) = &p.fs_error {
             let _ = writeln!(
                 out,
