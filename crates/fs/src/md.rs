@@ -239,10 +239,12 @@ fn read_090(io: &dyn BlockIo) -> Result<Option<MdMember>, ProbeError> {
     } else {
         MdRole::Spare
     };
-    // The UUID: word 5, then words 13..16, as stored (what blkid prints).
+    // The UUID: words 5, 13, 14 and 15, each printed as its value in hex (what blkid and
+    // mdadm print, whatever the writer's byte order).
     let mut uuid = [0u8; 16];
-    uuid[..4].copy_from_slice(slice(&sb, 20, 4));
-    uuid[4..].copy_from_slice(slice(&sb, 52, 12));
+    for (i, word) in [5, 13, 14, 15].into_iter().enumerate() {
+        uuid[i * 4..i * 4 + 4].copy_from_slice(&w(word).to_be_bytes());
+    }
     // The event counter's halves are in the writer's order too: (lo, hi) on little-endian.
     let events = if big {
         (u64::from(w(39)) << 32) | u64::from(w(40))
