@@ -196,7 +196,11 @@ const LUKS_MIB: u64 = 62;
 /// `(block count - free blocks) * block size` of the ext4 at `dev`, as `dumpe2fs -h` in the VM
 /// reports it: the bytes ext4 itself counts as used (journal and inode tables included).
 fn ext4_used_in_vm(vm: &mut qemu_tests::vm::Vm, dev: &str) -> Result<u64> {
-    let out = sh(vm, &format!("dumpe2fs -h {dev} 2>/dev/null"), QUICK)?;
+    let out = sh(
+        vm,
+        &format!("/usr/sbin/dumpe2fs -h {dev} 2>/dev/null"),
+        QUICK,
+    )?;
     let field = |name: &str| -> Result<u64> {
         out.lines()
             .find_map(|l| l.strip_prefix(name))
@@ -241,7 +245,7 @@ fn an_ubuntu_style_luks2_lvm_disk_is_backed_up_as_ciphertext_and_restores_locked
         ],
     )?;
     let esp = dir.join("esp.img");
-    qemu_tests::fixture::mkfs(qemu_tests::fixture::Mkfs::Fat16, &esp, 8 * MIB, "ESP", &[])?;
+    qemu_tests::fixture::mkfs(qemu_tests::fixture::Mkfs::Fat12, &esp, 8 * MIB, "ESP", &[])?;
     qemu_tests::fixture::write_into(&disk, MIB, &esp)?;
     let boot_tree = dir.join("boot-tree");
     std::fs::create_dir_all(&boot_tree)?;
@@ -290,7 +294,7 @@ fn an_ubuntu_style_luks2_lvm_disk_is_backed_up_as_ciphertext_and_restores_locked
     )?;
     // LUKS2 → LVM → ext4 root, made by cryptsetup and lvm2 in the guest (no udev here).
     let lvm = "DM_DISABLE_UDEV=1 lvm";
-    let cfg = "--config 'activation { udev_sync = 0 udev_rules = 0 }'";
+    let cfg = "--config 'activation { udev_sync = 0 udev_rules = 0 } devices { obtain_device_list_from_udev = 0 }'";
     for cmd in [
         format!(
             "cryptsetup luksFormat --batch-mode --type luks2 --pbkdf pbkdf2 \
@@ -300,7 +304,7 @@ fn an_ubuntu_style_luks2_lvm_disk_is_backed_up_as_ciphertext_and_restores_locked
         format!("{lvm} pvcreate {cfg} /dev/mapper/dm_crypt-0"),
         format!("{lvm} vgcreate {cfg} vgubuntu /dev/mapper/dm_crypt-0"),
         format!("{lvm} lvcreate {cfg} -Zn -L 32M -n root vgubuntu"),
-        "mke2fs -q -F -t ext4 -L root /dev/mapper/vgubuntu-root".to_string(),
+        "/usr/sbin/mke2fs -q -F -t ext4 -L root /dev/mapper/vgubuntu-root".to_string(),
         "mount -t ext4 /dev/mapper/vgubuntu-root /mnt/root".to_string(),
         "mkdir -p /mnt/root/home/user && head -c 6000000 /dev/urandom > /mnt/root/home/user/data.bin \
          && echo 'an encrypted root' > /mnt/root/etc-hostname && sync"
@@ -381,8 +385,11 @@ fn an_ubuntu_style_luks2_lvm_disk_is_backed_up_as_ciphertext_and_restores_locked
     ] {
         sh(&mut vm, &format!("{cmd} 2>&1"), QUICK)?;
     }
-    let (code, fsck) =
-        qemu_tests::e2e::sh_status(&mut vm, "e2fsck -fn /dev/mapper/vgubuntu-root 2>&1", QUICK)?;
+    let (code, fsck) = qemu_tests::e2e::sh_status(
+        &mut vm,
+        "/usr/sbin/e2fsck -fn /dev/mapper/vgubuntu-root 2>&1",
+        QUICK,
+    )?;
     ensure!(
         code == 0,
         "e2fsck -fn of the restored root exited {code}:\n{fsck}"

@@ -86,7 +86,12 @@ impl PartitionCopy {
                 }
                 Err(e) => {
                     let note = whole_copy_note(info, &e);
-                    log::warn!("partition {number} of {}: {note}", src.describe());
+                    if info.kind.is_encrypted() {
+                        // Expected without a key, and a key given to the job may still unlock it.
+                        log::info!("partition {number} of {}: {note}", src.describe());
+                    } else {
+                        log::warn!("partition {number} of {}: {note}", src.describe());
+                    }
                     (CopyMode::Whole, None, Some(note))
                 }
             },
