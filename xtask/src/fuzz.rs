@@ -17,6 +17,8 @@ use anyhow::{bail, Context, Result};
 const TARGETS: &[(&str, &str, &str)] = &[
     ("fs", "probe", "seeds"),
     ("fs", "used_map", "seeds"),
+    // issue 16: LUKS1/LUKS2, BitLocker and md RAID headers
+    ("fs", "containers", "containers"),
     ("fs", "browse", "seeds"),
     ("image", "open_and_read", "open_and_read"),
     ("image", "volumes", "volumes"),

@@ -69,6 +69,11 @@ pub struct BackupArgs {
     /// Image large unpartitioned areas whole (by default only their first and last MiB).
     #[arg(long)]
     pub all_unpartitioned: bool,
+    /// The passphrase or BitLocker recovery password of the source's encrypted volumes, in a
+    /// file (its exact bytes, like `cryptsetup --key-file`): each volume is unlocked read-only
+    /// and only the ciphertext of its used blocks and its headers are stored.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
     /// Print the plan and stop.
     #[arg(long)]
     pub dry_run: bool,
@@ -104,6 +109,11 @@ pub fn backup_spec(source: &str, image_path: &Path, args: &BackupArgs) -> Result
         },
         all_unpartitioned: args.all_unpartitioned,
         identity: None,
+        key: args
+            .key_file
+            .as_deref()
+            .map(engine::unlock::Key::from_file)
+            .transpose()?,
     }))
 }
 

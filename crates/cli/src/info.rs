@@ -289,6 +289,9 @@ fn fs_line(fs: Option<&fs::FsInfo>) -> String {
                 // e.g. a hibernated Windows volume or a hibernation image over swap.
                 let _ = write!(s, ", {}", printable(st));
             }
+            if let Some(d) = &fs.detail {
+                let _ = write!(s, "; {}", printable(d));
+            }
             s
         }
     }
@@ -337,6 +340,18 @@ fn partition_table(parts: &[PartitionReport]) -> String {
             label,
             uuid
         );
+        if let Some(d) = p.fs.as_ref().and_then(|f| f.detail.as_ref()) {
+            let _ = writeln!(
+                out,
+                "     {} {}: {}",
+                p.fs.as_ref().map_or("", |f| f.kind.name()),
+                p.fs.as_ref()
+                    .and_then(|f| f.version.as_deref())
+                    .map(printable)
+                    .unwrap_or_default(),
+                printable(d)
+            );
+        }
         if let Some(e) = &p.fs_error {
             let _ = writeln!(
                 out,

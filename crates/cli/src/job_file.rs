@@ -198,8 +198,11 @@ fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Resul
             level,
             split,
             strict,
+            key_file,
         } => {
             let path = image_path(image, Some(source), base)?;
+            // Beneath the job file's folder, like the images.
+            let key_file = key_file.as_deref().map(|k| beneath(base, k)).transpose()?;
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
@@ -215,6 +218,7 @@ fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Resul
                 threads: 0,
                 strict: *strict,
                 all_unpartitioned: false,
+                key_file,
                 dry_run: false,
                 json: false,
             };

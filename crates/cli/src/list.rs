@@ -214,6 +214,7 @@ mod tests {
             needs_check: false,
             state: None,
             warnings: Vec::new(),
+            detail: None,
         }
     }
 

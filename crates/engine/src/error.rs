@@ -5,6 +5,9 @@ use std::io;
 /// Why a job stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    /// An encrypted volume could not be unlocked or mapped with the key given (issue 16).
+    #[error("encrypted volume: {problem}")]
+    Key { problem: String },
     #[error("reading {len} bytes at byte {offset} of {device}: {source}")]
     Read {
         device: String,

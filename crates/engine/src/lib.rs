@@ -9,7 +9,8 @@
 //! The steps a job runs, one module each: [`backup`] (disk or partition → image), [`restore`]
 //! (image → disk or partition), [`clone`] (disk → disk), [`copy`] (partition → partition or into
 //! free space), [`grow`] (the file system of a grown last partition), [`extract`] (files out of a
-//! file system). Underneath: [`safety`] (which targets may be written), [`pipeline`] (what a
+//! file system). Underneath: [`safety`] (which targets may be written), [`unlock`] (the
+//! ciphertext map of an encrypted volume opened read-only with its key), [`pipeline`] (what a
 //! partition's copy reads, and the reader/writer pipeline), [`rescue`] (the bad-sector policy),
 //! [`blockmap`] (the used byte runs of a block map), [`progress`] (events and cancellation),
 //! [`inspect`] (what a disk or file holds) and [`units`] (human sizes). The engine knows nothing
@@ -30,6 +31,7 @@ pub mod rescue;
 pub mod restore;
 pub mod safety;
 pub mod units;
+pub mod unlock;
 pub mod verify;
 
 pub use error::JobError;

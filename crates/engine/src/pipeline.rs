@@ -85,11 +85,13 @@ impl PartitionCopy {
                     (mode, Some(map), note)
                 }
                 Err(e) => {
-                    let note = format!(
-                        "{} used-block map not available ({e}): every byte is copied",
-                        info.kind.name()
-                    );
-                    log::warn!("partition {number} of {}: {note}", src.describe());
+                    let note = whole_copy_note(info, &e);
+                    if info.kind.is_encrypted() {
+                        // Expected without a key, and a key given to the job may still unlock it.
+                        log::info!("partition {number} of {}: {note}", src.describe());
+                    } else {
+                        log::warn!("partition {number} of {}: {note}", src.describe());
+                    }
                     (CopyMode::Whole, None, Some(note))
                 }
             },
@@ -125,6 +127,37 @@ impl PartitionCopy {
                 zeros: ZeroPolicy::WriteAll,
             }],
         }
+    }
+}
+
+/// Why a partition whose used-block map is not available is copied whole. An encrypted volume
+/// says so plainly: without its key nothing inside can be told apart, and ciphertext does not
+/// compress, so the image is about as large as the partition.
+fn whole_copy_note(info: &FsInfo, e: &fs::MapError) -> String {
+    let detail = info
+        .detail
+        .as_deref()
+        .map(|d| format!(" ({})", disk::text::printable(d)))
+        .unwrap_or_default();
+    let version = info.version.as_deref().unwrap_or(info.kind.name());
+    match info.kind {
+        FsKind::CryptoLuks | FsKind::BitLocker => format!(
+            "{} encrypted volume{detail}: without its key every byte is copied, and encrypted \
+             data does not compress, so the image is about as large as the partition",
+            if info.kind == FsKind::BitLocker {
+                "BitLocker"
+            } else {
+                version
+            }
+        ),
+        FsKind::LinuxRaidMember => format!(
+            "md RAID member{detail}: every byte is copied (the member's data and the array's \
+             superblock), so the copy is the same member of the same array"
+        ),
+        _ => format!(
+            "{} used-block map not available ({e}): every byte is copied",
+            info.kind.name()
+        ),
     }
 }
 
@@ -394,4 +427,48 @@ pub fn verify_spans(ctx: &CopyCtx<'_>, spans: &[Span]) -> Result<(), JobError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod encrypted_tests {
+    use super::*;
+
+    #[test]
+    fn an_encrypted_volume_without_its_key_is_copied_whole_and_the_note_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("luks.img");
+        let key = dir.path().join("key");
+        std::fs::write(&key, b"passphrase").unwrap();
+        qemu_tests::fixture::sparse_file(&img, 32 << 20).unwrap();
+        qemu_tests::fixture::run(
+            "cryptsetup",
+            &[
+                "luksFormat",
+                "--batch-mode",
+                "--type",
+                "luks2",
+                "--pbkdf",
+                "pbkdf2",
+                "--pbkdf-force-iterations",
+                "1000",
+                "--key-file",
+                key.to_str().unwrap(),
+                img.to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+        let io = disk::FileDisk::open_read(&img).unwrap();
+        let copy = PartitionCopy::plan(&io, 1, 0, 32 << 20, 0).unwrap();
+        assert_eq!(copy.mode, CopyMode::Whole);
+        assert_eq!(copy.bytes, 32 << 20);
+        let note = copy.note.unwrap();
+        assert!(
+            note.starts_with("LUKS2 encrypted volume (aes-xts-plain64 512-bit, 1 key slot, data at 16 MiB): without its key every byte is copied"),
+            "{note}"
+        );
+        assert!(
+            note.contains("the image is about as large as the partition"),
+            "{note}"
+        );
+    }
 }

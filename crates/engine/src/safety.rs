@@ -239,6 +239,9 @@ pub fn check_write_target(
         }
     }
     let checked = check_target(target, &all, devices)?;
+    if let Some(reason) = md_member_on(target) {
+        return Err(refuse(reason));
+    }
     // The file that is really written: the target itself, or the file behind a loop device.
     let written: Option<PathBuf> = match (&checked.device, checked.object) {
         (None, _) => Some(target.to_path_buf()),
@@ -251,6 +254,46 @@ pub fn check_write_target(
         check_written_file(&file, &all, devices).map_err(refuse)?;
     }
     Ok(checked)
+}
+
+/// Why `target` must not be written because it is, or holds, a member of an md RAID array (the
+/// whole target, or any partition of its partition table); `None` when it holds none. Lifeboat
+/// never assembles arrays, so a member is only "in use" on paper: the kernel would not refuse.
+/// Writing one member alone leaves the array's devices disagreeing, and the next assembly may
+/// take either copy, so it is refused until the user removes the member from its array.
+pub fn md_member_on(target: &Path) -> Option<String> {
+    let io = FileDisk::open_read(target).ok()?;
+    let whole = fs::md::read(&io).ok().flatten().map(|m| (None, m));
+    let member = whole.or_else(|| {
+        let l = layout::read(&io).ok()?;
+        l.partitions.iter().find_map(|p| {
+            let w = disk::Window::new(&io, p.start, p.size).ok()?;
+            fs::md::read(&w).ok().flatten().map(|m| (Some(p.number), m))
+        })
+    })?;
+    let (part, m) = member;
+    let what = match part {
+        Some(n) => format!("partition {n} of it"),
+        None => "it".to_string(),
+    };
+    let array = match (&m.name, &m.array_uuid) {
+        (Some(n), Some(u)) => format!("\"{}\" (UUID {u})", disk::text::printable(n)),
+        (None, Some(u)) => format!("UUID {u}"),
+        (Some(n), None) => format!("\"{}\"", disk::text::printable(n)),
+        (None, None) => "without a UUID".to_string(),
+    };
+    let why = if m.is_redundant() {
+        "writing one member alone leaves the array's copies disagreeing, and the next assembly \
+         may take either"
+    } else {
+        "writing one member alone destroys the array's data"
+    };
+    Some(format!(
+        "{what} is a member of the md {} array {array} ({}): {why}; write the assembled array \
+         instead, or take the member out of its array first (mdadm --zero-superblock)",
+        m.level.to_uppercase(),
+        m.summary()
+    ))
 }
 
 /// The device holding the file system of a regular file (`None` for devices and missing paths).
@@ -384,5 +427,67 @@ mod tests {
         std::fs::hard_link(&file, &other).unwrap();
         let e = check_written_file(&other, &[file.as_path()], &plain).unwrap_err();
         assert!(e.contains("which is being read"), "{e}");
+    }
+
+    /// An md 1.2 superblock as the kernel lays it out (`mdp_superblock_1`, 4 KiB into the
+    /// member): RAID1 `lifeboat:root`, 2 devices, this one device 0. The build host has no md
+    /// driver, so `mdadm --create` cannot run here; the booted image test makes real ones.
+    fn md_1_2_superblock() -> Vec<u8> {
+        let mut sb = vec![0u8; 4096];
+        sb[0..4].copy_from_slice(&0xa92b_4efc_u32.to_le_bytes());
+        sb[4..8].copy_from_slice(&1u32.to_le_bytes());
+        sb[16..32].copy_from_slice(&[0x5a; 16]);
+        sb[32..45].copy_from_slice(b"lifeboat:root");
+        sb[72..76].copy_from_slice(&1u32.to_le_bytes());
+        sb[92..96].copy_from_slice(&2u32.to_le_bytes());
+        sb[128..136].copy_from_slice(&2048u64.to_le_bytes());
+        sb[136..144].copy_from_slice(&2048u64.to_le_bytes());
+        sb[144..152].copy_from_slice(&8u64.to_le_bytes());
+        sb[220..224].copy_from_slice(&2u32.to_le_bytes());
+        sb[256..258].copy_from_slice(&0u16.to_le_bytes());
+        sb[258..260].copy_from_slice(&1u16.to_le_bytes());
+        sb
+    }
+
+    #[test]
+    fn a_target_holding_an_md_raid1_member_is_refused_and_says_how_to_proceed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("member.img");
+        let mut bytes = vec![0u8; 4 << 20];
+        bytes[4096..8192].copy_from_slice(&md_1_2_superblock());
+        std::fs::write(&file, &bytes).unwrap();
+        let e = check_write_target(&file, &[], None, &[]).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("it is a member of the md RAID1 array \"lifeboat:root\" (UUID 5a5a5a5a-"),
+            "{text}"
+        );
+        assert!(text.contains("RAID1 member, device 0 of 2"), "{text}");
+        assert!(text.contains("the next assembly may take either"), "{text}");
+        assert!(text.contains("mdadm --zero-superblock"), "{text}");
+        // Without the superblock the same file is an ordinary target.
+        bytes[4096..8192].fill(0);
+        std::fs::write(&file, &bytes).unwrap();
+        assert!(check_write_target(&file, &[], None, &[]).is_ok());
+    }
+
+    #[test]
+    fn a_disk_with_an_md_member_partition_is_refused_naming_the_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("disk.img");
+        qemu_tests::fixture::sparse_file(&file, 16 << 20).unwrap();
+        qemu_tests::fixture::sgdisk(&file, &["-n", "1:2048:+4M", "-n", "2:0:+4M"]).unwrap();
+        let l = layout::read(&FileDisk::open_read(&file).unwrap()).unwrap();
+        let start = l.partition(2).unwrap().start;
+        let mut bytes = std::fs::read(&file).unwrap();
+        let at = usize::try_from(start).unwrap() + 4096;
+        bytes[at..at + 4096].copy_from_slice(&md_1_2_superblock());
+        std::fs::write(&file, &bytes).unwrap();
+        let e = check_write_target(&file, &[], None, &[]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("partition 2 of it is a member of the md RAID1 array"),
+            "{e}"
+        );
     }
 }

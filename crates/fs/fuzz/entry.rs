@@ -56,6 +56,24 @@ pub fn used_map(data: &[u8]) {
     }
 }
 
+/// `fs::crypt::read` (LUKS1, LUKS2 with its JSON area, BitLocker's FVE metadata) and
+/// `fs::md::read` (md 0.90 and 1.x superblocks): never panic, and what they report lies on the
+/// partition.
+pub fn containers(data: &[u8]) {
+    use disk::BlockIo;
+    let disk = disk_from(data);
+    if let Ok(Some(e)) = fs::crypt::read(&disk) {
+        for (at, len) in &e.metadata {
+            assert!(at.checked_add(*len).is_some_and(|end| end <= disk.len()), "{e:?}");
+        }
+        let _ = e.summary();
+    }
+    if let Ok(Some(m)) = fs::md::read(&disk) {
+        assert!(m.super_offset < disk.len());
+        let _ = m.summary();
+    }
+}
+
 /// A sparse output that drops everything.
 struct Sink(std::io::Sink);
 impl fs::browse::SparseWrite for Sink {

@@ -5,8 +5,8 @@
 //! random bytes or a stale signature are reported as "nothing here" rather than misdetected.
 
 use crate::bytes::{
-    be16, be32, be64, is_pow2_in, label_from_bytes, label_from_utf16, le16, le32, le64, slice,
-    u8_at, utf16be_units, uuid_string,
+    be32, is_pow2_in, label_from_bytes, label_from_utf16, le16, le32, le64, slice, u8_at,
+    utf16be_units, uuid_string,
 };
 use crate::{btrfs, exfat, ext, fat, ntfs, xfs};
 use disk::BlockIo;
@@ -54,6 +54,12 @@ pub enum FsKind {
     Lvm2Member,
     #[serde(rename = "iso9660")]
     Iso9660,
+    /// A BitLocker encrypted volume (Windows 7 or later, To Go, Vista): [`crate::crypt`].
+    #[serde(rename = "BitLocker")]
+    BitLocker,
+    /// A Linux software RAID (md) member: [`crate::md`].
+    #[serde(rename = "linux_raid_member")]
+    LinuxRaidMember,
 }
 
 impl FsKind {
@@ -75,7 +81,14 @@ impl FsKind {
             FsKind::CryptoLuks => "crypto_LUKS",
             FsKind::Lvm2Member => "LVM2_member",
             FsKind::Iso9660 => "iso9660",
+            FsKind::BitLocker => "BitLocker",
+            FsKind::LinuxRaidMember => "linux_raid_member",
         }
+    }
+
+    /// An encrypted volume (LUKS, BitLocker): without its key only the whole can be copied.
+    pub fn is_encrypted(self) -> bool {
+        matches!(self, FsKind::CryptoLuks | FsKind::BitLocker)
     }
 }
 
@@ -112,6 +125,9 @@ pub struct FsInfo {
     pub state: Option<String>,
     /// Inconsistencies that did not prevent recognition, e.g. a size larger than the partition.
     pub warnings: Vec<String>,
+    /// What a container says beyond type, label and UUID, in one line: the cipher and key slots
+    /// or protectors of an encrypted volume, the level and role of an md RAID member.
+    pub detail: Option<String>,
 }
 
 impl FsInfo {
@@ -128,6 +144,7 @@ impl FsInfo {
             needs_check: false,
             state: None,
             warnings: Vec::new(),
+            detail: None,
         }
     }
 
@@ -176,17 +193,21 @@ pub(crate) fn read_opt(
     Ok(Some(buf))
 }
 
-/// Recognises the file system (or container: LUKS, LVM2 PV, swap) on a partition-sized `io`.
+/// Recognises the file system (or container: md RAID member, LUKS, BitLocker, LVM2 PV, swap) on a
+/// partition-sized `io`.
 ///
 /// Returns `Ok(None)` when no known superblock with sane fields is present. Signatures are tried
-/// from the most to the least specific: containers first (LUKS, LVM2, swap), then file systems
+/// from the most to the least specific: containers first (an md member before all, as `blkid`
+/// does: a RAID1 member with metadata at its end also shows its file system at its start; then
+/// LUKS and BitLocker, LVM2, swap), then file systems
 /// with strong magic numbers, ISO 9660 before FAT (a hybrid ISO also carries a boot sector), FAT
 /// late because its boot sector has no magic of its own, and an XFS external log last (it is
 /// found by a log record anywhere in the first 256 KiB).
 pub fn probe(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
     type Prober = fn(&dyn BlockIo) -> Result<Option<FsInfo>, ProbeError>;
     const PROBERS: &[Prober] = &[
-        probe_luks,
+        probe_md,
+        probe_encrypted,
         probe_lvm2,
         probe_swap,
         xfs::probe,
@@ -215,39 +236,48 @@ pub fn probe(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
     Ok(None)
 }
 
-fn probe_luks(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
-    let Some(h) = read_opt(io, 0, 512)? else {
+/// An md RAID member ([`crate::md`]): `blkid`'s `linux_raid_member`, its LABEL the array name.
+fn probe_md(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
+    let Some(m) = crate::md::read(io)? else {
         return Ok(None);
     };
-    if slice(&h, 0, 6) != b"LUKS\xba\xbe" {
-        return Ok(None);
-    }
-    let version = be16(&h, 6);
-    let mut info = FsInfo::new(FsKind::CryptoLuks);
+    let mut info = FsInfo::new(FsKind::LinuxRaidMember);
+    info.version = Some(m.metadata.clone());
+    info.label = m.name.clone();
+    info.uuid = m.array_uuid.clone();
     info.block_size = 512;
     info.cluster_size = 512;
-    info.uuid = label_from_bytes(slice(&h, 168, 40));
-    match version {
-        1 => {
-            // The payload offset (in 512-byte sectors) is where the encrypted data starts.
-            let payload = u64::from(be32(&h, 104));
-            if payload == 0 {
-                return Ok(None);
-            }
-            info.version = Some("LUKS1".into());
-        }
-        2 => {
-            let hdr_size = be64(&h, 8);
-            if !is_pow2_in(hdr_size, 16384, 4 << 20) || be64(&h, 256) != 0 {
-                return Ok(None);
-            }
-            info.version = Some("LUKS2".into());
-            info.label = label_from_bytes(slice(&h, 24, 48));
-        }
-        _ => return Ok(None),
-    }
-    // The header does not record the data size; the container spans the partition.
     info.size = io.len();
+    info.detail = Some(m.summary());
+    info.warnings = m.warnings;
+    Ok(Some(info))
+}
+
+/// LUKS1, LUKS2 ([`crate::crypt`]; `crypto_LUKS`) or BitLocker.
+fn probe_encrypted(io: &dyn BlockIo) -> Result<Option<FsInfo>, ProbeError> {
+    let Some(e) = crate::crypt::read(io)? else {
+        return Ok(None);
+    };
+    let kind = match e.scheme {
+        crate::crypt::Scheme::BitLocker => FsKind::BitLocker,
+        _ => FsKind::CryptoLuks,
+    };
+    let mut info = FsInfo::new(kind);
+    // blkid's VERSION: `LUKS1`/`LUKS2` here (it says 1 or 2), the FVE metadata version for
+    // BitLocker (2 since Windows 7; 1 for Vista).
+    info.version = Some(match (e.scheme, e.variant.as_deref()) {
+        (crate::crypt::Scheme::BitLocker, Some("Vista")) => "1".to_string(),
+        (crate::crypt::Scheme::BitLocker, _) => "2".to_string(),
+        (scheme, _) => scheme.name().to_string(),
+    });
+    info.uuid = e.uuid.clone();
+    info.label = e.label.clone();
+    info.block_size = e.sector_size;
+    info.cluster_size = e.sector_size;
+    // The header does not record the container's size; it spans the partition.
+    info.size = io.len();
+    info.detail = Some(e.summary());
+    info.warnings = e.warnings;
     Ok(Some(info))
 }
 

@@ -41,3 +41,28 @@ fn sparse_seeds_decode_to_the_file_systems_they_hold() {
         assert!(b.is_ok(), "{name}: {:?}", b.err());
     }
 }
+
+#[test]
+fn containers_survive_every_regression_seed_and_their_one_byte_mutants() {
+    replay("regressions/containers", containers);
+    assert!(replay("corpus/containers", containers) >= 2);
+    assert!(replay("corpus/seeds", containers) >= 8);
+    // Each LUKS seed with every header byte of its first 4 KiB set to 0x00 and 0xff in turn.
+    for name in [
+        "luks1-cryptsetup-luksFormat.sparse",
+        "luks2-cryptsetup-luksFormat-label.sparse",
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/containers")
+            .join(name);
+        let seed = std::fs::read(&path).unwrap();
+        // The first record's bytes start after the sparse header (12) and the record head (6).
+        for at in 18..seed.len().min(18 + 4096) {
+            for v in [0x00, 0xff] {
+                let mut m = seed.clone();
+                m[at] = v;
+                containers(&m);
+            }
+        }
+    }
+}

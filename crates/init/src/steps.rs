@@ -91,6 +91,16 @@ pub const ALWAYS_LOAD: &[&str] = &[
     "hid_generic",
     "sd_mod",
     "sr_mod",
+    // Encrypted volumes unlocked read-only by `lifeboat backup --key-file` (cryptsetup has no
+    // modprobe to call): device-mapper, dm-crypt, the zero target, and the ciphers' modes.
+    "dm_mod",
+    "dm_crypt",
+    "dm_zero",
+    "xts",
+    "ecb",
+    "essiv",
+    "af_alg",
+    "algif_skcipher",
 ];
 
 /// The directory init keeps its state in (log, boot medium).

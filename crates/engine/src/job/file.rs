@@ -59,6 +59,9 @@ pub enum Step {
         split: Option<String>,
         #[serde(default)]
         strict: bool,
+        /// The encrypted volumes' passphrase in a file beneath the job file's folder (issue 16).
+        #[serde(default)]
+        key_file: Option<String>,
     },
     Verify {
         /// Defaults to the image of the previous backup step.
@@ -183,11 +186,13 @@ impl Step {
                 source,
                 image,
                 split,
+                key_file,
                 ..
             } => [
                 Some(source.as_str()),
                 Some(image.as_str()),
                 split.as_deref(),
+                key_file.as_deref(),
             ]
             .into_iter()
             .flatten()
@@ -202,6 +207,25 @@ impl Step {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backup_step_names_its_key_file_and_never_holds_a_passphrase() {
+        let f = JobFile::parse(
+            "[[step]]\naction = \"backup\"\nsource = \"serial:X\"\nimage = \"x.lbi\"\nkey_file = \"keys/pc.key\"\n",
+            "job.toml",
+        )
+        .unwrap();
+        assert!(
+            matches!(&f.steps[0], Step::Backup { key_file: Some(k), .. } if k == "keys/pc.key")
+        );
+        // A passphrase written into the job file itself is not a field.
+        let e = JobFile::parse(
+            "[[step]]\naction = \"backup\"\nsource = \"a\"\nimage = \"b\"\npassphrase = \"x\"\n",
+            "job.toml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("passphrase"), "{e}");
+    }
 
     #[test]
     fn job_files_parse_and_unknown_keys_are_refused() {

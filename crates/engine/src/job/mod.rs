@@ -110,6 +110,10 @@ pub struct BackupSpec {
     pub all_unpartitioned: bool,
     /// Model and serial for the manifest when discovery does not know the source (image files).
     pub identity: Option<crate::backup::SourceIdentity>,
+    /// The passphrase or recovery password of the source's encrypted volumes (issue 16): each
+    /// one it unlocks is stored as the ciphertext of its file system's used blocks plus its
+    /// headers ([`crate::unlock`]); `None`: encrypted volumes are stored whole.
+    pub key: Option<crate::unlock::Key>,
 }
 
 /// A restore.

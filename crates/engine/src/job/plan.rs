@@ -137,6 +137,9 @@ fn plan_backup(mut s: BackupSpec, disks: &Disks) -> Result<Plan, JobError> {
         .or_else(|| s.identity.clone())
         .unwrap_or_default();
     let mut plan = crate::backup::plan_backup(&src, identity, &s.image, s.part)?;
+    if let Some(key) = &s.key {
+        unlock_encrypted(&mut plan, &src, &s.source, key, disks)?;
+    }
     if s.all_unpartitioned {
         plan = plan.with_all_unpartitioned();
     }
@@ -160,6 +163,86 @@ fn plan_backup(mut s: BackupSpec, disks: &Disks) -> Result<Plan, JobError> {
         destination: Some(destination),
         disks: disks.clone(),
     })
+}
+
+/// With a key: every encrypted partition of `plan` is unlocked read-only, and its copy becomes
+/// the ciphertext of the used blocks inside plus its headers ([`crate::unlock`]). A partition the
+/// key does not open is an error (a wrong key should not quietly cost a whole-volume image).
+fn unlock_encrypted(
+    plan: &mut crate::backup::BackupPlan,
+    src: &FileDisk,
+    source: &Path,
+    key: &crate::unlock::Key,
+    disks: &Disks,
+) -> Result<(), JobError> {
+    let mut found = 0;
+    for stream in &mut plan.streams {
+        let crate::backup::StreamPlan::Partition { copy, whole_source } = stream else {
+            continue;
+        };
+        if !copy.fs.as_ref().is_some_and(|f| f.kind.is_encrypted()) {
+            continue;
+        }
+        found += 1;
+        let node = if *whole_source && copy.src_start == 0 && copy.len == src.len() {
+            source.to_path_buf()
+        } else {
+            partition_node(src, copy.number, disks).ok_or_else(|| JobError::Key {
+                problem: format!(
+                    "partition {} of {} has no device node to unlock it through (only a disk \
+                     or partition device can be unlocked, not a disk image file)",
+                    copy.number,
+                    source.display()
+                ),
+            })?
+        };
+        let part = Window::new(src, copy.src_start, copy.len)
+            .map_err(|e| read_err(source, copy.src_start, e))?;
+        let mapped = crate::unlock::map_encrypted(&node, &part, copy.number, key)?;
+        let what = copy
+            .fs
+            .as_ref()
+            .and_then(|f| f.version.clone())
+            .unwrap_or_default();
+        copy.note =
+            Some(format!(
+            "{} encrypted volume unlocked read-only: {} inside, {} in use; only the ciphertext \
+             of its used blocks and the headers are stored (no plaintext, no key): a restore \
+             gives back the same locked volume",
+            if copy.fs.as_ref().is_some_and(|f| f.kind == fs::FsKind::BitLocker) {
+                "BitLocker".to_string()
+            } else {
+                what
+            },
+            disk::text::printable(&mapped.inside),
+            human(mapped.used_inside)
+        ));
+        copy.bytes = mapped.map.used_bytes();
+        copy.map = Some(mapped.map);
+        copy.mode = crate::pipeline::CopyMode::UsedBlocks;
+    }
+    if found == 0 {
+        return Err(JobError::Key {
+            problem: format!(
+                "a key was given, but {} holds no LUKS or BitLocker volume",
+                source.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The device node of partition `number` of the disk device `src`, from discovery.
+fn partition_node(src: &FileDisk, number: u32, disks: &Disks) -> Option<std::path::PathBuf> {
+    let dev = src.dev_num()?;
+    disks
+        .devices()
+        .iter()
+        .find(|d| d.dev == Some(dev))?
+        .partitions
+        .iter()
+        .find(|p| p.number == Some(number))
+        .map(|p| p.path.clone())
 }
 
 fn plan_restore(s: RestoreSpec, disks: &Disks) -> Result<Plan, JobError> {

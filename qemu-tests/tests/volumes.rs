@@ -1,0 +1,421 @@
+//! md RAID members made by `mdadm` in the booted image (issue 16): the build host has no md
+//! driver, the booted image has one (`md_mod`, `raid1`) and mdadm.
+//!
+//! Two disks, each with three partitions, carry three RAID1 arrays, one per superblock format:
+//! 1.2 (4 KiB in), 1.0 (at the end) and 0.90 (64 KiB-aligned at the end). In the VM, `lifeboat
+//! list` names the members, and a clone onto one of the disks is refused — while the arrays run
+//! (the kernel holds the members) and after they are stopped (only the superblocks say so: the
+//! md check of `engine::safety`). Back on the host, `lifeboat info --json` reads every member
+//! with the superblock's format, level, role, array name and UUID (TYPE, UUID and LABEL as
+//! `blkid -p` reports them), with no checksum warning (the checksums match mdadm's).
+//!
+//! Run with `cargo xtask qemu-test --test volumes`.
+
+use anyhow::{ensure, Context, Result};
+use qemu_tests::e2e::{
+    dev_by_serial, host_lifeboat_run, job_status, lifeboat_shell, power_off, report, sh, QUICK,
+};
+use qemu_tests::fixture::{path, run, scratch, sgdisk, sparse_file};
+use qemu_tests::vm::{Disk, Image, Interface, VmBuilder};
+use std::path::Path;
+use std::time::Instant;
+
+const MIB: u64 = 1 << 20;
+/// The three member partitions of each disk: (number, start MiB, metadata format).
+const MEMBERS: [(u32, u64, &str); 3] = [(1, 1, "1.2"), (2, 11, "1.0"), (3, 21, "0.90")];
+const PART_MIB: u64 = 10;
+
+/// A GPT disk with the three member partitions (type Linux RAID), nothing on them yet.
+fn member_disk(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
+    let disk = dir.join(name);
+    sparse_file(&disk, 33 * MIB)?;
+    let mut args = Vec::new();
+    for (n, start, _) in MEMBERS {
+        args.push(format!("-n{n}:{start}M:+{PART_MIB}M"));
+        args.push(format!("-t{n}:fd00"));
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    sgdisk(&disk, &refs)?;
+    Ok(disk)
+}
+
+/// `blkid -p` of the partition at `start` MiB of `disk`: (TYPE, UUID, LABEL).
+fn blkid_at(disk: &Path, start: u64) -> Result<(String, String, String)> {
+    let out = run(
+        "blkid",
+        &[
+            "-p",
+            "-o",
+            "export",
+            "-O",
+            &(start * MIB).to_string(),
+            "-S",
+            &(PART_MIB * MIB).to_string(),
+            path(disk)?,
+        ],
+    )?;
+    let get = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    Ok((get("TYPE"), get("UUID"), get("LABEL")))
+}
+
+#[test]
+fn md_raid1_members_made_by_mdadm_are_recognised_and_never_written() -> Result<()> {
+    let t0 = Instant::now();
+    let img = Image::find()?;
+    let dir = scratch("volumes/md")?;
+    let a = member_disk(&dir, "a.img")?;
+    let b = member_disk(&dir, "b.img")?;
+    let source = dir.join("source.img");
+    sparse_file(&source, 8 * MIB)?;
+    sgdisk(&source, &["-n1:1M:+4M", "-t1:8300"])?;
+
+    let vm_b = VmBuilder::new("volumes-md")
+        .disk(Disk::new(&a, Interface::Virtio).serial("MDA"))
+        .disk(Disk::new(&b, Interface::Virtio).serial("MDB"))
+        .disk(Disk::new(&source, Interface::Virtio).serial("SRC"));
+    let mut vm = lifeboat_shell(vm_b, &img)?;
+    let da = dev_by_serial(&mut vm, "MDA")?;
+    let db = dev_by_serial(&mut vm, "MDB")?;
+    let src = dev_by_serial(&mut vm, "SRC")?;
+    sh(&mut vm, "modprobe raid1", QUICK)?;
+    for (n, (part, _, metadata)) in MEMBERS.iter().enumerate() {
+        let name = if *metadata == "0.90" {
+            String::new()
+        } else {
+            " --homehost=lifeboat --name=r{n}".replace("{n}", &n.to_string())
+        };
+        sh(
+            &mut vm,
+            &format!(
+                "mdadm --create /dev/md{n} --run --level=1 --raid-devices=2 --metadata={metadata}\
+                 {name} {da}{part} {db}{part} 2>&1"
+            ),
+            QUICK,
+        )?;
+    }
+    let stat = sh(&mut vm, "cat /proc/mdstat", QUICK)?;
+    ensure!(
+        stat.matches(" active raid1 ").count() == 3,
+        "three RAID1 arrays are not running:\n{stat}"
+    );
+
+    let list = sh(&mut vm, "lifeboat list 2>&1", QUICK)?;
+    ensure!(
+        list.matches("linux_raid_member").count() >= 6,
+        "`lifeboat list` does not name the six members:\n{list}"
+    );
+    // Running arrays: the kernel holds the members.
+    let (code, out) = job_status(
+        &mut vm,
+        &format!("lifeboat clone {src} {da} --yes"),
+        "/tmp/clone-held.log",
+    )?;
+    ensure!(
+        code == 1 && out.contains(&format!("refusing to write to {da}")),
+        "a clone onto a disk whose partitions run in md arrays was not refused (exit {code}):\n{out}"
+    );
+    // Stopped arrays: only the superblocks say the partitions belong to them.
+    sh(&mut vm, "mdadm --stop --scan 2>&1; sync", QUICK)?;
+    let stat = sh(&mut vm, "cat /proc/mdstat", QUICK)?;
+    ensure!(
+        !stat.contains(" active "),
+        "the arrays did not stop:\n{stat}"
+    );
+    let (code, out) = job_status(
+        &mut vm,
+        &format!("lifeboat clone {src} {db} --yes"),
+        "/tmp/clone-stopped.log",
+    )?;
+    ensure!(
+        code == 1
+            && out.contains(&format!(
+                "refusing to write to {db}: partition 1 of it is a member of the md RAID1 array \
+                 \"lifeboat:r0\""
+            ))
+            && out.contains("RAID1 member, device 1 of 2")
+            && out.contains("mdadm --zero-superblock"),
+        "a clone onto a disk holding stopped md members was not refused by their superblocks \
+         (exit {code}):\n{out}"
+    );
+    power_off(vm)?;
+
+    // The host reads the members mdadm wrote, as blkid and mdadm --examine do.
+    for (disk, role) in [(&a, 0), (&b, 1)] {
+        let (code, out) = host_lifeboat_run(&["info", "--json", path(disk)?])?;
+        ensure!(
+            code == 0,
+            "lifeboat info {} exited {code}:\n{out}",
+            disk.display()
+        );
+        let report: serde_json::Value = serde_json::from_str(&out)?;
+        let parts = report["content"]["partitions"]
+            .as_array()
+            .context("no partitions in lifeboat info --json")?;
+        for (n, (part, start, metadata)) in MEMBERS.iter().enumerate() {
+            let fs = parts
+                .iter()
+                .find(|p| p["number"] == *part)
+                .map(|p| &p["fs"])
+                .with_context(|| format!("partition {part} missing:\n{out}"))?;
+            let (kind, uuid, label) = blkid_at(disk, *start)?;
+            assert_eq!(kind, "linux_raid_member", "blkid of partition {part}");
+            assert_eq!(fs["kind"], "linux_raid_member", "{fs}");
+            assert_eq!(fs["version"], *metadata, "{fs}");
+            assert_eq!(fs["uuid"].as_str().unwrap_or_default(), uuid, "{fs}");
+            assert_eq!(fs["label"].as_str().unwrap_or_default(), label, "{fs}");
+            let array = if *metadata == "0.90" {
+                String::new()
+            } else {
+                format!(", array \"lifeboat:r{n}\"")
+            };
+            assert_eq!(
+                fs["detail"],
+                format!("RAID1 member, device {role} of 2{array} (metadata {metadata})"),
+                "{fs}"
+            );
+            assert_eq!(
+                fs["warnings"],
+                serde_json::json!([]),
+                "checksum or layout warnings on a member mdadm made: {fs}"
+            );
+        }
+    }
+    report("volumes md", t0);
+    Ok(())
+}
+
+/// The passphrase of the encrypted root, as its key file holds it (exact bytes, no newline).
+const PASSPHRASE: &str = "correct horse battery staple";
+const LUKS_MIB: u64 = 62;
+
+/// `(block count - free blocks) * block size` of the ext4 at `dev`, as `dumpe2fs -h` in the VM
+/// reports it: the bytes ext4 itself counts as used (journal and inode tables included).
+fn ext4_used_in_vm(vm: &mut qemu_tests::vm::Vm, dev: &str) -> Result<u64> {
+    let out = sh(
+        vm,
+        &format!("/usr/sbin/dumpe2fs -h {dev} 2>/dev/null"),
+        QUICK,
+    )?;
+    let field = |name: &str| -> Result<u64> {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("no `{name}` in dumpe2fs -h {dev}:\n{out}"))
+    };
+    Ok((field("Block count:")? - field("Free blocks:")?) * field("Block size:")?)
+}
+
+/// The sha256 busybox prints for `what` (a file or a pipeline's output) in the VM.
+fn vm_sum(vm: &mut qemu_tests::vm::Vm, what: &str) -> Result<String> {
+    let out = sh(
+        vm,
+        &format!("echo SUM=$({what} | sha256sum | cut -d' ' -f1)="),
+        QUICK,
+    )?;
+    out.lines()
+        .filter_map(|l| l.trim().strip_prefix("SUM=")?.strip_suffix('='))
+        .find(|s| s.len() == 64)
+        .map(str::to_string)
+        .with_context(|| format!("no sha256 of `{what}` in the VM:\n{out}"))
+}
+
+#[test]
+fn an_ubuntu_style_luks2_lvm_disk_is_backed_up_as_ciphertext_and_restores_locked_and_clean(
+) -> Result<()> {
+    let t0 = Instant::now();
+    let img = Image::find()?;
+    let dir = scratch("volumes/luks")?;
+    // The host lays out the disk as Ubuntu's installer does: ESP, /boot (ext4), the rest LUKS2.
+    let disk = dir.join("ubuntu.img");
+    sparse_file(&disk, (1 + 8 + 16 + LUKS_MIB + 1) * MIB)?;
+    sgdisk(
+        &disk,
+        &[
+            "-n1:1M:+8M",
+            "-t1:ef00",
+            "-n2:9M:+16M",
+            "-t2:8300",
+            &format!("-n3:25M:+{LUKS_MIB}M"),
+            "-t3:8309",
+        ],
+    )?;
+    let esp = dir.join("esp.img");
+    qemu_tests::fixture::mkfs(qemu_tests::fixture::Mkfs::Fat12, &esp, 8 * MIB, "ESP", &[])?;
+    qemu_tests::fixture::write_into(&disk, MIB, &esp)?;
+    let boot_tree = dir.join("boot-tree");
+    std::fs::create_dir_all(&boot_tree)?;
+    std::fs::write(
+        boot_tree.join("vmlinuz"),
+        qemu_tests::fixture::noise(3, 2_000_000),
+    )?;
+    let boot = dir.join("boot.img");
+    run(
+        "mke2fs",
+        &[
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-L",
+            "boot",
+            "-d",
+            path(&boot_tree)?,
+            path(&boot)?,
+            "16M",
+        ],
+    )?;
+    qemu_tests::fixture::write_into(&disk, 9 * MIB, &boot)?;
+    let target = dir.join("blank.img");
+    sparse_file(&target, (1 + 8 + 16 + LUKS_MIB + 1) * MIB)?;
+    let content = dir.join("drive");
+    std::fs::create_dir_all(&content)?;
+    std::fs::write(content.join("key"), PASSPHRASE)?;
+    let drive = qemu_tests::e2e::ext4_drive(&dir, "images.img", 160, "IMAGES", Some(&content))?;
+
+    let b = VmBuilder::new("volumes-luks")
+        .disk(Disk::new(&disk, Interface::Virtio).serial("UBUNTU"))
+        .disk(Disk::new(&target, Interface::Virtio).serial("BLANK"))
+        .disk(Disk::new(&drive, Interface::Virtio).serial("IMAGES"));
+    let mut vm = lifeboat_shell(b, &img)?;
+    let src = dev_by_serial(&mut vm, "UBUNTU")?;
+    let dst = dev_by_serial(&mut vm, "BLANK")?;
+    let imgs = dev_by_serial(&mut vm, "IMAGES")?;
+    sh(
+        &mut vm,
+        &format!(
+            "mkdir -p /tmp/images /mnt/root /run/lock/lvm && mount -t ext4 {imgs} /tmp/images"
+        ),
+        QUICK,
+    )?;
+    // LUKS2 → LVM → ext4 root, made by cryptsetup and lvm2 in the guest (no udev here).
+    let lvm = "DM_DISABLE_UDEV=1 lvm";
+    let cfg = "--config 'activation { udev_sync = 0 udev_rules = 0 } devices { obtain_device_list_from_udev = 0 }'";
+    for cmd in [
+        format!(
+            "cryptsetup luksFormat --batch-mode --type luks2 --pbkdf pbkdf2 \
+             --pbkdf-force-iterations 1000 --label ubuntu-root --key-file /tmp/images/key {src}3"
+        ),
+        format!("cryptsetup open --key-file /tmp/images/key {src}3 dm_crypt-0"),
+        format!("{lvm} pvcreate {cfg} /dev/mapper/dm_crypt-0"),
+        format!("{lvm} vgcreate {cfg} vgubuntu /dev/mapper/dm_crypt-0"),
+        format!("{lvm} lvcreate {cfg} -Zn -L 32M -n root vgubuntu"),
+        "/usr/sbin/mke2fs -q -F -t ext4 -L root /dev/mapper/vgubuntu-root".to_string(),
+        "mount -t ext4 /dev/mapper/vgubuntu-root /mnt/root".to_string(),
+        "mkdir -p /mnt/root/home/user && head -c 6000000 /dev/urandom > /mnt/root/home/user/data.bin \
+         && echo 'an encrypted root' > /mnt/root/etc-hostname && sync"
+            .to_string(),
+    ] {
+        sh(&mut vm, &format!("{cmd} 2>&1"), QUICK)?;
+    }
+    let data_sum = vm_sum(&mut vm, "cat /mnt/root/home/user/data.bin")?;
+    sh(&mut vm, "umount /mnt/root", QUICK)?;
+    let root_used = ext4_used_in_vm(&mut vm, "/dev/mapper/vgubuntu-root")?;
+    let boot_used = ext4_used_in_vm(&mut vm, &format!("{src}2"))?;
+    sh(
+        &mut vm,
+        &format!("{lvm} vgchange {cfg} -an vgubuntu 2>&1 && cryptsetup close dm_crypt-0"),
+        QUICK,
+    )?;
+    let header_sum = vm_sum(&mut vm, &format!("head -c {} {src}3", 16 * MIB))?;
+
+    // Without the key: the encrypted partition is imaged whole, and the plan says why.
+    let (code, out) = job_status(
+        &mut vm,
+        &format!("lifeboat backup {src} /tmp/images/whole.lbi --dry-run"),
+        "/tmp/dry.log",
+    )?;
+    ensure!(
+        code == 0
+            && out.contains("LUKS2 encrypted volume")
+            && out.contains("without its key every byte is copied"),
+        "the plan without a key does not say why the image is large (exit {code}):\n{out}"
+    );
+    // With the key: only ciphertext of used blocks and the headers.
+    let out = qemu_tests::e2e::job(
+        &mut vm,
+        &format!("lifeboat backup {src} /tmp/images/u.lbi --key-file /tmp/images/key"),
+        "/tmp/backup.log",
+    )?;
+    ensure!(
+        out.contains("encrypted volume unlocked read-only") && out.contains("LVM2 PV"),
+        "the backup does not say it stored the unlocked volume's used ciphertext:\n{out}"
+    );
+    ensure!(
+        !out.contains(PASSPHRASE),
+        "the passphrase appears in the backup's output"
+    );
+    let left = sh(&mut vm, "ls /dev/mapper", QUICK)?;
+    ensure!(
+        !left.contains("lifeboat-ro"),
+        "the read-only mapping was not closed:\n{left}"
+    );
+    let size: u64 = sh(&mut vm, "stat -c %s /tmp/images/u.lbi", QUICK)?
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .next_back()
+        .context("no image size")?;
+    // Used bytes of the two ext4s, the ESP whole, the LUKS2 header area (16 MiB, mostly zeros)
+    // and LVM's first MiB, plus 2 %.
+    let bound = (root_used + boot_used + 8 * MIB + 16 * MIB + MIB) * 102 / 100;
+    ensure!(
+        size <= bound,
+        "the image is {size} bytes, more than the used bytes and metadata allow ({bound}); \
+         root uses {root_used}, /boot {boot_used}"
+    );
+
+    qemu_tests::e2e::job(
+        &mut vm,
+        &format!("lifeboat restore /tmp/images/u.lbi {dst} --yes"),
+        "/tmp/restore.log",
+    )?;
+    // The same locked volume: the same LUKS2 header and key slots, opened by the same passphrase.
+    assert_eq!(
+        vm_sum(&mut vm, &format!("head -c {} {dst}3", 16 * MIB))?,
+        header_sum,
+        "the restored LUKS2 header area differs from the original"
+    );
+    for cmd in [
+        format!("cryptsetup open --readonly --key-file /tmp/images/key {dst}3 restored"),
+        format!("{lvm} vgchange {cfg} -ay vgubuntu"),
+    ] {
+        sh(&mut vm, &format!("{cmd} 2>&1"), QUICK)?;
+    }
+    let (code, fsck) = qemu_tests::e2e::sh_status(
+        &mut vm,
+        "/usr/sbin/e2fsck -fn /dev/mapper/vgubuntu-root 2>&1",
+        QUICK,
+    )?;
+    ensure!(
+        code == 0,
+        "e2fsck -fn of the restored root exited {code}:\n{fsck}"
+    );
+    sh(
+        &mut vm,
+        "mount -t ext4 -o ro /dev/mapper/vgubuntu-root /mnt/root",
+        QUICK,
+    )?;
+    assert_eq!(
+        vm_sum(&mut vm, "cat /mnt/root/home/user/data.bin")?,
+        data_sum,
+        "a file of the restored root differs"
+    );
+    sh(
+        &mut vm,
+        &format!(
+            "umount /mnt/root && {lvm} vgchange {cfg} -an vgubuntu && cryptsetup close restored"
+        ),
+        QUICK,
+    )?;
+    power_off(vm)?;
+    eprintln!(
+        "luks: image {size} bytes for a {LUKS_MIB} MiB LUKS2 partition (root uses {root_used}, \
+         bound {bound})"
+    );
+    report("volumes luks", t0);
+    Ok(())
+}
