@@ -8,7 +8,8 @@
 //!
 //! The steps a job runs, one module each: [`backup`] (disk or partition → image), [`restore`]
 //! (image → disk or partition), [`clone`] (disk → disk), [`copy`] (partition → partition or into
-//! free space), [`grow`] (the file system of a grown last partition), [`extract`] (files out of a
+//! free space), [`grow`] (the file system of a grown last partition), [`shrink`] (file systems
+//! shrunk onto a smaller target), [`extract`] (files out of a
 //! file system). Underneath: [`safety`] (which targets may be written), [`pipeline`] (what a
 //! partition's copy reads, and the reader/writer pipeline), [`rescue`] (the bad-sector policy),
 //! [`blockmap`] (the used byte runs of a block map), [`progress`] (events and cancellation),
@@ -21,6 +22,7 @@ pub mod clone;
 pub mod copy;
 pub mod error;
 pub mod extract;
+mod fatcopy;
 pub mod grow;
 pub mod inspect;
 pub mod job;
@@ -29,6 +31,7 @@ pub mod progress;
 pub mod rescue;
 pub mod restore;
 pub mod safety;
+pub mod shrink;
 pub mod units;
 pub mod verify;
 
