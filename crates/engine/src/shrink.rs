@@ -394,7 +394,7 @@ fn check_shrunk(
             0,
             device,
         ),
-        ShrinkMethod::FatCopy => run("fsck.vfat", &["-n"], file, 0, device),
+        ShrinkMethod::FatCopy => run("fsck.fat", &["-n"], file, 0, device),
     })
     .map_err(|e| vdev_err(device, e))?
 }
