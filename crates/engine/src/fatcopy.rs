@@ -139,6 +139,13 @@ pub(crate) fn copy_fat(
     let src = fatfs::FileSystem::new(src_cursor, fatfs::FsOptions::new())
         .map_err(|e| fail(step, head, format!("reading the source FAT: {e}")))?;
     let fat_type = src.fat_type();
+    if fat_type == fatfs::FatType::Fat12 {
+        return Err(fail(
+            step,
+            head,
+            "shrinking a FAT12 is not supported".into(),
+        ));
+    }
     let source_cluster = src.cluster_size();
     let cluster = cluster_size(fat_type, head.len(), source_cluster);
     if fat_type == fatfs::FatType::Fat32 && head.len() / u64::from(cluster) < 65_525 + 1024 {
@@ -205,10 +212,8 @@ pub(crate) fn copy_fat(
         .map_err(|e| fail(step, head, format!("counting free clusters: {e}")))?;
     dst.unmount()
         .map_err(|e| fail(step, head, format!("closing the new FAT: {e}")))?;
-    if fat_type == fatfs::FatType::Fat32 {
-        fix_dots(head)
-            .map_err(|e| fail(step, head, format!("fixing '.' and '..' entries: {e}")))?;
-    }
+    fix_dots(head, fat_type == fatfs::FatType::Fat32)
+        .map_err(|e| fail(step, head, format!("fixing '.' and '..' entries: {e}")))?;
     log::info!(
         "partition {}: {} entries and {} bytes copied into a new FAT",
         step.number,
@@ -221,38 +226,64 @@ pub(crate) fn copy_fat(
 
 /// fatfs 0.3 writes a long-name entry before each of a new folder's `.` and `..` entries and,
 /// on FAT32, the root's cluster number in `..` where 0 belongs; fsck.fat takes such folders
-/// apart. Rewrites the first four slots of every folder to `.`, `..`, and two deleted entries.
-fn fix_dots(head: &dyn BlockIo) -> io::Result<()> {
+/// apart. Rewrites the first four slots of every folder to `.`, `..` (0 for the root), and two
+/// deleted entries. FAT16 and FAT32 (a FAT12 is never shrunk: it is smaller than the minimum).
+fn fix_dots(head: &dyn BlockIo, fat32: bool) -> io::Result<()> {
     let mut bpb = [0u8; 512];
     head.read_at(&mut bpb, 0)?;
     let u16_at = |o: usize| u64::from(u16::from_le_bytes([bpb[o], bpb[o + 1]]));
+    let u32_at = |o: usize| u32::from_le_bytes([bpb[o], bpb[o + 1], bpb[o + 2], bpb[o + 3]]);
     let bps = u16_at(11);
     let spc = u64::from(bpb[13]);
     let reserved = u16_at(14);
     let fats = u64::from(bpb[16]);
-    let fat_sectors = u64::from(u32::from_le_bytes([bpb[36], bpb[37], bpb[38], bpb[39]]));
-    let root = u32::from_le_bytes([bpb[44], bpb[45], bpb[46], bpb[47]]);
+    let root_entries = u16_at(17);
+    let fat_sectors = if fat32 {
+        u64::from(u32_at(36))
+    } else {
+        u16_at(22)
+    };
+    // FAT32: the root is a cluster chain; FAT16: a fixed region before the data (cluster "0").
+    let root = if fat32 { u32_at(44) } else { 0 };
     let cluster_bytes = bps * spc;
-    let data = (reserved + fats * fat_sectors) * bps;
-    if bps < 512 || cluster_bytes == 0 || root < 2 || data >= head.len() {
+    let root_region = (reserved + fats * fat_sectors) * bps;
+    let data = root_region + (root_entries * 32).div_ceil(bps.max(1)) * bps;
+    if bps < 512 || cluster_bytes == 0 || (fat32 && root < 2) || data >= head.len() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            "implausible new FAT32 boot sector",
+            "implausible new FAT boot sector",
         ));
     }
     let clusters = (head.len() - data) / cluster_bytes + 2;
     let valid = |c: u32| c >= 2 && u64::from(c) < clusters;
     let offset_of = |c: u32| data + (u64::from(c) - 2) * cluster_bytes;
     let first_cluster = |e: &[u8]| {
-        (u32::from(u16::from_le_bytes([e[20], e[21]])) << 16)
-            | u32::from(u16::from_le_bytes([e[26], e[27]]))
+        let low = u32::from(u16::from_le_bytes([e[26], e[27]]));
+        if fat32 {
+            (u32::from(u16::from_le_bytes([e[20], e[21]])) << 16) | low
+        } else {
+            low
+        }
     };
     let next = |c: u32| -> io::Result<u32> {
+        let width = if fat32 { 4 } else { 2 };
         let mut n = [0u8; 4];
-        head.read_at(&mut n, reserved * bps + u64::from(c) * 4)?;
-        Ok(u32::from_le_bytes(n) & 0x0FFF_FFFF)
+        head.read_at(
+            &mut n[..width],
+            reserved * bps + u64::from(c) * width as u64,
+        )?;
+        Ok(if fat32 {
+            u32::from_le_bytes(n) & 0x0FFF_FFFF
+        } else {
+            let v = u32::from_le_bytes(n);
+            if v >= 0xFFF8 {
+                0x0FFF_FFFF
+            } else {
+                v
+            }
+        })
     };
-    // Folders to visit: (first cluster, parent's first cluster or 0 for the root).
+    // Folders to visit: (first cluster, parent's first cluster).
     let mut todo = vec![(root, 0u32)];
     let mut visited = 0u64;
     let mut buf = vec![0u8; cluster_bytes as usize];
@@ -280,11 +311,26 @@ fn fix_dots(head: &dyn BlockIo) -> io::Result<()> {
                 head.write_at(&fixed, offset_of(dir))?;
             }
         }
+        // The folder's entries: the fixed FAT16 root region, or its cluster chain.
+        let mut pieces: Vec<Vec<u8>> = Vec::new();
+        if dir == 0 {
+            let mut region = vec![0u8; (root_entries * 32) as usize];
+            head.read_at(&mut region, root_region)?;
+            pieces.push(region);
+        }
         let mut c = dir;
         let mut chain = 0u64;
-        'chain: while valid(c) && chain < clusters {
-            chain += 1;
-            head.read_at(&mut buf, offset_of(c))?;
+        'chain: loop {
+            if let Some(piece) = pieces.pop() {
+                buf = piece;
+            } else if valid(c) && chain < clusters {
+                chain += 1;
+                buf.resize(cluster_bytes as usize, 0);
+                head.read_at(&mut buf, offset_of(c))?;
+                c = next(c)?;
+            } else {
+                break;
+            }
             for e in buf.chunks_exact(32) {
                 if e[0] == 0 {
                     break 'chain;
@@ -295,7 +341,9 @@ fn fix_dots(head: &dyn BlockIo) -> io::Result<()> {
                     todo.push((sub, dir));
                 }
             }
-            c = next(c)?;
+            if dir == 0 {
+                break;
+            }
         }
     }
     Ok(())
