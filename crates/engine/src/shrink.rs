@@ -277,10 +277,12 @@ pub fn shrink_partition(
 ) -> Result<String, JobError> {
     let device = format!("partition {} of {}", step.number, head.describe());
     let work = WorkDir::new()?;
+    let started = std::time::Instant::now();
     if step.method == ShrinkMethod::FatCopy {
         crate::fatcopy::copy_fat(step, head, base)?;
+        let shrunk = started.elapsed();
         check_shrunk(step, head, &work, &device)?;
-        return Ok(report_line(step));
+        return Ok(report_line(step, shrunk, started.elapsed() - shrunk));
     }
     let overlay = vdev::Overlay::new(head, base, limits()).map_err(|e| JobError::Tool {
         tool: "lifeboat".into(),
@@ -329,18 +331,26 @@ pub fn shrink_partition(
         human(overlay.spilled_bytes())
     );
     drop(overlay);
+    let shrunk = started.elapsed();
     check_shrunk(step, head, &work, &device)?;
-    Ok(report_line(step))
+    Ok(report_line(step, shrunk, started.elapsed() - shrunk))
 }
 
-fn report_line(step: &ShrinkStep) -> String {
+fn report_line(
+    step: &ShrinkStep,
+    shrunk: std::time::Duration,
+    checked: std::time::Duration,
+) -> String {
     format!(
-        "partition {}: {} shrunk from {} to {} with {} (UUID and label kept)",
+        "partition {}: {} shrunk from {} to {} with {} in {:.1} s, checked in {:.1} s (UUID and \
+         label kept)",
         step.number,
         step.fs,
         human(step.old_size),
         human(step.new_size),
-        step.method.name()
+        step.method.name(),
+        shrunk.as_secs_f64(),
+        checked.as_secs_f64()
     )
 }
 
