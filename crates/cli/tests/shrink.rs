@@ -283,3 +283,27 @@ fn a_disk_too_small_for_the_used_data_is_refused_saying_by_how_much() {
         "nothing was written"
     );
 }
+
+#[test]
+fn a_job_file_clone_onto_a_smaller_disk_shrinks_like_the_cli() {
+    let sd = shrink_disk();
+    let dst = sd.dir.path().join("dst.img");
+    fixture::sparse_file(&dst, TARGET).unwrap();
+    let job = sd.dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "[[step]]\naction = \"clone\"\nsource = \"{}\"\ntarget = \"{}\"\n",
+            s(&sd.disk),
+            s(&dst)
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = lifeboat(&["run", s(&job)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("resize2fs") && out.contains("ntfsresize"),
+        "{out}"
+    );
+    check_target(&sd, &dst);
+}
