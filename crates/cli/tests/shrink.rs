@@ -19,13 +19,13 @@ struct ShrinkDisk {
     hashes: BTreeMap<String, String>,
 }
 
-/// A tree of 24 incompressible files of 700 KiB (about 16 MiB) in nested folders, plus small
-/// text files with long names.
+/// A tree of 48 incompressible files of 700 KiB (about 33 MiB) in nested folders, plus small
+/// text files with long names: each data partition has to give up room for a 60% disk.
 fn tree(dir: &Path) -> BTreeMap<String, String> {
     std::fs::create_dir_all(dir.join("Documents/Long folder name/deeper")).unwrap();
     std::fs::create_dir_all(dir.join("Pictures")).unwrap();
     let mut hashes = BTreeMap::new();
-    for i in 0..24u64 {
+    for i in 0..48u64 {
         let name = match i % 3 {
             0 => format!("Pictures/photo number {i}.jpg"),
             1 => format!("Documents/Long folder name/deeper/blob-{i}.bin"),
@@ -53,8 +53,8 @@ fn tree(dir: &Path) -> BTreeMap<String, String> {
     hashes
 }
 
-/// 330 MiB GPT: 1 = ESP (FAT16, 32 MiB), 2 = ext4 "rootfs", 3 = NTFS "winvol", 4 = FAT32
-/// "FATVOL" (96 MiB each, about 17 MiB of files in each).
+/// 330 MiB GPT: 1 = ESP (FAT16, 32 MiB), 2 = ext4 "rootfs" (4 KiB blocks), 3 = NTFS "winvol",
+/// 4 = FAT32 "FATVOL" (96 MiB each, about 34 MiB of files in each).
 fn shrink_disk() -> ShrinkDisk {
     let dir = tempfile::tempdir().unwrap();
     let files = dir.path().join("tree");

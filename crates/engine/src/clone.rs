@@ -196,8 +196,14 @@ pub fn plan_clone(
                 .as_ref()
                 .and_then(|f| f.uuid.clone())
                 .unwrap_or_default(),
+            tool_min: None,
         })
         .collect();
+    let measure = |number: u32, method| {
+        let p = layout.partition(number)?;
+        let part = disk::Window::new(src, p.start, p.size).ok()?;
+        crate::shrink::tool_minimum(method, &part)
+    };
     let (table, shrink) = crate::shrink::plan_table(
         &layout,
         target_name,
@@ -205,6 +211,7 @@ pub fn plan_clone(
         target_sector,
         &copy_opts,
         &facts,
+        &measure,
     )?;
     for p in &mut partitions {
         if let Some(n) = table.layout().partition(p.number) {

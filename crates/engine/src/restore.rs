@@ -4,7 +4,7 @@
 use crate::error::JobError;
 use crate::grow::GrowFs;
 use crate::progress::{Cancel, ProgressSink, Tracker};
-use crate::shrink::{PartFacts, ShrinkStep};
+use crate::shrink::ShrinkStep;
 use crate::units::human;
 use disk::BlockIo;
 use image::{Bitmap, ImageReader, IndexEntry, PartitionEntry, PartitionMode, StreamKind};
@@ -223,21 +223,9 @@ fn used_runs(b: &Bitmap, at: u64, n: u64) -> Vec<(u64, u64)> {
     )
 }
 
-/// Plans restoring a whole-disk image onto a target disk of `target_len` bytes.
-pub fn plan_restore_disk(
-    image: &Arc<ImageReader>,
-    target_name: &str,
-    target_len: u64,
-    target_sector: Option<u32>,
-    opts: &RestoreOptions,
-) -> Result<RestorePlan, JobError> {
+/// The partition table of the disk imaged in `image` (read from its table areas).
+pub fn image_layout(image: &Arc<ImageReader>) -> Result<Layout, JobError> {
     let m = image.manifest();
-    if m.table.kind == "none" {
-        return Err(JobError::BadImage {
-            image: image.name().to_string(),
-            problem: "it holds one partition, not a disk: restore it into a partition".to_string(),
-        });
-    }
     let view = AreaView {
         image: Arc::clone(image),
         len: m.source.size,
@@ -256,24 +244,37 @@ pub fn plan_restore_disk(
             problem: "its partition-table areas hold no partition table".to_string(),
         });
     }
+    Ok(layout)
+}
+
+/// Plans restoring a whole-disk image onto a target disk of `target_len` bytes.
+pub fn plan_restore_disk(
+    image: &Arc<ImageReader>,
+    target_name: &str,
+    target_len: u64,
+    target_sector: Option<u32>,
+    opts: &RestoreOptions,
+) -> Result<RestorePlan, JobError> {
+    let m = image.manifest();
+    if m.table.kind == "none" {
+        return Err(JobError::BadImage {
+            image: image.name().to_string(),
+            problem: "it holds one partition, not a disk: restore it into a partition".to_string(),
+        });
+    }
+    let layout = image_layout(image)?;
     let target_sector = target_sector.unwrap_or(layout.sector_size);
     let copy_opts = CopyOptions {
         grow_last: opts.grow_last,
         new_ids: opts.new_ids,
         keep_boot_code: true,
     };
-    let facts: Vec<PartFacts> = m
-        .partitions
-        .iter()
-        .map(|e| PartFacts {
-            number: e.number,
-            fs: e.fs.clone(),
-            used: (e.mode == PartitionMode::UsedBlocks && e.stream.is_some())
-                .then_some(e.used_bytes),
-            label: e.label.clone(),
-            uuid: e.uuid.clone(),
-        })
-        .collect();
+    let facts = crate::shrink::facts_from_manifest(m);
+    let measure = |number: u32, method| {
+        let stream = m.partitions.iter().find(|e| e.number == number)?.stream?;
+        let reader = Arc::clone(image).stream_reader(stream).ok()?;
+        crate::shrink::tool_minimum(method, &reader)
+    };
     let (table, shrink) = crate::shrink::plan_table(
         &layout,
         target_name,
@@ -281,6 +282,7 @@ pub fn plan_restore_disk(
         target_sector,
         &copy_opts,
         &facts,
+        &measure,
     )?;
     let ss = u64::from(layout.sector_size);
     let table_end = match &layout.kind {

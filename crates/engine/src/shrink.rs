@@ -89,6 +89,8 @@ pub struct PartFacts {
     pub used: Option<u64>,
     pub label: String,
     pub uuid: String,
+    /// The smallest size the file system's own tool accepts ([`tool_minimum`]), when measured.
+    pub tool_min: Option<u64>,
 }
 
 /// One partition that shrinks.
@@ -126,8 +128,125 @@ impl fmt::Display for ShrinkStep {
     }
 }
 
+fn shrinkables(facts: &[PartFacts]) -> Vec<Shrinkable> {
+    facts
+        .iter()
+        .filter_map(|f| {
+            let m = ShrinkMethod::for_fs(&f.fs)?;
+            let estimate = m.min_size(f.used?);
+            // The tool's own minimum, when it was measured, with 2 % and 1 MiB to spare.
+            let min_size = match f.tool_min {
+                Some(t) => t.saturating_add(t / 50).saturating_add(1 << 20),
+                None => estimate,
+            };
+            Some(Shrinkable {
+                number: f.number,
+                min_size,
+            })
+        })
+        .collect()
+}
+
+/// The minimum the file system's own tool names for the file system on `base` (read-only, served
+/// through FUSE for the length of the call): `resize2fs -P`, `ntfsresize --info`. `None` for FAT
+/// (rebuilt, no tool), when not root, or when the tool does not say.
+pub fn tool_minimum(method: ShrinkMethod, base: &dyn BlockIo) -> Option<u64> {
+    if method == ShrinkMethod::FatCopy || !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let block = u64::from(fs::probe(base).ok()??.block_size);
+    let work = WorkDir::new().ok()?;
+    let measured = vdev::serve_scoped(base, &work.file(), "minimum size", false, |file| {
+        let f = file.to_string_lossy();
+        match method {
+            ShrinkMethod::Resize2fs => {
+                let (_, out) = tool("resize2fs", &["-P", &f]).ok()?;
+                let n: u64 = out
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Estimated minimum size of the filesystem:"))?
+                    .trim()
+                    .parse()
+                    .ok()?;
+                n.checked_mul(block)
+            }
+            ShrinkMethod::Ntfsresize => {
+                let (_, out) = tool(
+                    "ntfsresize",
+                    &["--info", "--force", "--no-progress-bar", &f],
+                )
+                .ok()?;
+                out.lines()
+                    .find_map(|l| l.strip_prefix("You might resize at "))?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            }
+            ShrinkMethod::FatCopy => None,
+        }
+    });
+    match measured {
+        Ok(v) => v,
+        Err(e) => {
+            log::warn!("measuring the minimum size of {}: {e}", base.describe());
+            None
+        }
+    }
+}
+
+/// What the image's manifest says of each partition's file system.
+pub fn facts_from_manifest(m: &image::Manifest) -> Vec<PartFacts> {
+    m.partitions
+        .iter()
+        .map(|e| PartFacts {
+            number: e.number,
+            fs: e.fs.clone(),
+            used: (e.mode == image::PartitionMode::UsedBlocks && e.stream.is_some())
+                .then_some(e.used_bytes),
+            label: e.label.clone(),
+            uuid: e.uuid.clone(),
+            tool_min: None,
+        })
+        .collect()
+}
+
+/// What an inspection of a disk found of each partition's file system.
+pub fn facts_from_report(parts: &[crate::inspect::PartitionReport]) -> Vec<PartFacts> {
+    parts
+        .iter()
+        .map(|p| PartFacts {
+            number: p.number,
+            fs: p
+                .fs
+                .as_ref()
+                .map(|f| f.kind.name().to_string())
+                .unwrap_or_default(),
+            used: p.used,
+            label: p
+                .fs
+                .as_ref()
+                .and_then(|f| f.label.clone())
+                .unwrap_or_default(),
+            uuid: p
+                .fs
+                .as_ref()
+                .and_then(|f| f.uuid.clone())
+                .unwrap_or_default(),
+            tool_min: None,
+        })
+        .collect()
+}
+
+/// The smallest target a restore or clone of `layout` fits on, shrinking what can shrink: what
+/// the TUI compares targets with before asking for a plan (the plan decides).
+pub fn min_target_len(layout: &Layout, facts: &[PartFacts]) -> Option<u64> {
+    layout::min_target_len(layout, &shrinkables(facts)).ok()
+}
+
 /// The table for a target of `target_len` bytes and the file systems that must shrink for it.
-/// When the source's partitions fit, this is `layout::plan_copy` and no step.
+/// When the source's partitions fit, this is `layout::plan_copy` and no step. Otherwise
+/// `measure(number, method)` is asked for the tool's own minimum of each file system that could
+/// shrink ([`tool_minimum`] on the image's stream or the source partition).
 pub fn plan_table(
     layout: &Layout,
     target_name: &str,
@@ -135,17 +254,19 @@ pub fn plan_table(
     target_sector: u32,
     opts: &CopyOptions,
     facts: &[PartFacts],
+    measure: &dyn Fn(u32, ShrinkMethod) -> Option<u64>,
 ) -> Result<(TablePlan, Vec<ShrinkStep>), JobError> {
-    let shrinkable: Vec<Shrinkable> = facts
-        .iter()
-        .filter_map(|f| {
-            let m = ShrinkMethod::for_fs(&f.fs)?;
-            Some(Shrinkable {
-                number: f.number,
-                min_size: m.min_size(f.used?),
-            })
-        })
-        .collect();
+    if let Ok(table) = layout::plan_copy(layout, target_len, target_sector, opts) {
+        return Ok((table, Vec::new()));
+    }
+    let mut facts = facts.to_vec();
+    for f in &mut facts {
+        if let (Some(m), Some(_)) = (ShrinkMethod::for_fs(&f.fs), f.used) {
+            f.tool_min = measure(f.number, m);
+        }
+    }
+    let facts = &facts[..];
+    let shrinkable = shrinkables(facts);
     let table =
         layout::plan_shrink(layout, target_len, target_sector, opts, &shrinkable).map_err(|e| {
             match e {

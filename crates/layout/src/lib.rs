@@ -22,7 +22,7 @@ pub use model::{
 };
 pub use plan::{add_partition, invalidate, plan_copy, Change, CopyOptions, TablePlan};
 pub use read::{read, recover_gpt, MAX_LOGICAL};
-pub use shrink::{is_special, plan_shrink, Shrinkable};
+pub use shrink::{is_special, min_target_len, plan_shrink, Shrinkable};
 
 /// Largest gap between the partition table and the first partition kept by
 /// [`Layout::table_areas`] (boot loaders such as GRUB's core.img live there).

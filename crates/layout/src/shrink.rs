@@ -89,20 +89,16 @@ fn place(slots: &[Slot], sizes: &[u64]) -> Option<(Vec<u64>, u64)> {
     Some((starts, prev_new_end))
 }
 
-/// Plans `src` onto a target of `target_len` bytes that is too small for its partitions as they
-/// are, shrinking the partitions listed in `shrinkable`. When the partitions fit without
-/// shrinking this is [`plan_copy`]. `opts.grow_last` is ignored when something shrinks.
-pub fn plan_shrink(
-    src: &Layout,
-    target_len: u64,
-    target_sector: u32,
-    opts: &CopyOptions,
-    shrinkable: &[Shrinkable],
-) -> Result<TablePlan, LayoutError> {
-    match plan_copy(src, target_len, target_sector, opts) {
-        Err(LayoutError::TargetTooSmall { .. }) => {}
-        other => return other,
-    }
+/// What planning needs of the source: its partitions in disk order with their minimums, the
+/// bytes the table keeps at the end (GPT backup), and the table's kind.
+struct Prep {
+    slots: Vec<Slot>,
+    tail: u64,
+    is_mbr: bool,
+    hybrid: bool,
+}
+
+fn prepare(src: &Layout, shrinkable: &[Shrinkable]) -> Result<Prep, LayoutError> {
     let ssz = u64::from(src.sector_size);
     if src.partitions.iter().any(|p| p.is_extended || p.is_logical) {
         return Err(LayoutError::Unsupported {
@@ -145,19 +141,60 @@ pub fn plan_shrink(
         })
         .collect();
     slots.sort_by_key(|s| s.start);
+    Ok(Prep {
+        slots,
+        tail,
+        is_mbr,
+        hybrid,
+    })
+}
+
+/// The smallest target that holds the layout with every shrinkable partition at its minimum.
+fn smallest(prep: &Prep) -> u64 {
+    let mins: Vec<u64> = prep.slots.iter().map(|s| s.min).collect();
+    place(&prep.slots, &mins)
+        .and_then(|(_, end)| end.checked_add(prep.tail))
+        .unwrap_or(u64::MAX)
+}
+
+/// The smallest disk (bytes) `src` fits on when the partitions in `shrinkable` shrink to their
+/// minimums (and the others keep their sizes): what a front end compares a target with before
+/// asking for a plan. Never more than the disk needs without shrinking.
+pub fn min_target_len(src: &Layout, shrinkable: &[Shrinkable]) -> Result<u64, LayoutError> {
+    Ok(smallest(&prepare(src, shrinkable)?))
+}
+
+/// Plans `src` onto a target of `target_len` bytes that is too small for its partitions as they
+/// are, shrinking the partitions listed in `shrinkable`. When the partitions fit without
+/// shrinking this is [`plan_copy`]. `opts.grow_last` is ignored when something shrinks.
+pub fn plan_shrink(
+    src: &Layout,
+    target_len: u64,
+    target_sector: u32,
+    opts: &CopyOptions,
+    shrinkable: &[Shrinkable],
+) -> Result<TablePlan, LayoutError> {
+    match plan_copy(src, target_len, target_sector, opts) {
+        Err(LayoutError::TargetTooSmall { .. }) => {}
+        other => return other,
+    }
+    let ssz = u64::from(src.sector_size);
+    let prep = prepare(src, shrinkable)?;
+    let Prep {
+        tail,
+        is_mbr,
+        hybrid,
+        ..
+    } = prep;
+    let slots = &prep.slots;
     // The end of the area partitions may use on the target.
     let limit = if is_mbr {
         (target_len / ssz).min(1 << 32) * ssz
     } else {
         (target_len / ssz * ssz).saturating_sub(tail)
     };
-    // The smallest layout: every shrinkable partition at its minimum.
-    let mins: Vec<u64> = slots.iter().map(|s| s.min).collect();
-    let smallest_end = place(&slots, &mins).map(|(_, end)| end);
-    let need = smallest_end
-        .and_then(|e| e.checked_add(tail))
-        .unwrap_or(u64::MAX);
-    if smallest_end.is_none_or(|e| e > limit) {
+    let need = smallest(&prep);
+    if need.saturating_sub(tail) > limit {
         return Err(LayoutError::TargetTooSmall {
             need,
             have: target_len,
@@ -184,7 +221,7 @@ pub fn plan_shrink(
     let mut sizes: Vec<u64> = slots.iter().map(|s| s.size).collect();
     let mut placed = None;
     for _ in 0..(2 * order.len() + 2) {
-        let Some((starts, end)) = place(&slots, &sizes) else {
+        let Some((starts, end)) = place(slots, &sizes) else {
             break;
         };
         if end <= limit {

@@ -133,6 +133,11 @@ fn a_layout_that_cannot_fit_says_by_how_much() -> anyhow::Result<()> {
         panic!("expected TargetTooSmall, got {err}");
     };
     assert_eq!(have, 150 * MIB);
+    assert_eq!(
+        layout::min_target_len(&src, &facts)?,
+        need,
+        "front ends see the same need"
+    );
     // 1 MiB before partition 1, 1 + 32 + 90 + 60 MiB, the backup GPT (33 sectors).
     assert_eq!(need, (1 + 1 + 32 + 90 + 60) * MIB + 33 * 512);
     assert!(LayoutError::TargetTooSmall { need, have }
