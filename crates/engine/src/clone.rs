@@ -12,6 +12,7 @@ use crate::pipeline::{
 };
 use crate::progress::{Cancel, ProgressSink, Tracker};
 use crate::rescue::{BadSectorMap, ReadPolicy};
+use crate::shrink::{PartFacts, ShrinkStep};
 use crate::units::human;
 use disk::BlockIo;
 use layout::{Change, CopyOptions, Layout, TableKind, TablePlan};
@@ -44,6 +45,8 @@ pub struct ClonePlan {
     pub raw: Vec<Span>,
     pub partitions: Vec<PartitionCopy>,
     pub grow: Option<GrowFs>,
+    /// File systems shrunk onto a smaller target, after the copy and before the table.
+    pub shrink: Vec<ShrinkStep>,
 }
 
 impl ClonePlan {
@@ -53,12 +56,51 @@ impl ClonePlan {
             .iter()
             .map(|s| s.src.end - s.src.start)
             .sum::<u64>()
-            + self.partitions.iter().map(|p| p.bytes).sum::<u64>()
+            + self
+                .partitions
+                .iter()
+                .map(|p| match self.shrunk(p.number) {
+                    Some(_) => self
+                        .partition_spans(p)
+                        .iter()
+                        .map(|s| s.src.end - s.src.start)
+                        .sum(),
+                    None => p.bytes,
+                })
+                .sum::<u64>()
     }
 
+    fn shrunk(&self, number: u32) -> Option<&ShrinkStep> {
+        self.shrink.iter().find(|s| s.number == number)
+    }
+
+    /// What is copied of partition `p`: all its used blocks, or for a partition that shrinks
+    /// those below its new size (its file system's tool moves the rest).
+    fn partition_spans(&self, p: &PartitionCopy) -> Vec<Span> {
+        let spans = p.spans();
+        let Some(s) = self.shrunk(p.number) else {
+            return spans;
+        };
+        let end = p.src_start + s.new_size;
+        spans
+            .into_iter()
+            .filter(|sp| sp.src.start < end)
+            .map(|mut sp| {
+                sp.src.end = sp.src.end.min(end);
+                sp
+            })
+            .collect()
+    }
+
+    /// What verification compares: everything but the shrunk partitions (their blocks moved;
+    /// their own checker passed on them).
     fn spans(&self) -> Vec<Span> {
         let mut v = self.raw.clone();
-        for p in &self.partitions {
+        for p in self
+            .partitions
+            .iter()
+            .filter(|p| self.shrunk(p.number).is_none())
+        {
             v.extend(p.spans());
         }
         v
@@ -86,12 +128,20 @@ impl fmt::Display for ClonePlan {
         for p in &self.partitions {
             writeln!(f, "   {p}")?;
         }
-        writeln!(f, "4. write the partition table:")?;
+        let mut step = 4;
+        if !self.shrink.is_empty() {
+            writeln!(f, "{step}. shrink file systems onto the smaller target:")?;
+            for s in &self.shrink {
+                writeln!(f, "   {s}")?;
+            }
+            step += 1;
+        }
+        writeln!(f, "{step}. write the partition table:")?;
         for line in self.table.to_string().lines() {
             writeln!(f, "   {line}")?;
         }
         if let Some(g) = &self.grow {
-            writeln!(f, "5. {g}")?;
+            writeln!(f, "{}. {g}", step + 1)?;
         }
         writeln!(f, "total to copy: {}", human(self.total_bytes()))
     }
@@ -120,22 +170,60 @@ pub fn plan_clone(
         new_ids: opts.new_ids,
         keep_boot_code: true,
     };
-    let table =
-        layout::plan_copy(&layout, target_len, target_sector, &copy_opts).map_err(|e| match e {
-            layout::LayoutError::TargetTooSmall { need, have } => JobError::TargetTooSmall {
-                device: target_name.to_string(),
-                need,
-                have,
-            },
-            e => JobError::Layout(e),
-        })?;
     let mut partitions = Vec::new();
     for p in layout.partitions.iter().filter(|p| !p.is_extended) {
         partitions.push(PartitionCopy::plan(
             src, p.number, p.start, p.size, p.start,
         )?);
     }
-    let raw = raw_spans(&layout);
+    let facts: Vec<PartFacts> = partitions
+        .iter()
+        .map(|p| PartFacts {
+            number: p.number,
+            fs: p
+                .fs
+                .as_ref()
+                .map(|f| f.kind.name().to_string())
+                .unwrap_or_default(),
+            used: p.map.as_ref().map(|m| m.used_bytes()),
+            label: p
+                .fs
+                .as_ref()
+                .and_then(|f| f.label.clone())
+                .unwrap_or_default(),
+            uuid: p
+                .fs
+                .as_ref()
+                .and_then(|f| f.uuid.clone())
+                .unwrap_or_default(),
+            tool_min: None,
+        })
+        .collect();
+    let measure = |number: u32, method| {
+        let p = layout.partition(number)?;
+        let part = disk::Window::new(src, p.start, p.size).ok()?;
+        crate::shrink::tool_minimum(method, &part)
+    };
+    let (table, shrink) = crate::shrink::plan_table(
+        &layout,
+        target_name,
+        target_len,
+        target_sector,
+        &copy_opts,
+        &facts,
+        &measure,
+    )?;
+    for p in &mut partitions {
+        if let Some(n) = table.layout().partition(p.number) {
+            p.dst_start = n.start;
+        }
+    }
+    // Unpartitioned data between partitions is copied only when nothing moves; the boot-loader
+    // gap before the first partition (the one span written whole) always is.
+    let mut raw = raw_spans(&layout);
+    if !shrink.is_empty() {
+        raw.retain(|s| s.zeros == crate::pipeline::ZeroPolicy::WriteAll);
+    }
     let grow = table.changes().iter().find_map(|c| match c {
         Change::Grown { number, to, .. } => Some((*number, *to)),
         _ => None,
@@ -159,6 +247,7 @@ pub fn plan_clone(
         raw,
         partitions,
         grow,
+        shrink,
     })
 }
 
@@ -245,8 +334,30 @@ pub fn execute_clone(
         .map_err(|e| interrupted(e, "the target has no partition table yet"))?;
     for p in &plan.partitions {
         tracker.set_phase(format!("copying partition {}", p.number));
-        copy_spans(&ctx, &p.spans())
+        copy_spans(&ctx, &plan.partition_spans(p))
             .map_err(|e| interrupted(e, "the target has no partition table yet"))?;
+    }
+    let mut notes = Vec::new();
+    for step in &plan.shrink {
+        if cancel.is_cancelled() {
+            return Err(JobError::Cancelled {
+                state: "the target has no partition table yet".to_string(),
+            });
+        }
+        tracker.set_phase(format!("shrinking partition {}", step.number));
+        let io_err = |offset: u64, device: String| {
+            move |source| JobError::Write {
+                device,
+                offset,
+                len: 0,
+                source,
+            }
+        };
+        let base = disk::Window::new(src, step.old_start, step.old_size)
+            .map_err(io_err(step.old_start, src.describe()))?;
+        let head = disk::Window::new(target, step.new_start, step.new_size)
+            .map_err(io_err(step.new_start, target.describe()))?;
+        notes.push(crate::shrink::shrink_partition(step, &head, &base)?);
     }
 
     tracker.set_phase("writing the partition table");
@@ -266,7 +377,6 @@ pub fn execute_clone(
     }
     tracker.finish();
     let bad_sectors = bad.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut notes = Vec::new();
     if !bad_sectors.is_empty() {
         notes.push(format!(
             "{} unreadable on the source were written as zeros",

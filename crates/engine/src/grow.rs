@@ -197,7 +197,7 @@ pub fn grow_filesystem(grow: &GrowFs, at: &PartitionAt) -> Result<String, JobErr
     result
 }
 
-fn tool(name: &str, args: &[&str]) -> Result<(i32, String), JobError> {
+pub(crate) fn tool(name: &str, args: &[&str]) -> Result<(i32, String), JobError> {
     let out = Command::new(name)
         .args(args)
         .env("LC_ALL", "C")

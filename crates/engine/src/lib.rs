@@ -8,9 +8,10 @@
 //!
 //! The steps a job runs, one module each: [`backup`] (disk or partition → image), [`restore`]
 //! (image → disk or partition), [`clone`] (disk → disk), [`copy`] (partition → partition or into
-//! free space), [`grow`] (the file system of a grown last partition), [`extract`] (files out of a
-//! file system). Underneath: [`safety`] (which targets may be written), [`unlock`] (the
-//! ciphertext map of an encrypted volume opened read-only with its key), [`pipeline`] (what a
+//! free space), [`grow`] (the file system of a grown last partition), [`shrink`] (file systems
+//! shrunk onto a smaller target), [`extract`] (files out of a file system). Underneath: [`safety`]
+//! (which targets may be written), [`unlock`] (the ciphertext map of an encrypted volume opened
+//! read-only with its key), [`pipeline`] (what a
 //! partition's copy reads, and the reader/writer pipeline), [`rescue`] (the bad-sector policy),
 //! [`blockmap`] (the used byte runs of a block map), [`progress`] (events and cancellation),
 //! [`inspect`] (what a disk or file holds) and [`units`] (human sizes). The engine knows nothing
@@ -22,6 +23,7 @@ pub mod clone;
 pub mod copy;
 pub mod error;
 pub mod extract;
+mod fatcopy;
 pub mod grow;
 pub mod inspect;
 pub mod job;
@@ -30,6 +32,7 @@ pub mod progress;
 pub mod rescue;
 pub mod restore;
 pub mod safety;
+pub mod shrink;
 pub mod units;
 pub mod unlock;
 pub mod verify;

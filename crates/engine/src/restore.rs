@@ -4,6 +4,7 @@
 use crate::error::JobError;
 use crate::grow::GrowFs;
 use crate::progress::{Cancel, ProgressSink, Tracker};
+use crate::shrink::ShrinkStep;
 use crate::units::human;
 use disk::BlockIo;
 use image::{Bitmap, ImageReader, IndexEntry, PartitionEntry, PartitionMode, StreamKind};
@@ -118,6 +119,9 @@ pub struct RestorePlan {
     pub source_layout: Option<Layout>,
     pub writes: Vec<StreamWrite>,
     pub grow: Option<GrowFs>,
+    /// File systems shrunk onto a smaller target, after their data is written and before the
+    /// table.
+    pub shrink: Vec<ShrinkStep>,
     /// Facts the user should know before confirming (different model, larger disk, …).
     pub notes: Vec<String>,
 }
@@ -160,6 +164,13 @@ impl fmt::Display for RestorePlan {
                 w.dst_start
             )?;
         }
+        if !self.shrink.is_empty() {
+            writeln!(f, "{step}. shrink file systems onto the smaller target:")?;
+            step += 1;
+            for s in &self.shrink {
+                writeln!(f, "   {s}")?;
+            }
+        }
         if let Some(t) = &self.table {
             writeln!(f, "{step}. write the partition table:")?;
             step += 1;
@@ -175,15 +186,25 @@ impl fmt::Display for RestorePlan {
 }
 
 fn stored_bytes(image: &ImageReader, stream: u32, bitmap: Option<&Bitmap>) -> u64 {
+    stored_bytes_below(image, stream, bitmap, u64::MAX)
+}
+
+/// The bytes a restore writes of `stream` below stream offset `end`.
+fn stored_bytes_below(image: &ImageReader, stream: u32, bitmap: Option<&Bitmap>, end: u64) -> u64 {
     image
         .chunks_of(stream)
         .iter()
-        .map(|e| match bitmap {
-            Some(b) => used_runs(b, e.logical_offset, u64::from(e.uncompressed_len))
-                .iter()
-                .map(|(s, e)| e - s)
-                .sum(),
-            None => u64::from(e.uncompressed_len),
+        .map(|e| {
+            let runs = match bitmap {
+                Some(b) => used_runs(b, e.logical_offset, u64::from(e.uncompressed_len)),
+                None => vec![(
+                    e.logical_offset,
+                    e.logical_offset + u64::from(e.uncompressed_len),
+                )],
+            };
+            runs.iter()
+                .map(|&(s, e)| e.min(end).saturating_sub(s))
+                .sum::<u64>()
         })
         .sum()
 }
@@ -202,21 +223,9 @@ fn used_runs(b: &Bitmap, at: u64, n: u64) -> Vec<(u64, u64)> {
     )
 }
 
-/// Plans restoring a whole-disk image onto a target disk of `target_len` bytes.
-pub fn plan_restore_disk(
-    image: &Arc<ImageReader>,
-    target_name: &str,
-    target_len: u64,
-    target_sector: Option<u32>,
-    opts: &RestoreOptions,
-) -> Result<RestorePlan, JobError> {
+/// The partition table of the disk imaged in `image` (read from its table areas).
+pub fn image_layout(image: &Arc<ImageReader>) -> Result<Layout, JobError> {
     let m = image.manifest();
-    if m.table.kind == "none" {
-        return Err(JobError::BadImage {
-            image: image.name().to_string(),
-            problem: "it holds one partition, not a disk: restore it into a partition".to_string(),
-        });
-    }
     let view = AreaView {
         image: Arc::clone(image),
         len: m.source.size,
@@ -235,21 +244,46 @@ pub fn plan_restore_disk(
             problem: "its partition-table areas hold no partition table".to_string(),
         });
     }
+    Ok(layout)
+}
+
+/// Plans restoring a whole-disk image onto a target disk of `target_len` bytes.
+pub fn plan_restore_disk(
+    image: &Arc<ImageReader>,
+    target_name: &str,
+    target_len: u64,
+    target_sector: Option<u32>,
+    opts: &RestoreOptions,
+) -> Result<RestorePlan, JobError> {
+    let m = image.manifest();
+    if m.table.kind == "none" {
+        return Err(JobError::BadImage {
+            image: image.name().to_string(),
+            problem: "it holds one partition, not a disk: restore it into a partition".to_string(),
+        });
+    }
+    let layout = image_layout(image)?;
     let target_sector = target_sector.unwrap_or(layout.sector_size);
     let copy_opts = CopyOptions {
         grow_last: opts.grow_last,
         new_ids: opts.new_ids,
         keep_boot_code: true,
     };
-    let table =
-        layout::plan_copy(&layout, target_len, target_sector, &copy_opts).map_err(|e| match e {
-            layout::LayoutError::TargetTooSmall { need, have } => JobError::TargetTooSmall {
-                device: target_name.to_string(),
-                need,
-                have,
-            },
-            e => JobError::Layout(e),
-        })?;
+    let facts = crate::shrink::facts_from_manifest(m);
+    let measure = |number: u32, method| {
+        let stream = m.partitions.iter().find(|e| e.number == number)?.stream?;
+        let reader = Arc::clone(image).stream_reader(stream).ok()?;
+        crate::shrink::tool_minimum(method, &reader)
+    };
+    let (table, shrink) = crate::shrink::plan_table(
+        &layout,
+        target_name,
+        target_len,
+        target_sector,
+        &copy_opts,
+        &facts,
+        &measure,
+    )?;
     let ss = u64::from(layout.sector_size);
     let table_end = match &layout.kind {
         TableKind::Gpt(g) => (g.primary_entries_lba + g.entries_sectors(layout.sector_size)) * ss,
@@ -287,6 +321,24 @@ pub fn plan_restore_disk(
                 let Some(p) = new_layout.partition(st.partition) else {
                     continue;
                 };
+                let shrunk = shrink.iter().any(|s| s.number == st.partition);
+                if shrunk {
+                    writes.push(StreamWrite {
+                        stream: st.id,
+                        dst_start: p.start,
+                        len: st.length,
+                        partition: st.partition,
+                        clip: (0, p.size.min(st.length)),
+                        bytes: stored_bytes_below(image, st.id, bitmap.as_ref(), p.size),
+                        what: format!(
+                            "{} below its new end",
+                            describe_partition(
+                                m.partitions.iter().find(|e| e.stream == Some(st.id))
+                            )
+                        ),
+                    });
+                    continue;
+                }
                 if st.length > p.size {
                     return Err(JobError::BadImage {
                         image: image.name().to_string(),
@@ -312,7 +364,11 @@ pub fn plan_restore_disk(
                     .partitions
                     .iter()
                     .any(|p| !p.is_extended && p.start < e && s < p.end());
-                if !overlaps && e <= target_len && !image.chunks_of(st.id).is_empty() {
+                if !overlaps
+                    && shrink.is_empty()
+                    && e <= target_len
+                    && !image.chunks_of(st.id).is_empty()
+                {
                     writes.push(StreamWrite {
                         stream: st.id,
                         dst_start: s,
@@ -341,6 +397,19 @@ pub fn plan_restore_disk(
         GrowFs::for_fs(number, new_size, fs)
     });
     let mut notes = Vec::new();
+    if !shrink.is_empty() {
+        notes.push(format!(
+            "the target is {} smaller than the imaged disk: {} shrink{} (the image is not \
+             changed; verification covers the partitions that do not shrink)",
+            human(m.source.size.saturating_sub(target_len)),
+            shrink
+                .iter()
+                .map(|s| format!("partition {}", s.number))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if shrink.len() == 1 { "s" } else { "" }
+        ));
+    }
     if target_len > m.source.size {
         notes.push(format!(
             "the target is {} larger than the imaged disk{}",
@@ -360,6 +429,7 @@ pub fn plan_restore_disk(
         source_layout: Some(layout),
         writes,
         grow,
+        shrink,
         notes,
     })
 }
@@ -463,6 +533,7 @@ pub fn plan_restore_partition(
             what: describe_partition(entry),
         }],
         grow: None,
+        shrink: Vec::new(),
         notes,
     })
 }
@@ -558,6 +629,42 @@ pub fn execute_restore(
             .map_err(stop)?;
     }
     flush(target)?;
+    let mut notes = Vec::new();
+    for step in &plan.shrink {
+        if cancel.is_cancelled() {
+            return Err(stop(JobError::Cancelled {
+                state: String::new(),
+            }));
+        }
+        tracker.set_phase(format!(
+            "shrinking partition {} with {}",
+            step.number,
+            match step.method {
+                crate::shrink::ShrinkMethod::FatCopy => "a file-level copy",
+                crate::shrink::ShrinkMethod::Resize2fs => "resize2fs",
+                crate::shrink::ShrinkMethod::Ntfsresize => "ntfsresize",
+            }
+        ));
+        let w = plan
+            .writes
+            .iter()
+            .find(|w| w.partition == step.number)
+            .ok_or_else(|| JobError::BadImage {
+                image: image.name().to_string(),
+                problem: format!("it holds no stream for partition {}", step.number),
+            })?;
+        let base = Arc::clone(image).stream_reader(w.stream)?;
+        let head = disk::Window::new(target, step.new_start, step.new_size).map_err(|source| {
+            JobError::Write {
+                device: target.describe(),
+                offset: step.new_start,
+                len: 0,
+                source,
+            }
+        })?;
+        notes.push(crate::shrink::shrink_partition(step, &head, &base)?);
+    }
+    flush(target)?;
     if let Some(t) = &plan.table {
         tracker.set_phase("writing the partition table");
         t.write(target)?;
@@ -566,13 +673,22 @@ pub fn execute_restore(
     let mut discarded = 0;
     if opts.discard {
         tracker.set_phase("discarding unused blocks");
-        for w in plan.writes.iter().filter(|w| w.partition > 0) {
+        for w in plan
+            .writes
+            .iter()
+            .filter(|w| w.partition > 0 && !plan.shrink.iter().any(|s| s.number == w.partition))
+        {
             discarded += discard_unused(image, w, target)?;
         }
     }
     if opts.verify {
         tracker.set_phase("verifying");
-        for w in &plan.writes {
+        // A shrunk file system was checked by its own tool; its blocks moved.
+        for w in plan
+            .writes
+            .iter()
+            .filter(|w| !plan.shrink.iter().any(|s| s.number == w.partition))
+        {
             let bitmap = image.bitmap(w.stream)?;
             let chunks = image.chunks_of(w.stream).to_vec();
             let job = ChunkJob {
@@ -591,7 +707,7 @@ pub fn execute_restore(
         bytes_discarded: discarded,
         seconds: tracker.elapsed().as_secs_f64(),
         verified: opts.verify,
-        notes: Vec::new(),
+        notes,
     })
 }
 

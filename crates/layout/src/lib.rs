@@ -14,6 +14,7 @@ mod mbr;
 mod model;
 mod plan;
 mod read;
+mod shrink;
 
 pub use model::{
     gpt_types, Ebr, GptCopy, GptDamage, GptHealth, GptInfo, HeaderStatus, Layout, MbrEntry,
@@ -21,6 +22,7 @@ pub use model::{
 };
 pub use plan::{add_partition, invalidate, plan_copy, Change, CopyOptions, TablePlan};
 pub use read::{read, recover_gpt, MAX_LOGICAL};
+pub use shrink::{is_special, min_target_len, plan_shrink, Shrinkable};
 
 /// Largest gap between the partition table and the first partition kept by
 /// [`Layout::table_areas`] (boot loaders such as GRUB's core.img live there).

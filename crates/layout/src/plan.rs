@@ -61,6 +61,13 @@ pub enum Change {
     BeyondMbrLimit { unusable: u64 },
     /// A partition is added.
     Added { number: u32 },
+    /// A partition shrinks (sizes in bytes); its file system is shrunk to fit first.
+    Shrunk { number: u32, from: u64, to: u64 },
+    /// A partition starts elsewhere (byte offsets).
+    Moved { number: u32, from: u64, to: u64 },
+    /// The start of a Windows partition on an MBR disk moves: Windows' boot configuration names
+    /// it by disk signature and start offset.
+    WindowsStartMoved { number: u32 },
 }
 
 impl fmt::Display for Change {
@@ -90,6 +97,23 @@ impl fmt::Display for Change {
                 human(*unusable)
             ),
             Change::Added { number } => write!(f, "partition {number} added"),
+            Change::Shrunk { number, from, to } => write!(
+                f,
+                "partition {number} shrunk from {} to {} ({from} to {to} bytes)",
+                human(*from),
+                human(*to)
+            ),
+            Change::Moved { number, from, to } => write!(
+                f,
+                "partition {number} moved from byte {from} to byte {to}"
+            ),
+            Change::WindowsStartMoved { number } => write!(
+                f,
+                "WARNING: partition {number} is a Windows partition on an MBR disk and its start \
+                 moves: Windows finds its boot partition by disk signature and start offset, so \
+                 it will not boot until its boot configuration is repaired (bcdboot from Windows \
+                 recovery)"
+            ),
         }
     }
 }
@@ -130,6 +154,12 @@ impl TablePlan {
     /// What differs from the source.
     pub fn changes(&self) -> &[Change] {
         &self.changes
+    }
+
+    /// Puts `changes` before the others (the shrink planner's moves come first).
+    pub(crate) fn prepend_changes(&mut self, mut changes: Vec<Change>) {
+        changes.append(&mut self.changes);
+        self.changes = changes;
     }
 
     /// Size in bytes of the target the plan was made for.

@@ -93,6 +93,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
                 Screen::Backup(b) => backup::key(model, *b, key),
                 Screen::Restore(r) => restore::key(model, *r, key),
                 Screen::Files(f) => files::key(model, *f, key),
+                Screen::MountImage(m) => crate::screens::mount_image::key(model, *m, key),
             };
             model.screen = screen;
             let mut effects = effects;
@@ -153,6 +154,7 @@ fn screen_title(model: &Model) -> String {
         Screen::Wizard(w) => w.title(),
         Screen::Restore(r) => r.title().to_string(),
         Screen::Files(f) => f.title(),
+        Screen::MountImage(m) => m.title().to_string(),
     }
 }
 
@@ -168,6 +170,7 @@ pub fn help_text(model: &Model) -> String {
         Screen::Backup(b) => b.help(),
         Screen::Restore(r) => r.help(),
         Screen::Files(f) => f.help(),
+        Screen::MountImage(m) => m.help(),
     };
     text.to_string()
 }
@@ -237,5 +240,6 @@ pub fn view(model: &Model, frame: &mut Frame) {
         Screen::Backup(b) => backup::draw(model, b, frame, body),
         Screen::Restore(r) => restore::draw(model, r, frame, body),
         Screen::Files(f) => files::draw(model, f, frame, body),
+        Screen::MountImage(m) => crate::screens::mount_image::draw(model, m, frame, body),
     }
 }

@@ -232,7 +232,9 @@ pub fn clone_needs(entry: &DiskEntry) -> u64 {
         return entry.device.size;
     };
     match &report.content {
-        Content::Table { layout, .. } => {
+        Content::Table {
+            layout, partitions, ..
+        } => {
             let ss = u64::from(layout.sector_size);
             let tail = match &layout.kind {
                 layout::TableKind::Gpt(g) => {
@@ -240,7 +242,10 @@ pub fn clone_needs(entry: &DiskEntry) -> u64 {
                 }
                 _ => 0,
             };
-            layout.used_end().saturating_add(tail).max(ss)
+            let whole = layout.used_end().saturating_add(tail).max(ss);
+            // File systems the engine can shrink lower that (clones onto smaller disks).
+            let facts = engine::shrink::facts_from_report(partitions);
+            engine::shrink::min_target_len(layout, &facts).map_or(whole, |n| n.min(whole))
         }
         _ => entry.device.size,
     }

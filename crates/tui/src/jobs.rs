@@ -119,7 +119,7 @@ pub fn list_images(top: &Path, dir: &Path) -> Result<Vec<BrowseEntry>, String> {
 
 /// Opens an image and summarizes its manifest; the error says why it cannot be used.
 pub fn summarize(path: &Path) -> Result<ImageSummary, String> {
-    let reader = image::ImageReader::open(path).map_err(|e| e.to_string())?;
+    let reader = std::sync::Arc::new(image::ImageReader::open(path).map_err(|e| e.to_string())?);
     let m = reader.manifest();
     let or_unknown = |s: &str| {
         if s.trim().is_empty() {
@@ -163,12 +163,20 @@ pub fn summarize(path: &Path) -> Result<ImageSummary, String> {
         0
     };
     let needs = if has_table {
-        m.partitions
+        let whole = m
+            .partitions
             .iter()
             .map(|p| p.start.saturating_add(p.size))
             .max()
             .unwrap_or(ss)
-            .saturating_add(tail)
+            .saturating_add(tail);
+        // File systems the engine can shrink lower that (restores onto smaller disks).
+        engine::restore::image_layout(&reader)
+            .ok()
+            .and_then(|l| {
+                engine::shrink::min_target_len(&l, &engine::shrink::facts_from_manifest(m))
+            })
+            .map_or(whole, |n| n.min(whole))
     } else {
         m.source.size
     };

@@ -90,6 +90,8 @@ pub enum Screen {
     Restore(Box<RestoreScreen>),
     /// Browse the files of an image or a live partition and extract some.
     Files(Box<FilesScreen>),
+    /// Mount a partition of an image read-only: pick it.
+    MountImage(Box<crate::screens::mount_image::MountImageScreen>),
 }
 
 impl Screen {
@@ -128,6 +130,7 @@ impl Screen {
             Screen::Backup(b) => b.browser(),
             Screen::Restore(r) => r.browser(),
             Screen::Files(f) => f.browser(),
+            Screen::MountImage(m) => m.browser(),
             _ => None,
         }
     }
@@ -139,6 +142,7 @@ impl Screen {
             Screen::Backup(b) => b.browser_mut(),
             Screen::Restore(r) => r.browser_mut(),
             Screen::Files(f) => f.browser_mut(),
+            Screen::MountImage(m) => m.browser_mut(),
             _ => None,
         }
     }
@@ -428,6 +432,14 @@ pub enum Effect {
     Unmount {
         id: RequestId,
         mount_point: PathBuf,
+    },
+    /// Mount partition `part` of `image` read-only on `dir` with `lifeboat mount`, run as a
+    /// child process.
+    MountImage {
+        id: RequestId,
+        image: PathBuf,
+        part: u32,
+        dir: PathBuf,
     },
     /// Leave the full-screen UI, run a shell, come back.
     Shell {

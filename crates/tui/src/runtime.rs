@@ -318,6 +318,17 @@ impl Runtime {
                     let _ = tx.send(Msg::SystemDone { id, result: r });
                 });
             }
+            Effect::MountImage {
+                id,
+                image,
+                part,
+                dir,
+            } => {
+                self.spawn("mount image", move |tx| {
+                    let r = crate::screens::mount_image::run_mount(&image, part, &dir);
+                    let _ = tx.send(Msg::SystemDone { id, result: r });
+                });
+            }
             Effect::Unmount { id, mount_point } => {
                 self.spawn("unmount", move |tx| {
                     let r = system::unmount(&mount_point)

@@ -7,9 +7,11 @@
 //! through its cache), and the loop device, the mount and the bookkeeping happen there.
 //!
 //! Invariants:
-//! - Read-only everywhere: the FUSE file system is mounted `ro` with the file's mode `0400`;
-//!   opening it for writing, truncating it or changing its attributes fails with `EROFS`, and
-//!   [`disk::BlockIo::write_at`] is never called.
+//! - Read-only unless asked: [`mount`] mounts the FUSE file system `ro` with the file's mode
+//!   `0400`; opening it for writing, truncating it or changing its attributes fails with `EROFS`,
+//!   and [`disk::BlockIo::write_at`] is never called. Only [`mount_writable`] (used with an
+//!   [`Overlay`] by the shrinking restore and clone) passes writes through, at the same offsets;
+//!   the file's size never changes.
 //! - Every byte the kernel reads comes from [`disk::BlockIo::read_at`] of the served device at
 //!   the same offset; reads past the end are cut at the end (a short read, as for a file). A
 //!   read the device cannot do (a damaged chunk) fails with `EIO` for that request alone: the
@@ -23,8 +25,8 @@
 use disk::BlockIo;
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, KernelConfig,
-    LockOwner, MountOption, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyOpen, ReplyStatfs,
-    Request, SessionACL,
+    LockOwner, MountOption, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyEmpty, ReplyOpen,
+    ReplyStatfs, ReplyWrite, Request, SessionACL, WriteFlags,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,15 +53,22 @@ pub enum VdevError {
     Unmount { file: PathBuf, source: nix::Error },
 }
 
+mod overlay;
+mod scoped;
+
+pub use overlay::{Overlay, OverlayLimits};
+pub use scoped::serve_scoped;
+
 /// The FUSE file system: one regular file (the root inode) holding the device's bytes.
 struct DeviceFile {
     io: Arc<dyn BlockIo>,
     name: String,
     attr: FileAttr,
+    writable: bool,
 }
 
 impl DeviceFile {
-    fn new(io: Arc<dyn BlockIo>, name: &str) -> Self {
+    fn new(io: Arc<dyn BlockIo>, name: &str, writable: bool) -> Self {
         let now = SystemTime::now();
         let len = io.len();
         let attr = FileAttr {
@@ -71,7 +80,7 @@ impl DeviceFile {
             ctime: now,
             crtime: now,
             kind: FileType::RegularFile,
-            perm: 0o400,
+            perm: if writable { 0o600 } else { 0o400 },
             nlink: 1,
             uid: nix::unistd::geteuid().as_raw(),
             gid: nix::unistd::getegid().as_raw(),
@@ -83,6 +92,7 @@ impl DeviceFile {
             io,
             name: name.to_string(),
             attr,
+            writable,
         }
     }
 }
@@ -121,7 +131,7 @@ impl Filesystem for DeviceFile {
         _mode: Option<u32>,
         _uid: Option<u32>,
         _gid: Option<u32>,
-        _size: Option<u64>,
+        size: Option<u64>,
         _atime: Option<fuser::TimeOrNow>,
         _mtime: Option<fuser::TimeOrNow>,
         _ctime: Option<SystemTime>,
@@ -132,13 +142,22 @@ impl Filesystem for DeviceFile {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        reply.error(Errno::EROFS);
+        if !self.writable {
+            reply.error(Errno::EROFS);
+        } else if size.is_some_and(|s| s != self.attr.size) {
+            // A device does not change size.
+            reply.error(Errno::EPERM);
+        } else {
+            reply.attr(&TTL, &self.attr);
+        }
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         if ino != INodeNo::ROOT {
             reply.error(Errno::ENOENT);
-        } else if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc_o_trunc() != 0 {
+        } else if !self.writable
+            && (flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc_o_trunc() != 0)
+        {
             reply.error(Errno::EROFS);
         } else {
             // The bytes never change: the kernel may keep what it cached between opens.
@@ -166,9 +185,142 @@ impl Filesystem for DeviceFile {
         }
     }
 
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        if !self.writable {
+            reply.error(Errno::EROFS);
+            return;
+        }
+        let fits = offset
+            .checked_add(data.len() as u64)
+            .is_some_and(|end| end <= self.attr.size);
+        if !fits {
+            reply.error(Errno::ENOSPC);
+            return;
+        }
+        match self.io.write_at(data, offset) {
+            Ok(()) => reply.written(u32::try_from(data.len()).unwrap_or(u32::MAX)),
+            Err(e) => {
+                log::error!(
+                    "{}: writing {} bytes at {offset}: {e}",
+                    self.name,
+                    data.len()
+                );
+                reply.error(if e.kind() == std::io::ErrorKind::StorageFull {
+                    Errno::ENOSPC
+                } else {
+                    Errno::EIO
+                });
+            }
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        self.sync(reply);
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.sync(reply);
+    }
+
+    // Tools probe a file with ioctls (BLKGETSIZE64, FS_IOC_GETFLAGS, ...) and capabilities:
+    // answer "not a device" and "no attributes" quietly (a regular file's answers).
+    #[allow(clippy::too_many_arguments)]
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        reply.error(Errno::ENOTTY);
+    }
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &std::ffi::OsStr,
+        _size: u32,
+        reply: fuser::ReplyXattr,
+    ) {
+        reply.error(Errno::NO_XATTR);
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        if !self.writable && mask.contains(fuser::AccessFlags::W_OK) {
+            reply.error(Errno::EROFS);
+        } else {
+            reply.ok();
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        // Discard and preallocation requests (mke2fs, resize2fs) are not passed on.
+        reply.error(Errno::EOPNOTSUPP);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: fuser::ReplyXattr) {
+        reply.size(0);
+    }
+
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let blocks = self.attr.size.div_ceil(512);
         reply.statfs(blocks, 0, 0, 1, 0, 512, 255, 512);
+    }
+}
+
+impl DeviceFile {
+    fn sync(&self, reply: ReplyEmpty) {
+        if !self.writable {
+            reply.ok();
+            return;
+        }
+        match self.io.flush() {
+            Ok(()) => reply.ok(),
+            Err(e) => {
+                log::error!("{}: flushing: {e}", self.name);
+                reply.error(Errno::EIO);
+            }
+        }
     }
 }
 
@@ -192,6 +344,22 @@ impl std::fmt::Debug for Server {
 /// Mounts `io` read-only at the existing regular file `file` (as root). `name` names the device
 /// in messages and in the mount table (`lifeboat:NAME`).
 pub fn mount(io: Arc<dyn BlockIo>, file: &Path, name: &str) -> Result<Server, VdevError> {
+    mount_with(io, file, name, false)
+}
+
+/// Mounts `io` read-write at the existing regular file `file` (as root): writes to the file are
+/// [`BlockIo::write_at`] at the same offset, `fsync` is [`BlockIo::flush`]. For devices whose
+/// writes are meant to land somewhere (an [`Overlay`]), never for an image's stream.
+pub fn mount_writable(io: Arc<dyn BlockIo>, file: &Path, name: &str) -> Result<Server, VdevError> {
+    mount_with(io, file, name, true)
+}
+
+fn mount_with(
+    io: Arc<dyn BlockIo>,
+    file: &Path,
+    name: &str,
+    writable: bool,
+) -> Result<Server, VdevError> {
     match std::fs::symlink_metadata(file) {
         Ok(m) if m.file_type().is_file() => {}
         Ok(_) => {
@@ -209,7 +377,11 @@ pub fn mount(io: Arc<dyn BlockIo>, file: &Path, name: &str) -> Result<Server, Vd
     }
     let mut config = Config::default();
     config.mount_options = vec![
-        MountOption::RO,
+        if writable {
+            MountOption::RW
+        } else {
+            MountOption::RO
+        },
         MountOption::NoExec,
         MountOption::NoSuid,
         MountOption::NoDev,
@@ -218,15 +390,18 @@ pub fn mount(io: Arc<dyn BlockIo>, file: &Path, name: &str) -> Result<Server, Vd
     ];
     config.acl = SessionACL::Owner;
     config.n_threads = Some(2);
-    let session =
-        fuser::Session::new(DeviceFile::new(io, name), file, &config).map_err(|source| {
-            VdevError::Fuse {
-                name: name.to_string(),
-                file: file.to_path_buf(),
-                source,
-            }
-        })?;
-    log::info!("serving {name} read-only at {}", file.display());
+    let session = fuser::Session::new(DeviceFile::new(io, name, writable), file, &config).map_err(
+        |source| VdevError::Fuse {
+            name: name.to_string(),
+            file: file.to_path_buf(),
+            source,
+        },
+    )?;
+    log::info!(
+        "serving {name} {} at {}",
+        if writable { "read-write" } else { "read-only" },
+        file.display()
+    );
     Ok(Server {
         session,
         file: file.to_path_buf(),

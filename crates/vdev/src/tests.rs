@@ -130,3 +130,90 @@ fn a_read_only_loop_device_over_the_served_file_reads_the_bytes_and_refuses_writ
     bg.stop().expect("stop");
     assert!(!mounted(&file));
 }
+
+#[test]
+fn the_overlay_writes_its_head_through_keeps_tail_writes_and_never_writes_the_base() {
+    let base_bytes = pattern(1 << 20);
+    let base = MemDisk::from_vec(base_bytes.clone(), 512).read_only();
+    let head = MemDisk::new(600 * 1024, 512);
+    let ov = Overlay::new(&head, &base, OverlayLimits::default()).expect("overlay");
+    assert_eq!(ov.len(), 1 << 20);
+    // The tail reads the base; the head reads the target.
+    let mut got = vec![0u8; 4096];
+    ov.read_at(&mut got, 700 * 1024).expect("read tail");
+    assert_eq!(got, base_bytes[700 * 1024..704 * 1024]);
+    // A write across the boundary: the head part lands on the target, the tail part in the
+    // overlay (a partial block keeps the base's other bytes).
+    let data = vec![0xABu8; 8192];
+    let at = 600 * 1024 - 3000;
+    ov.write_at(&data, at).expect("write");
+    let mut back = vec![0u8; 8192];
+    ov.read_at(&mut back, at).expect("read back");
+    assert_eq!(back, data);
+    assert_eq!(head.to_vec()[at as usize..], vec![0xABu8; 3000][..]);
+    let mut after = vec![0u8; 100];
+    ov.read_at(&mut after, at + 8192).expect("read after");
+    assert_eq!(
+        after,
+        base_bytes[(at + 8192) as usize..(at + 8292) as usize]
+    );
+    assert_eq!(base.to_vec(), base_bytes, "the base is never written");
+    assert_eq!(ov.overlay_bytes(), 2 * 4096);
+}
+
+#[test]
+fn a_full_overlay_spills_to_a_file_then_fails_cleanly_with_storage_full() {
+    let base = MemDisk::from_vec(pattern(1 << 20), 512).read_only();
+    let head = MemDisk::new(0, 512);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let limits = OverlayLimits {
+        memory: 2 * 4096,
+        spill_dir: Some(dir.path().to_path_buf()),
+        spill: 3 * 4096,
+    };
+    let ov = Overlay::new(&head, &base, limits).expect("overlay");
+    for b in 0..5u64 {
+        ov.write_at(&[b as u8 + 1; 4096], b * 4096).expect("fits");
+    }
+    assert_eq!(ov.spilled_bytes(), 3 * 4096);
+    let err = ov.write_at(&[9u8; 10], 5 * 4096).expect_err("full");
+    assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "{err}");
+    for b in 0..5u64 {
+        let mut got = vec![0u8; 4096];
+        ov.read_at(&mut got, b * 4096).expect("read");
+        assert_eq!(got, vec![b as u8 + 1; 4096], "block {b}");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("dir").count(),
+        0,
+        "the spill file has no name"
+    );
+}
+
+#[test]
+fn a_borrowed_device_served_read_write_takes_writes_and_is_unmounted_after_the_call() {
+    let disk = MemDisk::new(2 << 20, 512);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("rw");
+    std::fs::write(&file, b"").expect("mount point");
+    let seen = serve_scoped(&disk, &file, "rw test", true, |p| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .expect("open for writing");
+        f.seek(SeekFrom::Start(4096)).expect("seek");
+        f.write_all(b"written through FUSE").expect("write");
+        f.sync_all().expect("fsync");
+        let grow = f.set_len(4 << 20);
+        (mounted(p), grow.is_err())
+    })
+    .expect("serve");
+    assert_eq!(
+        seen,
+        (true, true),
+        "mounted during the call; the size cannot change"
+    );
+    assert!(!mounted(&file));
+    assert_eq!(&disk.to_vec()[4096..4116], b"written through FUSE");
+}

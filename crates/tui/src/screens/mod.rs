@@ -9,6 +9,7 @@
 //! - [`backup`]: back up a disk or partition to a new image;
 //! - [`verify`]: verify an image;
 //! - [`files`]: browse the files of an image or a live partition;
+//! - [`mount_image`]: mount a partition of an image read-only (`lifeboat mount`);
 //! - [`extract`]: copy the chosen files into a folder.
 
 pub mod backup;
@@ -17,6 +18,7 @@ pub mod extract;
 pub mod files;
 pub mod log;
 pub mod menu;
+pub mod mount_image;
 pub mod restore;
 pub mod transfer;
 pub mod verify;

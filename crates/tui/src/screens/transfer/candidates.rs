@@ -201,7 +201,8 @@ fn size_verdict(source: &Endpoint, have: u64, disk: bool) -> (Option<String>, Op
             human(have - source.len)
         )),
         std::cmp::Ordering::Less => Some(format!(
-            "{} smaller than the source, but the partitions fit",
+            "{} smaller than the source: it fits, file systems shrink where needed (the plan \
+             shows how)",
             human(source.len - have)
         )),
         std::cmp::Ordering::Equal => None,
