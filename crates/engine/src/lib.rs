@@ -24,6 +24,7 @@ pub mod extract;
 pub mod grow;
 pub mod inspect;
 pub mod job;
+pub mod keys;
 pub mod pipeline;
 pub mod progress;
 pub mod rescue;

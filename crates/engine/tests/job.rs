@@ -35,6 +35,7 @@ fn backup_spec(source: &Path, image: &Path) -> JobSpec {
         options: BackupOptions::default(),
         all_unpartitioned: false,
         identity: None,
+        encryption: None,
     })
 }
 

@@ -236,6 +236,7 @@ fn backup_spec(req: &BackupRequest, settings: &BackupSettings) -> JobSpec {
             model: req.source.model.clone(),
             serial: req.source.serial.clone(),
         }),
+        encryption: None,
     })
 }
 

@@ -59,11 +59,20 @@ pub enum Step {
         split: Option<String>,
         #[serde(default)]
         strict: bool,
+        /// Encrypt the image; the password is the first line of `password_file`.
+        #[serde(default)]
+        encrypt: bool,
+        /// A file beside the job file (same confinement as image paths) holding the password.
+        #[serde(default)]
+        password_file: Option<String>,
     },
     Verify {
         /// Defaults to the image of the previous backup step.
         #[serde(default)]
         image: Option<String>,
+        /// The password of an encrypted image (see `Backup::password_file`).
+        #[serde(default)]
+        password_file: Option<String>,
     },
     Restore {
         image: String,
@@ -78,6 +87,9 @@ pub enum Step {
         verify: bool,
         #[serde(default)]
         discard: bool,
+        /// The password of an encrypted image (see `Backup::password_file`).
+        #[serde(default)]
+        password_file: Option<String>,
     },
     Clone {
         source: String,
@@ -183,17 +195,37 @@ impl Step {
                 source,
                 image,
                 split,
+                password_file,
                 ..
             } => [
                 Some(source.as_str()),
                 Some(image.as_str()),
                 split.as_deref(),
+                password_file.as_deref(),
             ]
             .into_iter()
             .flatten()
             .collect(),
-            Step::Verify { image } => image.as_deref().into_iter().collect(),
-            Step::Restore { image, target, .. } => vec![image, target],
+            Step::Verify {
+                image,
+                password_file,
+            } => [image.as_deref(), password_file.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect(),
+            Step::Restore {
+                image,
+                target,
+                password_file,
+                ..
+            } => [
+                Some(image.as_str()),
+                Some(target.as_str()),
+                password_file.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             Step::Clone { source, target, .. } => vec![source, target],
         }
     }
@@ -212,7 +244,7 @@ mod tests {
         .unwrap();
         assert!(f.stop_on_error);
         assert_eq!(f.steps.len(), 2);
-        assert!(matches!(&f.steps[1], Step::Verify { image: None }));
+        assert!(matches!(&f.steps[1], Step::Verify { image: None, .. }));
         let typo = JobFile::parse(
             "[[step]]\naction = \"backup\"\nsource = \"a\"\nimage = \"b\"\nlevle = 3\n",
             "job.toml",

@@ -110,6 +110,8 @@ pub struct BackupSpec {
     pub all_unpartitioned: bool,
     /// Model and serial for the manifest when discovery does not know the source (image files).
     pub identity: Option<crate::backup::SourceIdentity>,
+    /// Encrypt the image with this password (see [`crate::backup::Encryption`]).
+    pub encryption: Option<crate::backup::Encryption>,
 }
 
 /// A restore.

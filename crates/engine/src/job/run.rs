@@ -197,7 +197,7 @@ fn execute(
         }
         (JobSpec::Restore(s), Steps::Restore(p)) => {
             let t = planned_target(plan)?;
-            let img = Arc::new(image::ImageReader::open(&s.image)?);
+            let img = Arc::new(crate::keys::open_image(&s.image)?);
             let dst_io = open_target(plan, t, consent)?;
             let dst = target_window(&dst_io, t)?;
             let report = crate::restore::execute_restore(p, &img, &dst, &s.options, sink, cancel)?;

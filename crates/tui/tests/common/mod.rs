@@ -312,6 +312,7 @@ pub fn planned_backup_on(
             model: req.source.model.clone(),
             serial: req.source.serial.clone(),
         }),
+        encryption: None,
     });
     let mut plan = engine::job::plan(spec, &this_machine()).unwrap();
     plan.destination = Some(engine::job::Destination { free, fat });
