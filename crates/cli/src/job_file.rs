@@ -68,8 +68,8 @@ fn image_path(template: &str, source: Option<&str>, base: &Path) -> Result<PathB
 /// `rel` resolved beneath the job file's folder `base`: refused when absolute, when it has a
 /// `..`, or when an existing part of it is a symbolic link leading out of `base` or a folder on
 /// another file system (a mount point). The result is the real path.
-/// An encrypted image of a step: its password from `password_file` (beneath the job folder);
-/// a job never prompts.
+/// An encrypted image of a step: its password from `password_file` (beneath the job folder), or
+/// the one the backup step that wrote it was given; a job never prompts.
 fn unlock_step(image: &Path, password_file: Option<&str>, base: &Path) -> Result<()> {
     match password_file {
         Some(f) => crate::password::unlock(image, Some(&beneath(base, f)?)),

@@ -127,6 +127,10 @@ fn execute(
         (JobSpec::Backup(s), Steps::Backup(p)) => {
             let report =
                 crate::backup::execute_backup(p, need_source(source)?, &s.options, sink, cancel)?;
+            if let Some(enc) = &p.encryption {
+                // A verify or restore of the new image in the same session needs no second ask.
+                crate::keys::remember(&p.image, enc.password.clone());
+            }
             Ok(backup_outcome(p, report))
         }
         (JobSpec::Clone(s), Steps::Clone(p)) => {
