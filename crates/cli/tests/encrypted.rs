@@ -90,7 +90,7 @@ fn gpt_disk() -> Disk {
     }
     let pw = dir.path().join("pw.txt");
     std::fs::write(&pw, "correct horse battery staple\n").unwrap();
-    Disk { dir: dir, disk, pw }
+    Disk { dir, disk, pw }
 }
 
 fn volumes(first: &Path) -> Vec<PathBuf> {
