@@ -410,6 +410,17 @@ pub(crate) fn wrap_key(
     };
     random_bytes(&mut s.salt)?;
     random_bytes(&mut s.nonce)?;
+    seal_slot(s, key, uuid, slot, pass)
+}
+
+/// Fills in `s.wrapped` (salt, nonce and parameters given).
+fn seal_slot(
+    mut s: KeySlot,
+    key: &DataKey,
+    uuid: &[u8; 16],
+    slot: usize,
+    pass: &Passphrase,
+) -> Result<KeySlot, String> {
     let kek = derive(pass.expose(), &s)?;
     let cipher = Aes256Gcm::new_from_slice(&kek[..]).map_err(|e| e.to_string())?;
     let mut buf = Zeroizing::new(*key.0);
@@ -589,6 +600,53 @@ pub(crate) fn new_image_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    /// The test vectors of FORMAT.md ("Test vectors").
+    #[test]
+    fn the_test_vectors_of_the_format_spec_hold() {
+        let pass = Passphrase::new(b"lifeboat".to_vec());
+        let uuid = [0x11u8; 16];
+        let mut key = [0u8; 32];
+        for (i, b) in key.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let key = DataKey(Zeroizing::new(key));
+        let mut salt = [0u8; 32];
+        for (i, b) in salt.iter_mut().enumerate() {
+            *b = i as u8 + 1;
+        }
+        let template = KeySlot {
+            kdf: FAST,
+            salt,
+            nonce: [0xa0; 12],
+            wrapped: [0; 48],
+        };
+        let kek = derive(pass.expose(), &template).unwrap();
+        let slot = seal_slot(template, &key, &uuid, 0, &pass).unwrap();
+        let sealer = Sealer::new(&key, uuid, 4096).unwrap();
+        let mut chunk = b"Lifeboat test vector chunk".to_vec();
+        let nonce = sealer.nonce(Domain::Chunk, 2, 8192);
+        let aad = sealer.aad(Domain::Chunk, 2, 8192, chunk.len() as u64 + 16, 4096);
+        sealer
+            .seal(Domain::Chunk, 2, 8192, 4096, &mut chunk)
+            .unwrap();
+        let wrapped = hex(&slot.wrapped);
+        let got = [
+            hex(&kek[..]),
+            format!("{}\n                {}", &wrapped[..64], &wrapped[64..]),
+            hex(&nonce),
+            hex(&aad),
+            hex(&chunk),
+        ];
+        let spec = include_str!("../FORMAT.md");
+        for v in got {
+            assert!(spec.contains(&v), "FORMAT.md lacks {v}");
+        }
+    }
 
     const FAST: KdfParams = KdfParams {
         memory_kib: 64,

@@ -80,11 +80,11 @@ pub fn change_password(
     if head[..8] != VOLUME_MAGIC {
         return Err(Error::NotAnImage { path: name });
     }
+    let h = VolumeHeader::decode(&head).map_err(|d| corrupt("volume header", d))?;
     let major = rd_u16(&head, 8);
     if major > FORMAT_MAJOR {
         return Err(Error::NewerFormat { path: name, major });
     }
-    let h = VolumeHeader::decode(&head).map_err(|d| corrupt("volume header", d))?;
     if h.volume != 1 {
         return Err(Error::WrongVolume {
             path: name,

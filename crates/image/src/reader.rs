@@ -940,8 +940,11 @@ fn read_volume_header(name: &str, io: &dyn BlockIo, len: u64) -> Result<VolumeHe
             detail: format!("a volume header needs {VOLUME_HEADER_LEN}"),
         });
     }
+    // The crc32 first: a damaged version field is damage, not a newer format (every major
+    // version keeps the magic, the versions and the crc32 at 60 where they are).
+    let h = VolumeHeader::decode(&b).map_err(|d| corrupt(name, "volume header", d));
     let major = rd_u16(&b, 8);
-    if major > FORMAT_MAJOR {
+    if major > FORMAT_MAJOR && h.is_ok() {
         return Err(Error::NewerFormat {
             path: name.to_string(),
             major,
@@ -950,7 +953,7 @@ fn read_volume_header(name: &str, io: &dyn BlockIo, len: u64) -> Result<VolumeHe
     if major == 0 {
         return Err(corrupt(name, "volume header", "format version 0"));
     }
-    VolumeHeader::decode(&b).map_err(|d| corrupt(name, "volume header", d))
+    h
 }
 
 /// Reads volume 1's key block and unlocks it with `password`.
@@ -1025,14 +1028,15 @@ fn read_trailer(base: &str, last: &Volume, count: u32, head: &VolumeHeader) -> R
     if b.get(..8) != Some(&TRAILER_MAGIC[..]) {
         return Err(incomplete());
     }
+    let t = Trailer::decode(&b).map_err(|d| corrupt(&last.name, "trailer", d));
     let major = rd_u16(&b, 8);
-    if major > FORMAT_MAJOR {
+    if major > FORMAT_MAJOR && t.is_ok() {
         return Err(Error::NewerFormat {
             path: last.name.clone(),
             major,
         });
     }
-    let t = Trailer::decode(&b).map_err(|d| corrupt(&last.name, "trailer", d))?;
+    let t = t?;
     if t.uuid != head.uuid {
         return Err(corrupt(
             &last.name,
