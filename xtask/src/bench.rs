@@ -463,8 +463,8 @@ fn encrypted() -> Result<()> {
     );
     let _ = writeln!(
         t,
-        "\nUnlocking (Argon2id, 256 MiB, 6 passes, once per command; `info` of the encrypted image minus `info`\n\
-         of the plain one): {unlock:.2} s. \"Without unlocking\" is the ratio with that fixed cost taken out: the\n\
+        "\nUnlocking (Argon2id with the default cost, once per command; `info` of the encrypted image minus\n\
+         `info` of the plain one): {unlock:.2} s. \"Without unlocking\" is the ratio with that fixed cost taken out: the\n\
          cost of sealing and opening the data, which is what grows with the disk."
     );
     print!("{t}");

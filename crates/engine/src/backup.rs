@@ -39,7 +39,7 @@ pub struct BackupOptions {
 pub struct Encryption {
     /// The password (asked twice by the front end).
     pub password: image::Passphrase,
-    /// Argon2id cost; the default takes about a second and 256 MiB.
+    /// Argon2id cost; the default takes about a second and 192 MiB.
     pub kdf: image::KdfParams,
 }
 

@@ -256,7 +256,10 @@ fn backup_spec(req: &BackupRequest, settings: &BackupSettings) -> JobSpec {
             model: req.source.model.clone(),
             serial: req.source.serial.clone(),
         }),
-        encryption: None,
+        encryption: settings
+            .password
+            .as_ref()
+            .map(|p| engine::backup::Encryption::new(p.passphrase())),
     })
 }
 
