@@ -442,3 +442,95 @@ fn the_disk_serial_is_not_readable_in_an_encrypted_image() {
     .unwrap();
     assert_eq!(r.manifest().source.serial, SERIAL);
 }
+
+#[test]
+fn a_damaged_chunk_of_an_encrypted_image_is_named_by_verify_and_fails_only_the_file_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("victim.bin"), fixture::noise(1, 12 << 20)).unwrap();
+    std::fs::write(tree.join("intact.bin"), fixture::noise(2, 12 << 20)).unwrap();
+    std::fs::write(tree.join("small.txt"), b"still fine\n").unwrap();
+    let fs_img = dir.path().join("fs.img");
+    fixture::mkfs(
+        Mkfs::Ext4,
+        &fs_img,
+        128 * MIB,
+        "data",
+        &["-b", "4096", "-d", s(&tree)],
+    )
+    .unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "damage test password\n").unwrap();
+    let lbi = dir.path().join("x.lbi");
+    let (code, out, err) = lifeboat(&[
+        "backup",
+        s(&fs_img),
+        s(&lbi),
+        "--encrypt",
+        "--password-file",
+        s(&pw),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // The chunk holding the middle block of victim.bin (the index is sealed: read with the key).
+    let blocks = fixture::run("debugfs", &["-R", "blocks /victim.bin", s(&fs_img)]).unwrap();
+    let list: Vec<u64> = blocks
+        .split_whitespace()
+        .filter_map(|b| b.parse().ok())
+        .collect();
+    let fs_offset = list[list.len() / 2] * 4096;
+    let pass = image::Passphrase::new(b"damage test password".to_vec());
+    let reader = image::ImageReader::open_with(&lbi, Some(&pass)).unwrap();
+    let entry = *reader
+        .index()
+        .iter()
+        .find(|e| {
+            e.logical_offset <= fs_offset
+                && fs_offset < e.logical_offset + u64::from(e.uncompressed_len)
+        })
+        .unwrap();
+    let chunk = entry.logical_offset / u64::from(reader.chunk_size());
+    drop(reader);
+    let mut bytes = std::fs::read(&lbi).unwrap();
+    let at = (entry.volume_offset + 48 + u64::from(entry.compressed_len / 2)) as usize;
+    bytes[at] ^= 0x5a;
+    std::fs::write(&lbi, bytes).unwrap();
+
+    let (code, out, _) = lifeboat(&["verify", s(&lbi), "--password-file", s(&pw)]);
+    assert_ne!(code, 0);
+    let named = format!(
+        "chunk {chunk} of stream 0 (whole source), bytes {}..{}",
+        entry.logical_offset,
+        entry.logical_offset + u64::from(entry.uncompressed_len)
+    );
+    assert!(out.contains(&named), "{out}");
+    let out_dir = dir.path().join("out");
+    let (code, out, err) = lifeboat(&[
+        "extract",
+        s(&lbi),
+        "/",
+        "--to",
+        s(&out_dir),
+        "--json",
+        "--password-file",
+        s(&pw),
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let failed: Vec<&str> = v["failed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    assert_eq!(failed, ["/victim.bin"]);
+    assert!(
+        std::fs::read(tree.join("intact.bin")).unwrap()
+            == std::fs::read(out_dir.join("intact.bin")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(out_dir.join("small.txt")).unwrap(),
+        b"still fine\n"
+    );
+}
