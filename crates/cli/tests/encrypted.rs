@@ -534,3 +534,34 @@ fn a_damaged_chunk_of_an_encrypted_image_is_named_by_verify_and_fails_only_the_f
         b"still fine\n"
     );
 }
+
+#[test]
+fn an_encrypted_image_mounts_read_only_with_its_password() {
+    let d = gpt_disk();
+    let img = d.dir.path().join("m.lbi");
+    let (code, out, err) = lifeboat(&[
+        "backup",
+        s(&d.disk),
+        s(&img),
+        "--part",
+        "3",
+        "--encrypt",
+        "--password-file",
+        s(&d.pw),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let dir = d.dir.path().join("mnt");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (code, out, err) = lifeboat(&["mount", s(&img), s(&dir), "--password-file", s(&d.pw)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let read = std::fs::read_to_string(dir.join("marker.txt"));
+    let (ucode, uout, uerr) = lifeboat(&["umount", s(&dir)]);
+    assert_eq!(read.unwrap(), format!("{MARKER}\n").repeat(2000));
+    assert_eq!(ucode, 0, "{uout}{uerr}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let canon = std::fs::canonicalize(&dir).unwrap();
+    assert!(
+        !mounts.contains(&format!(" {} ", canon.display())),
+        "still mounted"
+    );
+}
