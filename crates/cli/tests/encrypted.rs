@@ -238,6 +238,8 @@ fn encrypted_gpt_disk_round_trips_split_and_unsplit_and_nothing_is_readable_with
         let (code, out, err) = lifeboat(&[&["info", "--json", s(&img)][..], &pw].concat());
         assert_eq!(code, 0, "{out}{err}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["encrypted"], true);
+        assert_eq!(v["format"], "1.1");
         let labels: Vec<&str> = v["manifest"]["partitions"]
             .as_array()
             .unwrap()
