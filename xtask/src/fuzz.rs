@@ -24,6 +24,7 @@ const TARGETS: &[(&str, &str, &str)] = &[
     ("image", "volumes", "volumes"),
     ("image", "manifest", "manifest"),
     ("image", "bitmap", "bitmap"),
+    ("image", "key_block", "key_block"),
     ("layout", "read_table", "read_table"),
     ("disk", "mountinfo", "mountinfo"),
     ("disk", "swaps", "swaps"),

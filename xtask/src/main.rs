@@ -27,7 +27,8 @@ commands:
   qemu-test   build the image and run the QEMU tests (qemu-tests/tests/*.rs); `--test NAME` picks
               the file NAME.rs, other arguments go to the test binaries (`cargo xtask qemu-test demo
               job_` runs the tests whose names hold them)
-  bench       backup/restore/clone against partclone, fsarchiver, zstd and dd (BENCHMARKS.md)
+  bench       backup/restore/clone against partclone, fsarchiver, zstd and dd (BENCHMARKS.md);
+              --encrypted: encrypted against unencrypted backup and restore
   fuzz        [TARGET...] [--time S] [--list]: coverage-guided fuzzing with cargo-fuzz (FUZZING.md)
 ";
 

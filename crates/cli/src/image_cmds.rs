@@ -44,8 +44,8 @@ pub fn looks_like_image(path: &Path) -> bool {
 }
 
 pub fn open_image(path: &Path) -> Result<Arc<ImageReader>> {
-    let r =
-        ImageReader::open(path).with_context(|| format!("opening the image {}", path.display()))?;
+    let r = engine::keys::open_image(path)
+        .with_context(|| format!("opening the image {}", path.display()))?;
     Ok(Arc::new(r))
 }
 
@@ -80,6 +80,13 @@ pub struct BackupArgs {
     /// Progress and result as JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// Encrypt the image (AES-256-GCM; the password is asked twice, or read from
+    /// --password-file).
+    #[arg(long)]
+    pub encrypt: bool,
+    /// Where the password comes from (the global --password-file; job files' `password_file`).
+    #[arg(skip)]
+    pub password_file: Option<PathBuf>,
 }
 
 pub fn backup(source: &str, image_path: &Path, args: &BackupArgs) -> Result<u8> {
@@ -114,6 +121,15 @@ pub fn backup_spec(source: &str, image_path: &Path, args: &BackupArgs) -> Result
             .as_deref()
             .map(engine::unlock::Key::from_file)
             .transpose()?,
+        encryption: match (args.encrypt, &args.password_file) {
+            (false, None) => None,
+            (false, Some(_)) => {
+                bail!("--password-file without --encrypt: the image would not be encrypted")
+            }
+            (true, file) => Some(engine::backup::Encryption::new(
+                crate::password::new_password(file.as_deref())?,
+            )),
+        },
     }))
 }
 
@@ -177,4 +193,48 @@ pub fn verify(image_path: &Path, json: bool, threads: usize) -> Result<u8> {
 /// The path argument as given (images are files, not device specs).
 pub fn image_arg(p: &str) -> PathBuf {
     PathBuf::from(p)
+}
+
+/// `lifeboat passwd IMAGE`: replaces the password of an encrypted image (or, with `--add`, adds a
+/// second one). Only the key slots of the first volume are rewritten.
+pub fn passwd(
+    image_path: &Path,
+    add: bool,
+    current_file: Option<&Path>,
+    new_file: Option<&Path>,
+) -> Result<u8> {
+    if !image::is_encrypted(image_path)
+        .with_context(|| format!("opening the image {}", image_path.display()))?
+    {
+        bail!(
+            "{}: the image is not encrypted; it has no password to change",
+            image_path.display()
+        );
+    }
+    crate::password::unlock(image_path, current_file)?;
+    let current = engine::keys::password_for(image_path)
+        .with_context(|| format!("{}: no password given", image_path.display()))?;
+    let new = crate::password::new_password(new_file)?;
+    let change = if add {
+        image::SlotChange::Add
+    } else {
+        image::SlotChange::Replace
+    };
+    let done = image::change_password(
+        image_path,
+        &current,
+        &new,
+        change,
+        image::KdfParams::default(),
+    )?;
+    engine::keys::forget(image_path);
+    crate::emit(&format!(
+        "{}: password {} (key slot {}); {} of {} key slots in use\n",
+        image_path.display(),
+        if add { "added" } else { "changed" },
+        done.new_slot,
+        done.slots_used,
+        image::KEY_SLOTS
+    ))?;
+    Ok(0)
 }

@@ -75,6 +75,7 @@ pub fn image(image_path: &Path, json: bool) -> Result<()> {
             "format": format!("{}.{}", img.format_version().0, img.format_version().1),
             "volumes": img.volume_names(),
             "chunk_size": img.chunk_size(),
+            "encrypted": img.encrypted(),
             "manifest": m,
         });
         crate::emit(&(serde_json::to_string_pretty(&v)? + "\n"))?;
@@ -83,12 +84,17 @@ pub fn image(image_path: &Path, json: bool) -> Result<()> {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "{}: Lifeboat image, format {}.{}, uuid {}, {} volume(s)",
+        "{}: Lifeboat image, format {}.{}, uuid {}, {} volume(s){}",
         printable(&image_path.to_string_lossy()),
         img.format_version().0,
         img.format_version().1,
         img.uuid(),
-        img.volume_names().len()
+        img.volume_names().len(),
+        if img.encrypted() {
+            ", encrypted (AES-256-GCM)"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         t,

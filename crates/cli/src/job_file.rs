@@ -68,6 +68,19 @@ fn image_path(template: &str, source: Option<&str>, base: &Path) -> Result<PathB
 /// `rel` resolved beneath the job file's folder `base`: refused when absolute, when it has a
 /// `..`, or when an existing part of it is a symbolic link leading out of `base` or a folder on
 /// another file system (a mount point). The result is the real path.
+/// An encrypted image of a step: its password from `password_file` (beneath the job folder), or
+/// the one the backup step that wrote it was given; a job never prompts.
+fn unlock_step(image: &Path, password_file: Option<&str>, base: &Path) -> Result<()> {
+    match password_file {
+        Some(f) => crate::password::unlock(image, Some(&beneath(base, f)?)),
+        None if engine::keys::needs_password(image) => bail!(
+            "{} is encrypted: give the step a password_file (a job never asks)",
+            image.display()
+        ),
+        None => Ok(()),
+    }
+}
+
 fn beneath(base: &Path, rel: &str) -> Result<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     use std::path::Component;
@@ -199,10 +212,19 @@ fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Resul
             split,
             strict,
             key_file,
+            encrypt,
+            password_file,
         } => {
             let path = image_path(image, Some(source), base)?;
             // Beneath the job file's folder, like the images.
             let key_file = key_file.as_deref().map(|k| beneath(base, k)).transpose()?;
+            let password_file = password_file
+                .as_deref()
+                .map(|f| beneath(base, f))
+                .transpose()?;
+            if *encrypt && password_file.is_none() {
+                bail!("encrypt = true needs password_file: a job runs unattended");
+            }
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
@@ -221,19 +243,25 @@ fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Resul
                 key_file,
                 dry_run: false,
                 json: false,
+                encrypt: *encrypt,
+                password_file,
             };
             let spec = crate::image_cmds::backup_spec(source, &path, &args)?;
             let status = crate::jobs::execute(spec, &ui)?;
             *last_image = Some(path);
             Ok(status)
         }
-        Step::Verify { image } => {
+        Step::Verify {
+            image,
+            password_file,
+        } => {
             let path = match image {
                 Some(t) => image_path(t, None, base)?,
                 None => last_image
                     .clone()
                     .context("verify without `image` needs a backup step before it")?,
             };
+            unlock_step(&path, password_file.as_deref(), base)?;
             let spec = engine::job::JobSpec::Verify(engine::job::VerifySpec {
                 image: path,
                 threads: 0,
@@ -248,8 +276,10 @@ fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Resul
             new_ids,
             verify,
             discard,
+            password_file,
         } => {
             let path = image_path(image, None, base)?;
+            unlock_step(&path, password_file.as_deref(), base)?;
             let args = RestoreArgs {
                 part: *part,
                 to_part: None,

@@ -13,6 +13,7 @@ mod jobs;
 mod list;
 mod logger;
 mod mount_cmds;
+mod password;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -25,6 +26,11 @@ struct Cli {
     /// More log output (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+
+    /// Encrypted images: read the password from the first line of FILE instead of asking for it
+    /// (passwords are never given as arguments).
+    #[arg(long, global = true, value_name = "FILE")]
+    password_file: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -169,6 +175,21 @@ enum Command {
         #[command(flatten)]
         nothing_to_confirm: NothingToConfirm,
     },
+    /// Change the password of an encrypted image, or add a second one (a recovery password):
+    /// only the image's key slots are rewritten.
+    Passwd {
+        /// The image (its first volume).
+        image: String,
+        /// Keep the current password and add the new one next to it.
+        #[arg(long)]
+        add: bool,
+        /// Read the new password from the first line of FILE (the current one comes from
+        /// --password-file or the prompt).
+        #[arg(long, value_name = "FILE")]
+        new_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        nothing_to_confirm: NothingToConfirm,
+    },
     /// Run the steps of a job file unattended (the job file is the confirmation).
     Run {
         /// The job file (TOML, see docs/job-files.md).
@@ -225,6 +246,27 @@ fn main() -> ExitCode {
     if cli.command.is_some() {
         logger::init(cli.verbose);
     }
+    // Encrypted images: the password is asked (or read from --password-file) once, here, for
+    // every command that reads an image; the engine finds it in `engine::keys`.
+    let pw_file = cli.password_file.as_deref();
+    let reads = match &cli.command {
+        Some(Command::Info { target, .. }) => Some(target),
+        Some(Command::Restore { image, .. })
+        | Some(Command::Verify { image, .. })
+        | Some(Command::Ls { image, .. })
+        | Some(Command::Extract { image, .. })
+        | Some(Command::Mount { image, .. }) => Some(image),
+        _ => None,
+    };
+    if let Some(image) = reads {
+        if let Err(e) = password::unlock(&image_cmds::image_arg(image), pw_file) {
+            eprintln!(
+                "lifeboat: error: {}",
+                disk::text::printable(&error_chain(&e))
+            );
+            return ExitCode::from(exit::FAILURE);
+        }
+    }
     let result = match cli.command {
         Some(Command::List { json, all, .. }) => list::run(json, all).map(|()| 0),
         Some(Command::Info { target, json, .. }) => {
@@ -237,9 +279,23 @@ fn main() -> ExitCode {
         Some(Command::Backup {
             source,
             image,
-            args,
+            mut args,
             ..
-        }) => image_cmds::backup(&source, &image_cmds::image_arg(&image), &args),
+        }) => {
+            args.password_file = cli.password_file.clone();
+            image_cmds::backup(&source, &image_cmds::image_arg(&image), &args)
+        }
+        Some(Command::Passwd {
+            image,
+            add,
+            new_password_file,
+            ..
+        }) => image_cmds::passwd(
+            &image_cmds::image_arg(&image),
+            add,
+            pw_file,
+            new_password_file.as_deref(),
+        ),
         Some(Command::Restore {
             image,
             target,

@@ -33,6 +33,26 @@ pub struct BackupOptions {
     pub threads: usize,
 }
 
+/// How a new image is encrypted (format 1.1): the password for its first key slot and the
+/// Argon2id cost. `Debug` never shows the password.
+#[derive(Debug, Clone)]
+pub struct Encryption {
+    /// The password (asked twice by the front end).
+    pub password: image::Passphrase,
+    /// Argon2id cost; the default takes about a second and 192 MiB.
+    pub kdf: image::KdfParams,
+}
+
+impl Encryption {
+    /// Encryption with `password` and the default key-derivation cost.
+    pub fn new(password: image::Passphrase) -> Self {
+        Encryption {
+            password,
+            kdf: image::KdfParams::default(),
+        }
+    }
+}
+
 impl Default for BackupOptions {
     fn default() -> Self {
         BackupOptions {
@@ -104,6 +124,8 @@ pub struct BackupPlan {
     pub notes: Vec<String>,
     /// Unpartitioned areas larger than 64 MiB of which only the edges are imaged.
     pub large_gaps: Vec<(u64, u64)>,
+    /// Encrypt the image (set by `engine::job` from the spec).
+    pub encryption: Option<Encryption>,
 }
 
 /// Unpartitioned areas up to this size are imaged whole (all-zero chunks are not stored).
@@ -166,6 +188,14 @@ impl fmt::Display for BackupPlan {
         }
         for n in &self.notes {
             writeln!(f, "note: {}", disk::text::printable(n))?;
+        }
+        if let Some(enc) = &self.encryption {
+            writeln!(
+                f,
+                "encrypted: AES-256-GCM, key from the password by Argon2id ({} MiB, {} passes)",
+                enc.kdf.memory_kib / 1024,
+                enc.kdf.iterations
+            )?;
         }
         writeln!(f, "total to read: {}", human(self.total_bytes()))
     }
@@ -285,6 +315,7 @@ pub fn plan_backup(
         layout: layout.clone(),
         streams,
         image: image.to_path_buf(),
+        encryption: None,
     })
 }
 
@@ -371,7 +402,11 @@ pub fn execute_backup(
         split_size: opts.split,
         level: opts.level,
     };
-    let mut writer = ImageWriter::create(&plan.image, wopts).map_err(image_err)?;
+    let mut writer = match &plan.encryption {
+        Some(enc) => ImageWriter::create_encrypted(&plan.image, wopts, &enc.password, enc.kdf),
+        None => ImageWriter::create(&plan.image, wopts),
+    }
+    .map_err(image_err)?;
     match write_streams(plan, src, opts, sink, cancel, &mut writer) {
         Ok((manifest, tracker_state)) => {
             let summary = writer.finish(&manifest).map_err(image_err)?;

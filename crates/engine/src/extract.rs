@@ -449,7 +449,7 @@ fn numbers(n: impl Iterator<Item = u32>) -> String {
 }
 
 fn open_image(path: &Path) -> Result<Arc<ImageReader>, ExtractError> {
-    ImageReader::open(path)
+    crate::keys::open_image(path)
         .map(Arc::new)
         .map_err(|source| ExtractError::Image {
             path: path.to_path_buf(),

@@ -27,6 +27,7 @@ mod fatcopy;
 pub mod grow;
 pub mod inspect;
 pub mod job;
+pub mod keys;
 pub mod pipeline;
 pub mod progress;
 pub mod rescue;

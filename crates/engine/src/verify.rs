@@ -17,7 +17,7 @@ pub fn verify_image(
     sink: Option<&ProgressSink>,
     cancel: &Cancel,
 ) -> Result<image::VerifyReport, JobError> {
-    let reader = image::ImageReader::open(path)?;
+    let reader = crate::keys::open_image(path)?;
     let threads = match threads {
         0 => std::thread::available_parallelism()
             .map(|n| n.get())

@@ -36,6 +36,7 @@ fn backup_spec(source: &Path, image: &Path) -> JobSpec {
         all_unpartitioned: false,
         identity: None,
         key: None,
+        encryption: None,
     })
 }
 

@@ -97,3 +97,48 @@ pub fn bitmap(data: &[u8]) {
     let mut buf = vec![0xAAu8; (b % 70_000) as usize];
     map.zero_unused(a, &mut buf);
 }
+
+/// The key block and key-slot parser of encrypted images (format 1.1): arbitrary bytes as a key
+/// block must decode or fail; what decodes must encode back to the same block, and its key-
+/// derivation parameters must be checked without panicking. When the input is a whole volume
+/// whose key slots are cheap to derive (at most 1 MiB·pass each, so the fuzzer stays fast), it
+/// is also opened with the password `fuzz` and read like [`open_and_read`].
+pub fn key_block(data: &[u8]) {
+    use image::crypt::{KeyBlock, KEY_BLOCK_LEN, KEY_BLOCK_OFFSET};
+    let at = KEY_BLOCK_OFFSET as usize;
+    // The block alone, and the block inside a volume.
+    for raw in [data.get(..KEY_BLOCK_LEN), data.get(at..at + KEY_BLOCK_LEN)]
+        .into_iter()
+        .flatten()
+    {
+        if let Ok(block) = KeyBlock::decode(raw) {
+            let back = block.encode();
+            assert_eq!(KeyBlock::decode(&back).ok().as_ref(), Some(&block));
+            // Everything but the crc32 (not checked under cfg(fuzzing)) round-trips.
+            assert_eq!(back[..28], raw[..28]);
+            assert_eq!(back[32..], raw[32..]);
+            for slot in block.slots.iter().flatten() {
+                let _ = slot.kdf.check();
+            }
+        }
+    }
+    let Some(raw) = data.get(at..at + KEY_BLOCK_LEN) else {
+        return;
+    };
+    let cheap = KeyBlock::decode(raw).is_ok_and(|b| {
+        b.slots
+            .iter()
+            .flatten()
+            .all(|s| u64::from(s.kdf.memory_kib) * u64::from(s.kdf.iterations) <= 1024)
+    });
+    if !cheap {
+        return;
+    }
+    let vol: Box<dyn BlockIo> = Box::new(disk::MemDisk::from_vec(data.to_vec(), 512));
+    let pass = image::Passphrase::new(b"fuzz".to_vec());
+    if let Ok(reader) =
+        image::ImageReader::from_volumes_with(vec![("fuzz.lbi".to_string(), vol)], Some(&pass))
+    {
+        exercise(reader);
+    }
+}

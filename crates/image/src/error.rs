@@ -199,6 +199,26 @@ pub enum Error {
         /// The id asked for.
         stream: u32,
     },
+    /// The image is encrypted and no password was given.
+    #[error("{path}: the image is encrypted: a password is needed")]
+    PasswordRequired {
+        /// The image.
+        path: String,
+    },
+    /// No key slot of the image opens with the password given.
+    #[error("{path}: wrong password (no key slot of this encrypted image opens with it)")]
+    WrongPassword {
+        /// The image.
+        path: String,
+    },
+    /// A password was given for an image that is not encrypted, or encryption failed.
+    #[error("{path}: {detail}")]
+    Encryption {
+        /// The image.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// The operation was cancelled.
     #[error("cancelled")]
     Cancelled,

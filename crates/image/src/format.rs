@@ -4,7 +4,7 @@
 /// Major format version written by this build; readers reject images with a larger major.
 pub const FORMAT_MAJOR: u16 = 1;
 /// Minor format version written by this build; a reader accepts any minor of its major.
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;
 
 /// First 8 bytes of every volume file.
 pub const VOLUME_MAGIC: [u8; 8] = *b"LBIVOL\r\n";
@@ -47,6 +47,11 @@ pub const MAX_BITMAP_BLOCK: u32 = 1 << 30;
 
 /// Flag bit in the trailer: the writer finished the image.
 pub const TRAILER_COMPLETE: u32 = 1;
+/// Flag bit in the trailer (format 1.1): the image is encrypted.
+pub const TRAILER_ENCRYPTED: u32 = 2;
+/// Flag bit in every volume header (format 1.1): the image is encrypted; volume 1 has a key
+/// block after its header.
+pub const VOLUME_ENCRYPTED: u32 = 1;
 
 /// Largest compressed frame allowed for a chunk of `chunk_size` bytes (bounds zstd's worst case
 /// `n + n/256 + small` with room to spare).
@@ -135,9 +140,16 @@ pub struct VolumeHeader {
     pub volume: u32,
     /// Chunk size of the image.
     pub chunk_size: u32,
+    /// Flags (format 1.1): [`VOLUME_ENCRYPTED`].
+    pub flags: u32,
 }
 
 impl VolumeHeader {
+    /// Whether the image is encrypted.
+    pub fn encrypted(&self) -> bool {
+        self.flags & VOLUME_ENCRYPTED != 0
+    }
+
     pub(crate) fn encode(&self) -> [u8; VOLUME_HEADER_LEN] {
         let mut b = [0u8; VOLUME_HEADER_LEN];
         let mut p = Put::new(&mut b);
@@ -147,7 +159,7 @@ impl VolumeHeader {
         p.u32(12, VOLUME_HEADER_LEN as u32);
         p.bytes(16, &self.uuid);
         p.u32(32, self.volume);
-        p.u32(36, 0);
+        p.u32(36, self.flags);
         p.u32(40, self.chunk_size);
         let c = crc(&b[..60]);
         Put::new(&mut b).u32(60, c);
@@ -173,6 +185,7 @@ impl VolumeHeader {
             uuid: rd_arr(b, 16),
             volume: rd_u32(b, 32),
             chunk_size: rd_u32(b, 40),
+            flags: rd_u32(b, 36),
         })
     }
 }
@@ -499,6 +512,7 @@ mod tests {
             uuid: [7; 16],
             volume: 3,
             chunk_size: 1 << 20,
+            flags: VOLUME_ENCRYPTED,
         };
         assert_eq!(VolumeHeader::decode(&h.encode()).unwrap(), h);
         let c = ChunkHeader {
@@ -546,6 +560,7 @@ mod tests {
             uuid: [7; 16],
             volume: 1,
             chunk_size: 4096,
+            flags: 0,
         };
         let mut b = h.encode();
         b[33] ^= 1;

@@ -12,13 +12,17 @@ use std::sync::{Arc, Mutex};
 use disk::BlockIo;
 
 use crate::bitmap::Bitmap;
+use crate::crypt::{
+    unlock, Domain, KeyBlock, Passphrase, Sealer, UnlockError, KEY_BLOCK_LEN, KEY_BLOCK_OFFSET,
+    TAG_LEN,
+};
 use crate::error::{Error, Result};
 use crate::format::{
     crc, crc_matches, format_uuid, max_frame_len, rd_u16, valid_chunk_size, ChunkHeader,
     IndexEntry, StreamEntry, StreamKind, Trailer, VolumeHeader, CHUNK_HEADER_LEN, FORMAT_MAJOR,
     INDEX_ENTRY_LEN, MAX_BITMAP_BLOCK, MAX_BITMAP_LEN, MAX_MANIFEST_LEN, MAX_STREAMS, MAX_VOLUMES,
-    MIN_BITMAP_BLOCK, MIN_FRAME_LEN, STREAM_ENTRY_LEN, TRAILER_COMPLETE, TRAILER_LEN,
-    TRAILER_MAGIC, VOLUME_HEADER_LEN, VOLUME_MAGIC,
+    MIN_BITMAP_BLOCK, MIN_FRAME_LEN, STREAM_ENTRY_LEN, TRAILER_COMPLETE, TRAILER_ENCRYPTED,
+    TRAILER_LEN, TRAILER_MAGIC, VOLUME_HEADER_LEN, VOLUME_MAGIC,
 };
 use crate::manifest::Manifest;
 use crate::writer::{sibling_volumes, volume_path};
@@ -88,6 +92,9 @@ struct Volume {
     name: String,
     io: Box<dyn BlockIo>,
     len: u64,
+    /// First byte that chunk records and metadata may use (after the header, and in volume 1 of
+    /// an encrypted image after the key block).
+    data_start: u64,
     /// One past the last byte that chunk records may use.
     data_end: u64,
 }
@@ -104,6 +111,8 @@ pub struct ImageReader {
     index: Vec<IndexEntry>,
     manifest: Manifest,
     bytes_read: AtomicU64,
+    /// Encrypted images: opens sealed chunks, bitmaps and sections.
+    sealer: Option<Sealer>,
 }
 
 impl std::fmt::Debug for ImageReader {
@@ -114,6 +123,7 @@ impl std::fmt::Debug for ImageReader {
             .field("volumes", &self.volumes.len())
             .field("streams", &self.streams.len())
             .field("chunks", &self.index.len())
+            .field("encrypted", &self.sealer.is_some())
             .finish()
     }
 }
@@ -168,7 +178,15 @@ fn read_exact(v: &Volume, offset: u64, len: u64, what: &'static str) -> Result<V
 
 impl ImageReader {
     /// Opens the image whose first volume is `path`, finding `path.002`, `path.003`, … beside it.
+    /// An encrypted image is refused with [`Error::PasswordRequired`] (see
+    /// [`ImageReader::open_with`]).
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, None)
+    }
+
+    /// Opens an image, unlocking it with `password` when it is encrypted. A wrong password is
+    /// [`Error::WrongPassword`], found after reading only volume 1's header and key block.
+    pub fn open_with(path: &Path, password: Option<&Passphrase>) -> Result<Self> {
         let name = path.display().to_string();
         let mut vols: Vec<(String, Box<dyn BlockIo>)> = Vec::new();
         vols.push((name.clone(), Box::new(open_volume_file(path, true)?)));
@@ -193,13 +211,21 @@ impl ImageReader {
                 Box::new(open_volume_file(&p, false)?),
             ));
         }
-        Self::from_volumes(vols)
+        Self::from_volumes_with(vols, password)
     }
 
     /// Opens an image from its volumes, in order, each with a name for messages (the first
     /// volume's name is used to name missing ones). Used by [`ImageReader::open`], by tests and by
     /// the fuzz target (with in-memory volumes).
     pub fn from_volumes(vols: Vec<(String, Box<dyn BlockIo>)>) -> Result<Self> {
+        Self::from_volumes_with(vols, None)
+    }
+
+    /// [`ImageReader::from_volumes`] with a password for an encrypted image.
+    pub fn from_volumes_with(
+        vols: Vec<(String, Box<dyn BlockIo>)>,
+        password: Option<&Passphrase>,
+    ) -> Result<Self> {
         let Some(base) = vols.first().map(|(n, _)| n.clone()) else {
             return Err(Error::InvalidOptions(
                 "an image needs at least one volume".into(),
@@ -214,10 +240,12 @@ impl ImageReader {
         }
         let mut volumes = Vec::with_capacity(vols.len());
         let mut first: Option<VolumeHeader> = None;
+        let mut sealer = None;
         for (i, (name, io)) in vols.into_iter().enumerate() {
             let len = io.len();
             let h = read_volume_header(&name, io.as_ref(), len)?;
             let expected = i as u32 + 1;
+            let mut data_start = VOLUME_HEADER_LEN as u64;
             match &first {
                 None => {
                     if !valid_chunk_size(h.chunk_size) {
@@ -227,9 +255,23 @@ impl ImageReader {
                             format!("chunk size {} is not allowed", h.chunk_size),
                         ));
                     }
+                    if h.encrypted() {
+                        // The key check comes before anything else is read.
+                        sealer = Some(unlock_image(&name, io.as_ref(), len, &h, password)?);
+                        data_start += KEY_BLOCK_LEN as u64;
+                    } else if password.is_some() {
+                        log::info!("{name}: not encrypted; the password given is not used");
+                    }
                     first = Some(h);
                 }
                 Some(f) => {
+                    if f.encrypted() != h.encrypted() {
+                        return Err(corrupt(
+                            &name,
+                            "volume header",
+                            "encryption flag differs from the first volume's",
+                        ));
+                    }
                     if f.uuid != h.uuid {
                         return Err(Error::ForeignVolume {
                             path: name,
@@ -260,6 +302,7 @@ impl ImageReader {
                 name,
                 io,
                 len,
+                data_start,
                 data_end: len,
             });
         }
@@ -276,18 +319,23 @@ impl ImageReader {
         };
         let trailer = read_trailer(&base, last, count, &head)?;
         let meta_end = last.len - TRAILER_LEN as u64;
+        let meta_floor = last.data_start;
         let lname = last.name.clone();
-        let section = |offset: u64, len: u64, what: &'static str, sum: u32| -> Result<Vec<u8>> {
-            if offset < VOLUME_HEADER_LEN as u64
-                || offset.checked_add(len).is_none_or(|end| end > meta_end)
-            {
+        let tag = if sealer.is_some() { TAG_LEN as u64 } else { 0 };
+        let section = |offset: u64,
+                       len: u64,
+                       what: &'static str,
+                       sum: u32,
+                       domain: Domain|
+         -> Result<Vec<u8>> {
+            if offset < meta_floor || offset.checked_add(len).is_none_or(|end| end > meta_end) {
                 return Err(corrupt(
                     &lname,
                     what,
                     format!("bytes {offset}+{len} lie outside the metadata area (..{meta_end})"),
                 ));
             }
-            let bytes = read_exact(last, offset, len, what)?;
+            let mut bytes = read_exact(last, offset, len, what)?;
             let c = crc(&bytes);
             if !crc_matches(sum, c) {
                 return Err(corrupt(
@@ -296,13 +344,25 @@ impl ImageReader {
                     format!("crc32 mismatch (stored {sum:08x}, computed {c:08x})"),
                 ));
             }
+            if let Some(s) = &sealer {
+                let plain = len.saturating_sub(TAG_LEN as u64);
+                s.open(domain, 0, 0, plain, &mut bytes)
+                    .map_err(|d| corrupt(&lname, what, d))?;
+            }
             Ok(bytes)
         };
 
         // Stream table.
+        if (trailer.flags & TRAILER_ENCRYPTED != 0) != sealer.is_some() {
+            return Err(corrupt(
+                &lname,
+                "trailer",
+                "encryption flag differs from the volume header",
+            ));
+        }
         if trailer.stream_count > MAX_STREAMS
             || u64::from(trailer.streams_len)
-                != u64::from(trailer.stream_count) * STREAM_ENTRY_LEN as u64
+                != u64::from(trailer.stream_count) * STREAM_ENTRY_LEN as u64 + tag
         {
             return Err(corrupt(
                 &lname,
@@ -318,6 +378,7 @@ impl ImageReader {
             u64::from(trailer.streams_len),
             "stream table",
             trailer.streams_crc,
+            Domain::StreamTable,
         )?;
         let mut entries = Vec::with_capacity(trailer.stream_count as usize);
         let mut meta_start = trailer
@@ -336,7 +397,7 @@ impl ImageReader {
             if let Some(bm) = e.bitmap {
                 let bad = !bm.block_size.is_power_of_two()
                     || !(MIN_BITMAP_BLOCK..=MAX_BITMAP_BLOCK).contains(&bm.block_size)
-                    || bm.offset < VOLUME_HEADER_LEN as u64
+                    || bm.offset < meta_floor
                     || bm.offset.saturating_add(u64::from(bm.stored_len)) > meta_end
                     || e.length.div_ceil(u64::from(bm.block_size)).div_ceil(8) > MAX_BITMAP_LEN;
                 if bad {
@@ -366,7 +427,11 @@ impl ImageReader {
         let total: u64 = volumes.iter().map(|v| v.len).sum();
         let max_entries = total / (CHUNK_HEADER_LEN as u64 + MIN_FRAME_LEN);
         if trailer.index_count > max_entries
-            || trailer.index_len != trailer.index_count.saturating_mul(INDEX_ENTRY_LEN as u64)
+            || trailer.index_len
+                != trailer
+                    .index_count
+                    .saturating_mul(INDEX_ENTRY_LEN as u64)
+                    .saturating_add(tag)
         {
             return Err(corrupt(
                 &lname,
@@ -382,6 +447,7 @@ impl ImageReader {
             trailer.index_len,
             "index",
             trailer.index_crc,
+            Domain::Index,
         )?;
         let index: Vec<IndexEntry> = raw_index
             .chunks_exact(INDEX_ENTRY_LEN)
@@ -390,10 +456,10 @@ impl ImageReader {
         if let Some(v) = volumes.last_mut() {
             v.data_end = meta_start;
         }
-        check_index(&lname, &index, &streams, &volumes, head.chunk_size)?;
+        check_index(&lname, &index, &streams, &volumes, head.chunk_size, tag)?;
 
         // Manifest.
-        if u64::from(trailer.manifest_len) > MAX_MANIFEST_LEN {
+        if u64::from(trailer.manifest_len) > MAX_MANIFEST_LEN + tag {
             return Err(corrupt(
                 &lname,
                 "trailer",
@@ -412,14 +478,14 @@ impl ImageReader {
             let lname = last.name.clone();
             let off = trailer.manifest_offset;
             let len = u64::from(trailer.manifest_len);
-            if off < VOLUME_HEADER_LEN as u64 || off.checked_add(len).is_none_or(|e| e > meta_end) {
+            if off < last.data_start || off.checked_add(len).is_none_or(|e| e > meta_end) {
                 return Err(corrupt(
                     &lname,
                     "manifest",
                     "lies outside the metadata area",
                 ));
             }
-            let bytes = read_exact(last, off, len, "manifest")?;
+            let mut bytes = read_exact(last, off, len, "manifest")?;
             let c = crc(&bytes);
             if !crc_matches(trailer.manifest_crc, c) {
                 return Err(corrupt(
@@ -430,6 +496,11 @@ impl ImageReader {
                         trailer.manifest_crc
                     ),
                 ));
+            }
+            if let Some(s) = &sealer {
+                let plain = len.saturating_sub(TAG_LEN as u64);
+                s.open(Domain::Manifest, 0, 0, plain, &mut bytes)
+                    .map_err(|d| corrupt(&lname, "manifest", d))?;
             }
             String::from_utf8(bytes).map_err(|_| corrupt(&lname, "manifest", "not UTF-8 text"))?
         };
@@ -454,7 +525,21 @@ impl ImageReader {
             index,
             manifest,
             bytes_read: AtomicU64::new(0),
+            sealer,
         })
+    }
+
+    /// Whether the image is encrypted (format 1.1).
+    pub fn encrypted(&self) -> bool {
+        self.sealer.is_some()
+    }
+
+    fn tag_len(&self) -> u64 {
+        if self.sealer.is_some() {
+            TAG_LEN as u64
+        } else {
+            0
+        }
     }
 
     /// The image's name (its first volume's path).
@@ -551,7 +636,7 @@ impl ImageReader {
         let Some(vol) = self.volumes.get((e.volume as usize).wrapping_sub(1)) else {
             return Err(self.chunk_error(e, "volume number out of range".into()));
         };
-        if u64::from(e.compressed_len) > max_frame_len(self.chunk_size)
+        if u64::from(e.compressed_len) > max_frame_len(self.chunk_size) + self.tag_len()
             || e.uncompressed_len > self.chunk_size
         {
             return Err(self.chunk_error(e, "lengths larger than the chunk size allows".into()));
@@ -568,8 +653,9 @@ impl ImageReader {
             return Err(self.chunk_error(e, format!("cannot read: {err}")));
         }
         self.bytes_read.fetch_add(record, Ordering::Relaxed);
-        let (head, frame) = buf.split_at(CHUNK_HEADER_LEN);
-        let h = ChunkHeader::decode(head).map_err(|p| self.chunk_error(e, p))?;
+        let mut frame = buf.split_off(CHUNK_HEADER_LEN);
+        let head = buf;
+        let h = ChunkHeader::decode(&head).map_err(|p| self.chunk_error(e, p))?;
         if h != e.header() {
             return Err(self.chunk_error(
                 e,
@@ -579,17 +665,32 @@ impl ImageReader {
                 ),
             ));
         }
-        let c = crc(frame);
+        let c = crc(&frame);
         if !crc_matches(e.crc_compressed, c) {
+            let what = if self.sealer.is_some() {
+                "sealed"
+            } else {
+                "compressed"
+            };
             return Err(self.chunk_error(
                 e,
                 format!(
-                    "compressed bytes fail their crc32 (stored {:08x}, computed {c:08x})",
+                    "{what} bytes fail their crc32 (stored {:08x}, computed {c:08x})",
                     e.crc_compressed
                 ),
             ));
         }
-        let data = zstd::bulk::decompress(frame, e.uncompressed_len as usize)
+        if let Some(s) = &self.sealer {
+            s.open(
+                Domain::Chunk,
+                e.stream,
+                e.logical_offset,
+                u64::from(e.uncompressed_len),
+                &mut frame,
+            )
+            .map_err(|p| self.chunk_error(e, p))?;
+        }
+        let data = zstd::bulk::decompress(&frame, e.uncompressed_len as usize)
             .map_err(|err| self.chunk_error(e, format!("does not decompress: {err}")))?;
         if data.len() != e.uncompressed_len as usize {
             return Err(self.chunk_error(
@@ -602,7 +703,7 @@ impl ImageReader {
             ));
         }
         let c = crc(&data);
-        if !crc_matches(e.crc_uncompressed, c) {
+        if self.sealer.is_none() && !crc_matches(e.crc_uncompressed, c) {
             return Err(self.chunk_error(
                 e,
                 format!(
@@ -624,7 +725,7 @@ impl ImageReader {
             return Ok(None);
         };
         let what = "bitmap";
-        let stored = read_exact(last, bm.offset, u64::from(bm.stored_len), what)?;
+        let mut stored = read_exact(last, bm.offset, u64::from(bm.stored_len), what)?;
         self.bytes_read
             .fetch_add(stored.len() as u64, Ordering::Relaxed);
         let c = crc(&stored);
@@ -641,6 +742,11 @@ impl ImageReader {
         }
         let blocks = s.length.div_ceil(u64::from(bm.block_size));
         let raw_len = blocks.div_ceil(8);
+        if let Some(sealer) = &self.sealer {
+            sealer
+                .open(Domain::Bitmap, stream, 0, raw_len, &mut stored)
+                .map_err(|d| corrupt(&last.name, what, format!("{sname}: {d}")))?;
+        }
         let raw = zstd::bulk::decompress(&stored, raw_len as usize).map_err(|e| {
             corrupt(
                 &last.name,
@@ -649,7 +755,8 @@ impl ImageReader {
             )
         })?;
         let c = crc(&raw);
-        if raw.len() as u64 != raw_len || !crc_matches(bm.crc_raw, c) {
+        let crc_ok = self.sealer.is_some() || crc_matches(bm.crc_raw, c);
+        if raw.len() as u64 != raw_len || !crc_ok {
             return Err(corrupt(
                 &last.name,
                 what,
@@ -833,8 +940,11 @@ fn read_volume_header(name: &str, io: &dyn BlockIo, len: u64) -> Result<VolumeHe
             detail: format!("a volume header needs {VOLUME_HEADER_LEN}"),
         });
     }
+    // The crc32 first: a damaged version field is damage, not a newer format (every major
+    // version keeps the magic, the versions and the crc32 at 60 where they are).
+    let h = VolumeHeader::decode(&b).map_err(|d| corrupt(name, "volume header", d));
     let major = rd_u16(&b, 8);
-    if major > FORMAT_MAJOR {
+    if major > FORMAT_MAJOR && h.is_ok() {
         return Err(Error::NewerFormat {
             path: name.to_string(),
             major,
@@ -843,7 +953,55 @@ fn read_volume_header(name: &str, io: &dyn BlockIo, len: u64) -> Result<VolumeHe
     if major == 0 {
         return Err(corrupt(name, "volume header", "format version 0"));
     }
-    VolumeHeader::decode(&b).map_err(|d| corrupt(name, "volume header", d))
+    h
+}
+
+/// Reads volume 1's key block and unlocks it with `password`.
+fn unlock_image(
+    name: &str,
+    io: &dyn BlockIo,
+    len: u64,
+    head: &VolumeHeader,
+    password: Option<&Passphrase>,
+) -> Result<Sealer> {
+    let Some(pass) = password else {
+        return Err(Error::PasswordRequired {
+            path: name.to_string(),
+        });
+    };
+    let end = KEY_BLOCK_OFFSET + KEY_BLOCK_LEN as u64;
+    if len < end {
+        return Err(Error::Truncated {
+            path: name.to_string(),
+            len,
+            detail: format!("an encrypted image's key block needs {end}"),
+        });
+    }
+    let mut raw = [0u8; KEY_BLOCK_LEN];
+    io.read_at(&mut raw, KEY_BLOCK_OFFSET)
+        .map_err(|e| Error::read(name, e))?;
+    let block = KeyBlock::decode(&raw).map_err(|d| corrupt(name, "key block", d))?;
+    if block.used() == 0 {
+        return Err(corrupt(name, "key block", "no key slot is in use"));
+    }
+    let (key, _) = unlock(&raw, &block, &head.uuid, pass).map_err(|e| match e {
+        UnlockError::WrongPassword => Error::WrongPassword {
+            path: name.to_string(),
+        },
+        UnlockError::Refused(d) => corrupt(name, "key block", d),
+    })?;
+    Sealer::new(&key, head.uuid, head.chunk_size).map_err(|detail| Error::Encryption {
+        path: name.to_string(),
+        detail,
+    })
+}
+
+/// Whether the image whose first volume is `path` is encrypted (reads its volume header only).
+pub fn is_encrypted(path: &Path) -> Result<bool> {
+    let name = path.display().to_string();
+    let v = open_volume_file(path, true)?;
+    let h = read_volume_header(&name, &v, v.len)?;
+    Ok(h.encrypted())
 }
 
 fn read_trailer(base: &str, last: &Volume, count: u32, head: &VolumeHeader) -> Result<Trailer> {
@@ -870,14 +1028,15 @@ fn read_trailer(base: &str, last: &Volume, count: u32, head: &VolumeHeader) -> R
     if b.get(..8) != Some(&TRAILER_MAGIC[..]) {
         return Err(incomplete());
     }
+    let t = Trailer::decode(&b).map_err(|d| corrupt(&last.name, "trailer", d));
     let major = rd_u16(&b, 8);
-    if major > FORMAT_MAJOR {
+    if major > FORMAT_MAJOR && t.is_ok() {
         return Err(Error::NewerFormat {
             path: last.name.clone(),
             major,
         });
     }
-    let t = Trailer::decode(&b).map_err(|d| corrupt(&last.name, "trailer", d))?;
+    let t = t?;
     if t.uuid != head.uuid {
         return Err(corrupt(
             &last.name,
@@ -923,6 +1082,7 @@ fn check_index(
     streams: &[Stream],
     volumes: &[Volume],
     chunk_size: u32,
+    tag: u64,
 ) -> Result<()> {
     let cs = u64::from(chunk_size);
     let mut prev: Option<(u32, u64)> = None;
@@ -941,15 +1101,15 @@ fn check_index(
         if u64::from(e.uncompressed_len) != (s.length - e.logical_offset).min(cs) {
             return Err(bad(format!("uncompressed length {}", e.uncompressed_len)));
         }
-        if u64::from(e.compressed_len) < MIN_FRAME_LEN
-            || u64::from(e.compressed_len) > max_frame_len(chunk_size)
+        if u64::from(e.compressed_len) < MIN_FRAME_LEN + tag
+            || u64::from(e.compressed_len) > max_frame_len(chunk_size) + tag
         {
             return Err(bad(format!("compressed length {}", e.compressed_len)));
         }
         let Some(v) = volumes.get((e.volume as usize).wrapping_sub(1)) else {
             return Err(bad(format!("volume {} does not exist", e.volume)));
         };
-        if e.volume_offset < VOLUME_HEADER_LEN as u64
+        if e.volume_offset < v.data_start
             || e.volume_offset.saturating_add(e.record_len()) > v.data_end
         {
             return Err(bad(format!(

@@ -8,12 +8,14 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::bitmap::Bitmap;
+use crate::crypt::{new_image_keys, Domain, KdfParams, Passphrase, Sealer, KEY_BLOCK_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::format::{
     crc, format_uuid, max_frame_len, valid_chunk_size, BitmapRef, IndexEntry, StreamEntry,
     StreamKind, Trailer, VolumeHeader, CHUNK_HEADER_LEN, DEFAULT_CHUNK_SIZE, FORMAT_MAJOR,
     FORMAT_MINOR, INDEX_ENTRY_LEN, MAX_CHUNK_SIZE, MAX_MANIFEST_LEN, MAX_STREAMS, MAX_VOLUMES,
-    STREAM_ENTRY_LEN, TRAILER_COMPLETE, TRAILER_LEN, VOLUME_HEADER_LEN,
+    STREAM_ENTRY_LEN, TRAILER_COMPLETE, TRAILER_ENCRYPTED, TRAILER_LEN, VOLUME_ENCRYPTED,
+    VOLUME_HEADER_LEN,
 };
 use crate::manifest::Manifest;
 
@@ -199,6 +201,8 @@ pub struct ImageWriter {
     state: State,
     bytes_in: u64,
     bytes_written: u64,
+    /// Encrypted images: the sealer and the key block written after volume 1's header.
+    crypt: Option<(Sealer, Box<[u8; KEY_BLOCK_LEN]>)>,
 }
 
 impl std::fmt::Debug for ImageWriter {
@@ -208,6 +212,7 @@ impl std::fmt::Debug for ImageWriter {
             .field("volumes", &self.volumes.len())
             .field("chunks", &self.index.len())
             .field("state", &self.state)
+            .field("encrypted", &self.crypt.is_some())
             .finish()
     }
 }
@@ -283,6 +288,27 @@ impl ImageWriter {
     /// Creates the first volume of a new image at `path` (which must not exist, nor any
     /// `path.NNN` volume of an earlier image).
     pub fn create(path: &Path, opts: WriterOptions) -> Result<Self> {
+        Self::create_inner(path, opts, None)
+    }
+
+    /// Like [`ImageWriter::create`], for an encrypted image (format 1.1): a random data key,
+    /// wrapped in key slot 0 under a key derived from `password` with Argon2id `kdf`, seals every
+    /// chunk, bitmap, the stream table, the index and the manifest. The key derivation runs here
+    /// (about a second with the default parameters).
+    pub fn create_encrypted(
+        path: &Path,
+        opts: WriterOptions,
+        password: &Passphrase,
+        kdf: KdfParams,
+    ) -> Result<Self> {
+        Self::create_inner(path, opts, Some((password, kdf)))
+    }
+
+    fn create_inner(
+        path: &Path,
+        opts: WriterOptions,
+        encrypt: Option<(&Passphrase, KdfParams)>,
+    ) -> Result<Self> {
         let name = path.display().to_string();
         if !valid_chunk_size(opts.chunk_size) {
             return Err(Error::InvalidOptions(format!(
@@ -299,9 +325,15 @@ impl ImageWriter {
                 levels.end()
             )));
         }
+        let extra = if encrypt.is_some() {
+            (KEY_BLOCK_LEN + TAG_LEN) as u64
+        } else {
+            0
+        };
         if let Some(split) = opts.split_size {
-            let need =
-                (VOLUME_HEADER_LEN + CHUNK_HEADER_LEN) as u64 + max_frame_len(opts.chunk_size);
+            let need = (VOLUME_HEADER_LEN + CHUNK_HEADER_LEN) as u64
+                + max_frame_len(opts.chunk_size)
+                + extra;
             if split < need {
                 return Err(Error::SplitTooSmall {
                     path: name,
@@ -316,11 +348,24 @@ impl ImageWriter {
                 path: stale.display().to_string(),
             });
         }
+        let uuid = random_uuid();
+        let crypt = match encrypt {
+            None => None,
+            Some((pass, kdf)) => {
+                let keys = new_image_keys(&uuid, pass, kdf)
+                    .and_then(|(key, block)| Ok((Sealer::new(&key, uuid, opts.chunk_size)?, block)))
+                    .map_err(|detail| Error::Encryption {
+                        path: name.clone(),
+                        detail,
+                    })?;
+                Some((keys.0, Box::new(keys.1.encode())))
+            }
+        };
         let mut w = ImageWriter {
             base: path.to_path_buf(),
             name,
             opts,
-            uuid: random_uuid(),
+            uuid,
             volumes: Vec::new(),
             out: None,
             pos: 0,
@@ -330,9 +375,15 @@ impl ImageWriter {
             state: State::Open,
             bytes_in: 0,
             bytes_written: 0,
+            crypt,
         };
         w.open_volume()?;
-        log::info!("writing image {} ({})", w.name, format_uuid(&w.uuid));
+        log::info!(
+            "writing {}image {} ({})",
+            if w.crypt.is_some() { "encrypted " } else { "" },
+            w.name,
+            format_uuid(&w.uuid)
+        );
         Ok(w)
     }
 
@@ -401,13 +452,25 @@ impl ImageWriter {
             uuid: self.uuid,
             volume: n,
             chunk_size: self.opts.chunk_size,
+            flags: if self.crypt.is_some() {
+                VOLUME_ENCRYPTED
+            } else {
+                0
+            },
         };
         if let Err(e) = out.write_all(&header.encode()) {
             return self.fail(Error::write(&pname, "writing", e));
         }
+        let mut start = VOLUME_HEADER_LEN as u64;
+        if let (1, Some((_, block))) = (n, &self.crypt) {
+            if let Err(e) = out.write_all(&block[..]) {
+                return self.fail(Error::write(&pname, "writing", e));
+            }
+            start += KEY_BLOCK_LEN as u64;
+        }
         self.out = Some(out);
-        self.pos = VOLUME_HEADER_LEN as u64;
-        self.bytes_written += VOLUME_HEADER_LEN as u64;
+        self.pos = start;
+        self.bytes_written += start;
         log::debug!("opened volume {pname}");
         Ok(())
     }
@@ -549,15 +612,31 @@ impl ImageWriter {
             return Err(bad("chunk written twice".to_string()));
         }
         self.bytes_in += expect;
-        let Some(frame) = chunk.frame else {
+        let Some(mut frame) = chunk.frame else {
             return Ok(());
         };
-        let frame_len = frame.len() as u64;
-        if frame_len > max_frame_len(self.opts.chunk_size) {
+        if frame.len() as u64 > max_frame_len(self.opts.chunk_size) {
             return Err(bad(format!(
-                "zstd frame of {frame_len} bytes is larger than allowed"
+                "zstd frame of {} bytes is larger than allowed",
+                frame.len()
             )));
         }
+        let mut crc_uncompressed = chunk.crc_uncompressed;
+        if let Some((sealer, _)) = &self.crypt {
+            // The crc32 of the plain data would let anyone confirm a guess of a chunk's content:
+            // encrypted images store 0 there; the tag authenticates the data instead.
+            crc_uncompressed = 0;
+            sealer
+                .seal(
+                    Domain::Chunk,
+                    chunk.stream,
+                    chunk.logical_offset,
+                    u64::from(chunk.uncompressed_len),
+                    &mut frame,
+                )
+                .map_err(bad)?;
+        }
+        let frame_len = frame.len() as u64;
         let record = CHUNK_HEADER_LEN as u64 + frame_len;
         if record > self.room() {
             self.close_volume()?;
@@ -571,7 +650,7 @@ impl ImageWriter {
             compressed_len: frame_len as u32,
             uncompressed_len: chunk.uncompressed_len,
             crc_compressed: crc(&frame),
-            crc_uncompressed: chunk.crc_uncompressed,
+            crc_uncompressed,
         };
         let header = entry.header().encode();
         self.write_bytes(&[&header, &frame])?;
@@ -601,14 +680,30 @@ impl ImageWriter {
         for (id, def) in self.streams.iter().enumerate() {
             match &def.spec.bitmap {
                 Some(bm) => {
-                    let stored =
+                    let mut stored =
                         zstd::bulk::compress(bm.bits(), 3).map_err(|source| Error::Compress {
                             stream: id as u32,
                             offset: 0,
                             source,
                         })?;
+                    let mut raw_crc = crc(bm.bits());
+                    if let Some((sealer, _)) = &self.crypt {
+                        raw_crc = 0;
+                        sealer
+                            .seal(
+                                Domain::Bitmap,
+                                id as u32,
+                                0,
+                                bm.bits().len() as u64,
+                                &mut stored,
+                            )
+                            .map_err(|detail| Error::Encryption {
+                                path: self.name.clone(),
+                                detail,
+                            })?;
+                    }
                     let stored_crc = crc(&stored);
-                    bitmaps.push(Some((stored, stored_crc, crc(bm.bits()))));
+                    bitmaps.push(Some((stored, stored_crc, raw_crc)));
                 }
                 None => bitmaps.push(None),
             }
@@ -620,9 +715,15 @@ impl ImageWriter {
             .sum();
         self.index
             .sort_unstable_by_key(|e| (e.stream, e.logical_offset));
+        let tags = if self.crypt.is_some() {
+            3 * TAG_LEN as u64
+        } else {
+            0
+        };
         let streams_len = (self.streams.len() * STREAM_ENTRY_LEN) as u64;
         let index_len = (self.index.len() * INDEX_ENTRY_LEN) as u64;
-        let meta = bitmap_bytes + streams_len + index_len + text.len() as u64 + TRAILER_LEN as u64;
+        let meta =
+            bitmap_bytes + streams_len + index_len + text.len() as u64 + TRAILER_LEN as u64 + tags;
         if meta > self.room() {
             if let Some(split) = self.opts.split_size {
                 let need = VOLUME_HEADER_LEN as u64 + meta;
@@ -670,19 +771,44 @@ impl ImageWriter {
             self.write_bytes(&[stored])?;
         }
         let streams_offset = self.pos;
-        let stream_table: Vec<u8> = entries.iter().flat_map(|e| e.encode()).collect();
+        let mut stream_table: Vec<u8> = entries.iter().flat_map(|e| e.encode()).collect();
+        let mut index: Vec<u8> = self.index.iter().flat_map(|e| e.encode()).collect();
+        let mut text = text.into_bytes();
+        if let Some((sealer, _)) = &self.crypt {
+            let sealed = [
+                (Domain::StreamTable, &mut stream_table),
+                (Domain::Index, &mut index),
+                (Domain::Manifest, &mut text),
+            ]
+            .into_iter()
+            .try_for_each(|(domain, bytes)| {
+                let plain = bytes.len() as u64;
+                sealer.seal(domain, 0, 0, plain, bytes)
+            });
+            if let Err(detail) = sealed {
+                let e = Error::Encryption {
+                    path: self.name.clone(),
+                    detail,
+                };
+                return self.fail(e);
+            }
+        }
         self.write_bytes(&[&stream_table])?;
         let index_offset = self.pos;
-        let index: Vec<u8> = self.index.iter().flat_map(|e| e.encode()).collect();
         self.write_bytes(&[&index])?;
         let manifest_offset = self.pos;
-        self.write_bytes(&[text.as_bytes()])?;
+        self.write_bytes(&[&text])?;
         let trailer = Trailer {
             major: FORMAT_MAJOR,
             minor: FORMAT_MINOR,
             uuid: self.uuid,
             volumes: self.volumes.len() as u32,
-            flags: TRAILER_COMPLETE,
+            flags: TRAILER_COMPLETE
+                | if self.crypt.is_some() {
+                    TRAILER_ENCRYPTED
+                } else {
+                    0
+                },
             chunk_size: self.opts.chunk_size,
             stream_count: entries.len() as u32,
             index_count: self.index.len() as u64,
@@ -694,7 +820,7 @@ impl ImageWriter {
             index_crc: crc(&index),
             manifest_len: text.len() as u32,
             manifest_offset,
-            manifest_crc: crc(text.as_bytes()),
+            manifest_crc: crc(&text),
         };
         // Everything the trailer points at must be durable before the trailer itself.
         self.sync_current()?;

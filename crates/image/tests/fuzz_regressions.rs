@@ -34,3 +34,18 @@ fn bitmap_survives_every_regression_and_seed() {
     replay("regressions/bitmap", bitmap);
     assert!(replay("corpus/bitmap", bitmap) >= 3);
 }
+
+#[test]
+fn key_block_survives_every_regression_and_seed() {
+    replay("regressions/key_block", key_block);
+    assert!(replay("corpus/key_block", key_block) >= 2);
+}
+
+#[test]
+fn the_encrypted_seed_opens_with_the_fuzz_password_so_the_target_reaches_the_reader() {
+    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus/key_block/encrypted-two-slots-lbi");
+    let pass = image::Passphrase::new(b"fuzz".to_vec());
+    let r = image::ImageReader::open_with(&seed, Some(&pass)).unwrap();
+    assert!(r.encrypted() && r.verify(1).is_ok());
+}

@@ -49,6 +49,20 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Msg::Unlocked { id, result } => {
+            let relist = model.request();
+            let Some(b) = model.screen.browser_mut() else {
+                return Vec::new();
+            };
+            if b.on_unlocked(id, result, relist) {
+                vec![Effect::ListImages {
+                    id: relist,
+                    dir: b.dir.clone(),
+                }]
+            } else {
+                Vec::new()
+            }
+        }
         Msg::BackupPlanned { id, result } => {
             backup::on_planned(model, id, result);
             Vec::new()

@@ -117,9 +117,29 @@ pub fn list_images(top: &Path, dir: &Path) -> Result<Vec<BrowseEntry>, String> {
     Ok(out)
 }
 
+/// Checks `password` on the encrypted image at `path` (about a second of key derivation) and,
+/// when it opens the image, remembers it for every later read (`engine::keys`).
+pub fn unlock(path: &Path, password: image::Passphrase) -> Result<(), String> {
+    match image::ImageReader::open_with(path, Some(&password)) {
+        Ok(_) => {
+            engine::keys::remember(path, password);
+            Ok(())
+        }
+        Err(image::Error::WrongPassword { .. }) => {
+            Err("Wrong password: no key slot of this image opens with it. Type it again.".into())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Opens an image and summarizes its manifest; the error says why it cannot be used.
 pub fn summarize(path: &Path) -> Result<ImageSummary, String> {
-    let reader = std::sync::Arc::new(image::ImageReader::open(path).map_err(|e| e.to_string())?);
+    let reader = engine::keys::open_image(path).map_err(|e| match e {
+        image::Error::PasswordRequired { .. } => {
+            crate::widgets::image_picker::ENCRYPTED.to_string()
+        }
+        e => e.to_string(),
+    })?;
     let m = reader.manifest();
     let or_unknown = |s: &str| {
         if s.trim().is_empty() {
@@ -246,6 +266,10 @@ fn backup_spec(req: &BackupRequest, settings: &BackupSettings) -> JobSpec {
         }),
         // The TUI has no key prompt yet (issue 16): encrypted volumes are stored whole.
         key: None,
+        encryption: settings
+            .password
+            .as_ref()
+            .map(|p| engine::backup::Encryption::new(p.passphrase())),
     })
 }
 

@@ -312,6 +312,11 @@ pub enum Msg {
         id: RequestId,
         result: Result<Vec<BrowseEntry>, String>,
     },
+    /// A password check finished: `Ok` when the image opened with it.
+    Unlocked {
+        id: RequestId,
+        result: Result<(), String>,
+    },
     /// Verify finished: the report, or why it could not run.
     Verified {
         id: RequestId,
@@ -383,6 +388,13 @@ pub enum Effect {
     ListImages {
         id: RequestId,
         dir: PathBuf,
+    },
+    /// Check the password of an encrypted image; when it opens, remember it (`engine::keys`) for
+    /// every later read of the image (reads only).
+    UnlockImage {
+        id: RequestId,
+        path: PathBuf,
+        password: image::Passphrase,
     },
     /// Verify an image (reads only).
     VerifyImage {

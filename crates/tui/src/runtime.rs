@@ -234,6 +234,12 @@ impl Runtime {
                     let _ = tx.send(Msg::Listed { id, result });
                 });
             }
+            Effect::UnlockImage { id, path, password } => {
+                self.spawn("unlock", move |tx| {
+                    let result = jobs::unlock(&path, password);
+                    let _ = tx.send(Msg::Unlocked { id, result });
+                });
+            }
             Effect::VerifyImage { id, image } => {
                 let cancel = self.cancel_for(id);
                 self.spawn("verify", move |tx| {

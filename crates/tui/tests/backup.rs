@@ -266,7 +266,7 @@ fn default_names_are_sanitized_and_fall_back_to_the_device_name() {
 fn options_cycle_the_level_and_fat_forces_the_split() {
     let (mut m, _) = at_options(1 << 40, false);
     let settings = |m: &Model| match screen(m) {
-        BackupScreen::Options { settings, .. } => *settings,
+        BackupScreen::Options { settings, .. } => settings.clone(),
         other => panic!("{other:?}"),
     };
     assert_eq!(settings(&m), BackupSettings::default());
@@ -453,6 +453,7 @@ fn a_real_backup_through_the_jobs_restores_to_a_valid_disk() {
         level: 1,
         split_4g: true,
         verify: false,
+        password: None,
     };
     let root = disk::SysRoot::default();
     let outcome = tui::jobs::execute_backup(&root, &job, &settings, &sink, &Cancel::new());
@@ -650,4 +651,86 @@ fn at_the_top_folder_a_mounted_drive_is_shown_as_a_drive_and_opens_with_enter() 
         matches!(e.as_slice(), [Effect::ListImages { dir: d, .. }] if *d == root().join("sdd2")),
         "{e:?}"
     );
+}
+
+#[test]
+fn encrypt_image_asks_for_the_password_twice_masked_and_the_backup_is_encrypted_with_it() {
+    let (mut m, _job) = at_options(1 << 40, false);
+    keys(&mut m, &[Key::Down, Key::Down, Key::Down, Key::Char(' ')]);
+    assert!(matches!(screen(&m), BackupScreen::Password { .. }));
+    typed(&mut m, "first try");
+    keys(&mut m, &[Key::Enter]);
+    typed(&mut m, "first trx");
+    let text = render(&m).join("\n");
+    assert!(text.contains("Password:       *********_"), "{text}");
+    assert!(text.contains("Type it again:  *********_"), "{text}");
+    assert!(!text.contains("first"), "{text}");
+    keys(&mut m, &[Key::Enter]);
+    let text = render(&m).join("\n");
+    assert!(text.contains("The two passwords differ"), "{text}");
+    typed(&mut m, "right one");
+    keys(&mut m, &[Key::Enter]);
+    typed(&mut m, "right one");
+    keys(&mut m, &[Key::Enter]);
+    assert!(matches!(
+        screen(&m),
+        BackupScreen::Options { cursor: 3, .. }
+    ));
+    assert!(render(&m).join("\n").contains("Encrypt image: yes"));
+    keys(&mut m, &[Key::Enter]);
+    assert!(render(&m)
+        .join("\n")
+        .contains("Encrypted: AES-256-GCM, key from the password by Argon2id"));
+    let e = keys(&mut m, &[Key::Enter]);
+    let settings = match e.as_slice() {
+        [Effect::StartBackup { settings, .. }] => settings.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        settings
+            .password
+            .as_ref()
+            .map(|p| p.passphrase().expose().to_vec()),
+        Some(b"right one".to_vec())
+    );
+    assert!(!format!("{settings:?}").contains("right one"));
+
+    // Those settings through the real job: the image is encrypted with that password.
+    let dir = tempfile::tempdir().unwrap();
+    let src_img = dir.path().join("source.img");
+    make_gpt(&src_img, dir.path());
+    let source = BackupSource {
+        endpoint: tui::inventory::disk_endpoint(&machine()[0]),
+        disk: src_img.clone(),
+        part: None,
+        model: "QEMU HARDDISK".into(),
+        serial: "QM0001".into(),
+    };
+    let request = BackupRequest {
+        name: "secret.lbi".into(),
+        source,
+        dir: dir.path().to_path_buf(),
+    };
+    let job = tui::jobs::plan_backup(&disk::SysRoot::default(), &request).unwrap();
+    let outcome = tui::jobs::execute_backup(
+        &disk::SysRoot::default(),
+        &job,
+        &settings,
+        &|_: &engine::Progress| {},
+        &Cancel::new(),
+    );
+    assert_eq!(
+        outcome.status,
+        engine::job::Status::Completed,
+        "{outcome:?}"
+    );
+    let image = dir.path().join("secret.lbi");
+    assert!(image::is_encrypted(&image).unwrap());
+    assert!(matches!(
+        image::ImageReader::open(&image),
+        Err(image::Error::PasswordRequired { .. })
+    ));
+    let pw = image::Passphrase::new(b"right one".to_vec());
+    let r = image::ImageReader::open_with(&image, Some(&pw)).unwrap();
+    assert!(r.verify(2).is_ok());
 }

@@ -62,11 +62,20 @@ pub enum Step {
         /// The encrypted volumes' passphrase in a file beneath the job file's folder (issue 16).
         #[serde(default)]
         key_file: Option<String>,
+        /// Encrypt the image; the password is the first line of `password_file`.
+        #[serde(default)]
+        encrypt: bool,
+        /// A file beside the job file (same confinement as image paths) holding the password.
+        #[serde(default)]
+        password_file: Option<String>,
     },
     Verify {
         /// Defaults to the image of the previous backup step.
         #[serde(default)]
         image: Option<String>,
+        /// The password of an encrypted image (see `Backup::password_file`).
+        #[serde(default)]
+        password_file: Option<String>,
     },
     Restore {
         image: String,
@@ -81,6 +90,9 @@ pub enum Step {
         verify: bool,
         #[serde(default)]
         discard: bool,
+        /// The password of an encrypted image (see `Backup::password_file`).
+        #[serde(default)]
+        password_file: Option<String>,
     },
     Clone {
         source: String,
@@ -187,18 +199,38 @@ impl Step {
                 image,
                 split,
                 key_file,
+                password_file,
                 ..
             } => [
                 Some(source.as_str()),
                 Some(image.as_str()),
                 split.as_deref(),
                 key_file.as_deref(),
+                password_file.as_deref(),
             ]
             .into_iter()
             .flatten()
             .collect(),
-            Step::Verify { image } => image.as_deref().into_iter().collect(),
-            Step::Restore { image, target, .. } => vec![image, target],
+            Step::Verify {
+                image,
+                password_file,
+            } => [image.as_deref(), password_file.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect(),
+            Step::Restore {
+                image,
+                target,
+                password_file,
+                ..
+            } => [
+                Some(image.as_str()),
+                Some(target.as_str()),
+                password_file.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             Step::Clone { source, target, .. } => vec![source, target],
         }
     }
@@ -236,7 +268,7 @@ mod tests {
         .unwrap();
         assert!(f.stop_on_error);
         assert_eq!(f.steps.len(), 2);
-        assert!(matches!(&f.steps[1], Step::Verify { image: None }));
+        assert!(matches!(&f.steps[1], Step::Verify { image: None, .. }));
         let typo = JobFile::parse(
             "[[step]]\naction = \"backup\"\nsource = \"a\"\nimage = \"b\"\nlevle = 3\n",
             "job.toml",

@@ -114,6 +114,8 @@ pub struct BackupSpec {
     /// one it unlocks is stored as the ciphertext of its file system's used blocks plus its
     /// headers ([`crate::unlock`]); `None`: encrypted volumes are stored whole.
     pub key: Option<crate::unlock::Key>,
+    /// Encrypt the image with this password (see [`crate::backup::Encryption`]).
+    pub encryption: Option<crate::backup::Encryption>,
 }
 
 /// A restore.

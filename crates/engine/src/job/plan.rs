@@ -9,7 +9,6 @@ use crate::error::JobError;
 use crate::safety::{check_image_destination, check_write_target, CheckedTarget};
 use crate::units::human;
 use disk::{BlockIo, FileDisk, Window};
-use image::ImageReader;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -143,6 +142,7 @@ fn plan_backup(mut s: BackupSpec, disks: &Disks) -> Result<Plan, JobError> {
     if s.all_unpartitioned {
         plan = plan.with_all_unpartitioned();
     }
+    plan.encryption = s.encryption.clone();
     let total = plan.total_bytes();
     if total > destination.free {
         notes.push(format!(
@@ -247,7 +247,7 @@ fn partition_node(src: &FileDisk, number: u32, disks: &Disks) -> Option<std::pat
 
 fn plan_restore(s: RestoreSpec, disks: &Disks) -> Result<Plan, JobError> {
     let checked = check_write_target(&s.target, &[], Some(&s.image), disks.devices())?;
-    let img = Arc::new(ImageReader::open(&s.image)?);
+    let img = Arc::new(crate::keys::open_image(&s.image)?);
     let m = img.manifest();
     let partition_restore = match s.whole_disk {
         Some(whole) => !whole,
@@ -447,7 +447,7 @@ fn plan_copy(s: CopySpec, disks: &Disks) -> Result<Plan, JobError> {
 }
 
 fn plan_verify(s: VerifySpec, disks: &Disks) -> Result<Plan, JobError> {
-    let img = ImageReader::open(&s.image)?;
+    let img = crate::keys::open_image(&s.image)?;
     let bytes: u64 = img
         .index()
         .iter()

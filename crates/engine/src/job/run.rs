@@ -127,6 +127,10 @@ fn execute(
         (JobSpec::Backup(s), Steps::Backup(p)) => {
             let report =
                 crate::backup::execute_backup(p, need_source(source)?, &s.options, sink, cancel)?;
+            if let Some(enc) = &p.encryption {
+                // A verify or restore of the new image in the same session needs no second ask.
+                crate::keys::remember(&p.image, enc.password.clone());
+            }
             Ok(backup_outcome(p, report))
         }
         (JobSpec::Clone(s), Steps::Clone(p)) => {
@@ -197,7 +201,7 @@ fn execute(
         }
         (JobSpec::Restore(s), Steps::Restore(p)) => {
             let t = planned_target(plan)?;
-            let img = Arc::new(image::ImageReader::open(&s.image)?);
+            let img = Arc::new(crate::keys::open_image(&s.image)?);
             let dst_io = open_target(plan, t, consent)?;
             let dst = target_window(&dst_io, t)?;
             let report = crate::restore::execute_restore(p, &img, &dst, &s.options, sink, cancel)?;

@@ -67,6 +67,20 @@ impl ImageSummary {
     }
 }
 
+/// The summary error of an encrypted image whose password is not known yet: Enter asks for it.
+pub const ENCRYPTED: &str = "the image is encrypted: press Enter and type its password";
+
+/// The password being typed for an encrypted image of the picker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unlock {
+    pub path: PathBuf,
+    pub field: super::password::PasswordField,
+    /// The check running on a worker (the key derivation takes about a second).
+    pub request: Option<RequestId>,
+    /// Why the last password did not open the image.
+    pub error: Option<String>,
+}
+
 /// One entry of the image browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrowseEntry {
@@ -132,6 +146,8 @@ pub struct Browser {
     pub refused: Option<String>,
     /// Disks whose drives are not offered (the job's source).
     pub exclude: Vec<PathBuf>,
+    /// The password prompt of an encrypted image, while it is shown.
+    pub unlock: Option<Box<Unlock>>,
 }
 
 impl Browser {
@@ -150,6 +166,7 @@ impl Browser {
                 cursor: 0,
                 refused: None,
                 exclude: Vec::new(),
+                unlock: None,
             },
             effect,
         )
@@ -164,6 +181,7 @@ impl Browser {
             cursor: 0,
             refused: None,
             exclude,
+            unlock: None,
         }
     }
 
@@ -213,6 +231,37 @@ impl Browser {
     }
 
     /// True while the listing is read (the spinner turns).
+    /// The password check `id` finished: on success the prompt closes and the caller lists the
+    /// folder again with `relist` (the image now opens); else the prompt says why and is
+    /// cleared. Returns whether the folder is to be listed again.
+    pub fn on_unlocked(
+        &mut self,
+        id: RequestId,
+        result: Result<(), String>,
+        relist: RequestId,
+    ) -> bool {
+        let Some(u) = &mut self.unlock else {
+            return false;
+        };
+        if u.request != Some(id) {
+            return false;
+        }
+        match result {
+            Ok(()) => {
+                self.unlock = None;
+                self.request = relist;
+                self.entries = None;
+                true
+            }
+            Err(e) => {
+                u.request = None;
+                u.error = Some(e);
+                u.field = Default::default();
+                false
+            }
+        }
+    }
+
     pub fn waiting(&self) -> bool {
         self.entries.is_none()
     }
@@ -257,6 +306,36 @@ enum Outcome {
 /// reason for one that cannot be used), Backspace goes up (never above the top folder), r reads
 /// the folder again, Esc leaves.
 fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
+    if let Some(mut u) = b.unlock.take() {
+        // The password prompt has the keys: Enter checks, Esc closes it.
+        if u.request.is_some() {
+            b.unlock = Some(u);
+            return Outcome::Stay(b, Vec::new());
+        }
+        if u.field.key(key) {
+            b.unlock = Some(u);
+            return Outcome::Stay(b, Vec::new());
+        }
+        return match key {
+            Key::Esc => Outcome::Stay(b, Vec::new()),
+            Key::Enter if !u.field.is_empty() => {
+                let id = model.request();
+                let effect = Effect::UnlockImage {
+                    id,
+                    path: u.path.clone(),
+                    password: u.field.passphrase(),
+                };
+                u.request = Some(id);
+                u.error = None;
+                b.unlock = Some(u);
+                Outcome::Stay(b, vec![effect])
+            }
+            _ => {
+                b.unlock = Some(u);
+                Outcome::Stay(b, Vec::new())
+            }
+        };
+    }
     let len = match &b.entries {
         Some(Ok(e)) => e.len() + b.drives(model).len(),
         _ => 0,
@@ -296,6 +375,15 @@ fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
                 Some(BrowseEntry::Image { path, summary }) => match summary {
                     Ok(_) if key == Key::Enter => Outcome::Chosen(path),
                     Ok(_) => Outcome::Stay(b, Vec::new()),
+                    Err(e) if e == ENCRYPTED && key == Key::Enter => {
+                        b.unlock = Some(Box::new(Unlock {
+                            path,
+                            field: Default::default(),
+                            request: None,
+                            error: None,
+                        }));
+                        Outcome::Stay(b, Vec::new())
+                    }
                     Err(e) => {
                         b.refused = Some(format!("this image cannot be used: {e}"));
                         Outcome::Stay(b, Vec::new())
@@ -465,6 +553,30 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
         list_area,
         &mut state,
     );
+    if let Some(u) = &b.unlock {
+        let mut lines = vec![
+            Line::raw(format!("Password for {}:", file_name(&u.path))),
+            Line::raw(format!("> {}", u.field.masked())),
+        ];
+        match (&u.request, &u.error) {
+            (Some(_), _) => lines.push(Line::raw(format!(
+                "Checking the password {}",
+                spinner(model.tick)
+            ))),
+            (None, Some(e)) => lines.push(Line::styled(printable(e).into_owned(), bad_style())),
+            (None, None) => {}
+        }
+        lines.push(Line::raw("Enter opens the image, Esc closes the prompt."));
+        frame.render_widget(
+            Paragraph::new(lines).wrap(Wrap { trim: true }).block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(" Encrypted image "),
+            ),
+            info_area,
+        );
+        return;
+    }
     let mut lines = Vec::new();
     if let Some(r) = &b.refused {
         lines.push(Line::styled(printable(r).into_owned(), bad_style()));
@@ -552,6 +664,8 @@ pub fn unusable_flag(reason: &str) -> &'static str {
         "not an image"
     } else if r.contains("newer") {
         "newer format"
+    } else if reason == ENCRYPTED {
+        "encrypted"
     } else {
         "damaged"
     }

@@ -8,6 +8,7 @@
 pub mod drives;
 pub mod image_picker;
 pub mod outcome;
+pub mod password;
 pub mod plan;
 pub mod running;
 

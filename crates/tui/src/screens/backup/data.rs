@@ -91,7 +91,7 @@ pub const BACKUP_LEVELS: [i32; 4] = [1, 3, 9, 19];
 pub use engine::job::FAT_SPLIT as SPLIT_4G;
 
 /// The switches of a backup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupSettings {
     /// zstd level, one of [`BACKUP_LEVELS`].
     pub level: i32,
@@ -99,6 +99,8 @@ pub struct BackupSettings {
     pub split_4g: bool,
     /// Verify the image when the backup is done.
     pub verify: bool,
+    /// Encrypt the image with this password (typed twice; never shown, `Debug` hides it).
+    pub password: Option<crate::widgets::password::PasswordField>,
 }
 
 impl Default for BackupSettings {
@@ -107,6 +109,7 @@ impl Default for BackupSettings {
             level: 3,
             split_4g: false,
             verify: false,
+            password: None,
         }
     }
 }
@@ -126,8 +129,8 @@ impl BackupSettings {
         self.split_4g.then_some(SPLIT_4G)
     }
 
-    /// The options screen's lines, in order (three rows).
-    pub fn lines(&self) -> [String; 3] {
+    /// The options screen's lines, in order (four rows).
+    pub fn lines(&self) -> [String; 4] {
         let speed = match self.level {
             1 => "fastest",
             3 => "fast, the default",
@@ -145,6 +148,11 @@ impl BackupSettings {
                 "Verify the image when done: {}",
                 if self.verify { "yes" } else { "no" }
             ),
+            if self.password.is_some() {
+                "Encrypt image: yes (password set; AES-256-GCM)".to_string()
+            } else {
+                "Encrypt image: no".to_string()
+            },
         ]
     }
 }

@@ -97,13 +97,44 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
                 area,
             );
         }
+        BackupScreen::Password {
+            first,
+            second,
+            refused,
+            ..
+        } => {
+            let mut lines = vec![
+                Line::raw(
+                    "The image is encrypted with this password: without it nothing in the image \
+                     can be read, not even the names of the partitions. Lifeboat cannot recover \
+                     a forgotten password.",
+                ),
+                Line::raw(""),
+                Line::raw(format!("Password:       {}_", first.masked())),
+            ];
+            if let Some(again) = second {
+                lines.push(Line::raw(format!("Type it again:  {}_", again.masked())));
+            }
+            if let Some(r) = refused {
+                lines.push(Line::raw(""));
+                lines.push(Line::styled(r.clone(), bad_style()));
+            }
+            frame.render_widget(
+                Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+                    Block::default()
+                        .borders(Borders::ALL)
+                        .title(" Encrypt image "),
+                ),
+                area,
+            );
+        }
         BackupScreen::Options {
             job,
             settings,
             cursor,
         } => {
             let [list_area, info] =
-                Layout::vertical([Constraint::Length(5), Constraint::Min(3)]).areas(area);
+                Layout::vertical([Constraint::Length(6), Constraint::Min(3)]).areas(area);
             let items: Vec<ListItem> = settings
                 .lines()
                 .into_iter()
@@ -124,11 +155,20 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
                 info,
             );
         }
-        BackupScreen::Plan { job, scroll, .. } => {
+        BackupScreen::Plan {
+            job,
+            scroll,
+            settings,
+        } => {
             let [plan_area, info] =
                 Layout::vertical([Constraint::Min(5), Constraint::Length(6)]).areas(area);
             plan::draw(frame, plan_area, &job.text(), *scroll);
             let mut lines = backup_facts(job).lines;
+            if settings.password.is_some() {
+                lines.push(Line::raw(
+                    "Encrypted: AES-256-GCM, key from the password by Argon2id.",
+                ));
+            }
             lines.push(Line::raw(
                 "Only a new file is created; no disk is written. Enter starts the backup.",
             ));

@@ -16,6 +16,7 @@ pub use draw::draw;
 use crate::model::{Effect, Key, Model, RequestId, Screen};
 use crate::screens::verify::VerifyScreen;
 use crate::widgets::image_picker::{self, Browser, Folder};
+use crate::widgets::password::PasswordField;
 use crate::widgets::running::Run;
 use crate::widgets::{nav, plan};
 use engine::units::human;
@@ -46,6 +47,16 @@ pub enum BackupScreen {
         job: Arc<BackupJob>,
         settings: BackupSettings,
         cursor: usize,
+    },
+    /// Typing the password of an encrypted image, twice (masked).
+    Password {
+        job: Arc<BackupJob>,
+        settings: BackupSettings,
+        first: PasswordField,
+        /// The second typing, once the first was entered.
+        second: Option<PasswordField>,
+        /// Why the last entry was refused.
+        refused: Option<String>,
     },
     /// Editing the image file's name.
     Name {
@@ -119,6 +130,7 @@ impl BackupScreen {
             BackupScreen::PickFolder { .. } => (2, "destination folder"),
             BackupScreen::Planning { .. } | BackupScreen::Refused { .. } => (3, "checking"),
             BackupScreen::Options { .. } => (3, "options"),
+            BackupScreen::Password { .. } => (3, "password"),
             BackupScreen::Name { .. } => (3, "file name"),
             BackupScreen::Plan { .. } => (4, "plan"),
             BackupScreen::Running { .. } => (5, "running"),
@@ -139,6 +151,7 @@ impl BackupScreen {
                 " ↑↓ move  Space change  n rename  Enter show the plan  Esc back"
             }
             BackupScreen::Name { .. } => " type the file name  Enter use it  Esc back",
+            BackupScreen::Password { .. } => " type the password  Enter next  Esc no encryption",
             BackupScreen::Plan { .. } => " ↑↓ PgUp PgDn scroll  Enter start the backup  Esc back",
             BackupScreen::Running { run, .. } if run.ask_cancel => {
                 " y stop (the partial image is deleted)  n keep going"
@@ -179,7 +192,7 @@ pub fn on_planned(model: &mut Model, id: RequestId, result: Result<Arc<BackupJob
         return;
     }
     let request = request.clone();
-    let kept = *settings;
+    let kept = settings.clone();
     **s = match result {
         Ok(job) => {
             let mut settings = kept.unwrap_or_default();
@@ -440,7 +453,20 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
                             ));
                         }
                         1 => settings.split_4g = !settings.split_4g,
-                        _ => settings.verify = !settings.verify,
+                        2 => settings.verify = !settings.verify,
+                        _ if settings.password.is_some() => settings.password = None,
+                        _ => {
+                            return (
+                                wrap(BackupScreen::Password {
+                                    job,
+                                    settings,
+                                    first: PasswordField::default(),
+                                    second: None,
+                                    refused: None,
+                                }),
+                                Vec::new(),
+                            )
+                        }
                     }
                     (
                         wrap(BackupScreen::Options {
@@ -492,7 +518,7 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
                 (
                     wrap(BackupScreen::Running {
                         job: Arc::clone(&job),
-                        settings,
+                        settings: settings.clone(),
                         run: Run::new(id),
                     }),
                     vec![Effect::StartBackup { id, job, settings }],
@@ -510,6 +536,90 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
                 )
             }
         },
+        BackupScreen::Password {
+            job,
+            mut settings,
+            mut first,
+            mut second,
+            refused,
+        } => {
+            let typing = second.as_mut().unwrap_or(&mut first);
+            if typing.key(key) {
+                return (
+                    wrap(BackupScreen::Password {
+                        job,
+                        settings,
+                        first,
+                        second,
+                        refused: None,
+                    }),
+                    Vec::new(),
+                );
+            }
+            match (key, second) {
+                (Key::Esc, _) => (
+                    wrap(BackupScreen::Options {
+                        job,
+                        settings,
+                        cursor: 3,
+                    }),
+                    Vec::new(),
+                ),
+                (Key::Enter, None) if first.is_empty() => (
+                    wrap(BackupScreen::Password {
+                        job,
+                        settings,
+                        first,
+                        second: None,
+                        refused: Some("Type a password first.".into()),
+                    }),
+                    Vec::new(),
+                ),
+                (Key::Enter, None) => (
+                    wrap(BackupScreen::Password {
+                        job,
+                        settings,
+                        first,
+                        second: Some(PasswordField::default()),
+                        refused: None,
+                    }),
+                    Vec::new(),
+                ),
+                (Key::Enter, Some(again)) if again == first => {
+                    settings.password = Some(first);
+                    (
+                        wrap(BackupScreen::Options {
+                            job,
+                            settings,
+                            cursor: 3,
+                        }),
+                        Vec::new(),
+                    )
+                }
+                (Key::Enter, Some(_)) => (
+                    wrap(BackupScreen::Password {
+                        job,
+                        settings,
+                        first: PasswordField::default(),
+                        second: None,
+                        refused: Some(
+                            "The two passwords differ. Type the password again, twice.".into(),
+                        ),
+                    }),
+                    Vec::new(),
+                ),
+                (_, second) => (
+                    wrap(BackupScreen::Password {
+                        job,
+                        settings,
+                        first,
+                        second,
+                        refused,
+                    }),
+                    Vec::new(),
+                ),
+            }
+        }
         BackupScreen::Running {
             job,
             settings,

@@ -1,0 +1,7 @@
+//! `key_block`: see `../entry.rs`.
+#![no_main]
+#![allow(dead_code)]
+
+include!("../entry.rs");
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| key_block(data));
