@@ -140,6 +140,7 @@ pub fn summarize(path: &Path) -> Result<ImageSummary, String> {
         }
         e => e.to_string(),
     })?;
+    let reader = std::sync::Arc::new(reader);
     let m = reader.manifest();
     let or_unknown = |s: &str| {
         if s.trim().is_empty() {

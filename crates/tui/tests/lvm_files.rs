@@ -57,6 +57,7 @@ fn fs_info(kind: FsKind, label: &str) -> FsInfo {
         needs_check: false,
         state: None,
         warnings: vec![],
+        detail: None,
     }
 }
 
