@@ -8,6 +8,7 @@
 //! | `lifeboat.after=poweroff\|reboot\|tui\|shell` | what to do when the job ends (default `tui`) |
 //! | `lifeboat.serial=shell` | run a shell instead of the UI on serial consoles (tests, technicians) |
 //! | `lifeboat.media=LABEL` | volume label of the boot medium (default `LIFEBOAT`) |
+//! | `lifeboat.net=dhcp\|off\|ADDR/PREFIX,GATEWAY,DNS` | network: DHCP on every wired link (default), none, or a static address (DNS servers joined by `+`) |
 
 /// The default ISO9660 volume label of the Lifeboat medium (`cargo xtask image` uses it).
 pub const DEFAULT_MEDIA_LABEL: &str = "LIFEBOAT";
@@ -47,6 +48,8 @@ pub struct Cmdline {
     pub after: After,
     pub serial_ui: SerialUi,
     pub media_label: String,
+    /// `lifeboat.net=`: how wired links are configured.
+    pub net: crate::network::NetConfig,
     /// Options init recognised but could not use, as messages for the log.
     pub problems: Vec<String>,
 }
@@ -60,6 +63,7 @@ impl Default for Cmdline {
             after: After::Tui,
             serial_ui: SerialUi::Lifeboat,
             media_label: DEFAULT_MEDIA_LABEL.to_string(),
+            net: crate::network::NetConfig::Dhcp,
             problems: Vec::new(),
         }
     }
@@ -137,6 +141,12 @@ pub fn parse(line: &str) -> Cmdline {
                 )),
             },
             ("lifeboat.media", Some(v)) if !v.is_empty() => c.media_label = v.to_string(),
+            ("lifeboat.net", Some(v)) => match crate::network::parse(v) {
+                Ok(n) => c.net = n,
+                Err(e) => c.problems.push(format!(
+                    "ignoring lifeboat.net={v}: {e} (expected dhcp, off or ADDR/PREFIX,GATEWAY,DNS)"
+                )),
+            },
             _ => {}
         }
     }
@@ -209,6 +219,27 @@ mod tests {
                 label: "MY DISK".into(),
                 path: "/a b/job.toml".into()
             })
+        );
+    }
+
+    #[test]
+    fn the_network_option_is_parsed_or_reported() {
+        assert_eq!(parse("quiet").net, crate::network::NetConfig::Dhcp);
+        assert_eq!(
+            parse("lifeboat.net=off").net,
+            crate::network::NetConfig::Off
+        );
+        let c = parse("lifeboat.net=10.0.2.15/24,10.0.2.2,10.0.2.3");
+        assert_eq!(
+            c.net.to_string(),
+            "10.0.2.15/24 gateway 10.0.2.2 dns 10.0.2.3"
+        );
+        let bad = parse("lifeboat.net=10.0.2.15");
+        assert_eq!(bad.net, crate::network::NetConfig::Dhcp);
+        assert!(
+            bad.problems[0].contains("lifeboat.net=10.0.2.15"),
+            "{:?}",
+            bad.problems
         );
     }
 
