@@ -20,7 +20,8 @@ fn now() -> String {
 
 /// `{model}`, `{serial}`, `{date}` (YYYY-MM-DD) and `{time}` (HHMMSS) in an image name; the
 /// result lies beneath the job file's folder `base` ([`beneath`]). Characters that file systems
-/// refuse become `_`.
+/// refuse become `_`. A network URL (`smb://…`) is opened as a store instead
+/// ([`crate::stores::local`]): for writing when `source` is given (a backup), else for reading.
 fn image_path(template: &str, source: Option<&str>, base: &Path) -> Result<PathBuf> {
     let stamp = now();
     let date = stamp.get(..10).unwrap_or("");
@@ -62,6 +63,14 @@ fn image_path(template: &str, source: Option<&str>, base: &Path) -> Result<PathB
         .replace("{serial}", &clean(&serial))
         .replace("{date}", date)
         .replace("{time}", &time);
+    if store::is_url(&name) {
+        let purpose = if source.is_some() {
+            store::Purpose::Write
+        } else {
+            store::Purpose::Read
+        };
+        return crate::stores::local(&name, purpose);
+    }
     beneath(base, &name)
 }
 
@@ -139,6 +148,22 @@ pub fn run(job: &Path) -> Result<u8> {
         }
     };
     let base = job.parent().map(Path::to_path_buf).unwrap_or_default();
+    if file.password_file.is_some() || file.host_key.is_some() {
+        let password_file = match &file.password_file {
+            Some(p) => match beneath(&base, p) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    println!("job not started: password_file: {}", crate::error_chain(&e));
+                    return Ok(crate::exit::USAGE);
+                }
+            },
+            None => None,
+        };
+        crate::stores::configure(crate::stores::Settings {
+            password_file,
+            host_key: file.host_key.clone(),
+        });
+    }
     println!("Lifeboat {} job report", env!("CARGO_PKG_VERSION"));
     println!("job file: {}", job.display());
     println!("started: {}\n", now());

@@ -13,6 +13,7 @@ mod jobs;
 mod list;
 mod logger;
 mod mount_cmds;
+mod stores;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -25,6 +26,15 @@ struct Cli {
     /// More log output (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+
+    /// Read the password of a network location (smb://, sftp://) from the first line of FILE
+    /// (else it is asked for without echo).
+    #[arg(long, global = true, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+
+    /// Accept this SSH host key (SHA256:… fingerprint) for sftp:// locations.
+    #[arg(long, global = true, value_name = "FINGERPRINT")]
+    host_key: Option<String>,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -66,7 +76,7 @@ enum Command {
     Backup {
         /// The disk or partition to read (read-only).
         source: String,
-        /// The image file to create (never overwritten).
+        /// The image file to create (never overwritten), or an smb://, nfs:// or sftp:// URL.
         image: String,
         #[command(flatten)]
         args: image_cmds::BackupArgs,
@@ -75,7 +85,7 @@ enum Command {
     },
     /// Restore an image onto a disk, or one partition of it into a partition.
     Restore {
-        /// The image (its first volume).
+        /// The image (its first volume), or an smb://, nfs://, sftp:// or http:// URL.
         image: String,
         /// The disk or partition to overwrite.
         target: String,
@@ -84,7 +94,7 @@ enum Command {
     },
     /// Check every checksum of an image, in parallel.
     Verify {
-        /// The image (its first volume).
+        /// The image (its first volume), or an smb://, nfs://, sftp:// or http:// URL.
         image: String,
         /// Machine-readable output.
         #[arg(long)]
@@ -97,7 +107,8 @@ enum Command {
     },
     /// List a folder of a file system inside an image, a disk image, a disk or a partition.
     Ls {
-        /// The image (its first volume), disk, partition or file.
+        /// The image (its first volume; also an smb://, nfs://, sftp:// or http:// URL), disk,
+        /// partition or file.
         image: String,
         /// The folder or file to list.
         #[arg(default_value = "/")]
@@ -137,7 +148,8 @@ enum Command {
     },
     /// Copy files and folders out of an image, a disk image, a disk or a partition.
     Extract {
-        /// The image (its first volume), disk, partition or file.
+        /// The image (its first volume; also an smb://, nfs://, sftp:// or http:// URL), disk,
+        /// partition or file.
         image: String,
         /// Files or folders to copy (folders recursively).
         #[arg(required = true)]
@@ -213,8 +225,16 @@ fn main() -> ExitCode {
     if cli.command.is_some() {
         logger::init(cli.verbose);
     }
+    stores::configure(stores::Settings {
+        password_file: cli.password_file.clone(),
+        host_key: cli.host_key.clone(),
+    });
+    use store::Purpose::{Read, Write};
     let result = match cli.command {
         Some(Command::List { json, all, .. }) => list::run(json, all).map(|()| 0),
+        Some(Command::Info { target, json, .. }) if store::is_url(&target) => {
+            stores::local(&target, Read).and_then(|p| info::image(&p, json).map(|()| 0))
+        }
         Some(Command::Info { target, json, .. }) => {
             if image_cmds::looks_like_image(std::path::Path::new(&target)) {
                 info::image(std::path::Path::new(&target), json).map(|()| 0)
@@ -227,18 +247,18 @@ fn main() -> ExitCode {
             image,
             args,
             ..
-        }) => image_cmds::backup(&source, &image_cmds::image_arg(&image), &args),
+        }) => stores::local(&image, Write).and_then(|p| image_cmds::backup(&source, &p, &args)),
         Some(Command::Restore {
             image,
             target,
             args,
-        }) => image_cmds::restore(&image_cmds::image_arg(&image), &target, &args),
+        }) => stores::local(&image, Read).and_then(|p| image_cmds::restore(&p, &target, &args)),
         Some(Command::Verify {
             image,
             json,
             threads,
             ..
-        }) => image_cmds::verify(&image_cmds::image_arg(&image), json, threads),
+        }) => stores::local(&image, Read).and_then(|p| image_cmds::verify(&p, json, threads)),
         Some(Command::Clone {
             source,
             target,
@@ -260,7 +280,7 @@ fn main() -> ExitCode {
             part,
             json,
             ..
-        }) => browse_cmds::ls(std::path::Path::new(&image), &path, part, json),
+        }) => stores::local(&image, Read).and_then(|p| browse_cmds::ls(&p, &path, part, json)),
         Some(Command::Extract {
             image,
             paths,
@@ -269,14 +289,8 @@ fn main() -> ExitCode {
             overwrite,
             json,
             ..
-        }) => browse_cmds::extract(
-            std::path::Path::new(&image),
-            &paths,
-            &to,
-            part,
-            overwrite,
-            json,
-        ),
+        }) => stores::local(&image, Read)
+            .and_then(|p| browse_cmds::extract(&p, &paths, &to, part, overwrite, json)),
         Some(Command::Mount {
             image,
             dir,
@@ -290,6 +304,7 @@ fn main() -> ExitCode {
         Some(Command::Run { job, .. }) => job_file::run(std::path::Path::new(&job)),
         None => tui::run(),
     };
+    stores::close_all();
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -96,6 +96,8 @@ pub struct Access {
     pub password: Option<Secret>,
     /// The SFTP server's host key fingerprint (`SHA256:…`) to accept.
     pub host_key: Option<String>,
+    /// An SSH private key for SFTP (else the keys in `~/.ssh`, or the password).
+    pub identity_file: Option<PathBuf>,
     /// Connect and answer timeout.
     pub timeout: Duration,
 }
@@ -105,6 +107,7 @@ impl Default for Access {
         Access {
             password: None,
             host_key: None,
+            identity_file: None,
             timeout: Duration::from_secs(8),
         }
     }

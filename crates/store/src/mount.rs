@@ -410,9 +410,14 @@ fn run_sshfs(loc: &Location, access: &Access, dir: &Path, known: &Path) -> Resul
         "NumberOfPasswordPrompts=1".to_string(),
         "LogLevel=ERROR".to_string(),
     ];
+    if let Some(key) = &access.identity_file {
+        opts.push(format!("IdentityFile={}", key.display()));
+        opts.push("IdentitiesOnly=yes".to_string());
+    }
     if access.password.is_some() {
         opts.push("password_stdin".to_string());
-        opts.push("PreferredAuthentications=password,keyboard-interactive".to_string());
+        // libfuse splits options at commas; a backslash keeps this one in the value.
+        opts.push("PreferredAuthentications=keyboard-interactive\\,password".to_string());
     } else {
         opts.push("BatchMode=yes".to_string());
     }
@@ -420,8 +425,7 @@ fn run_sshfs(loc: &Location, access: &Access, dir: &Path, known: &Path) -> Resul
     cmd.arg(&remote)
         .arg(dir)
         .args(["-p", &loc.port().to_string(), "-F", "/dev/null"])
-        .arg("-o")
-        .arg(opts.join(","))
+        .args(opts.iter().flat_map(|o| ["-o", o.as_str()]))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

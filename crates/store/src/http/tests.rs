@@ -21,11 +21,16 @@ struct TestServer {
 
 impl TestServer {
     fn start(data: Vec<u8>, mode: Mode) -> TestServer {
+        TestServer::start_files(vec![("*".to_string(), data)], mode)
+    }
+
+    /// Serves each (path, bytes); other paths answer 404 (`*` matches any path).
+    fn start_files(files: Vec<(String, Vec<u8>)>, mode: Mode) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let served = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let data = Arc::new(data);
+        let data = Arc::new(files);
         let (s2, st2) = (served.clone(), stop.clone());
         listener.set_nonblocking(true).unwrap();
         std::thread::spawn(move || {
@@ -53,7 +58,13 @@ impl Drop for TestServer {
     }
 }
 
-fn serve(conn: TcpStream, data: &[u8], mode: Mode, served: &AtomicU64, stop: &AtomicBool) {
+fn serve(
+    conn: TcpStream,
+    files: &[(String, Vec<u8>)],
+    mode: Mode,
+    served: &AtomicU64,
+    stop: &AtomicBool,
+) {
     conn.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
     let mut r = BufReader::new(conn.try_clone().unwrap());
@@ -79,6 +90,19 @@ fn serve(conn: TcpStream, data: &[u8], mode: Mode, served: &AtomicU64, stop: &At
                 Err(_) => return,
             }
         }
+        let path = head
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        let Some(data) = files
+            .iter()
+            .find(|(p, _)| *p == path || p == "*")
+            .map(|(_, d)| d.as_slice())
+        else {
+            let _ = w.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+            continue;
+        };
         let range = head
             .lines()
             .find_map(|l| l.strip_prefix("Range: bytes="))
@@ -185,4 +209,60 @@ fn reads_fail_with_the_facts_once_the_server_is_gone() {
         e.contains(&format!("127.0.0.1:{port}")) && e.contains("after 3 attempts"),
         "{e}"
     );
+}
+
+#[test]
+fn an_http_image_and_its_volumes_are_served_as_local_read_only_files() {
+    // Root and /dev/fuse, as the vdev tests.
+    let first = pattern(3 << 20);
+    let second: Vec<u8> = pattern(1 << 20).into_iter().rev().collect();
+    let srv = TestServer::start_files(
+        vec![
+            ("/img/x.lbi".into(), first.clone()),
+            ("/img/x.lbi.002".into(), second.clone()),
+        ],
+        Mode::Ranges,
+    );
+    let base = tempfile::tempdir().unwrap();
+    let opened = crate::open(
+        &srv.url("/img/x.lbi"),
+        &crate::Access::default(),
+        crate::Purpose::Read,
+        base.path(),
+    )
+    .unwrap();
+    let local = opened.path().to_path_buf();
+    let dir = local.parent().unwrap().to_path_buf();
+    assert_eq!(std::fs::metadata(&local).unwrap().len(), 3 << 20);
+    assert_eq!(std::fs::read(dir.join("x.lbi.002")).unwrap(), second);
+    assert!(!dir.join("x.lbi.003").exists());
+    let before = srv.served.load(Ordering::SeqCst);
+    let file = std::fs::File::open(&local).unwrap();
+    let mut buf = vec![0u8; 4096];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, 2 << 20).unwrap();
+    assert_eq!(buf, first[2 << 20..(2 << 20) + 4096]);
+    // One block (the kernel's read-ahead stays inside it): not the 3 MiB file.
+    let fetched = srv.served.load(Ordering::SeqCst) - before;
+    assert!(
+        fetched <= 2 * BLOCK,
+        "{fetched} bytes fetched for a 4 KiB read"
+    );
+    assert!(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&local)
+            .is_err(),
+        "read-only"
+    );
+    drop(file);
+    opened.close().unwrap();
+    assert!(!dir.exists(), "the served folder is removed");
+    let e = crate::open(
+        &srv.url("/img/x.lbi"),
+        &crate::Access::default(),
+        crate::Purpose::Write,
+        base.path(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("read-only"), "{e}");
 }
