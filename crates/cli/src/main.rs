@@ -171,7 +171,7 @@ enum Command {
     },
     /// Run the steps of a job file unattended (the job file is the confirmation).
     Run {
-        /// The job file (TOML, see docs/job-files.md).
+        /// The job file (TOML, see docs/job-files.md), or its http://, smb:// or nfs:// URL.
         job: String,
         #[command(flatten)]
         nothing_to_confirm: NothingToConfirm,
@@ -301,6 +301,7 @@ fn main() -> ExitCode {
             image, dir, part, ..
         }) => mount_cmds::mount(std::path::Path::new(&image), part, &dir),
         Some(Command::Umount { dir, .. }) => mount_cmds::umount(&dir),
+        Some(Command::Run { job, .. }) if store::is_url(&job) => job_file::run_url(&job),
         Some(Command::Run { job, .. }) => job_file::run(std::path::Path::new(&job)),
         None => tui::run(),
     };

@@ -218,6 +218,20 @@ pub fn run() -> ! {
         })
         .collect();
     match rt.cmdline.job.clone() {
+        None if rt.cmdline.job_url.is_some() => {
+            let url = rt.cmdline.job_url.clone().unwrap_or_default();
+            if let Err(e) =
+                guard("starting the job", || rt.start_url_job(&url)).unwrap_or(Err("panic".into()))
+            {
+                log::error!("unattended job {url} not run: {e}");
+                rt.say_everywhere(&format!(
+                    "lifeboat: unattended job {} not run: {e}\r\nlifeboat: the text UI starts in {} s",
+                    disk::text::printable(&url),
+                    NOT_RUN_PAUSE.as_secs()
+                ));
+                rt.schedule_all(Instant::now() + NOT_RUN_PAUSE);
+            }
+        }
         Some(spec) => {
             if let Err(e) =
                 guard("starting the job", || rt.start_job(&spec)).unwrap_or(Err("panic".into()))
@@ -872,6 +886,59 @@ impl Runtime {
         Ok(())
     }
 
+    /// Runs `lifeboat run URL` for a job file on the network, once an interface has an address
+    /// (up to [`NET_WAIT`]); the report goes to [`URL_JOB_REPORT`].
+    fn start_url_job(&mut self, url: &str) -> Result<(), String> {
+        let start = Instant::now();
+        let leased = || {
+            std::fs::read_dir(crate::network::NET_DIR).is_ok_and(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".lease"))
+            })
+        };
+        self.say_everywhere(&format!(
+            "lifeboat: waiting for the network to run the job {}",
+            disk::text::printable(url)
+        ));
+        while !leased() {
+            if start.elapsed() >= NET_WAIT {
+                return Err(format!(
+                    "no network address after {} s (cable, DHCP server?)",
+                    NET_WAIT.as_secs()
+                ));
+            }
+            self.pump(Duration::from_millis(250));
+        }
+        log::info!("network up after {} ms", start.elapsed().as_millis());
+        let report = PathBuf::from(URL_JOB_REPORT);
+        let out = disk::create_private(&report, disk::Existing::Replace)
+            .map_err(|e| format!("creating the report {}: {e}", report.display()))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", report.display()))?;
+        self.say_everywhere(&format!(
+            "lifeboat: running unattended job {}; report: {}",
+            disk::text::printable(url),
+            report.display()
+        ));
+        let child = Command::new(LIFEBOAT)
+            .arg("run")
+            .arg(url)
+            .env_clear()
+            .env("PATH", ENV_PATH)
+            .env("TERM", "dumb")
+            .env("HOME", "/root")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("starting {LIFEBOAT} run {url}: {e}"))?;
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(-1));
+        log::info!("job {url} started (pid {pid}), report {}", report.display());
+        self.job = Some(Job { pid, report });
+        Ok(())
+    }
+
     /// A job that could not start: says why on every console and in the log, then starts the UI
     /// (`lifeboat.after` applies only to a job that ran). The UI starts a few seconds later so
     /// the message can be read before the screen is taken over.
@@ -1028,6 +1095,10 @@ fn describe_code(code: Option<i32>) -> String {
 }
 
 /// How long a message about a job that did not start stays on the consoles before the UI.
+/// How long a network job waits for an address.
+const NET_WAIT: Duration = Duration::from_secs(90);
+/// The report of a job run from a network URL (on the RAM disk; shown on the consoles).
+pub const URL_JOB_REPORT: &str = "/run/lifeboat/job-report.txt";
 const NOT_RUN_PAUSE: Duration = Duration::from_secs(8);
 
 /// The job file `path` (as given on the command line) inside the volume mounted at `root`: a
