@@ -211,6 +211,7 @@ pub fn run(job: &Path) -> Result<u8> {
         crate::stores::configure(crate::stores::Settings {
             password_file,
             host_key: file.host_key.clone(),
+            identity_file: None,
         });
     }
     println!("Lifeboat {} job report", env!("CARGO_PKG_VERSION"));

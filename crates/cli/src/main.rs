@@ -36,6 +36,10 @@ struct Cli {
     #[arg(long, global = true, value_name = "FINGERPRINT")]
     host_key: Option<String>,
 
+    /// Log in to sftp:// locations with this SSH private key.
+    #[arg(long, global = true, value_name = "FILE")]
+    identity_file: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -228,6 +232,7 @@ fn main() -> ExitCode {
     stores::configure(stores::Settings {
         password_file: cli.password_file.clone(),
         host_key: cli.host_key.clone(),
+        identity_file: cli.identity_file.clone(),
     });
     use store::Purpose::{Read, Write};
     let result = match cli.command {

@@ -18,6 +18,7 @@ use store::{Location, Purpose, Scheme, StoreError};
 pub struct Settings {
     pub password_file: Option<PathBuf>,
     pub host_key: Option<String>,
+    pub identity_file: Option<PathBuf>,
 }
 
 static SETTINGS: Mutex<Option<Settings>> = Mutex::new(None);
@@ -45,11 +46,12 @@ pub fn local(arg: &str, purpose: Purpose) -> Result<PathBuf> {
     let s = settings();
     let mut access = store::Access {
         host_key: s.host_key.clone(),
+        identity_file: s.identity_file.clone(),
         ..store::Access::default()
     };
     let needs_password = match loc.scheme {
         Scheme::Smb => loc.user.is_some(),
-        Scheme::Sftp => true,
+        Scheme::Sftp => s.identity_file.is_none(),
         _ => false,
     };
     if needs_password {

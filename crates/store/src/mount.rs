@@ -500,15 +500,35 @@ fn host_for_ssh(host: &str) -> String {
     }
 }
 
-/// Unmounts a store, lazily if it is busy or its server is gone (a hung server must not hang
-/// Lifeboat).
+/// Unmounts a store: a normal unmount (which writes back what is cached) given
+/// [`UNMOUNT_WAIT`]; when the server is gone and it does not return in time, a forced lazy one
+/// (a hung server must not hang Lifeboat).
 pub fn unmount(dir: &Path) -> std::io::Result<()> {
     use nix::mount::{umount2, MntFlags};
-    match umount2(dir, MntFlags::empty()) {
-        Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => Ok(()),
-        Err(_) => umount2(dir, MntFlags::MNT_DETACH).map_err(std::io::Error::from),
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d = dir.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(umount2(&d, MntFlags::empty()));
+    });
+    match rx.recv_timeout(UNMOUNT_WAIT) {
+        Ok(Ok(())) | Ok(Err(Errno::EINVAL)) | Ok(Err(Errno::ENOENT)) => Ok(()),
+        Ok(Err(e)) => {
+            log::warn!("unmounting {}: {e}; detaching it", dir.display());
+            umount2(dir, MntFlags::MNT_DETACH).map_err(std::io::Error::from)
+        }
+        Err(_) => {
+            log::warn!(
+                "unmounting {} did not finish in {} s (server gone?); forcing it",
+                dir.display(),
+                UNMOUNT_WAIT.as_secs()
+            );
+            umount2(dir, MntFlags::MNT_FORCE | MntFlags::MNT_DETACH).map_err(std::io::Error::from)
+        }
     }
 }
+
+/// How long a normal unmount may take before it is forced.
+pub const UNMOUNT_WAIT: Duration = Duration::from_secs(15);
 
 #[cfg(test)]
 mod tests {
