@@ -98,7 +98,7 @@ fn start_smbd(dir: &Path, share: &Path) -> Result<Server> {
              state directory = {0}/state\n cache directory = {0}/cache\n pid directory = {0}/run\n \
              ncalrpc dir = {0}/ncalrpc\n binddns dir = {0}/bind-dns\n log file = {0}/smbd.log\n \
              passdb backend = tdbsam:{0}/private/passdb.tdb\n map to guest = never\n \
-             load printers = no\n printing = bsd\n printcap name = /dev/null\n disable spoolss = yes\n\
+             log level = 2\n load printers = no\n printing = bsd\n printcap name = /dev/null\n disable spoolss = yes\n\
              [images]\n path = {1}\n read only = no\n force user = root\n",
             d.display(),
             share.display()
@@ -332,7 +332,8 @@ fn lifeboat(vm: &mut Vm, cmd: &str) -> Result<(i32, String)> {
 fn lifeboat_ok(vm: &mut Vm, cmd: &str) -> Result<String> {
     let (code, text) = lifeboat(vm, cmd)?;
     if code != 0 {
-        bail!("`{cmd}` exited {code} in the VM:\n{text}");
+        let kernel = sh(vm, "dmesg | grep -iE 'cifs|nfs|fuse' | tail -n 20", QUICK)?;
+        bail!("`{cmd}` exited {code} in the VM:\n{text}\nkernel log:\n{kernel}");
     }
     Ok(text)
 }

@@ -22,7 +22,23 @@ pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 /// Modules of the kernel's network-file-system clients the image stores use (SMB, NFS v4 and
 /// v3), loaded with their soft dependencies once the network is configured: nothing else would
 /// load them (no udev, and the `lifeboat` binary does not load modules).
-pub const STORE_MODULES: &[&str] = &["cifs", "nfsv4", "nfsv3"];
+/// The ciphers and hashes SMB 3 allocates at negotiation (gcm(aes), ccm(aes), cmac(aes),
+/// sha512) come first: the kernel's own request for them would need a modprobe that reads
+/// templates' dependencies, and a missing one fails the mount with ENOENT.
+pub const STORE_MODULES: &[&str] = &[
+    "aesni_intel",
+    "ghash_clmulni_intel",
+    "ctr",
+    "ghash_generic",
+    "gcm",
+    "ccm",
+    "cmac",
+    "sha512_generic",
+    "ecb",
+    "cifs",
+    "nfsv4",
+    "nfsv3",
+];
 
 /// `lifeboat.net=`: how wired links get their address.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
