@@ -138,9 +138,10 @@ impl HttpFile {
             retries: RETRIES,
             first_pause: Duration::from_secs(1),
         };
-        let (head, _) = f.request(0, 0).map_err(|e| f.classify(e))?;
+        // Two bytes, not one: some servers (busybox httpd) read `bytes=0-0` as the whole file.
+        let (head, _) = f.request(0, 1).map_err(|e| f.classify(e))?;
         match head.range {
-            Some((0, 0, Some(total))) if head.status == 206 => f.len = total,
+            Some((0, 0..=1, Some(total))) if head.status == 206 => f.len = total,
             _ => {
                 return Err(StoreError::NoRanges {
                     url: f.url.clone(),
@@ -197,6 +198,12 @@ impl HttpFile {
                     url: self.url.clone(),
                     status: code,
                 },
+            };
+        }
+        if e.kind() == io::ErrorKind::InvalidData {
+            return StoreError::Unsupported {
+                url: self.url.clone(),
+                what: format!("unusable answer to a range request: {msg}"),
             };
         }
         StoreError::Unreachable {

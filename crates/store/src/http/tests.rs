@@ -149,12 +149,12 @@ fn a_small_read_fetches_only_the_block_it_lies_in() {
     let mut buf = vec![0u8; 100];
     f.read_at(&mut buf, 5 << 20).unwrap();
     assert_eq!(buf, data[5 << 20..(5 << 20) + 100]);
-    // The probe's single byte plus one block: not the 8 MiB file.
-    assert_eq!(srv.served.load(Ordering::SeqCst), 1 + BLOCK);
-    assert_eq!(f.bytes_fetched(), 1 + BLOCK);
+    // The probe's two bytes plus one block: not the 8 MiB file.
+    assert_eq!(srv.served.load(Ordering::SeqCst), 2 + BLOCK);
+    assert_eq!(f.bytes_fetched(), 2 + BLOCK);
     // Served again from the cache.
     f.read_at(&mut buf, (5 << 20) + 1000).unwrap();
-    assert_eq!(f.bytes_fetched(), 1 + BLOCK);
+    assert_eq!(f.bytes_fetched(), 2 + BLOCK);
     assert_eq!(f.requests(), 2, "one kept-alive connection, two requests");
 }
 
@@ -265,4 +265,42 @@ fn an_http_image_and_its_volumes_are_served_as_local_read_only_files() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("read-only"), "{e}");
+}
+
+#[test]
+fn ranges_from_a_real_busybox_httpd_match_the_file() {
+    // busybox httpd answers `bytes=0-0` with the whole file and closes every connection.
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(3 * BLOCK as usize + 12345);
+    std::fs::write(dir.path().join("x.lbi"), &data).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut httpd = std::process::Command::new("busybox")
+        .args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}"), "-h"])
+        .arg(dir.path())
+        .spawn()
+        .expect("busybox (package busybox-static)");
+    let t = std::time::Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "httpd did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let loc = Location::parse(&format!("http://127.0.0.1:{port}/x.lbi")).unwrap();
+    let result = HttpFile::open(&loc, Duration::from_secs(5)).map(|f| {
+        let mut buf = vec![0u8; BLOCK as usize];
+        f.read_at(&mut buf, BLOCK + 100)
+            .map(|()| (f.len(), buf, f.bytes_fetched()))
+    });
+    let _ = httpd.kill();
+    let _ = httpd.wait();
+    let (len, buf, fetched) = result.unwrap().unwrap();
+    assert_eq!(len, data.len() as u64);
+    assert_eq!(buf, data[BLOCK as usize + 100..2 * BLOCK as usize + 100]);
+    assert_eq!(fetched, 2 + 2 * BLOCK);
 }
