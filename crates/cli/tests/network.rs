@@ -4,6 +4,8 @@
 //! anything is written or contacted. (SMB and NFS need the kernel clients the boot image has:
 //! `qemu-tests/tests/network.rs`.)
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
 mod common;
 
 use common::{lifeboat, s};
