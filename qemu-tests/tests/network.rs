@@ -486,6 +486,47 @@ fn network_stores_back_up_restore_extract_and_fail_loudly() -> Result<()> {
         "extracting one file fetched {fetched} of {image_len} bytes"
     );
 
+    // Benchmark: the backup to NFS against a plain `cp` of a file of the image's size onto the
+    // same export in the same VM (BENCHMARKS.md); busybox mount takes the kernel's text options.
+    let uptime = |vm: &mut Vm| -> Result<f64> {
+        let t = sh(vm, "cut -d' ' -f1 /proc/uptime", QUICK)?;
+        t.lines()
+            .filter_map(|l| l.trim().parse::<f64>().ok())
+            .next_back()
+            .context("reading /proc/uptime")
+    };
+    let t1 = uptime(&mut vm)?;
+    lifeboat_ok(
+        &mut vm,
+        &format!(
+            "lifeboat backup serial:SRC1 nfs://10.0.2.2:{}/images/bench.lbi",
+            nfs.port
+        ),
+    )?;
+    let backup_s = uptime(&mut vm)? - t1;
+    let bench_len = std::fs::metadata(nfs_export.join("bench.lbi"))?.len();
+    sh(
+        &mut vm,
+        &format!(
+            "dd if=/dev/urandom of=/tmp/blob bs=65536 count={} 2>/dev/null && mkdir -p /mnt/b && \
+             mount -t nfs4 10.0.2.2:/images /mnt/b -o addr=10.0.2.2,clientaddr=10.0.2.15,port={},proto=tcp,vers=4",
+            bench_len.div_ceil(65536),
+            nfs.port
+        ),
+        QUICK,
+    )?;
+    let t2 = uptime(&mut vm)?;
+    sh(&mut vm, "cp /tmp/blob /mnt/b/blob && sync", QUICK)?;
+    let cp_s = uptime(&mut vm)? - t2;
+    sh(&mut vm, "umount /mnt/b && rm /tmp/blob", QUICK)?;
+    let mbps = |bytes: u64, s: f64| bytes as f64 / 1e6 / s.max(0.01);
+    eprintln!(
+        "benchmark NFS: backup wrote {bench_len} bytes in {backup_s:.1} s ({:.1} MB/s); cp of as many bytes {cp_s:.1} s ({:.1} MB/s); ratio {:.2}",
+        mbps(bench_len, backup_s),
+        mbps(bench_len, cp_s),
+        mbps(bench_len, backup_s) / mbps(bench_len, cp_s)
+    );
+
     // A wrong SMB password.
     let t = Instant::now();
     let (code, out) = lifeboat(
