@@ -137,6 +137,8 @@ pub struct VmBuilder {
     memory_mib: u32,
     cpus: u32,
     usb_controller: bool,
+    /// `-nic` specifications (none: QEMU's default NIC on user networking).
+    nics: Vec<String>,
 }
 
 impl VmBuilder {
@@ -150,6 +152,7 @@ impl VmBuilder {
             memory_mib: 1024,
             cpus: 1,
             usb_controller: false,
+            nics: Vec::new(),
         }
     }
 
@@ -174,6 +177,13 @@ impl VmBuilder {
             self.usb_controller = true;
         }
         self.disks.push(d);
+        self
+    }
+
+    /// Adds a network card (`-nic SPEC`, e.g. `user,model=virtio-net-pci`): user-mode
+    /// networking, where the guest reaches the host's loopback as 10.0.2.2.
+    pub fn nic(mut self, spec: &str) -> Self {
+        self.nics.push(spec.to_string());
         self
     }
 
@@ -303,6 +313,9 @@ impl VmBuilder {
             }
             a.push("-device".into());
             a.push(dev);
+        }
+        for n in &self.nics {
+            a.extend(["-nic".into(), n.clone()]);
         }
         if let Some((k, i, append)) = &self.kernel {
             a.extend([

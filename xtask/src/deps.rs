@@ -40,6 +40,17 @@ const PACKAGES: &[(&str, &str)] = &[
     ("/usr/bin/cpio", "cpio"),
     ("/usr/sbin/depmod", "kmod"),
     ("/usr/sbin/smartctl", "smartmontools"),
+    // network stores: sshfs and the OpenSSH client go into the image; the servers the QEMU
+    // network tests start on loopback (smbd, sshd, ganesha.nfsd)
+    ("/usr/bin/sshfs", "sshfs"),
+    ("/usr/bin/ssh-keyscan", "openssh-client"),
+    ("/usr/sbin/smbd", "samba"),
+    ("/usr/sbin/sshd", "openssh-server"),
+    ("/usr/bin/ganesha.nfsd", "nfs-ganesha"),
+    (
+        "/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so",
+        "nfs-ganesha-vfs",
+    ),
 ];
 
 const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";

@@ -499,6 +499,53 @@ fn stage_modules(root: &Path, kernel: &Path) -> Result<()> {
             .arg(KERNEL_RELEASE),
     )?;
     eprintln!("xtask: {} module files", files.len());
+    stage_firmware(root, &src, &files)?;
+    Ok(())
+}
+
+/// Copies the firmware files the staged modules name (`modinfo -F firmware`, e.g. r8169's
+/// `rtl_nic/rtl8168h-2.fw`) from the build machine's `/lib/firmware` (Debian's
+/// `firmware-realtek`, `firmware-bnx2`, `firmware-misc-nonfree`) into the initramfs. Files that
+/// are not installed are counted and named once: the driver then works without them where the
+/// hardware allows (most r8169 chips do) or says so in the kernel log.
+fn stage_firmware(root: &Path, modules: &Path, files: &BTreeSet<String>) -> Result<()> {
+    let host = Path::new("/lib/firmware");
+    let (mut copied, mut missing) = (0usize, BTreeSet::new());
+    for f in files.iter().filter(|f| f.ends_with(".ko")) {
+        let out = Command::new("modinfo")
+            .args(["-F", "firmware"])
+            .arg(modules.join(f))
+            .output()
+            .context("running modinfo (package kmod)")?;
+        for name in String::from_utf8_lossy(&out.stdout).lines().map(str::trim) {
+            if name.is_empty() || name.contains("..") {
+                continue;
+            }
+            // Debian ships some firmware compressed; the kernel reads .xz/.zst when built to.
+            let found = ["", ".xz", ".zst"]
+                .iter()
+                .map(|ext| host.join(format!("{name}{ext}")))
+                .find(|p| p.is_file());
+            match found {
+                Some(p) => {
+                    let rel_name = p.strip_prefix(host).unwrap_or(&p);
+                    copy_exec(&p, &root.join("lib/firmware").join(rel_name))?;
+                    copied += 1;
+                }
+                None => {
+                    missing.insert(name.split('/').next().unwrap_or(name).to_string());
+                }
+            }
+        }
+    }
+    eprintln!(
+        "xtask: {copied} firmware files copied; not installed on this machine (directories): {}",
+        if missing.is_empty() {
+            "none".to_string()
+        } else {
+            missing.into_iter().collect::<Vec<_>>().join(" ")
+        }
+    );
     Ok(())
 }
 

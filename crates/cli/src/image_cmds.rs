@@ -8,7 +8,7 @@ use engine::backup::BackupOptions;
 use engine::job::{BackupSpec, JobSpec, RestoreSpec, VerifySpec};
 use engine::restore::RestoreOptions;
 use image::ImageReader;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// `4G`, `700M`, `4GiB`, `650MB`, `1048576` → bytes (binary units).
@@ -188,11 +188,6 @@ pub fn verify(image_path: &Path, json: bool, threads: usize) -> Result<u8> {
         dry_run: false,
     };
     jobs::execute(spec, &ui).map(crate::exit::of)
-}
-
-/// The path argument as given (images are files, not device specs).
-pub fn image_arg(p: &str) -> PathBuf {
-    PathBuf::from(p)
 }
 
 /// `lifeboat passwd IMAGE`: replaces the password of an encrypted image (or, with `--add`, adds a

@@ -20,7 +20,8 @@ fn now() -> String {
 
 /// `{model}`, `{serial}`, `{date}` (YYYY-MM-DD) and `{time}` (HHMMSS) in an image name; the
 /// result lies beneath the job file's folder `base` ([`beneath`]). Characters that file systems
-/// refuse become `_`.
+/// refuse become `_`. A network URL (`smb://…`) is opened as a store instead
+/// ([`crate::stores::local`]): for writing when `source` is given (a backup), else for reading.
 fn image_path(template: &str, source: Option<&str>, base: &Path) -> Result<PathBuf> {
     let stamp = now();
     let date = stamp.get(..10).unwrap_or("");
@@ -62,6 +63,33 @@ fn image_path(template: &str, source: Option<&str>, base: &Path) -> Result<PathB
         .replace("{serial}", &clean(&serial))
         .replace("{date}", date)
         .replace("{time}", &time);
+    let name = match job_url_dir() {
+        Some(dir) if !store::is_url(&name) => {
+            let p = Path::new(&name);
+            if p.is_absolute()
+                || p.components().any(|c| {
+                    !matches!(
+                        c,
+                        std::path::Component::Normal(_) | std::path::Component::CurDir
+                    )
+                })
+            {
+                bail!(
+                    "image path `{name}` of a network job must be a plain name beside the job file"
+                );
+            }
+            format!("{dir}/{}", name.trim_start_matches("./"))
+        }
+        _ => name,
+    };
+    if store::is_url(&name) {
+        let purpose = if source.is_some() {
+            store::Purpose::Write
+        } else {
+            store::Purpose::Read
+        };
+        return crate::stores::local(&name, purpose);
+    }
     beneath(base, &name)
 }
 
@@ -140,6 +168,36 @@ fn beneath(base: &Path, rel: &str) -> Result<PathBuf> {
 /// Runs the job file's steps and prints the report; the exit code ranks the steps' outcomes
 /// ([`crate::exit::worst`]). A job file that cannot be read or is not valid runs nothing and is
 /// [`crate::exit::USAGE`]: the job never started.
+/// The folder URL of a job file read from the network (`lifeboat run http://…/job.toml`):
+/// its relative image names are locations beside it.
+static JOB_URL_DIR: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+fn job_url_dir() -> Option<String> {
+    JOB_URL_DIR
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
+/// `lifeboat run URL`: opens the job file's store, then runs it like a local one, with its
+/// relative image names taken as URLs beside it.
+pub fn run_url(url: &str) -> Result<u8> {
+    let local = match crate::stores::local(url, store::Purpose::Read) {
+        Ok(p) => p,
+        Err(e) => {
+            let text = disk::text::printable(&crate::error_chain(&e)).into_owned();
+            println!("Lifeboat {} job report", env!("CARGO_PKG_VERSION"));
+            println!("job not started: {text}");
+            eprintln!("lifeboat: error: {text}");
+            return Ok(crate::exit::USAGE);
+        }
+    };
+    let dir = url.rsplit_once('/').map_or(url, |(d, _)| d).to_string();
+    *JOB_URL_DIR.lock().unwrap_or_else(|p| p.into_inner()) = Some(dir);
+    println!("job location: {url}");
+    run(&local)
+}
+
 pub fn run(job: &Path) -> Result<u8> {
     let file = match JobFile::read(job) {
         Ok(f) => f,
@@ -152,6 +210,23 @@ pub fn run(job: &Path) -> Result<u8> {
         }
     };
     let base = job.parent().map(Path::to_path_buf).unwrap_or_default();
+    if file.store_password_file.is_some() || file.host_key.is_some() {
+        let password_file = match &file.store_password_file {
+            Some(p) => match beneath(&base, p) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    println!("job not started: store_password_file: {}", crate::error_chain(&e));
+                    return Ok(crate::exit::USAGE);
+                }
+            },
+            None => None,
+        };
+        crate::stores::configure(crate::stores::Settings {
+            password_file,
+            host_key: file.host_key.clone(),
+            identity_file: None,
+        });
+    }
     println!("Lifeboat {} job report", env!("CARGO_PKG_VERSION"));
     println!("job file: {}", job.display());
     println!("started: {}\n", now());

@@ -14,6 +14,7 @@ mod list;
 mod logger;
 mod mount_cmds;
 mod password;
+mod stores;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -31,6 +32,19 @@ struct Cli {
     /// (passwords are never given as arguments).
     #[arg(long, global = true, value_name = "FILE")]
     password_file: Option<PathBuf>,
+
+    /// Read the password of a network location (smb://, sftp://) from the first line of FILE
+    /// (else it is asked for without echo). Not the image's own password: that is --password-file.
+    #[arg(long, global = true, value_name = "FILE")]
+    store_password_file: Option<PathBuf>,
+
+    /// Accept this SSH host key (SHA256:… fingerprint) for sftp:// locations.
+    #[arg(long, global = true, value_name = "FINGERPRINT")]
+    host_key: Option<String>,
+
+    /// Log in to sftp:// locations with this SSH private key.
+    #[arg(long, global = true, value_name = "FILE")]
+    identity_file: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -72,7 +86,7 @@ enum Command {
     Backup {
         /// The disk or partition to read (read-only).
         source: String,
-        /// The image file to create (never overwritten).
+        /// The image file to create (never overwritten), or an smb://, nfs:// or sftp:// URL.
         image: String,
         #[command(flatten)]
         args: image_cmds::BackupArgs,
@@ -81,7 +95,7 @@ enum Command {
     },
     /// Restore an image onto a disk, or one partition of it into a partition.
     Restore {
-        /// The image (its first volume).
+        /// The image (its first volume), or an smb://, nfs://, sftp:// or http:// URL.
         image: String,
         /// The disk or partition to overwrite.
         target: String,
@@ -90,7 +104,7 @@ enum Command {
     },
     /// Check every checksum of an image, in parallel.
     Verify {
-        /// The image (its first volume).
+        /// The image (its first volume), or an smb://, nfs://, sftp:// or http:// URL.
         image: String,
         /// Machine-readable output.
         #[arg(long)]
@@ -103,7 +117,8 @@ enum Command {
     },
     /// List a folder of a file system inside an image, a disk image, a disk or a partition.
     Ls {
-        /// The image (its first volume), disk, partition or file.
+        /// The image (its first volume; also an smb://, nfs://, sftp:// or http:// URL), disk,
+        /// partition or file.
         image: String,
         /// The folder or file to list.
         #[arg(default_value = "/")]
@@ -151,7 +166,8 @@ enum Command {
     },
     /// Copy files and folders out of an image, a disk image, a disk or a partition.
     Extract {
-        /// The image (its first volume), disk, partition or file.
+        /// The image (its first volume; also an smb://, nfs://, sftp:// or http:// URL), disk,
+        /// partition or file.
         image: String,
         /// Files or folders to copy (folders recursively).
         #[arg(required = true)]
@@ -192,7 +208,7 @@ enum Command {
     },
     /// Run the steps of a job file unattended (the job file is the confirmation).
     Run {
-        /// The job file (TOML, see docs/job-files.md).
+        /// The job file (TOML, see docs/job-files.md), or its http://, smb:// or nfs:// URL.
         job: String,
         #[command(flatten)]
         nothing_to_confirm: NothingToConfirm,
@@ -233,6 +249,20 @@ enum Command {
     },
 }
 
+/// The image (or, for `info`, the target) a command reads: network locations are opened and
+/// encrypted images unlocked before the command runs.
+fn image_read(command: &mut Option<Command>) -> Option<&mut String> {
+    match command {
+        Some(Command::Info { target, .. }) => Some(target),
+        Some(Command::Restore { image, .. })
+        | Some(Command::Verify { image, .. })
+        | Some(Command::Ls { image, .. })
+        | Some(Command::Extract { image, .. })
+        | Some(Command::Mount { image, .. }) => Some(image),
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -246,20 +276,38 @@ fn main() -> ExitCode {
     if cli.command.is_some() {
         logger::init(cli.verbose);
     }
+    stores::configure(stores::Settings {
+        password_file: cli.store_password_file.clone(),
+        host_key: cli.host_key.clone(),
+        identity_file: cli.identity_file.clone(),
+    });
+    use store::Purpose::{Read, Write};
+    let mut cli = cli;
+    // A network location in place of an image to read is opened here and replaced by the local
+    // path of its file; the store stays open until the command ends.
+    let is_mount = matches!(cli.command, Some(Command::Mount { .. }));
+    if let Some(image) = image_read(&mut cli.command) {
+        let local = if is_mount && store::is_url(image) {
+            Err(anyhow::anyhow!(
+                "{image}: lifeboat mount serves local images only; ls and extract read network locations"
+            ))
+        } else {
+            stores::local(image, Read)
+        };
+        match local {
+            Ok(p) => *image = p.display().to_string(),
+            Err(e) => {
+                eprintln!("lifeboat: error: {}", disk::text::printable(&error_chain(&e)));
+                return ExitCode::from(exit::FAILURE);
+            }
+        }
+    }
     // Encrypted images: the password is asked (or read from --password-file) once, here, for
     // every command that reads an image; the engine finds it in `engine::keys`.
-    let pw_file = cli.password_file.as_deref();
-    let reads = match &cli.command {
-        Some(Command::Info { target, .. }) => Some(target),
-        Some(Command::Restore { image, .. })
-        | Some(Command::Verify { image, .. })
-        | Some(Command::Ls { image, .. })
-        | Some(Command::Extract { image, .. })
-        | Some(Command::Mount { image, .. }) => Some(image),
-        _ => None,
-    };
-    if let Some(image) = reads {
-        if let Err(e) = password::unlock(&image_cmds::image_arg(image), pw_file) {
+    let pw_file = cli.password_file.clone();
+    let pw_file = pw_file.as_deref();
+    if let Some(image) = image_read(&mut cli.command) {
+        if let Err(e) = password::unlock(std::path::Path::new(image.as_str()), pw_file) {
             eprintln!(
                 "lifeboat: error: {}",
                 disk::text::printable(&error_chain(&e))
@@ -283,7 +331,7 @@ fn main() -> ExitCode {
             ..
         }) => {
             args.password_file = cli.password_file.clone();
-            image_cmds::backup(&source, &image_cmds::image_arg(&image), &args)
+            stores::local(&image, Write).and_then(|p| image_cmds::backup(&source, &p, &args))
         }
         Some(Command::Passwd {
             image,
@@ -291,7 +339,7 @@ fn main() -> ExitCode {
             new_password_file,
             ..
         }) => image_cmds::passwd(
-            &image_cmds::image_arg(&image),
+            std::path::Path::new(&image),
             add,
             pw_file,
             new_password_file.as_deref(),
@@ -300,13 +348,13 @@ fn main() -> ExitCode {
             image,
             target,
             args,
-        }) => image_cmds::restore(&image_cmds::image_arg(&image), &target, &args),
+        }) => image_cmds::restore(std::path::Path::new(&image), &target, &args),
         Some(Command::Verify {
             image,
             json,
             threads,
             ..
-        }) => image_cmds::verify(&image_cmds::image_arg(&image), json, threads),
+        }) => image_cmds::verify(std::path::Path::new(&image), json, threads),
         Some(Command::Clone {
             source,
             target,
@@ -368,9 +416,11 @@ fn main() -> ExitCode {
             ..
         }) => mount_cmds::mount(std::path::Path::new(&image), part, lv.as_deref(), &dir),
         Some(Command::Umount { dir, .. }) => mount_cmds::umount(&dir),
+        Some(Command::Run { job, .. }) if store::is_url(&job) => job_file::run_url(&job),
         Some(Command::Run { job, .. }) => job_file::run(std::path::Path::new(&job)),
         None => tui::run(),
     };
+    stores::close_all();
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

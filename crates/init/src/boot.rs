@@ -121,6 +121,12 @@ pub struct Runtime {
     media_label: String,
     services: Vec<Service>,
     job: Option<Job>,
+    /// Interfaces already configured by [`Step::Network`] or a later uevent.
+    net_done: std::collections::BTreeSet<String>,
+    /// Whether the static address of `lifeboat.net=` has been given to an interface.
+    net_static_done: bool,
+    /// Set once [`Step::Network`] ran: later interfaces are configured as they appear.
+    net_started: bool,
 }
 
 fn guard<T>(what: &str, f: impl FnOnce() -> T) -> Option<T> {
@@ -154,6 +160,9 @@ pub fn run() -> ! {
         media_label: String::new(),
         services: Vec::new(),
         job: None,
+        net_done: Default::default(),
+        net_static_done: false,
+        net_started: false,
     };
     let line = {
         let plan = early_steps(&Cmdline::default());
@@ -209,6 +218,20 @@ pub fn run() -> ! {
         })
         .collect();
     match rt.cmdline.job.clone() {
+        None if rt.cmdline.job_url.is_some() => {
+            let url = rt.cmdline.job_url.clone().unwrap_or_default();
+            if let Err(e) =
+                guard("starting the job", || rt.start_url_job(&url)).unwrap_or(Err("panic".into()))
+            {
+                log::error!("unattended job {url} not run: {e}");
+                rt.say_everywhere(&format!(
+                    "lifeboat: unattended job {} not run: {e}\r\nlifeboat: the text UI starts in {} s",
+                    disk::text::printable(&url),
+                    NOT_RUN_PAUSE.as_secs()
+                ));
+                rt.schedule_all(Instant::now() + NOT_RUN_PAUSE);
+            }
+        }
         Some(spec) => {
             if let Err(e) =
                 guard("starting the job", || rt.start_job(&spec)).unwrap_or(Err("panic".into()))
@@ -408,6 +431,75 @@ impl Runtime {
                 }
                 Ok(())
             }
+            Step::Network(config) => {
+                self.net_started = true;
+                run_net_command(&crate::network::Command {
+                    argv: ["ip", "link", "set", "dev", "lo", "up"]
+                        .map(String::from)
+                        .to_vec(),
+                    wait: true,
+                });
+                if *config == crate::network::NetConfig::Off {
+                    log::info!("network: off (lifeboat.net=off)");
+                    return Ok(());
+                }
+                let class = Path::new("/sys/class/net");
+                let ifaces = crate::network::wired_interfaces(class);
+                log::info!("network: wired interfaces: {}", ifaces.join(" "));
+                // Bring the links up first so the carrier of each is known.
+                for i in &ifaces {
+                    run_net_command(&crate::network::Command {
+                        argv: ["ip", "link", "set", "dev", i, "up"]
+                            .map(String::from)
+                            .to_vec(),
+                        wait: true,
+                    });
+                }
+                if matches!(config, crate::network::NetConfig::Static(_)) && ifaces.len() > 1 {
+                    // A link takes a moment to report its carrier after coming up.
+                    self.pump(Duration::from_millis(1500));
+                }
+                let chosen = crate::network::static_interface(&ifaces, |i| {
+                    crate::network::carrier(class, i) == Some(true)
+                })
+                .map(str::to_string);
+                for i in ifaces {
+                    self.configure_interface(&i, chosen.as_deref() == Some(i.as_str()));
+                }
+                for m in crate::network::STORE_MODULES {
+                    self.load_module(m);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Configures one wired interface for `lifeboat.net=` (once per name).
+    fn configure_interface(&mut self, iface: &str, static_here: bool) {
+        if !self.net_done.insert(iface.to_string()) {
+            return;
+        }
+        let config = self.cmdline.net.clone();
+        let static_here = static_here && !self.net_static_done;
+        if let crate::network::NetConfig::Static(s) = &config {
+            if !static_here {
+                return;
+            }
+            self.net_static_done = true;
+            if let Some(text) = crate::network::resolv_conf(s) {
+                if let Err(e) = std::fs::write(crate::network::RESOLV_CONF, text) {
+                    log::warn!("writing {}: {e}", crate::network::RESOLV_CONF);
+                }
+            }
+            let _ = std::fs::create_dir_all(crate::network::NET_DIR);
+            let _ = std::fs::write(
+                Path::new(crate::network::NET_DIR).join(format!("{iface}.lease")),
+                format!("{}/{}\n", s.addr, s.prefix),
+            );
+            log::info!("network: {iface} gets {config}");
+        }
+        for c in crate::network::commands(&config, iface, static_here) {
+            run_net_command(&c);
         }
     }
 
@@ -493,6 +585,29 @@ impl Runtime {
         }
         if let Some(alias) = &ev.modalias {
             self.load_for_alias(alias);
+        }
+        if ev.subsystem == "net" {
+            // A hot-plugged USB Ethernet dongle: configure it like the ones found at boot.
+            let name = ev
+                .devpath
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let class = Path::new("/sys/class/net");
+            if self.net_started
+                && self.cmdline.net != crate::network::NetConfig::Off
+                && crate::network::is_wired(class, &name)
+            {
+                log::info!("new network interface {name}");
+                run_net_command(&crate::network::Command {
+                    argv: ["ip", "link", "set", "dev", &name, "up"]
+                        .map(String::from)
+                        .to_vec(),
+                    wait: true,
+                });
+                self.configure_interface(&name, true);
+            }
         }
         if ev.subsystem == "block" {
             if let Some(name) = &ev.devname {
@@ -771,6 +886,59 @@ impl Runtime {
         Ok(())
     }
 
+    /// Runs `lifeboat run URL` for a job file on the network, once an interface has an address
+    /// (up to [`NET_WAIT`]); the report goes to [`URL_JOB_REPORT`].
+    fn start_url_job(&mut self, url: &str) -> Result<(), String> {
+        let start = Instant::now();
+        let leased = || {
+            std::fs::read_dir(crate::network::NET_DIR).is_ok_and(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".lease"))
+            })
+        };
+        self.say_everywhere(&format!(
+            "lifeboat: waiting for the network to run the job {}",
+            disk::text::printable(url)
+        ));
+        while !leased() {
+            if start.elapsed() >= NET_WAIT {
+                return Err(format!(
+                    "no network address after {} s (cable, DHCP server?)",
+                    NET_WAIT.as_secs()
+                ));
+            }
+            self.pump(Duration::from_millis(250));
+        }
+        log::info!("network up after {} ms", start.elapsed().as_millis());
+        let report = PathBuf::from(URL_JOB_REPORT);
+        let out = disk::create_private(&report, disk::Existing::Replace)
+            .map_err(|e| format!("creating the report {}: {e}", report.display()))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", report.display()))?;
+        self.say_everywhere(&format!(
+            "lifeboat: running unattended job {}; report: {}",
+            disk::text::printable(url),
+            report.display()
+        ));
+        let child = Command::new(LIFEBOAT)
+            .arg("run")
+            .arg(url)
+            .env_clear()
+            .env("PATH", ENV_PATH)
+            .env("TERM", "dumb")
+            .env("HOME", "/root")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("starting {LIFEBOAT} run {url}: {e}"))?;
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(-1));
+        log::info!("job {url} started (pid {pid}), report {}", report.display());
+        self.job = Some(Job { pid, report });
+        Ok(())
+    }
+
     /// A job that could not start: says why on every console and in the log, then starts the UI
     /// (`lifeboat.after` applies only to a job that ran). The UI starts a few seconds later so
     /// the message can be read before the screen is taken over.
@@ -871,6 +1039,47 @@ impl Runtime {
     }
 }
 
+/// Runs one network command: `ip` is waited for (and its failure logged); `udhcpc` is left
+/// running (reaped with the other orphans) with its output in `NET_DIR/<iface>.log`.
+fn run_net_command(c: &crate::network::Command) {
+    let Some((prog, args)) = c.argv.split_first() else {
+        return;
+    };
+    let mut cmd = std::process::Command::new(prog);
+    cmd.args(args).stdin(std::process::Stdio::null());
+    if c.wait {
+        match cmd.output() {
+            Ok(o) if o.status.success() => log::debug!("{}", c.argv.join(" ")),
+            Ok(o) => log::warn!(
+                "{}: {}",
+                c.argv.join(" "),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => log::warn!("{}: {e}", c.argv.join(" ")),
+        }
+        return;
+    }
+    let _ = std::fs::create_dir_all(crate::network::NET_DIR);
+    let iface = c
+        .argv
+        .iter()
+        .skip_while(|a| *a != "-i")
+        .nth(1)
+        .cloned()
+        .unwrap_or_else(|| prog.clone());
+    let log =
+        std::fs::File::create(Path::new(crate::network::NET_DIR).join(format!("{iface}.log")));
+    if let Ok(f) = log {
+        if let Ok(f2) = f.try_clone() {
+            cmd.stdout(f).stderr(f2);
+        }
+    }
+    match cmd.spawn() {
+        Ok(child) => log::info!("{} (pid {})", c.argv.join(" "), child.id()),
+        Err(e) => log::warn!("{}: {e}", c.argv.join(" ")),
+    }
+}
+
 fn program_name(p: Program) -> &'static str {
     match p {
         Program::Lifeboat => "lifeboat",
@@ -886,6 +1095,10 @@ fn describe_code(code: Option<i32>) -> String {
 }
 
 /// How long a message about a job that did not start stays on the consoles before the UI.
+/// How long a network job waits for an address.
+const NET_WAIT: Duration = Duration::from_secs(90);
+/// The report of a job run from a network URL (on the RAM disk; shown on the consoles).
+pub const URL_JOB_REPORT: &str = "/run/lifeboat/job-report.txt";
 const NOT_RUN_PAUSE: Duration = Duration::from_secs(8);
 
 /// The job file `path` (as given on the command line) inside the volume mounted at `root`: a

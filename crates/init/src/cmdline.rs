@@ -5,9 +5,11 @@
 //! | `console=ttyS0,115200` | also run the UI on that serial line (TERM=xterm) |
 //! | `lifeboat.debug` | log at debug level |
 //! | `lifeboat.job=LABEL:/path/job.toml` | run that job file unattended, report next to it |
+//! | `lifeboat.job=http://host/path/job.toml` (or `smb://`, `nfs://`) | run a job file from the network once an address is up; relative image names are beside it; report in `/run/lifeboat/job-report.txt` |
 //! | `lifeboat.after=poweroff\|reboot\|tui\|shell` | what to do when the job ends (default `tui`) |
 //! | `lifeboat.serial=shell` | run a shell instead of the UI on serial consoles (tests, technicians) |
 //! | `lifeboat.media=LABEL` | volume label of the boot medium (default `LIFEBOAT`) |
+//! | `lifeboat.net=dhcp\|off\|ADDR/PREFIX,GATEWAY,DNS` | network: DHCP on every wired link (default), none, or a static address (DNS servers joined by `+`) |
 
 /// The default ISO9660 volume label of the Lifeboat medium (`cargo xtask image` uses it).
 pub const DEFAULT_MEDIA_LABEL: &str = "LIFEBOAT";
@@ -44,9 +46,15 @@ pub struct Cmdline {
     pub consoles: Vec<String>,
     pub debug: bool,
     pub job: Option<JobSpec>,
+    /// `lifeboat.job=` given as a network URL (`http://`, `https://`, `smb://`, `nfs://`):
+    /// `lifeboat run URL` opens it. SFTP is not accepted here (its host key cannot be pinned on
+    /// the command line), nor are SMB users (no password may sit in `/proc/cmdline`).
+    pub job_url: Option<String>,
     pub after: After,
     pub serial_ui: SerialUi,
     pub media_label: String,
+    /// `lifeboat.net=`: how wired links are configured.
+    pub net: crate::network::NetConfig,
     /// Options init recognised but could not use, as messages for the log.
     pub problems: Vec<String>,
 }
@@ -57,9 +65,11 @@ impl Default for Cmdline {
             consoles: Vec::new(),
             debug: false,
             job: None,
+            job_url: None,
             after: After::Tui,
             serial_ui: SerialUi::Lifeboat,
             media_label: DEFAULT_MEDIA_LABEL.to_string(),
+            net: crate::network::NetConfig::Dhcp,
             problems: Vec::new(),
         }
     }
@@ -107,6 +117,10 @@ pub fn parse(line: &str) -> Cmdline {
         match (key, value) {
             ("console", Some(v)) => c.consoles.push(v.to_string()),
             ("lifeboat.debug", _) => c.debug = true,
+            ("lifeboat.job", Some(v)) if v.contains("://") => match job_url(v) {
+                Ok(u) => c.job_url = Some(u),
+                Err(e) => c.problems.push(format!("ignoring lifeboat.job={v}: {e}")),
+            },
             ("lifeboat.job", Some(v)) => match v.split_once(':') {
                 Some((label, path))
                     if !label.is_empty() && path.starts_with('/') && path.len() > 1 =>
@@ -137,10 +151,41 @@ pub fn parse(line: &str) -> Cmdline {
                 )),
             },
             ("lifeboat.media", Some(v)) if !v.is_empty() => c.media_label = v.to_string(),
+            ("lifeboat.net", Some(v)) => match crate::network::parse(v) {
+                Ok(n) => c.net = n,
+                Err(e) => c.problems.push(format!(
+                    "ignoring lifeboat.net={v}: {e} (expected dhcp, off or ADDR/PREFIX,GATEWAY,DNS)"
+                )),
+            },
             _ => {}
         }
     }
     c
+}
+
+/// Checks a network job URL: a scheme `lifeboat run` can open unattended, a host, no user info
+/// (a password must not sit on the command line; SMB is read as guest).
+pub fn job_url(v: &str) -> Result<String, String> {
+    let (scheme, rest) = v.split_once("://").unwrap_or(("", v));
+    if !["http", "https", "smb", "nfs"].contains(&scheme.to_ascii_lowercase().as_str()) {
+        return Err(
+            "a network job is read over http://, https://, smb:// (guest) or nfs://".into(),
+        );
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err("no host".into());
+    }
+    if authority.contains('@') {
+        return Err(
+            "no user name or password on the kernel command line (use a guest share or http)"
+                .into(),
+        );
+    }
+    if !rest.contains('/') || rest.ends_with('/') {
+        return Err("the URL must name the job file".into());
+    }
+    Ok(v.to_string())
 }
 
 impl Cmdline {
@@ -209,6 +254,51 @@ mod tests {
                 label: "MY DISK".into(),
                 path: "/a b/job.toml".into()
             })
+        );
+    }
+
+    #[test]
+    fn a_network_job_url_is_taken_without_users_or_sftp() {
+        let c = parse("lifeboat.job=http://10.0.2.2:8080/jobs/restore.toml lifeboat.after=reboot");
+        assert_eq!(c.job, None, "not mistaken for LABEL http");
+        assert_eq!(
+            c.job_url.as_deref(),
+            Some("http://10.0.2.2:8080/jobs/restore.toml")
+        );
+        assert_eq!(c.after, After::Reboot);
+        assert!(parse("lifeboat.job=smb://nas/pub/job.toml")
+            .job_url
+            .is_some());
+        for bad in [
+            "lifeboat.job=smb://anna@nas/pub/job.toml",
+            "lifeboat.job=sftp://nas/job.toml",
+            "lifeboat.job=http:///job.toml",
+            "lifeboat.job=http://nas/",
+        ] {
+            let c = parse(bad);
+            assert_eq!(c.job_url, None, "{bad}");
+            assert_eq!(c.problems.len(), 1, "{bad}: {:?}", c.problems);
+        }
+    }
+
+    #[test]
+    fn the_network_option_is_parsed_or_reported() {
+        assert_eq!(parse("quiet").net, crate::network::NetConfig::Dhcp);
+        assert_eq!(
+            parse("lifeboat.net=off").net,
+            crate::network::NetConfig::Off
+        );
+        let c = parse("lifeboat.net=10.0.2.15/24,10.0.2.2,10.0.2.3");
+        assert_eq!(
+            c.net.to_string(),
+            "10.0.2.15/24 gateway 10.0.2.2 dns 10.0.2.3"
+        );
+        let bad = parse("lifeboat.net=10.0.2.15");
+        assert_eq!(bad.net, crate::network::NetConfig::Dhcp);
+        assert!(
+            bad.problems[0].contains("lifeboat.net=10.0.2.15"),
+            "{:?}",
+            bad.problems
         );
     }
 

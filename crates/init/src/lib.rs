@@ -24,5 +24,6 @@ pub mod firmware;
 pub mod job_volume;
 pub mod logger;
 pub mod modules;
+pub mod network;
 pub mod steps;
 pub mod uevent;

@@ -51,6 +51,9 @@ pub enum Step {
     SettleDisks { quiet_ms: u64, max_ms: u64 },
     /// Finds the Lifeboat medium by volume label, mounts it read-only and records its device.
     FindBootMedium { label: String },
+    /// Brings up `lo` and configures every wired link present (later ones as they appear) for
+    /// `lifeboat.net=` ([`crate::network`]).
+    Network(crate::network::NetConfig),
 }
 
 const NOSUID_NODEV_NOEXEC: MountFlags = MountFlags {
@@ -234,6 +237,7 @@ pub fn early_steps(cmdline: &Cmdline) -> Vec<Step> {
         Step::FindBootMedium {
             label: cmdline.media_label.clone(),
         },
+        Step::Network(cmdline.net.clone()),
     ]
 }
 
@@ -290,6 +294,18 @@ impl fmt::Display for Step {
             Step::FindBootMedium { label } => {
                 write!(f, "find the medium labelled {label}, mount it at {MEDIA_DIR}, record it in {BOOT_DEVICE_FILE}")
             }
+            Step::Network(crate::network::NetConfig::Off) => {
+                write!(f, "network: ip link set lo up; no other interface (lifeboat.net=off)")
+            }
+            Step::Network(crate::network::NetConfig::Dhcp) => write!(
+                f,
+                "network: ip link set lo up; udhcpc -s {} on every wired link",
+                crate::network::UDHCPC_SCRIPT
+            ),
+            Step::Network(n) => write!(
+                f,
+                "network: ip link set lo up; {n} on the first wired link with a carrier"
+            ),
         }
     }
 }
@@ -344,6 +360,24 @@ mod tests {
             |x| matches!(x, Step::FindBootMedium { label } if label == "MYLABEL"),
         );
         assert!(listen < cold && cold < settle && settle < media);
+    }
+
+    #[test]
+    fn the_network_comes_up_after_coldplug_loaded_the_nic_drivers() {
+        let s = early_steps(&parse("lifeboat.net=10.0.2.15/24,10.0.2.2,10.0.2.3"));
+        let cold = position(&s, |x| *x == Step::Coldplug);
+        let net = position(&s, |x| matches!(x, Step::Network(_)));
+        assert!(cold < net);
+        assert_eq!(
+            s[net].to_string(),
+            "network: ip link set lo up; 10.0.2.15/24 gateway 10.0.2.2 dns 10.0.2.3 on the first wired link with a carrier"
+        );
+        let d = early_steps(&parse(""));
+        assert!(
+            d.last().unwrap().to_string().contains("udhcpc"),
+            "{}",
+            d.last().unwrap()
+        );
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::BlockListChanged => model.rescan(),
+        Msg::Network(text) => {
+            model.network = Some(text);
+            Vec::new()
+        }
         Msg::Scanned { id, result } => disks::on_scanned(model, id, result),
         Msg::Smart { id, path, health } => {
             disks::on_smart(model, id, path, health);
@@ -211,10 +215,14 @@ pub fn view(model: &Model, frame: &mut Frame) {
         env!("CARGO_PKG_VERSION"),
         screen_title(model)
     );
-    if let (Some(mode), Screen::Main | Screen::Menu { .. } | Screen::Ask(_)) =
-        (model.boot_mode, &model.screen)
+    let facts: Vec<&str> = [model.network.as_deref(), model.boot_mode.map(|m| m.text())]
+        .into_iter()
+        .flatten()
+        .collect();
+    if let (false, Screen::Main | Screen::Menu { .. } | Screen::Ask(_)) =
+        (facts.is_empty(), &model.screen)
     {
-        let right = format!("{} ", mode.text());
+        let right = format!("{} ", printable(&facts.join(" · ")));
         let pad =
             usize::from(title.width).saturating_sub(head.chars().count() + right.chars().count());
         if pad > 0 {

@@ -66,6 +66,7 @@ pub fn run() -> anyhow::Result<u8> {
     let mode = system::boot_mode(&disk::SysRoot::default());
     log::info!("boot mode: {}", mode.text());
     model.boot_mode = Some(mode);
+    model.network = Some(store::net::summary(&store::net::addresses()));
     let code = runtime::run_ui(model, disk::SysRoot::default(), smartctl)?;
     log::info!("text UI exits with {code}");
     log::logger().flush();

@@ -178,6 +178,9 @@ pub struct Model {
     pub image_root: PathBuf,
     /// How the machine booted (shown on the main screen), when known.
     pub boot_mode: Option<crate::system::BootMode>,
+    /// The machine's network address for the header (`eth0 10.0.2.15/24`, `no network`), once
+    /// the runtime has looked.
+    pub network: Option<String>,
     /// The drive a picker is mounting (the mount's request id, the folder it is mounted on).
     pub auto_mounting: Option<(RequestId, PathBuf)>,
     /// The drives the pickers mounted, unmounted when the user is back on the disk list.
@@ -210,6 +213,7 @@ impl Model {
             tick: 0,
             image_root: PathBuf::from(crate::screens::disks::MOUNT_BASE),
             boot_mode: None,
+            network: None,
             auto_mounting: None,
             auto_mounted: Vec::new(),
             last_request: 0,
@@ -278,6 +282,9 @@ pub enum Msg {
     Tick,
     /// The `/sys/block` listing changed (a disk was plugged in or removed).
     BlockListChanged,
+    /// The machine's addresses changed (a DHCP lease arrived, a cable was pulled): the header
+    /// text, as `store::net::summary` words it.
+    Network(String),
     Scanned {
         id: RequestId,
         result: Result<Vec<DiskEntry>, String>,

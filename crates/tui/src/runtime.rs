@@ -432,6 +432,11 @@ pub fn run_ui(mut model: Model, root: SysRoot, smartctl: Option<PathBuf>) -> Res
         }
         if last_watch.elapsed() >= WATCH_EVERY {
             last_watch = Instant::now();
+            let net = store::net::summary(&store::net::addresses());
+            if model.network.as_deref() != Some(net.as_str()) {
+                log::info!("network: {net}");
+                msgs.push(Msg::Network(net));
+            }
             let now = block_listing(&root);
             if now != listing {
                 log::info!("block devices changed: {}", now.join(" "));

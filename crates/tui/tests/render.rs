@@ -101,6 +101,13 @@ fn the_main_screen_says_how_the_machine_booted_and_if_secure_boot_is_on() {
     m.boot_mode = Some(tui::system::BootMode::Bios);
     let lines = screen(&m, 80, 25);
     assert!(lines[0].ends_with("legacy BIOS boot"), "{}", lines[0]);
+    // The address the machine got, once DHCP answered, beside it.
+    tui::update(&mut m, tui::Msg::Network("eth0 10.0.2.15/24".into()));
+    let lines = screen(&m, 80, 25);
+    assert_eq!(
+        lines[0],
+        " Lifeboat 0.1.0 - disks                    eth0 10.0.2.15/24 · legacy BIOS boot"
+    );
     // Not on the job screens.
     keys(&mut m, &[tui::Key::Char('e')]);
     let lines = screen(&m, 80, 25);

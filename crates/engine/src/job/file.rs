@@ -37,6 +37,13 @@ pub struct JobFile {
     /// Stop at the first failed step (default) or go on with the next.
     #[serde(default = "yes")]
     pub stop_on_error: bool,
+    /// Network stores: the file (relative to the job file's folder) whose first line is the
+    /// password of the job's smb:// and sftp:// image locations.
+    #[serde(default)]
+    pub store_password_file: Option<String>,
+    /// Network stores: the SSH host key fingerprint (`SHA256:…`) accepted for sftp:// locations.
+    #[serde(default)]
+    pub host_key: Option<String>,
     #[serde(rename = "step", default)]
     pub steps: Vec<Step>,
 }
@@ -144,6 +151,15 @@ impl JobFile {
             return Err(invalid(format!(
                 "{} steps (at most {MAX_STEPS})",
                 file.steps.len()
+            )));
+        }
+        if [&file.store_password_file, &file.host_key]
+            .into_iter()
+            .flatten()
+            .any(|s| s.len() > MAX_FIELD)
+        {
+            return Err(invalid(format!(
+                "store_password_file or host_key is longer than {MAX_FIELD} bytes"
             )));
         }
         for (i, step) in file.steps.iter().enumerate() {
@@ -257,6 +273,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("passphrase"), "{e}");
+    }
+
+    #[test]
+    fn network_store_settings_are_read_and_bounded() {
+        let f = JobFile::parse(
+            "store_password_file = \"nas.pw\"\nhost_key = \"SHA256:abc\"\n[[step]]\naction = \"verify\"\nimage = \"smb://anna@nas/imgs/x.lbi\"\n",
+            "job.toml",
+        )
+        .unwrap();
+        assert_eq!(f.store_password_file.as_deref(), Some("nas.pw"));
+        assert_eq!(f.host_key.as_deref(), Some("SHA256:abc"));
+        let long = format!(
+            "host_key = \"{}\"\n[[step]]\naction = \"verify\"\n",
+            "a".repeat(MAX_FIELD + 1)
+        );
+        assert!(JobFile::parse(&long, "job.toml").is_err());
     }
 
     #[test]
