@@ -46,7 +46,39 @@ impl Key {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Adds a typed character (a passphrase typed into a prompt, as UTF-8).
+    pub fn push(&mut self, c: char) {
+        let mut buf = [0u8; 4];
+        self.0.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        buf.fill(0);
+    }
+
+    /// Removes the last typed character.
+    pub fn pop(&mut self) {
+        let keep = std::str::from_utf8(&self.0)
+            .ok()
+            .and_then(|s| s.char_indices().next_back().map(|(i, _)| i))
+            .unwrap_or(self.0.len().saturating_sub(1));
+        for b in &mut self.0[keep..] {
+            *b = 0;
+        }
+        self.0.truncate(keep);
+    }
+
+    /// The number of characters typed (what a masked prompt shows as `*`).
+    pub fn chars(&self) -> usize {
+        std::str::from_utf8(&self.0).map_or(self.0.len(), |s| s.chars().count())
+    }
 }
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Key {}
 
 impl Drop for Key {
     fn drop(&mut self) {
@@ -377,5 +409,23 @@ mod tests {
     fn a_key_never_shows_in_debug_output() {
         let k = Key::new(b"hunter2".to_vec());
         assert_eq!(format!("{k:?}"), "Key(<hidden>)");
+    }
+
+    #[test]
+    fn a_typed_key_adds_and_removes_whole_characters() {
+        let mut k = Key::default();
+        for c in "pé€".chars() {
+            k.push(c);
+        }
+        assert_eq!(
+            (k.chars(), k.clone()),
+            (3, Key::new("pé€".as_bytes().to_vec()))
+        );
+        k.pop();
+        assert_eq!(k, Key::new("pé".as_bytes().to_vec()));
+        k.pop();
+        k.pop();
+        k.pop();
+        assert!(k.is_empty());
     }
 }
