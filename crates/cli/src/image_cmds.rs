@@ -8,7 +8,7 @@ use engine::backup::BackupOptions;
 use engine::job::{BackupSpec, JobSpec, RestoreSpec, VerifySpec};
 use engine::restore::RestoreOptions;
 use image::ImageReader;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// `4G`, `700M`, `4GiB`, `650MB`, `1048576` → bytes (binary units).

@@ -215,7 +215,10 @@ pub fn run(job: &Path) -> Result<u8> {
             Some(p) => match beneath(&base, p) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    println!("job not started: store_password_file: {}", crate::error_chain(&e));
+                    println!(
+                        "job not started: store_password_file: {}",
+                        crate::error_chain(&e)
+                    );
                     return Ok(crate::exit::USAGE);
                 }
             },

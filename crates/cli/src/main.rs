@@ -297,7 +297,10 @@ fn main() -> ExitCode {
         match local {
             Ok(p) => *image = p.display().to_string(),
             Err(e) => {
-                eprintln!("lifeboat: error: {}", disk::text::printable(&error_chain(&e)));
+                eprintln!(
+                    "lifeboat: error: {}",
+                    disk::text::printable(&error_chain(&e))
+                );
                 return ExitCode::from(exit::FAILURE);
             }
         }

@@ -46,7 +46,39 @@ impl Key {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Adds a typed character (a passphrase typed into a prompt, as UTF-8).
+    pub fn push(&mut self, c: char) {
+        let mut buf = [0u8; 4];
+        self.0.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        buf.fill(0);
+    }
+
+    /// Removes the last typed character.
+    pub fn pop(&mut self) {
+        let keep = std::str::from_utf8(&self.0)
+            .ok()
+            .and_then(|s| s.char_indices().next_back().map(|(i, _)| i))
+            .unwrap_or(self.0.len().saturating_sub(1));
+        for b in &mut self.0[keep..] {
+            *b = 0;
+        }
+        self.0.truncate(keep);
+    }
+
+    /// The number of characters typed (what a masked prompt shows as `*`).
+    pub fn chars(&self) -> usize {
+        std::str::from_utf8(&self.0).map_or(self.0.len(), |s| s.chars().count())
+    }
 }
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Key {}
 
 impl Drop for Key {
     fn drop(&mut self) {
@@ -246,12 +278,16 @@ pub struct Mapped {
 /// Unlocks the encrypted partition `node` (its device node; `part` is the same partition read
 /// through the source) with `key`, maps the file system inside and carries the map back to
 /// ciphertext. The volume is closed again before this returns.
+///
+/// The outer error: the volume could not be unlocked (a wrong key, a missing tool or module).
+/// The inner one: it was unlocked, but what is inside cannot be mapped (no known file system, a
+/// map that fails its checks, a table of unknown shape): the caller copies it whole, saying why.
 pub fn map_encrypted(
     node: &Path,
     part: &dyn BlockIo,
     number: u32,
     key: &Key,
-) -> Result<Mapped, JobError> {
+) -> Result<Result<Mapped, String>, JobError> {
     let header = fs::crypt::read(part)
         .map_err(|e| JobError::Key {
             problem: e.to_string(),
@@ -261,35 +297,29 @@ pub fn map_encrypted(
         })?;
     let name = format!("lifeboat-ro-{}-{number}", std::process::id());
     let opened = open(node, &name, header.scheme, key)?;
-    let table = dm_table(&opened.name)?;
-    let mapper = PathBuf::from("/dev/mapper").join(&opened.name);
-    let inner = FileDisk::open_read(&mapper)?;
+    let mapped = map_opened(&opened.name, part.len(), &header.metadata);
+    drop(opened);
+    Ok(mapped)
+}
+
+/// The ciphertext map of the volume open as `/dev/mapper/<name>`.
+fn map_opened(name: &str, len: u64, metadata: &[(u64, u64)]) -> Result<Mapped, String> {
+    let table = dm_table(name).map_err(|e| e.to_string())?;
+    let mapper = PathBuf::from("/dev/mapper").join(name);
+    let inner = FileDisk::open_read(&mapper).map_err(|e| e.to_string())?;
     let info = fs::probe(&inner)
-        .map_err(|e| JobError::Key {
-            problem: e.to_string(),
-        })?
-        .ok_or_else(|| JobError::Key {
-            problem: format!(
-                "no known file system inside the unlocked {} (partition {number})",
-                node.display()
-            ),
-        })?;
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "no known file system inside".to_string())?;
     let (plain, inside) = if info.kind == fs::FsKind::Lvm2Member {
-        let report = fs::lvm::pv_report(&inner).map_err(|e| JobError::Key {
-            problem: format!("the LVM2 PV inside partition {number}: {e}"),
-        })?;
+        let report = fs::lvm::pv_report(&inner).map_err(|e| format!("the LVM2 PV inside: {e}"))?;
         let inside = report.summary();
         (report.map, inside)
     } else {
-        let map = fs::used_map(&inner, &info).map_err(|e| JobError::Key {
-            problem: format!("the {} inside partition {number}: {e}", info.kind),
-        })?;
+        let map =
+            fs::used_map(&inner, &info).map_err(|e| format!("the {} inside: {e}", info.kind))?;
         (map, info.kind.name().to_string())
     };
-    let map = ciphertext_map(&plain, &table, &header.metadata, part.len())
-        .map_err(|problem| JobError::Key { problem })?;
-    drop(inner);
-    drop(opened);
+    let map = ciphertext_map(&plain, &table, metadata, len)?;
     Ok(Mapped {
         map,
         inside,
@@ -379,5 +409,23 @@ mod tests {
     fn a_key_never_shows_in_debug_output() {
         let k = Key::new(b"hunter2".to_vec());
         assert_eq!(format!("{k:?}"), "Key(<hidden>)");
+    }
+
+    #[test]
+    fn a_typed_key_adds_and_removes_whole_characters() {
+        let mut k = Key::default();
+        for c in "pé€".chars() {
+            k.push(c);
+        }
+        assert_eq!(
+            (k.chars(), k.clone()),
+            (3, Key::new("pé€".as_bytes().to_vec()))
+        );
+        k.pop();
+        assert_eq!(k, Key::new("pé".as_bytes().to_vec()));
+        k.pop();
+        k.pop();
+        k.pop();
+        assert!(k.is_empty());
     }
 }

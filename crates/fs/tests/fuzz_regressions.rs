@@ -66,3 +66,29 @@ fn containers_survive_every_regression_seed_and_their_one_byte_mutants() {
         }
     }
 }
+
+#[test]
+fn the_md_seed_made_by_mdadm_reads_as_device_0_of_its_raid1_array() {
+    // Partition 1 of a member disk of `qemu-tests/tests/volumes.rs` (mdadm --create --level=1
+    // --metadata=1.2 --homehost=lifeboat --name=r0 in the booted image), its first 8 KiB.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus/containers/md-1.2-raid1-member-mdadm.sparse");
+    let disk = disk_from(&std::fs::read(path).unwrap());
+    let m = fs::md::read(&disk).unwrap().unwrap();
+    assert_eq!(
+        (m.metadata.as_str(), m.level.as_str(), m.name.as_deref()),
+        ("1.2", "raid1", Some("lifeboat:r0"))
+    );
+    assert_eq!((m.role, m.raid_disks), (fs::md::MdRole::Active(0), 2));
+    assert!(m.is_redundant());
+    // The checksum matches mdadm's; only the seed's cut (8 of 10 MiB) shows.
+    assert!(
+        m.warnings
+            .iter()
+            .all(|w| w.contains("extends past the device's end")),
+        "{:?}",
+        m.warnings
+    );
+    let info = fs::probe(&disk).unwrap().unwrap();
+    assert_eq!(info.kind, fs::FsKind::LinuxRaidMember);
+}

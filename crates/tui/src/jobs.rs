@@ -265,8 +265,7 @@ fn backup_spec(req: &BackupRequest, settings: &BackupSettings) -> JobSpec {
             model: req.source.model.clone(),
             serial: req.source.serial.clone(),
         }),
-        // The TUI has no key prompt yet (issue 16): encrypted volumes are stored whole.
-        key: None,
+        key: req.key.clone(),
         encryption: settings
             .password
             .as_ref()

@@ -440,6 +440,7 @@ fn a_real_backup_through_the_jobs_restores_to_a_valid_disk() {
         name: tui::screens::backup::default_image_name(&source, "2026-11-22"),
         source,
         dir: out.clone(),
+        key: None,
     };
     let job = tui::jobs::plan_backup(&disk::SysRoot::default(), &request).unwrap();
     assert!(!job.fat());
@@ -515,6 +516,7 @@ fn a_cancelled_backup_leaves_no_image() {
         name: "p1.lbi".into(),
         source,
         dir: dir.path().to_path_buf(),
+        key: None,
     };
     let job = tui::jobs::plan_backup(&disk::SysRoot::default(), &request).unwrap();
     let cancel = Cancel::new();
@@ -710,6 +712,7 @@ fn encrypt_image_asks_for_the_password_twice_masked_and_the_backup_is_encrypted_
         name: "secret.lbi".into(),
         source,
         dir: dir.path().to_path_buf(),
+        key: None,
     };
     let job = tui::jobs::plan_backup(&disk::SysRoot::default(), &request).unwrap();
     let outcome = tui::jobs::execute_backup(
@@ -733,4 +736,106 @@ fn encrypt_image_asks_for_the_password_twice_masked_and_the_backup_is_encrypted_
     let pw = image::Passphrase::new(b"right one".to_vec());
     let r = image::ImageReader::open_with(&image, Some(&pw)).unwrap();
     assert!(r.verify(2).is_ok());
+}
+
+/// A backup planned of a bare LUKS2 volume (`cryptsetup luksFormat` on a file): without a key
+/// it is copied whole.
+fn locked_job(request: BackupRequest) -> Arc<BackupJob> {
+    let dir = scratch().join("luks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let luks = dir.join("luks.img");
+    let key = dir.join("key");
+    std::fs::write(&key, b"pw").unwrap();
+    if !luks.exists() {
+        qemu_tests::fixture::sparse_file(&luks, 32 * MIB).unwrap();
+        qemu_tests::fixture::run(
+            "cryptsetup",
+            &[
+                "luksFormat",
+                "--batch-mode",
+                "--type",
+                "luks2",
+                "--pbkdf",
+                "pbkdf2",
+                "--pbkdf-force-iterations",
+                "1000",
+                "--key-file",
+                key.to_str().unwrap(),
+                luks.to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+    }
+    let spec = engine::job::JobSpec::Backup(engine::job::BackupSpec {
+        source: luks,
+        image: dir.join(&request.name),
+        part: None,
+        options: engine::backup::BackupOptions::default(),
+        all_unpartitioned: false,
+        identity: None,
+        key: None,
+        encryption: None,
+    });
+    let plan = engine::job::plan(spec, &this_machine()).unwrap();
+    Arc::new(BackupJob { request, plan })
+}
+
+#[test]
+fn an_encrypted_source_offers_a_masked_key_prompt_and_plans_again_with_the_key() {
+    let mut m = at_drive_folder();
+    let req = request_from_s(&mut m);
+    // A source without encrypted volumes: no key prompt.
+    let plain = job_for(req.clone(), 1 << 40, false);
+    assert!(!plain.locked());
+    let job = locked_job(req);
+    assert!(job.locked());
+    assert!(answer(&mut m, plan_id, |id| Msg::BackupPlanned {
+        id,
+        result: Ok(Arc::clone(&job))
+    })
+    .is_empty());
+    assert!(
+        render(&m).last().unwrap().contains("p passphrase"),
+        "{:?}",
+        render(&m)
+    );
+    assert!(keys(&mut m, &[Key::Char('p')]).is_empty());
+    assert!(matches!(screen(&m), BackupScreen::Key { .. }));
+    // Enter on nothing typed does nothing; the typed characters show as stars only.
+    assert!(keys(
+        &mut m,
+        &[Key::Enter, Key::Char('p'), Key::Char('w'), Key::Char('q')]
+    )
+    .is_empty());
+    let shown = render(&m).join("\n");
+    assert!(
+        shown.contains("Passphrase or recovery password: ***_"),
+        "{shown}"
+    );
+    assert!(!shown.contains("pwq"), "{shown}");
+    keys(&mut m, &[Key::Backspace]);
+    let e = keys(&mut m, &[Key::Enter]);
+    match e.as_slice() {
+        [Effect::PlanBackup { request, .. }] => assert_eq!(
+            request.key,
+            Some(engine::unlock::Key::new(b"pw".to_vec())),
+            "the planned request carries the key typed"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(screen(&m), BackupScreen::Planning { .. }));
+}
+
+#[test]
+fn esc_leaves_the_key_prompt_for_the_options() {
+    let mut m = at_drive_folder();
+    let req = request_from_s(&mut m);
+    let job = locked_job(req);
+    answer(&mut m, plan_id, |id| Msg::BackupPlanned {
+        id,
+        result: Ok(Arc::clone(&job)),
+    });
+    keys(&mut m, &[Key::Char('p'), Key::Char('x')]);
+    assert!(keys(&mut m, &[Key::Esc]).is_empty());
+    assert!(matches!(screen(&m), BackupScreen::Options { .. }));
 }

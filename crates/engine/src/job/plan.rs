@@ -198,22 +198,26 @@ fn unlock_encrypted(
         };
         let part = Window::new(src, copy.src_start, copy.len)
             .map_err(|e| read_err(source, copy.src_start, e))?;
-        let mapped = crate::unlock::map_encrypted(&node, &part, copy.number, key)?;
-        let what = copy
-            .fs
-            .as_ref()
-            .and_then(|f| f.version.clone())
-            .unwrap_or_default();
-        copy.note =
-            Some(format!(
-            "{} encrypted volume unlocked read-only: {} inside, {} in use; only the ciphertext \
-             of its used blocks and the headers are stored (no plaintext, no key): a restore \
-             gives back the same locked volume",
-            if copy.fs.as_ref().is_some_and(|f| f.kind == fs::FsKind::BitLocker) {
-                "BitLocker".to_string()
-            } else {
-                what
-            },
+        let what = match copy.fs.as_ref() {
+            Some(f) if f.kind == fs::FsKind::BitLocker => "BitLocker".to_string(),
+            Some(f) => f.version.clone().unwrap_or_default(),
+            None => String::new(),
+        };
+        let mapped = match crate::unlock::map_encrypted(&node, &part, copy.number, key)? {
+            Ok(m) => m,
+            Err(why) => {
+                // Unlocked, but nothing inside can be mapped: the whole volume, said so.
+                copy.note = Some(format!(
+                    "{what} encrypted volume unlocked read-only, but {}: every byte is copied",
+                    disk::text::printable(&why)
+                ));
+                continue;
+            }
+        };
+        copy.note = Some(format!(
+            "{what} encrypted volume unlocked read-only: {} inside, {} in use; only the \
+             ciphertext of its used blocks and the headers are stored (no plaintext, no key): a \
+             restore gives back the same locked volume",
             disk::text::printable(&mapped.inside),
             human(mapped.used_inside)
         ));

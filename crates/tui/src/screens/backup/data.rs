@@ -31,6 +31,9 @@ pub struct BackupRequest {
     pub dir: PathBuf,
     /// The image file's name (in `dir`).
     pub name: String,
+    /// The passphrase of the source's encrypted volumes, typed at the key prompt (issue 16):
+    /// the engine unlocks them read-only and stores only their used blocks' ciphertext.
+    pub key: Option<engine::unlock::Key>,
 }
 
 /// A backup the engine planned (with the default settings), with the request it answers.
@@ -76,6 +79,19 @@ impl BackupJob {
                 self.request.dir.display()
             )
         })
+    }
+
+    /// The source holds an encrypted volume that, without a key, is copied whole: the options
+    /// offer the key prompt.
+    pub fn locked(&self) -> bool {
+        match &self.plan.steps {
+            engine::job::Steps::Backup(b) => b.streams.iter().any(|s| {
+                matches!(s, engine::backup::StreamPlan::Partition { copy, .. }
+                    if copy.mode == engine::pipeline::CopyMode::Whole
+                        && copy.fs.as_ref().is_some_and(|f| f.kind.is_encrypted()))
+            }),
+            _ => false,
+        }
     }
 
     /// The plan's text as shown before it starts.

@@ -69,6 +69,28 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
                 area,
             );
         }
+        BackupScreen::Key { typed, .. } => {
+            let lines = vec![
+                Line::raw("The source holds an encrypted volume (LUKS or BitLocker)."),
+                Line::raw(""),
+                Line::raw(format!(
+                    "Passphrase or recovery password: {}_",
+                    "*".repeat(typed.chars())
+                )),
+                Line::raw(""),
+                Line::raw(
+                    "It is unlocked read-only; only the encrypted blocks its file system uses and \
+                     its headers are stored, never the key or any decrypted data. The key stays \
+                     in memory for this backup only.",
+                ),
+            ];
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: false })
+                    .block(Block::default().borders(Borders::ALL).title(" Key ")),
+                area,
+            );
+        }
         BackupScreen::Planning { request, .. } => {
             frame.render_widget(
                 Paragraph::new(format!(

@@ -66,6 +66,12 @@ pub enum BackupScreen {
         /// Why the last name was refused.
         refused: Option<String>,
     },
+    /// Typing the passphrase of the source's encrypted volumes (shown masked).
+    Key {
+        job: Arc<BackupJob>,
+        settings: BackupSettings,
+        typed: engine::unlock::Key,
+    },
     Plan {
         job: Arc<BackupJob>,
         settings: BackupSettings,
@@ -132,6 +138,7 @@ impl BackupScreen {
             BackupScreen::Options { .. } => (3, "options"),
             BackupScreen::Password { .. } => (3, "password"),
             BackupScreen::Name { .. } => (3, "file name"),
+            BackupScreen::Key { .. } => (3, "key of the encrypted volume"),
             BackupScreen::Plan { .. } => (4, "plan"),
             BackupScreen::Running { .. } => (5, "running"),
             BackupScreen::Done { .. } => (5, "result"),
@@ -147,9 +154,13 @@ impl BackupScreen {
             }
             BackupScreen::Planning { .. } => " Esc back",
             BackupScreen::Refused { .. } => " Enter/Esc pick another folder",
+            BackupScreen::Options { job, .. } if job.locked() => {
+                " ↑↓ move  Space change  n rename  p passphrase  Enter show the plan  Esc back"
+            }
             BackupScreen::Options { .. } => {
                 " ↑↓ move  Space change  n rename  Enter show the plan  Esc back"
             }
+            BackupScreen::Key { .. } => " type the passphrase  Enter unlock and plan  Esc back",
             BackupScreen::Name { .. } => " type the file name  Enter use it  Esc back",
             BackupScreen::Password { .. } => " type the password  Enter next  Esc no encryption",
             BackupScreen::Plan { .. } => " ↑↓ PgUp PgDn scroll  Enter start the backup  Esc back",
@@ -320,7 +331,12 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
                 }
                 Folder::Chosen(dir) => {
                     let name = default_image_name(&source, &crate::jobs::today());
-                    let request = BackupRequest { source, dir, name };
+                    let request = BackupRequest {
+                        source,
+                        dir,
+                        name,
+                        key: None,
+                    };
                     planning(model, request, None)
                 }
             }
@@ -428,6 +444,17 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
             }
             match key {
                 Key::Esc => folder_again(model, job.request.clone()),
+                Key::Char('p') if job.locked() => {
+                    model.status = None;
+                    (
+                        wrap(BackupScreen::Key {
+                            job,
+                            settings,
+                            typed: engine::unlock::Key::default(),
+                        }),
+                        Vec::new(),
+                    )
+                }
                 Key::Char('n') => {
                     model.status = None;
                     let typed = job.request.name.clone();
@@ -498,6 +525,58 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
                 ),
             }
         }
+        BackupScreen::Key {
+            job,
+            settings,
+            mut typed,
+        } => match key {
+            Key::Esc => (
+                wrap(BackupScreen::Options {
+                    job,
+                    settings,
+                    cursor: 0,
+                }),
+                Vec::new(),
+            ),
+            // Planned again with the key: the engine unlocks the volumes read-only.
+            Key::Enter if !typed.is_empty() => {
+                let request = BackupRequest {
+                    key: Some(typed),
+                    ..job.request.clone()
+                };
+                planning(model, request, Some(settings))
+            }
+            Key::Backspace => {
+                typed.pop();
+                (
+                    wrap(BackupScreen::Key {
+                        job,
+                        settings,
+                        typed,
+                    }),
+                    Vec::new(),
+                )
+            }
+            Key::Char(c) if !c.is_control() && typed.chars() < 256 => {
+                typed.push(c);
+                (
+                    wrap(BackupScreen::Key {
+                        job,
+                        settings,
+                        typed,
+                    }),
+                    Vec::new(),
+                )
+            }
+            _ => (
+                wrap(BackupScreen::Key {
+                    job,
+                    settings,
+                    typed,
+                }),
+                Vec::new(),
+            ),
+        },
         BackupScreen::Plan {
             job,
             settings,
