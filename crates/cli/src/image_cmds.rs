@@ -124,7 +124,10 @@ pub fn backup_spec(source: &str, image_path: &Path, args: &BackupArgs) -> Result
         encryption: match (args.encrypt, &args.password_file) {
             (false, None) => None,
             (false, Some(_)) => {
-                bail!("--password-file without --encrypt: the image would not be encrypted")
+                bail!(
+                    "a password file was given but encryption was not asked for (--encrypt, or \
+                     encrypt = true in a job file): the image would not be encrypted"
+                )
             }
             (true, file) => Some(engine::backup::Encryption::new(
                 crate::password::new_password(file.as_deref())?,
