@@ -140,14 +140,17 @@ fn a_backup_and_a_restore_driven_by_keys_on_the_serial_console() -> Result<()> {
     let source_hash = sha256(&source)?;
     let target = dir.join("target.img");
     sparse_file(&target, 96 << 20)?;
-    let drive = ext4_drive(&dir, "images.img", 160, "IMAGES", None)?;
+    let target2 = dir.join("target2.img");
+    sparse_file(&target2, 96 << 20)?;
+    let drive = ext4_drive(&dir, "images.img", 200, "IMAGES", None)?;
     let b = VmBuilder::new("tui-backup-restore")
         .usb_controller()
         .disk(Disk::new(&source, Interface::Virtio).serial("SRC-DISK-1"))
         .disk(Disk::new(&target, Interface::Virtio).serial("DST-DISK-2"))
+        .disk(Disk::new(&target2, Interface::Virtio).serial("DST-DISK-4"))
         .disk(Disk::new(&drive, Interface::Usb).serial("IMG-STICK-3"));
     let (mut vm, mut t) = boot_to_ui(b, &img, "")?;
-    t.wait_for(&mut vm, &["vda", "vdb", "sda"], BOOT)?;
+    t.wait_for(&mut vm, &["vda", "vdb", "vdc", "sda"], BOOT)?;
 
     // Mount the image drive (a bare ext4 file system on the USB disk).
     t.select(&mut vm, "sda", 12)?;
@@ -206,6 +209,12 @@ fn a_backup_and_a_restore_driven_by_keys_on_the_serial_console() -> Result<()> {
     let done = t.wait(&mut vm, "Restore disk finished.", JOB)?;
     eprintln!("{done}");
     t.type_keys(&mut vm, key::ENTER)?;
+
+    // Issue 18: an encrypted backup of the same disk onto the stick, the password typed twice
+    // (masked), under a name of our own; then restored onto the second blank disk, the password
+    // typed at the image picker.
+    encrypted_backup_and_restore(&mut t, &mut vm)?;
+
     // Leave the UI's mount before QEMU stops, so the drive's ext4 is clean.
     t.select(&mut vm, "sda", 12)?;
     t.type_keys(&mut vm, "u")?;
@@ -240,7 +249,122 @@ fn a_backup_and_a_restore_driven_by_keys_on_the_serial_console() -> Result<()> {
     }
     let (code, out) = run_status("e2fsck", &["-fn", path(&dir.join("dst-p1"))?])?;
     assert_eq!(code, 0, "e2fsck -fn of the restored ext4:\n{out}");
+
+    // The encrypted image: nothing readable without the password, verified with it, and the
+    // disk restored from it equals the one restored from the plain image.
+    let secret = dir.join("secret.lbi");
+    debugfs_dump(&drive, &format!("/{SECRET_IMAGE}"), &secret)?;
+    let bytes = std::fs::read(&secret)?;
+    for needle in [&b"SRC-DISK-1"[..], b"note-0.txt", b"that compresses well"] {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "{} is readable in the encrypted image",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    let (code, out) = host_lifeboat_run(&["verify", path(&secret)?])?;
+    assert_ne!(code, 0, "verify without the password must refuse:\n{out}");
+    let pw = dir.join("secret.pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n"))?;
+    let (code, out) =
+        host_lifeboat_run(&["--password-file", path(&pw)?, "verify", path(&secret)?])?;
+    assert_eq!(code, 0, "lifeboat verify of the encrypted image:\n{out}");
+    assert_eq!(
+        sha256(&target2)?,
+        sha256(&target)?,
+        "the disk restored from the encrypted image differs from the one restored from the plain image"
+    );
     report("tui-backup-restore", t0);
+    Ok(())
+}
+
+/// The name the encrypted image is saved under, and its password (typed by keystrokes).
+const SECRET_IMAGE: &str = "secret.lbi";
+const PASSWORD: &str = "correct horse 18";
+
+fn encrypted_backup_and_restore(t: &mut Terminal, vm: &mut Vm) -> Result<()> {
+    t.select(vm, "vda", 12)?;
+    t.type_keys(vm, "a")?;
+    t.wait(vm, "Back up which disk", STEP)?;
+    t.type_keys(vm, key::ENTER)?;
+    t.wait(vm, "mounted on /run/lifeboat/mnt/sda.", STEP)?;
+    t.type_keys(vm, key::ENTER)?;
+    t.wait(vm, "s saves the new image in /run/lifeboat/mnt/sda", STEP)?;
+    t.type_keys(vm, "s")?;
+    t.wait(vm, "Enter show the plan", STEP)?;
+    // Our own file name (the default one is taken by the first backup).
+    t.type_keys(vm, "n")?;
+    t.wait(vm, "File name:", STEP)?;
+    for _ in 0..80 {
+        t.type_keys(vm, key::BACKSPACE)?;
+    }
+    t.wait(vm, "File name: _", STEP)?;
+    t.type_keys(vm, SECRET_IMAGE)?;
+    t.type_keys(vm, key::ENTER)?;
+    t.wait(vm, "Enter show the plan", STEP)?;
+    // The fourth option is the encryption; Space asks for the password.
+    for k in [key::DOWN, key::DOWN, key::DOWN, key::SPACE] {
+        t.type_keys(vm, k)?;
+    }
+    t.wait(vm, "Password:", STEP)?;
+    t.type_keys(vm, PASSWORD)?;
+    t.type_keys(vm, key::ENTER)?;
+    t.wait(vm, "Type it again:", STEP)?;
+    t.type_keys(vm, PASSWORD)?;
+    let typed = t.wait(vm, "Type it again:  ****************_", STEP)?;
+    ensure!(
+        !typed.contains(PASSWORD),
+        "the password shows on the screen:\n{typed}"
+    );
+    t.type_keys(vm, key::ENTER)?;
+    t.wait(vm, "Encrypt image: yes", STEP)?;
+    t.type_keys(vm, key::ENTER)?;
+    let plan = t.wait(vm, "Enter start the backup", STEP)?;
+    eprintln!("{plan}");
+    ensure!(
+        plan.contains("Encrypted"),
+        "the plan must say the image is encrypted:\n{plan}"
+    );
+    t.type_keys(vm, key::ENTER)?;
+    let done = t.wait(vm, "Backup finished.", JOB)?;
+    eprintln!("{done}");
+    t.type_keys(vm, key::ENTER)?;
+
+    t.type_keys(vm, "e")?;
+    t.wait(vm, "mounted on /run/lifeboat/mnt/sda.", STEP)?;
+    t.type_keys(vm, key::ENTER)?;
+    t.wait(vm, SECRET_IMAGE, STEP)?;
+    t.select(vm, SECRET_IMAGE, 12)?;
+    t.type_keys(vm, key::ENTER)?;
+    t.wait(vm, "Password for", STEP)?;
+    t.type_keys(vm, PASSWORD)?;
+    t.type_keys(vm, key::ENTER)?;
+    let summary = t.wait_for(vm, &["Made", "gpt table"], JOB)?;
+    ensure!(
+        !summary.contains(PASSWORD),
+        "the password shows on the screen:\n{summary}"
+    );
+    t.type_keys(vm, key::ENTER)?;
+    t.wait(vm, "The whole disk", STEP)?;
+    t.type_keys(vm, key::ENTER)?;
+    t.wait(vm, "Pick the disk to restore TO", STEP)?;
+    t.select(vm, "vdc", 12)?;
+    t.type_keys(vm, key::ENTER)?;
+    t.wait(vm, "Enter make the plan", STEP)?;
+    t.type_keys(vm, key::ENTER)?;
+    t.wait(vm, "Nothing has been written yet", JOB)?;
+    t.type_keys(vm, key::ENTER)?;
+    let confirm = t.wait(vm, "Type yes", STEP)?;
+    ensure!(
+        confirm.contains("serial DST-DISK-4"),
+        "the confirmation must name the target's serial:\n{confirm}"
+    );
+    for k in ["y", "e", "s", key::ENTER] {
+        t.type_keys(vm, k)?;
+    }
+    let done = t.wait(vm, "Restore disk finished.", JOB)?;
+    eprintln!("{done}");
+    t.type_keys(vm, key::ENTER)?;
     Ok(())
 }
 
