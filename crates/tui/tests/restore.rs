@@ -521,12 +521,14 @@ fn a_partition_restores_into_a_partition_file_byte_for_byte_in_used_blocks() {
 #[test]
 fn planning_refuses_a_too_small_target_with_the_shortfall() {
     let dir = tempfile::tempdir().unwrap();
+    // Smaller than one of its partitions (a disk the partitions fit on by shrinking is planned:
+    // cli/tests/shrink.rs).
     let dst = dir.path().join("small.img");
-    fixture::sparse_file(&dst, 32 * MIB).unwrap();
+    fixture::sparse_file(&dst, 8 * MIB).unwrap();
     let req = PlanRequest {
         action: Action::RestoreDisk,
         source: file_endpoint(gpt_lbi(), 64 * MIB, Some("gpt")),
-        target: file_endpoint(&dst, 32 * MIB, None),
+        target: file_endpoint(&dst, 8 * MIB, None),
         options: JobOptions::default(),
     };
     let err = tui::jobs::plan(&disk::SysRoot::default(), &req)
