@@ -493,10 +493,24 @@ impl KernelMount {
         &self.point
     }
 
-    /// Unmounts (the kernel writes everything back first).
+    /// Unmounts (the kernel writes everything back first). A test binary runs its tests on
+    /// several threads: a child another test forks holds this process's descriptors (files in
+    /// the mount among them) until it execs, so "target is busy" is retried for a few seconds
+    /// before it is an error.
     pub fn unmount(mut self) -> Result<()> {
         self.mounted = false;
-        run("umount", &[path(&self.point)?])?;
+        let point = path(&self.point)?;
+        for _ in 0..20 {
+            let (code, out) = run_status("umount", &[point])?;
+            if code == 0 {
+                return Ok(());
+            }
+            if !out.contains("busy") {
+                bail!("umount {point} failed (exit status {code}):\n{out}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        run("umount", &[point])?;
         Ok(())
     }
 }
