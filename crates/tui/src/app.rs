@@ -68,6 +68,14 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             }
         }
         Msg::StoreOpened { id, result } => crate::widgets::network::on_opened(model, id, result),
+        Msg::LocationsLoaded { id, saved, errors } => {
+            crate::widgets::network::on_loaded(model, id, saved, errors);
+            Vec::new()
+        }
+        Msg::LocationSaved { id, result } => {
+            crate::widgets::network::on_saved(model, id, result);
+            Vec::new()
+        }
         Msg::BackupPlanned { id, result } => {
             backup::on_planned(model, id, result);
             Vec::new()

@@ -333,6 +333,18 @@ pub enum Msg {
         id: RequestId,
         result: Result<crate::widgets::network::StoreOpen, crate::widgets::network::StoreRefusal>,
     },
+    /// The saved network locations were read: each with its file, and the files that could not
+    /// be read.
+    LocationsLoaded {
+        id: RequestId,
+        saved: Vec<(PathBuf, store::saved::Saved)>,
+        errors: Vec<String>,
+    },
+    /// A network location was saved in a file, or why not.
+    LocationSaved {
+        id: RequestId,
+        result: Result<(PathBuf, store::saved::Saved), String>,
+    },
     /// Verify finished: the report, or why it could not run.
     Verified {
         id: RequestId,
@@ -419,6 +431,17 @@ pub enum Effect {
         location: store::Location,
         access: store::Access,
         keep: bool,
+    },
+    /// Read the saved network locations in `files` (those that exist). Reads only.
+    LoadLocations {
+        id: RequestId,
+        files: Vec<PathBuf>,
+    },
+    /// Add a network location (never a password) to the locations file `file`.
+    SaveLocation {
+        id: RequestId,
+        file: PathBuf,
+        saved: store::saved::Saved,
     },
     /// Close (unmount) the store opened on `folder`.
     CloseStore {

@@ -366,6 +366,33 @@ impl Runtime {
                     let _ = tx.send(Msg::StoreOpened { id, result });
                 });
             }
+            Effect::LoadLocations { id, files } => {
+                self.spawn("locations", move |tx| {
+                    let mut saved = Vec::new();
+                    let mut errors = Vec::new();
+                    for file in files {
+                        match store::saved::load(&file) {
+                            Ok(s) => saved.extend(s.into_iter().map(|s| (file.clone(), s))),
+                            Err(e) => {
+                                log::warn!("{e}");
+                                errors.push(e.to_string());
+                            }
+                        }
+                    }
+                    let _ = tx.send(Msg::LocationsLoaded { id, saved, errors });
+                });
+            }
+            Effect::SaveLocation { id, file, saved } => {
+                self.spawn("save location", move |tx| {
+                    let result = store::saved::add(&file, saved.clone())
+                        .map(|_| (file.clone(), saved))
+                        .map_err(|e| {
+                            log::error!("{e}");
+                            e.to_string()
+                        });
+                    let _ = tx.send(Msg::LocationSaved { id, result });
+                });
+            }
             Effect::CloseStore { folder } => {
                 let opened = self.stores.lock().ok().and_then(|mut s| s.remove(&folder));
                 if let Some(opened) = opened {

@@ -35,9 +35,34 @@ fn form() -> Model {
     let shown = render(&m).join("\n");
     assert!(shown.contains("Network location..."), "{shown}");
     assert!(shown.contains("Enter opens a share"), "{shown}");
-    assert!(keys(&mut m, &[Key::Enter]).is_empty());
+    let e = keys(&mut m, &[Key::Enter]);
+    let file = root().join("sdb1").join(store::saved::FILE_NAME);
+    assert!(
+        matches!(e.as_slice(), [Effect::LoadLocations { files, .. }] if *files == vec![file.clone()]),
+        "{e:?}"
+    );
     assert!(m.screen.browser().unwrap().network.is_some());
     m
+}
+
+/// The form with the saved locations read from the drive.
+fn form_with(saved: Vec<store::saved::Saved>) -> Model {
+    let mut m = form();
+    let file = root().join("sdb1").join(store::saved::FILE_NAME);
+    answer(&mut m, load_id, |id| Msg::LocationsLoaded {
+        id,
+        saved: saved.into_iter().map(|s| (file.clone(), s)).collect(),
+        errors: Vec::new(),
+    });
+    m
+}
+
+fn load_id(m: &Model) -> RequestId {
+    m.screen
+        .browser()
+        .and_then(|b| b.network.as_ref())
+        .and_then(|f| f.files_request)
+        .expect("locations being read or saved")
 }
 
 fn open_id(m: &Model) -> RequestId {
@@ -51,7 +76,7 @@ fn open_id(m: &Model) -> RequestId {
 
 #[test]
 fn connect_opens_an_smb_store_with_the_typed_password_browses_it_and_closes_it_on_the_disk_list() {
-    let mut m = form();
+    let mut m = form_with(Vec::new());
     let shown = render(&m).join("\n");
     assert!(shown.contains("Network location"), "{shown}");
     assert!(shown.contains("[SMB]"), "{shown}");
@@ -125,7 +150,7 @@ fn connect_opens_an_smb_store_with_the_typed_password_browses_it_and_closes_it_o
 
 #[test]
 fn sftp_host_key_is_shown_and_used_only_once_accepted() {
-    let mut m = form();
+    let mut m = form_with(Vec::new());
     keys(&mut m, &[Key::Right, Key::Right]);
     assert!(render(&m).join("\n").contains("[SFTP]"));
     keys(&mut m, &[Key::Down]);
@@ -193,7 +218,7 @@ fn sftp_host_key_is_shown_and_used_only_once_accepted() {
 
 #[test]
 fn test_reports_without_keeping_the_store_and_errors_stay_on_the_form() {
-    let mut m = form();
+    let mut m = form_with(Vec::new());
     keys(&mut m, &[Key::Left]);
     assert!(render(&m).join("\n").contains("[HTTP]"));
     // Test on an empty form: the missing host is said, nothing runs.
@@ -315,4 +340,115 @@ fn open_store_serves_an_image_from_a_real_busybox_httpd_and_the_picker_lists_it(
     }
     // Dropping the store stopped serving and removed its folder.
     assert!(!folder.exists(), "{} is left behind", folder.display());
+}
+
+#[test]
+fn saved_locations_fill_the_form_and_save_writes_no_password() {
+    let fp = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
+    let sftp = store::saved::Saved {
+        location: store::Location::parse("sftp://backup@10.0.0.5:2222/srv/images").unwrap(),
+        host_key: Some(fp.into()),
+    };
+    let smb = store::saved::Saved {
+        location: store::Location::parse("smb://OFFICE;anna@nas.local/images").unwrap(),
+        host_key: None,
+    };
+    let mut m = form_with(vec![sftp, smb]);
+    let shown = render(&m).join("\n");
+    assert!(shown.contains("2 saved"), "{shown}");
+    // ← on the first row wraps to the last saved location.
+    keys(&mut m, &[Key::Left]);
+    let f = m.screen.browser().unwrap().network.as_ref().unwrap();
+    assert_eq!(
+        (f.host.as_str(), f.path.as_str(), f.user.as_str()),
+        ("nas.local", "images", "OFFICE;anna")
+    );
+    keys(&mut m, &[Key::Right]);
+    let f = m.screen.browser().unwrap().network.as_ref().unwrap();
+    assert_eq!(f.host, "10.0.0.5:2222");
+    assert_eq!(f.host_key.as_deref(), Some(fp));
+    let shown = render(&m).join("\n");
+    assert!(
+        shown.contains("< sftp://backup@10.0.0.5:2222/srv/images >  1 of 2"),
+        "{shown}"
+    );
+    assert!(shown.contains("[SFTP]"), "{shown}");
+    // The saved key is used without asking again.
+    keys(
+        &mut m,
+        &[Key::Down, Key::Down, Key::Down, Key::Down, Key::Down],
+    );
+    typed(&mut m, "pw");
+    let e = keys(&mut m, &[Key::Down, Key::Down, Key::Enter]);
+    assert!(
+        matches!(e.as_slice(), [Effect::OpenStore { access, .. }] if access.host_key.as_deref() == Some(fp)),
+        "{e:?}"
+    );
+    answer(&mut m, open_id, |id| Msg::StoreOpened {
+        id,
+        result: Err(StoreRefusal::Failed(
+            "x: wrong user name or password".into(),
+        )),
+    });
+    // Save: the same file, the location and key, no password anywhere.
+    let e = keys(&mut m, &[Key::Down, Key::Enter]);
+    let [Effect::SaveLocation { file, saved, .. }] = e.as_slice() else {
+        panic!("{e:?}")
+    };
+    assert_eq!(*file, root().join("sdb1").join(store::saved::FILE_NAME));
+    assert_eq!(
+        saved.location.to_string(),
+        "sftp://backup@10.0.0.5:2222/srv/images"
+    );
+    assert_eq!(saved.host_key.as_deref(), Some(fp));
+    assert!(!store::saved::render(std::slice::from_ref(saved)).contains("pw\""));
+    let (file, saved) = (file.clone(), saved.clone());
+    answer(&mut m, load_id, |id| Msg::LocationSaved {
+        id,
+        result: Ok((file, saved)),
+    });
+    let shown = render(&m).join("\n");
+    assert!(shown.contains("without the password"), "{shown}");
+    assert_eq!(
+        m.screen
+            .browser()
+            .unwrap()
+            .network
+            .as_ref()
+            .unwrap()
+            .saved
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn saving_without_a_mounted_drive_says_so() {
+    let mut m = model();
+    keys(&mut m, &[Key::Char('i')]);
+    answer(&mut m, picker_id, |id| Msg::Listed {
+        id,
+        result: Ok(Vec::new()),
+    });
+    keys(&mut m, &[Key::End]);
+    let e = keys(&mut m, &[Key::Enter]);
+    assert!(
+        matches!(e.as_slice(), [Effect::LoadLocations { files, .. }] if files.is_empty()),
+        "{e:?}"
+    );
+    answer(&mut m, load_id, |id| Msg::LocationsLoaded {
+        id,
+        saved: Vec::new(),
+        errors: vec!["/x/lifeboat-locations.toml: location 1: bad".into()],
+    });
+    assert!(render(&m).join("\n").contains("location 1: bad"));
+    keys(&mut m, &[Key::Down]);
+    typed(&mut m, "nas");
+    keys(&mut m, &[Key::Down]);
+    typed(&mut m, "share");
+    let e = keys(&mut m, &[Key::End, Key::Enter]);
+    assert!(e.is_empty(), "{e:?}");
+    assert!(render(&m)
+        .join("\n")
+        .contains("no drive is mounted to save it on"));
 }

@@ -412,10 +412,12 @@ fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
                     }
                 },
                 None if b.on_network(model) => {
-                    if key == Key::Enter {
-                        b.network = Some(Box::default());
+                    if key != Key::Enter {
+                        return Outcome::Stay(b, Vec::new());
                     }
-                    Outcome::Stay(b, Vec::new())
+                    let (form, effect) = super::network::open_form(model, &b);
+                    b.network = Some(Box::new(form));
+                    Outcome::Stay(b, vec![effect])
                 }
                 None => match b.drive_at_cursor(model) {
                     Some(_) if model.auto_mounting.is_some() => Outcome::Stay(b, Vec::new()),

@@ -32,6 +32,10 @@ pub enum Field {
     Password,
     Test,
     Connect,
+    /// A saved location (`lifeboat-locations.toml` on a drive), chosen with ←→.
+    Saved,
+    /// Save the location (without the password) in `lifeboat-locations.toml`.
+    Save,
 }
 
 /// A store that was opened (Connect) or tested (Test).
@@ -74,6 +78,107 @@ pub struct NetForm {
     pub request: Option<(RequestId, bool)>,
     /// What the last test or connect said: `Ok` for a test that worked.
     pub message: Option<Result<String, String>>,
+    /// The saved locations read from the drives, with the file each came from.
+    pub saved: Vec<(PathBuf, store::saved::Saved)>,
+    /// The saved location shown (index in `saved`).
+    pub saved_cursor: Option<usize>,
+    /// The folders of the mounted drives at the picker's top folder: where saved locations are
+    /// read, and the first one is where a new file is written.
+    pub drives: Vec<PathBuf>,
+    /// The read of the saved locations, or a save, under way.
+    pub files_request: Option<RequestId>,
+}
+
+/// The form on the picker `b` (at its top folder), and the effect that reads the saved
+/// locations of the drives mounted there.
+pub fn open_form(model: &mut Model, b: &super::image_picker::Browser) -> (NetForm, Effect) {
+    let drives: Vec<PathBuf> = match &b.entries {
+        Some(Ok(entries)) => entries
+            .iter()
+            .filter_map(|e| match e {
+                crate::model::BrowseEntry::Dir(d)
+                    if !model.stores.iter().any(|(f, _, _)| f.starts_with(d)) =>
+                {
+                    Some(d.clone())
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let id = model.request();
+    let form = NetForm {
+        drives: drives.clone(),
+        files_request: Some(id),
+        ..NetForm::default()
+    };
+    (
+        form,
+        Effect::LoadLocations {
+            id,
+            files: drives
+                .iter()
+                .map(|d| d.join(store::saved::FILE_NAME))
+                .collect(),
+        },
+    )
+}
+
+/// The saved locations were read (`id`): the form offers them; files that could not be read
+/// are said.
+pub fn on_loaded(
+    model: &mut Model,
+    id: RequestId,
+    saved: Vec<(PathBuf, store::saved::Saved)>,
+    errors: Vec<String>,
+) {
+    let Some(f) = model
+        .screen
+        .browser_mut()
+        .and_then(|b| b.network.as_deref_mut())
+    else {
+        return;
+    };
+    if f.files_request != Some(id) {
+        return;
+    }
+    f.files_request = None;
+    f.saved = saved;
+    if !errors.is_empty() {
+        f.message = Some(Err(errors.join("; ")));
+    }
+}
+
+/// A save finished (`id`): what to tell the user.
+pub fn on_saved(
+    model: &mut Model,
+    id: RequestId,
+    result: Result<(PathBuf, store::saved::Saved), String>,
+) {
+    let Some(f) = model
+        .screen
+        .browser_mut()
+        .and_then(|b| b.network.as_deref_mut())
+    else {
+        return;
+    };
+    if f.files_request != Some(id) {
+        return;
+    }
+    f.files_request = None;
+    f.message = Some(match result {
+        Ok((file, entry)) => {
+            let text = format!(
+                "{} is saved in {} (without the password)",
+                entry.location,
+                file.display()
+            );
+            f.saved.retain(|(_, s)| s.location != entry.location);
+            f.saved.push((file, entry));
+            Ok(text)
+        }
+        Err(e) => Err(e),
+    });
 }
 
 impl NetForm {
@@ -82,30 +187,85 @@ impl NetForm {
     }
 
     /// The rows for the kind chosen: NFS and HTTP take no user or password.
-    pub fn fields(&self) -> &'static [Field] {
-        match self.scheme() {
-            Scheme::Smb | Scheme::Sftp => &[
-                Field::Kind,
-                Field::Host,
-                Field::Path,
-                Field::User,
-                Field::Password,
-                Field::Test,
-                Field::Connect,
-            ],
-            _ => &[
-                Field::Kind,
-                Field::Host,
-                Field::Path,
-                Field::Test,
-                Field::Connect,
-            ],
+    pub fn fields(&self) -> Vec<Field> {
+        let mut f = Vec::new();
+        if !self.saved.is_empty() {
+            f.push(Field::Saved);
         }
+        f.extend([Field::Kind, Field::Host, Field::Path]);
+        if matches!(self.scheme(), Scheme::Smb | Scheme::Sftp) {
+            f.extend([Field::User, Field::Password]);
+        }
+        f.extend([Field::Test, Field::Connect, Field::Save]);
+        f
+    }
+
+    /// Fills the form from saved location `i` (the password is typed again).
+    fn choose_saved(&mut self, i: usize) {
+        let Some((_, s)) = self.saved.get(i) else {
+            return;
+        };
+        let l = &s.location;
+        let kind = match l.scheme {
+            Scheme::Https => Scheme::Http,
+            k => k,
+        };
+        self.kind = KINDS.iter().position(|k| *k == kind).unwrap_or(0);
+        self.host = l.authority();
+        self.path = l.path.trim_start_matches('/').to_string();
+        self.user = match (&l.domain, &l.user) {
+            (Some(d), Some(u)) => format!("{d};{u}"),
+            (None, Some(u)) => u.clone(),
+            _ => String::new(),
+        };
+        self.host_key = s.host_key.clone();
+        self.password = PasswordField::default();
+        self.saved_cursor = Some(i);
+        self.message = None;
+    }
+
+    /// The effect that saves the form's location (and accepted host key, never the password):
+    /// in the file its saved location came from, else the first file read, else on the first
+    /// drive.
+    fn save(&mut self, model: &mut Model) -> Vec<Effect> {
+        let location = match self.location() {
+            Ok(l) => l,
+            Err(e) => {
+                self.message = Some(Err(e));
+                return Vec::new();
+            }
+        };
+        let file = self
+            .saved_cursor
+            .and_then(|i| self.saved.get(i))
+            .or(self.saved.first())
+            .map(|(f, _)| f.clone())
+            .or_else(|| self.drives.first().map(|d| d.join(store::saved::FILE_NAME)));
+        let Some(file) = file else {
+            self.message = Some(Err(
+                "no drive is mounted to save it on: go back (Esc), open a drive, then come back"
+                    .into(),
+            ));
+            return Vec::new();
+        };
+        let id = model.request();
+        self.files_request = Some(id);
+        vec![Effect::SaveLocation {
+            id,
+            file,
+            saved: store::saved::Saved {
+                host_key: self
+                    .host_key
+                    .clone()
+                    .filter(|_| location.scheme == Scheme::Sftp),
+                location,
+            },
+        }]
     }
 
     pub fn field(&self) -> Field {
         let f = self.fields();
-        f.get(self.cursor.min(f.len() - 1))
+        f.get(self.cursor.min(f.len().saturating_sub(1)))
             .copied()
             .unwrap_or(Field::Kind)
     }
@@ -174,11 +334,12 @@ fn edit(text: &mut String, key: Key) -> bool {
     }
 }
 
-/// Keys of the form: ↑↓/Tab move between the rows, ←→ (or space) change the kind, letters
+/// Keys of the form: ↑↓/Tab/Home/End move between the rows, ←→ (or space) change the kind
+/// or the saved location, letters
 /// type, Enter on Test or Connect runs it (elsewhere it moves down), Esc closes the form
 /// (returns `None`). While the host key is asked, Enter accepts it and Esc refuses it.
 pub fn key(model: &mut Model, mut f: NetForm, key: Key) -> (Option<NetForm>, Vec<Effect>) {
-    if f.request.is_some() {
+    if f.request.is_some() || f.files_request.is_some() {
         // A connection is being tried: it answers within the store's timeouts.
         return (Some(f), Vec::new());
     }
@@ -217,6 +378,14 @@ pub fn key(model: &mut Model, mut f: NetForm, key: Key) -> (Option<NetForm>, Vec
             f.cursor = (f.cursor + 1).min(last);
             return (Some(f), Vec::new());
         }
+        Key::Home => {
+            f.cursor = 0;
+            return (Some(f), Vec::new());
+        }
+        Key::End => {
+            f.cursor = last;
+            return (Some(f), Vec::new());
+        }
         _ => {}
     }
     let effects = match (f.field(), key) {
@@ -230,6 +399,18 @@ pub fn key(model: &mut Model, mut f: NetForm, key: Key) -> (Option<NetForm>, Vec
             f.changed_server();
             Vec::new()
         }
+        (Field::Saved, Key::Right | Key::Char(' ')) if !f.saved.is_empty() => {
+            let i = f.saved_cursor.map_or(0, |i| (i + 1) % f.saved.len());
+            f.choose_saved(i);
+            Vec::new()
+        }
+        (Field::Saved, Key::Left) if !f.saved.is_empty() => {
+            let n = f.saved.len();
+            let i = f.saved_cursor.map_or(n - 1, |i| (i + n - 1) % n);
+            f.choose_saved(i);
+            Vec::new()
+        }
+        (Field::Save, Key::Enter) => f.save(model),
         (Field::Test, Key::Enter) => f.open(model, false),
         (Field::Connect, Key::Enter) => f.open(model, true),
         (_, Key::Enter) => {
@@ -372,7 +553,15 @@ pub fn draw(model: &Model, f: &NetForm, frame: &mut Frame, area: Rect) {
             }
         })
         .collect();
-    let mut lines = vec![row(Field::Kind, "Kind", kinds.join(""))];
+    let mut lines = Vec::new();
+    if !f.saved.is_empty() {
+        let shown = match f.saved_cursor.and_then(|i| f.saved.get(i).map(|s| (i, s))) {
+            Some((i, (_, s))) => format!("< {} >  {} of {}", s.location, i + 1, f.saved.len()),
+            None => format!("<  >  {} saved (←→ chooses)", f.saved.len()),
+        };
+        lines.push(row(Field::Saved, "Saved", printable(&shown).into_owned()));
+    }
+    lines.push(row(Field::Kind, "Kind", kinds.join("")));
     lines.push(row(Field::Host, "Host", printable(&f.host).into_owned()));
     lines.push(row(
         Field::Path,
@@ -393,6 +582,11 @@ pub fn draw(model: &Model, f: &NetForm, frame: &mut Frame, area: Rect) {
     }
     lines.push(row(Field::Test, "[ Test ]", String::new()));
     lines.push(row(Field::Connect, "[ Connect ]", String::new()));
+    lines.push(row(
+        Field::Save,
+        "[ Save ]",
+        "in lifeboat-locations.toml, without the password".into(),
+    ));
     lines.push(Line::raw(""));
     match f.location() {
         Ok(l) => lines.push(Line::raw(format!(" URL: {}", printable(&l.to_string())))),
