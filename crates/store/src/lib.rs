@@ -20,6 +20,7 @@ pub mod http;
 pub mod location;
 pub mod mount;
 pub mod net;
+pub mod saved;
 pub mod secret;
 
 pub use location::{is_url, Location, Scheme, UrlError};

@@ -264,6 +264,38 @@ impl Location {
         Ok(loc)
     }
 
+    /// A location from the fields of a form (the TUI's "Network location"): `host` may carry
+    /// `:port` (an IPv6 address goes in brackets), `path` is `share/folder` for SMB and a path
+    /// for the others; the user name and path are percent-encoded here, so any character typed
+    /// is taken literally. Checked like a typed URL.
+    pub fn from_parts(
+        scheme: Scheme,
+        host: &str,
+        path: &str,
+        user: Option<&str>,
+    ) -> Result<Location, UrlError> {
+        let host = host.trim();
+        if host.is_empty()
+            || host.contains(['/', '@', '?', '#'])
+            || host.chars().any(char::is_whitespace)
+        {
+            return Err(UrlError::NoHost {
+                url: format!("{}://{host}", scheme.name()),
+            });
+        }
+        let user = user
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| format!("{}@", encode(u, ";")))
+            .unwrap_or_default();
+        let path = path.trim().trim_start_matches('/');
+        Location::parse(&format!(
+            "{}://{user}{host}/{}",
+            scheme.name(),
+            encode_path(path)
+        ))
+    }
+
     /// The port to connect to.
     pub fn port(&self) -> u16 {
         self.port.unwrap_or(self.scheme.default_port())
@@ -345,6 +377,32 @@ impl fmt::Display for Location {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_form_builds_the_same_location_as_the_typed_url() {
+        let l = Location::from_parts(Scheme::Smb, "nas:4450", "/backups/my pc", Some("WG;anna"))
+            .unwrap();
+        assert_eq!(
+            l,
+            Location::parse("smb://WG;anna@nas:4450/backups/my%20pc").unwrap()
+        );
+        assert_eq!(l.domain.as_deref(), Some("WG"));
+        assert_eq!(l.path, "/backups/my pc");
+        let n = Location::from_parts(Scheme::Nfs, "10.0.2.2", "srv/img", Some(" ")).unwrap();
+        assert_eq!(n.to_string(), "nfs://10.0.2.2/srv/img");
+        // A colon typed in the user name is part of the name, never a password.
+        let s = Location::from_parts(Scheme::Sftp, "h", "/x", Some("a:b")).unwrap();
+        assert_eq!(s.user.as_deref(), Some("a:b"));
+        assert!(matches!(
+            Location::from_parts(Scheme::Http, "", "/x.lbi", None),
+            Err(UrlError::NoHost { .. })
+        ));
+        assert!(Location::from_parts(Scheme::Http, "a/b", "/x.lbi", None).is_err());
+        assert!(matches!(
+            Location::from_parts(Scheme::Smb, "nas", "", None),
+            Err(UrlError::Malformed { .. })
+        ));
+    }
 
     #[test]
     fn smb_urls_carry_domain_user_share_and_path() {

@@ -67,6 +67,15 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
                 Vec::new()
             }
         }
+        Msg::StoreOpened { id, result } => crate::widgets::network::on_opened(model, id, result),
+        Msg::LocationsLoaded { id, saved, errors } => {
+            crate::widgets::network::on_loaded(model, id, saved, errors);
+            Vec::new()
+        }
+        Msg::LocationSaved { id, result } => {
+            crate::widgets::network::on_saved(model, id, result);
+            Vec::new()
+        }
         Msg::BackupPlanned { id, result } => {
             backup::on_planned(model, id, result);
             Vec::new()
@@ -118,6 +127,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             // Back on the disk list: the drives the pickers mounted are released.
             if matches!(model.screen, Screen::Main) {
                 effects.extend(crate::widgets::drives::release(model));
+                effects.extend(crate::widgets::network::release(model));
             }
             effects
         }
@@ -178,6 +188,10 @@ fn screen_title(model: &Model) -> String {
 
 /// The keys of the current screen, on one line.
 pub fn help_text(model: &Model) -> String {
+    // The picker's "Network location" form has keys of its own.
+    if model.screen.browser().is_some_and(|b| b.network.is_some()) {
+        return crate::widgets::network::HELP.to_string();
+    }
     let text = match &model.screen {
         Screen::Main => disks::HELP,
         Screen::Menu { .. } => menu::HELP,

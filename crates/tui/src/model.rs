@@ -185,6 +185,9 @@ pub struct Model {
     pub auto_mounting: Option<(RequestId, PathBuf)>,
     /// The drives the pickers mounted, unmounted when the user is back on the disk list.
     pub auto_mounted: Vec<PathBuf>,
+    /// The network stores the pickers opened (issue 17): the folder browsed, read-only (HTTP),
+    /// the URL; closed when the user is back on the disk list.
+    pub stores: Vec<(PathBuf, bool, String)>,
     /// The last request id handed out.
     last_request: u64,
 }
@@ -216,6 +219,7 @@ impl Model {
             network: None,
             auto_mounting: None,
             auto_mounted: Vec::new(),
+            stores: Vec::new(),
             last_request: 0,
         }
     }
@@ -324,6 +328,23 @@ pub enum Msg {
         id: RequestId,
         result: Result<(), String>,
     },
+    /// A network store was opened (or tested), or why not (issue 17).
+    StoreOpened {
+        id: RequestId,
+        result: Result<crate::widgets::network::StoreOpen, crate::widgets::network::StoreRefusal>,
+    },
+    /// The saved network locations were read: each with its file, and the files that could not
+    /// be read.
+    LocationsLoaded {
+        id: RequestId,
+        saved: Vec<(PathBuf, store::saved::Saved)>,
+        errors: Vec<String>,
+    },
+    /// A network location was saved in a file, or why not.
+    LocationSaved {
+        id: RequestId,
+        result: Result<(PathBuf, store::saved::Saved), String>,
+    },
     /// Verify finished: the report, or why it could not run.
     Verified {
         id: RequestId,
@@ -402,6 +423,29 @@ pub enum Effect {
         id: RequestId,
         path: PathBuf,
         password: image::Passphrase,
+    },
+    /// Open a network store under the picker's top folder (`keep`), or open and close it again
+    /// (a test). Mounts a share or serves an HTTP file; writes nothing.
+    OpenStore {
+        id: RequestId,
+        location: store::Location,
+        access: store::Access,
+        keep: bool,
+    },
+    /// Read the saved network locations in `files` (those that exist). Reads only.
+    LoadLocations {
+        id: RequestId,
+        files: Vec<PathBuf>,
+    },
+    /// Add a network location (never a password) to the locations file `file`.
+    SaveLocation {
+        id: RequestId,
+        file: PathBuf,
+        saved: store::saved::Saved,
+    },
+    /// Close (unmount) the store opened on `folder`.
+    CloseStore {
+        folder: PathBuf,
     },
     /// Verify an image (reads only).
     VerifyImage {

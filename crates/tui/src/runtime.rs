@@ -165,6 +165,8 @@ struct Runtime {
     cancel: Option<(RequestId, Cancel)>,
     /// The image browser's top folder.
     image_root: PathBuf,
+    /// The network stores open, by the folder the picker browses (dropping one closes it).
+    stores: Arc<std::sync::Mutex<std::collections::BTreeMap<PathBuf, store::Opened>>>,
 }
 
 impl Runtime {
@@ -335,6 +337,72 @@ impl Runtime {
                     let _ = tx.send(Msg::SystemDone { id, result: r });
                 });
             }
+            Effect::OpenStore {
+                id,
+                location,
+                access,
+                keep,
+            } => {
+                let base = self.image_root.clone();
+                let stores = self.stores.clone();
+                self.spawn("store", move |tx| {
+                    let result =
+                        system::open_store(&location, &access, &base).map(|(opened, folder)| {
+                            if keep {
+                                if let Ok(mut s) = stores.lock() {
+                                    s.insert(folder.clone(), opened);
+                                }
+                            } else {
+                                // A test: closed again at once.
+                                drop(opened);
+                            }
+                            crate::widgets::network::StoreOpen {
+                                folder,
+                                url: location.to_string(),
+                                read_only: location.read_only(),
+                                kept: keep,
+                            }
+                        });
+                    let _ = tx.send(Msg::StoreOpened { id, result });
+                });
+            }
+            Effect::LoadLocations { id, files } => {
+                self.spawn("locations", move |tx| {
+                    let mut saved = Vec::new();
+                    let mut errors = Vec::new();
+                    for file in files {
+                        match store::saved::load(&file) {
+                            Ok(s) => saved.extend(s.into_iter().map(|s| (file.clone(), s))),
+                            Err(e) => {
+                                log::warn!("{e}");
+                                errors.push(e.to_string());
+                            }
+                        }
+                    }
+                    let _ = tx.send(Msg::LocationsLoaded { id, saved, errors });
+                });
+            }
+            Effect::SaveLocation { id, file, saved } => {
+                self.spawn("save location", move |tx| {
+                    let result = store::saved::add(&file, saved.clone())
+                        .map(|_| (file.clone(), saved))
+                        .map_err(|e| {
+                            log::error!("{e}");
+                            e.to_string()
+                        });
+                    let _ = tx.send(Msg::LocationSaved { id, result });
+                });
+            }
+            Effect::CloseStore { folder } => {
+                let opened = self.stores.lock().ok().and_then(|mut s| s.remove(&folder));
+                if let Some(opened) = opened {
+                    self.spawn("close store", move |_| {
+                        if let Err(e) = opened.close() {
+                            log::error!("{e}");
+                        }
+                    });
+                }
+            }
             Effect::Unmount { id, mount_point } => {
                 self.spawn("unmount", move |tx| {
                     let r = system::unmount(&mount_point)
@@ -386,6 +454,7 @@ pub fn run_ui(mut model: Model, root: SysRoot, smartctl: Option<PathBuf>) -> Res
         smartctl,
         cancel: None,
         image_root: model.image_root.clone(),
+        stores: Default::default(),
     };
     let mut listing = block_listing(&root);
     let mut last_tick = Instant::now();

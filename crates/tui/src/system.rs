@@ -74,6 +74,41 @@ pub fn unmount(dir: &Path) -> Result<(), SystemError> {
     Ok(())
 }
 
+/// Opens a network store for the image picker under `base` (its top folder): the handle (which
+/// closes the store when dropped) and the folder to browse — the location's folder, or the one
+/// that holds its image file (HTTP). An SFTP host key not accepted yet comes back as its
+/// fingerprints, for the user to compare and accept.
+pub fn open_store(
+    location: &store::Location,
+    access: &store::Access,
+    base: &Path,
+) -> Result<(store::Opened, PathBuf), crate::widgets::network::StoreRefusal> {
+    use crate::widgets::network::StoreRefusal;
+    match store::open(location, access, store::Purpose::Read, base) {
+        Ok(opened) => {
+            let path = opened.path();
+            let folder = if path.is_dir() {
+                path.to_path_buf()
+            } else if path.exists() {
+                path.parent().unwrap_or(base).to_path_buf()
+            } else {
+                let e = format!("{location}: no such file or folder on the server");
+                log::warn!("{e}");
+                return Err(StoreRefusal::Failed(e));
+            };
+            log::info!("{location} is open at {}", folder.display());
+            Ok((opened, folder))
+        }
+        Err(store::StoreError::HostKeyNotPinned { fingerprints, .. }) => {
+            Err(StoreRefusal::HostKey(fingerprints))
+        }
+        Err(e) => {
+            log::warn!("{e}");
+            Err(StoreRefusal::Failed(e.to_string()))
+        }
+    }
+}
+
 /// Finds `tool` in `$PATH` (and the usual sbin directories, which a non-root PATH may lack).
 pub fn find_tool(tool: &str) -> Option<PathBuf> {
     disk::mount::find_program(tool)

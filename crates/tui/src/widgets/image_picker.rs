@@ -148,6 +148,8 @@ pub struct Browser {
     pub exclude: Vec<PathBuf>,
     /// The password prompt of an encrypted image, while it is shown.
     pub unlock: Option<Box<Unlock>>,
+    /// The "Network location" form, while it is shown (issue 17).
+    pub network: Option<Box<super::network::NetForm>>,
 }
 
 impl Browser {
@@ -167,6 +169,7 @@ impl Browser {
                 refused: None,
                 exclude: Vec::new(),
                 unlock: None,
+                network: None,
             },
             effect,
         )
@@ -182,6 +185,7 @@ impl Browser {
             refused: None,
             exclude,
             unlock: None,
+            network: None,
         }
     }
 
@@ -198,6 +202,19 @@ impl Browser {
             Some(Ok(_)) if self.dir == model.image_root => drives::drives(model, &self.exclude),
             _ => Vec::new(),
         }
+    }
+
+    /// True when the "Network location" row is offered (after the drives, at the top folder).
+    pub fn offers_network(&self, model: &Model) -> bool {
+        matches!(&self.entries, Some(Ok(_))) && self.dir == model.image_root
+    }
+
+    /// True when the cursor is on the "Network location" row.
+    fn on_network(&self, model: &Model) -> bool {
+        let Some(Ok(e)) = &self.entries else {
+            return false;
+        };
+        self.offers_network(model) && self.cursor == e.len() + self.drives(model).len()
     }
 
     /// The drive under the cursor, when it is on one.
@@ -306,6 +323,11 @@ enum Outcome {
 /// reason for one that cannot be used), Backspace goes up (never above the top folder), r reads
 /// the folder again, Esc leaves.
 fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
+    if let Some(form) = b.network.take() {
+        let (form, effects) = super::network::key(model, *form, key);
+        b.network = form.map(Box::new);
+        return Outcome::Stay(b, effects);
+    }
     if let Some(mut u) = b.unlock.take() {
         // The password prompt has the keys: Enter checks, Esc closes it.
         if u.request.is_some() {
@@ -337,7 +359,7 @@ fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
         };
     }
     let len = match &b.entries {
-        Some(Ok(e)) => e.len() + b.drives(model).len(),
+        Some(Ok(e)) => e.len() + b.drives(model).len() + usize::from(b.offers_network(model)),
         _ => 0,
     };
     if let Some(c) = nav(b.cursor, len, key) {
@@ -389,6 +411,14 @@ fn browse_key(model: &mut Model, mut b: Browser, key: Key) -> Outcome {
                         Outcome::Stay(b, Vec::new())
                     }
                 },
+                None if b.on_network(model) => {
+                    if key != Key::Enter {
+                        return Outcome::Stay(b, Vec::new());
+                    }
+                    let (form, effect) = super::network::open_form(model, &b);
+                    b.network = Some(Box::new(form));
+                    Outcome::Stay(b, vec![effect])
+                }
                 None => match b.drive_at_cursor(model) {
                     Some(_) if model.auto_mounting.is_some() => Outcome::Stay(b, Vec::new()),
                     Some(drive) if key == Key::Enter => {
@@ -437,7 +467,7 @@ pub enum Folder {
 /// Keys of a step that picks a folder on a mounted drive: `s` chooses the folder shown (refused
 /// at the top folder, which is in memory), Enter on an image is refused with `on_image`.
 pub fn pick_folder(model: &mut Model, mut b: Browser, key: Key, on_image: &str) -> Folder {
-    if key == Key::Char('s') {
+    if key == Key::Char('s') && b.network.is_none() {
         if b.dir == model.image_root || !b.dir.starts_with(&model.image_root) {
             b.refused = Some(format!(
                 "choose a folder on a mounted drive, below {}: this one is in memory",
@@ -445,9 +475,13 @@ pub fn pick_folder(model: &mut Model, mut b: Browser, key: Key, on_image: &str) 
             ));
             return Folder::Stay(b, Vec::new());
         }
+        if let Some(refusal) = super::network::read_only_refusal(model, &b.dir) {
+            b.refused = Some(refusal);
+            return Folder::Stay(b, Vec::new());
+        }
         return Folder::Chosen(b.dir);
     }
-    if b.on_image() && matches!(key, Key::Enter | Key::Right) {
+    if b.on_image() && b.network.is_none() && matches!(key, Key::Enter | Key::Right) {
         b.refused = Some(on_image.to_string());
         return Folder::Stay(b, Vec::new());
     }
@@ -465,6 +499,10 @@ pub const HELP: &str = " ↑↓ move  Enter open/choose  Backspace up  r reread 
 /// `purpose` is what `s` does in a folder picker (`saves the new image`), `None` when images are
 /// picked.
 pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame, area: Rect) {
+    if let Some(form) = &b.network {
+        super::network::draw(model, form, frame, area);
+        return;
+    }
     let [list_area, info_area] =
         Layout::vertical([Constraint::Min(5), Constraint::Length(9)]).areas(area);
     let title = format!(" {} ", path_text(&b.dir));
@@ -497,7 +535,8 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
             format!(
                 "No drive is mounted under {} and no drive Lifeboat can mount is attached. Plug \
                  one in (it appears by itself), or go back (Esc), select the partition that \
-                 holds the images and mount it (m).",
+                 holds the images and mount it (m). Enter: a network location (SMB, NFS, SFTP, \
+                 HTTP).",
                 model.image_root.display()
             )
         } else {
@@ -544,6 +583,10 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
             ])),
         })
         .chain(drives.iter().map(|d| ListItem::new(d.line())))
+        .chain(
+            b.offers_network(model)
+                .then(|| ListItem::new("  Network location...  SMB, NFS, SFTP, HTTP")),
+        )
         .collect();
     let mut state = ListState::default().with_selected(Some(b.cursor.min(items.len() - 1)));
     frame.render_stateful_widget(
@@ -632,6 +675,15 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
                 )));
                 lines.push(Line::raw(
                     "It is unmounted when you are back on the disk list.",
+                ));
+            }
+            (None, _) if b.on_network(model) => {
+                lines.push(Line::raw(
+                    "Enter opens a share, export or server: SMB (Windows, NAS), NFS, SFTP (SSH) \
+                     or HTTP (read-only).",
+                ));
+                lines.push(Line::raw(
+                    "It is closed when you are back on the disk list.",
                 ));
             }
             (None, _) => {}

@@ -7,6 +7,7 @@
 
 pub mod drives;
 pub mod image_picker;
+pub mod network;
 pub mod outcome;
 pub mod password;
 pub mod plan;

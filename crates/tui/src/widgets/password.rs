@@ -49,6 +49,11 @@ impl PasswordField {
         "*".repeat(self.typed.chars().count())
     }
 
+    /// The password, for a network store (`store` wipes it when dropped).
+    pub fn secret(&self) -> store::Secret {
+        store::Secret::new(self.typed.to_string())
+    }
+
     /// The password, for the engine (the field is wiped when dropped).
     pub fn passphrase(&self) -> image::Passphrase {
         image::Passphrase::new(self.typed.as_bytes().to_vec())
