@@ -40,6 +40,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("/usr/bin/cpio", "cpio"),
     ("/usr/sbin/depmod", "kmod"),
     ("/usr/sbin/smartctl", "smartmontools"),
+    // multicast (issue 19): `lifeboat serve`/`receive` run udpcast; the cli test builds its LAN
+    // in network namespaces with ip
+    ("/usr/bin/udp-sender", "udpcast"),
+    ("/usr/sbin/ip", "iproute2"),
 ];
 
 const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";

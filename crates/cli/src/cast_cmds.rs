@@ -18,6 +18,10 @@ use std::sync::{Arc, Mutex};
 /// The udpcast sender and receiver programs (Debian package `udpcast`).
 pub const UDP_SENDER: &str = "udp-sender";
 pub const UDP_RECEIVER: &str = "udp-receiver";
+/// udpcast's port base (it uses this port and the next).
+pub const DEFAULT_PORT: u16 = 9000;
+/// Seconds without data before a receiver gives up.
+pub const DEFAULT_TIMEOUT: u32 = 60;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -65,11 +69,11 @@ pub struct ReceiveArgs {
     #[arg(long, value_name = "IF")]
     pub interface: Option<String>,
     /// UDP ports used: PORT and PORT+1 (as given to `lifeboat serve`).
-    #[arg(long, default_value_t = 9000, value_parser = parse_port)]
+    #[arg(long, default_value_t = DEFAULT_PORT, value_parser = parse_port)]
     pub port: u16,
     /// Give up when no data arrives for this many seconds once the session started (the
     /// target is then left without a partition table).
-    #[arg(long, value_name = "S", default_value_t = 60)]
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_TIMEOUT)]
     pub timeout: u32,
     /// Read the cast stream from standard input instead of running udp-receiver.
     #[arg(long)]
@@ -78,7 +82,7 @@ pub struct ReceiveArgs {
     pub common: crate::clone::WriteArgs,
 }
 
-fn parse_port(s: &str) -> Result<u16, String> {
+pub fn parse_port(s: &str) -> Result<u16, String> {
     let p: u16 = s.parse().map_err(|_| format!("`{s}` is not a port"))?;
     if p < 1024 || !p.is_multiple_of(2) || p == u16::MAX {
         return Err(format!("port {p}: udpcast needs an even port from 1024"));
@@ -424,6 +428,15 @@ pub fn stream_name(stdin: bool) -> &'static str {
 
 /// `lifeboat receive TARGET`: restores the image a `lifeboat serve` sends, as it arrives.
 pub fn receive(target: &str, args: &ReceiveArgs, password_file: Option<&Path>) -> Result<u8> {
+    receive_job(target, args, password_file).map(crate::exit::of)
+}
+
+/// [`receive`], returning the job's status (job files).
+pub fn receive_job(
+    target: &str,
+    args: &ReceiveArgs,
+    password_file: Option<&Path>,
+) -> Result<engine::job::Status> {
     let name = stream_name(args.stdin);
     if let Some(f) = password_file {
         engine::keys::remember(Path::new(name), crate::password::from_file(f)?);
@@ -444,7 +457,7 @@ pub fn receive(target: &str, args: &ReceiveArgs, password_file: Option<&Path>) -
             target,
             options,
         });
-        return jobs::execute(spec, &args.common.ui()).map(crate::exit::of);
+        return jobs::execute(spec, &args.common.ui());
     }
     let argv = receiver_argv(args);
     log::info!("{UDP_RECEIVER} {}", argv.join(" "));
@@ -488,7 +501,7 @@ pub fn receive(target: &str, args: &ReceiveArgs, password_file: Option<&Path>) -
             if !s.success() {
                 log::warn!("{UDP_RECEIVER} ended with {s} after the whole stream arrived");
             }
-            Ok(crate::exit::of(status))
+            Ok(status)
         }
         Err(e) => {
             // Dropping `child` kills and reaps udp-receiver; the sender then drops us.

@@ -339,11 +339,26 @@ fn multicast_to_two_receivers_in_a_namespace_lan_equals_a_plain_restore_and_a_ki
     for t in &targets {
         std::fs::copy(&st.sd.disk, t).unwrap();
     }
+    // The second PC runs a job file, as a PXE-booted one would.
+    let job = d.join("receive.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "[[step]]\naction = \"receive\"\ntarget = \"{}\"\nverify = true\n\
+             interface = \"eth0\"\nport = 9200\ntimeout = 20\n",
+            s(&targets[1])
+        ),
+    )
+    .unwrap();
     let receivers: Vec<Child> = lan
         .receivers
         .iter()
         .zip(&targets)
-        .map(|(ns, t)| {
+        .enumerate()
+        .map(|(i, (ns, t))| {
+            if i == 1 {
+                return Lan::spawn(ns, &["run", s(&job)]);
+            }
             Lan::spawn(
                 ns,
                 &[
@@ -405,6 +420,7 @@ fn multicast_to_two_receivers_in_a_namespace_lan_equals_a_plain_restore_and_a_ki
     let (cs, os) = finish(server, 240);
     assert_eq!(c0, 0, "{o0}");
     assert_eq!(c1, 0, "{o1}");
+    assert!(o1.contains("step 1: OK"), "{o1}");
     assert_eq!(fixture::sha256(&targets[0]).unwrap(), st.want);
     assert_eq!(fixture::sha256(&targets[1]).unwrap(), st.want);
     assert!(!has_gpt(&targets[2]), "the killed PC has a partition table");
