@@ -57,6 +57,11 @@ impl CastSource {
         Ok(self.receiver.finish()?)
     }
 
+    /// Declares the streams a restore will read (see `image::cast::CastReceiver::only_streams`).
+    pub fn only_streams(&self, streams: impl IntoIterator<Item = u32>) {
+        self.receiver.only_streams(streams);
+    }
+
     /// Bytes read from the stream so far.
     pub fn bytes_read(&self) -> u64 {
         self.receiver.bytes_read()

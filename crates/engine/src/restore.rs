@@ -581,11 +581,24 @@ pub fn execute_restore_streamed(
                 .to_string(),
         });
     }
+    // Each stream's chunks are read once, by at most WINDOW threads at a time.
+    source.only_streams(plan.writes.iter().map(|w| w.stream));
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let opts = RestoreOptions {
+        threads: match opts.threads {
+            0 => cores,
+            n => n,
+        }
+        .min(image::cast::WINDOW),
+        ..*opts
+    };
     restore_from(
         plan,
         source.image(),
         target,
-        opts,
+        &opts,
         sink,
         cancel,
         Some(source),

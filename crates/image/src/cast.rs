@@ -9,15 +9,15 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Read, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use disk::BlockIo;
 
 use crate::crypt::{Passphrase, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::format::{
-    crc, crc_matches, max_frame_len, rd_arr, rd_u16, rd_u32, rd_u64, valid_chunk_size, Put,
-    StreamKind, CHUNK_HEADER_LEN, MAX_VOLUMES,
+    crc, crc_matches, max_frame_len, rd_arr, rd_u16, rd_u32, rd_u64, valid_chunk_size, ChunkHeader,
+    Put, StreamKind, CHUNK_HEADER_LEN, MAX_VOLUMES,
 };
 use crate::reader::ImageReader;
 
@@ -217,6 +217,9 @@ struct Pipe {
     window: VecDeque<(Key, Arc<Vec<u8>>)>,
     passed: HashSet<Key>,
     max_record: u64,
+    /// Set by [`CastReceiver::only_streams`]: records of other streams are dropped on arrival
+    /// and records of these are held until read (the window then waits instead of evicting).
+    wanted: Option<HashSet<u32>>,
     ended: bool,
     /// The first failure, repeated to every later read.
     failed: Option<String>,
@@ -225,6 +228,8 @@ struct Pipe {
 struct Shared {
     name: String,
     pipe: Mutex<Pipe>,
+    /// Signalled when a record leaves the window.
+    room: Condvar,
 }
 
 fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -295,7 +300,15 @@ impl Pipe {
                     ));
                 }
                 self.received += 1;
+                let stream = ChunkHeader::decode(data.get(..CHUNK_HEADER_LEN).unwrap_or_default())
+                    .map_err(|d| format!("the record of volume {} at {}: {d}", key.0, key.1))?
+                    .stream;
                 let data = Arc::new(data);
+                if self.keep_left == 0 && self.wanted.as_ref().is_some_and(|w| !w.contains(&stream))
+                {
+                    self.passed.insert(key);
+                    return Ok(());
+                }
                 if self.keep_left > 0 {
                     self.keep_left -= 1;
                     self.kept_bytes += len;
@@ -307,7 +320,7 @@ impl Pipe {
                     self.kept.insert(key, data);
                 } else {
                     self.window.push_back((key, data));
-                    if self.window.len() > WINDOW {
+                    if self.wanted.is_none() && self.window.len() > WINDOW {
                         if let Some((k, _)) = self.window.pop_front() {
                             self.passed.insert(k);
                         }
@@ -357,6 +370,7 @@ impl Shared {
             if let Some(i) = p.window.iter().position(|(k, _)| *k == key) {
                 let r = p.window.remove(i).map(|(_, r)| r);
                 p.passed.insert(key);
+                self.room.notify_all();
                 return match r {
                     Some(r) => check_len(r, len).map_err(|d| fail(&d)),
                     None => Err(fail("a record vanished from the window")),
@@ -373,6 +387,11 @@ impl Shared {
                     "the stream holds no record of volume {} at {}",
                     key.0, key.1
                 )));
+            }
+            if p.wanted.is_some() && p.window.len() >= WINDOW {
+                // Every held record is wanted and will be read by the thread that took it.
+                p = self.room.wait(p).unwrap_or_else(|e| e.into_inner());
+                continue;
             }
             if let Err(d) = p.next() {
                 p.failed = Some(d.clone());
@@ -464,6 +483,15 @@ impl std::fmt::Debug for CastReceiver {
 }
 
 impl CastReceiver {
+    /// Declares that only the chunks of `streams` will be read (each once, by at most
+    /// [`WINDOW`] threads at a time): records of other streams are dropped as they arrive, and
+    /// records of these are held until read instead of leaving the window, so readers on
+    /// several threads may ask slightly out of order without a record passing them.
+    pub fn only_streams(&self, streams: impl IntoIterator<Item = u32>) {
+        let mut p = self.shared.pipe.lock().unwrap_or_else(|e| e.into_inner());
+        p.wanted = Some(streams.into_iter().collect());
+    }
+
     /// Reads the rest of the stream (records nobody asked for, such as those of partitions a
     /// restore leaves out) up to its end frame, so the stream is known complete and the
     /// transport can finish. Returns the bytes read in all.
@@ -517,6 +545,7 @@ pub fn receive(
         window: VecDeque::new(),
         passed: HashSet::new(),
         max_record: 0,
+        wanted: None,
         ended: false,
         failed: None,
     };
@@ -605,6 +634,7 @@ pub fn receive(
     let shared = Arc::new(Shared {
         name: name.to_string(),
         pipe: Mutex::new(pipe),
+        room: Condvar::new(),
     });
     let vols: Vec<(String, Box<dyn BlockIo>)> = lens
         .iter()

@@ -281,3 +281,39 @@ fn a_record_asked_for_after_it_passed_is_refused_not_waited_for() {
     r.read_chunk(&area).unwrap();
     r.read_chunk(&area).unwrap();
 }
+
+#[test]
+fn threads_reading_out_of_order_with_declared_streams_get_every_chunk() {
+    let f = fixture(None, false);
+    let bytes = cast_bytes(&open(&f, false));
+    let (r, rx) = receive(Box::new(Cursor::new(bytes)), "test-cast", None).unwrap();
+    // Only the partition (stream 0): the area's records are kept anyway, nothing else is held.
+    rx.only_streams([0]);
+    let chunks: Vec<_> = r.chunks_of(0).to_vec();
+    // More chunks than the window: the dawdling thread's record would have left it.
+    assert!(
+        chunks.len() > image::cast::WINDOW + 4,
+        "{} chunks",
+        chunks.len()
+    );
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let got = std::sync::Mutex::new(vec![0u8; f.part.len()]);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (r, chunks, next, got) = (&r, &chunks, &next, &got);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(e) = chunks.get(i) else { return };
+                // The first thread dawdles, so the others run far ahead of it.
+                if t == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(30));
+                }
+                let data = r.read_chunk(e).unwrap();
+                let at = e.logical_offset as usize;
+                got.lock().unwrap()[at..at + data.len()].copy_from_slice(&data);
+            });
+        }
+    });
+    assert_eq!(got.into_inner().unwrap(), f.part);
+    rx.finish().unwrap();
+}
