@@ -521,7 +521,7 @@ fn cast() -> Result<()> {
     let staged = stage_files(&dir.join("tree"), fill)?;
     let disk_len = 2 * GIB;
     sh(&format!(
-        "truncate -s {disk_len} {d} && sgdisk -q -n 1:2048:0 -t 1:8300 {d} >/dev/null && \
+        "truncate -s {disk_len} {d} && sgdisk -n 1:2048:0 -t 1:8300 {d} >/dev/null && \
          truncate -s {fs_len} {f} && mke2fs -q -F -t ext4 -L bench -d {t} {f} && \
          dd if={f} of={d} bs=1M seek=1 conv=notrunc,sparse status=none",
         d = p("disk.img"),
@@ -636,7 +636,9 @@ fn cast() -> Result<()> {
          image of {} MiB. Sender and PCs are network namespaces on one bridge (veth), so the network is\n\
          as fast as the machine: the figures show what the stream and the restore cost, not a LAN's\n\
          bandwidth. Every PC's disk is checked equal to the unicast restore. Command: `cargo xtask bench\n\
-         --cast`. Each job run twice, the faster kept; multicast includes 0.3 s of start-up wait.\n",
+         --cast`. Each job run twice, the faster kept; multicast includes 0.3 s of start-up wait.\n\
+         The unicast restores read the image file on this machine (no network at all); over a LAN each\n\
+         one would also carry the image once more.\n",
         staged >> 20,
         size(&dir.join("img.lbi")) >> 20
     )?;
