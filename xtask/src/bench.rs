@@ -67,6 +67,21 @@ fn drop_caches() {
     let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
 }
 
+fn sha256(path: &str) -> Result<String> {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .context("running sha256sum")?;
+    if !out.status.success() {
+        bail!("sha256sum {path} failed");
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string())
+}
+
 fn size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
@@ -111,6 +126,9 @@ fn stage_files(dst: &Path, limit: u64) -> Result<u64> {
 pub fn run(rest: &[String]) -> Result<()> {
     if rest.iter().any(|a| a == "--encrypted") {
         return encrypted();
+    }
+    if rest.iter().any(|a| a == "--cast") {
+        return cast();
     }
     crate::deps::install()?;
     crate::cargo(&["build", "--release", "--package", "cli"])?;
@@ -485,6 +503,159 @@ fn encrypted() -> Result<()> {
     let section = format!("## Encrypted images (`cargo xtask bench --encrypted`)\n\n{t}");
     let new = replace_section(&old, "## Encrypted images", &section);
     std::fs::write(&path, new).context("writing BENCHMARKS.md")?;
+    Ok(())
+}
+
+/// `cargo xtask bench --cast`: one image to 1 and 2 PCs by multicast (`lifeboat serve` and
+/// `lifeboat receive` over udpcast, in network namespaces made here and deleted after: a bridge
+/// and one namespace per PC joined by veth pairs; no other address is used) against 1 and 2
+/// sequential unicast restores of the same image, in the same run, into BENCHMARKS.md.
+fn cast() -> Result<()> {
+    crate::deps::install()?;
+    crate::cargo(&["build", "--release", "--package", "cli"])?;
+    let lifeboat = crate::target_dir().join("release/lifeboat");
+    let lb = lifeboat.display();
+    let dir = crate::target_dir().join("bench-cast");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let p = |n: &str| dir.join(n).display().to_string();
+    let fill = 600 << 20;
+    eprintln!("bench: staging ~600 MiB of real files");
+    let staged = stage_files(&dir.join("tree"), fill)?;
+    let disk_len = 2 * GIB;
+    sh(&format!(
+        "truncate -s {disk_len} {d} && sgdisk -n 1:2048:0 -t 1:8300 {d} >/dev/null && \
+         truncate -s {fs_len} {f} && mke2fs -q -F -t ext4 -L bench -d {t} {f} && \
+         dd if={f} of={d} bs=1M seek=1 conv=notrunc,sparse status=none",
+        d = p("disk.img"),
+        f = p("fs.img"),
+        t = p("tree"),
+        fs_len = disk_len - (2 << 20),
+    ))?;
+    let _ = std::fs::remove_dir_all(dir.join("tree"));
+    let _ = std::fs::remove_file(dir.join("fs.img"));
+    sh(&format!(
+        "{lb} backup {} {} >/dev/null",
+        p("disk.img"),
+        p("img.lbi")
+    ))?;
+    for i in 0..2 {
+        sh(&format!(
+            "truncate -s {disk_len} {}",
+            p(&format!("r{i}.img"))
+        ))?;
+    }
+    let tag = format!("lbb{}", std::process::id());
+    let ns = |n: &str| format!("{tag}{n}");
+    let mut setup = format!(
+        "ip netns add {s} && ip -n {s} link set lo up && \
+         ip -n {s} link add br0 type bridge mcast_snooping 0 && ip -n {s} link set br0 up && \
+         ip -n {s} addr add 10.231.9.1/24 brd + dev br0 && ip -n {s} route add 224.0.0.0/4 dev br0",
+        s = ns("s")
+    );
+    for i in 0..2 {
+        write!(
+            setup,
+            " && ip netns add {r} && ip -n {r} link set lo up && \
+             ip link add {tag}v{i} type veth peer name eth0 netns {r} && \
+             ip link set {tag}v{i} netns {s} && ip -n {s} link set {tag}v{i} master br0 up && \
+             ip -n {r} addr add 10.231.9.{a}/24 brd + dev eth0 && ip -n {r} link set eth0 up && \
+             ip -n {r} route add 224.0.0.0/4 dev eth0",
+            r = ns(&format!("r{i}")),
+            s = ns("s"),
+            a = 11 + i
+        )?;
+    }
+    let teardown = format!(
+        "for n in {} {} {}; do ip netns del $n 2>/dev/null; done; true",
+        ns("s"),
+        ns("r0"),
+        ns("r1")
+    );
+    let run = (|| -> Result<Vec<(String, f64)>> {
+        sh(&setup)?;
+        let unicast = |n: usize| {
+            let cmds: Vec<String> = (0..n)
+                .map(|i| {
+                    format!(
+                        "{lb} restore {} {} --yes >/dev/null",
+                        p("img.lbi"),
+                        p(&format!("r{i}.img"))
+                    )
+                })
+                .collect();
+            timed(&format!("{n} unicast restores"), "", &cmds.join(" && "))
+        };
+        let multicast = |n: usize| {
+            let mut cmd = String::from("pids=; ");
+            for i in 0..n {
+                write!(
+                    cmd,
+                    "ip netns exec {r} {lb} receive {t} --yes --interface eth0 --port 9400 \
+                     --timeout 60 >/dev/null 2>&1 & pids=\"$pids $!\"; ",
+                    r = ns(&format!("r{i}")),
+                    t = p(&format!("r{i}.img"))
+                )
+                .ok();
+            }
+            write!(
+                cmd,
+                "sleep 0.3; ip netns exec {s} {lb} serve {img} --clients {n} --interface br0 \
+                 --port 9400 >/dev/null 2>&1 || exit 1; for p in $pids; do wait $p || exit 1; done",
+                s = ns("s"),
+                img = p("img.lbi")
+            )
+            .ok();
+            timed(&format!("multicast to {n}"), "", &cmd)
+        };
+        let mut rows = Vec::new();
+        for n in [1, 2] {
+            rows.push((format!("{n} sequential unicast restore(s)"), unicast(n)?.0));
+            let want = sha256(&p("r0.img"))?;
+            rows.push((format!("multicast to {n} PC(s)"), multicast(n)?.0));
+            for i in 0..n {
+                if sha256(&p(&format!("r{i}.img")))? != want {
+                    bail!("receiver {i} does not equal the unicast restore");
+                }
+            }
+        }
+        Ok(rows)
+    })();
+    sh(&teardown)?;
+    let rows = run?;
+    let mut t = String::new();
+    writeln!(
+        t,
+        "Machine: {} cores ({}), {} GiB RAM; page cache dropped before each run when permitted.",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        cpu_model(),
+        mem_gib()
+    )?;
+    writeln!(
+        t,
+        "Workload: a 2 GiB GPT disk with one ext4 partition (`mkfs.ext4 -d`, {} MiB of files from /usr),\n\
+         image of {} MiB. Sender and PCs are network namespaces on one bridge (veth), so the network is\n\
+         as fast as the machine: the figures show what the stream and the restore cost, not a LAN's\n\
+         bandwidth. Every PC's disk is checked equal to the unicast restore. Command: `cargo xtask bench\n\
+         --cast`. Each job run twice, the faster kept; multicast includes 0.3 s of start-up wait.\n\
+         The unicast restores read the image file on this machine (no network at all); over a LAN each\n\
+         one would also carry the image once more.\n",
+        staged >> 20,
+        size(&dir.join("img.lbi")) >> 20
+    )?;
+    writeln!(t, "| job | time (s) |\n|---|---:|")?;
+    for (label, secs) in &rows {
+        writeln!(t, "| {label} | {secs:.2} |")?;
+    }
+    print!("{t}");
+    let path = crate::workspace_root().join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let section = format!("## Multicast (`cargo xtask bench --cast`)\n\n{t}");
+    let new = replace_section(&old, "## Multicast", &section);
+    std::fs::write(&path, new).context("writing BENCHMARKS.md")?;
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

@@ -51,6 +51,10 @@ const PACKAGES: &[(&str, &str)] = &[
         "/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so",
         "nfs-ganesha-vfs",
     ),
+    // multicast (issue 19): `lifeboat serve`/`receive` run udpcast; the cli test builds its LAN
+    // in network namespaces with ip
+    ("/usr/bin/udp-sender", "udpcast"),
+    ("/usr/sbin/ip", "iproute2"),
 ];
 
 const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";

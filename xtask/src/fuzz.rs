@@ -25,6 +25,7 @@ const TARGETS: &[(&str, &str, &str)] = &[
     ("image", "manifest", "manifest"),
     ("image", "bitmap", "bitmap"),
     ("image", "key_block", "key_block"),
+    ("image", "cast", "cast"),
     ("layout", "read_table", "read_table"),
     ("disk", "mountinfo", "mountinfo"),
     ("disk", "swaps", "swaps"),

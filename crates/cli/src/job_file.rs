@@ -386,6 +386,35 @@ fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Resul
             )?;
             crate::jobs::execute(spec, &ui)
         }
+        Step::Receive {
+            target,
+            grow_last,
+            new_ids,
+            verify,
+            interface,
+            port,
+            timeout,
+            password_file,
+        } => {
+            let password_file = password_file
+                .as_deref()
+                .map(|f| beneath(base, f))
+                .transpose()?;
+            let args = crate::cast_cmds::ReceiveArgs {
+                grow_last: *grow_last,
+                new_ids: *new_ids,
+                interface: interface.clone(),
+                port: match port {
+                    Some(p) => crate::cast_cmds::parse_port(&p.to_string())
+                        .map_err(|e| anyhow::anyhow!(e))?,
+                    None => crate::cast_cmds::DEFAULT_PORT,
+                },
+                timeout: timeout.unwrap_or(crate::cast_cmds::DEFAULT_TIMEOUT),
+                stdin: false,
+                common: write(*verify, false),
+            };
+            crate::cast_cmds::receive_job(target, &args, password_file.as_deref())
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! or JSON and maps errors to exit codes. It must not contain disk logic: that is the engine's.
 
 mod browse_cmds;
+mod cast_cmds;
 mod clone;
 mod exit;
 mod image_cmds;
@@ -206,6 +207,24 @@ enum Command {
         #[command(flatten)]
         nothing_to_confirm: NothingToConfirm,
     },
+    /// Send an image to several PCs at once by multicast (udp-sender): waits for --clients
+    /// receivers (`lifeboat receive`), streams the image once, reports each receiver.
+    Serve {
+        /// The image (its first volume).
+        image: String,
+        #[command(flatten)]
+        args: cast_cmds::ServeArgs,
+        #[command(flatten)]
+        nothing_to_confirm: NothingToConfirm,
+    },
+    /// Receive an image a `lifeboat serve` sends (udp-receiver) and restore it onto a disk as it
+    /// arrives.
+    Receive {
+        /// The disk to overwrite.
+        target: String,
+        #[command(flatten)]
+        args: cast_cmds::ReceiveArgs,
+    },
     /// Run the steps of a job file unattended (the job file is the confirmation).
     Run {
         /// The job file (TOML, see docs/job-files.md), or its http://, smb:// or nfs:// URL.
@@ -258,7 +277,8 @@ fn image_read(command: &mut Option<Command>) -> Option<&mut String> {
         | Some(Command::Verify { image, .. })
         | Some(Command::Ls { image, .. })
         | Some(Command::Extract { image, .. })
-        | Some(Command::Mount { image, .. }) => Some(image),
+        | Some(Command::Mount { image, .. })
+        | Some(Command::Serve { image, .. }) => Some(image),
         _ => None,
     }
 }
@@ -420,6 +440,12 @@ fn main() -> ExitCode {
         }) => mount_cmds::mount(std::path::Path::new(&image), part, lv.as_deref(), &dir),
         Some(Command::Umount { dir, .. }) => mount_cmds::umount(&dir),
         Some(Command::Run { job, .. }) if store::is_url(&job) => job_file::run_url(&job),
+        Some(Command::Serve { image, args, .. }) => {
+            cast_cmds::serve(std::path::Path::new(&image), &args)
+        }
+        Some(Command::Receive { target, args }) => {
+            cast_cmds::receive(&target, &args, cli.password_file.as_deref())
+        }
         Some(Command::Run { job, .. }) => job_file::run(std::path::Path::new(&job)),
         None => tui::run(),
     };

@@ -70,6 +70,9 @@ pub enum JobError {
     Destination { path: String, problem: String },
     #[error("{image}: {problem}")]
     BadImage { image: String, problem: String },
+    /// A streamed restore stopped before its stream was complete (issue 19).
+    #[error("{problem}; the target has no partition table: it is incomplete")]
+    StreamIncomplete { problem: String },
     #[error(transparent)]
     Layout(#[from] layout::LayoutError),
     #[error(transparent)]

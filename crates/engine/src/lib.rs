@@ -19,6 +19,7 @@
 
 pub mod backup;
 pub mod blockmap;
+pub mod cast;
 pub mod clone;
 pub mod copy;
 pub mod error;

@@ -10,6 +10,7 @@ use disk::BlockIo;
 use image::{Bitmap, ImageReader, IndexEntry, PartitionEntry, PartitionMode, StreamKind};
 use layout::{Change, CopyOptions, Layout, TableKind, TablePlan};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -557,6 +558,67 @@ pub fn execute_restore(
     sink: Option<&ProgressSink>,
     cancel: &Cancel,
 ) -> Result<RestoreReport, JobError> {
+    restore_from(plan, image, target, opts, sink, cancel, None)
+}
+
+/// [`execute_restore`] of an image arriving as a cast stream (see [`crate::cast`]): each chunk
+/// is read once, in the stream's order; the stream is read to its end before the partition
+/// table is written; verification compares a crc32 of what was written with what reads back.
+/// Whole-disk plans only (a partition restore writes its first chunk last).
+pub fn execute_restore_streamed(
+    plan: &RestorePlan,
+    source: &crate::cast::CastSource,
+    target: &dyn BlockIo,
+    opts: &RestoreOptions,
+    sink: Option<&ProgressSink>,
+    cancel: &Cancel,
+) -> Result<RestoreReport, JobError> {
+    if plan.table.is_none() || !plan.shrink.is_empty() {
+        return Err(JobError::BadImage {
+            image: source.name().to_string(),
+            problem: "a streamed image is restored onto a whole disk at least as large as the \
+                      imaged one"
+                .to_string(),
+        });
+    }
+    // Each stream's chunks are read once, by at most WINDOW threads at a time.
+    source.only_streams(plan.writes.iter().map(|w| w.stream));
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let opts = RestoreOptions {
+        threads: match opts.threads {
+            0 => cores,
+            n => n,
+        }
+        .min(image::cast::WINDOW),
+        ..*opts
+    };
+    restore_from(
+        plan,
+        source.image(),
+        target,
+        &opts,
+        sink,
+        cancel,
+        Some(source),
+    )
+}
+
+/// crc32 of the bytes written per chunk (stream, logical offset), for verifying a streamed
+/// restore.
+type Digests = Mutex<HashMap<(u32, u64), u32>>;
+
+fn restore_from(
+    plan: &RestorePlan,
+    image: &Arc<ImageReader>,
+    target: &dyn BlockIo,
+    opts: &RestoreOptions,
+    sink: Option<&ProgressSink>,
+    cancel: &Cancel,
+    stream: Option<&crate::cast::CastSource>,
+) -> Result<RestoreReport, JobError> {
+    let digests: Option<Digests> = stream.map(|_| Mutex::new(HashMap::new()));
     let verify = if opts.verify { plan.total_bytes() } else { 0 };
     let tracker = Tracker::new(plan.total_bytes() + verify, sink);
     let threads = if opts.threads == 0 {
@@ -574,6 +636,9 @@ pub fn execute_restore(
     let stop = |e: JobError| match e {
         JobError::Cancelled { .. } => JobError::Cancelled {
             state: state.to_string(),
+        },
+        e if stream.is_some() => JobError::StreamIncomplete {
+            problem: e.to_string(),
         },
         e => e,
     };
@@ -609,6 +674,7 @@ pub fn execute_restore(
             dst_start: w.dst_start,
             clip: w.clip,
             target,
+            digests: digests.as_ref(),
         };
         job.run(&chunks, threads, &tracker, cancel, Mode::Write)
             .map_err(stop)?;
@@ -624,11 +690,17 @@ pub fn execute_restore(
             dst_start: w.dst_start,
             clip: w.clip,
             target,
+            digests: digests.as_ref(),
         };
         job.run(std::slice::from_ref(e), 1, &tracker, cancel, Mode::Write)
             .map_err(stop)?;
     }
     flush(target)?;
+    if let Some(src) = stream {
+        // The whole stream must have arrived before the table makes the target a disk.
+        tracker.set_phase(format!("reading {} to its end", src.name()));
+        src.finish().map_err(stop)?;
+    }
     let mut notes = Vec::new();
     for step in &plan.shrink {
         if cancel.is_cancelled() {
@@ -697,8 +769,14 @@ pub fn execute_restore(
                 dst_start: w.dst_start,
                 clip: w.clip,
                 target,
+                digests: digests.as_ref(),
             };
-            job.run(&chunks, threads, &tracker, cancel, Mode::Verify)?;
+            let mode = if digests.is_some() {
+                Mode::VerifyDigest
+            } else {
+                Mode::Verify
+            };
+            job.run(&chunks, threads, &tracker, cancel, mode)?;
         }
     }
     tracker.finish();
@@ -733,6 +811,8 @@ fn flush(target: &dyn BlockIo) -> Result<(), JobError> {
 enum Mode {
     Write,
     Verify,
+    /// Read back and compare with the crc32 recorded when writing (streamed restores).
+    VerifyDigest,
 }
 
 /// Where the chunks of one stream go.
@@ -744,6 +824,9 @@ struct ChunkJob<'a> {
     /// Stream range written.
     clip: (u64, u64),
     target: &'a dyn BlockIo,
+    /// Streamed restores: the crc32 of what each chunk wrote (recorded by `Write`, checked by
+    /// `VerifyDigest`).
+    digests: Option<&'a Digests>,
 }
 
 impl ChunkJob<'_> {
@@ -763,6 +846,7 @@ impl ChunkJob<'_> {
             dst_start,
             clip,
             target,
+            digests,
         } = *self;
         let next = AtomicUsize::new(0);
         let first_error: Mutex<Option<JobError>> = Mutex::new(None);
@@ -780,7 +864,11 @@ impl ChunkJob<'_> {
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         let Some(e) = chunks.get(i) else { return };
                         let result = (|| -> Result<u64, JobError> {
+                            if mode == Mode::VerifyDigest {
+                                return verify_digest(self, e, digests, &mut back);
+                            }
                             let data = image.read_chunk(e)?;
+                            let mut digest = crc32fast::Hasher::new();
                             let runs = match bitmap {
                                 Some(b) => used_runs(b, e.logical_offset, data.len() as u64),
                                 None => {
@@ -797,7 +885,11 @@ impl ChunkJob<'_> {
                                     ..(re - e.logical_offset) as usize];
                                 let at = dst_start + rs;
                                 match mode {
-                                    Mode::Write => write(target, part, at)?,
+                                    Mode::Write => {
+                                        write(target, part, at)?;
+                                        digest.update(part);
+                                    }
+                                    Mode::VerifyDigest => {}
                                     Mode::Verify => {
                                         back.resize(part.len(), 0);
                                         target.read_at(&mut back, at).map_err(|source| {
@@ -823,6 +915,11 @@ impl ChunkJob<'_> {
                                     }
                                 }
                                 n += re - rs;
+                            }
+                            if let (Mode::Write, Some(d)) = (mode, digests) {
+                                d.lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .insert((e.stream, e.logical_offset), digest.finalize());
                             }
                             Ok(n)
                         })();
@@ -852,6 +949,60 @@ impl ChunkJob<'_> {
         }
         Ok(())
     }
+}
+
+/// The used runs of chunk `e` inside the clip (stream offsets), as written.
+fn runs_of(job: &ChunkJob<'_>, e: &IndexEntry) -> Vec<(u64, u64)> {
+    let len = u64::from(e.uncompressed_len);
+    let runs = match job.bitmap {
+        Some(b) => used_runs(b, e.logical_offset, len),
+        None => vec![(e.logical_offset, e.logical_offset + len)],
+    };
+    runs.into_iter()
+        .map(|(s, e)| (s.max(job.clip.0), e.min(job.clip.1)))
+        .filter(|(s, e)| s < e)
+        .collect()
+}
+
+/// Reads back what chunk `e` wrote and compares its crc32 with the one recorded when writing.
+fn verify_digest(
+    job: &ChunkJob<'_>,
+    e: &IndexEntry,
+    digests: Option<&Digests>,
+    back: &mut Vec<u8>,
+) -> Result<u64, JobError> {
+    let runs = runs_of(job, e);
+    let mut h = crc32fast::Hasher::new();
+    let mut n = 0;
+    for &(rs, re) in &runs {
+        let at = job.dst_start + rs;
+        let len = (re - rs) as usize;
+        back.resize(len, 0);
+        job.target
+            .read_at(back, at)
+            .map_err(|source| JobError::Read {
+                device: job.target.describe(),
+                offset: at,
+                len,
+                source,
+            })?;
+        h.update(back);
+        n += re - rs;
+    }
+    let want = digests.and_then(|d| {
+        d.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(e.stream, e.logical_offset))
+            .copied()
+    });
+    if want != Some(h.finalize()) {
+        return Err(JobError::VerifyMismatch {
+            target: job.target.describe(),
+            offset: job.dst_start + runs.first().map_or(e.logical_offset, |r| r.0),
+            len: n,
+        });
+    }
+    Ok(n)
 }
 
 /// TRIMs the blocks of a restored partition that its file system does not use.

@@ -142,3 +142,20 @@ pub fn key_block(data: &[u8]) {
         exercise(reader);
     }
 }
+
+/// Arbitrary bytes as a cast stream (FORMAT.md, "Cast streams"): receive, read every chunk in
+/// the send order (areas again afterwards), then read to the end frame. Nothing may panic or
+/// allocate past the stream's limits.
+pub fn cast(data: &[u8]) {
+    let input = Box::new(std::io::Cursor::new(data.to_vec()));
+    let Ok((reader, rx)) = image::cast::receive(input, "fuzz-cast", None) else {
+        return;
+    };
+    let (order, _) = image::cast::send_order(&reader);
+    for &i in order.iter().chain(order.iter().take(2)) {
+        if let Some(e) = reader.index().get(i) {
+            let _ = reader.read_chunk(e);
+        }
+    }
+    let _ = rx.finish();
+}

@@ -107,6 +107,15 @@ pub enum Error {
         /// The major version found.
         major: u16,
     },
+    /// A cast stream (FORMAT.md, "Cast streams") is foreign, damaged, truncated or was
+    /// stopped by its sender.
+    #[error("{name}: cast stream: {detail}")]
+    Cast {
+        /// The stream (its source, such as `udp-receiver`).
+        name: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// The image has no trailer: its backup never finished.
     #[error("{path}: incomplete image: backup was interrupted{hint}")]
     Incomplete {

@@ -15,6 +15,7 @@ pub mod format_spec {
 }
 
 mod bitmap;
+pub mod cast;
 pub mod crypt;
 mod error;
 pub mod format;

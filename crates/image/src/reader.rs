@@ -27,6 +27,9 @@ use crate::format::{
 use crate::manifest::Manifest;
 use crate::writer::{sibling_volumes, volume_path};
 
+/// A metadata piece of a cast stream: (volume number, offset, bytes).
+pub(crate) type CastPiece = (u32, u64, Vec<u8>);
+
 /// A stream of an image as the reader sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stream {
@@ -630,9 +633,10 @@ impl ImageReader {
         }
     }
 
-    /// Reads, checks (both crc32s, the chunk header against the entry) and decompresses one
-    /// chunk. Errors name the chunk number, stream, byte range and volume.
-    pub fn read_chunk(&self, e: &IndexEntry) -> Result<Vec<u8>> {
+    /// Reads one chunk record (header and stored frame) as it lies in its volume, checking the
+    /// header against the entry and the stored frame's crc32 (nothing is decrypted or
+    /// decompressed). Used by [`ImageReader::read_chunk`] and by cast streams.
+    pub(crate) fn read_record(&self, e: &IndexEntry) -> Result<Vec<u8>> {
         let Some(vol) = self.volumes.get((e.volume as usize).wrapping_sub(1)) else {
             return Err(self.chunk_error(e, "volume number out of range".into()));
         };
@@ -653,9 +657,8 @@ impl ImageReader {
             return Err(self.chunk_error(e, format!("cannot read: {err}")));
         }
         self.bytes_read.fetch_add(record, Ordering::Relaxed);
-        let mut frame = buf.split_off(CHUNK_HEADER_LEN);
-        let head = buf;
-        let h = ChunkHeader::decode(&head).map_err(|p| self.chunk_error(e, p))?;
+        let (head, frame) = buf.split_at(CHUNK_HEADER_LEN);
+        let h = ChunkHeader::decode(head).map_err(|p| self.chunk_error(e, p))?;
         if h != e.header() {
             return Err(self.chunk_error(
                 e,
@@ -665,7 +668,7 @@ impl ImageReader {
                 ),
             ));
         }
-        let c = crc(&frame);
+        let c = crc(frame);
         if !crc_matches(e.crc_compressed, c) {
             let what = if self.sealer.is_some() {
                 "sealed"
@@ -680,6 +683,40 @@ impl ImageReader {
                 ),
             ));
         }
+        Ok(buf)
+    }
+
+    /// What a cast stream carries besides the chunk records: every volume's length, and the
+    /// metadata pieces `(volume, offset, bytes)`: each volume's header (and volume 1's key
+    /// block), and the last volume's metadata area up to its end.
+    pub(crate) fn cast_layout(&self) -> Result<(Vec<u64>, Vec<CastPiece>)> {
+        let lens = self.volumes.iter().map(|v| v.len).collect();
+        let mut pieces = Vec::new();
+        let count = self.volumes.len();
+        for (i, v) in self.volumes.iter().enumerate() {
+            let mut ranges = vec![(0, v.data_start)];
+            if i + 1 == count {
+                ranges.push((v.data_end, v.len));
+            }
+            for (s, e) in ranges {
+                let mut b = vec![0u8; e.saturating_sub(s) as usize];
+                v.io.read_at(&mut b, s)
+                    .map_err(|err| Error::read(&v.name, err))?;
+                pieces.push((i as u32 + 1, s, b));
+            }
+        }
+        Ok((lens, pieces))
+    }
+
+    /// The image's UUID as stored.
+    pub(crate) fn uuid_bytes(&self) -> [u8; 16] {
+        self.uuid
+    }
+
+    /// Reads, checks (both crc32s, the chunk header against the entry) and decompresses one
+    /// chunk. Errors name the chunk number, stream, byte range and volume.
+    pub fn read_chunk(&self, e: &IndexEntry) -> Result<Vec<u8>> {
+        let mut frame = self.read_record(e)?.split_off(CHUNK_HEADER_LEN);
         if let Some(s) = &self.sealer {
             s.open(
                 Domain::Chunk,

@@ -113,6 +113,29 @@ pub enum Step {
         #[serde(default)]
         strict: bool,
     },
+    /// Receive an image a `lifeboat serve` sends by multicast and restore it onto `target` as it
+    /// arrives (issue 19).
+    Receive {
+        target: String,
+        #[serde(default)]
+        grow_last: bool,
+        #[serde(default)]
+        new_ids: bool,
+        #[serde(default)]
+        verify: bool,
+        /// The network interface (udpcast's default: eth0).
+        #[serde(default)]
+        interface: Option<String>,
+        /// The sender's port (even, from 1024; default 9000).
+        #[serde(default)]
+        port: Option<u16>,
+        /// Seconds without data before giving up (default 60).
+        #[serde(default)]
+        timeout: Option<u32>,
+        /// The password of an encrypted image (see `Backup::password_file`).
+        #[serde(default)]
+        password_file: Option<String>,
+    },
 }
 
 fn level() -> i32 {
@@ -126,6 +149,7 @@ impl Step {
             Step::Verify { .. } => "verify",
             Step::Restore { .. } => "restore",
             Step::Clone { .. } => "clone",
+            Step::Receive { .. } => "receive",
         }
     }
 }
@@ -248,6 +272,19 @@ impl Step {
             .flatten()
             .collect(),
             Step::Clone { source, target, .. } => vec![source, target],
+            Step::Receive {
+                target,
+                interface,
+                password_file,
+                ..
+            } => [
+                Some(target.as_str()),
+                interface.as_deref(),
+                password_file.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         }
     }
 }

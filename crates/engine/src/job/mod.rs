@@ -92,6 +92,18 @@ pub enum JobSpec {
     Copy(CopySpec),
     /// Every checksum of an image.
     Verify(VerifySpec),
+    /// An image arriving as a cast stream onto a disk, restored as it arrives (issue 19).
+    Receive(ReceiveSpec),
+}
+
+/// A restore from a cast stream (see [`crate::cast`]): always a whole disk.
+#[derive(Debug, Clone)]
+pub struct ReceiveSpec {
+    /// The stream, its metadata already read and checked.
+    pub source: crate::cast::CastSource,
+    /// The disk or disk image file overwritten.
+    pub target: PathBuf,
+    pub options: RestoreOptions,
 }
 
 /// A backup.

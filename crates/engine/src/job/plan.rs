@@ -2,7 +2,7 @@
 
 use super::{
     BackupSpec, CloneSpec, CopyInto, CopySpec, Destination, Disks, FreeSpaceCopy, JobSpec,
-    Overwrites, Plan, RestoreSpec, Steps, Target, VerifySpec,
+    Overwrites, Plan, ReceiveSpec, RestoreSpec, Steps, Target, VerifySpec,
 };
 use crate::backup::SourceIdentity;
 use crate::error::JobError;
@@ -23,6 +23,7 @@ pub fn plan(spec: JobSpec, disks: &Disks) -> Result<Plan, JobError> {
         JobSpec::Clone(s) => plan_clone(s, disks),
         JobSpec::Copy(s) => plan_copy(s, disks),
         JobSpec::Verify(s) => plan_verify(s, disks),
+        JobSpec::Receive(s) => plan_receive(s, disks),
     }
 }
 
@@ -309,6 +310,66 @@ fn plan_restore(s: RestoreSpec, disks: &Disks) -> Result<Plan, JobError> {
         target: Some(target),
         steps: Steps::Restore(Box::new(plan)),
         notes: Vec::new(),
+        warnings,
+        destination: None,
+        disks: disks.clone(),
+    })
+}
+
+/// A restore from a cast stream: the safety checks of a restore (the target is neither in use
+/// nor a source), a whole-disk plan from the stream's metadata (its partition table is in the
+/// kept disk-area chunks), and the warning when the image came from another disk.
+fn plan_receive(s: ReceiveSpec, disks: &Disks) -> Result<Plan, JobError> {
+    let checked = check_write_target(&s.target, &[], None, disks.devices())?;
+    let img = Arc::clone(s.source.image());
+    let m = img.manifest();
+    let t = FileDisk::open_read(&s.target)?;
+    let name = s.target.display().to_string();
+    if m.table.kind == "none" || checked.partition.is_some() {
+        return Err(JobError::BadImage {
+            image: s.source.name().to_string(),
+            problem: "a streamed image is restored onto a whole disk (it must hold a partition \
+                      table and the target must be a disk)"
+                .to_string(),
+        });
+    }
+    if t.len() < m.source.size {
+        return Err(JobError::TargetTooSmall {
+            device: name,
+            need: m.source.size,
+            have: t.len(),
+        });
+    }
+    let sector = checked.device.as_ref().map(|_| t.logical_sector_size());
+    let plan = crate::restore::plan_restore_disk(&img, &name, t.len(), sector, &s.options)?;
+    let mut warnings = Vec::new();
+    if let Some(dev) = &checked.device {
+        let same_serial =
+            !m.source.serial.is_empty() && dev.serial.as_deref() == Some(&m.source.serial);
+        if !same_serial && !m.source.model.is_empty() {
+            warnings.push(format!(
+                "the image was made from another disk: {}; the target is {}",
+                disk::text::identity(
+                    None,
+                    Some(&m.source.model),
+                    Some(&m.source.serial),
+                    Some(m.source.size)
+                ),
+                dev.identity()
+            ));
+        }
+    }
+    let sector = plan.table.as_ref().map(|t| t.layout().sector_size);
+    let target = target(&checked, Overwrites::Disk, None, (0, t.len()), sector);
+    Ok(Plan {
+        title: format!("receive {} onto {}", s.source.name(), name),
+        total_bytes: plan.total_bytes(),
+        spec: JobSpec::Receive(s),
+        target: Some(target),
+        steps: Steps::Restore(Box::new(plan)),
+        notes: vec![
+            "the image arrives as a stream: each chunk is written as it is received".to_string(),
+        ],
         warnings,
         destination: None,
         disks: disks.clone(),

@@ -205,36 +205,16 @@ fn execute(
             let dst_io = open_target(plan, t, consent)?;
             let dst = target_window(&dst_io, t)?;
             let report = crate::restore::execute_restore(p, &img, &dst, &s.options, sink, cancel)?;
-            let mut notes = report.notes.clone();
-            if report.bytes_discarded > 0 {
-                notes.push(format!(
-                    "{} the file systems do not use were discarded (TRIM)",
-                    human(report.bytes_discarded)
-                ));
-            }
-            if p.table.is_some() {
-                reread(&dst_io, t, &mut notes);
-            }
-            // Close the target before its file system is grown by another program.
-            drop(dst_io);
-            let grown = match &p.table {
-                Some(table) => grow(&plan.disks, p.grow.as_ref(), table.layout(), t),
-                None => None,
-            };
-            let mut outcome = copy_outcome(
-                "wrote",
-                JobReport {
-                    bytes_copied: report.bytes_written,
-                    seconds: report.seconds,
-                    bad_sectors: BadSectorMap::default(),
-                    verified: report.verified,
-                    notes: Vec::new(),
-                },
-                notes,
-                grown,
-            );
-            outcome.step = Some(StepReport::Restore(report));
-            Ok(outcome)
+            Ok(restore_outcome(plan, p, t, dst_io, report))
+        }
+        (JobSpec::Receive(s), Steps::Restore(p)) => {
+            let t = planned_target(plan)?;
+            let dst_io = open_target(plan, t, consent)?;
+            let dst = target_window(&dst_io, t)?;
+            let report = crate::restore::execute_restore_streamed(
+                p, &s.source, &dst, &s.options, sink, cancel,
+            )?;
+            Ok(restore_outcome(plan, p, t, dst_io, report))
         }
         (JobSpec::Verify(s), Steps::Verify { .. }) => verify(&s.image, s.threads, sink, cancel),
         _ => Err(JobError::BadImage {
@@ -242,6 +222,47 @@ fn execute(
             problem: "the plan does not match its request".to_string(),
         }),
     }
+}
+
+/// The outcome of a restore (from a file or a stream): re-read the table, close the target,
+/// grow the last file system when asked.
+fn restore_outcome(
+    plan: &Plan,
+    p: &crate::restore::RestorePlan,
+    t: &Target,
+    dst_io: FileDisk,
+    report: crate::restore::RestoreReport,
+) -> Outcome {
+    let mut notes = report.notes.clone();
+    if report.bytes_discarded > 0 {
+        notes.push(format!(
+            "{} the file systems do not use were discarded (TRIM)",
+            human(report.bytes_discarded)
+        ));
+    }
+    if p.table.is_some() {
+        reread(&dst_io, t, &mut notes);
+    }
+    // Close the target before its file system is grown by another program.
+    drop(dst_io);
+    let grown = match &p.table {
+        Some(table) => grow(&plan.disks, p.grow.as_ref(), table.layout(), t),
+        None => None,
+    };
+    let mut outcome = copy_outcome(
+        "wrote",
+        JobReport {
+            bytes_copied: report.bytes_written,
+            seconds: report.seconds,
+            bad_sectors: BadSectorMap::default(),
+            verified: report.verified,
+            notes: Vec::new(),
+        },
+        notes,
+        grown,
+    );
+    outcome.step = Some(StepReport::Restore(report));
+    outcome
 }
 
 fn planned_target(plan: &Plan) -> Result<&Target, JobError> {
@@ -258,7 +279,7 @@ fn sources_of(spec: &JobSpec) -> (Vec<&Path>, Option<&Path>) {
         JobSpec::Copy(s) => (vec![s.source.as_path()], None),
         JobSpec::Restore(s) => (Vec::new(), Some(s.image.as_path())),
         JobSpec::Backup(s) => (vec![s.source.as_path()], None),
-        JobSpec::Verify(_) => (Vec::new(), None),
+        JobSpec::Verify(_) | JobSpec::Receive(_) => (Vec::new(), None),
     }
 }
 
