@@ -327,6 +327,89 @@ fn map_opened(name: &str, len: u64, metadata: &[(u64, u64)]) -> Result<Mapped, S
     })
 }
 
+/// An unlocked volume read as plaintext (`--decrypted`, issue 16): the device-mapper device
+/// stays open read-only until this is dropped, and a backup reads the file system inside from
+/// it instead of the ciphertext.
+pub struct Plaintext {
+    /// The partition (its number in the source) this is the plaintext of.
+    pub number: u32,
+    /// `/dev/mapper/<name>`, open for reading. Declared before `opened`: closed before the
+    /// mapping is removed.
+    pub disk: FileDisk,
+    /// What is inside: a file system or an LVM2 PV.
+    pub info: fs::FsInfo,
+    /// Its used blocks over the plaintext device; `None`: it cannot be mapped, every byte is
+    /// copied (`why` says why).
+    pub map: Option<UsedMap>,
+    pub why: Option<String>,
+    /// `ext4`, `LVM2 PV, VG vg0: lv root (ext4, ...)`.
+    pub inside: String,
+    opened: Opened,
+}
+
+impl std::fmt::Debug for Plaintext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plaintext")
+            .field("number", &self.number)
+            .field("mapper", &self.opened.name)
+            .field("inside", &self.inside)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Unlocks the encrypted partition `node` read-only with `key` and keeps it open, for a backup
+/// of the plaintext file system inside (`--decrypted`). The outer error: the volume could not be
+/// unlocked; the inner one: it was, but nothing known is inside (there is then nothing a
+/// technician could browse, and the plaintext is not worth storing).
+pub fn open_plaintext(
+    node: &Path,
+    part: &dyn BlockIo,
+    number: u32,
+    key: &Key,
+) -> Result<Result<Plaintext, String>, JobError> {
+    let header = fs::crypt::read(part)
+        .map_err(|e| JobError::Key {
+            problem: e.to_string(),
+        })?
+        .ok_or_else(|| JobError::Key {
+            problem: format!("{} holds no LUKS or BitLocker header", node.display()),
+        })?;
+    let name = format!("lifeboat-plain-{}-{number}", std::process::id());
+    let opened = open(node, &name, header.scheme, key)?;
+    let mapper = PathBuf::from("/dev/mapper").join(&name);
+    let disk = match FileDisk::open_read(&mapper) {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(format!("opening {}: {e}", mapper.display()))),
+    };
+    let info = match fs::probe(&disk) {
+        Ok(Some(info)) => info,
+        Ok(None) => return Ok(Err("no known file system inside".to_string())),
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let mapped = if info.kind == fs::FsKind::Lvm2Member {
+        fs::lvm::pv_report(&disk)
+            .map(|r| (r.summary(), r.map))
+            .map_err(|e| format!("the LVM2 PV inside: {e}"))
+    } else {
+        fs::used_map(&disk, &info)
+            .map(|m| (info.kind.name().to_string(), m))
+            .map_err(|e| format!("the {} inside: {e}", info.kind))
+    };
+    let (inside, map, why) = match mapped {
+        Ok((inside, map)) => (inside, Some(map), None),
+        Err(why) => (info.kind.name().to_string(), None, Some(why)),
+    };
+    Ok(Ok(Plaintext {
+        number,
+        disk,
+        info,
+        map,
+        why,
+        inside,
+        opened,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
