@@ -389,11 +389,11 @@ pub fn open_plaintext(
     let mapped = if info.kind == fs::FsKind::Lvm2Member {
         fs::lvm::pv_report(&disk)
             .map(|r| (r.summary(), r.map))
-            .map_err(|e| format!("the LVM2 PV inside: {e}"))
+            .map_err(|e| e.to_string())
     } else {
         fs::used_map(&disk, &info)
             .map(|m| (info.kind.name().to_string(), m))
-            .map_err(|e| format!("the {} inside: {e}", info.kind))
+            .map_err(|e| e.to_string())
     };
     let (inside, map, why) = match mapped {
         Ok((inside, map)) => (inside, Some(map), None),
@@ -473,6 +473,52 @@ mod tests {
             map.ranges().collect::<Vec<_>>(),
             vec![16 * 512..64 * 512, 100 * 512..116 * 512]
         );
+    }
+
+    #[test]
+    fn the_table_cryptsetup_made_for_a_windows_bitlocker_volume_leaves_only_its_metadata_out() {
+        // `dmsetup table` of cryptsetup 2.x opening a 100 MiB BitLocker volume made by Windows 10
+        // (AES-XTS-128; `cryptsetup bitlkDump`: FVE metadata blocks of 64 KiB at bytes 35213312,
+        // 46256128 and 57909248, the encrypted volume header, 8 KiB, at 35278848), recorded in
+        // the booted image. The plaintext boot sector is the relocated header; the metadata blocks
+        // are zero segments.
+        let table = parse_dm_table(
+            "0 16 crypt aes-xts-plain64 :32:logon:k 68904 254:0 68904\n\
+             16 68760 crypt aes-xts-plain64 :32:logon:k 16 254:0 16\n\
+             68776 128 zero \n\
+             68904 16 zero \n\
+             68920 21424 crypt aes-xts-plain64 :32:logon:k 68920 254:0 68920\n\
+             90344 128 zero \n\
+             90472 22632 crypt aes-xts-plain64 :32:logon:k 90472 254:0 90472\n\
+             113104 128 zero \n\
+             113232 91568 crypt aes-xts-plain64 :32:logon:k 113232 254:0 113232\n",
+        )
+        .unwrap();
+        let len = 104_857_600;
+        let mut plain = UsedMap::new(512, len).unwrap();
+        plain.mark_all();
+        let map = ciphertext_map(&plain, &table, &[], len).unwrap();
+        let mut gaps = Vec::new();
+        let mut at = 0;
+        for r in map.ranges() {
+            if r.start > at {
+                gaps.push((at, r.start - at));
+            }
+            at = r.end;
+        }
+        // Every used plaintext byte has its ciphertext; what is left out is exactly the
+        // BitLocker boot sector area and the three FVE metadata blocks, which `fs::crypt` lists
+        // as metadata.
+        assert_eq!(
+            gaps,
+            vec![
+                (0, 8192),
+                (35_213_312, 65_536),
+                (46_256_128, 65_536),
+                (57_909_248, 65_536)
+            ]
+        );
+        assert_eq!(at, len);
     }
 
     #[test]

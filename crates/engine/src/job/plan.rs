@@ -289,8 +289,8 @@ fn store_plaintext(
             crate::pipeline::CopyMode::Whole,
             len,
             format!(
-                "{}: every byte of it is copied",
-                disk::text::printable(plain.why.as_deref().unwrap_or("it cannot be mapped"))
+                "its used blocks cannot be told ({}): every byte of it is copied",
+                disk::text::printable(plain.why.as_deref().unwrap_or("no map"))
             ),
         ),
     };
