@@ -7,7 +7,13 @@
 //! (the kernel holds the members) and after they are stopped (only the superblocks say so: the
 //! md check of `engine::safety`). Back on the host, `lifeboat info --json` reads every member
 //! with the superblock's format, level, role, array name and UUID (TYPE, UUID and LABEL as
-//! `blkid -p` reports them), with no checksum warning (the checksums match mdadm's).
+//! `blkid -p` reports them), with no checksum warning (the checksums match mdadm's). One member
+//! of the 1.2 array (an ext4 on it) is backed up alone: only its metadata areas and the ext4's
+//! used blocks; restored onto a blank partition it assembles (degraded) and checks clean.
+//!
+//! The Ubuntu-style LUKS2 + LVM disk is backed up with its key twice: as the ciphertext of the
+//! used blocks (restored locked, same header), and `--decrypted` (the plaintext PV: browsed and
+//! extracted from on the host without the key, restored unencrypted, fsck clean).
 //!
 //! Run with `cargo xtask qemu-test --test volumes`.
 
@@ -73,15 +79,21 @@ fn md_raid1_members_made_by_mdadm_are_recognised_and_never_written() -> Result<(
     let source = dir.join("source.img");
     sparse_file(&source, 8 * MIB)?;
     sgdisk(&source, &["-n1:1M:+4M", "-t1:8300"])?;
+    // A blank disk with one partition the size of a member, to restore a member's image into.
+    let blank = dir.join("blank.img");
+    sparse_file(&blank, (2 + PART_MIB) * MIB)?;
+    sgdisk(&blank, &[&format!("-n1:1M:+{PART_MIB}M"), "-t1:fd00"])?;
 
     let vm_b = VmBuilder::new("volumes-md")
         .disk(Disk::new(&a, Interface::Virtio).serial("MDA"))
         .disk(Disk::new(&b, Interface::Virtio).serial("MDB"))
-        .disk(Disk::new(&source, Interface::Virtio).serial("SRC"));
+        .disk(Disk::new(&source, Interface::Virtio).serial("SRC"))
+        .disk(Disk::new(&blank, Interface::Virtio).serial("MDT"));
     let mut vm = lifeboat_shell(vm_b, &img)?;
     let da = dev_by_serial(&mut vm, "MDA")?;
     let db = dev_by_serial(&mut vm, "MDB")?;
     let src = dev_by_serial(&mut vm, "SRC")?;
+    let dt = dev_by_serial(&mut vm, "MDT")?;
     sh(&mut vm, "modprobe raid1", QUICK)?;
     for (n, (part, _, metadata)) in MEMBERS.iter().enumerate() {
         let name = if *metadata == "0.90" {
@@ -107,6 +119,21 @@ fn md_raid1_members_made_by_mdadm_are_recognised_and_never_written() -> Result<(
         stat.matches(" active raid1 ").count() == 3,
         "three RAID1 arrays are not running:\n{stat}"
     );
+    // The 1.2 array holds an ext4 with a file: a member's backup keeps only its used blocks.
+    sh(
+        &mut vm,
+        "/usr/sbin/mke2fs -q -F -t ext4 -L mdroot /dev/md0 2>&1 && mkdir -p /mnt/md \
+         && mount -t ext4 /dev/md0 /mnt/md && head -c 2000000 /dev/urandom > /mnt/md/data.bin \
+         && sync",
+        QUICK,
+    )?;
+    let md_sum = vm_sum(&mut vm, "cat /mnt/md/data.bin")?;
+    sh(
+        &mut vm,
+        "umount /mnt/md && mdadm --wait /dev/md0; true",
+        QUICK,
+    )?;
+    let md_used = ext4_used_in_vm(&mut vm, "/dev/md0")?;
 
     let list = sh(&mut vm, "lifeboat list 2>&1", QUICK)?;
     ensure!(
@@ -146,6 +173,74 @@ fn md_raid1_members_made_by_mdadm_are_recognised_and_never_written() -> Result<(
             && out.contains("mdadm --zero-superblock"),
         "a clone onto a disk holding stopped md members was not refused by their superblocks \
          (exit {code}):\n{out}"
+    );
+    // One member alone: its superblock and bitmap areas plus the used blocks of the ext4 at its
+    // data offset. Restored onto a blank partition, it is the same member: mdadm assembles the
+    // array from it (degraded) and the ext4 checks clean with the same file.
+    let out = qemu_tests::e2e::job(
+        &mut vm,
+        &format!("lifeboat backup {da} /tmp/member.lbi --part 1"),
+        "/tmp/member.log",
+    )?;
+    ensure!(
+        out.contains("used blocks of the ext4 in its data area"),
+        "the member's backup does not say it keeps the used blocks of the ext4 inside:\n{out}"
+    );
+    let member_size: u64 = sh(&mut vm, "stat -c %s /tmp/member.lbi", QUICK)?
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .next_back()
+        .context("no image size")?;
+    // The 2 MB of random data, ext4's metadata and the member's first MiB (superblock, bitmap).
+    let member_bound = (md_used + MIB) * 102 / 100;
+    ensure!(
+        member_size <= member_bound,
+        "the member's image is {member_size} bytes, more than its used bytes and metadata allow \
+         ({member_bound}; the ext4 uses {md_used})"
+    );
+    qemu_tests::e2e::job(
+        &mut vm,
+        &format!("lifeboat restore /tmp/member.lbi {dt}1 --yes"),
+        "/tmp/member-restore.log",
+    )?;
+    sh(&mut vm, drop_caches, QUICK)?;
+    let uuid_of = |vm: &mut qemu_tests::vm::Vm, dev: &str| -> Result<String> {
+        let out = sh(vm, &format!("mdadm --examine {dev} 2>&1"), QUICK)?;
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix("Array UUID :"))
+            .map(|u| u.trim().to_string())
+            .with_context(|| format!("no Array UUID in mdadm --examine {dev}:\n{out}"))
+    };
+    let want = uuid_of(&mut vm, &format!("{da}1"))?;
+    assert_eq!(
+        uuid_of(&mut vm, &format!("{dt}1"))?,
+        want,
+        "the restored member belongs to another array"
+    );
+    sh(
+        &mut vm,
+        &format!("mdadm --assemble --run /dev/md9 {dt}1 2>&1"),
+        QUICK,
+    )?;
+    let (code, fsck) =
+        qemu_tests::e2e::sh_status(&mut vm, "/usr/sbin/e2fsck -fn /dev/md9 2>&1", QUICK)?;
+    ensure!(
+        code == 0,
+        "e2fsck -fn of the array assembled from the restored member exited {code}:\n{fsck}"
+    );
+    sh(&mut vm, "mount -t ext4 -o ro /dev/md9 /mnt/md", QUICK)?;
+    assert_eq!(
+        vm_sum(&mut vm, "cat /mnt/md/data.bin")?,
+        md_sum,
+        "a file of the array assembled from the restored member differs"
+    );
+    sh(
+        &mut vm,
+        "umount /mnt/md && mdadm --stop /dev/md9 2>&1",
+        QUICK,
+    )?;
+    eprintln!(
+        "md: member image {member_size} bytes for a {PART_MIB} MiB member (ext4 uses {md_used})"
     );
     power_off(vm)?;
 
@@ -373,6 +468,27 @@ fn an_ubuntu_style_luks2_lvm_disk_is_backed_up_as_ciphertext_and_restores_locked
          root uses {root_used}, /boot {boot_used}"
     );
 
+    // --decrypted: the plaintext LVM2 PV is stored instead, and the plan says so plainly.
+    let out = qemu_tests::e2e::job(
+        &mut vm,
+        &format!(
+            "lifeboat backup {src} /tmp/images/plain.lbi --part 3 --key-file /tmp/images/key \
+             --decrypted"
+        ),
+        "/tmp/backup-plain.log",
+    )?;
+    ensure!(
+        out.contains("stored DECRYPTED: the plaintext LVM2 PV")
+            && out.contains("a restore writes them back UNENCRYPTED")
+            && !out.contains(PASSPHRASE),
+        "the decrypted backup's plan does not say plainly what is stored:\n{out}"
+    );
+    let left = sh(&mut vm, "ls /dev/mapper", QUICK)?;
+    ensure!(
+        !left.contains("lifeboat-plain"),
+        "the decrypted volume was not closed after the backup:\n{left}"
+    );
+
     qemu_tests::e2e::job(
         &mut vm,
         &format!("lifeboat restore /tmp/images/u.lbi {dst} --yes"),
@@ -416,7 +532,83 @@ fn an_ubuntu_style_luks2_lvm_disk_is_backed_up_as_ciphertext_and_restores_locked
         ),
         QUICK,
     )?;
+    // The decrypted image restores as a plain, unencrypted PV whose root checks clean.
+    qemu_tests::e2e::job(
+        &mut vm,
+        &format!("lifeboat restore /tmp/images/plain.lbi {dst}3 --yes"),
+        "/tmp/restore-plain.log",
+    )?;
+    let (code, _) =
+        qemu_tests::e2e::sh_status(&mut vm, &format!("cryptsetup isLuks {dst}3"), QUICK)?;
+    ensure!(
+        code != 0,
+        "the decrypted restore left a LUKS header on {dst}3"
+    );
+    sh(
+        &mut vm,
+        &format!("{lvm} vgchange {cfg} -ay vgubuntu 2>&1"),
+        QUICK,
+    )?;
+    let (code, fsck) = qemu_tests::e2e::sh_status(
+        &mut vm,
+        "/usr/sbin/e2fsck -fn /dev/mapper/vgubuntu-root 2>&1",
+        QUICK,
+    )?;
+    ensure!(
+        code == 0,
+        "e2fsck -fn of the root restored unencrypted exited {code}:\n{fsck}"
+    );
+    sh(
+        &mut vm,
+        &format!("{lvm} vgchange {cfg} -an vgubuntu 2>&1"),
+        QUICK,
+    )?;
+    let plain_size: u64 = sh(&mut vm, "stat -c %s /tmp/images/plain.lbi", QUICK)?
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .next_back()
+        .context("no image size")?;
     power_off(vm)?;
+
+    // On the host, without any key: the decrypted image is browsed and a file copied out.
+    let plain = dir.join("plain.lbi");
+    qemu_tests::e2e::debugfs_dump(&drive, "/plain.lbi", &plain)?;
+    let (code, out) = host_lifeboat_run(&["info", "--json", path(&plain)?])?;
+    ensure!(
+        code == 0,
+        "lifeboat info of the decrypted image exited {code}:\n{out}"
+    );
+    ensure!(
+        !out.contains("crypto_LUKS") && out.contains("\"LVM2_member\""),
+        "the decrypted image still describes a LUKS volume, or no LVM2 PV:\n{out}"
+    );
+    let (code, out) =
+        host_lifeboat_run(&["ls", path(&plain)?, "/home/user", "--lv", "vgubuntu/root"])?;
+    ensure!(
+        code == 0 && out.contains("data.bin"),
+        "lifeboat ls of the decrypted image exited {code}:\n{out}"
+    );
+    let to = dir.join("extracted");
+    std::fs::create_dir_all(&to)?;
+    let (code, out) = host_lifeboat_run(&[
+        "extract",
+        path(&plain)?,
+        "/home/user/data.bin",
+        "--to",
+        path(&to)?,
+        "--lv",
+        "vgubuntu/root",
+    ])?;
+    ensure!(
+        code == 0,
+        "lifeboat extract from the decrypted image exited {code}:\n{out}"
+    );
+    assert_eq!(
+        qemu_tests::fixture::sha256(&to.join("data.bin"))?,
+        data_sum,
+        "the file extracted from the decrypted image differs"
+    );
+    eprintln!("luks --decrypted: image {plain_size} bytes (root uses {root_used})");
     eprintln!(
         "luks: image {size} bytes for a {LUKS_MIB} MiB LUKS2 partition (root uses {root_used}, \
          bound {bound})"

@@ -74,6 +74,11 @@ pub struct BackupArgs {
     /// and only the ciphertext of its used blocks and its headers are stored.
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+    /// With --key-file: store the plaintext file system of each unlocked volume instead of its
+    /// ciphertext. The image can be browsed (ls, extract, mount) without the key, and a restore
+    /// writes the volume back UNENCRYPTED.
+    #[arg(long, requires = "key_file")]
+    pub decrypted: bool,
     /// Print the plan and stop.
     #[arg(long)]
     pub dry_run: bool,
@@ -121,6 +126,7 @@ pub fn backup_spec(source: &str, image_path: &Path, args: &BackupArgs) -> Result
             .as_deref()
             .map(engine::unlock::Key::from_file)
             .transpose()?,
+        decrypted: args.decrypted,
         encryption: match (args.encrypt, &args.password_file) {
             (false, None) => None,
             (false, Some(_)) => {

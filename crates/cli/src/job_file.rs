@@ -290,12 +290,16 @@ fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Resul
             split,
             strict,
             key_file,
+            decrypted,
             encrypt,
             password_file,
         } => {
             let path = image_path(image, Some(source), base)?;
             // Beneath the job file's folder, like the images.
             let key_file = key_file.as_deref().map(|k| beneath(base, k)).transpose()?;
+            if *decrypted && key_file.is_none() {
+                bail!("decrypted = true needs key_file: the volumes must be unlocked");
+            }
             let password_file = password_file
                 .as_deref()
                 .map(|f| beneath(base, f))
@@ -319,6 +323,7 @@ fn run_step(step: &Step, base: &Path, last_image: &mut Option<PathBuf>) -> Resul
                 strict: *strict,
                 all_unpartitioned: false,
                 key_file,
+                decrypted: *decrypted,
                 dry_run: false,
                 json: false,
                 encrypt: *encrypt,

@@ -429,6 +429,7 @@ fn the_disk_serial_is_not_readable_in_an_encrypted_image() {
             serial: SERIAL.into(),
         }),
         key: None,
+        decrypted: false,
         encryption: Some(engine::backup::Encryption::new(image::Passphrase::new(
             b"pw for serial".to_vec(),
         ))),

@@ -37,3 +37,35 @@ fn an_invalid_or_unreadable_job_file_is_a_job_that_never_started() {
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
 }
+
+#[test]
+fn decrypted_without_a_key_file_is_refused_on_the_command_line_and_in_a_job_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.img");
+    std::fs::write(&src, vec![0u8; 1 << 20]).unwrap();
+    let image = dir.path().join("x.lbi");
+    let (code, _, err) = lifeboat(&[
+        "backup",
+        src.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "--decrypted",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--key-file"), "{err}");
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "[[step]]\naction = \"backup\"\nsource = \"{}\"\nimage = \"x.lbi\"\ndecrypted = true\n",
+            src.display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = lifeboat(&["run", job.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("decrypted = true needs key_file"),
+        "{out}{err}"
+    );
+    assert!(!image.exists());
+}

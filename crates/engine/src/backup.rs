@@ -126,6 +126,9 @@ pub struct BackupPlan {
     pub large_gaps: Vec<(u64, u64)>,
     /// Encrypt the image (set by `engine::job` from the spec).
     pub encryption: Option<Encryption>,
+    /// Unlocked volumes whose plaintext is stored instead of the partition's bytes
+    /// (`--decrypted`, set by `engine::job`): their streams are read from these devices.
+    pub plaintext: Vec<crate::unlock::Plaintext>,
 }
 
 /// Unpartitioned areas up to this size are imaged whole (all-zero chunks are not stored).
@@ -316,6 +319,7 @@ pub fn plan_backup(
         streams,
         image: image.to_path_buf(),
         encryption: None,
+        plaintext: Vec::new(),
     })
 }
 
@@ -496,6 +500,8 @@ fn write_streams(
         base: u64,
         len: u64,
         copy: Option<&'p PartitionCopy>,
+        /// Read from here (at `base`) instead of the source: an unlocked volume's plaintext.
+        from: Option<&'p dyn BlockIo>,
     }
     let mut work = Vec::new();
     for s in &plan.streams {
@@ -521,6 +527,7 @@ fn write_streams(
                     base: *offset,
                     len: *len,
                     copy: None,
+                    from: None,
                 });
             }
             StreamPlan::Unpartitioned { offset, len } => {
@@ -538,6 +545,7 @@ fn write_streams(
                     base: *offset,
                     len: *len,
                     copy: None,
+                    from: None,
                 });
             }
             StreamPlan::Partition { copy, whole_source } => {
@@ -563,11 +571,13 @@ fn write_streams(
                         .notes
                         .push(format!("partition {}: {n}", copy.number));
                 }
+                let plain = plan.plaintext.iter().find(|p| p.number == copy.number);
                 work.push(Work {
                     id,
-                    base: copy.src_start,
+                    base: if plain.is_some() { 0 } else { copy.src_start },
                     len: copy.len,
                     copy: Some(copy),
+                    from: plain.map(|p| &p.disk as &dyn BlockIo),
                 });
             }
         }
@@ -641,13 +651,20 @@ fn write_streams(
                 Some(runs) => {
                     for (s, e) in runs {
                         let buf = &mut data[(s - at) as usize..(e - at) as usize];
-                        let lost = read_rescue(src, buf, w.base + s, opts.read, &bad)?;
+                        let lost =
+                            read_rescue(w.from.unwrap_or(src), buf, w.base + s, opts.read, &bad)?;
                         tracker.add_bad(lost);
                         tracker.add(e - s);
                     }
                 }
                 None => {
-                    let lost = read_rescue(src, &mut data, w.base + at, opts.read, &bad)?;
+                    let lost = read_rescue(
+                        w.from.unwrap_or(src),
+                        &mut data,
+                        w.base + at,
+                        opts.read,
+                        &bad,
+                    )?;
                     tracker.add_bad(lost);
                     tracker.add(n);
                 }

@@ -151,8 +151,9 @@ fn whole_copy_note(info: &FsInfo, e: &fs::MapError) -> String {
             }
         ),
         FsKind::LinuxRaidMember => format!(
-            "md RAID member{detail}: every byte is copied (the member's data and the array's \
-             superblock), so the copy is the same member of the same array"
+            "md RAID member{detail}: {}: every byte is copied (the member's data and the \
+             array's superblock), so the copy is the same member of the same array",
+            disk::text::printable(&e.to_string())
         ),
         _ => format!(
             "{} used-block map not available ({e}): every byte is copied",
@@ -167,6 +168,24 @@ fn used_map_and_note(
     part: &dyn BlockIo,
     info: &FsInfo,
 ) -> Result<(UsedMap, Option<String>), fs::MapError> {
+    if info.kind == FsKind::LinuxRaidMember {
+        // RAID1: the member's metadata areas and the used blocks of the array's file system.
+        let (map, inside) = fs::md::member_map(part)?;
+        let detail = info
+            .detail
+            .as_deref()
+            .map(|d| format!(" ({})", disk::text::printable(d)))
+            .unwrap_or_default();
+        return Ok((
+            map,
+            Some(format!(
+                "md RAID member{detail}: its superblock and metadata areas and the used blocks of \
+                 the {} in its data area are copied (a RAID1 member holds a plain copy of the \
+                 array's data): the copy is the same member of the same array",
+                disk::text::printable(&inside)
+            )),
+        ));
+    }
     if info.kind == FsKind::Lvm2Member {
         let report = fs::lvm::pv_report(part)?;
         let note = report.summary();

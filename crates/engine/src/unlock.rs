@@ -327,6 +327,89 @@ fn map_opened(name: &str, len: u64, metadata: &[(u64, u64)]) -> Result<Mapped, S
     })
 }
 
+/// An unlocked volume read as plaintext (`--decrypted`, issue 16): the device-mapper device
+/// stays open read-only until this is dropped, and a backup reads the file system inside from
+/// it instead of the ciphertext.
+pub struct Plaintext {
+    /// The partition (its number in the source) this is the plaintext of.
+    pub number: u32,
+    /// `/dev/mapper/<name>`, open for reading. Declared before `opened`: closed before the
+    /// mapping is removed.
+    pub disk: FileDisk,
+    /// What is inside: a file system or an LVM2 PV.
+    pub info: fs::FsInfo,
+    /// Its used blocks over the plaintext device; `None`: it cannot be mapped, every byte is
+    /// copied (`why` says why).
+    pub map: Option<UsedMap>,
+    pub why: Option<String>,
+    /// `ext4`, `LVM2 PV, VG vg0: lv root (ext4, ...)`.
+    pub inside: String,
+    opened: Opened,
+}
+
+impl std::fmt::Debug for Plaintext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plaintext")
+            .field("number", &self.number)
+            .field("mapper", &self.opened.name)
+            .field("inside", &self.inside)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Unlocks the encrypted partition `node` read-only with `key` and keeps it open, for a backup
+/// of the plaintext file system inside (`--decrypted`). The outer error: the volume could not be
+/// unlocked; the inner one: it was, but nothing known is inside (there is then nothing a
+/// technician could browse, and the plaintext is not worth storing).
+pub fn open_plaintext(
+    node: &Path,
+    part: &dyn BlockIo,
+    number: u32,
+    key: &Key,
+) -> Result<Result<Plaintext, String>, JobError> {
+    let header = fs::crypt::read(part)
+        .map_err(|e| JobError::Key {
+            problem: e.to_string(),
+        })?
+        .ok_or_else(|| JobError::Key {
+            problem: format!("{} holds no LUKS or BitLocker header", node.display()),
+        })?;
+    let name = format!("lifeboat-plain-{}-{number}", std::process::id());
+    let opened = open(node, &name, header.scheme, key)?;
+    let mapper = PathBuf::from("/dev/mapper").join(&name);
+    let disk = match FileDisk::open_read(&mapper) {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(format!("opening {}: {e}", mapper.display()))),
+    };
+    let info = match fs::probe(&disk) {
+        Ok(Some(info)) => info,
+        Ok(None) => return Ok(Err("no known file system inside".to_string())),
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let mapped = if info.kind == fs::FsKind::Lvm2Member {
+        fs::lvm::pv_report(&disk)
+            .map(|r| (r.summary(), r.map))
+            .map_err(|e| e.to_string())
+    } else {
+        fs::used_map(&disk, &info)
+            .map(|m| (info.kind.name().to_string(), m))
+            .map_err(|e| e.to_string())
+    };
+    let (inside, map, why) = match mapped {
+        Ok((inside, map)) => (inside, Some(map), None),
+        Err(why) => (info.kind.name().to_string(), None, Some(why)),
+    };
+    Ok(Ok(Plaintext {
+        number,
+        disk,
+        info,
+        map,
+        why,
+        inside,
+        opened,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,6 +473,52 @@ mod tests {
             map.ranges().collect::<Vec<_>>(),
             vec![16 * 512..64 * 512, 100 * 512..116 * 512]
         );
+    }
+
+    #[test]
+    fn the_table_cryptsetup_made_for_a_windows_bitlocker_volume_leaves_only_its_metadata_out() {
+        // `dmsetup table` of cryptsetup 2.x opening a 100 MiB BitLocker volume made by Windows 10
+        // (AES-XTS-128; `cryptsetup bitlkDump`: FVE metadata blocks of 64 KiB at bytes 35213312,
+        // 46256128 and 57909248, the encrypted volume header, 8 KiB, at 35278848), recorded in
+        // the booted image. The plaintext boot sector is the relocated header; the metadata blocks
+        // are zero segments.
+        let table = parse_dm_table(
+            "0 16 crypt aes-xts-plain64 :32:logon:k 68904 254:0 68904\n\
+             16 68760 crypt aes-xts-plain64 :32:logon:k 16 254:0 16\n\
+             68776 128 zero \n\
+             68904 16 zero \n\
+             68920 21424 crypt aes-xts-plain64 :32:logon:k 68920 254:0 68920\n\
+             90344 128 zero \n\
+             90472 22632 crypt aes-xts-plain64 :32:logon:k 90472 254:0 90472\n\
+             113104 128 zero \n\
+             113232 91568 crypt aes-xts-plain64 :32:logon:k 113232 254:0 113232\n",
+        )
+        .unwrap();
+        let len = 104_857_600;
+        let mut plain = UsedMap::new(512, len).unwrap();
+        plain.mark_all();
+        let map = ciphertext_map(&plain, &table, &[], len).unwrap();
+        let mut gaps = Vec::new();
+        let mut at = 0;
+        for r in map.ranges() {
+            if r.start > at {
+                gaps.push((at, r.start - at));
+            }
+            at = r.end;
+        }
+        // Every used plaintext byte has its ciphertext; what is left out is exactly the
+        // BitLocker boot sector area and the three FVE metadata blocks, which `fs::crypt` lists
+        // as metadata.
+        assert_eq!(
+            gaps,
+            vec![
+                (0, 8192),
+                (35_213_312, 65_536),
+                (46_256_128, 65_536),
+                (57_909_248, 65_536)
+            ]
+        );
+        assert_eq!(at, len);
     }
 
     #[test]

@@ -36,8 +36,24 @@ fn backup_spec(source: &Path, image: &Path) -> JobSpec {
         all_unpartitioned: false,
         identity: None,
         key: None,
+        decrypted: false,
         encryption: None,
     })
+}
+
+#[test]
+fn a_decrypted_backup_without_a_key_is_refused_before_anything_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = ext4(dir.path(), "fs.img");
+    let image = dir.path().join("d.lbi");
+    let JobSpec::Backup(mut spec) = backup_spec(&fs, &image) else {
+        unreachable!()
+    };
+    spec.decrypted = true;
+    let disks = Disks::discover(&SysRoot::default()).unwrap();
+    let e = job::plan(JobSpec::Backup(spec), &disks).unwrap_err();
+    assert!(e.to_string().contains("--decrypted needs the key"), "{e}");
+    assert!(!image.exists());
 }
 
 #[test]

@@ -7,8 +7,8 @@
 //! Nothing here decrypts. The facts come from the published on-disk descriptions (cryptsetup's
 //! LUKS1 and LUKS2 specifications, its `bitlk` reader, libyal's BitLocker notes). The LUKS2 JSON
 //! area is parsed with `serde_json` from a buffer bounded by the header size the binary header
-//! states (at most 4 MiB); its SHA-256 checksum is not verified here (`cryptsetup open` does),
-//! but a primary header whose JSON does not parse falls back to the secondary copy.
+//! states (at most 4 MiB) and its SHA-256 checksum is verified (as `cryptsetup` does): a primary
+//! header whose checksum fails or whose JSON does not parse falls back to the secondary copy.
 
 use crate::bytes::{be16, be32, be64, label_from_bytes, le16, le32, le64, slice, utf16le_units};
 use crate::probe::{read_opt, ProbeError};
@@ -243,37 +243,74 @@ fn luks1(h: &[u8], len: u64) -> Option<Encrypted> {
 }
 
 /// LUKS2: the 4 KiB binary header (big-endian) and the JSON area behind it, primary or secondary.
+/// A copy whose SHA-256 checksum does not match is passed over for the other one; when neither
+/// matches, the primary is read anyway and a warning says so (`cryptsetup open` will refuse it).
 fn luks2(io: &dyn BlockIo, primary: &[u8]) -> Result<Option<Encrypted>, ProbeError> {
     let hdr_size = be64(primary, 8);
-    if LUKS2_OFFSETS.contains(&hdr_size) && be64(primary, 256) == 0 {
-        if let Some(e) = luks2_from(io, primary, hdr_size)? {
-            return Ok(Some(e));
-        }
-    }
-    // The primary JSON is damaged or its size field is: look for the secondary copy, which
-    // starts right after the primary (its offset is the header size).
-    for off in LUKS2_OFFSETS {
-        let Some(h) = read_opt(io, off, 4096)? else {
-            break;
+    let primary_fits = LUKS2_OFFSETS.contains(&hdr_size) && be64(primary, 256) == 0;
+    for verify in [true, false] {
+        let unverified = |e: &mut Encrypted| {
+            if !verify {
+                e.warnings.push(
+                    "no LUKS2 header copy matches its SHA-256 checksum: cryptsetup will refuse \
+                     the volume"
+                        .into(),
+                );
+            }
         };
-        if slice(&h, 0, 6) == LUKS2_SECONDARY_MAGIC
-            && be16(&h, 6) == 2
-            && be64(&h, 8) == off
-            && be64(&h, 256) == off
-        {
-            if let Some(mut e) = luks2_from(io, &h, off)? {
-                e.warnings
-                    .push("the primary LUKS2 header is damaged: read the secondary copy".into());
+        if primary_fits {
+            if let Some(mut e) = luks2_from(io, primary, hdr_size, verify)? {
+                unverified(&mut e);
                 return Ok(Some(e));
+            }
+        }
+        // The primary is damaged (JSON, checksum or size field): look for the secondary copy,
+        // which starts right after the primary (its offset is the header size).
+        for off in LUKS2_OFFSETS {
+            let Some(h) = read_opt(io, off, 4096)? else {
+                break;
+            };
+            if slice(&h, 0, 6) == LUKS2_SECONDARY_MAGIC
+                && be16(&h, 6) == 2
+                && be64(&h, 8) == off
+                && be64(&h, 256) == off
+            {
+                if let Some(mut e) = luks2_from(io, &h, off, verify)? {
+                    e.warnings.push(
+                        "the primary LUKS2 header is damaged: read the secondary copy".into(),
+                    );
+                    unverified(&mut e);
+                    return Ok(Some(e));
+                }
             }
         }
     }
     Ok(None)
 }
 
+/// Whether the header copy `h` (its 4 KiB binary part) with its JSON area `json` matches the
+/// checksum it stores: SHA-256 over both, the checksum field (bytes 448..512) counted as zeros.
+/// Another checksum algorithm cannot be checked here and passes.
+fn luks2_checksum_matches(h: &[u8], json: &[u8]) -> bool {
+    if ascii_field(slice(h, 72, 32)).as_deref() != Some("sha256") {
+        return true;
+    }
+    let mut sha = crate::sha256::Sha256::new();
+    sha.update(slice(h, 0, 448));
+    sha.update(&[0u8; 64]);
+    sha.update(slice(h, 512, 4096 - 512));
+    sha.update(json);
+    sha.finish()[..] == *slice(h, 448, 32)
+}
+
 /// Parses the binary header `h` found at its own `hdr_offset` (stored at byte 256) with the
 /// JSON area behind it; `hdr_size` is one header copy's size (binary + JSON).
-fn luks2_from(io: &dyn BlockIo, h: &[u8], hdr_size: u64) -> Result<Option<Encrypted>, ProbeError> {
+fn luks2_from(
+    io: &dyn BlockIo,
+    h: &[u8],
+    hdr_size: u64,
+    verify: bool,
+) -> Result<Option<Encrypted>, ProbeError> {
     let hdr_offset = be64(h, 256);
     let json_len = usize::try_from(hdr_size - 4096).unwrap_or(0);
     let Some(json_at) = hdr_offset.checked_add(4096) else {
@@ -282,6 +319,9 @@ fn luks2_from(io: &dyn BlockIo, h: &[u8], hdr_size: u64) -> Result<Option<Encryp
     let Some(raw) = read_opt(io, json_at, json_len)? else {
         return Ok(None);
     };
+    if verify && !luks2_checksum_matches(h, &raw) {
+        return Ok(None);
+    }
     let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(slice(&raw, 0, end)) else {
         return Ok(None);

@@ -12,8 +12,9 @@
 //! recognisable member must still be protected).
 
 use crate::bytes::{be32, le16, le32, le64, slice, uuid_string};
-use crate::probe::{read_opt, ProbeError};
-use disk::BlockIo;
+use crate::map::{MapError, UsedMap};
+use crate::probe::{read_opt, FsKind, ProbeError};
+use disk::{BlockIo, Window};
 use serde::Serialize;
 
 const MD_MAGIC: u32 = 0xa92b_4efc;
@@ -279,6 +280,86 @@ fn read_090(io: &dyn BlockIo) -> Result<Option<MdMember>, ProbeError> {
         ));
     }
     Ok(Some(m))
+}
+
+/// What a backup keeps of an md RAID1 member: every byte outside the member's data area (the
+/// superblock, the write-intent bitmap and the bad-block log sit before it for 1.1/1.2 and after
+/// it for 1.0/0.90) plus the used blocks of the file system (or LVM2 PV) at the data offset — a
+/// RAID1 member holds a plain copy of the array's data. Returns the map over the member and what
+/// is inside (`ext4`, `LVM2 PV, VG vg0: ...`).
+///
+/// Other levels (a member holds only a share of the data), spares, faulty or journal devices, a
+/// superblock with warnings and an unknown inside: [`MapError::ImagedWhole`] with the reason.
+pub fn member_map(io: &dyn BlockIo) -> Result<(UsedMap, String), MapError> {
+    let kind = FsKind::LinuxRaidMember;
+    let whole = |reason: String| MapError::ImagedWhole {
+        device: io.describe(),
+        kind,
+        reason,
+    };
+    let m = read(io)?.ok_or_else(|| MapError::NotRecognised {
+        device: io.describe(),
+        kind,
+    })?;
+    if m.level != "raid1" {
+        return Err(whole(format!(
+            "md {} member: it holds only a share of the array's data",
+            m.level
+        )));
+    }
+    if !matches!(m.role, MdRole::Active(_)) {
+        return Err(whole(format!(
+            "md RAID1 member that is not an active device ({:?})",
+            m.role
+        )));
+    }
+    if let Some(w) = m.warnings.first() {
+        return Err(whole(format!("md superblock: {w}")));
+    }
+    let len = io.len();
+    let end = m
+        .data_offset
+        .checked_add(m.data_size)
+        .filter(|&e| e <= len && m.data_size > 0)
+        .ok_or_else(|| MapError::Corrupt {
+            device: io.describe(),
+            what: format!(
+                "md data area ({} bytes at {}) is empty or outside the member",
+                m.data_size, m.data_offset
+            ),
+        })?;
+    let data = Window::new(io, m.data_offset, m.data_size).map_err(|source| MapError::Read {
+        device: io.describe(),
+        offset: m.data_offset,
+        len: 0,
+        source,
+    })?;
+    let info = crate::probe(&data)?
+        .ok_or_else(|| whole("no known file system in the md member's data area".to_string()))?;
+    let (inner, inside) = if info.kind == FsKind::Lvm2Member {
+        let r = crate::lvm::pv_report(&data)?;
+        let inside = r.summary();
+        (r.map, inside)
+    } else {
+        let map = crate::used_map(&data, &info).map_err(|e| {
+            whole(format!(
+                "the {} in the md member's data area cannot be mapped ({e})",
+                info.kind
+            ))
+        })?;
+        (map, info.kind.name().to_string())
+    };
+    // The unit: the inner map's, down to what the data offset is aligned on (both are powers of
+    // two, and the offset is a whole number of sectors).
+    let align = 1u64 << m.data_offset.trailing_zeros().min(31);
+    let unit = u64::from(inner.unit()).min(align).max(512);
+    let mut map = UsedMap::new(unit as u32, len)?;
+    map.mark(0, m.data_offset);
+    map.mark(end, len - end);
+    for r in inner.ranges() {
+        map.mark(m.data_offset + r.start, r.end - r.start);
+    }
+    Ok((map, inside))
 }
 
 #[cfg(test)]

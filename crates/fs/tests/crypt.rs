@@ -166,6 +166,44 @@ fn luks2_with_a_damaged_primary_json_area_is_read_from_the_secondary_header() ->
 }
 
 #[test]
+fn luks2_whose_primary_fails_its_sha256_checksum_is_read_from_the_secondary_header() -> Result<()> {
+    let dir = tempdir()?;
+    let img = luks_format(dir.path(), "luks2", &["--label", "summed"])?;
+    let before = read(&img)?;
+    assert!(before.warnings.is_empty(), "{:?}", before.warnings);
+    // One byte of the zero padding behind the primary JSON text: the JSON still parses, only
+    // the checksum tells the copy was changed.
+    let mut bytes = std::fs::read(&img)?;
+    let hdr_size = u64::from_be_bytes(bytes[8..16].try_into()?) as usize;
+    let pad = hdr_size - 1;
+    assert_eq!(
+        bytes[pad], 0,
+        "the primary JSON area does not end in padding"
+    );
+    bytes[pad] = b' ';
+    std::fs::write(&img, &bytes)?;
+    let after = read(&img)?;
+    assert_eq!(after.uuid, before.uuid);
+    assert_eq!(after.label.as_deref(), Some("summed"));
+    assert_eq!(
+        after.warnings,
+        vec!["the primary LUKS2 header is damaged: read the secondary copy"]
+    );
+    // The secondary copy changed the same way: neither matches, the primary is read, said so.
+    bytes[hdr_size + hdr_size - 1] = b' ';
+    std::fs::write(&img, &bytes)?;
+    let both = read(&img)?;
+    assert_eq!(both.uuid, before.uuid);
+    assert_eq!(
+        both.warnings,
+        vec![
+            "no LUKS2 header copy matches its SHA-256 checksum: cryptsetup will refuse the volume"
+        ]
+    );
+    Ok(())
+}
+
+#[test]
 fn a_luks_magic_on_random_bytes_is_not_a_luks_volume() -> Result<()> {
     let dir = tempdir()?;
     let img = join(&dir, "noise.img");

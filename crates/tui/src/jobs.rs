@@ -266,6 +266,7 @@ fn backup_spec(req: &BackupRequest, settings: &BackupSettings) -> JobSpec {
             serial: req.source.serial.clone(),
         }),
         key: req.key.clone(),
+        decrypted: req.decrypted,
         encryption: settings
             .password
             .as_ref()

@@ -441,6 +441,7 @@ fn a_real_backup_through_the_jobs_restores_to_a_valid_disk() {
         source,
         dir: out.clone(),
         key: None,
+        decrypted: false,
     };
     let job = tui::jobs::plan_backup(&disk::SysRoot::default(), &request).unwrap();
     assert!(!job.fat());
@@ -517,6 +518,7 @@ fn a_cancelled_backup_leaves_no_image() {
         source,
         dir: dir.path().to_path_buf(),
         key: None,
+        decrypted: false,
     };
     let job = tui::jobs::plan_backup(&disk::SysRoot::default(), &request).unwrap();
     let cancel = Cancel::new();
@@ -713,6 +715,7 @@ fn encrypt_image_asks_for_the_password_twice_masked_and_the_backup_is_encrypted_
         source,
         dir: dir.path().to_path_buf(),
         key: None,
+        decrypted: false,
     };
     let job = tui::jobs::plan_backup(&disk::SysRoot::default(), &request).unwrap();
     let outcome = tui::jobs::execute_backup(
@@ -774,6 +777,7 @@ fn locked_job(request: BackupRequest) -> Arc<BackupJob> {
         all_unpartitioned: false,
         identity: None,
         key: None,
+        decrypted: false,
         encryption: None,
     });
     let plan = engine::job::plan(spec, &this_machine()).unwrap();
@@ -824,6 +828,37 @@ fn an_encrypted_source_offers_a_masked_key_prompt_and_plans_again_with_the_key()
         other => panic!("{other:?}"),
     }
     assert!(matches!(screen(&m), BackupScreen::Planning { .. }));
+}
+
+#[test]
+fn tab_at_the_key_prompt_asks_for_the_decrypted_file_system_and_says_what_that_means() {
+    let mut m = at_drive_folder();
+    let req = request_from_s(&mut m);
+    let job = locked_job(req);
+    answer(&mut m, plan_id, |id| Msg::BackupPlanned {
+        id,
+        result: Ok(Arc::clone(&job)),
+    });
+    keys(&mut m, &[Key::Char('p'), Key::Char('p'), Key::Char('w')]);
+    let shown = render(&m).join("\n");
+    assert!(shown.contains("[ ] Store the DECRYPTED"), "{shown}");
+    assert!(!shown.contains("UNENCRYPTED"), "{shown}");
+    keys(&mut m, &[Key::Tab]);
+    let shown = render(&m).join("\n");
+    assert!(shown.contains("[x] Store the DECRYPTED"), "{shown}");
+    assert!(
+        shown.contains("UNENCRYPTED") && shown.contains("without the key"),
+        "{shown}"
+    );
+    // Tab twice is back to the encrypted copy; once more, and Enter plans it decrypted.
+    keys(&mut m, &[Key::Tab, Key::Tab]);
+    match keys(&mut m, &[Key::Enter]).as_slice() {
+        [Effect::PlanBackup { request, .. }] => {
+            assert!(request.decrypted);
+            assert_eq!(request.key, Some(engine::unlock::Key::new(b"pw".to_vec())));
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

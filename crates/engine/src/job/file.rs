@@ -69,6 +69,9 @@ pub enum Step {
         /// The encrypted volumes' passphrase in a file beneath the job file's folder (issue 16).
         #[serde(default)]
         key_file: Option<String>,
+        /// With `key_file`: store the plaintext file system of each unlocked volume (issue 16).
+        #[serde(default)]
+        decrypted: bool,
         /// Encrypt the image; the password is the first line of `password_file`.
         #[serde(default)]
         encrypt: bool,
@@ -292,6 +295,34 @@ impl Step {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backup_step_can_ask_for_the_decrypted_file_system() {
+        let f = JobFile::parse(
+            "[[step]]\naction = \"backup\"\nsource = \"a\"\nimage = \"b.lbi\"\nkey_file = \"k\"\ndecrypted = true\n",
+            "job.toml",
+        )
+        .unwrap();
+        assert!(matches!(
+            &f.steps[0],
+            Step::Backup {
+                decrypted: true,
+                ..
+            }
+        ));
+        let f = JobFile::parse(
+            "[[step]]\naction = \"backup\"\nsource = \"a\"\nimage = \"b.lbi\"\n",
+            "job.toml",
+        )
+        .unwrap();
+        assert!(matches!(
+            &f.steps[0],
+            Step::Backup {
+                decrypted: false,
+                ..
+            }
+        ));
+    }
 
     #[test]
     fn a_backup_step_names_its_key_file_and_never_holds_a_passphrase() {

@@ -126,6 +126,10 @@ pub struct BackupSpec {
     /// one it unlocks is stored as the ciphertext of its file system's used blocks plus its
     /// headers ([`crate::unlock`]); `None`: encrypted volumes are stored whole.
     pub key: Option<crate::unlock::Key>,
+    /// With `key`: store the plaintext file system of each unlocked volume instead of its
+    /// ciphertext (`--decrypted`): browsable without the key, and a restore writes it back
+    /// unencrypted ([`crate::unlock::open_plaintext`]).
+    pub decrypted: bool,
     /// Encrypt the image with this password (see [`crate::backup::Encryption`]).
     pub encryption: Option<crate::backup::Encryption>,
 }

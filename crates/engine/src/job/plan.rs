@@ -137,8 +137,15 @@ fn plan_backup(mut s: BackupSpec, disks: &Disks) -> Result<Plan, JobError> {
         .or_else(|| s.identity.clone())
         .unwrap_or_default();
     let mut plan = crate::backup::plan_backup(&src, identity, &s.image, s.part)?;
-    if let Some(key) = &s.key {
-        unlock_encrypted(&mut plan, &src, &s.source, key, disks)?;
+    match &s.key {
+        Some(key) => unlock_encrypted(&mut plan, &src, &s.source, key, s.decrypted, disks)?,
+        None if s.decrypted => {
+            return Err(JobError::Key {
+                problem: "--decrypted needs the key of the encrypted volumes (--key-file)"
+                    .to_string(),
+            })
+        }
+        None => {}
     }
     if s.all_unpartitioned {
         plan = plan.with_all_unpartitioned();
@@ -174,6 +181,7 @@ fn unlock_encrypted(
     src: &FileDisk,
     source: &Path,
     key: &crate::unlock::Key,
+    decrypted: bool,
     disks: &Disks,
 ) -> Result<(), JobError> {
     let mut found = 0;
@@ -204,6 +212,23 @@ fn unlock_encrypted(
             Some(f) => f.version.clone().unwrap_or_default(),
             None => String::new(),
         };
+        if decrypted {
+            let plain =
+                crate::unlock::open_plaintext(&node, &part, copy.number, key)?.map_err(|why| {
+                    JobError::Key {
+                        problem: format!(
+                        "partition {} of {}: {what} encrypted volume unlocked, but {}: there is \
+                         nothing to store decrypted (back up without --decrypted to keep it \
+                         whole)",
+                        copy.number,
+                        source.display(),
+                        disk::text::printable(&why)
+                    ),
+                    }
+                })?;
+            store_plaintext(copy, &what, plain, &mut plan.plaintext);
+            continue;
+        }
         let mapped = match crate::unlock::map_encrypted(&node, &part, copy.number, key)? {
             Ok(m) => m,
             Err(why) => {
@@ -226,6 +251,15 @@ fn unlock_encrypted(
         copy.map = Some(mapped.map);
         copy.mode = crate::pipeline::CopyMode::UsedBlocks;
     }
+    if !plan.plaintext.is_empty() {
+        plan.notes.push(
+            "DECRYPTED: the encrypted volumes above are stored as plain, readable data. Anyone \
+             who has the image can read their files without the key, and a restore writes them \
+             back UNENCRYPTED (no LUKS or BitLocker any more; encrypt the disk again afterwards \
+             if it must be). To keep them encrypted, back up without --decrypted."
+                .to_string(),
+        );
+    }
     if found == 0 {
         return Err(JobError::Key {
             problem: format!(
@@ -235,6 +269,45 @@ fn unlock_encrypted(
         });
     }
     Ok(())
+}
+
+/// Makes `copy` the plaintext of its unlocked volume: the file system (or LVM2 PV) inside, its
+/// used blocks read from the open device-mapper device, said plainly in the copy's note.
+fn store_plaintext(
+    copy: &mut crate::pipeline::PartitionCopy,
+    what: &str,
+    mut plain: crate::unlock::Plaintext,
+    out: &mut Vec<crate::unlock::Plaintext>,
+) {
+    let len = plain.disk.len();
+    let (mode, bytes, how) = match &plain.map {
+        Some(m) => (
+            crate::pipeline::CopyMode::UsedBlocks,
+            m.used_bytes(),
+            format!("{} in use", human(m.used_bytes())),
+        ),
+        None => (
+            crate::pipeline::CopyMode::Whole,
+            len,
+            format!(
+                "its used blocks cannot be told ({}): every byte of it is copied",
+                disk::text::printable(plain.why.as_deref().unwrap_or("no map"))
+            ),
+        ),
+    };
+    copy.note = Some(format!(
+        "{what} encrypted volume unlocked read-only and stored DECRYPTED: the plaintext {} \
+         inside ({}, {how}), without the encryption header; a restore writes it back \
+         unencrypted",
+        disk::text::printable(&plain.inside),
+        human(len)
+    ));
+    copy.len = len;
+    copy.fs = Some(plain.info.clone());
+    copy.map = plain.map.take();
+    copy.bytes = bytes;
+    copy.mode = mode;
+    out.push(plain);
 }
 
 /// The device node of partition `number` of the disk device `src`, from discovery.

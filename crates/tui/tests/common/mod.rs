@@ -313,6 +313,7 @@ pub fn planned_backup_on(
             serial: req.source.serial.clone(),
         }),
         key: None,
+        decrypted: false,
         encryption: None,
     });
     let mut plan = engine::job::plan(spec, &this_machine()).unwrap();

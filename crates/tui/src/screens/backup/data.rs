@@ -34,6 +34,8 @@ pub struct BackupRequest {
     /// The passphrase of the source's encrypted volumes, typed at the key prompt (issue 16):
     /// the engine unlocks them read-only and stores only their used blocks' ciphertext.
     pub key: Option<engine::unlock::Key>,
+    /// With `key`: store the plaintext file system instead (browsable, restores unencrypted).
+    pub decrypted: bool,
 }
 
 /// A backup the engine planned (with the default settings), with the request it answers.

@@ -69,8 +69,10 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
                 area,
             );
         }
-        BackupScreen::Key { typed, .. } => {
-            let lines = vec![
+        BackupScreen::Key {
+            typed, decrypted, ..
+        } => {
+            let mut lines = vec![
                 Line::raw("The source holds an encrypted volume (LUKS or BitLocker)."),
                 Line::raw(""),
                 Line::raw(format!(
@@ -78,12 +80,28 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
                     "*".repeat(typed.chars())
                 )),
                 Line::raw(""),
-                Line::raw(
+                Line::raw(if *decrypted {
+                    "It is unlocked read-only; the used blocks of the file system inside are \
+                     stored decrypted, without the encryption header. The key itself is never \
+                     stored and stays in memory for this backup only."
+                } else {
                     "It is unlocked read-only; only the encrypted blocks its file system uses and \
                      its headers are stored, never the key or any decrypted data. The key stays \
-                     in memory for this backup only.",
-                ),
+                     in memory for this backup only."
+                }),
+                Line::raw(""),
+                Line::raw(format!(
+                    "[{}] Store the DECRYPTED file system instead (Tab)",
+                    if *decrypted { "x" } else { " " }
+                )),
             ];
+            if *decrypted {
+                lines.push(Line::styled(
+                    "The image will hold the files readable by anyone, without the key, and a \
+                     restore writes the volume back UNENCRYPTED.",
+                    bad_style(),
+                ));
+            }
             frame.render_widget(
                 Paragraph::new(lines)
                     .wrap(Wrap { trim: false })

@@ -71,6 +71,8 @@ pub enum BackupScreen {
         job: Arc<BackupJob>,
         settings: BackupSettings,
         typed: engine::unlock::Key,
+        /// Tab: store the decrypted file system instead of the ciphertext (`--decrypted`).
+        decrypted: bool,
     },
     Plan {
         job: Arc<BackupJob>,
@@ -160,7 +162,9 @@ impl BackupScreen {
             BackupScreen::Options { .. } => {
                 " ↑↓ move  Space change  n rename  Enter show the plan  Esc back"
             }
-            BackupScreen::Key { .. } => " type the passphrase  Enter unlock and plan  Esc back",
+            BackupScreen::Key { .. } => {
+                " type the passphrase  Tab encrypted/decrypted copy  Enter unlock and plan  Esc back"
+            }
             BackupScreen::Name { .. } => " type the file name  Enter use it  Esc back",
             BackupScreen::Password { .. } => " type the password  Enter next  Esc no encryption",
             BackupScreen::Plan { .. } => " ↑↓ PgUp PgDn scroll  Enter start the backup  Esc back",
@@ -336,6 +340,7 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
                         dir,
                         name,
                         key: None,
+                        decrypted: false,
                     };
                     planning(model, request, None)
                 }
@@ -448,6 +453,7 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
                     model.status = None;
                     (
                         wrap(BackupScreen::Key {
+                            decrypted: job.request.decrypted,
                             job,
                             settings,
                             typed: engine::unlock::Key::default(),
@@ -529,6 +535,7 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
             job,
             settings,
             mut typed,
+            mut decrypted,
         } => match key {
             Key::Esc => (
                 wrap(BackupScreen::Options {
@@ -542,40 +549,28 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
             Key::Enter if !typed.is_empty() => {
                 let request = BackupRequest {
                     key: Some(typed),
+                    decrypted,
                     ..job.request.clone()
                 };
                 planning(model, request, Some(settings))
             }
-            Key::Backspace => {
-                typed.pop();
+            k => {
+                match k {
+                    Key::Tab => decrypted = !decrypted,
+                    Key::Backspace => typed.pop(),
+                    Key::Char(c) if !c.is_control() && typed.chars() < 256 => typed.push(c),
+                    _ => {}
+                }
                 (
                     wrap(BackupScreen::Key {
                         job,
                         settings,
                         typed,
+                        decrypted,
                     }),
                     Vec::new(),
                 )
             }
-            Key::Char(c) if !c.is_control() && typed.chars() < 256 => {
-                typed.push(c);
-                (
-                    wrap(BackupScreen::Key {
-                        job,
-                        settings,
-                        typed,
-                    }),
-                    Vec::new(),
-                )
-            }
-            _ => (
-                wrap(BackupScreen::Key {
-                    job,
-                    settings,
-                    typed,
-                }),
-                Vec::new(),
-            ),
         },
         BackupScreen::Plan {
             job,
