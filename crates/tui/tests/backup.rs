@@ -39,6 +39,14 @@ fn listed(m: &mut Model, dir: PathBuf, entries: Vec<BrowseEntry>) {
 /// From the main screen with sda selected to the drive folder `/run/lifeboat/mnt/sdb1`, which
 /// holds one image.
 fn at_drive_folder() -> Model {
+    at_drive_folder_holding(vec![BrowseEntry::Image {
+        path: root().join("sdb1/old.lbi"),
+        summary: Err("old.lbi is incomplete".into()),
+    }])
+}
+
+/// The same, with `images` listed in the drive folder.
+fn at_drive_folder_holding(images: Vec<BrowseEntry>) -> Model {
     let mut m = model();
     let e = keys(&mut m, &[Key::Char('a')]);
     assert!(e.is_empty());
@@ -50,17 +58,9 @@ fn at_drive_folder() -> Model {
     assert!(
         matches!(e.as_slice(), [Effect::ListImages { dir: d, .. }] if *d == root().join("sdb1"))
     );
-    listed(
-        &mut m,
-        root().join("sdb1"),
-        vec![
-            BrowseEntry::Up,
-            BrowseEntry::Image {
-                path: root().join("sdb1/old.lbi"),
-                summary: Err("old.lbi is incomplete".into()),
-            },
-        ],
-    );
+    let mut entries = vec![BrowseEntry::Up];
+    entries.extend(images);
+    listed(&mut m, root().join("sdb1"), entries);
     m
 }
 
@@ -234,6 +234,36 @@ fn saving_in_a_folder_plans_with_the_default_name_and_esc_or_a_refusal_go_back_t
     let e = keys(&mut m, &[Key::Enter]);
     assert!(matches!(e.as_slice(), [Effect::ListImages { dir: _, .. }]));
     assert!(matches!(screen(&m), BackupScreen::PickFolder { .. }));
+}
+
+#[test]
+fn a_taken_default_name_gets_the_next_free_number_ignoring_case() {
+    use tui::screens::backup::free_image_name;
+    let taken = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        free_image_name("pc-2026.lbi", &taken(&["old.lbi"])),
+        "pc-2026.lbi"
+    );
+    assert_eq!(
+        free_image_name("pc-2026.lbi", &taken(&["PC-2026.LBI", "pc-2026-2.lbi"])),
+        "pc-2026-3.lbi"
+    );
+}
+
+#[test]
+fn s_in_a_folder_already_holding_todays_image_of_the_disk_names_the_new_one_dash_2() {
+    let mut m = at_drive_folder();
+    let first = request_from_s(&mut m);
+    // The same folder listed again with the first backup's image in it (a second backup of the
+    // same disk on the same day).
+    let stem = first.name.strip_suffix(".lbi").unwrap().to_string();
+    let mut m = at_drive_folder_holding(vec![BrowseEntry::Image {
+        path: root().join("sdb1").join(&first.name),
+        summary: Err("incomplete".into()),
+    }]);
+    let second = request_from_s(&mut m);
+    assert_eq!(second.name, format!("{stem}-2.lbi"));
+    assert_eq!(second.dir, first.dir);
 }
 
 #[test]

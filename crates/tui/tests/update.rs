@@ -625,6 +625,12 @@ fn random_key_storms_never_panic_and_only_confirmation_starts_jobs() {
             if queue.is_empty() && in_confirm && rng.next() % 4 == 1 {
                 queue = vec![Key::Enter, Key::Char('s'), Key::Char('e'), Key::Char('y')];
             }
+            // The picker's network-location form takes every printable key as text and only
+            // Esc leaves it: a person typing at random there would give up now and then.
+            let in_network_form = m.screen.browser().is_some_and(|b| b.network.is_some());
+            if queue.is_empty() && in_network_form && rng.next() % 8 == 1 {
+                queue = vec![Key::Esc];
+            }
             let key = queue
                 .pop()
                 .unwrap_or_else(|| pool[(rng.next() % pool.len() as u64) as usize]);

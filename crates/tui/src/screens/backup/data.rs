@@ -300,6 +300,21 @@ pub fn default_image_name(source: &BackupSource, date: &str) -> String {
     name
 }
 
+/// `name` when no entry of `taken` has it (compared without case: FAT and exFAT drives fold it),
+/// else the first free `<stem>-2.lbi`, `<stem>-3.lbi`, … (`name` itself after 99 tries: the plan
+/// then refuses it and says why).
+pub fn free_image_name(name: &str, taken: &[String]) -> String {
+    let is_taken = |n: &str| taken.iter().any(|t| t.eq_ignore_ascii_case(n));
+    if !is_taken(name) {
+        return name.to_string();
+    }
+    let stem = name.strip_suffix(".lbi").unwrap_or(name);
+    (2..=99)
+        .map(|i| format!("{stem}-{i}.lbi"))
+        .find(|n| !is_taken(n))
+        .unwrap_or_else(|| name.to_string())
+}
+
 /// The image file name the user typed, checked: a plain name (no folder), not hidden, ending in
 /// `.lbi` (added when missing).
 pub fn checked_image_name(typed: &str) -> Result<String, String> {

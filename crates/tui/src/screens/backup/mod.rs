@@ -8,14 +8,14 @@ pub mod data;
 mod draw;
 
 pub use data::{
-    backup_sources, checked_image_name, default_image_name, BackupJob, BackupOutcome,
-    BackupRequest, BackupSettings, BackupSource, BACKUP_LEVELS, SPLIT_4G,
+    backup_sources, checked_image_name, default_image_name, free_image_name, BackupJob,
+    BackupOutcome, BackupRequest, BackupSettings, BackupSource, BACKUP_LEVELS, SPLIT_4G,
 };
 pub use draw::draw;
 
 use crate::model::{Effect, Key, Model, RequestId, Screen};
 use crate::screens::verify::VerifyScreen;
-use crate::widgets::image_picker::{self, Browser, Folder};
+use crate::widgets::image_picker::{self, BrowseEntry, Browser, Folder};
 use crate::widgets::password::PasswordField;
 use crate::widgets::running::Run;
 use crate::widgets::{nav, plan};
@@ -322,6 +322,21 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
         BackupScreen::PickFolder { source, browser } => {
             const ON_IMAGE: &str =
                 "images are never overwritten: s saves a new image in this folder";
+            // The names the listed folder already holds: a second backup of the same disk on
+            // the same day gets the next free default name instead of a refusal.
+            let listed = browser.dir.clone();
+            let taken: Vec<String> = match &browser.entries {
+                Some(Ok(entries)) => entries
+                    .iter()
+                    .filter_map(|e| match e {
+                        BrowseEntry::Image { path, .. } | BrowseEntry::Dir(path) => {
+                            path.file_name().map(|n| n.to_string_lossy().into_owned())
+                        }
+                        BrowseEntry::Up => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
             match image_picker::pick_folder(model, browser, key, ON_IMAGE) {
                 Folder::Stay(browser, effects) => {
                     (wrap(BackupScreen::PickFolder { source, browser }), effects)
@@ -335,6 +350,11 @@ pub fn key(model: &mut Model, s: BackupScreen, key: Key) -> (Screen, Vec<Effect>
                 }
                 Folder::Chosen(dir) => {
                     let name = default_image_name(&source, &crate::jobs::today());
+                    let name = if dir == listed {
+                        free_image_name(&name, &taken)
+                    } else {
+                        name
+                    };
                     let request = BackupRequest {
                         source,
                         dir,
