@@ -178,25 +178,12 @@ pub fn plan_clone(
     }
     let facts: Vec<PartFacts> = partitions
         .iter()
-        .map(|p| PartFacts {
-            number: p.number,
-            fs: p
-                .fs
-                .as_ref()
-                .map(|f| f.kind.name().to_string())
-                .unwrap_or_default(),
-            used: p.map.as_ref().map(|m| m.used_bytes()),
-            label: p
-                .fs
-                .as_ref()
-                .and_then(|f| f.label.clone())
-                .unwrap_or_default(),
-            uuid: p
-                .fs
-                .as_ref()
-                .and_then(|f| f.uuid.clone())
-                .unwrap_or_default(),
-            tool_min: None,
+        .map(|p| {
+            PartFacts::probed(
+                p.number,
+                p.fs.as_ref(),
+                p.map.as_ref().map(|m| m.used_bytes()),
+            )
         })
         .collect();
     let measure = |number: u32, method| {

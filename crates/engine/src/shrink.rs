@@ -93,6 +93,20 @@ pub struct PartFacts {
     pub tool_min: Option<u64>,
 }
 
+impl PartFacts {
+    /// Partition `number` holding `fs` (as probed), with `used` bytes when known.
+    pub fn probed(number: u32, fs: Option<&fs::FsInfo>, used: Option<u64>) -> PartFacts {
+        PartFacts {
+            number,
+            fs: fs.map(|f| f.kind.name().to_string()).unwrap_or_default(),
+            used,
+            label: fs.and_then(|f| f.label.clone()).unwrap_or_default(),
+            uuid: fs.and_then(|f| f.uuid.clone()).unwrap_or_default(),
+            tool_min: None,
+        }
+    }
+}
+
 /// One partition that shrinks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ShrinkStep {
@@ -214,26 +228,7 @@ pub fn facts_from_manifest(m: &image::Manifest) -> Vec<PartFacts> {
 pub fn facts_from_report(parts: &[crate::inspect::PartitionReport]) -> Vec<PartFacts> {
     parts
         .iter()
-        .map(|p| PartFacts {
-            number: p.number,
-            fs: p
-                .fs
-                .as_ref()
-                .map(|f| f.kind.name().to_string())
-                .unwrap_or_default(),
-            used: p.used,
-            label: p
-                .fs
-                .as_ref()
-                .and_then(|f| f.label.clone())
-                .unwrap_or_default(),
-            uuid: p
-                .fs
-                .as_ref()
-                .and_then(|f| f.uuid.clone())
-                .unwrap_or_default(),
-            tool_min: None,
-        })
+        .map(|p| PartFacts::probed(p.number, p.fs.as_ref(), p.used))
         .collect()
 }
 

@@ -5,9 +5,8 @@
 
 use crate::model::{Effect, Key, Model, Screen};
 use crate::widgets::image_picker::{self, Browser, ChosenImage};
-use crate::widgets::{file_name, nav, picker, refused_item};
+use crate::widgets::{file_name, nav};
 use ratatui::layout::Rect;
-use ratatui::widgets::ListItem;
 use ratatui::Frame;
 use std::path::{Path, PathBuf};
 
@@ -112,13 +111,7 @@ pub fn key(model: &mut Model, s: MountImageScreen, key: Key) -> (Screen, Vec<Eff
             key,
             |b| wrap(MountImageScreen::Pick(b)),
             |model, image| {
-                let parts: Vec<u32> = image
-                    .summary
-                    .parts
-                    .iter()
-                    .filter(|p| p.restorable)
-                    .map(|p| p.number)
-                    .collect();
+                let parts = image.summary.restorable_parts();
                 match (image.summary.whole_disk, parts.as_slice()) {
                     (false, _) => {
                         let part = parts.first().copied().unwrap_or(0);
@@ -187,26 +180,7 @@ pub fn draw(model: &Model, s: &MountImageScreen, frame: &mut Frame, area: Rect) 
     match s {
         MountImageScreen::Pick(b) => image_picker::draw(model, b, None, frame, area),
         MountImageScreen::PickPart { image, cursor } => {
-            let items = image
-                .summary
-                .parts
-                .iter()
-                .map(|p| {
-                    if p.restorable {
-                        ListItem::new(format!("  {}", p.line()))
-                    } else {
-                        refused_item(format!("{} (not imaged)", p.line()))
-                    }
-                })
-                .collect();
-            picker(
-                frame,
-                area,
-                &format!(" Mount which partition of {}? ", file_name(&image.path)),
-                items,
-                *cursor,
-                "This image holds no partitions.",
-            );
+            image_picker::draw_part_picker(frame, area, "Mount", image, *cursor);
         }
     }
 }

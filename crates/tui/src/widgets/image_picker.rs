@@ -49,6 +49,15 @@ pub struct ImageSummary {
 }
 
 impl ImageSummary {
+    /// The numbers of the partitions stored so they can be read back (browsed, mounted).
+    pub fn restorable_parts(&self) -> Vec<u32> {
+        self.parts
+            .iter()
+            .filter(|p| p.restorable)
+            .map(|p| p.number)
+            .collect()
+    }
+
     /// The source disk as `disk::text::identity` names it (a model or serial the disk did not
     /// report is left out, not written `unknown`), its size in binary units first.
     pub fn source_identity(&self) -> String {
@@ -92,6 +101,37 @@ pub enum BrowseEntry {
         path: PathBuf,
         summary: Result<ImageSummary, String>,
     },
+}
+
+/// The partition step after an image was chosen ("Browse which partition of x.lbi?"): every
+/// partition, those not stored readable shown refused.
+pub fn draw_part_picker(
+    frame: &mut Frame,
+    area: Rect,
+    verb: &str,
+    image: &ChosenImage,
+    cursor: usize,
+) {
+    let items = image
+        .summary
+        .parts
+        .iter()
+        .map(|p| {
+            if p.restorable {
+                ListItem::new(format!("  {}", p.line()))
+            } else {
+                super::refused_item(format!("{} (not imaged)", p.line()))
+            }
+        })
+        .collect();
+    super::picker(
+        frame,
+        area,
+        &format!(" {verb} which partition of {}? ", file_name(&image.path)),
+        items,
+        cursor,
+        "This image holds no partitions.",
+    );
 }
 
 /// An image chosen in the image browser, with what its manifest says.

@@ -5,7 +5,7 @@ use crate::model::Model;
 use crate::screens::extract;
 use crate::widgets::image_picker;
 use crate::widgets::warn_style;
-use crate::widgets::{boxed, error_lines, file_name, good_style, picker, refused_item, spinner};
+use crate::widgets::{boxed, error_lines, good_style, picker, refused_item, spinner};
 use disk::text::printable;
 use engine::units::human;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -18,26 +18,7 @@ pub fn draw(model: &Model, f: &FilesScreen, frame: &mut Frame, area: Rect) {
     match f {
         FilesScreen::PickImage(b) => image_picker::draw(model, b, None, frame, area),
         FilesScreen::PickPart { image, cursor } => {
-            let items = image
-                .summary
-                .parts
-                .iter()
-                .map(|p| {
-                    if p.restorable {
-                        ListItem::new(format!("  {}", p.line()))
-                    } else {
-                        refused_item(format!("{} (not imaged)", p.line()))
-                    }
-                })
-                .collect();
-            picker(
-                frame,
-                area,
-                &format!(" Browse which partition of {}? ", file_name(&image.path)),
-                items,
-                *cursor,
-                "This image holds no partitions.",
-            );
+            image_picker::draw_part_picker(frame, area, "Browse", image, *cursor);
         }
         FilesScreen::Browse(v) => file_list_view(model, v, frame, area),
         FilesScreen::PickLv {

@@ -420,13 +420,7 @@ pub fn key(model: &mut Model, f: FilesScreen, key: Key) -> (Screen, Vec<Effect>)
             key,
             |b| wrap(FilesScreen::PickImage(b)),
             |model, image| {
-                let parts: Vec<u32> = image
-                    .summary
-                    .parts
-                    .iter()
-                    .filter(|p| p.restorable)
-                    .map(|p| p.number)
-                    .collect();
+                let parts = image.summary.restorable_parts();
                 let fs_of = |n: u32| {
                     image
                         .summary
