@@ -275,6 +275,17 @@ pub struct Mapped {
     pub used_inside: u64,
 }
 
+/// The LUKS or BitLocker header of the partition `node` (read from `part`).
+fn header_of(node: &Path, part: &dyn BlockIo) -> Result<fs::crypt::Encrypted, JobError> {
+    fs::crypt::read(part)
+        .map_err(|e| JobError::Key {
+            problem: e.to_string(),
+        })?
+        .ok_or_else(|| JobError::Key {
+            problem: format!("{} holds no LUKS or BitLocker header", node.display()),
+        })
+}
+
 /// Unlocks the encrypted partition `node` (its device node; `part` is the same partition read
 /// through the source) with `key`, maps the file system inside and carries the map back to
 /// ciphertext. The volume is closed again before this returns.
@@ -288,13 +299,7 @@ pub fn map_encrypted(
     number: u32,
     key: &Key,
 ) -> Result<Result<Mapped, String>, JobError> {
-    let header = fs::crypt::read(part)
-        .map_err(|e| JobError::Key {
-            problem: e.to_string(),
-        })?
-        .ok_or_else(|| JobError::Key {
-            problem: format!("{} holds no LUKS or BitLocker header", node.display()),
-        })?;
+    let header = header_of(node, part)?;
     let name = format!("lifeboat-ro-{}-{number}", std::process::id());
     let opened = open(node, &name, header.scheme, key)?;
     let mapped = map_opened(&opened.name, part.len(), &header.metadata);
@@ -367,13 +372,7 @@ pub fn open_plaintext(
     number: u32,
     key: &Key,
 ) -> Result<Result<Plaintext, String>, JobError> {
-    let header = fs::crypt::read(part)
-        .map_err(|e| JobError::Key {
-            problem: e.to_string(),
-        })?
-        .ok_or_else(|| JobError::Key {
-            problem: format!("{} holds no LUKS or BitLocker header", node.display()),
-        })?;
+    let header = header_of(node, part)?;
     let name = format!("lifeboat-plain-{}-{number}", std::process::id());
     let opened = open(node, &name, header.scheme, key)?;
     let mapper = PathBuf::from("/dev/mapper").join(&name);
