@@ -180,7 +180,7 @@ pub fn draw(model: &Model, s: &MountImageScreen, frame: &mut Frame, area: Rect) 
     match s {
         MountImageScreen::Pick(b) => image_picker::draw(model, b, None, frame, area),
         MountImageScreen::PickPart { image, cursor } => {
-            image_picker::draw_part_picker(frame, area, "Mount", image, *cursor);
+            crate::widgets::draw_part_picker(frame, area, "Mount", image, *cursor);
         }
     }
 }

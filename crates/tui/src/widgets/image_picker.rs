@@ -103,37 +103,6 @@ pub enum BrowseEntry {
     },
 }
 
-/// The partition step after an image was chosen ("Browse which partition of x.lbi?"): every
-/// partition, those not stored readable shown refused.
-pub fn draw_part_picker(
-    frame: &mut Frame,
-    area: Rect,
-    verb: &str,
-    image: &ChosenImage,
-    cursor: usize,
-) {
-    let items = image
-        .summary
-        .parts
-        .iter()
-        .map(|p| {
-            if p.restorable {
-                ListItem::new(format!("  {}", p.line()))
-            } else {
-                super::refused_item(format!("{} (not imaged)", p.line()))
-            }
-        })
-        .collect();
-    super::picker(
-        frame,
-        area,
-        &format!(" {verb} which partition of {}? ", file_name(&image.path)),
-        items,
-        cursor,
-        "This image holds no partitions.",
-    );
-}
-
 /// An image chosen in the image browser, with what its manifest says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChosenImage {

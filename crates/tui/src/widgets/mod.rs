@@ -232,3 +232,34 @@ pub fn explain(model: &Model, c: &Candidate) -> Text<'static> {
         (None, None) => Text::raw(printable(&with_units(model, &c.endpoint.identity)).into_owned()),
     }
 }
+
+/// The partition step after an image was chosen ("Browse which partition of x.lbi?"): every
+/// partition, those not stored readable shown refused.
+pub fn draw_part_picker(
+    frame: &mut Frame,
+    area: Rect,
+    verb: &str,
+    image: &image_picker::ChosenImage,
+    cursor: usize,
+) {
+    let items = image
+        .summary
+        .parts
+        .iter()
+        .map(|p| {
+            if p.restorable {
+                ListItem::new(format!("  {}", p.line()))
+            } else {
+                refused_item(format!("{} (not imaged)", p.line()))
+            }
+        })
+        .collect();
+    picker(
+        frame,
+        area,
+        &format!(" {verb} which partition of {}? ", file_name(&image.path)),
+        items,
+        cursor,
+        "This image holds no partitions.",
+    );
+}

@@ -18,7 +18,7 @@ pub fn draw(model: &Model, f: &FilesScreen, frame: &mut Frame, area: Rect) {
     match f {
         FilesScreen::PickImage(b) => image_picker::draw(model, b, None, frame, area),
         FilesScreen::PickPart { image, cursor } => {
-            image_picker::draw_part_picker(frame, area, "Browse", image, *cursor);
+            crate::widgets::draw_part_picker(frame, area, "Browse", image, *cursor);
         }
         FilesScreen::Browse(v) => file_list_view(model, v, frame, area),
         FilesScreen::PickLv {
