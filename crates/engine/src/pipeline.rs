@@ -458,24 +458,7 @@ mod encrypted_tests {
         let img = dir.path().join("luks.img");
         let key = dir.path().join("key");
         std::fs::write(&key, b"passphrase").unwrap();
-        qemu_tests::fixture::sparse_file(&img, 32 << 20).unwrap();
-        qemu_tests::fixture::run(
-            "cryptsetup",
-            &[
-                "luksFormat",
-                "--batch-mode",
-                "--type",
-                "luks2",
-                "--pbkdf",
-                "pbkdf2",
-                "--pbkdf-force-iterations",
-                "1000",
-                "--key-file",
-                key.to_str().unwrap(),
-                img.to_str().unwrap(),
-            ],
-        )
-        .unwrap();
+        qemu_tests::fixture::luks_format(&img, 32 << 20, "luks2", &key, &[]).unwrap();
         let io = disk::FileDisk::open_read(&img).unwrap();
         let copy = PartitionCopy::plan(&io, 1, 0, 32 << 20, 0).unwrap();
         assert_eq!(copy.mode, CopyMode::Whole);

@@ -22,14 +22,8 @@ fn luks_format(dir: &Path, version: &str, extra: &[&str]) -> Result<std::path::P
     let key2 = dir.join("key2");
     std::fs::write(&key, b"correct horse battery staple")?;
     std::fs::write(&key2, b"second passphrase")?;
-    fixture::sparse_file(&img, 32 * MIB)?;
+    fixture::luks_format(&img, 32 * MIB, version, &key, extra)?;
     let fast = ["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
-    let mut args = vec!["luksFormat", "--batch-mode", "--type", version];
-    args.extend(fast);
-    args.extend(["--key-file", path_str(&key)?]);
-    args.extend(extra);
-    args.push(path_str(&img)?);
-    fixture::run("cryptsetup", &args)?;
     let mut add = vec!["luksAddKey", "--batch-mode"];
     add.extend(fast);
     add.extend([

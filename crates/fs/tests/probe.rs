@@ -187,24 +187,8 @@ fn luks(version: &str, label: Option<&str>) -> Result<FsInfo> {
     let img = join(&dir, "luks.img");
     let key = join(&dir, "key");
     std::fs::write(&key, b"correct horse battery staple")?;
-    fixture::sparse_file(&img, 32 * MIB)?;
-    let mut args = vec![
-        "luksFormat",
-        "--batch-mode",
-        "--type",
-        version,
-        "--pbkdf",
-        "pbkdf2",
-        "--pbkdf-force-iterations",
-        "1000",
-        "--key-file",
-        path_str(&key)?,
-    ];
-    if let Some(l) = label {
-        args.extend(["--label", l]);
-    }
-    args.push(path_str(&img)?);
-    fixture::run("cryptsetup", &args)?;
+    let label_args: Vec<&str> = label.map(|l| vec!["--label", l]).unwrap_or_default();
+    fixture::luks_format(&img, 32 * MIB, version, &key, &label_args)?;
     probe_matches_blkid(&img)
 }
 

@@ -780,24 +780,7 @@ fn locked_job(request: BackupRequest) -> Arc<BackupJob> {
     let key = dir.join("key");
     std::fs::write(&key, b"pw").unwrap();
     if !luks.exists() {
-        qemu_tests::fixture::sparse_file(&luks, 32 * MIB).unwrap();
-        qemu_tests::fixture::run(
-            "cryptsetup",
-            &[
-                "luksFormat",
-                "--batch-mode",
-                "--type",
-                "luks2",
-                "--pbkdf",
-                "pbkdf2",
-                "--pbkdf-force-iterations",
-                "1000",
-                "--key-file",
-                key.to_str().unwrap(),
-                luks.to_str().unwrap(),
-            ],
-        )
-        .unwrap();
+        qemu_tests::fixture::luks_format(&luks, 32 * MIB, "luks2", &key, &[]).unwrap();
     }
     let spec = engine::job::JobSpec::Backup(engine::job::BackupSpec {
         source: luks,
