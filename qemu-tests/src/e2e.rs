@@ -98,14 +98,21 @@ pub fn lifeboat_shell(b: VmBuilder, img: &Image) -> Result<Vm> {
             "console=ttyS0,115200 lifeboat.serial=shell",
         )
         .start()?;
+    wait_shell(&mut vm)?;
+    Ok(vm)
+}
+
+/// Waits for the busybox shell of a Lifeboat booted with `lifeboat.serial=shell` (directly or
+/// over the network) until it answers commands.
+pub fn wait_shell(vm: &mut Vm) -> Result<()> {
     vm.expect("started /bin/sh on ttyS0", BOOT)?;
     // The shell's prompt comes before or after init's line, and a line typed before the shell
     // reads the console may be lost: type until a command answers. The first one quiets kernel
     // messages on the console so they do not interleave with command output.
     let deadline = Instant::now() + BOOT;
     loop {
-        match sh_status(&mut vm, "dmesg -n 1", Duration::from_secs(20)) {
-            Ok(_) => return Ok(vm),
+        match sh_status(vm, "dmesg -n 1", Duration::from_secs(20)) {
+            Ok(_) => return Ok(()),
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => continue,
         }

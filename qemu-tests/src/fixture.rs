@@ -53,6 +53,10 @@ pub const TOOL_PACKAGES: &[(&str, &str)] = &[
     ("btrfs", "btrfs-progs"),
     ("mount", "mount"),
     ("umount", "mount"),
+    // the lab LAN (issue 19, `lab`)
+    ("ip", "iproute2"),
+    ("dnsmasq", "dnsmasq-base"),
+    ("busybox", "busybox-static"),
 ];
 
 /// Finds `tool` on PATH or in the sbin directories; an error names the package to install.

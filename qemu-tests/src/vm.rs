@@ -139,6 +139,8 @@ pub struct VmBuilder {
     usb_controller: bool,
     /// `-nic` specifications (none: QEMU's default NIC on user networking).
     nics: Vec<String>,
+    /// The network namespace QEMU runs in (`ip netns exec`), for a LAN of tap devices.
+    netns: Option<String>,
 }
 
 impl VmBuilder {
@@ -153,6 +155,7 @@ impl VmBuilder {
             cpus: 1,
             usb_controller: false,
             nics: Vec::new(),
+            netns: None,
         }
     }
 
@@ -184,6 +187,13 @@ impl VmBuilder {
     /// networking, where the guest reaches the host's loopback as 10.0.2.2.
     pub fn nic(mut self, spec: &str) -> Self {
         self.nics.push(spec.to_string());
+        self
+    }
+
+    /// Runs QEMU inside the network namespace `ns` (`ip netns exec NS qemu-system-x86_64 …`, which
+    /// execs QEMU in place: killing the VM kills QEMU), where its `tap` NICs live.
+    pub fn netns(mut self, ns: &str) -> Self {
+        self.netns = Some(ns.to_string());
         self
     }
 
@@ -340,7 +350,14 @@ impl VmBuilder {
         }
         let monitor = dir.join("monitor.sock");
         let log_path = dir.join("serial.log");
-        let mut cmd = Command::new("qemu-system-x86_64");
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new(crate::fixture::require("ip")?);
+                c.args(["netns", "exec", ns, "qemu-system-x86_64"]);
+                c
+            }
+            None => Command::new("qemu-system-x86_64"),
+        };
         cmd.args(self.args(&vars))
             .args([
                 "-chardev",

@@ -55,6 +55,10 @@ const PACKAGES: &[(&str, &str)] = &[
     // in network namespaces with ip
     ("/usr/bin/udp-sender", "udpcast"),
     ("/usr/sbin/ip", "iproute2"),
+    // the lab scenario and `bench --lab` (issue 19): DHCP + TFTP on the test's namespace LAN,
+    // QEMU's iPXE option ROMs for the network boot
+    ("/usr/sbin/dnsmasq", "dnsmasq-base"),
+    ("/usr/lib/ipxe/qemu/efi-virtio.rom", "ipxe-qemu"),
 ];
 
 const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";

@@ -1,0 +1,361 @@
+//! A virtual LAN for the lab scenario (issue 19, `tests/lab.rs`, `cargo xtask bench --lab`): a
+//! network namespace made here holding a bridge with one tap device per PC, a dnsmasq on the
+//! bridge (DHCP with a fixed address per PC, TFTP, iPXE scripts chosen per PC) and busybox
+//! `httpd` (kernel, initramfs, job files, images). QEMU runs inside the namespace
+//! ([`VmBuilder::netns`]), so no frame reaches a real interface. Everything is killed and the
+//! namespace deleted when the [`Lan`] is dropped.
+//!
+//! Every PC boots from the network: SeaBIOS finds no boot sector on its disks and runs the
+//! NIC's option ROM (QEMU's iPXE), whose DHCP request carries option 175; dnsmasq answers it
+//! with the name of an iPXE script on its TFTP server, and the script fetches Lifeboat's kernel
+//! and initramfs over HTTP.
+
+use crate::e2e::{sh, wait_shell, BOOT, JOB, QUICK};
+use crate::fixture::{path, require};
+use crate::vm::{Image, Vm, VmBuilder};
+use anyhow::{bail, Context, Result};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The LAN's /24 (inside the namespace only).
+pub const NET: &str = "10.231.19";
+/// The server's address on the bridge: DHCP, TFTP and HTTP.
+pub const SERVER: &str = "10.231.19.1";
+/// The model every lab PC's disk reports: the receive job's target rule.
+pub const DISK_MODEL: &str = "LABPC-SSD";
+
+/// One PC's place on the LAN: its tap device, MAC and the address dnsmasq gives it.
+#[derive(Debug, Clone)]
+pub struct Pc {
+    pub tap: String,
+    pub mac: String,
+    pub ip: String,
+}
+
+/// The LAN; see the module's documentation.
+#[derive(Debug)]
+pub struct Lan {
+    pub ns: String,
+    dir: PathBuf,
+    pcs: u32,
+    servers: Vec<(&'static str, Child)>,
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new(require("ip")?)
+        .args(args)
+        .output()
+        .context("running ip")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+impl Lan {
+    /// Makes the namespace, the bridge (`SERVER/24`, multicast snooping off so udpcast's
+    /// multicast reaches every port) and `pcs` tap devices on it; `dir` receives the servers'
+    /// configuration and logs.
+    pub fn new(pcs: u32, dir: &Path) -> Result<Lan> {
+        require("ip")?;
+        if !Path::new("/dev/net/tun").exists() {
+            bail!("/dev/net/tun is missing: QEMU's tap devices need the tun module");
+        }
+        let ns = format!(
+            "lblab{}x{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
+        ip(&["netns", "add", &ns])?;
+        let lan = Lan {
+            ns,
+            dir: dir.to_path_buf(),
+            pcs,
+            servers: Vec::new(),
+        };
+        let n = lan.ns.as_str();
+        ip(&["-n", n, "link", "set", "lo", "up"])?;
+        ip(&[
+            "-n",
+            n,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ])?;
+        ip(&[
+            "-n",
+            n,
+            "addr",
+            "add",
+            &format!("{SERVER}/24"),
+            "brd",
+            "+",
+            "dev",
+            "br0",
+        ])?;
+        ip(&["-n", n, "link", "set", "br0", "up"])?;
+        for i in 0..pcs {
+            let tap = lan.pc(i).tap;
+            ip(&["-n", n, "tuntap", "add", "dev", &tap, "mode", "tap"])?;
+            ip(&["-n", n, "link", "set", &tap, "master", "br0", "up"])?;
+        }
+        Ok(lan)
+    }
+
+    /// PC `i`'s tap, MAC (`52:54:00:13:00:xx`) and address (`NET.(10+i)`).
+    pub fn pc(&self, i: u32) -> Pc {
+        Pc {
+            tap: format!("tap{i}"),
+            mac: format!("52:54:00:13:00:{:02x}", 0x10 + i),
+            ip: format!("{NET}.{}", 10 + i),
+        }
+    }
+
+    /// A VM for PC `i`: QEMU in the namespace, a virtio-net card on PC `i`'s tap (its option
+    /// ROM is QEMU's iPXE).
+    pub fn vm(&self, name: &str, i: u32) -> VmBuilder {
+        let pc = self.pc(i);
+        VmBuilder::new(name).netns(&self.ns).nic(&format!(
+            "tap,ifname={},script=no,downscript=no,model=virtio-net-pci,mac={}",
+            pc.tap, pc.mac
+        ))
+    }
+
+    fn spawn(&mut self, name: &'static str, argv: &[&str], log: &Path) -> Result<()> {
+        let out = std::fs::File::create(log)?;
+        let child = Command::new(require("ip")?)
+            .args(["netns", "exec", &self.ns])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        self.servers.push((name, child));
+        Ok(())
+    }
+
+    fn check_running(&mut self, name: &str, log: &Path) -> Result<()> {
+        for (n, c) in &mut self.servers {
+            if *n == name {
+                if let Some(status) = c.try_wait()? {
+                    bail!(
+                        "{name} exited at once ({status}): {}",
+                        std::fs::read_to_string(log).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts busybox httpd on `SERVER:80` serving `www` (it answers range requests, which
+    /// Lifeboat's HTTP store uses), and waits until it answers.
+    pub fn start_httpd(&mut self, www: &Path) -> Result<()> {
+        let busybox = require("busybox")?;
+        let bb = path(&busybox)?.to_string();
+        std::fs::write(www.join("lab-ready.txt"), "ok\n")?;
+        let log = self.dir.join("httpd.log");
+        self.spawn(
+            "busybox httpd",
+            &[
+                &bb,
+                "httpd",
+                "-f",
+                "-p",
+                &format!("{SERVER}:80"),
+                "-h",
+                path(www)?,
+            ],
+            &log,
+        )?;
+        let t = Instant::now();
+        loop {
+            let ok = Command::new(require("ip")?)
+                .args([
+                    "netns",
+                    "exec",
+                    &self.ns,
+                    &bb,
+                    "wget",
+                    "-q",
+                    "-O",
+                    "/dev/null",
+                ])
+                .arg(format!("http://{SERVER}/lab-ready.txt"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?
+                .success();
+            if ok {
+                return Ok(());
+            }
+            self.check_running("busybox httpd", &log)?;
+            if t.elapsed() > Duration::from_secs(10) {
+                bail!("busybox httpd does not answer on {SERVER}:80");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// dnsmasq's configuration for this LAN: DHCP on the bridge with a fixed address per PC,
+    /// TFTP from `tftp`, and for iPXE (option 175) the script `scripts[i]` for the PCs named
+    /// there, `default_script` for the others. No DNS (port 0).
+    pub fn dnsmasq_conf(
+        &self,
+        tftp: &Path,
+        scripts: &[(u32, &str)],
+        default_script: &str,
+    ) -> Result<String> {
+        let mut c = String::new();
+        writeln!(
+            c,
+            "interface=br0\nbind-interfaces\nport=0\nno-resolv\nno-hosts"
+        )?;
+        writeln!(c, "user=root\nlog-dhcp")?;
+        writeln!(
+            c,
+            "dhcp-leasefile={}",
+            path(&self.dir.join("dnsmasq.leases"))?
+        )?;
+        writeln!(c, "dhcp-range={NET}.100,{NET}.199,255.255.255.0,1h")?;
+        writeln!(c, "dhcp-option=option:router,{SERVER}")?;
+        writeln!(c, "enable-tftp\ntftp-root={}", path(tftp)?)?;
+        writeln!(c, "dhcp-match=set:ipxe,175")?;
+        for i in 0..self.pcs {
+            let pc = self.pc(i);
+            writeln!(c, "dhcp-host={},set:pc{i},{}", pc.mac, pc.ip)?;
+        }
+        let mut others = String::new();
+        for (i, script) in scripts {
+            writeln!(c, "dhcp-boot=tag:ipxe,tag:pc{i},{script}")?;
+            write!(others, ",tag:!pc{i}")?;
+        }
+        writeln!(c, "dhcp-boot=tag:ipxe{others},{default_script}")?;
+        Ok(c)
+    }
+
+    /// Starts dnsmasq with [`Lan::dnsmasq_conf`] and waits until it serves.
+    pub fn start_dnsmasq(
+        &mut self,
+        tftp: &Path,
+        scripts: &[(u32, &str)],
+        default_script: &str,
+    ) -> Result<()> {
+        let dnsmasq = require("dnsmasq")?;
+        let conf = self.dir.join("dnsmasq.conf");
+        std::fs::write(&conf, self.dnsmasq_conf(tftp, scripts, default_script)?)?;
+        let log = self.dir.join("dnsmasq.log");
+        self.spawn(
+            "dnsmasq",
+            &[
+                path(&dnsmasq)?,
+                "--keep-in-foreground",
+                "--log-facility=-",
+                &format!("--conf-file={}", path(&conf)?),
+                &format!("--pid-file={}", path(&self.dir.join("dnsmasq.pid"))?),
+            ],
+            &log,
+        )?;
+        let t = Instant::now();
+        loop {
+            self.check_running("dnsmasq", &log)?;
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("TFTP root is") {
+                return Ok(());
+            }
+            if t.elapsed() > Duration::from_secs(10) {
+                bail!("dnsmasq did not start within 10 s:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// dnsmasq's log so far (DHCP and TFTP requests).
+    pub fn dnsmasq_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("dnsmasq.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.servers {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+/// The start of every lab PC's kernel command line: the serial console, and `no_timer_check`
+/// (several TCG guests on two busy host cores can miss the kernel's IO-APIC timer check, which
+/// then panics; real PCs do not need it).
+pub const CMDLINE: &str = "console=ttyS0,115200 no_timer_check";
+
+/// An iPXE script booting Lifeboat's kernel and initramfs from `SERVER` over HTTP with
+/// [`CMDLINE`] and `args` on its command line.
+pub fn ipxe_script(args: &str) -> String {
+    format!(
+        "#!ipxe\n\
+         echo lifeboat-lab: script from dnsmasq's TFTP\n\
+         kernel http://{SERVER}/vmlinuz {CMDLINE} {args}\n\
+         initrd http://{SERVER}/initramfs.img\n\
+         boot\n"
+    )
+}
+
+/// The web root and TFTP root of a lab in `dir`: the kernel and initramfs under `www/`, the
+/// scripts go under `tftp/`. Returns (www, tftp).
+pub fn roots(dir: &Path, img: &Image) -> Result<(PathBuf, PathBuf)> {
+    let (www, tftp) = (dir.join("www"), dir.join("tftp"));
+    std::fs::create_dir_all(&www)?;
+    std::fs::create_dir_all(&tftp)?;
+    std::fs::copy(&img.vmlinuz, www.join("vmlinuz"))?;
+    std::fs::copy(&img.initramfs, www.join("initramfs.img"))?;
+    Ok((www, tftp))
+}
+
+/// Waits until PC `vm` booted Lifeboat through the network with exactly `args` after the
+/// console on its kernel command line, then until its serial shell answers.
+pub fn network_shell(vm: &mut Vm, args: &str) -> Result<()> {
+    vm.expect(&format!("Command line: {CMDLINE} {args}"), BOOT)?;
+    wait_shell(vm)
+}
+
+/// Allocated bytes of a (sparse) disk file: what a VM has written to it so far.
+pub fn written(disk: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(disk)
+        .map(|m| m.blocks() * 512)
+        .unwrap_or(0)
+}
+
+/// Runs `cmd` in a VM's shell in the background (its output in `log`), remembering its pid.
+pub fn background(vm: &mut Vm, cmd: &str, log: &str) -> Result<()> {
+    sh(
+        vm,
+        &format!("{cmd} </dev/null >{log} 2>&1 & echo $! >{log}.pid"),
+        QUICK,
+    )?;
+    Ok(())
+}
+
+/// Waits for the command [`background`] started with `log`; returns its exit code and output.
+pub fn wait_background(vm: &mut Vm, log: &str) -> Result<(i32, String)> {
+    let (code, _) = crate::e2e::sh_status(vm, &format!("wait $(cat {log}.pid)"), JOB)?;
+    let text = sh(vm, &format!("cat {log}"), QUICK)?;
+    Ok((code, text))
+}
