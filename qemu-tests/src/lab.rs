@@ -359,3 +359,168 @@ pub fn wait_background(vm: &mut Vm, log: &str) -> Result<(i32, String)> {
     let text = sh(vm, &format!("cat {log}"), QUICK)?;
     Ok((code, text))
 }
+
+/// One line of the lab benchmark: `receivers` PCs served by sequential unicast restores from the
+/// HTTP store and by one multicast session, each the faster of two runs (seconds).
+#[derive(Debug, Clone)]
+pub struct BenchRow {
+    pub receivers: u32,
+    pub unicast: f64,
+    pub multicast: f64,
+}
+
+/// What [`bench`] measured and on what.
+#[derive(Debug, Clone)]
+pub struct BenchFigures {
+    pub rows: Vec<BenchRow>,
+    pub image_bytes: u64,
+    pub disk_bytes: u64,
+}
+
+/// `cargo xtask bench --lab`: on the lab LAN, a sender and `max(counts)` receivers PXE-boot
+/// Lifeboat to a shell (booting is not timed); then for each count N, N sequential `lifeboat
+/// restore http://SERVER/pc.lbi` (the unicast fallback: busybox httpd on the LAN) and one
+/// `lifeboat serve --clients N` with N `lifeboat receive` (the image on the sender's drive) are
+/// timed, alternating, twice each, the faster kept. After every run each written disk must equal
+/// a plain restore of the image made on the host.
+pub fn bench(img: &Image, counts: &[u32]) -> Result<BenchFigures> {
+    use crate::e2e::{dev_by_serial, ext4_drive, host_lifeboat_run, job};
+    use crate::fixture::{scratch, sha256, sparse_file};
+    use crate::system_disk::{mbr_bios, MBR_DISK_BYTES};
+    use crate::vm::{Disk, Interface};
+    let most = counts.iter().copied().max().unwrap_or(1);
+    let sys = mbr_bios(&img.vmlinuz)?;
+    let dir = scratch("lab-bench")?;
+    let (www, tftp) = roots(&dir, img)?;
+    let image = www.join("pc.lbi");
+    let (code, out) = host_lifeboat_run(&["backup", path(&sys.path)?, path(&image)?])?;
+    if code != 0 {
+        bail!("host backup of the system disk:\n{out}");
+    }
+    let plain = dir.join("plain.img");
+    sparse_file(&plain, MBR_DISK_BYTES)?;
+    let (code, out) = host_lifeboat_run(&["restore", path(&image)?, path(&plain)?, "--yes"])?;
+    if code != 0 {
+        bail!("host restore of the image:\n{out}");
+    }
+    let want = sha256(&plain)?;
+    std::fs::remove_file(&plain)?;
+    let store = dir.join("store");
+    std::fs::create_dir_all(&store)?;
+    std::fs::copy(&image, store.join("pc.lbi"))?;
+    let image_bytes = std::fs::metadata(&image)?.len();
+    let store_drive = ext4_drive(
+        &dir,
+        "store.img",
+        (image_bytes >> 20) + 48,
+        "LABSTORE",
+        Some(&store),
+    )?;
+    std::fs::write(
+        tftp.join("shell.ipxe"),
+        ipxe_script("lifeboat.serial=shell"),
+    )?;
+    let mut lan = Lan::new(most + 1, &dir)?;
+    lan.start_httpd(&www)?;
+    lan.start_dnsmasq(&tftp, &[], "shell.ipxe")?;
+    let mut sender = lan
+        .vm("lab-bench-sender", 0)
+        .memory_mib(512)
+        .disk(Disk::new(&store_drive, Interface::Virtio).serial("LABSTORE"))
+        .start()?;
+    let mut pcs = Vec::new();
+    let mut disks = Vec::new();
+    for i in 1..=most {
+        let d = dir.join(format!("pc{i}.img"));
+        sparse_file(&d, MBR_DISK_BYTES)?;
+        pcs.push(
+            lan.vm(&format!("lab-bench-pc{i}"), i)
+                .memory_mib(512)
+                .disk(
+                    Disk::new(&d, Interface::Ahci)
+                        .serial(&format!("LABPC{i}"))
+                        .model(DISK_MODEL),
+                )
+                .start()?,
+        );
+        disks.push(d);
+    }
+    network_shell(&mut sender, "lifeboat.serial=shell")?;
+    for pc in &mut pcs {
+        network_shell(pc, "lifeboat.serial=shell")?;
+    }
+    let dev = dev_by_serial(&mut sender, "LABSTORE")?;
+    sh(
+        &mut sender,
+        &format!("mount -t ext4 -o ro {dev} /mnt"),
+        QUICK,
+    )?;
+    let check = |n: usize, what: &str| -> Result<()> {
+        for (i, d) in disks.iter().take(n).enumerate() {
+            if sha256(d)? != want {
+                bail!(
+                    "{what}: PC {}'s disk differs from a plain restore of the image",
+                    i + 1
+                );
+            }
+        }
+        Ok(())
+    };
+    let mut rows = Vec::new();
+    for &n in counts {
+        let n_us = usize::try_from(n)?;
+        let (mut unicast, mut multicast) = (f64::MAX, f64::MAX);
+        for _ in 0..2 {
+            let t = Instant::now();
+            for pc in pcs.iter_mut().take(n_us) {
+                job(
+                    pc,
+                    &format!("lifeboat restore http://{SERVER}/pc.lbi model:{DISK_MODEL} --yes"),
+                    "/tmp/unicast.log",
+                )?;
+            }
+            unicast = unicast.min(t.elapsed().as_secs_f64());
+            check(n_us, "unicast")?;
+            for pc in pcs.iter_mut().take(n_us) {
+                background(
+                    pc,
+                    &format!(
+                        "lifeboat receive model:{DISK_MODEL} --yes --interface eth0 --timeout 60"
+                    ),
+                    "/tmp/receive.log",
+                )?;
+            }
+            let t = Instant::now();
+            job(
+                &mut sender,
+                &format!("lifeboat serve /mnt/pc.lbi --clients {n} --interface eth0"),
+                "/tmp/serve.log",
+            )?;
+            for (i, pc) in pcs.iter_mut().take(n_us).enumerate() {
+                let (code, out) = wait_background(pc, "/tmp/receive.log")?;
+                if code != 0 {
+                    bail!("PC {}: lifeboat receive exited {code}:\n{out}", i + 1);
+                }
+            }
+            multicast = multicast.min(t.elapsed().as_secs_f64());
+            check(n_us, "multicast")?;
+            eprintln!(
+                "bench: lab, {n} PC(s): unicast {unicast:.1} s, multicast {multicast:.1} s (best so far)"
+            );
+        }
+        rows.push(BenchRow {
+            receivers: n,
+            unicast,
+            multicast,
+        });
+    }
+    drop(pcs);
+    drop(sender);
+    drop(lan);
+    std::fs::remove_dir_all(&dir)?;
+    Ok(BenchFigures {
+        rows,
+        image_bytes,
+        disk_bytes: MBR_DISK_BYTES,
+    })
+}

@@ -130,6 +130,9 @@ pub fn run(rest: &[String]) -> Result<()> {
     if rest.iter().any(|a| a == "--cast") {
         return cast();
     }
+    if rest.iter().any(|a| a == "--lab") {
+        return lab();
+    }
     crate::deps::install()?;
     crate::cargo(&["build", "--release", "--package", "cli"])?;
     let lifeboat = crate::target_dir().join("release/lifeboat");
@@ -653,10 +656,92 @@ fn cast() -> Result<()> {
     let path = crate::workspace_root().join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
     let section = format!("## Multicast (`cargo xtask bench --cast`)\n\n{t}");
-    let new = replace_section(&old, "## Multicast", &section);
+    let new = replace_section(&old, "## Multicast (`cargo xtask bench --cast`)", &section);
     std::fs::write(&path, new).context("writing BENCHMARKS.md")?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// `cargo xtask bench --lab`: the lab of issue 19 in QEMU (`qemu_tests::lab::bench`: PCs
+/// PXE-booted from dnsmasq on a namespace LAN): 1, 2 and 4 receivers by one multicast session
+/// against as many sequential unicast restores from the HTTP store, in the same run, into
+/// BENCHMARKS.md. Uses the image named by `LIFEBOAT_VMLINUZ`/`LIFEBOAT_INITRAMFS` (and
+/// `LIFEBOAT_BIN` for the host's `lifeboat`) when set, else builds it.
+fn lab() -> Result<()> {
+    crate::deps::install()?;
+    let img = if std::env::var_os("LIFEBOAT_VMLINUZ").is_some() {
+        qemu_tests::vm::Image::find()?
+    } else {
+        let o = crate::image::build()?;
+        std::env::set_var(
+            "LIFEBOAT_BIN",
+            crate::image::out_dir().join("initramfs-root/bin/lifeboat"),
+        );
+        qemu_tests::vm::Image {
+            iso: o.iso,
+            vmlinuz: o.vmlinuz,
+            initramfs: o.initramfs,
+        }
+    };
+    let f = qemu_tests::lab::bench(&img, &[1, 2, 4])?;
+    let mut t = String::new();
+    writeln!(
+        t,
+        "Machine: {} cores ({}), {} GiB RAM, shared with other jobs; QEMU under TCG (no KVM), every VM\n\
+         on 1 vCPU with 512 MiB. Command: `cargo xtask bench --lab`, {}.",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        cpu_model(),
+        mem_gib(),
+        utc_now()
+    )?;
+    writeln!(
+        t,
+        "Workload: the QEMU suite's MBR/BIOS system disk ({} MiB, GRUB + ext4), image of {} MiB. A sender\n\
+         and four receiver VMs PXE-boot Lifeboat from dnsmasq + busybox httpd on a bridge inside a network\n\
+         namespace (`qemu_tests::lab`); boots are not timed. Unicast: `lifeboat restore http://…/pc.lbi`\n\
+         on each PC in turn (the HTTP store, the fallback where multicast is blocked). Multicast: `lifeboat\n\
+         receive` on each PC, then `lifeboat serve --clients N` on the sender (the image on its drive),\n\
+         timed until every receiver has finished. Each job run twice, alternating, the faster kept; every\n\
+         disk is checked equal to a plain restore of the image after each run. Ratio: multicast time\n\
+         divided by unicast time (below 1: multicast is faster). Under TCG the PCs' emulated CPUs, not\n\
+         the network, bound both, and all VMs share the host's cores: N receivers at once get no more\n\
+         CPU than one, so these ratios show what a session costs over the same work done in turn, not\n\
+         the gain on a real LAN, where each PC has its own CPU and the network is the limit (N unicast\n\
+         restores carry the image N times, one session carries it once).\n",
+        f.disk_bytes >> 20,
+        f.image_bytes >> 20
+    )?;
+    writeln!(
+        t,
+        "| receivers | sequential unicast restores (s) | one multicast session (s) | ratio |\n|---:|---:|---:|---:|"
+    )?;
+    for r in &f.rows {
+        writeln!(
+            t,
+            "| {} | {:.1} | {:.1} | {:.2} |",
+            r.receivers,
+            r.unicast,
+            r.multicast,
+            r.multicast / r.unicast
+        )?;
+    }
+    print!("{t}");
+    let path = crate::workspace_root().join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let section = format!("## Multicast, a lab in QEMU (`cargo xtask bench --lab`)\n\n{t}");
+    let new = replace_section(&old, "## Multicast, a lab in QEMU", &section);
+    std::fs::write(&path, new).context("writing BENCHMARKS.md")?;
+    Ok(())
+}
+
+fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 fn cpu_model() -> String {

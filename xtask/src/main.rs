@@ -29,6 +29,8 @@ commands:
               job_` runs the tests whose names hold them)
   bench       backup/restore/clone against partclone, fsarchiver, zstd and dd (BENCHMARKS.md);
               --encrypted: encrypted against unencrypted backup and restore
+              --cast: multicast against unicast restores in network namespaces;
+              --lab: the same in QEMU, PCs PXE-booted on a namespace LAN (root; issue 19)
   fuzz        [TARGET...] [--time S] [--list]: coverage-guided fuzzing with cargo-fuzz (FUZZING.md)
 ";
 
