@@ -42,6 +42,8 @@ pub struct Lan {
     dir: PathBuf,
     pcs: u32,
     servers: Vec<(&'static str, Child)>,
+    /// The site DHCP server's namespace ([`Lan::start_site_dhcp`]).
+    site: Option<String>,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -81,6 +83,7 @@ impl Lan {
             dir: dir.to_path_buf(),
             pcs,
             servers: Vec::new(),
+            site: None,
         };
         let n = lan.ns.as_str();
         ip(&["-n", n, "link", "set", "lo", "up"])?;
@@ -211,11 +214,14 @@ impl Lan {
         }
     }
 
-    /// dnsmasq's configuration for this LAN: DHCP on the bridge with a fixed address per PC,
-    /// TFTP from `tftp`, and for iPXE (option 175) the script `scripts[i]` for the PCs named
-    /// there, `default_script` for the others. No DNS (port 0).
+    /// dnsmasq's configuration for this LAN: TFTP from `tftp`, and for iPXE (option 175) the
+    /// script `scripts[i]` for the PCs named there, `default_script` for the others. No DNS
+    /// (port 0). [`Dhcp::Full`]: dnsmasq is the DHCP server, with a fixed address per PC.
+    /// [`Dhcp::Proxy`]: another server gives the addresses ([`Lan::start_site_dhcp`]) and
+    /// dnsmasq answers PXE clients only, with a one-entry PXE menu per PC that boots at once.
     pub fn dnsmasq_conf(
         &self,
+        mode: Dhcp,
         tftp: &Path,
         scripts: &[(u32, &str)],
         default_script: &str,
@@ -231,54 +237,138 @@ impl Lan {
             "dhcp-leasefile={}",
             path(&self.dir.join("dnsmasq.leases"))?
         )?;
-        writeln!(c, "dhcp-range={NET}.100,{NET}.199,255.255.255.0,1h")?;
-        writeln!(c, "dhcp-option=option:router,{SERVER}")?;
         writeln!(c, "enable-tftp\ntftp-root={}", path(tftp)?)?;
-        writeln!(c, "dhcp-match=set:ipxe,175")?;
-        for i in 0..self.pcs {
-            let pc = self.pc(i);
-            writeln!(c, "dhcp-host={},set:pc{i},{}", pc.mac, pc.ip)?;
-        }
         let mut others = String::new();
-        for (i, script) in scripts {
-            writeln!(c, "dhcp-boot=tag:ipxe,tag:pc{i},{script}")?;
-            write!(others, ",tag:!pc{i}")?;
+        match mode {
+            Dhcp::Full => {
+                writeln!(c, "dhcp-range={NET}.100,{NET}.199,255.255.255.0,1h")?;
+                writeln!(c, "dhcp-option=option:router,{SERVER}")?;
+                writeln!(c, "dhcp-match=set:ipxe,175")?;
+                for i in 0..self.pcs {
+                    let pc = self.pc(i);
+                    writeln!(c, "dhcp-host={},set:pc{i},{}", pc.mac, pc.ip)?;
+                }
+                for (i, script) in scripts {
+                    writeln!(c, "dhcp-boot=tag:ipxe,tag:pc{i},{script}")?;
+                    write!(others, ",tag:!pc{i}")?;
+                }
+                writeln!(c, "dhcp-boot=tag:ipxe{others},{default_script}")?;
+            }
+            Dhcp::Proxy => {
+                writeln!(c, "dhcp-range={NET}.0,proxy")?;
+                for i in 0..self.pcs {
+                    writeln!(c, "dhcp-host={},set:pc{i}", self.pc(i).mac)?;
+                }
+                for (i, script) in scripts {
+                    writeln!(c, "pxe-service=tag:pc{i},x86PC,\"Lifeboat\",{script}")?;
+                    write!(others, "tag:!pc{i},")?;
+                }
+                writeln!(c, "pxe-service={others}x86PC,\"Lifeboat\",{default_script}")?;
+            }
         }
-        writeln!(c, "dhcp-boot=tag:ipxe{others},{default_script}")?;
         Ok(c)
     }
 
-    /// Starts dnsmasq with [`Lan::dnsmasq_conf`] and waits until it serves.
+    /// Starts dnsmasq with [`Lan::dnsmasq_conf`] on the bridge and waits until it serves.
     pub fn start_dnsmasq(
         &mut self,
+        mode: Dhcp,
         tftp: &Path,
         scripts: &[(u32, &str)],
         default_script: &str,
     ) -> Result<()> {
-        let dnsmasq = require("dnsmasq")?;
         let conf = self.dir.join("dnsmasq.conf");
-        std::fs::write(&conf, self.dnsmasq_conf(tftp, scripts, default_script)?)?;
-        let log = self.dir.join("dnsmasq.log");
-        self.spawn(
-            "dnsmasq",
-            &[
-                path(&dnsmasq)?,
-                "--keep-in-foreground",
-                "--log-facility=-",
-                &format!("--conf-file={}", path(&conf)?),
-                &format!("--pid-file={}", path(&self.dir.join("dnsmasq.pid"))?),
-            ],
-            &log,
+        std::fs::write(
+            &conf,
+            self.dnsmasq_conf(mode, tftp, scripts, default_script)?,
         )?;
+        let ns = self.ns.clone();
+        self.run_dnsmasq("dnsmasq", &ns, &conf, "TFTP root is")
+    }
+
+    /// The site's own DHCP server, for [`Dhcp::Proxy`]: a plain dnsmasq (addresses, router; no
+    /// boot options) at `NET.2` in a second namespace joined to the bridge by a veth pair,
+    /// giving each PC its fixed address.
+    pub fn start_site_dhcp(&mut self) -> Result<()> {
+        let site = format!("{}d", self.ns);
+        ip(&["netns", "add", &site])?;
+        self.site = Some(site.clone());
+        ip(&["-n", &site, "link", "set", "lo", "up"])?;
+        ip(&[
+            "-n", &self.ns, "link", "add", "site0", "type", "veth", "peer", "name", "eth0",
+            "netns", &site,
+        ])?;
+        ip(&[
+            "-n", &self.ns, "link", "set", "site0", "master", "br0", "up",
+        ])?;
+        ip(&[
+            "-n",
+            &site,
+            "addr",
+            "add",
+            &format!("{NET}.2/24"),
+            "dev",
+            "eth0",
+        ])?;
+        ip(&["-n", &site, "link", "set", "eth0", "up"])?;
+        let mut c = String::new();
+        writeln!(
+            c,
+            "interface=eth0\nbind-interfaces\nport=0\nno-resolv\nno-hosts\nuser=root\nlog-dhcp"
+        )?;
+        writeln!(
+            c,
+            "dhcp-leasefile={}",
+            path(&self.dir.join("site-dhcp.leases"))?
+        )?;
+        writeln!(c, "dhcp-range={NET}.100,{NET}.199,255.255.255.0,1h")?;
+        writeln!(c, "dhcp-option=option:router,{SERVER}")?;
+        for i in 0..self.pcs {
+            let pc = self.pc(i);
+            writeln!(c, "dhcp-host={},{}", pc.mac, pc.ip)?;
+        }
+        let conf = self.dir.join("site-dhcp.conf");
+        std::fs::write(&conf, c)?;
+        self.run_dnsmasq("site dhcp", &site, &conf, "DHCP, IP range")
+    }
+
+    /// Runs dnsmasq with `conf` in namespace `ns`, its log in `<dir>/<name>.log`, and waits
+    /// until the log shows `ready`.
+    fn run_dnsmasq(
+        &mut self,
+        name: &'static str,
+        ns: &str,
+        conf: &Path,
+        ready: &str,
+    ) -> Result<()> {
+        let dnsmasq = require("dnsmasq")?;
+        let file = name.replace(' ', "-");
+        let log = self.dir.join(format!("{file}.log"));
+        let pid = self.dir.join(format!("{file}.pid"));
+        let out = std::fs::File::create(&log)?;
+        let child = Command::new(require("ip")?)
+            .args(["netns", "exec", ns, path(&dnsmasq)?])
+            .args([
+                "--keep-in-foreground".to_string(),
+                "--log-facility=-".to_string(),
+                format!("--conf-file={}", path(conf)?),
+                format!("--pid-file={}", path(&pid)?),
+            ])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        self.servers.push((name, child));
         let t = Instant::now();
         loop {
-            self.check_running("dnsmasq", &log)?;
+            self.check_running(name, &log)?;
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("TFTP root is") {
+            if text.contains(ready) {
                 return Ok(());
             }
             if t.elapsed() > Duration::from_secs(10) {
-                bail!("dnsmasq did not start within 10 s:\n{text}");
+                bail!("{name} did not start within 10 s:\n{text}");
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -288,6 +378,20 @@ impl Lan {
     pub fn dnsmasq_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("dnsmasq.log")).unwrap_or_default()
     }
+
+    /// The site DHCP server's log so far ([`Lan::start_site_dhcp`]).
+    pub fn site_dhcp_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("site-dhcp.log")).unwrap_or_default()
+    }
+}
+
+/// Who gives the PCs their addresses (see [`Lan::dnsmasq_conf`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dhcp {
+    /// dnsmasq is the LAN's DHCP server.
+    Full,
+    /// dnsmasq is a proxy-DHCP server beside the site's own DHCP server.
+    Proxy,
 }
 
 impl Drop for Lan {
@@ -296,7 +400,9 @@ impl Drop for Lan {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        for ns in std::iter::once(&self.ns).chain(&self.site) {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
     }
 }
 
@@ -422,7 +528,7 @@ pub fn bench(img: &Image, counts: &[u32]) -> Result<BenchFigures> {
     )?;
     let mut lan = Lan::new(most + 1, &dir)?;
     lan.start_httpd(&www)?;
-    lan.start_dnsmasq(&tftp, &[], "shell.ipxe")?;
+    lan.start_dnsmasq(Dhcp::Full, &tftp, &[], "shell.ipxe")?;
     let mut sender = lan
         .vm("lab-bench-sender", 0)
         .memory_mib(512)

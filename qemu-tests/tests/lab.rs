@@ -1,10 +1,12 @@
 //! A whole lab at once (issue 19), in QEMU (TCG) on a virtual LAN this test makes and deletes
-//! (`qemu_tests::lab`: a network namespace with a bridge and tap devices, dnsmasq for DHCP and
-//! TFTP, busybox httpd; nothing reaches a real interface):
+//! (`qemu_tests::lab`: a network namespace with a bridge and tap devices, dnsmasq for DHCP,
+//! proxy-DHCP and TFTP, busybox httpd; nothing reaches a real interface):
 //!
-//! - five PCs with no boot medium PXE-boot Lifeboat: SeaBIOS → the NIC's iPXE → dnsmasq (DHCP
-//!   with a fixed address per MAC, the iPXE script over TFTP, one script for the sender, one for
-//!   the receivers) → kernel and initramfs over HTTP;
+//! - five PCs with no boot medium PXE-boot Lifeboat on a LAN that already has a DHCP server (a
+//!   plain dnsmasq in its own namespace giving a fixed address per MAC): SeaBIOS → the NIC's
+//!   iPXE → the site's DHCP server for the address and a second dnsmasq as proxy-DHCP for the
+//!   boot (a PXE menu entry per PC, one script for the sender, one for the receivers, over its
+//!   TFTP) → kernel and initramfs over HTTP; the proxy gives no address;
 //! - the sender boots to a shell, mounts its store drive (an ext4 drive holding an image of the
 //!   test suite's MBR/BIOS system disk, made on the host by the same `lifeboat`) and runs
 //!   `lifeboat serve pc.lbi --clients 4`;
@@ -24,7 +26,7 @@ use qemu_tests::e2e::{
     boots_alone, dev_by_serial, ext4_drive, host_lifeboat_run, job_status, report, sh, JOB,
 };
 use qemu_tests::fixture::{path, scratch, sha256, sparse_file};
-use qemu_tests::lab::{self, Lan, DISK_MODEL, SERVER};
+use qemu_tests::lab::{self, Dhcp, Lan, DISK_MODEL, SERVER};
 use qemu_tests::system_disk::{self, MBR_DISK_BYTES};
 use qemu_tests::vm::{Disk, Firmware, Image, Interface, Vm};
 use std::path::Path;
@@ -103,7 +105,9 @@ fn pxe_booted_lab_receives_one_multicast_three_disks_equal_a_restore_the_killed_
     )?;
     let mut lan = Lan::new(5, &dir)?;
     lan.start_httpd(&www)?;
-    lan.start_dnsmasq(&tftp, &[(0, "sender.ipxe")], "receive.ipxe")?;
+    // The site's DHCP server keeps giving the addresses; dnsmasq only answers boot requests.
+    lan.start_site_dhcp()?;
+    lan.start_dnsmasq(Dhcp::Proxy, &tftp, &[(0, "sender.ipxe")], "receive.ipxe")?;
 
     // PC 0 sends; PCs 1–4 receive onto a blank disk each (SeaBIOS finds nothing to boot there
     // and goes to the network).
@@ -172,7 +176,7 @@ fn pxe_booted_lab_receives_one_multicast_three_disks_equal_a_restore_the_killed_
         );
     }
     drop(sender);
-    let dhcp = lan.dnsmasq_log();
+    let (proxy, dhcp) = (lan.dnsmasq_log(), lan.site_dhcp_log());
     drop(lan);
 
     for (i, d) in disks.iter().take(3).enumerate() {
@@ -187,19 +191,30 @@ fn pxe_booted_lab_receives_one_multicast_three_disks_equal_a_restore_the_killed_
         !has_mbr(&disks[3])?,
         "the killed receiver's disk has a partition table"
     );
-    // Each PC was served by dnsmasq: its fixed address, and its script over TFTP.
+    // Each PC got its address from the site's DHCP server, and its script from the proxy
+    // dnsmasq, which gave no address.
     for i in 0..5u32 {
         let ip = format!("{}.{}", lab::NET, 10 + i);
         assert!(
-            dhcp.contains(&format!("DHCPACK(br0) {ip}")),
+            dhcp.contains(&format!("DHCPACK(eth0) {ip}")),
             "{ip}:\n{dhcp}"
         );
     }
+    assert!(proxy.contains("PXE(br0)"), "{proxy}");
     assert!(
-        dhcp.contains("sent") && dhcp.contains("receive.ipxe"),
-        "{dhcp}"
+        !proxy.contains("DHCPACK"),
+        "the proxy gave an address:\n{proxy}"
     );
-    assert!(dhcp.contains("sender.ipxe"), "{dhcp}");
+    for (script, want) in [("sender.ipxe", 1), ("receive.ipxe", 4)] {
+        let sent = proxy
+            .lines()
+            .filter(|l| l.contains("sent") && l.contains(script))
+            .count();
+        assert!(
+            sent >= want,
+            "{script} sent {sent} times over TFTP:\n{proxy}"
+        );
+    }
 
     // The sender: three done, the fourth dropped, the session reported failed.
     assert_ne!(serve_code, 0, "{served}");
