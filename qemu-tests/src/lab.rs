@@ -120,11 +120,7 @@ impl Lan {
 
     /// PC `i`'s tap, MAC (`52:54:00:13:00:xx`) and address (`NET.(10+i)`).
     pub fn pc(&self, i: u32) -> Pc {
-        Pc {
-            tap: format!("tap{i}"),
-            mac: format!("52:54:00:13:00:{:02x}", 0x10 + i),
-            ip: format!("{NET}.{}", 10 + i),
-        }
+        pc(i)
     }
 
     /// A VM for PC `i`: QEMU in the namespace, a virtio-net card on PC `i`'s tap (its option
@@ -214,62 +210,7 @@ impl Lan {
         }
     }
 
-    /// dnsmasq's configuration for this LAN: TFTP from `tftp`, and for iPXE (option 175) the
-    /// script `scripts[i]` for the PCs named there, `default_script` for the others. No DNS
-    /// (port 0). [`Dhcp::Full`]: dnsmasq is the DHCP server, with a fixed address per PC.
-    /// [`Dhcp::Proxy`]: another server gives the addresses ([`Lan::start_site_dhcp`]) and
-    /// dnsmasq answers PXE clients only, with a one-entry PXE menu per PC that boots at once.
-    pub fn dnsmasq_conf(
-        &self,
-        mode: Dhcp,
-        tftp: &Path,
-        scripts: &[(u32, &str)],
-        default_script: &str,
-    ) -> Result<String> {
-        let mut c = String::new();
-        writeln!(
-            c,
-            "interface=br0\nbind-interfaces\nport=0\nno-resolv\nno-hosts"
-        )?;
-        writeln!(c, "user=root\nlog-dhcp")?;
-        writeln!(
-            c,
-            "dhcp-leasefile={}",
-            path(&self.dir.join("dnsmasq.leases"))?
-        )?;
-        writeln!(c, "enable-tftp\ntftp-root={}", path(tftp)?)?;
-        let mut others = String::new();
-        match mode {
-            Dhcp::Full => {
-                writeln!(c, "dhcp-range={NET}.100,{NET}.199,255.255.255.0,1h")?;
-                writeln!(c, "dhcp-option=option:router,{SERVER}")?;
-                writeln!(c, "dhcp-match=set:ipxe,175")?;
-                for i in 0..self.pcs {
-                    let pc = self.pc(i);
-                    writeln!(c, "dhcp-host={},set:pc{i},{}", pc.mac, pc.ip)?;
-                }
-                for (i, script) in scripts {
-                    writeln!(c, "dhcp-boot=tag:ipxe,tag:pc{i},{script}")?;
-                    write!(others, ",tag:!pc{i}")?;
-                }
-                writeln!(c, "dhcp-boot=tag:ipxe{others},{default_script}")?;
-            }
-            Dhcp::Proxy => {
-                writeln!(c, "dhcp-range={NET}.0,proxy")?;
-                for i in 0..self.pcs {
-                    writeln!(c, "dhcp-host={},set:pc{i}", self.pc(i).mac)?;
-                }
-                for (i, script) in scripts {
-                    writeln!(c, "pxe-service=tag:pc{i},x86PC,\"Lifeboat\",{script}")?;
-                    write!(others, "tag:!pc{i},")?;
-                }
-                writeln!(c, "pxe-service={others}x86PC,\"Lifeboat\",{default_script}")?;
-            }
-        }
-        Ok(c)
-    }
-
-    /// Starts dnsmasq with [`Lan::dnsmasq_conf`] on the bridge and waits until it serves.
+    /// Starts dnsmasq with [`dnsmasq_conf`] on the bridge and waits until it serves.
     pub fn start_dnsmasq(
         &mut self,
         mode: Dhcp,
@@ -280,7 +221,7 @@ impl Lan {
         let conf = self.dir.join("dnsmasq.conf");
         std::fs::write(
             &conf,
-            self.dnsmasq_conf(mode, tftp, scripts, default_script)?,
+            dnsmasq_conf(mode, self.pcs, &self.dir, tftp, scripts, default_script)?,
         )?;
         let ns = self.ns.clone();
         self.run_dnsmasq("dnsmasq", &ns, &conf, "TFTP root is")
@@ -311,24 +252,8 @@ impl Lan {
             "eth0",
         ])?;
         ip(&["-n", &site, "link", "set", "eth0", "up"])?;
-        let mut c = String::new();
-        writeln!(
-            c,
-            "interface=eth0\nbind-interfaces\nport=0\nno-resolv\nno-hosts\nuser=root\nlog-dhcp"
-        )?;
-        writeln!(
-            c,
-            "dhcp-leasefile={}",
-            path(&self.dir.join("site-dhcp.leases"))?
-        )?;
-        writeln!(c, "dhcp-range={NET}.100,{NET}.199,255.255.255.0,1h")?;
-        writeln!(c, "dhcp-option=option:router,{SERVER}")?;
-        for i in 0..self.pcs {
-            let pc = self.pc(i);
-            writeln!(c, "dhcp-host={},{}", pc.mac, pc.ip)?;
-        }
         let conf = self.dir.join("site-dhcp.conf");
-        std::fs::write(&conf, c)?;
+        std::fs::write(&conf, site_dhcp_conf(self.pcs, &self.dir)?)?;
         self.run_dnsmasq("site dhcp", &site, &conf, "DHCP, IP range")
     }
 
@@ -385,7 +310,87 @@ impl Lan {
     }
 }
 
-/// Who gives the PCs their addresses (see [`Lan::dnsmasq_conf`]).
+/// PC `i`'s tap, MAC (`52:54:00:13:00:xx`) and address (`NET.(10+i)`).
+pub fn pc(i: u32) -> Pc {
+    Pc {
+        tap: format!("tap{i}"),
+        mac: format!("52:54:00:13:00:{:02x}", 0x10 + i),
+        ip: format!("{NET}.{}", 10 + i),
+    }
+}
+
+/// dnsmasq's configuration for this LAN: TFTP from `tftp`, and for iPXE (option 175) the
+/// script `scripts[i]` for the PCs named there, `default_script` for the others. No DNS
+/// (port 0). [`Dhcp::Full`]: dnsmasq is the DHCP server, with a fixed address per PC.
+/// [`Dhcp::Proxy`]: another server gives the addresses ([`Lan::start_site_dhcp`],
+/// [`site_dhcp_conf`]) and dnsmasq answers PXE clients only, with a one-entry PXE menu per PC
+/// that boots at once.
+pub fn dnsmasq_conf(
+    mode: Dhcp,
+    pcs: u32,
+    dir: &Path,
+    tftp: &Path,
+    scripts: &[(u32, &str)],
+    default_script: &str,
+) -> Result<String> {
+    let mut c = String::new();
+    writeln!(
+        c,
+        "interface=br0\nbind-interfaces\nport=0\nno-resolv\nno-hosts"
+    )?;
+    writeln!(c, "user=root\nlog-dhcp")?;
+    writeln!(c, "dhcp-leasefile={}", path(&dir.join("dnsmasq.leases"))?)?;
+    writeln!(c, "enable-tftp\ntftp-root={}", path(tftp)?)?;
+    let mut others = String::new();
+    match mode {
+        Dhcp::Full => {
+            writeln!(c, "dhcp-range={NET}.100,{NET}.199,255.255.255.0,1h")?;
+            writeln!(c, "dhcp-option=option:router,{SERVER}")?;
+            writeln!(c, "dhcp-match=set:ipxe,175")?;
+            for i in 0..pcs {
+                let pc = pc(i);
+                writeln!(c, "dhcp-host={},set:pc{i},{}", pc.mac, pc.ip)?;
+            }
+            for (i, script) in scripts {
+                writeln!(c, "dhcp-boot=tag:ipxe,tag:pc{i},{script}")?;
+                write!(others, ",tag:!pc{i}")?;
+            }
+            writeln!(c, "dhcp-boot=tag:ipxe{others},{default_script}")?;
+        }
+        Dhcp::Proxy => {
+            writeln!(c, "dhcp-range={NET}.0,proxy")?;
+            for i in 0..pcs {
+                writeln!(c, "dhcp-host={},set:pc{i}", pc(i).mac)?;
+            }
+            for (i, script) in scripts {
+                writeln!(c, "pxe-service=tag:pc{i},x86PC,\"Lifeboat\",{script}")?;
+                write!(others, "tag:!pc{i},")?;
+            }
+            writeln!(c, "pxe-service={others}x86PC,\"Lifeboat\",{default_script}")?;
+        }
+    }
+    Ok(c)
+}
+
+/// The site DHCP server's configuration ([`Lan::start_site_dhcp`]): addresses and router only,
+/// a fixed address per PC, no boot options.
+pub fn site_dhcp_conf(pcs: u32, dir: &Path) -> Result<String> {
+    let mut c = String::new();
+    writeln!(
+        c,
+        "interface=eth0\nbind-interfaces\nport=0\nno-resolv\nno-hosts\nuser=root\nlog-dhcp"
+    )?;
+    writeln!(c, "dhcp-leasefile={}", path(&dir.join("site-dhcp.leases"))?)?;
+    writeln!(c, "dhcp-range={NET}.100,{NET}.199,255.255.255.0,1h")?;
+    writeln!(c, "dhcp-option=option:router,{SERVER}")?;
+    for i in 0..pcs {
+        let pc = pc(i);
+        writeln!(c, "dhcp-host={},{}", pc.mac, pc.ip)?;
+    }
+    Ok(c)
+}
+
+/// Who gives the PCs their addresses (see [`dnsmasq_conf`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dhcp {
     /// dnsmasq is the LAN's DHCP server.
@@ -629,4 +634,70 @@ pub fn bench(img: &Image, counts: &[u32]) -> Result<BenchFigures> {
         image_bytes,
         disk_bytes: MBR_DISK_BYTES,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `dnsmasq --test` on a configuration: dnsmasq's own syntax check.
+    fn dnsmasq_accepts(name: &str, text: &str) {
+        let dir = std::env::temp_dir().join(format!("lifeboat-lab-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let conf = dir.join(name);
+        std::fs::write(&conf, text).unwrap_or_else(|e| panic!("{e}"));
+        let dnsmasq = require("dnsmasq").unwrap_or_else(|e| panic!("{e}"));
+        let out = Command::new(dnsmasq)
+            .arg("--test")
+            .arg(format!("--conf-file={}", conf.display()))
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success() && said.contains("syntax check OK"),
+            "dnsmasq refuses {name}: {said}\n{text}"
+        );
+    }
+
+    #[test]
+    fn the_lab_dnsmasq_configurations_pass_dnsmasqs_syntax_check_and_name_each_pc() {
+        let dir = Path::new("/nonexistent/lab");
+        let tftp = Path::new("/nonexistent/tftp");
+        let scripts = [(0, "sender.ipxe")];
+        let full = dnsmasq_conf(Dhcp::Full, 3, dir, tftp, &scripts, "receive.ipxe")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            full.contains("dhcp-host=52:54:00:13:00:12,set:pc2,10.231.19.12\n"),
+            "{full}"
+        );
+        assert!(
+            full.contains("dhcp-boot=tag:ipxe,tag:pc0,sender.ipxe\n"),
+            "{full}"
+        );
+        assert!(
+            full.contains("dhcp-boot=tag:ipxe,tag:!pc0,receive.ipxe\n"),
+            "{full}"
+        );
+        dnsmasq_accepts("full.conf", &full);
+        let proxy = dnsmasq_conf(Dhcp::Proxy, 3, dir, tftp, &scripts, "receive.ipxe")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(proxy.contains("dhcp-range=10.231.19.0,proxy\n"), "{proxy}");
+        assert!(
+            !proxy.contains("10.231.19.12"),
+            "the proxy names addresses:\n{proxy}"
+        );
+        assert!(
+            proxy.contains("pxe-service=tag:!pc0,x86PC,\"Lifeboat\",receive.ipxe\n"),
+            "{proxy}"
+        );
+        dnsmasq_accepts("proxy.conf", &proxy);
+        let site = site_dhcp_conf(3, dir).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            site.contains("dhcp-host=52:54:00:13:00:11,10.231.19.11\n"),
+            "{site}"
+        );
+        assert!(!site.contains("boot") && !site.contains("tftp"), "{site}");
+        dnsmasq_accepts("site.conf", &site);
+    }
 }
