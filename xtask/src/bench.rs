@@ -707,7 +707,8 @@ fn lab() -> Result<()> {
          disk is checked equal to a plain restore of the image after each run. Ratio: multicast time\n\
          divided by unicast time (below 1: multicast is faster). Under TCG the PCs' emulated CPUs, not\n\
          the network, bound both, and all VMs share the host's cores: N receivers at once get no more\n\
-         CPU than one, so these ratios show what a session costs over the same work done in turn, not\n\
+         CPU than one, and the multicast sender is one more VM (the unicast store is httpd on the\n\
+         host). So these ratios show what a session costs over the same work done in turn, not\n\
          the gain on a real LAN, where each PC has its own CPU and the network is the limit (N unicast\n\
          restores carry the image N times, one session carries it once).\n",
         f.disk_bytes >> 20,
