@@ -14,7 +14,7 @@ use std::time::Instant;
 const GIB: u64 = 1 << 30;
 const FILL: u64 = 1400 << 20;
 
-fn sh(cmd: &str) -> Result<()> {
+pub(crate) fn sh(cmd: &str) -> Result<()> {
     let status = Command::new("bash")
         .arg("-c")
         .arg(cmd)
@@ -129,6 +129,10 @@ pub fn run(rest: &[String]) -> Result<()> {
     }
     if rest.iter().any(|a| a == "--cast") {
         return cast();
+    }
+    // Restore onto a smaller disk (issue 15).
+    if rest.iter().any(|a| a == "--shrink") {
+        return crate::bench_shrink::run();
     }
     crate::deps::install()?;
     crate::cargo(&["build", "--release", "--package", "cli"])?;
@@ -659,7 +663,7 @@ fn cast() -> Result<()> {
     Ok(())
 }
 
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -671,7 +675,7 @@ fn cpu_model() -> String {
         .unwrap_or_default()
 }
 
-fn mem_gib() -> u64 {
+pub(crate) fn mem_gib() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -685,7 +689,7 @@ fn mem_gib() -> u64 {
 }
 
 /// Replaces the markdown section starting with `heading` (up to the next `## `) with `section`.
-fn replace_section(doc: &str, heading: &str, section: &str) -> String {
+pub(crate) fn replace_section(doc: &str, heading: &str, section: &str) -> String {
     let Some(start) = doc.find(heading) else {
         let mut d = doc.trim_end().to_string();
         if d.is_empty() {

@@ -452,6 +452,33 @@ fn mount_device_number(point: &Path) -> Option<String> {
     })
 }
 
+/// Aborts the FUSE connection `MAJOR:MINOR` (its serving threads then end) through the FUSE
+/// control file system, mounting it at `/sys/fs/fuse/connections` when it is not there.
+fn abort_connection(dev: &str) {
+    let Some(minor) = dev.split(':').nth(1) else {
+        return;
+    };
+    let dir = Path::new("/sys/fs/fuse/connections");
+    let abort = dir.join(minor).join("abort");
+    if !abort.exists() {
+        if let Err(e) = nix::mount::mount(
+            Some("fusectl"),
+            dir,
+            Some("fusectl"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        ) {
+            log::warn!(
+                "mounting the FUSE control file system at {}: {e}",
+                dir.display()
+            );
+        }
+    }
+    if let Err(e) = std::fs::write(&abort, "1") {
+        log::warn!("{}: {e}", abort.display());
+    }
+}
+
 /// A mount point as `/proc/self/mountinfo` writes it, with `\040`-style escapes undone.
 fn unescape_mountinfo(s: &str) -> String {
     let b = s.as_bytes();
@@ -611,6 +638,7 @@ impl Server {
             file,
             name: self.name,
             counters: self.counters,
+            writable: self.writable_len.is_some(),
         };
         if let Some(len) = self.writable_len {
             // With the write-back cache the kernel keeps the file's size itself and never takes
@@ -640,7 +668,12 @@ pub struct Background {
     file: PathBuf,
     name: String,
     counters: Arc<Counters>,
+    writable: bool,
 }
+
+/// How long the serving thread may take to end after the file was unmounted before the FUSE
+/// connection is aborted.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Background {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -659,11 +692,57 @@ impl Background {
     /// Unmounts the file (the kernel first sends what it still caches) and waits for the
     /// serving thread to end. Fails when any write failed while serving: with the kernel's
     /// write-back cache a write can reach the device after the writer's call returned.
+    ///
+    /// A process that made a new mount namespace while the file was mounted (a sandboxed
+    /// service, a container) holds a copy of the mount: unmounting ours then does not end the
+    /// FUSE connection and the serving thread would wait for requests forever. When it has not
+    /// ended [`STOP_GRACE`] after the unmount, the connection is aborted through the FUSE
+    /// control file system (`/sys/fs/fuse/connections/N/abort`, mounted there when it is not);
+    /// written data was sent before (the file is synced first).
     pub fn stop(self) -> Result<(), VdevError> {
         let file = self.file.clone();
         let counters = Arc::clone(&self.counters);
-        self.session
-            .umount_and_join()
+        let connection = mount_device_number(&file);
+        if self.writable {
+            // What the kernel still caches goes to the device now, while it is surely served.
+            let synced = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .and_then(|f| f.sync_all());
+            if let Err(e) = synced {
+                counters.write_failed(format!("syncing before the unmount: {e}"));
+            }
+        }
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let session = self.session;
+        let joiner = std::thread::spawn(move || {
+            let out = session.umount_and_join();
+            let _ = done_tx.send(());
+            out
+        });
+        if done_rx.recv_timeout(STOP_GRACE).is_err() {
+            log::warn!(
+                "{}: the FUSE connection outlived the unmount of {} (another mount namespace                  holds it): aborting it",
+                self.name,
+                file.display()
+            );
+            if let Some(conn) = &connection {
+                abort_connection(conn);
+            }
+            if done_rx.recv_timeout(STOP_GRACE * 2).is_err() {
+                // Left running (detached): it holds nothing of the caller's but the device.
+                return Err(VdevError::Fuse {
+                    name: self.name,
+                    file,
+                    source: std::io::Error::other(
+                        "the FUSE connection could not be ended after the unmount",
+                    ),
+                });
+            }
+        }
+        joiner
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the FUSE thread panicked")))
             .map_err(|source| VdevError::Fuse {
                 name: String::new(),
                 file: file.clone(),

@@ -407,3 +407,38 @@ fn a_write_the_device_refuses_fails_the_serving_even_when_the_kernel_sent_it_lat
     }
     assert!(!mounted(&file));
 }
+
+#[test]
+fn stopping_ends_the_server_even_when_another_mount_namespace_holds_a_copy_of_the_mount() {
+    let disk = Arc::new(MemDisk::new(1 << 20, 512));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("rw");
+    std::fs::write(&file, b"").expect("mount point");
+    let bg = mount_writable(disk.clone(), &file, "namespace test")
+        .expect("mount")
+        .spawn()
+        .expect("spawn");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .and_then(|f| {
+            use std::os::unix::fs::FileExt;
+            f.write_all_at(b"kept", 4096)
+        })
+        .expect("write");
+    // A process in a new mount namespace (as a sandboxed service makes one) copies the mount.
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sleep", "60"])
+        .spawn()
+        .expect("unshare (util-linux)");
+    std::thread::sleep(Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let stopped = bg.stop();
+    let took = started.elapsed();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    stopped.expect("stop");
+    assert!(took < Duration::from_secs(15), "stopping took {took:?}");
+    assert!(!mounted(&file));
+    assert_eq!(&disk.to_vec()[4096..4100], b"kept");
+}
