@@ -40,8 +40,8 @@ const TTL: Duration = Duration::from_secs(3600);
 /// 256 pages: 1 MiB).
 const MAX_READ: u32 = 1 << 20;
 
-/// Read-ahead of the served file in KiB: tools read devices in 4 KiB pieces (ntfsresize,
-/// e2fsck), so the kernel is asked to fetch whole 1 MiB requests ahead of them.
+/// Read-ahead of a file served read-write, in KiB: tools read devices in 4 KiB pieces
+/// (ntfsresize, e2fsck), so the kernel is asked to fetch whole 1 MiB requests ahead of them.
 const READ_AHEAD_KB: u32 = 1024;
 
 /// Why the device could not be served.
@@ -239,7 +239,9 @@ impl Filesystem for DeviceFile {
         {
             reply.error(Errno::EROFS);
         } else {
-            if !self.read_ahead_set.swap(true, Ordering::Relaxed) {
+            // Only for the tools working on a read-write device: a read-only file may sit on a
+            // network store (`store::http`), where every byte read ahead is fetched.
+            if self.writable && !self.read_ahead_set.swap(true, Ordering::Relaxed) {
                 raise_read_ahead(&self.file);
             }
             // Only this server changes the bytes: the kernel may keep what it cached between
