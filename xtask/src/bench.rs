@@ -14,7 +14,7 @@ use std::time::Instant;
 const GIB: u64 = 1 << 30;
 const FILL: u64 = 1400 << 20;
 
-fn sh(cmd: &str) -> Result<()> {
+pub(crate) fn sh(cmd: &str) -> Result<()> {
     let status = Command::new("bash")
         .arg("-c")
         .arg(cmd)
@@ -130,8 +130,14 @@ pub fn run(rest: &[String]) -> Result<()> {
     if rest.iter().any(|a| a == "--cast") {
         return cast();
     }
+<<<<<<< HEAD
     if rest.iter().any(|a| a == "--lab") {
         return lab();
+=======
+    // Restore onto a smaller disk (issue 15).
+    if rest.iter().any(|a| a == "--shrink") {
+        return crate::bench_shrink::run();
+>>>>>>> s5-shrinkvm
     }
     crate::deps::install()?;
     crate::cargo(&["build", "--release", "--package", "cli"])?;
@@ -662,6 +668,7 @@ fn cast() -> Result<()> {
     Ok(())
 }
 
+<<<<<<< HEAD
 /// `cargo xtask bench --lab`: the lab of issue 19 in QEMU (`qemu_tests::lab::bench`: PCs
 /// PXE-booted from dnsmasq on a namespace LAN): 1, 2 and 4 receivers by one multicast session
 /// against as many sequential unicast restores from the HTTP store, in the same run, into
@@ -746,6 +753,9 @@ fn utc_now() -> String {
 }
 
 fn cpu_model() -> String {
+=======
+pub(crate) fn cpu_model() -> String {
+>>>>>>> s5-shrinkvm
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -757,7 +767,7 @@ fn cpu_model() -> String {
         .unwrap_or_default()
 }
 
-fn mem_gib() -> u64 {
+pub(crate) fn mem_gib() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -771,7 +781,7 @@ fn mem_gib() -> u64 {
 }
 
 /// Replaces the markdown section starting with `heading` (up to the next `## `) with `section`.
-fn replace_section(doc: &str, heading: &str, section: &str) -> String {
+pub(crate) fn replace_section(doc: &str, heading: &str, section: &str) -> String {
     let Some(start) = doc.find(heading) else {
         let mut d = doc.trim_end().to_string();
         if d.is_empty() {

@@ -4,6 +4,7 @@
 //! not contain product logic.
 
 mod bench;
+mod bench_shrink;
 mod deps;
 mod fuzz;
 mod image;
@@ -28,7 +29,8 @@ commands:
               the file NAME.rs, other arguments go to the test binaries (`cargo xtask qemu-test demo
               job_` runs the tests whose names hold them)
   bench       backup/restore/clone against partclone, fsarchiver, zstd and dd (BENCHMARKS.md);
-              --encrypted: encrypted against unencrypted backup and restore
+              --encrypted: encrypted against unencrypted backup and restore;
+              --shrink: a restore onto a smaller disk against a plain restore;
               --cast: multicast against unicast restores in network namespaces;
               --lab: the same in QEMU, PCs PXE-booted on a namespace LAN (root; issue 19)
   fuzz        [TARGET...] [--time S] [--list]: coverage-guided fuzzing with cargo-fuzz (FUZZING.md)

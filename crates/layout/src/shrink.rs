@@ -100,11 +100,24 @@ struct Prep {
 
 fn prepare(src: &Layout, shrinkable: &[Shrinkable]) -> Result<Prep, LayoutError> {
     let ssz = u64::from(src.sector_size);
-    if src.partitions.iter().any(|p| p.is_extended || p.is_logical) {
-        return Err(LayoutError::Unsupported {
-            device: src.device.clone(),
-            what: "shrinking an MBR disk with logical partitions".to_string(),
-        });
+    if let TableKind::Mbr(m) = &src.kind {
+        // Every EBR must describe a logical partition after it: that is what moves it.
+        for e in &m.ebrs {
+            let ok = e
+                .logical
+                .and_then(|n| src.partition(n))
+                .is_some_and(|p| p.first_lba > e.lba);
+            if !ok {
+                return Err(LayoutError::Unsupported {
+                    device: src.device.clone(),
+                    what: format!(
+                        "shrinking an MBR disk whose extended boot record at LBA {} holds no \
+                         logical partition",
+                        e.lba
+                    ),
+                });
+            }
+        }
     }
     // Room the table leaves at the end of the target (GPT: backup entries and header).
     let (tail, hybrid) = match &src.kind {
@@ -122,9 +135,11 @@ fn prepare(src: &Layout, shrinkable: &[Shrinkable]) -> Result<Prep, LayoutError>
         }
     };
     let is_mbr = matches!(src.kind, TableKind::Mbr(_));
+    // The extended container is not a slot: it is rebuilt around its logical partitions.
     let mut slots: Vec<Slot> = src
         .partitions
         .iter()
+        .filter(|p| !p.is_extended)
         .map(|p| {
             let min = shrinkable
                 .iter()
@@ -290,6 +305,9 @@ pub fn plan_shrink(
         p.first_lba = start / ssz;
         p.last_lba = (start + size) / ssz - 1;
     }
+    if let TableKind::Mbr(_) = src.kind {
+        relocate_ebrs(src, &mut shrunk)?;
+    }
     let copy_opts = CopyOptions {
         grow_last: false,
         ..*opts
@@ -297,4 +315,92 @@ pub fn plan_shrink(
     let mut plan = plan_copy(&shrunk, target_len, target_sector, &copy_opts)?;
     plan.prepend_changes(changes);
     Ok(plan)
+}
+
+/// On MBR disks with logical partitions: moves each EBR with its logical partition and fits
+/// the extended partition around the chain. A logical partition that kept its start keeps its
+/// EBR exactly; a moved one gets its EBR 1 MiB before its (aligned) start when the room after
+/// the previous partition allows, else at its old distance before the start (which the kept
+/// gap always allows). When any logical partition moved or shrank, the extended partition
+/// starts at the first EBR and ends with the last logical partition; else it keeps its extent.
+/// `shrunk` already holds the new starts and sizes.
+fn relocate_ebrs(src: &Layout, shrunk: &mut Layout) -> Result<(), LayoutError> {
+    let ssz = u64::from(src.sector_size);
+    let parts = shrunk.partitions.clone();
+    let TableKind::Mbr(m) = &mut shrunk.kind else {
+        return Ok(());
+    };
+    if m.ebrs.is_empty() {
+        return Ok(());
+    }
+    // The end (bytes) of the last partition before `start` on the new layout (the MBR's sector
+    // when none).
+    let prev_end = |start: u64| -> u64 {
+        parts
+            .iter()
+            .filter(|p| !p.is_extended && p.start < start)
+            .map(|p| p.end())
+            .max()
+            .unwrap_or(ssz)
+    };
+    let mut changed = false;
+    for ebr in &mut m.ebrs {
+        let number = ebr.logical.unwrap_or(0);
+        let (Some(old), Some(new)) = (
+            src.partition(number),
+            parts.iter().find(|p| p.number == number),
+        ) else {
+            return Err(LayoutError::BadRange {
+                device: src.device.clone(),
+                reason: format!(
+                    "the extended boot record at LBA {} names no logical partition",
+                    ebr.lba
+                ),
+            });
+        };
+        if new.size != old.size {
+            changed = true;
+        }
+        if new.start == old.start {
+            continue;
+        }
+        changed = true;
+        let room_from = prev_end(new.start);
+        let distance = old.first_lba.saturating_sub(ebr.lba);
+        let aligned = new
+            .start
+            .checked_sub(ALIGN)
+            .filter(|&a| a >= room_from)
+            .map(|a| a / ssz);
+        let kept = new
+            .first_lba
+            .checked_sub(distance)
+            .filter(|&l| l.saturating_mul(ssz) >= room_from);
+        ebr.lba = aligned.or(kept).ok_or_else(|| LayoutError::BadRange {
+            device: src.device.clone(),
+            reason: format!(
+                "no room for the extended boot record of partition {number} before its new start"
+            ),
+        })?;
+    }
+    if !changed {
+        return Ok(());
+    }
+    let first_ebr = m.ebrs.iter().map(|e| e.lba).min();
+    let last = parts
+        .iter()
+        .filter(|p| p.is_logical)
+        .map(|p| p.last_lba)
+        .max();
+    if let (Some(ext), Some(first), Some(last)) = (
+        shrunk.partitions.iter_mut().find(|p| p.is_extended),
+        first_ebr,
+        last,
+    ) {
+        ext.first_lba = first;
+        ext.last_lba = last;
+        ext.start = first * ssz;
+        ext.size = (last + 1 - first) * ssz;
+    }
+    Ok(())
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use layout::{plan_shrink, Change, CopyOptions, LayoutError, Shrinkable};
+use layout::{plan_shrink, Change, CopyOptions, LayoutError, Shrinkable, TableKind};
 use qemu_tests::fixture;
 use std::path::Path;
 
@@ -207,5 +207,115 @@ fn a_disk_that_fits_is_planned_as_a_plain_copy() -> anyhow::Result<()> {
     let src = read(&system_gpt(dir.path())?)?;
     let plan = plan_shrink(&src, 200 * MIB, 512, &CopyOptions::default(), &[])?;
     assert_eq!(plan.layout().partitions, src.partitions);
+    Ok(())
+}
+
+#[test]
+fn mbr_logical_partitions_shrink_and_move_with_their_ebrs_inside_a_fitted_extended_partition(
+) -> anyhow::Result<()> {
+    // 2 primaries, then an extended partition holding logicals 5 (Linux, 80 MiB) and 6 (NTFS,
+    // 60 MiB), as sfdisk lays them out (each EBR 1 MiB before its logical partition).
+    let dir = tempfile::tempdir()?;
+    let img = dir.path().join("mbr.img");
+    fixture::sparse_file(&img, 200 * MIB)?;
+    fixture::sfdisk(
+        &img,
+        "label: dos\nlabel-id: 0x0badcafe\nstart=2048, size=8MiB, type=83, bootable\n\
+         size=40MiB, type=83\ntype=5\nsize=80MiB, type=83\nsize=60MiB, type=7\n",
+        512,
+    )?;
+    let src = read(&img)?;
+    assert!(src.partition(6).is_some_and(|p| p.is_logical));
+    let facts = [
+        Shrinkable {
+            number: 2,
+            min_size: 30 * MIB,
+        },
+        Shrinkable {
+            number: 5,
+            min_size: 20 * MIB,
+        },
+        Shrinkable {
+            number: 6,
+            min_size: 20 * MIB,
+        },
+    ];
+    // 120 MiB (60 %): the logical Linux partition shrinks, the Windows one after it moves down
+    // (said plainly) or shrinks too.
+    let target = dir.path().join("dst.img");
+    fixture::sparse_file(&target, 120 * MIB)?;
+    let plan = plan_shrink(&src, 120 * MIB, 512, &CopyOptions::default(), &facts)?;
+    let l = plan.layout();
+    let p5 = l.partition(5).cloned().expect("partition 5");
+    let p6 = l.partition(6).cloned().expect("partition 6");
+    assert!(p5.size < 80 * MIB, "{plan}");
+    assert!(p6.start < src.partition(6).map_or(0, |p| p.start), "{plan}");
+    assert!(plan
+        .changes()
+        .contains(&Change::WindowsStartMoved { number: 6 }));
+    for p in &l.partitions {
+        assert_eq!(p.start % MIB, 0, "partition {} is 1 MiB aligned", p.number);
+    }
+    plan.write(&FileIo::open(&target, 512)?)?;
+    // sfdisk reads the same chain back: the extended partition from the first EBR to the end
+    // of the last logical, each logical where the plan put it.
+    let parts = sfdisk_parts(&target)?;
+    assert_eq!(as_sfdisk(l), parts);
+    let ext = parts.iter().find(|p| p.number == 3).expect("extended");
+    assert_eq!(ext.kind, "5");
+    assert_eq!(
+        ext.start,
+        p5.first_lba - 2048,
+        "the first EBR 1 MiB before 5"
+    );
+    assert_eq!(ext.start + ext.size, p6.last_lba + 1);
+    assert!((ext.start * 512) % MIB == 0);
+    let back = read(&target)?;
+    let TableKind::Mbr(m) = &back.kind else {
+        panic!("not MBR: {back:?}")
+    };
+    assert_eq!(m.disk_signature, 0x0bad_cafe);
+    let ebrs: Vec<(u64, Option<u32>)> = m.ebrs.iter().map(|e| (e.lba, e.logical)).collect();
+    assert_eq!(
+        ebrs,
+        vec![
+            (p5.first_lba - 2048, Some(5)),
+            (p6.first_lba - 2048, Some(6))
+        ]
+    );
+    let (code, out) = fixture::run_status("sfdisk", &["--verify", p(&target)])?;
+    assert_eq!(code, 0, "sfdisk --verify: {out}");
+    Ok(())
+}
+
+#[test]
+fn mbr_with_an_empty_ebr_in_its_chain_is_refused_with_a_reason() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let img = dir.path().join("mbr.img");
+    fixture::sparse_file(&img, 100 * MIB)?;
+    fixture::sfdisk(
+        &img,
+        "label: dos\nstart=2048, size=40MiB, type=83\ntype=5\nsize=20MiB, type=83\nsize=20MiB, type=83\n",
+        512,
+    )?;
+    // Empty the first EBR's entry (as when a tool deletes the first logical partition but
+    // keeps the chain): the chain still links to the second.
+    let src = read(&img)?;
+    let TableKind::Mbr(m) = &src.kind else {
+        panic!("not MBR")
+    };
+    let first = m.ebrs[0].lba;
+    fixture::poke(&img, first * 512 + 446, &[0u8; 16])?;
+    let src = read(&img)?;
+    let facts = [Shrinkable {
+        number: 1,
+        min_size: 5 * MIB,
+    }];
+    let err =
+        plan_shrink(&src, 70 * MIB, 512, &CopyOptions::default(), &facts).expect_err("refused");
+    assert!(
+        matches!(&err, LayoutError::Unsupported { what, .. } if what.contains("no logical partition")),
+        "{err}"
+    );
     Ok(())
 }

@@ -139,17 +139,31 @@ impl<'a> Overlay<'a> {
             let b = (at - self.head_len) / BLOCK;
             let (bs, be) = self.block_range(b);
             let n = ((be - at) as usize).min(buf.len() - pos);
-            let piece = &mut buf[pos..pos + n];
             let within = (at - bs) as usize;
             match store.blocks.get(&b) {
-                Some(Slot::Memory(data)) => piece.copy_from_slice(&data[within..within + n]),
+                Some(Slot::Memory(data)) => {
+                    buf[pos..pos + n].copy_from_slice(&data[within..within + n]);
+                    pos += n;
+                }
                 Some(Slot::Spilled(off)) => {
                     let f = store.spill.as_ref().ok_or_else(poisoned)?;
-                    f.read_exact_at(piece, off + within as u64)?;
+                    f.read_exact_at(&mut buf[pos..pos + n], off + within as u64)?;
+                    pos += n;
                 }
-                None => self.base.read_at(piece, at)?,
+                None => {
+                    // The whole run of blocks the overlay does not hold, in one read of the
+                    // base (a tool's 1 MiB read is one read of the image's stream, not 256).
+                    let mut end = pos + n;
+                    let mut next = b + 1;
+                    while end < buf.len() && !store.blocks.contains_key(&next) {
+                        let (_, ne) = self.block_range(next);
+                        end = ((ne - offset) as usize).min(buf.len());
+                        next += 1;
+                    }
+                    self.base.read_at(&mut buf[pos..end], at)?;
+                    pos = end;
+                }
             }
-            pos += n;
         }
         Ok(())
     }
@@ -165,8 +179,15 @@ impl<'a> Overlay<'a> {
             let within = (at - bs) as usize;
             let piece = &buf[pos..pos + n];
             if !store.blocks.contains_key(&b) {
-                let mut copy = vec![0u8; (be - bs) as usize];
-                self.base.read_at(&mut copy, bs)?;
+                // A block written whole needs nothing of the base.
+                let copy = if n as u64 == be - bs {
+                    piece.to_vec()
+                } else {
+                    let mut copy = vec![0u8; (be - bs) as usize];
+                    self.base.read_at(&mut copy, bs)?;
+                    copy[within..within + n].copy_from_slice(piece);
+                    copy
+                };
                 let slot = if store.memory + BLOCK <= self.limits.memory {
                     store.memory += BLOCK;
                     Slot::Memory(copy.into_boxed_slice())
@@ -174,6 +195,8 @@ impl<'a> Overlay<'a> {
                     self.spill_block(&mut store, &copy)?
                 };
                 store.blocks.insert(b, slot);
+                pos += n;
+                continue;
             }
             match store.blocks.get_mut(&b) {
                 Some(Slot::Memory(data)) => data[within..within + n].copy_from_slice(piece),
