@@ -25,6 +25,7 @@ pub mod copy;
 pub mod error;
 pub mod extract;
 mod fatcopy;
+mod fsmount;
 pub mod grow;
 pub mod inspect;
 pub mod job;
@@ -38,6 +39,7 @@ pub mod shrink;
 pub mod units;
 pub mod unlock;
 pub mod verify;
+mod xfscopy;
 
 pub use error::JobError;
 pub use inspect::{

@@ -1,0 +1,474 @@
+//! Restore and clone onto a smaller disk for the file systems that are not shrunk by
+//! resize2fs/ntfsresize: btrfs (`btrfs filesystem resize` on the copy-on-write device), XFS (a
+//! new XFS filled by xfsdump | xfsrestore), FAT12 (a rebuilt FAT). Each fixture is made by the
+//! real tools and filled through the kernel; each disk is restored and cloned into 60 % of its
+//! size, and the result must pass the file system's checker, keep its UUID, label and format
+//! features, and hold the same tree: every file's bytes, mode, owner, mtime, link count, extended
+//! attributes, symlinks, special files and holes (and for btrfs the subvolumes and snapshot).
+//! The image and the source disk are never written.
+
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions unwrap too
+
+mod common;
+
+use common::*;
+use qemu_tests::fixture::{self, KernelMount, Mkfs};
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What a tree holds, path by path (relative, `.` for the root).
+type Tree = BTreeMap<String, String>;
+
+/// Every object below `root`: kind, mode, owner, size, mtime, link count, device number, link
+/// target, content hash and extended attributes (all namespaces, via getfattr). Objects whose
+/// content is a hole-punched file also say that they are sparse.
+fn tree_of(root: &Path) -> Tree {
+    let mut out = Tree::new();
+    let mut todo = vec![PathBuf::from(".")];
+    while let Some(rel) = todo.pop() {
+        let p = root.join(&rel);
+        let md = p.symlink_metadata().unwrap();
+        let ft = md.file_type();
+        let mut line = format!(
+            "mode={:o} uid={} gid={} mtime={}.{:09}",
+            md.mode(),
+            md.uid(),
+            md.gid(),
+            md.mtime(),
+            md.mtime_nsec()
+        );
+        if ft.is_dir() {
+            let mut names: Vec<_> = std::fs::read_dir(&p)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            for n in names {
+                todo.push(rel.join(n));
+            }
+        } else {
+            line += &format!(" nlink={} size={} rdev={}", md.nlink(), md.len(), md.rdev());
+        }
+        if ft.is_symlink() {
+            line += &format!(" -> {}", std::fs::read_link(&p).unwrap().display());
+        } else if ft.is_file() {
+            line += &format!(" sha256={}", fixture::sha256(&p).unwrap());
+            if md.blocks() * 512 < md.len() / 2 {
+                line += " sparse";
+            }
+        }
+        let x = Command::new("getfattr")
+            .args(["-h", "-d", "-m", "-", "-e", "hex", "--absolute-names"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        let mut attrs: Vec<String> = String::from_utf8_lossy(&x.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        attrs.sort();
+        if !attrs.is_empty() {
+            line += &format!(" xattrs=[{}]", attrs.join(" "));
+        }
+        out.insert(rel.to_string_lossy().into_owned(), line);
+    }
+    out
+}
+
+/// Hard-link groups: the sorted paths of each inode with more than one name.
+fn link_groups(root: &Path, tree: &Tree) -> Vec<Vec<String>> {
+    let mut by_ino: BTreeMap<(u64, u64), Vec<String>> = BTreeMap::new();
+    for rel in tree.keys() {
+        let md = root.join(rel).symlink_metadata().unwrap();
+        if !md.is_dir() && md.nlink() > 1 {
+            by_ino
+                .entry((md.dev(), md.ino()))
+                .or_default()
+                .push(rel.clone());
+        }
+    }
+    let mut g: Vec<Vec<String>> = by_ino.into_values().collect();
+    g.sort();
+    g
+}
+
+fn assert_same_tree(want: &Tree, got: &Tree, what: &str) {
+    for (k, v) in want {
+        match got.get(k) {
+            Some(g) => assert_eq!(g, v, "{what}: {k} differs"),
+            None => panic!("{what}: {k} is missing"),
+        }
+    }
+    for k in got.keys() {
+        assert!(want.contains_key(k), "{what}: {k} appeared");
+    }
+}
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    fixture::run(cmd, args).unwrap()
+}
+
+/// The objects every kernel-filled fixture gets: files in folders, a hard-linked pair, a
+/// symlink, a sparse file, a FIFO, a socket, a device node, odd modes and owners, fixed
+/// mtimes, user/trusted/security extended attributes and an ACL.
+fn populate(root: &Path) {
+    let d = root.join("docs/deeper");
+    std::fs::create_dir_all(&d).unwrap();
+    for i in 0..12u64 {
+        std::fs::write(
+            d.join(format!("blob {i}.bin")),
+            fixture::noise(i + 7, 900 * 1024 + i as usize * 13),
+        )
+        .unwrap();
+    }
+    std::fs::write(root.join("docs/readme.txt"), "text\n".repeat(999)).unwrap();
+    std::fs::hard_link(root.join("docs/readme.txt"), root.join("readme-link.txt")).unwrap();
+    std::os::unix::fs::symlink("docs/readme.txt", root.join("sym")).unwrap();
+    std::os::unix::fs::symlink("/nowhere/at/all", root.join("dangling")).unwrap();
+    // 40 MiB sparse file with data at both ends.
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::File::create(root.join("sparse.img")).unwrap();
+        f.write_all(&fixture::noise(3, 64 * 1024)).unwrap();
+        f.seek(SeekFrom::Start(40 << 20)).unwrap();
+        f.write_all(&fixture::noise(4, 64 * 1024)).unwrap();
+    }
+    sh("mkfifo", &[s(&root.join("fifo"))]);
+    sh("mknod", &[s(&root.join("null-dev")), "c", "1", "3"]);
+    let sock = std::os::unix::net::UnixListener::bind(root.join("socket")).unwrap();
+    drop(sock);
+    let readme = root.join("docs/readme.txt");
+    sh(
+        "setfattr",
+        &["-n", "user.comment", "-v", "kept", s(&readme)],
+    );
+    sh(
+        "setfattr",
+        &["-n", "trusted.lifeboat", "-v", "0x00ff10", s(&readme)],
+    );
+    sh(
+        "setfattr",
+        &["-n", "security.lifeboat", "-v", "label", s(&readme)],
+    );
+    sh("setfacl", &["-m", "u:1234:rw-,g:55:r--", s(&readme)]);
+    sh(
+        "setfacl",
+        &["-d", "-m", "u:1234:rwx", s(&root.join("docs"))],
+    );
+    sh(
+        "chown",
+        &["-h", "1234:55", s(&readme), s(&root.join("sym"))],
+    );
+    sh("chmod", &["4750", s(&root.join("docs/deeper/blob 1.bin"))]);
+    sh("chmod", &["1777", s(&root.join("docs/deeper"))]);
+    for p in ["docs/deeper/blob 2.bin", "sparse.img", "docs", "fifo"] {
+        sh(
+            "touch",
+            &["-h", "-d", "@1234567890.123456789", s(&root.join(p))],
+        );
+    }
+    sh("touch", &["-h", "-d", "@1111111111", s(&root.join("sym"))]);
+}
+
+/// A GPT disk of one partition of type `code` holding the file system image `fs`, starting at
+/// 1 MiB, 1 MiB to spare after it.
+fn one_partition_disk(dir: &Path, fs: &Path, code: &str) -> PathBuf {
+    let len = fixture::file_len(fs).unwrap();
+    let disk = dir.join("src.img");
+    fixture::sparse_file(&disk, len + 2 * MIB).unwrap();
+    fixture::sgdisk(
+        &disk,
+        &[
+            "-n",
+            &format!("1:2048:+{}K", len / 1024),
+            "-t",
+            &format!("1:{code}"),
+            "-c",
+            "1:data",
+        ],
+    )
+    .unwrap();
+    fixture::write_into(&disk, sgdisk_part(&disk, 1).0, fs).unwrap();
+    disk
+}
+
+fn blkid(file: &Path, tag: &str) -> String {
+    fixture::run("blkid", &["-p", "-o", "value", "-s", tag, s(file)])
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// The 60 % target of `disk`, aligned to 1 MiB.
+fn target_len(disk: &Path) -> u64 {
+    fixture::file_len(disk).unwrap() * 6 / 10 / MIB * MIB
+}
+
+/// Restores an image of `disk` and clones `disk` onto disks of 60 % its size; `check` is called
+/// with each target's shrunk partition (extracted to a file). The plan names `method`.
+fn restore_and_clone(dir: &Path, disk: &Path, method: &str, check: &dyn Fn(&Path, &str)) {
+    let (_, src_len) = sgdisk_part(disk, 1);
+    let src_part = dir.join("src-part.img");
+    fixture::extract(disk, sgdisk_part(disk, 1).0, src_len, &src_part).unwrap();
+    let disk_hash = fixture::sha256(disk).unwrap();
+    let img = dir.join("src.lbi");
+    let (code, out, err) = lifeboat(&["backup", s(disk), s(&img)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let img_hash = fixture::sha256(&img).unwrap();
+    for how in ["restore", "clone"] {
+        let dst = dir.join(format!("dst-{how}.img"));
+        fixture::sparse_file(&dst, target_len(disk)).unwrap();
+        let from = if how == "restore" { &img } else { disk };
+        let (code, out, err) = lifeboat(&[how, s(from), s(&dst), "--dry-run"]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains("shrink file systems onto the smaller target") && out.contains(method),
+            "the {how} plan lacks the method {method:?}:\n{out}"
+        );
+        let (code, out, err) = lifeboat(&[how, s(from), s(&dst), "--yes", "--verify"]);
+        assert_eq!(code, 0, "{how}: {out}{err}");
+        assert!(out.contains(&format!("with {method}")), "{how}: {out}");
+        let (code, v) = fixture::run_status("sgdisk", &["-v", s(&dst)]).unwrap();
+        assert!(code == 0 && v.contains("No problems found"), "{v}");
+        let (at, len) = sgdisk_part(&dst, 1);
+        assert!(
+            len < src_len,
+            "{how}: partition 1 shrank ({len} of {src_len})"
+        );
+        assert_eq!(at % MIB, 0);
+        let part = dir.join(format!("dst-{how}-part.img"));
+        fixture::extract(&dst, at, len, &part).unwrap();
+        for tag in ["UUID", "LABEL", "TYPE"] {
+            assert_eq!(blkid(&part, tag), blkid(&src_part, tag), "{how}: {tag}");
+        }
+        check(&part, how);
+        std::fs::remove_file(&part).unwrap();
+        std::fs::remove_file(&dst).unwrap();
+        assert_eq!(
+            fixture::sha256(disk).unwrap(),
+            disk_hash,
+            "the source is never written"
+        );
+    }
+    assert_eq!(
+        fixture::sha256(&img).unwrap(),
+        img_hash,
+        "the image is never written"
+    );
+}
+
+/// `btrfs subvolume list` reduced to what must survive: ID, parent, top level, UUIDs, path.
+fn subvolumes(mnt: &Path) -> Vec<String> {
+    let out = sh(
+        "btrfs",
+        &["subvolume", "list", "-a", "-p", "-u", "-q", s(mnt)],
+    );
+    let mut v: Vec<String> = out
+        .lines()
+        .map(|l| {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            let field = |k: &str| {
+                let i = t.iter().position(|x| *x == k).unwrap();
+                t[i + 1].to_string()
+            };
+            format!(
+                "id={} parent={} top={} parent_uuid={} uuid={} path={}",
+                field("ID"),
+                field("parent"),
+                field("level"),
+                field("parent_uuid"),
+                field("uuid"),
+                field("path")
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Read-only flags of the subvolumes (`btrfs property get -ts PATH ro`).
+fn ro_flags(mnt: &Path, paths: &[&str]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| sh("btrfs", &["property", "get", "-ts", s(&mnt.join(p)), "ro"]))
+        .collect()
+}
+
+/// True when the file's extents are compressed (`filefrag -v` marks them `encoded`).
+fn compressed(file: &Path) -> bool {
+    sh("filefrag", &["-v", s(file)]).contains("encoded")
+}
+
+#[test]
+fn btrfs_restored_and_cloned_into_60_percent_keeps_subvolumes_snapshot_compression_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let seed = d.join("seed");
+    std::fs::create_dir_all(seed.join("seeded")).unwrap();
+    for i in 0..6u64 {
+        std::fs::write(
+            seed.join(format!("seeded/part {i}.bin")),
+            fixture::noise(50 + i, 2 << 20),
+        )
+        .unwrap();
+    }
+    let fs = d.join("btrfs.img");
+    fixture::mkfs(
+        Mkfs::Btrfs,
+        &fs,
+        512 * MIB,
+        "lb-btrfs",
+        &["--rootdir", s(&seed)],
+    )
+    .unwrap();
+    let subvol_paths = ["home", "var", "snapshots/home-1"];
+    let (want, want_subvols, want_ro, want_links) = {
+        let mnt = KernelMount::new(&fs, &d.join("mnt"), "compress=zstd").unwrap();
+        let m = mnt.path();
+        sh("btrfs", &["subvolume", "create", s(&m.join("home"))]);
+        sh("btrfs", &["subvolume", "create", s(&m.join("var"))]);
+        populate(&m.join("home"));
+        std::fs::write(m.join("var/log.txt"), "a log line\n".repeat(200_000)).unwrap();
+        std::fs::create_dir(m.join("snapshots")).unwrap();
+        sh(
+            "btrfs",
+            &[
+                "subvolume",
+                "snapshot",
+                "-r",
+                s(&m.join("home")),
+                s(&m.join("snapshots/home-1")),
+            ],
+        );
+        // Changed after the snapshot: the snapshot keeps the old bytes, the reflink shares them.
+        std::fs::write(m.join("home/docs/readme.txt"), "changed\n").unwrap();
+        sh(
+            "cp",
+            &[
+                "--reflink=always",
+                s(&m.join("var/log.txt")),
+                s(&m.join("var/log-copy.txt")),
+            ],
+        );
+        sh("sync", &[]);
+        assert!(compressed(&m.join("var/log.txt")));
+        let t = tree_of(m);
+        (
+            t.clone(),
+            subvolumes(m),
+            ro_flags(m, &subvol_paths),
+            link_groups(m, &t),
+        )
+    };
+    assert!(want_subvols.len() == 3, "{want_subvols:?}");
+    let disk = one_partition_disk(d, &fs, "8300");
+    std::fs::remove_file(&fs).unwrap();
+    restore_and_clone(d, &disk, "btrfs filesystem resize", &|part, how| {
+        let (code, out) = fixture::run_status("btrfs", &["check", "--readonly", s(part)]).unwrap();
+        assert_eq!(code, 0, "{how}: btrfs check: {out}");
+        let mnt = KernelMount::new(part, &d.join(format!("mnt-{how}")), "ro").unwrap();
+        let m = mnt.path();
+        let got = tree_of(m);
+        assert_same_tree(&want, &got, how);
+        assert_eq!(link_groups(m, &got), want_links, "{how}: hard links");
+        assert_eq!(subvolumes(m), want_subvols, "{how}: subvolumes");
+        assert_eq!(
+            ro_flags(m, &subvol_paths),
+            want_ro,
+            "{how}: read-only flags"
+        );
+        assert!(
+            compressed(&m.join("var/log.txt")),
+            "{how}: compression kept"
+        );
+        let usage = sh("btrfs", &["filesystem", "show", s(m)]);
+        let len = fixture::file_len(part).unwrap();
+        assert!(
+            usage.contains(&format!("size {}", human_mib(len))),
+            "{how}: the device size is the partition's: {usage}"
+        );
+        mnt.unmount().unwrap();
+    });
+}
+
+/// `btrfs filesystem show`'s size text for `len` bytes (whole MiB).
+fn human_mib(len: u64) -> String {
+    format!("{}.00MiB", len / MIB)
+}
+
+/// The XFS format features `xfs_info` reports (not the sizes that follow from the device).
+fn xfs_features(file: &Path) -> Vec<String> {
+    let out = sh("xfs_info", &[s(file)]);
+    let keep = [
+        "isize",
+        "sectsz",
+        "crc",
+        "finobt",
+        "sparse",
+        "rmapbt",
+        "reflink",
+        "bigtime",
+        "inobtcount",
+        "nrext64",
+        "bsize",
+        "ftype",
+        "ascii-ci",
+        "projid32bit",
+        "lazy-count",
+    ];
+    let mut v: Vec<String> = out
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|t| t.split_once('=').is_some_and(|(k, _)| keep.contains(&k)))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn xfs_restored_and_cloned_into_60_percent_is_a_new_xfs_with_the_same_uuid_features_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fs = d.join("xfs.img");
+    fixture::mkfs(Mkfs::Xfs, &fs, 520 * MIB, "lb-xfs", &["-m", "rmapbt=1"]).unwrap();
+    let (want, want_links) = {
+        let mnt = KernelMount::new(&fs, &d.join("mnt"), "").unwrap();
+        let m = mnt.path();
+        populate(m);
+        sh("chattr", &["+i", s(&m.join("docs/deeper/blob 3.bin"))]);
+        sh("chown", &["4321:4321", s(m)]);
+        sh("setfattr", &["-n", "security.root", "-v", "0x0102", s(m)]);
+        sh("setfattr", &["-n", "user.root", "-v", "top", s(m)]);
+        sh("sync", &[]);
+        let t = tree_of(m);
+        let l = link_groups(m, &t);
+        mnt.unmount().unwrap();
+        (t, l)
+    };
+    let features = xfs_features(&fs);
+    assert!(features.contains(&"rmapbt=1".to_string()), "{features:?}");
+    let disk = one_partition_disk(d, &fs, "8300");
+    std::fs::remove_file(&fs).unwrap();
+    restore_and_clone(d, &disk, "file-level copy into a new XFS", &|part, how| {
+        let (code, out) = fixture::run_status("xfs_repair", &["-n", "-f", s(part)]).unwrap();
+        assert_eq!(code, 0, "{how}: xfs_repair -n: {out}");
+        assert_eq!(xfs_features(part), features, "{how}: format features");
+        let mnt = KernelMount::new(part, &d.join(format!("mnt-{how}")), "ro").unwrap();
+        let m = mnt.path();
+        let got = tree_of(m);
+        assert_same_tree(&want, &got, how);
+        assert_eq!(link_groups(m, &got), want_links, "{how}: hard links");
+        assert!(
+            sh("lsattr", &["-d", s(&m.join("docs/deeper/blob 3.bin"))])
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .contains('i'),
+            "{how}: the immutable flag is kept"
+        );
+        mnt.unmount().unwrap();
+    });
+}
