@@ -472,3 +472,100 @@ fn xfs_restored_and_cloned_into_60_percent_is_a_new_xfs_with_the_same_uuid_featu
         mnt.unmount().unwrap();
     });
 }
+
+/// The files (not folders: a rebuilt FAT's folders get new times) of the FAT `part` as
+/// `lifeboat extract` gives them back: bytes, mode and modification time.
+fn fat_files(part: &Path, out: &Path) -> Tree {
+    let _ = std::fs::remove_dir_all(out);
+    let (code, o, e) = lifeboat(&["extract", s(part), "/", "--to", s(out)]);
+    assert_eq!(code, 0, "{o}{e}");
+    let t: Tree = tree_of(out)
+        .into_iter()
+        .filter(|(_, v)| v.contains("sha256="))
+        .collect();
+    std::fs::remove_dir_all(out).unwrap();
+    t
+}
+
+#[test]
+fn fat12_restored_and_cloned_into_60_percent_is_rebuilt_with_the_same_serial_label_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let files = d.join("files");
+    std::fs::create_dir_all(files.join("Some Folder/deeper")).unwrap();
+    for i in 0..10u64 {
+        let name = match i % 3 {
+            0 => format!("Some Folder/a long file name {i}.bin"),
+            1 => format!("Some Folder/deeper/D{i}.DAT"),
+            _ => format!("top{i}.txt"),
+        };
+        std::fs::write(
+            files.join(&name),
+            fixture::noise(i + 90, 300 * 1024 + i as usize),
+        )
+        .unwrap();
+        sh(
+            "touch",
+            &[
+                "-d",
+                &format!("@{}", 1_500_000_000 + i * 86_402),
+                s(&files.join(&name)),
+            ],
+        );
+    }
+    let fs = d.join("fat12.img");
+    fixture::mkfs(Mkfs::Fat12, &fs, 16 * MIB, "FLOPPY12", &[]).unwrap();
+    let tops: Vec<String> = std::fs::read_dir(&files)
+        .unwrap()
+        .map(|e| s(&e.unwrap().path()).to_string())
+        .collect();
+    let mut args = vec!["-s", "-m", "-i", s(&fs)];
+    args.extend(tops.iter().map(String::as_str));
+    args.push("::/");
+    sh("mcopy", &args);
+    assert!(sh("file", &["-s", s(&fs)]).contains("FAT (12 bit)"));
+    let want = fat_files(&fs, &d.join("want"));
+    assert_eq!(want.len(), 10, "{want:?}");
+    let disk = one_partition_disk(d, &fs, "0700");
+    restore_and_clone(d, &disk, "file-level copy into a new FAT", &|part, how| {
+        let (code, out) = fixture::run_status("fsck.fat", &["-n", s(part)]).unwrap();
+        assert_eq!(code, 0, "{how}: fsck.fat -n: {out}");
+        assert!(
+            sh("file", &["-s", s(part)]).contains("FAT (12 bit)"),
+            "{how}: still a FAT12"
+        );
+        assert_same_tree(&want, &fat_files(part, &d.join(format!("got-{how}"))), how);
+    });
+}
+
+#[test]
+fn a_disk_too_small_for_an_xfs_copy_is_refused_saying_by_how_much_and_naming_the_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fs = d.join("xfs.img");
+    fixture::mkfs(Mkfs::Xfs, &fs, 400 * MIB, "small-xfs", &[]).unwrap();
+    let disk = one_partition_disk(d, &fs, "8300");
+    let dst = d.join("dst.img");
+    fixture::sparse_file(&dst, 200 * MIB).unwrap();
+    let before = fixture::sha256(&dst).unwrap();
+    let (code, out, err) = lifeboat(&["clone", s(&disk), s(&dst), "--yes"]);
+    assert_ne!(code, 0, "{out}{err}");
+    let short = err
+        .split(" bytes short")
+        .next()
+        .and_then(|t| t.rsplit('(').next())
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    // mkfs.xfs makes nothing below 300 MiB: at least 100 MiB are missing.
+    assert!(
+        err.contains("too small")
+            && short.is_some_and(|n| n >= 100 * MIB)
+            && err.contains("partition 1 xfs no smaller than")
+            && err.contains("file-level copy into a new XFS"),
+        "{err}"
+    );
+    assert_eq!(
+        fixture::sha256(&dst).unwrap(),
+        before,
+        "nothing was written"
+    );
+}

@@ -204,11 +204,15 @@ fn shrinkables(facts: &[PartFacts]) -> Vec<Shrinkable> {
 /// The minimum the file system's own tool names for the file system on `base` (read-only:
 /// served through FUSE, or mounted on a copy-on-write view of it, for the length of the call):
 /// `resize2fs -P`, `ntfsresize --info`, `btrfs inspect-internal min-dev-size` (never below the
-/// 256 MiB the kernel resizes a btrfs to); for XFS what its
-/// files allocate plus the new file system's own structures ([`crate::xfscopy`]). `None` for
-/// FAT (rebuilt, no tool), when not root, or when the tool does not say.
+/// 256 MiB the kernel resizes a btrfs to); for XFS what its files allocate plus the new file
+/// system's own structures ([`crate::xfscopy`]); for FAT (rebuilt) its used clusters and the
+/// new FAT's tables, read by Lifeboat itself ([`crate::fatcopy`], also without root). `None`
+/// when not root (for the tools) or when the tool does not say.
 pub fn tool_minimum(method: ShrinkMethod, base: &dyn BlockIo) -> Option<u64> {
-    if method == ShrinkMethod::FatCopy || !nix::unistd::geteuid().is_root() {
+    if method == ShrinkMethod::FatCopy {
+        return crate::fatcopy::minimum(base);
+    }
+    if !nix::unistd::geteuid().is_root() {
         return None;
     }
     let block = u64::from(fs::probe(base).ok()??.block_size);
@@ -357,11 +361,29 @@ pub fn plan_table(
     let table =
         layout::plan_shrink(layout, target_len, target_sector, opts, &shrinkable).map_err(|e| {
             match e {
-                layout::LayoutError::TargetTooSmall { need, have } => JobError::TargetTooSmall {
-                    device: target_name.to_string(),
-                    need,
-                    have,
-                },
+                layout::LayoutError::TargetTooSmall { need, have } => {
+                    // Say what each file system could shrink to, and how.
+                    let mins: Vec<String> = shrinkable
+                        .iter()
+                        .filter_map(|s| {
+                            let f = facts.iter().find(|f| f.number == s.number)?;
+                            let m = ShrinkMethod::for_fs(&f.fs)?;
+                            Some(format!(
+                                "partition {} {} no smaller than {} by {}",
+                                s.number,
+                                f.fs,
+                                human(s.min_size),
+                                m.name()
+                            ))
+                        })
+                        .collect();
+                    let device = if mins.is_empty() {
+                        target_name.to_string()
+                    } else {
+                        format!("{target_name} ({})", mins.join("; "))
+                    };
+                    JobError::TargetTooSmall { device, need, have }
+                }
                 e => JobError::Layout(e),
             }
         })?;
