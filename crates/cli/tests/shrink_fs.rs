@@ -569,3 +569,162 @@ fn a_disk_too_small_for_an_xfs_copy_is_refused_saying_by_how_much_and_naming_the
         "nothing was written"
     );
 }
+
+/// Every exFAT entry set below the root of the file system in `img`, by path: the set's
+/// position and its attribute and timestamp bytes (4..25 of the file entry: attributes,
+/// created/modified/accessed, their 10 ms parts and UTC offsets).
+fn exfat_entries(img: &Path) -> BTreeMap<String, (u64, Vec<u8>)> {
+    let raw = std::fs::read(img).unwrap();
+    let u32_at = |o: usize| u32::from_le_bytes(raw[o..o + 4].try_into().unwrap());
+    let sector = 1usize << raw[108];
+    let cluster = sector << raw[109];
+    let (fat, heap) = (u32_at(80) as usize * sector, u32_at(88) as usize * sector);
+    let offset = |c: u32| heap + (c as usize - 2) * cluster;
+    let chain = |first: u32, len: Option<u64>, contiguous: bool| {
+        let mut v = Vec::new();
+        let mut c = first;
+        let n = len
+            .map(|l| l.div_ceil(cluster as u64) as usize)
+            .unwrap_or(usize::MAX);
+        while v.len() < n && (2..0xFFFF_FFF7).contains(&c) {
+            v.push(offset(c));
+            c = if contiguous {
+                c + 1
+            } else {
+                u32_at(fat + c as usize * 4)
+            };
+        }
+        v
+    };
+    let mut out = BTreeMap::new();
+    let mut todo = vec![(chain(u32_at(96), None, false), String::new())];
+    while let Some((runs, path)) = todo.pop() {
+        let mut entries = Vec::new();
+        'all: for at in runs {
+            for e in (at..at + cluster).step_by(32) {
+                if raw[e] == 0 {
+                    break 'all;
+                }
+                entries.push(e);
+            }
+        }
+        for (i, &e) in entries.iter().enumerate() {
+            if raw[e] != 0x85 {
+                continue;
+            }
+            let count = raw[e + 1] as usize;
+            let stream = entries[i + 1];
+            let name_len = raw[stream + 3] as usize;
+            let units: Vec<u16> = entries[i + 2..=i + count]
+                .iter()
+                .flat_map(|&n| (0..15).map(move |k| (n, k)))
+                .map(|(n, k)| u16::from_le_bytes([raw[n + 2 + 2 * k], raw[n + 3 + 2 * k]]))
+                .take(name_len)
+                .collect();
+            let name = format!("{path}/{}", String::from_utf16_lossy(&units));
+            if raw[e + 4] & 0x10 != 0 {
+                let first = u32_at(stream + 20);
+                let len = u64::from_le_bytes(raw[stream + 24..stream + 32].try_into().unwrap());
+                todo.push((
+                    chain(first, Some(len), raw[stream + 1] & 2 != 0),
+                    name.clone(),
+                ));
+            }
+            out.insert(name, (e as u64, raw[e + 4..e + 25].to_vec()));
+        }
+    }
+    out
+}
+
+/// Sets attribute bits on the entry set at `at` of the exFAT in `img` (entry sets of a
+/// fixture lie in one cluster) and writes its checksum anew.
+fn exfat_set_attributes(img: &Path, at: u64, attrs: u8) {
+    let mut raw = std::fs::read(img).unwrap();
+    let at = at as usize;
+    raw[at + 4] |= attrs;
+    let len = 32 * (raw[at + 1] as usize + 1);
+    let mut sum: u16 = 0;
+    for (i, &b) in raw[at..at + len].iter().enumerate() {
+        if i != 2 && i != 3 {
+            sum = sum.rotate_right(1).wrapping_add(u16::from(b));
+        }
+    }
+    raw[at + 2..at + 4].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(img, raw).unwrap();
+}
+
+#[test]
+fn exfat_restored_and_cloned_into_60_percent_keeps_serial_label_attributes_times_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fs = d.join("exfat.img");
+    fixture::mkfs(Mkfs::Exfat, &fs, 96 * MIB, "Card 64", &["-c", "16K"]).unwrap();
+    let mnt = d.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    // Filled through exfat-fuse on a loop device (it wants a block device).
+    let dev = fixture::run("losetup", &["-f", "--show", s(&fs)]).unwrap();
+    let dev = dev.trim();
+    fixture::run("mount.exfat-fuse", &[dev, s(&mnt)]).unwrap();
+    let filled = (|| -> Result<(), String> {
+        let deep = mnt.join("DCIM/100 Camera/nested folder");
+        std::fs::create_dir_all(&deep).map_err(|e| e.to_string())?;
+        for i in 0..16u64 {
+            let name = match i % 4 {
+                0 => deep.join(format!("clip {i}.mp4")),
+                1 => mnt.join(format!("DCIM/100 Camera/IMG_{i:04}.JPG")),
+                2 => mnt.join(format!("Ünïcode ✓ {i}.txt")),
+                _ => mnt.join(format!("top-{i}.bin")),
+            };
+            std::fs::write(&name, fixture::noise(i + 300, 2 << 20 | i as usize))
+                .map_err(|e| e.to_string())?;
+            let when = format!("@{}.{:02}", 1_600_000_000 + i * 7_777, i * 3);
+            fixture::run("touch", &["-d", &when, s(&name)]).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(mnt.join("empty"), b"").map_err(|e| e.to_string())?;
+        Ok(())
+    })();
+    fixture::fuse_unmount(&mnt, dev).unwrap();
+    fixture::run("losetup", &["-d", dev]).unwrap();
+    filled.unwrap();
+    // Attributes no driver sets: read-only + hidden, system, archive.
+    let before = exfat_entries(&fs);
+    exfat_set_attributes(&fs, before["/top-3.bin"].0, 0x01 | 0x02);
+    exfat_set_attributes(&fs, before["/DCIM/100 Camera/IMG_0001.JPG"].0, 0x04);
+    exfat_set_attributes(&fs, before["/DCIM"].0, 0x02);
+    let (code, out) = fixture::run_status("fsck.exfat", &["-n", s(&fs)]).unwrap();
+    assert_eq!(code, 0, "the fixture is clean: {out}");
+    let want_fields: BTreeMap<String, Vec<u8>> = exfat_entries(&fs)
+        .into_iter()
+        .map(|(k, (_, v))| (k, v))
+        .collect();
+    assert_eq!(want_fields.len(), 20, "{:?}", want_fields.keys());
+    assert_eq!(want_fields["/top-3.bin"][0] & 0x03, 0x03);
+    let want = fat_files(&fs, &d.join("want"));
+    let disk = one_partition_disk(d, &fs, "0700");
+    std::fs::remove_file(&fs).unwrap();
+    restore_and_clone(
+        d,
+        &disk,
+        "file-level copy into a new exFAT",
+        &|part, how| {
+            let (code, out) = fixture::run_status("fsck.exfat", &["-n", s(part)]).unwrap();
+            assert_eq!(code, 0, "{how}: fsck.exfat -n: {out}");
+            let got: BTreeMap<String, Vec<u8>> = exfat_entries(part)
+                .into_iter()
+                .map(|(k, (_, v))| (k, v))
+                .collect();
+            assert_eq!(
+                got, want_fields,
+                "{how}: attributes and timestamps of every entry"
+            );
+            assert_eq!(
+                blkid(part, "UUID").len(),
+                9,
+                "{how}: a serial like 1234-ABCD"
+            );
+            let cluster = |p: &Path| std::fs::read(p).unwrap()[109];
+            assert_eq!(cluster(part), 5, "{how}: 16 KiB clusters kept");
+            assert_same_tree(&want, &fat_files(part, &d.join(format!("got-{how}"))), how);
+        },
+    );
+}

@@ -369,7 +369,11 @@ fn fix_dots(head: &dyn BlockIo, fat_type: fatfs::FatType) -> io::Result<()> {
                 // Entry c is the 12 bits at byte c * 1.5: the low ones for even c.
                 head.read_at(&mut n[..2], fat + u64::from(c) * 3 / 2)?;
                 let pair = u32::from(u16::from_le_bytes([n[0], n[1]]));
-                match if c.is_multiple_of(2) { pair & 0xFFF } else { pair >> 4 } {
+                match if c.is_multiple_of(2) {
+                    pair & 0xFFF
+                } else {
+                    pair >> 4
+                } {
                     v if v >= 0xFF8 => 0x0FFF_FFFF,
                     v => v,
                 }

@@ -23,6 +23,7 @@ pub mod cast;
 pub mod clone;
 pub mod copy;
 pub mod error;
+mod exfatcopy;
 pub mod extract;
 mod fatcopy;
 mod fsmount;

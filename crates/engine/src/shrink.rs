@@ -22,7 +22,9 @@
 //! FAT is rebuilt instead: a fresh FAT of the same type, serial and label on the target
 //! partition, and every file and folder copied into it ([`crate::fatcopy`]). XFS, which cannot
 //! shrink, too: a fresh XFS with the same UUID, label and features, filled by
-//! `xfsdump | xfsrestore` ([`crate::xfscopy`]).
+//! `xfsdump | xfsrestore` ([`crate::xfscopy`]); and exFAT, which has no shrink tool: a fresh
+//! exFAT with the same serial, label and cluster size, files copied through the kernel's (or
+//! exfat-fuse's) driver, attributes and times set on the entries ([`crate::exfatcopy`]).
 //!
 //! The source and the image are never written; the target's partition table is written after
 //! all of this by the caller, so an interrupted run leaves a target without a table.
@@ -52,6 +54,9 @@ pub enum ShrinkMethod {
     /// A fresh XFS with the same UUID, label and features, files copied by
     /// `xfsdump | xfsrestore`.
     XfsCopy,
+    /// A fresh exFAT with the same serial, label and cluster size, files copied, attributes
+    /// and times set on the entries.
+    ExfatCopy,
 }
 
 impl ShrinkMethod {
@@ -63,6 +68,7 @@ impl ShrinkMethod {
             "vfat" => Some(ShrinkMethod::FatCopy),
             "btrfs" => Some(ShrinkMethod::BtrfsResize),
             "xfs" => Some(ShrinkMethod::XfsCopy),
+            "exfat" => Some(ShrinkMethod::ExfatCopy),
             _ => None,
         }
     }
@@ -83,6 +89,8 @@ impl ShrinkMethod {
             ShrinkMethod::BtrfsResize => 64 << 20,
             // The log (at least 64 MiB), the reserved blocks and the AG headers.
             ShrinkMethod::XfsCopy => 128 << 20,
+            // The FAT, the allocation bitmap, the upcase table, the boundary alignment.
+            ShrinkMethod::ExfatCopy => 8 << 20,
         };
         let min = used.saturating_add(used / 10).saturating_add(reserve);
         match self {
@@ -101,6 +109,7 @@ impl ShrinkMethod {
             ShrinkMethod::FatCopy => "file-level copy into a new FAT",
             ShrinkMethod::BtrfsResize => "btrfs filesystem resize",
             ShrinkMethod::XfsCopy => "file-level copy into a new XFS (xfsdump | xfsrestore)",
+            ShrinkMethod::ExfatCopy => "file-level copy into a new exFAT",
         }
     }
 
@@ -112,6 +121,7 @@ impl ShrinkMethod {
             ShrinkMethod::FatCopy => "a file-level copy",
             ShrinkMethod::BtrfsResize => "btrfs filesystem resize",
             ShrinkMethod::XfsCopy => "xfsdump | xfsrestore",
+            ShrinkMethod::ExfatCopy => "a file-level copy",
         }
     }
 }
@@ -220,7 +230,7 @@ pub fn tool_minimum(method: ShrinkMethod, base: &dyn BlockIo) -> Option<u64> {
         ShrinkMethod::Resize2fs | ShrinkMethod::Ntfsresize => served_minimum(method, base, block),
         ShrinkMethod::BtrfsResize => btrfs_minimum(base).map(|n| Some(n.max(BTRFS_MIN_SIZE))),
         ShrinkMethod::XfsCopy => crate::xfscopy::minimum(base).map(Some),
-        ShrinkMethod::FatCopy => Ok(None),
+        ShrinkMethod::FatCopy | ShrinkMethod::ExfatCopy => Ok(None),
     };
     match measured {
         Ok(v) => v,
@@ -465,11 +475,14 @@ pub fn shrink_partition(
     let device = format!("partition {} of {}", step.number, head.describe());
     let work = WorkDir::new()?;
     let started = std::time::Instant::now();
-    if matches!(step.method, ShrinkMethod::FatCopy | ShrinkMethod::XfsCopy) {
-        if step.method == ShrinkMethod::FatCopy {
-            crate::fatcopy::copy_fat(step, head, base)?;
-        } else {
-            crate::xfscopy::copy_xfs(step, head, base)?;
+    if matches!(
+        step.method,
+        ShrinkMethod::FatCopy | ShrinkMethod::XfsCopy | ShrinkMethod::ExfatCopy
+    ) {
+        match step.method {
+            ShrinkMethod::FatCopy => crate::fatcopy::copy_fat(step, head, base)?,
+            ShrinkMethod::XfsCopy => crate::xfscopy::copy_xfs(step, head, base)?,
+            _ => crate::exfatcopy::copy_exfat(step, head, base)?,
         }
         let shrunk = started.elapsed();
         check_shrunk(step, head, &work, &device)?;
@@ -553,7 +566,10 @@ pub fn shrink_partition(
                 0,
                 &device,
             ),
-            ShrinkMethod::FatCopy | ShrinkMethod::BtrfsResize | ShrinkMethod::XfsCopy => Ok(()),
+            ShrinkMethod::FatCopy
+            | ShrinkMethod::BtrfsResize
+            | ShrinkMethod::XfsCopy
+            | ShrinkMethod::ExfatCopy => Ok(()),
         }
     })
     .map_err(|e| vdev_err(&device, e))??;
@@ -640,6 +656,7 @@ fn check_shrunk(
         ShrinkMethod::FatCopy => run("fsck.fat", &["-n"], file, 0, device),
         ShrinkMethod::BtrfsResize => run("btrfs", &["check", "--readonly"], file, 0, device),
         ShrinkMethod::XfsCopy => run("xfs_repair", &["-n", "-f"], file, 0, device),
+        ShrinkMethod::ExfatCopy => run("fsck.exfat", &["-n"], file, 0, device),
     })
     .map_err(|e| vdev_err(device, e))?
 }
