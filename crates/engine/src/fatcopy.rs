@@ -156,34 +156,106 @@ fn root_entries(io: &dyn BlockIo) -> io::Result<u16> {
 /// The smallest partition a rebuild of the FAT on `base` fits in: the bytes of its used
 /// clusters (folders included) and a tenth more, the boot sectors, the fixed root folder of a
 /// FAT12/16, two FATs for that size, 64 KiB to spare; no less than a FAT of the same type can
-/// be (a FAT16 needs 4085 clusters, a FAT32 65 525, [`cluster_size`] keeps 1024 more). `None`
-/// when the source cannot be read as a FAT.
+/// be (a FAT16 needs 4085 clusters, a FAT32 65 525, [`cluster_size`] keeps 1024 more). Read
+/// from the boot sector and the first FAT directly (every non-zero entry is a used cluster).
+/// `None` when the boot sector is implausible or the FAT cannot be read.
 pub(crate) fn minimum(base: &dyn BlockIo) -> Option<u64> {
-    let src = fatfs::FileSystem::new(
-        Cursor {
-            io: base,
-            pos: 0,
-            read_only: true,
-        },
-        fatfs::FsOptions::new(),
-    )
-    .ok()?;
-    let fat_type = src.fat_type();
-    let stats = src.stats().ok()?;
-    let cluster = u64::from(stats.cluster_size());
-    let used = u64::from(stats.total_clusters().saturating_sub(stats.free_clusters()));
-    let data = used.checked_mul(cluster)?;
-    let root = if fat_type == fatfs::FatType::Fat32 {
-        0
-    } else {
-        u64::from(root_entries(base).ok()?) * 32
+    let mut b = [0u8; 512];
+    base.read_at(&mut b, 0).ok()?;
+    let u16_at = |o: usize| u64::from(u16::from_le_bytes([b[o], b[o + 1]]));
+    let u32_at = |o: usize| u64::from(u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]));
+    let (bps, spc, reserved, fats) = (u16_at(11), u64::from(b[13]), u16_at(14), u64::from(b[16]));
+    let root_entries = u16_at(17);
+    let total = match u16_at(19) {
+        0 => u32_at(32),
+        n => n,
     };
+    let fat_sectors = match u16_at(22) {
+        0 => u32_at(36),
+        n => n,
+    };
+    if !matches!(bps, 512 | 1024 | 2048 | 4096) || !spc.is_power_of_two() || fats == 0 {
+        return None;
+    }
+    let cluster = bps * spc;
+    let root = (root_entries * 32).div_ceil(bps) * bps;
+    let data_start = (reserved + fats * fat_sectors) * bps + root;
+    let clusters = (total * bps).checked_sub(data_start)? / cluster;
+    let fat_type = match clusters {
+        0..4_085 => fatfs::FatType::Fat12,
+        4_085..65_525 => fatfs::FatType::Fat16,
+        _ => fatfs::FatType::Fat32,
+    };
+    // Count the used entries of the first FAT, 1 MiB at a time.
+    let fat_at = reserved * bps;
+    let fat_len = (clusters + 2)
+        .saturating_mul(entry_bytes_x2(fat_type))
+        .div_ceil(2);
+    if fat_len > fat_sectors * bps || fat_at + fat_len > base.len() {
+        return None;
+    }
+    let mut used = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry: Vec<u8> = Vec::new();
+    let mut index = 0u64; // next FAT entry to count
+    let mut at = 0u64;
+    while at < fat_len {
+        let n = (fat_len - at).min(1 << 20) as usize;
+        base.read_at(&mut buf[..n], fat_at + at).ok()?;
+        at += n as u64;
+        carry.extend_from_slice(&buf[..n]);
+        let mut consumed = 0usize;
+        loop {
+            let (value, width) = match fat_type {
+                fatfs::FatType::Fat32 => (
+                    carry
+                        .get(consumed..consumed + 4)
+                        .map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]) & 0x0FFF_FFFF),
+                    4,
+                ),
+                fatfs::FatType::Fat16 => (
+                    carry
+                        .get(consumed..consumed + 2)
+                        .map(|v| u32::from(u16::from_le_bytes([v[0], v[1]]))),
+                    2,
+                ),
+                fatfs::FatType::Fat12 => {
+                    // Two entries in three bytes.
+                    let Some(v) = carry.get(consumed..consumed + 3) else {
+                        break;
+                    };
+                    for e in [
+                        u32::from(v[0]) | (u32::from(v[1] & 0x0F) << 8),
+                        (u32::from(v[1]) >> 4) | (u32::from(v[2]) << 4),
+                    ] {
+                        if index >= 2 && index < clusters + 2 && e != 0 {
+                            used += 1;
+                        }
+                        index += 1;
+                    }
+                    consumed += 3;
+                    continue;
+                }
+            };
+            let Some(value) = value else {
+                break;
+            };
+            if index >= 2 && index < clusters + 2 && value != 0 {
+                used += 1;
+            }
+            index += 1;
+            consumed += width;
+        }
+        carry.drain(..consumed);
+    }
+    let data = used.checked_mul(cluster)?;
     let fixed = data
         .saturating_add(data / 10)
         .saturating_add(root)
         .saturating_add(16 * 1024)
         .saturating_add(64 * 1024);
-    let fats = |size: u64| (size / cluster + 2).saturating_mul(entry_bytes_x2(fat_type)); // two FATs
+    // Two FATs for a file system of `size` bytes.
+    let fats = |size: u64| (size / cluster + 2).saturating_mul(entry_bytes_x2(fat_type));
     let mut size = fixed;
     for _ in 0..8 {
         size = fixed.saturating_add(fats(size));
@@ -526,5 +598,56 @@ impl Walk {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A FAT of `fat_type` on `len` bytes in memory holding `files` files of `size` bytes.
+    fn fat_with(fat_type: fatfs::FatType, len: usize, files: usize, size: usize) -> disk::MemDisk {
+        let io = disk::MemDisk::new(len, 512);
+        let cursor = || Cursor {
+            io: &io,
+            pos: 0,
+            read_only: false,
+        };
+        fatfs::format_volume(
+            cursor(),
+            fatfs::FormatVolumeOptions::new().fat_type(fat_type),
+        )
+        .unwrap();
+        {
+            let fs = fatfs::FileSystem::new(cursor(), fatfs::FsOptions::new()).unwrap();
+            for i in 0..files {
+                let mut f = fs.root_dir().create_file(&format!("f{i}")).unwrap();
+                f.write_all(&vec![0x5A; size]).unwrap();
+            }
+            fs.unmount().unwrap();
+        }
+        io
+    }
+
+    #[test]
+    fn the_fat_minimum_counts_used_clusters_of_each_fat_type() {
+        for (t, len, files) in [
+            (fatfs::FatType::Fat12, 8 << 20, 6),
+            (fatfs::FatType::Fat16, 64 << 20, 12),
+            (fatfs::FatType::Fat32, 128 << 20, 80),
+        ] {
+            // Files of 500 KiB, above each type's floor: the data, a tenth more, the tables.
+            let data = files as u64 * 500 * 1024;
+            let min = minimum(&fat_with(t, len, files, 500 * 1024)).unwrap();
+            assert!(min >= data + data / 10, "{t:?}: {min} for {data}");
+            assert!(
+                min <= data + data / 10 + (2 << 20),
+                "{t:?}: {min} for {data}"
+            );
+        }
+        assert_eq!(minimum(&disk::MemDisk::new(1 << 20, 512)), None);
+        // The type floors: a FAT32 never below 34 MiB.
+        assert!(minimum(&fat_with(fatfs::FatType::Fat32, 128 << 20, 0, 0)).unwrap() >= 34 << 20);
+        assert!(minimum(&fat_with(fatfs::FatType::Fat12, 8 << 20, 0, 0)).unwrap() < 1 << 20);
     }
 }
