@@ -296,20 +296,10 @@ pub(crate) fn copy_xfs(
     })
 }
 
-/// `FS_IOC_GETFLAGS` / `FS_IOC_SETFLAGS` (`_IOR/_IOW('f', 1/2, long)`; the kernel moves an
-/// `int`).
-mod flags {
-    nix::ioctl_read_bad!(get, 0x8008_6601u32, nix::libc::c_int);
-    nix::ioctl_write_ptr_bad!(set, 0x4008_6602u32, nix::libc::c_int);
-}
-/// `FS_IMMUTABLE_FL | FS_APPEND_FL`: what forbids setting times.
-const LOCKED: nix::libc::c_int = 0x10 | 0x20;
-
 /// Sets the times of `path` (never following a symlink). A file or folder that is immutable or
 /// append-only has those flags lifted for the call and put back.
 fn set_times(path: &Path, md: &std::fs::Metadata) -> Result<(), String> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::MetadataExt;
     let ts = |s: i64, ns: i64| nix::sys::time::TimeSpec::new(s, ns);
     let (atime, mtime) = (
         ts(md.atime(), md.atime_nsec()),
@@ -326,25 +316,10 @@ fn set_times(path: &Path, md: &std::fs::Metadata) -> Result<(), String> {
     };
     match set() {
         Err(nix::Error::EPERM) if md.is_file() || md.is_dir() => {
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-                .open(path)
-                .map_err(|e| e.to_string())?;
-            let mut old: nix::libc::c_int = 0;
-            // SAFETY: FS_IOC_GETFLAGS writes one int into `old`.
-            unsafe { flags::get(f.as_raw_fd(), &mut old) }.map_err(|e| e.to_string())?;
-            if old & LOCKED == 0 {
-                return Err(nix::Error::EPERM.to_string());
+            match disk::inode_flags::with_unlocked(path, set).map_err(|e| e.to_string())? {
+                Some(r) => r.map_err(|e| e.to_string()),
+                None => Err(nix::Error::EPERM.to_string()),
             }
-            let open = old & !LOCKED;
-            // SAFETY: FS_IOC_SETFLAGS reads one int.
-            unsafe { flags::set(f.as_raw_fd(), &open) }.map_err(|e| e.to_string())?;
-            let r = set();
-            // SAFETY: as above.
-            let back = unsafe { flags::set(f.as_raw_fd(), &old) };
-            r.map_err(|e| e.to_string())?;
-            back.map(|_| ()).map_err(|e| e.to_string())
         }
         r => r.map_err(|e| e.to_string()),
     }
