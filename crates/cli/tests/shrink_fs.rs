@@ -225,18 +225,21 @@ fn restore_and_clone(dir: &Path, disk: &Path, method: &str, check: &dyn Fn(&Path
         let (code, out, err) = lifeboat(&[how, s(from), s(&dst), "--dry-run"]);
         assert_eq!(code, 0, "{out}{err}");
         assert!(
-            out.contains("shrink file systems onto the smaller target") && out.contains(method),
+            out.contains("shrink file systems onto the smaller target")
+                && out.contains(&format!(" at least), {method}")),
             "the {how} plan lacks the method {method:?}:\n{out}"
         );
         let (code, out, err) = lifeboat(&[how, s(from), s(&dst), "--yes", "--verify"]);
         assert_eq!(code, 0, "{how}: {out}{err}");
         assert!(out.contains(&format!("with {method}")), "{how}: {out}");
         // fatfs (the FAT rebuild's reader) warns of any BPB with more than one reserved sector,
-        // as mkfs.fat makes them: that note is not a problem of the run.
+        // as mkfs.fat makes them, and fuser logs a reply to a read the kernel dropped while a
+        // served file was unmounted (vdev): neither is a problem of the run.
         let problems: Vec<&str> = err
             .lines()
             .filter(|l| l.contains("warning") || l.contains("error"))
             .filter(|l| !l.contains("fs compatibility: reserved_sectors value"))
+            .filter(|l| !l.contains("Failed to send FUSE reply: No such file or directory"))
             .collect();
         assert!(problems.is_empty(), "{how}: {err}");
         let (code, v) = fixture::run_status("sgdisk", &["-v", s(&dst)]).unwrap();

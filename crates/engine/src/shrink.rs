@@ -169,6 +169,8 @@ pub struct ShrinkStep {
     pub old_size: u64,
     pub new_size: u64,
     pub used: u64,
+    /// The smallest size planned for it (measured or estimated, with its margin).
+    pub min_size: u64,
     pub method: ShrinkMethod,
 }
 
@@ -181,12 +183,13 @@ impl fmt::Display for ShrinkStep {
         };
         write!(
             f,
-            "partition {} {}{label}: {} -> {} ({} used), {}",
+            "partition {} {}{label}: {} -> {} ({} used, {} at least), {}",
             self.number,
             self.fs,
             human(self.old_size),
             human(self.new_size),
             human(self.used),
+            human(self.min_size),
             self.method.name()
         )
     }
@@ -422,6 +425,10 @@ pub fn plan_table(
             old_size: from,
             new_size: to,
             used: f.used.unwrap_or(0),
+            min_size: shrinkable
+                .iter()
+                .find(|s| s.number == number)
+                .map_or(to, |s| s.min_size),
             method,
         });
     }
