@@ -21,6 +21,7 @@ pub mod boot;
 mod discover;
 mod faulty;
 mod file;
+pub mod inode_flags;
 pub mod loopdev;
 pub mod mount;
 pub mod mounts;

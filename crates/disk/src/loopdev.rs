@@ -6,6 +6,8 @@
 //! on older kernels), always with `LO_FLAGS_READ_ONLY` and `LO_FLAGS_AUTOCLEAR`: the device
 //! refuses writes, and it detaches itself once nothing holds it any more (the file system on it
 //! unmounted and the last descriptor closed). [`detach`] asks for that explicitly.
+//! [`attach_writable`] is the same without `LO_FLAGS_READ_ONLY`, for `engine::shrink`, which
+//! lets a file system's tool change a copy-on-write device.
 
 use nix::errno::Errno;
 use std::fs::{File, OpenOptions};
@@ -82,7 +84,7 @@ fn open(path: &Path, write: bool) -> Result<File, LoopError> {
         })
 }
 
-fn info_for(file: &Path) -> LoopInfo64 {
+fn info_for(file: &Path, read_only: bool) -> LoopInfo64 {
     let mut info = LoopInfo64 {
         lo_device: 0,
         lo_inode: 0,
@@ -92,7 +94,11 @@ fn info_for(file: &Path) -> LoopInfo64 {
         lo_number: 0,
         lo_encrypt_type: 0,
         lo_encrypt_key_size: 0,
-        lo_flags: LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR,
+        lo_flags: if read_only {
+            LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR
+        } else {
+            LO_FLAGS_AUTOCLEAR
+        },
         lo_file_name: [0; LO_NAME_SIZE],
         lo_crypt_name: [0; LO_NAME_SIZE],
         lo_encrypt_key: [0; 32],
@@ -125,7 +131,17 @@ impl LoopDevice {
 /// `block_size` bytes (512 to 4096; anything else is left to the kernel's default of 512).
 /// Mount what it holds before dropping the handle: a device nobody holds detaches at once.
 pub fn attach_read_only(file: &Path, block_size: u32) -> Result<LoopDevice, LoopError> {
-    let backing = open(file, false)?;
+    attach(file, block_size, true)
+}
+
+/// Like [`attach_read_only`], but the device writes through to `file` (which must be writable):
+/// for a tool that changes a file system on a copy-on-write device (`engine::shrink`).
+pub fn attach_writable(file: &Path, block_size: u32) -> Result<LoopDevice, LoopError> {
+    attach(file, block_size, false)
+}
+
+fn attach(file: &Path, block_size: u32, read_only: bool) -> Result<LoopDevice, LoopError> {
+    let backing = open(file, !read_only)?;
     let control_path = Path::new("/dev/loop-control");
     let control = open(control_path, true)?;
     const TRIES: u32 = 16;
@@ -142,7 +158,8 @@ pub fn attach_read_only(file: &Path, block_size: u32) -> Result<LoopDevice, Loop
         // udev may not have made the node yet on a fresh device.
         let mut dev = None;
         for _ in 0..50 {
-            match OpenOptions::new().read(true).open(&node) {
+            // The device must be opened for writing too, or the kernel binds it read-only.
+            match OpenOptions::new().read(true).write(!read_only).open(&node) {
                 Ok(f) => {
                     dev = Some(f);
                     break;
@@ -159,12 +176,13 @@ pub fn attach_read_only(file: &Path, block_size: u32) -> Result<LoopDevice, Loop
                 source: std::io::Error::from(std::io::ErrorKind::NotFound),
             });
         };
-        match bind(&dev, &backing, file, block_size) {
+        match bind(&dev, &backing, file, block_size, read_only) {
             Ok(()) => {
                 log::info!(
-                    "{} now reads {} (read-only)",
+                    "{} now reads {}{}",
                     node.display(),
-                    file.display()
+                    file.display(),
+                    if read_only { " (read-only)" } else { "" }
                 );
                 return Ok(LoopDevice { node, _held: dev });
             }
@@ -185,7 +203,13 @@ pub fn attach_read_only(file: &Path, block_size: u32) -> Result<LoopDevice, Loop
     })
 }
 
-fn bind(dev: &File, backing: &File, file: &Path, block_size: u32) -> Result<(), Errno> {
+fn bind(
+    dev: &File,
+    backing: &File,
+    file: &Path,
+    block_size: u32,
+    read_only: bool,
+) -> Result<(), Errno> {
     let fd = u32::try_from(backing.as_raw_fd()).map_err(|_| Errno::EBADF)?;
     let config = LoopConfig {
         fd,
@@ -193,7 +217,7 @@ fn bind(dev: &File, backing: &File, file: &Path, block_size: u32) -> Result<(), 
             512 | 1024 | 2048 | 4096 => block_size,
             _ => 0,
         },
-        info: info_for(file),
+        info: info_for(file, read_only),
         reserved: [0; 8],
     };
     // SAFETY: `config` is a valid `struct loop_config` that outlives the call.
@@ -206,7 +230,7 @@ fn bind(dev: &File, backing: &File, file: &Path, block_size: u32) -> Result<(), 
     // writable, but nothing but us knows it exists yet).
     // SAFETY: LOOP_SET_FD takes the backing descriptor by value.
     unsafe { ioctl::loop_set_fd(dev.as_raw_fd(), backing.as_raw_fd()) }?;
-    let info = info_for(file);
+    let info = info_for(file, read_only);
     // SAFETY: `info` is a valid `struct loop_info64` that outlives the call.
     if let Err(e) = unsafe { ioctl::loop_set_status64(dev.as_raw_fd(), &info) } {
         // SAFETY: LOOP_CLR_FD takes no argument.

@@ -98,6 +98,18 @@ pub fn no_replay_option(kernel_type: &str) -> Option<&'static str> {
 /// `dir`, with `nosuid`, `nodev` and `noatime`; optical media always read-only. Read-only, a
 /// journal that needs recovery is not replayed (see [`no_replay_option`]; a warning says so).
 pub fn mount(device: &Path, dir: &Path, fstype: &str, access: Access) -> Result<(), MountError> {
+    mount_with(device, dir, fstype, access, None)
+}
+
+/// [`mount`] with `extra` kernel options appended (e.g. `nouuid` for a second XFS with the same
+/// UUID, which `engine::shrink` mounts beside the source it copies).
+pub fn mount_with(
+    device: &Path,
+    dir: &Path,
+    fstype: &str,
+    access: Access,
+    extra: Option<&str>,
+) -> Result<(), MountError> {
     let Some(how) = method(fstype) else {
         return Err(MountError::NotMountable {
             device: device.to_path_buf(),
@@ -107,7 +119,7 @@ pub fn mount(device: &Path, dir: &Path, fstype: &str, access: Access) -> Result<
     let read_only = access == Access::ReadOnly || fstype == "iso9660";
     match how {
         // A kernel without exFAT (a desktop's may lack it): the exfat-fuse driver, when there.
-        Method::Kernel(types) => match kernel_mount(device, dir, types, read_only) {
+        Method::Kernel(types) => match kernel_mount(device, dir, types, read_only, extra) {
             Err(MountError::Kernel {
                 source: nix::Error::ENODEV,
                 ..
@@ -125,7 +137,7 @@ pub fn mount(device: &Path, dir: &Path, fstype: &str, access: Access) -> Result<
             Some(program) => fuse_driver(&program, device, dir, read_only),
             None => {
                 log::info!("ntfs-3g is not installed: trying the kernel's ntfs3 driver");
-                kernel_mount(device, dir, &["ntfs3"], read_only)
+                kernel_mount(device, dir, &["ntfs3"], read_only, extra)
             }
         },
     }
@@ -136,6 +148,7 @@ fn kernel_mount(
     dir: &Path,
     types: &[&str],
     read_only: bool,
+    extra: Option<&str>,
 ) -> Result<(), MountError> {
     let mut flags = MsFlags::MS_NOATIME | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     if read_only {
@@ -143,7 +156,11 @@ fn kernel_mount(
     }
     let mut last = nix::Error::ENODEV;
     for t in types {
-        let data = kernel_options(t);
+        let data = match (kernel_options(t), extra) {
+            (Some(d), Some(e)) => Some(format!("{d},{e}")),
+            (d, e) => d.or(e).map(str::to_string),
+        };
+        let data = data.as_deref();
         let mut result = nix::mount::mount(Some(device), dir, Some(*t), flags, data);
         // A read-only device whose journal (ext3/4, XFS) or log tree (btrfs) needs replaying
         // cannot be mounted as it is: mount it without the replay, and say so.

@@ -1,7 +1,9 @@
 //! Shrinking a FAT file system by rebuilding it: a fresh FAT of the same type, volume serial and
 //! label on the smaller target partition, and every folder and file of the source copied into
-//! it with its long names and file times (short names are made afresh; attributes are not kept). No external tool (fatresize is
-//! fragile and not in the boot image); the FAT code is the `fatfs` crate.
+//! it with its long names and file times (short names are made afresh; attributes are not kept).
+//! FAT12, FAT16 and FAT32 alike; a FAT12 stays below 4085 clusters by taking larger ones when
+//! needed. No external tool (fatresize is fragile and not in the boot image); the FAT code is
+//! the `fatfs` crate.
 //!
 //! The source is read through a cursor that refuses writes; its structures are untrusted, so the
 //! walk is bounded (folder depth, entry count, bytes copied).
@@ -110,8 +112,12 @@ fn label_field(label: &str) -> [u8; 11] {
     out
 }
 
+/// Most clusters a FAT12 has (fewer than 4085), with room for the reserved and FAT sectors.
+const FAT12_MAX_CLUSTERS: u64 = 4_085 - 16;
+
 /// Cluster size for `fat_type` on `size` bytes: the source's when the type stays valid with it,
-/// else the largest smaller power of two that keeps the cluster count in the type's range.
+/// else the largest smaller power of two that keeps the cluster count in the type's range (for
+/// FAT12, whose count has a ceiling, the smallest larger one).
 fn cluster_size(fat_type: fatfs::FatType, size: u64, source: u32) -> u32 {
     let min_clusters: u64 = match fat_type {
         fatfs::FatType::Fat32 => 65_525,
@@ -119,10 +125,147 @@ fn cluster_size(fat_type: fatfs::FatType, size: u64, source: u32) -> u32 {
         fatfs::FatType::Fat12 => 1,
     };
     let mut c = source.clamp(512, 64 * 1024);
+    if fat_type == fatfs::FatType::Fat12 {
+        while c < 64 * 1024 && size / u64::from(c) > FAT12_MAX_CLUSTERS {
+            c *= 2;
+        }
+        return c;
+    }
     while c > 512 && size / u64::from(c) < min_clusters + 1024 {
         c /= 2;
     }
     c
+}
+
+/// Bytes of one FAT entry times two (FAT12 entries are a byte and a half).
+fn entry_bytes_x2(fat_type: fatfs::FatType) -> u64 {
+    match fat_type {
+        fatfs::FatType::Fat12 => 3,
+        fatfs::FatType::Fat16 => 4,
+        fatfs::FatType::Fat32 => 8,
+    }
+}
+
+/// The root folder's entry count of a FAT12/16 (boot sector bytes 17..19); 0 for FAT32.
+fn root_entries(io: &dyn BlockIo) -> io::Result<u16> {
+    let mut bpb = [0u8; 512];
+    io.read_at(&mut bpb, 0)?;
+    Ok(u16::from_le_bytes([bpb[17], bpb[18]]))
+}
+
+/// The smallest partition a rebuild of the FAT on `base` fits in: the bytes of its used
+/// clusters (folders included) and a tenth more, the boot sectors, the fixed root folder of a
+/// FAT12/16, two FATs for that size, 64 KiB to spare; no less than a FAT of the same type can
+/// be (a FAT16 needs 4085 clusters, a FAT32 65 525, [`cluster_size`] keeps 1024 more). Read
+/// from the boot sector and the first FAT directly (every non-zero entry is a used cluster).
+/// `None` when the boot sector is implausible or the FAT cannot be read.
+pub(crate) fn minimum(base: &dyn BlockIo) -> Option<u64> {
+    let mut b = [0u8; 512];
+    base.read_at(&mut b, 0).ok()?;
+    let u16_at = |o: usize| u64::from(u16::from_le_bytes([b[o], b[o + 1]]));
+    let u32_at = |o: usize| u64::from(u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]));
+    let (bps, spc, reserved, fats) = (u16_at(11), u64::from(b[13]), u16_at(14), u64::from(b[16]));
+    let root_entries = u16_at(17);
+    let total = match u16_at(19) {
+        0 => u32_at(32),
+        n => n,
+    };
+    let fat_sectors = match u16_at(22) {
+        0 => u32_at(36),
+        n => n,
+    };
+    if !matches!(bps, 512 | 1024 | 2048 | 4096) || !spc.is_power_of_two() || fats == 0 {
+        return None;
+    }
+    let cluster = bps * spc;
+    let root = (root_entries * 32).div_ceil(bps) * bps;
+    let data_start = (reserved + fats * fat_sectors) * bps + root;
+    let clusters = (total * bps).checked_sub(data_start)? / cluster;
+    let fat_type = match clusters {
+        0..4_085 => fatfs::FatType::Fat12,
+        4_085..65_525 => fatfs::FatType::Fat16,
+        _ => fatfs::FatType::Fat32,
+    };
+    // Count the used entries of the first FAT, 1 MiB at a time.
+    let fat_at = reserved * bps;
+    let fat_len = (clusters + 2)
+        .saturating_mul(entry_bytes_x2(fat_type))
+        .div_ceil(2);
+    if fat_len > fat_sectors * bps || fat_at + fat_len > base.len() {
+        return None;
+    }
+    let mut used = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry: Vec<u8> = Vec::new();
+    let mut index = 0u64; // next FAT entry to count
+    let mut at = 0u64;
+    while at < fat_len {
+        let n = (fat_len - at).min(1 << 20) as usize;
+        base.read_at(&mut buf[..n], fat_at + at).ok()?;
+        at += n as u64;
+        carry.extend_from_slice(&buf[..n]);
+        let mut consumed = 0usize;
+        loop {
+            let (value, width) = match fat_type {
+                fatfs::FatType::Fat32 => (
+                    carry
+                        .get(consumed..consumed + 4)
+                        .map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]) & 0x0FFF_FFFF),
+                    4,
+                ),
+                fatfs::FatType::Fat16 => (
+                    carry
+                        .get(consumed..consumed + 2)
+                        .map(|v| u32::from(u16::from_le_bytes([v[0], v[1]]))),
+                    2,
+                ),
+                fatfs::FatType::Fat12 => {
+                    // Two entries in three bytes.
+                    let Some(v) = carry.get(consumed..consumed + 3) else {
+                        break;
+                    };
+                    for e in [
+                        u32::from(v[0]) | (u32::from(v[1] & 0x0F) << 8),
+                        (u32::from(v[1]) >> 4) | (u32::from(v[2]) << 4),
+                    ] {
+                        if index >= 2 && index < clusters + 2 && e != 0 {
+                            used += 1;
+                        }
+                        index += 1;
+                    }
+                    consumed += 3;
+                    continue;
+                }
+            };
+            let Some(value) = value else {
+                break;
+            };
+            if index >= 2 && index < clusters + 2 && value != 0 {
+                used += 1;
+            }
+            index += 1;
+            consumed += width;
+        }
+        carry.drain(..consumed);
+    }
+    let data = used.checked_mul(cluster)?;
+    let fixed = data
+        .saturating_add(data / 10)
+        .saturating_add(root)
+        .saturating_add(16 * 1024)
+        .saturating_add(64 * 1024);
+    // Two FATs for a file system of `size` bytes.
+    let fats = |size: u64| (size / cluster + 2).saturating_mul(entry_bytes_x2(fat_type));
+    let mut size = fixed;
+    for _ in 0..8 {
+        size = fixed.saturating_add(fats(size));
+    }
+    let floor: u64 = match fat_type {
+        fatfs::FatType::Fat32 => 34 << 20,
+        fatfs::FatType::Fat16 => (4_085 + 1_024) * 512 + (1 << 20),
+        fatfs::FatType::Fat12 => 0,
+    };
+    Some(size.max(floor).div_ceil(512) * 512)
 }
 
 /// Builds the new FAT on `head` with the files of the FAT on `base` (never written).
@@ -139,13 +282,6 @@ pub(crate) fn copy_fat(
     let src = fatfs::FileSystem::new(src_cursor, fatfs::FsOptions::new())
         .map_err(|e| fail(step, head, format!("reading the source FAT: {e}")))?;
     let fat_type = src.fat_type();
-    if fat_type == fatfs::FatType::Fat12 {
-        return Err(fail(
-            step,
-            head,
-            "shrinking a FAT12 is not supported".into(),
-        ));
-    }
     let source_cluster = src.cluster_size();
     let cluster = cluster_size(fat_type, head.len(), source_cluster);
     if fat_type == fatfs::FatType::Fat32 && head.len() / u64::from(cluster) < 65_525 + 1024 {
@@ -158,6 +294,16 @@ pub(crate) fn copy_fat(
             ),
         ));
     }
+    if fat_type == fatfs::FatType::Fat12 && head.len() / u64::from(cluster) > FAT12_MAX_CLUSTERS {
+        return Err(fail(
+            step,
+            head,
+            format!(
+                "{} bytes are too many for a FAT12 (fewer than 4085 clusters of {cluster} bytes)",
+                head.len()
+            ),
+        ));
+    }
     let volume_id = serial(&step.uuid).unwrap_or_else(|| src.volume_id());
     let mut opts = fatfs::FormatVolumeOptions::new()
         .fat_type(fat_type)
@@ -166,6 +312,15 @@ pub(crate) fn copy_fat(
         .volume_label(label_field(&step.label));
     if let Ok(ss) = u16::try_from(head.logical_sector_size()) {
         opts = opts.bytes_per_sector(ss);
+    }
+    // A FAT12/16 root folder is a fixed region: as many entries as the source's (a floppy's
+    // 224, or more than fatfs's default of 512).
+    if fat_type != fatfs::FatType::Fat32 {
+        let n = root_entries(base)
+            .map_err(|e| fail(step, head, format!("reading the source's boot sector: {e}")))?;
+        if n >= 16 {
+            opts = opts.max_root_dir_entries(n);
+        }
     }
     let dst_cursor = || Cursor {
         io: head,
@@ -212,7 +367,7 @@ pub(crate) fn copy_fat(
         .map_err(|e| fail(step, head, format!("counting free clusters: {e}")))?;
     dst.unmount()
         .map_err(|e| fail(step, head, format!("closing the new FAT: {e}")))?;
-    fix_dots(head, fat_type == fatfs::FatType::Fat32)
+    fix_dots(head, fat_type)
         .map_err(|e| fail(step, head, format!("fixing '.' and '..' entries: {e}")))?;
     log::info!(
         "partition {}: {} entries and {} bytes copied into a new FAT",
@@ -227,8 +382,9 @@ pub(crate) fn copy_fat(
 /// fatfs 0.3 writes a long-name entry before each of a new folder's `.` and `..` entries and,
 /// on FAT32, the root's cluster number in `..` where 0 belongs; fsck.fat takes such folders
 /// apart. Rewrites the first four slots of every folder to `.`, `..` (0 for the root), and two
-/// deleted entries. FAT16 and FAT32 (a FAT12 is never shrunk: it is smaller than the minimum).
-fn fix_dots(head: &dyn BlockIo, fat32: bool) -> io::Result<()> {
+/// deleted entries.
+fn fix_dots(head: &dyn BlockIo, fat_type: fatfs::FatType) -> io::Result<()> {
+    let fat32 = fat_type == fatfs::FatType::Fat32;
     let mut bpb = [0u8; 512];
     head.read_at(&mut bpb, 0)?;
     let u16_at = |o: usize| u64::from(u16::from_le_bytes([bpb[o], bpb[o + 1]]));
@@ -265,21 +421,34 @@ fn fix_dots(head: &dyn BlockIo, fat32: bool) -> io::Result<()> {
             low
         }
     };
+    // The next cluster of a chain; any end-of-chain mark becomes 0x0FFF_FFFF (not `valid`).
     let next = |c: u32| -> io::Result<u32> {
-        let width = if fat32 { 4 } else { 2 };
+        let fat = reserved * bps;
         let mut n = [0u8; 4];
-        head.read_at(
-            &mut n[..width],
-            reserved * bps + u64::from(c) * width as u64,
-        )?;
-        Ok(if fat32 {
-            u32::from_le_bytes(n) & 0x0FFF_FFFF
-        } else {
-            let v = u32::from_le_bytes(n);
-            if v >= 0xFFF8 {
-                0x0FFF_FFFF
-            } else {
-                v
+        Ok(match fat_type {
+            fatfs::FatType::Fat32 => {
+                head.read_at(&mut n, fat + u64::from(c) * 4)?;
+                u32::from_le_bytes(n) & 0x0FFF_FFFF
+            }
+            fatfs::FatType::Fat16 => {
+                head.read_at(&mut n[..2], fat + u64::from(c) * 2)?;
+                match u32::from_le_bytes(n) {
+                    v if v >= 0xFFF8 => 0x0FFF_FFFF,
+                    v => v,
+                }
+            }
+            fatfs::FatType::Fat12 => {
+                // Entry c is the 12 bits at byte c * 1.5: the low ones for even c.
+                head.read_at(&mut n[..2], fat + u64::from(c) * 3 / 2)?;
+                let pair = u32::from(u16::from_le_bytes([n[0], n[1]]));
+                match if c.is_multiple_of(2) {
+                    pair & 0xFFF
+                } else {
+                    pair >> 4
+                } {
+                    v if v >= 0xFF8 => 0x0FFF_FFFF,
+                    v => v,
+                }
             }
         })
     };
@@ -429,5 +598,56 @@ impl Walk {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A FAT of `fat_type` on `len` bytes in memory holding `files` files of `size` bytes.
+    fn fat_with(fat_type: fatfs::FatType, len: usize, files: usize, size: usize) -> disk::MemDisk {
+        let io = disk::MemDisk::new(len, 512);
+        let cursor = || Cursor {
+            io: &io,
+            pos: 0,
+            read_only: false,
+        };
+        fatfs::format_volume(
+            cursor(),
+            fatfs::FormatVolumeOptions::new().fat_type(fat_type),
+        )
+        .unwrap();
+        {
+            let fs = fatfs::FileSystem::new(cursor(), fatfs::FsOptions::new()).unwrap();
+            for i in 0..files {
+                let mut f = fs.root_dir().create_file(&format!("f{i}")).unwrap();
+                f.write_all(&vec![0x5A; size]).unwrap();
+            }
+            fs.unmount().unwrap();
+        }
+        io
+    }
+
+    #[test]
+    fn the_fat_minimum_counts_used_clusters_of_each_fat_type() {
+        for (t, len, files) in [
+            (fatfs::FatType::Fat12, 8 << 20, 6),
+            (fatfs::FatType::Fat16, 64 << 20, 12),
+            (fatfs::FatType::Fat32, 128 << 20, 80),
+        ] {
+            // Files of 500 KiB, above each type's floor: the data, a tenth more, the tables.
+            let data = files as u64 * 500 * 1024;
+            let min = minimum(&fat_with(t, len, files, 500 * 1024)).unwrap();
+            assert!(min >= data + data / 10, "{t:?}: {min} for {data}");
+            assert!(
+                min <= data + data / 10 + (2 << 20),
+                "{t:?}: {min} for {data}"
+            );
+        }
+        assert_eq!(minimum(&disk::MemDisk::new(1 << 20, 512)), None);
+        // The type floors: a FAT32 never below 34 MiB.
+        assert!(minimum(&fat_with(fatfs::FatType::Fat32, 128 << 20, 0, 0)).unwrap() >= 34 << 20);
+        assert!(minimum(&fat_with(fatfs::FatType::Fat12, 8 << 20, 0, 0)).unwrap() < 1 << 20);
     }
 }

@@ -23,8 +23,10 @@ pub mod cast;
 pub mod clone;
 pub mod copy;
 pub mod error;
+mod exfatcopy;
 pub mod extract;
 mod fatcopy;
+mod fsmount;
 pub mod grow;
 pub mod inspect;
 pub mod job;
@@ -38,6 +40,7 @@ pub mod shrink;
 pub mod units;
 pub mod unlock;
 pub mod verify;
+mod xfscopy;
 
 pub use error::JobError;
 pub use inspect::{

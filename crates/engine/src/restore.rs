@@ -711,11 +711,7 @@ fn restore_from(
         tracker.set_phase(format!(
             "shrinking partition {} with {}",
             step.number,
-            match step.method {
-                crate::shrink::ShrinkMethod::FatCopy => "a file-level copy",
-                crate::shrink::ShrinkMethod::Resize2fs => "resize2fs",
-                crate::shrink::ShrinkMethod::Ntfsresize => "ntfsresize",
-            }
+            step.method.tool()
         ));
         let w = plan
             .writes

@@ -15,20 +15,29 @@
 //!    label and a size within the partition (so nothing it uses lies in the overlay, which is
 //!    dropped), and its checker passes on it read-only (`e2fsck -fn`, `ntfsresize --check`).
 //!
+//! btrfs is shrunk the same way, but `btrfs filesystem resize` needs the file system mounted:
+//! the served device gets a writable loop device and is mounted read-write
+//! ([`crate::fsmount`]); the kernel relocates every chunk past the new end.
+//!
 //! FAT is rebuilt instead: a fresh FAT of the same type, serial and label on the target
-//! partition, and every file and folder copied into it ([`crate::fatcopy`]).
+//! partition, and every file and folder copied into it ([`crate::fatcopy`]). XFS, which cannot
+//! shrink, too: a fresh XFS with the same UUID, label and features, filled by
+//! `xfsdump | xfsrestore` ([`crate::xfscopy`]); and exFAT, which has no shrink tool: a fresh
+//! exFAT with the same serial, label and cluster size, files copied through the kernel's (or
+//! exfat-fuse's) driver, attributes and times set on the entries ([`crate::exfatcopy`]).
 //!
 //! The source and the image are never written; the target's partition table is written after
 //! all of this by the caller, so an interrupted run leaves a target without a table.
 
 use crate::error::JobError;
+use crate::fsmount::WorkDir;
 use crate::grow::tool;
 use crate::units::human;
 use disk::BlockIo;
 use layout::{Change, CopyOptions, Layout, Shrinkable, TablePlan};
 use serde::Serialize;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// How a file system is brought down to its new size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,6 +49,14 @@ pub enum ShrinkMethod {
     Ntfsresize,
     /// A fresh FAT with the same serial and label, files copied.
     FatCopy,
+    /// `btrfs filesystem resize` on the copy-on-write device, mounted.
+    BtrfsResize,
+    /// A fresh XFS with the same UUID, label and features, files copied by
+    /// `xfsdump | xfsrestore`.
+    XfsCopy,
+    /// A fresh exFAT with the same serial, label and cluster size, files copied, attributes
+    /// and times set on the entries.
+    ExfatCopy,
 }
 
 impl ShrinkMethod {
@@ -49,35 +66,68 @@ impl ShrinkMethod {
             "ext2" | "ext3" | "ext4" => Some(ShrinkMethod::Resize2fs),
             "ntfs" => Some(ShrinkMethod::Ntfsresize),
             "vfat" => Some(ShrinkMethod::FatCopy),
+            "btrfs" => Some(ShrinkMethod::BtrfsResize),
+            "xfs" => Some(ShrinkMethod::XfsCopy),
+            "exfat" => Some(ShrinkMethod::ExfatCopy),
             _ => None,
         }
     }
 
     /// The smallest partition Lifeboat plans for a file system with `used` bytes in use: the
     /// used bytes, a tenth more and a fixed reserve for the tool's own structures (journal,
-    /// group tables, MFT growth, FAT tables). A FAT is never planned below 34 MiB: a FAT32
-    /// needs 65 525 clusters of at least 512 bytes.
+    /// group tables, MFT growth, FAT tables, btrfs chunks, the XFS log). This is the estimate
+    /// used when the tool's own minimum was not measured ([`tool_minimum`]). A FAT is then
+    /// never planned below 34 MiB (a FAT32 needs 65 525 clusters of at least 512 bytes), an XFS
+    /// never below the 300 MiB `mkfs.xfs` accepts, a btrfs never below the 256 MiB the kernel
+    /// resizes one to.
     pub fn min_size(self, used: u64) -> u64 {
         let reserve: u64 = match self {
             ShrinkMethod::Resize2fs => 16 << 20,
             ShrinkMethod::Ntfsresize => 16 << 20,
             ShrinkMethod::FatCopy => 4 << 20,
+            // A data, a DUP metadata and a DUP system chunk to relocate into.
+            ShrinkMethod::BtrfsResize => 64 << 20,
+            // The log (at least 64 MiB), the reserved blocks and the AG headers.
+            ShrinkMethod::XfsCopy => 128 << 20,
+            // The FAT, the allocation bitmap, the upcase table, the boundary alignment.
+            ShrinkMethod::ExfatCopy => 8 << 20,
         };
         let min = used.saturating_add(used / 10).saturating_add(reserve);
         match self {
             ShrinkMethod::FatCopy => min.max(34 << 20),
+            ShrinkMethod::XfsCopy => min.max(crate::xfscopy::XFS_MIN_SIZE),
+            ShrinkMethod::BtrfsResize => min.max(BTRFS_MIN_SIZE),
             _ => min,
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The method as the plan and the report name it.
+    pub fn name(self) -> &'static str {
         match self {
             ShrinkMethod::Resize2fs => "resize2fs",
             ShrinkMethod::Ntfsresize => "ntfsresize",
             ShrinkMethod::FatCopy => "file-level copy into a new FAT",
+            ShrinkMethod::BtrfsResize => "btrfs filesystem resize",
+            ShrinkMethod::XfsCopy => "file-level copy into a new XFS (xfsdump | xfsrestore)",
+            ShrinkMethod::ExfatCopy => "file-level copy into a new exFAT",
+        }
+    }
+
+    /// The tool the progress line names while the step runs.
+    pub fn tool(self) -> &'static str {
+        match self {
+            ShrinkMethod::Resize2fs => "resize2fs",
+            ShrinkMethod::Ntfsresize => "ntfsresize",
+            ShrinkMethod::FatCopy => "a file-level copy",
+            ShrinkMethod::BtrfsResize => "btrfs filesystem resize",
+            ShrinkMethod::XfsCopy => "xfsdump | xfsrestore",
+            ShrinkMethod::ExfatCopy => "a file-level copy",
         }
     }
 }
+
+/// The kernel refuses to resize a btrfs below 256 MiB (`btrfs_ioctl_resize`).
+const BTRFS_MIN_SIZE: u64 = 256 << 20;
 
 /// What is known about a source partition's file system when planning.
 #[derive(Debug, Clone, Default)]
@@ -119,6 +169,8 @@ pub struct ShrinkStep {
     pub old_size: u64,
     pub new_size: u64,
     pub used: u64,
+    /// The smallest size planned for it (measured or estimated, with its margin).
+    pub min_size: u64,
     pub method: ShrinkMethod,
 }
 
@@ -131,12 +183,13 @@ impl fmt::Display for ShrinkStep {
         };
         write!(
             f,
-            "partition {} {}{label}: {} -> {} ({} used), {}",
+            "partition {} {}{label}: {} -> {} ({} used, {} at least), {}",
             self.number,
             self.fs,
             human(self.old_size),
             human(self.new_size),
             human(self.used),
+            human(self.min_size),
             self.method.name()
         )
     }
@@ -161,16 +214,44 @@ fn shrinkables(facts: &[PartFacts]) -> Vec<Shrinkable> {
         .collect()
 }
 
-/// The minimum the file system's own tool names for the file system on `base` (read-only, served
-/// through FUSE for the length of the call): `resize2fs -P`, `ntfsresize --info`. `None` for FAT
-/// (rebuilt, no tool), when not root, or when the tool does not say.
+/// The minimum the file system's own tool names for the file system on `base` (read-only:
+/// served through FUSE, or mounted on a copy-on-write view of it, for the length of the call):
+/// `resize2fs -P`, `ntfsresize --info`, `btrfs inspect-internal min-dev-size` (never below the
+/// 256 MiB the kernel resizes a btrfs to); for XFS what its files allocate plus the new file
+/// system's own structures ([`crate::xfscopy`]); for FAT (rebuilt) its used clusters and the
+/// new FAT's tables, read by Lifeboat itself ([`crate::fatcopy`], also without root). `None`
+/// when not root (for the tools) or when the tool does not say.
 pub fn tool_minimum(method: ShrinkMethod, base: &dyn BlockIo) -> Option<u64> {
-    if method == ShrinkMethod::FatCopy || !nix::unistd::geteuid().is_root() {
+    if method == ShrinkMethod::FatCopy {
+        return crate::fatcopy::minimum(base);
+    }
+    if !nix::unistd::geteuid().is_root() {
         return None;
     }
     let block = u64::from(fs::probe(base).ok()??.block_size);
-    let work = WorkDir::new().ok()?;
-    let measured = vdev::serve_scoped(base, &work.file(), "minimum size", false, |file| {
+    let measured = match method {
+        ShrinkMethod::Resize2fs | ShrinkMethod::Ntfsresize => served_minimum(method, base, block),
+        ShrinkMethod::BtrfsResize => btrfs_minimum(base).map(|n| Some(n.max(BTRFS_MIN_SIZE))),
+        ShrinkMethod::XfsCopy => crate::xfscopy::minimum(base).map(Some),
+        ShrinkMethod::FatCopy | ShrinkMethod::ExfatCopy => Ok(None),
+    };
+    match measured {
+        Ok(v) => v,
+        Err(e) => {
+            log::warn!("measuring the minimum size of {}: {e}", base.describe());
+            None
+        }
+    }
+}
+
+fn served_minimum(
+    method: ShrinkMethod,
+    base: &dyn BlockIo,
+    block: u64,
+) -> Result<Option<u64>, JobError> {
+    let work = WorkDir::new()?;
+    let file = work.file("device")?;
+    let measured = vdev::serve_scoped(base, &file, "minimum size", false, |file| {
         let f = file.to_string_lossy();
         match method {
             ShrinkMethod::Resize2fs => {
@@ -196,16 +277,44 @@ pub fn tool_minimum(method: ShrinkMethod, base: &dyn BlockIo) -> Option<u64> {
                     .parse()
                     .ok()
             }
-            ShrinkMethod::FatCopy => None,
+            _ => None,
         }
     });
-    match measured {
-        Ok(v) => v,
-        Err(e) => {
-            log::warn!("measuring the minimum size of {}: {e}", base.describe());
-            None
-        }
-    }
+    measured.map_err(|e| vdev_err(&base.describe(), e))
+}
+
+/// `btrfs inspect-internal min-dev-size` of the btrfs on `base`, mounted read-only on a
+/// copy-on-write view of it (a log tree is replayed into the overlay, never onto `base`). The
+/// tool counts every allocated chunk, not only the used bytes in them.
+fn btrfs_minimum(base: &dyn BlockIo) -> Result<u64, JobError> {
+    let device = base.describe();
+    let work = WorkDir::new()?;
+    crate::fsmount::with_cow(base, |view| {
+        crate::fsmount::with_mounted(
+            view,
+            &work,
+            "measure",
+            "btrfs",
+            disk::mount::Access::ReadOnly,
+            None,
+            |_, mnt| {
+                let (code, out) = tool(
+                    "btrfs",
+                    &["inspect-internal", "min-dev-size", &mnt.to_string_lossy()],
+                )?;
+                let n = out
+                    .split_whitespace()
+                    .next()
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .filter(|_| code == 0);
+                n.ok_or_else(|| JobError::Tool {
+                    tool: "btrfs inspect-internal min-dev-size".into(),
+                    device: device.clone(),
+                    output: out,
+                })
+            },
+        )
+    })
 }
 
 /// What the image's manifest says of each partition's file system.
@@ -265,11 +374,29 @@ pub fn plan_table(
     let table =
         layout::plan_shrink(layout, target_len, target_sector, opts, &shrinkable).map_err(|e| {
             match e {
-                layout::LayoutError::TargetTooSmall { need, have } => JobError::TargetTooSmall {
-                    device: target_name.to_string(),
-                    need,
-                    have,
-                },
+                layout::LayoutError::TargetTooSmall { need, have } => {
+                    // Say what each file system could shrink to, and how.
+                    let mins: Vec<String> = shrinkable
+                        .iter()
+                        .filter_map(|s| {
+                            let f = facts.iter().find(|f| f.number == s.number)?;
+                            let m = ShrinkMethod::for_fs(&f.fs)?;
+                            Some(format!(
+                                "partition {} {} no smaller than {} by {}",
+                                s.number,
+                                f.fs,
+                                human(s.min_size),
+                                m.name()
+                            ))
+                        })
+                        .collect();
+                    let device = if mins.is_empty() {
+                        target_name.to_string()
+                    } else {
+                        format!("{target_name} ({})", mins.join("; "))
+                    };
+                    JobError::TargetTooSmall { device, need, have }
+                }
                 e => JobError::Layout(e),
             }
         })?;
@@ -298,6 +425,10 @@ pub fn plan_table(
             old_size: from,
             new_size: to,
             used: f.used.unwrap_or(0),
+            min_size: shrinkable
+                .iter()
+                .find(|s| s.number == number)
+                .map_or(to, |s| s.min_size),
             method,
         });
     }
@@ -306,54 +437,11 @@ pub fn plan_table(
 
 /// Bounds of the copy-on-write overlay: 256 MiB in memory, then up to 4 GiB in an unlinked
 /// file in the temporary folder.
-fn limits() -> vdev::OverlayLimits {
+pub(crate) fn limits() -> vdev::OverlayLimits {
     vdev::OverlayLimits {
         memory: 256 << 20,
         spill_dir: Some(std::env::temp_dir()),
         spill: 4 << 30,
-    }
-}
-
-/// A private folder for the FUSE mount point, removed on drop.
-struct WorkDir(PathBuf);
-
-impl WorkDir {
-    fn new() -> Result<Self, JobError> {
-        use std::os::unix::fs::DirBuilderExt;
-        let base = std::env::temp_dir();
-        for n in 0..1000u32 {
-            let d = base.join(format!("lifeboat-shrink-{}-{n}", std::process::id()));
-            match std::fs::DirBuilder::new().mode(0o700).create(&d) {
-                Ok(()) => {
-                    std::fs::write(d.join("device"), b"").map_err(|e| io_tool(&d, e))?;
-                    return Ok(WorkDir(d));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(io_tool(&d, e)),
-            }
-        }
-        Err(io_tool(
-            &base,
-            std::io::Error::other("no free lifeboat-shrink folder"),
-        ))
-    }
-
-    fn file(&self) -> PathBuf {
-        self.0.join("device")
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn io_tool(path: &Path, e: std::io::Error) -> JobError {
-    JobError::Tool {
-        tool: "lifeboat".into(),
-        device: path.display().to_string(),
-        output: e.to_string(),
     }
 }
 
@@ -394,8 +482,15 @@ pub fn shrink_partition(
     let device = format!("partition {} of {}", step.number, head.describe());
     let work = WorkDir::new()?;
     let started = std::time::Instant::now();
-    if step.method == ShrinkMethod::FatCopy {
-        crate::fatcopy::copy_fat(step, head, base)?;
+    if matches!(
+        step.method,
+        ShrinkMethod::FatCopy | ShrinkMethod::XfsCopy | ShrinkMethod::ExfatCopy
+    ) {
+        match step.method {
+            ShrinkMethod::FatCopy => crate::fatcopy::copy_fat(step, head, base)?,
+            ShrinkMethod::XfsCopy => crate::xfscopy::copy_xfs(step, head, base)?,
+            _ => crate::exfatcopy::copy_exfat(step, head, base)?,
+        }
         let shrunk = started.elapsed();
         check_shrunk(step, head, &work, &device)?;
         return Ok(report_line(step, shrunk, started.elapsed() - shrunk));
@@ -407,7 +502,48 @@ pub fn shrink_partition(
     })?;
     let name = format!("shrink of partition {}", step.number);
     let new_size = step.new_size;
-    vdev::serve_scoped(&overlay, &work.file(), &name, true, |file| {
+    if step.method == ShrinkMethod::BtrfsResize {
+        // Mounted read-write on the overlay; the kernel relocates every chunk past the new end
+        // into room below it (so onto the target) and writes the new device size.
+        crate::fsmount::with_mounted(
+            &overlay,
+            &work,
+            "shrink",
+            "btrfs",
+            disk::mount::Access::ReadWrite,
+            None,
+            |_, mnt| {
+                let (code, out) = tool(
+                    "btrfs",
+                    &[
+                        "filesystem",
+                        "resize",
+                        &new_size.to_string(),
+                        &mnt.to_string_lossy(),
+                    ],
+                )?;
+                if code != 0 {
+                    return Err(JobError::Tool {
+                        tool: "btrfs filesystem resize".into(),
+                        device: device.clone(),
+                        output: out,
+                    });
+                }
+                Ok(())
+            },
+        )?;
+        log::info!(
+            "{device}: shrunk; the overlay held {} ({} spilled)",
+            human(overlay.overlay_bytes()),
+            human(overlay.spilled_bytes())
+        );
+        drop(overlay);
+        let shrunk = started.elapsed();
+        check_shrunk(step, head, &work, &device)?;
+        return Ok(report_line(step, shrunk, started.elapsed() - shrunk));
+    }
+    let file = work.file("device")?;
+    vdev::serve_scoped(&overlay, &file, &name, true, |file| {
         match step.method {
             ShrinkMethod::Resize2fs => {
                 // resize2fs insists on a freshly checked file system; -p repairs only what is
@@ -437,7 +573,10 @@ pub fn shrink_partition(
                 0,
                 &device,
             ),
-            ShrinkMethod::FatCopy => Ok(()),
+            ShrinkMethod::FatCopy
+            | ShrinkMethod::BtrfsResize
+            | ShrinkMethod::XfsCopy
+            | ShrinkMethod::ExfatCopy => Ok(()),
         }
     })
     .map_err(|e| vdev_err(&device, e))??;
@@ -511,7 +650,8 @@ fn check_shrunk(
         )));
     }
     let name = format!("check of partition {}", step.number);
-    vdev::serve_scoped(head, &work.file(), &name, false, |file| match step.method {
+    let file = work.file("check")?;
+    vdev::serve_scoped(head, &file, &name, false, |file| match step.method {
         ShrinkMethod::Resize2fs => run("e2fsck", &["-f", "-n"], file, 0, device),
         ShrinkMethod::Ntfsresize => run(
             "ntfsresize",
@@ -521,6 +661,9 @@ fn check_shrunk(
             device,
         ),
         ShrinkMethod::FatCopy => run("fsck.fat", &["-n"], file, 0, device),
+        ShrinkMethod::BtrfsResize => run("btrfs", &["check", "--readonly"], file, 0, device),
+        ShrinkMethod::XfsCopy => run("xfs_repair", &["-n", "-f"], file, 0, device),
+        ShrinkMethod::ExfatCopy => run("fsck.exfat", &["-n"], file, 0, device),
     })
     .map_err(|e| vdev_err(device, e))?
 }
