@@ -130,14 +130,12 @@ pub fn run(rest: &[String]) -> Result<()> {
     if rest.iter().any(|a| a == "--cast") {
         return cast();
     }
-<<<<<<< HEAD
     if rest.iter().any(|a| a == "--lab") {
         return lab();
-=======
+    }
     // Restore onto a smaller disk (issue 15).
     if rest.iter().any(|a| a == "--shrink") {
         return crate::bench_shrink::run();
->>>>>>> s5-shrinkvm
     }
     crate::deps::install()?;
     crate::cargo(&["build", "--release", "--package", "cli"])?;
@@ -668,7 +666,6 @@ fn cast() -> Result<()> {
     Ok(())
 }
 
-<<<<<<< HEAD
 /// `cargo xtask bench --lab`: the lab of issue 19 in QEMU (`qemu_tests::lab::bench`: PCs
 /// PXE-booted from dnsmasq on a namespace LAN): 1, 2 and 4 receivers by one multicast session
 /// against as many sequential unicast restores from the HTTP store, in the same run, into
@@ -752,10 +749,7 @@ fn utc_now() -> String {
         .unwrap_or_default()
 }
 
-fn cpu_model() -> String {
-=======
 pub(crate) fn cpu_model() -> String {
->>>>>>> s5-shrinkvm
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
