@@ -11,7 +11,7 @@ use engine::job::{JobSpec, ReceiveSpec};
 use engine::restore::RestoreOptions;
 use serde::Serialize;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
@@ -55,7 +55,18 @@ pub struct ServeArgs {
     /// Result as a JSON line.
     #[arg(long)]
     pub json: bool,
+    /// Append the per-receiver results to FILE (default: IMAGE.cast-report.txt beside the
+    /// image).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Seconds to wait, once the image is sent, for the receivers' reports (they restore and
+    /// verify first); a receiver that has not reported by then is counted as dropped.
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_REPORT_WAIT)]
+    pub report_wait: u32,
 }
+
+/// Seconds `serve` waits for the receivers' reports after the stream ended.
+pub const DEFAULT_REPORT_WAIT: u32 = 3600;
 
 #[derive(Debug, clap::Args)]
 pub struct ReceiveArgs {
@@ -157,7 +168,7 @@ pub fn receiver_argv(args: &ReceiveArgs) -> Vec<String> {
 }
 
 /// What happened to one receiver, as udp-sender tells it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Receiver {
     /// udp-sender's number for it (`#N`).
     pub number: u32,
@@ -333,10 +344,11 @@ pub fn serve(image_path: &Path, args: &ServeArgs) -> Result<u8> {
             l.line(line);
             for r in l.receivers.iter().filter(|r| !before.contains(r)) {
                 if !json {
-                    eprintln!(
-                        "lifeboat: receiver #{} ({}) {}",
-                        r.number, r.address, r.state
-                    );
+                    let what = match r.state {
+                        "done" => "has the whole stream",
+                        s => s,
+                    };
+                    eprintln!("lifeboat: receiver #{} ({}) {what}", r.number, r.address);
                 }
             }
         }));
@@ -344,13 +356,15 @@ pub fn serve(image_path: &Path, args: &ServeArgs) -> Result<u8> {
     let Some(mut stdin) = stdin else {
         bail!("{UDP_SENDER} has no standard input");
     };
+    let listener = report_listener(args);
     eprintln!(
         "lifeboat: waiting for {} receiver{} (port {})…",
         args.clients,
         if args.clients == 1 { "" } else { "s" },
         args.port
     );
-    let sent = image::cast::send(&img, &mut stdin, &|_| {});
+    let to = listener.as_ref().map(|l| l.report_to());
+    let sent = image::cast::send_with(&img, &mut stdin, &|_| {}, to.as_ref());
     let flushed = stdin.flush();
     drop(stdin);
     let status = match (&sent, flushed) {
@@ -362,59 +376,271 @@ pub fn serve(image_path: &Path, args: &ServeArgs) -> Result<u8> {
     for t in threads {
         let _ = t.join();
     }
-    let log = log.lock().unwrap_or_else(|p| p.into_inner());
-    let done = log.receivers.iter().filter(|r| r.state == "done").count();
+    let udp = log
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .receivers
+        .clone();
+    let tail = log
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .tail
+        .join("; ");
+    let results = match &listener {
+        Some(l) => collect_reports(l, &udp, args),
+        None => udp.iter().map(Outcome::from_udp).collect(),
+    };
+    drop(listener);
     let problem = match (&sent, status) {
         (Err(e), _) => Some(format!("the session stopped: {e}")),
-        (Ok(_), None) => Some(format!(
-            "{UDP_SENDER} stopped reading the stream: {}",
-            log.tail.join("; ")
-        )),
-        (Ok(_), Some(s)) if !s.success() => Some(format!(
-            "{UDP_SENDER} failed ({s}): {}",
-            log.tail.join("; ")
-        )),
+        (Ok(_), None) => Some(format!("{UDP_SENDER} stopped reading the stream: {tail}")),
+        (Ok(_), Some(s)) if !s.success() => Some(format!("{UDP_SENDER} failed ({s}): {tail}")),
         _ => None,
     };
+    let done = results.iter().filter(|r| r.state == "done").count();
+    let complete = problem.is_none() && done == results.len() && !results.is_empty();
+    let mut text = String::new();
+    for r in &results {
+        text.push_str(&r.line());
+        text.push('\n');
+    }
+    if let Ok(s) = &sent {
+        text.push_str(&format!(
+            "sent {} chunks ({} bytes) to {} receiver{}: {done} done, {} failed, {} dropped\n",
+            s.records,
+            s.bytes,
+            results.len(),
+            if results.len() == 1 { "" } else { "s" },
+            results.iter().filter(|r| r.state == "failed").count(),
+            results.iter().filter(|r| r.state == "dropped").count(),
+        ));
+    }
+    if let Some(p) = &problem {
+        text.push_str(&format!("error: {p}\n"));
+    }
+    let report_file = save_report(image_path, args, &text, complete);
     if args.json {
         let line = serde_json::json!({
             "event": "done",
-            "result": if problem.is_none() && done == log.receivers.len() { "completed" } else { "failed" },
-            "receivers": log.receivers,
+            "result": if complete { "completed" } else { "failed" },
+            "receivers": results,
             "records": sent.as_ref().map(|s| s.records).unwrap_or(0),
             "bytes": sent.as_ref().map(|s| s.bytes).unwrap_or(0),
             "error": problem,
+            "report_file": report_file,
         });
         crate::emit(&(line.to_string() + "\n"))?;
     } else {
-        let mut text = String::new();
-        for r in &log.receivers {
-            text.push_str(&format!(
-                "receiver #{} {}: {}\n",
-                r.number, r.address, r.state
-            ));
-        }
-        if let Ok(s) = &sent {
-            text.push_str(&format!(
-                "sent {} chunks ({} bytes) to {done} of {} receivers\n",
-                s.records,
-                s.bytes,
-                log.receivers.len()
-            ));
-        }
         crate::emit(&text)?;
+        if let Some(f) = &report_file {
+            crate::emit(&format!("report saved to {}\n", f.display()))?;
+        }
     }
     if let Some(p) = problem {
         bail!("{p}");
     }
-    if done < log.receivers.len() {
+    if results.is_empty() {
+        bail!("no receiver joined the session");
+    }
+    if done < results.len() {
         bail!(
-            "{} of {} receivers did not receive the whole image",
-            log.receivers.len() - done,
-            log.receivers.len()
+            "{} of {} receivers did not restore the image",
+            results.len() - done,
+            results.len()
         );
     }
     Ok(0)
+}
+
+/// Starts listening for receiver reports on the sending interface's address (TCP, the same
+/// port number as udpcast's). `None`, with a warning, when that is impossible: the session
+/// then reports what udp-sender sees only.
+fn report_listener(args: &ServeArgs) -> Option<engine::cast::ReportListener> {
+    let got = engine::cast::interface_address(args.interface.as_deref())
+        .and_then(|ip| engine::cast::ReportListener::bind(ip, args.port));
+    match got {
+        Ok(l) => {
+            log::info!("receiver reports on tcp {}", l.report_to().addr);
+            Some(l)
+        }
+        Err(e) => {
+            eprintln!("lifeboat: warning: {e}; the receivers cannot report their results");
+            None
+        }
+    }
+}
+
+/// One receiver's result in a session: udp-sender's view joined with its report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    /// udp-sender's number for it (`None`: it reported but udp-sender never named it).
+    pub number: Option<u32>,
+    pub address: String,
+    /// `done` (restored, by its report), `failed` (its report says why), `dropped` (joined
+    /// but did not finish, or never reported in time).
+    pub state: &'static str,
+    /// Why it failed or was dropped.
+    pub reason: Option<String>,
+    /// Its report, when one arrived.
+    pub report: Option<engine::cast::ReceiverReport>,
+}
+
+impl Outcome {
+    /// What udp-sender alone tells (no reports asked for).
+    fn from_udp(r: &Receiver) -> Self {
+        let (state, reason) = match r.state {
+            "done" => ("done", None),
+            "dropped" => ("dropped", Some(DROPPED.to_string())),
+            _ => (
+                "dropped",
+                Some("did not receive the whole image".to_string()),
+            ),
+        };
+        Outcome {
+            number: Some(r.number),
+            address: r.address.clone(),
+            state,
+            reason,
+            report: None,
+        }
+    }
+
+    /// One line of the session report.
+    pub fn line(&self) -> String {
+        let who = match self.number {
+            Some(n) => format!("receiver #{n} {}", self.address),
+            None => format!("receiver {}", self.address),
+        };
+        match (&self.report, &self.reason) {
+            (Some(r), _) => format!("{who}: {}", r.line()),
+            (None, Some(why)) => format!("{who}: {} ({why})", self.state),
+            (None, None) => format!("{who}: {}", self.state),
+        }
+    }
+}
+
+const DROPPED: &str = "stopped answering during the session: killed, crashed, cut off or too slow";
+
+/// Joins udp-sender's receivers with the reports that arrive within `--report-wait` seconds
+/// (each receiver udp-sender did not drop is waited for), printing each report as it comes.
+fn collect_reports(
+    l: &engine::cast::ReportListener,
+    udp: &[Receiver],
+    args: &ServeArgs,
+) -> Vec<Outcome> {
+    let waited: Vec<&Receiver> = udp.iter().filter(|r| r.state != "dropped").collect();
+    if !waited.is_empty() && !args.json {
+        eprintln!(
+            "lifeboat: the image is sent; waiting up to {} s for {} receiver report{}…",
+            args.report_wait,
+            waited.len(),
+            if waited.len() == 1 { "" } else { "s" }
+        );
+    }
+    let mut shown = 0usize;
+    let reports = l.wait_for(
+        std::time::Duration::from_secs(u64::from(args.report_wait)),
+        |got| {
+            for d in got.iter().skip(shown) {
+                if !args.json {
+                    eprintln!("lifeboat: report from {}: {}", d.from, d.report.line());
+                }
+            }
+            shown = got.len();
+            waited
+                .iter()
+                .all(|r| got.iter().any(|d| d.from.to_string() == r.address))
+        },
+    );
+    let mut out: Vec<Outcome> = udp
+        .iter()
+        .map(|r| {
+            let report = reports
+                .iter()
+                .find(|d| d.from.to_string() == r.address)
+                .map(|d| d.report.clone());
+            match report {
+                Some(rep) => Outcome {
+                    number: Some(r.number),
+                    address: r.address.clone(),
+                    state: match rep.result {
+                        engine::cast::ReportResult::Done => "done",
+                        engine::cast::ReportResult::Failed => "failed",
+                    },
+                    reason: rep.reason.clone(),
+                    report: Some(rep),
+                },
+                None if r.state == "dropped" => Outcome::from_udp(r),
+                None => Outcome {
+                    reason: Some(format!(
+                        "received the stream but sent no report within {} s",
+                        args.report_wait
+                    )),
+                    ..Outcome::from_udp(r)
+                }
+                .dropped(),
+            }
+        })
+        .collect();
+    for d in &reports {
+        if !udp.iter().any(|r| r.address == d.from.to_string()) {
+            out.push(Outcome {
+                number: None,
+                address: d.from.to_string(),
+                state: match d.report.result {
+                    engine::cast::ReportResult::Done => "done",
+                    engine::cast::ReportResult::Failed => "failed",
+                },
+                reason: d.report.reason.clone(),
+                report: Some(d.report.clone()),
+            });
+        }
+    }
+    out
+}
+
+impl Outcome {
+    fn dropped(mut self) -> Self {
+        self.state = "dropped";
+        self
+    }
+}
+
+/// Appends the session's report to `--report FILE` or IMAGE.cast-report.txt; the file's path,
+/// or `None` with a warning when it cannot be written.
+fn save_report(image: &Path, args: &ServeArgs, text: &str, complete: bool) -> Option<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = args.report.clone().unwrap_or_else(|| {
+        let mut name = image.file_name().unwrap_or_default().to_os_string();
+        name.push(".cast-report.txt");
+        image.with_file_name(name)
+    });
+    let head = format!(
+        "session {} — {} to {} receiver{} (port {}): {}\n",
+        image::rfc3339_utc(std::time::SystemTime::now()),
+        image.display(),
+        args.clients,
+        if args.clients == 1 { "" } else { "s" },
+        args.port,
+        if complete { "completed" } else { "failed" }
+    );
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o644)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("{head}{text}\n").as_bytes()));
+    match written {
+        Ok(()) => Some(path),
+        Err(e) => {
+            eprintln!(
+                "lifeboat: warning: cannot write the report to {}: {e}",
+                path.display()
+            );
+            None
+        }
+    }
 }
 
 /// The name a received stream has in messages and in `engine::keys`.
@@ -431,7 +657,9 @@ pub fn receive(target: &str, args: &ReceiveArgs, password_file: Option<&Path>) -
     receive_job(target, args, password_file).map(crate::exit::of)
 }
 
-/// [`receive`], returning the job's status (job files).
+/// [`receive`], returning the job's status (job files). Whatever the result, the receiver then
+/// reports it to the sender when the stream asked for reports; a report that cannot be delivered
+/// is said on the console and changes nothing else.
 pub fn receive_job(
     target: &str,
     args: &ReceiveArgs,
@@ -449,16 +677,43 @@ pub fn receive_job(
         discard: false,
         threads: 0,
     };
-    if args.stdin {
-        let source = engine::cast::CastSource::open(Box::new(std::io::stdin()), name)
-            .context("receiving the image")?;
+    let mut report_to = None;
+    let mut ran = None;
+    let start = std::time::Instant::now();
+    let mut run = |input: Box<dyn Read + Send>| -> Result<engine::job::Status> {
+        let source = engine::cast::CastSource::open(input, name).context("receiving the image")?;
+        report_to = source.report_to();
         let spec = JobSpec::Receive(ReceiveSpec {
             source,
-            target,
+            target: target.clone(),
             options,
         });
-        return jobs::execute(spec, &args.common.ui());
+        jobs::execute_with(spec, &args.common.ui(), &mut ran)
+    };
+    let result = if args.stdin {
+        run(Box::new(std::io::stdin()))
+    } else {
+        receive_udp(args, &mut run)
+    };
+    if let Some(to) = report_to {
+        let report = receiver_report(&target, &options, &result, ran.as_ref(), start.elapsed());
+        match engine::cast::deliver_report(&to, &report) {
+            Ok(()) => eprintln!("lifeboat: result reported to the sender ({})", to.addr),
+            Err(e) => eprintln!(
+                "lifeboat: warning: the result could not be reported to the sender: {e} \
+                 (the disk is as said above)"
+            ),
+        }
     }
+    result
+}
+
+/// Runs udp-receiver and hands its output to `run`; udp-receiver is waited for after a good
+/// run and killed (so the sender drops this receiver at once) after a failed one.
+fn receive_udp(
+    args: &ReceiveArgs,
+    run: &mut dyn FnMut(Box<dyn Read + Send>) -> Result<engine::job::Status>,
+) -> Result<engine::job::Status> {
     let argv = receiver_argv(args);
     log::info!("{UDP_RECEIVER} {}", argv.join(" "));
     let mut child = Reaped::spawn(UDP_RECEIVER, &argv, Stdio::null(), Stdio::piped())?;
@@ -482,17 +737,7 @@ pub fn receive_job(
         bail!("{UDP_RECEIVER} has no standard output");
     };
     eprintln!("lifeboat: waiting for the sender (port {})…", args.port);
-    let result = engine::cast::CastSource::open(Box::new(stdout), name)
-        .context("receiving the image")
-        .and_then(|source| {
-            let spec = JobSpec::Receive(ReceiveSpec {
-                source,
-                target,
-                options,
-            });
-            jobs::execute(spec, &args.common.ui())
-        });
-    match result {
+    match run(Box::new(stdout)) {
         Ok(status) => {
             let s = child.wait()?;
             if let Some(t) = t {
@@ -517,6 +762,68 @@ pub fn receive_job(
             }
         }
     }
+}
+
+/// The report a receiver sends: its disk by path, model, serial and size, how the job ended
+/// and why, bytes written, time taken and whether what was written was verified.
+pub fn receiver_report(
+    target: &Path,
+    options: &RestoreOptions,
+    result: &Result<engine::job::Status>,
+    ran: Option<&engine::job::Outcome>,
+    took: std::time::Duration,
+) -> engine::cast::ReceiverReport {
+    use engine::cast::{ReceiverReport, ReportResult, ReportVerify, ReportedDisk};
+    use engine::job::StepReport;
+    let canonical = std::fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf());
+    let device = disk::discover(&disk::SysRoot::default(), &disk::DiscoverOptions::default())
+        .ok()
+        .and_then(|ds| {
+            ds.into_iter()
+                .find(|d| d.path == target || d.path == canonical)
+        });
+    let disk = match device {
+        Some(d) => ReportedDisk {
+            path: d.path.display().to_string(),
+            model: d.model.unwrap_or_default().trim().to_string(),
+            serial: d.serial.unwrap_or_default().trim().to_string(),
+            size: d.size,
+        },
+        None => ReportedDisk {
+            path: target.display().to_string(),
+            size: std::fs::metadata(target).map(|m| m.len()).unwrap_or(0),
+            ..ReportedDisk::default()
+        },
+    };
+    let restored = match ran.and_then(|o| o.step.as_ref()) {
+        Some(StepReport::Restore(r)) => Some(r),
+        _ => None,
+    };
+    let (result, reason) = match result {
+        Ok(_) if args_dry_run(ran) => (
+            ReportResult::Failed,
+            Some("a dry run: nothing was written".to_string()),
+        ),
+        Ok(_) => (ReportResult::Done, ran.and_then(|o| o.grow_error.clone())),
+        Err(e) => (ReportResult::Failed, Some(crate::error_chain(e))),
+    };
+    ReceiverReport {
+        disk,
+        result,
+        reason,
+        bytes: restored.map(|r| r.bytes_written).unwrap_or(0),
+        seconds: took.as_secs_f64(),
+        verify: match restored {
+            Some(r) if r.verified => ReportVerify::Verified,
+            _ if !options.verify => ReportVerify::NotAsked,
+            _ => ReportVerify::NotReached,
+        },
+    }
+}
+
+/// A job that returned without running (a dry run) left no outcome.
+fn args_dry_run(ran: Option<&engine::job::Outcome>) -> bool {
+    ran.is_none()
 }
 
 #[cfg(test)]

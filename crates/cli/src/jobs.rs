@@ -143,6 +143,16 @@ pub struct Ui {
 /// something will be overwritten, runs it and prints the outcome. `Err` when it was refused,
 /// failed or was cancelled (the message says why); else the status (`Completed` after a dry run).
 pub fn execute(spec: engine::job::JobSpec, ui: &Ui) -> Result<engine::job::Status> {
+    execute_with(spec, ui, &mut None)
+}
+
+/// [`execute`], leaving the job's outcome in `ran` when it ran (a receiver reports it to the
+/// sender).
+pub fn execute_with(
+    spec: engine::job::JobSpec,
+    ui: &Ui,
+    ran: &mut Option<engine::job::Outcome>,
+) -> Result<engine::job::Status> {
     use engine::job::{JobSpec, Status, StepReport};
     let verify = matches!(spec, JobSpec::Verify(_));
     let disks = engine::job::Disks::discover(&disk::SysRoot::default())?;
@@ -171,11 +181,13 @@ pub fn execute(spec: engine::job::JobSpec, ui: &Ui) -> Result<engine::job::Statu
         (Some(_), false) => crate::emit(&outcome.report())?,
         (None, false) => {}
     }
-    match (outcome.status.is_complete(), &outcome.error) {
+    let result = match (outcome.status.is_complete(), &outcome.error) {
         (true, _) => Ok(outcome.status),
-        (false, Some(e)) => bail!("{e}"),
-        (false, None) => bail!("{}", outcome.status.label()),
-    }
+        (false, Some(e)) => Err(anyhow::anyhow!("{e}")),
+        (false, None) => Err(anyhow::anyhow!("{}", outcome.status.label())),
+    };
+    *ran = Some(outcome);
+    result
 }
 
 /// The `{"event":"done"}` line of a job: its status, the step's report, notes, the bad-sector

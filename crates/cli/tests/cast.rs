@@ -330,15 +330,17 @@ fn finish(mut child: Child, secs: u64) -> (i32, String) {
 }
 
 #[test]
-fn multicast_to_two_receivers_in_a_namespace_lan_equals_a_plain_restore_and_a_killed_one_is_reported(
+fn multicast_to_receivers_in_a_namespace_lan_equals_a_plain_restore_and_each_reports_done_failed_or_dropped(
 ) {
     let st = setup();
     let d = st.sd.dir.path();
-    let lan = Lan::new(3);
-    let targets: Vec<PathBuf> = (0..3).map(|i| d.join(format!("pc{i}.img"))).collect();
-    for t in &targets {
+    let lan = Lan::new(4);
+    let targets: Vec<PathBuf> = (0..4).map(|i| d.join(format!("pc{i}.img"))).collect();
+    for t in &targets[..3] {
         std::fs::copy(&st.sd.disk, t).unwrap();
     }
+    // The fourth PC's disk is far too small for the image: it refuses, and says why.
+    fixture::sparse_file(&targets[3], 8 * MIB).unwrap();
     // The second PC runs a job file, as a PXE-booted one would.
     let job = d.join("receive.toml");
     std::fs::write(
@@ -383,7 +385,7 @@ fn multicast_to_two_receivers_in_a_namespace_lan_equals_a_plain_restore_and_a_ki
             "serve",
             s(&st.image),
             "--clients",
-            "3",
+            "4",
             "--wait",
             "30",
             "--interface",
@@ -399,7 +401,8 @@ fn multicast_to_two_receivers_in_a_namespace_lan_equals_a_plain_restore_and_a_ki
     );
     // The third PC dies once its disk is being written: its table is invalidated first.
     let mut receivers = receivers.into_iter();
-    let (r0, r1, mut r2) = (
+    let (r0, r1, mut r2, r3) = (
+        receivers.next().unwrap(),
         receivers.next().unwrap(),
         receivers.next().unwrap(),
         receivers.next().unwrap(),
@@ -417,7 +420,14 @@ fn multicast_to_two_receivers_in_a_namespace_lan_equals_a_plain_restore_and_a_ki
     assert_ne!(c2, 0);
     let (c0, o0) = finish(r0, 240);
     let (c1, o1) = finish(r1, 240);
+    let (c3, o3) = finish(r3, 240);
     let (cs, os) = finish(server, 240);
+    assert_ne!(c3, 0, "{o3}");
+    assert!(
+        o3.contains("result reported to the sender (10.231.7.1:9200)"),
+        "{o3}"
+    );
+    assert!(o0.contains("result reported to the sender"), "{o0}");
     assert_eq!(c0, 0, "{o0}");
     assert_eq!(c1, 0, "{o1}");
     assert!(o1.contains("step 1: OK"), "{o1}");
@@ -446,5 +456,55 @@ fn multicast_to_two_receivers_in_a_namespace_lan_equals_a_plain_restore_and_a_ki
     assert_eq!(state("10.231.7.11").as_deref(), Some("done"), "{os}");
     assert_eq!(state("10.231.7.12").as_deref(), Some("done"), "{os}");
     assert_eq!(state("10.231.7.13").as_deref(), Some("dropped"), "{os}");
+    assert_eq!(state("10.231.7.14").as_deref(), Some("failed"), "{os}");
     assert_eq!(v["result"], "failed");
+    // Each report names the PC's disk, what was written and the verification; the failed one
+    // says why.
+    let by = |a: &str| {
+        v["receivers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["address"] == a)
+            .unwrap()
+            .clone()
+    };
+    for (i, a) in ["10.231.7.11", "10.231.7.12"].into_iter().enumerate() {
+        let r = by(a);
+        assert_eq!(r["report"]["disk"]["path"], s(&targets[i]), "{r}");
+        assert_eq!(r["report"]["disk"]["size"], 160 * MIB, "{r}");
+        assert_eq!(r["report"]["verify"], "verified", "{r}");
+        assert!(r["report"]["bytes"].as_u64().unwrap() > 10 * MIB, "{r}");
+        assert!(r["report"]["seconds"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    let small = by("10.231.7.14");
+    assert!(
+        small["reason"].as_str().unwrap().contains("too small"),
+        "{small}"
+    );
+    assert_eq!(small["report"]["disk"]["size"], 8 * MIB, "{small}");
+    assert_eq!(small["report"]["bytes"], 0, "{small}");
+    let killed = by("10.231.7.13");
+    assert!(
+        killed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stopped answering"),
+        "{killed}"
+    );
+    assert!(killed["report"].is_null(), "{killed}");
+    // The same lines are saved beside the image.
+    let file = v["report_file"].as_str().unwrap();
+    assert_eq!(Path::new(file), d.join("sys.lbi.cast-report.txt"));
+    let saved = std::fs::read_to_string(file).unwrap();
+    assert!(saved.starts_with("session "), "{saved}");
+    assert!(saved.contains("4 receivers (port 9200): failed"), "{saved}");
+    for line in [
+        " 10.231.7.11: done: ",
+        "10.231.7.13: dropped (stopped answering",
+        "10.231.7.14: failed (",
+        "2 done, 1 failed, 1 dropped",
+    ] {
+        assert!(saved.contains(line), "{line} in {saved}");
+    }
 }
