@@ -508,3 +508,233 @@ fn multicast_to_receivers_in_a_namespace_lan_equals_a_plain_restore_and_each_rep
         assert!(saved.contains(line), "{line} in {saved}");
     }
 }
+
+/// Every file system of `disk` clean by its own checker and every file put into it equal to
+/// the original: the ESP's with mtype, the NTFS ones with ntfscat (forced: ntfsresize leaves
+/// the volume marked for Windows to check once), the ext4 ones with debugfs.
+fn check_every_file(st: &Setup, disk: &Path) {
+    let d = st.sd.dir.path();
+    let v = fixture::run("sgdisk", &["-v", s(disk)]).unwrap();
+    assert!(v.contains("No problems found"), "{v}");
+    let part = |n: u32, name: &str| {
+        let (p, l) = common::sgdisk_part(disk, n);
+        let f = d.join(name);
+        fixture::extract(disk, p, l, &f).unwrap();
+        f
+    };
+    let original = |f: &str| std::fs::read(st.sd.tree.join(f)).unwrap();
+    let same = |got: Vec<u8>, f: &str, fs: &str| {
+        assert!(got == original(f), "{f} on the {fs} of {}", disk.display());
+    };
+    let esp = part(1, "all-esp.img");
+    let (code, out) = fixture::run_status("fsck.vfat", &["-n", s(&esp)]).unwrap();
+    assert_eq!(code, 0, "{out}");
+    let data = st.sd.files.iter().filter(|f| f.starts_with("file-"));
+    for f in data.clone().take(20) {
+        let out = Command::new(fixture::require("mtype").unwrap())
+            .args(["-i", s(&esp), &format!("::/{f}")])
+            .output()
+            .unwrap();
+        same(out.stdout, f, "ESP");
+    }
+    let ntfs = part(3, "all-ntfs.img");
+    let (code, out) =
+        fixture::run_status("ntfsresize", &["--check", "--no-progress-bar", s(&ntfs)]).unwrap();
+    assert_eq!(code, 0, "{out}");
+    for f in data.take(10) {
+        let out = Command::new(fixture::require("ntfscat").unwrap())
+            .args(["-f", s(&ntfs), f])
+            .output()
+            .unwrap();
+        same(out.stdout, f, "NTFS");
+    }
+    let root = part(4, "all-root.img");
+    let (code, out) = fixture::run_status("e2fsck", &["-fn", s(&root)]).unwrap();
+    assert_eq!(code, 0, "{out}");
+    let dump = d.join("all-dumped");
+    for f in &st.sd.files {
+        fixture::run(
+            "debugfs",
+            &["-R", &format!("dump /{f} {}", s(&dump)), s(&root)],
+        )
+        .unwrap();
+        same(std::fs::read(&dump).unwrap(), f, "ext4");
+    }
+    for f in [esp, ntfs, root, dump] {
+        std::fs::remove_file(f).unwrap();
+    }
+}
+
+/// The size in bytes of the ext4 file system on partition 4 of `disk` (dumpe2fs).
+fn root_fs_size(st: &Setup, disk: &Path) -> u64 {
+    let (p4, l4) = common::sgdisk_part(disk, 4);
+    let root = st.sd.dir.path().join("size-root.img");
+    fixture::extract(disk, p4, l4, &root).unwrap();
+    let out = fixture::run("dumpe2fs", &["-h", s(&root)]).unwrap();
+    std::fs::remove_file(&root).unwrap();
+    let field = |name: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap_or_else(|| panic!("{name} in {out}"))
+    };
+    field("Block count:") * field("Block size:")
+}
+
+#[test]
+fn multicast_onto_a_smaller_disk_shrinks_and_onto_a_larger_one_grows_with_new_ids() {
+    let st = setup();
+    let d = st.sd.dir.path();
+    let lan = Lan::new(2);
+    let small = d.join("small.img");
+    let large = d.join("large.img");
+    fixture::sparse_file(&small, 112 * MIB).unwrap();
+    fixture::sparse_file(&large, 224 * MIB).unwrap();
+    let receivers: Vec<Child> = lan
+        .receivers
+        .iter()
+        .zip([&small, &large])
+        .map(|(ns, t)| {
+            Lan::spawn(
+                ns,
+                &[
+                    "receive",
+                    s(t),
+                    "--yes",
+                    "--verify",
+                    "--grow-last",
+                    "--new-ids",
+                    "--interface",
+                    "eth0",
+                    "--port",
+                    "9300",
+                    "--timeout",
+                    "20",
+                ],
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let server = Lan::spawn(
+        &lan.sender,
+        &[
+            "serve",
+            s(&st.image),
+            "--clients",
+            "2",
+            "--wait",
+            "30",
+            "--interface",
+            "br0",
+            "--port",
+            "9300",
+            "--max-rate",
+            "40m",
+            "--report",
+            s(&d.join("lab.txt")),
+        ],
+    );
+    let mut outs = Vec::new();
+    for r in receivers {
+        outs.push(finish(r, 300));
+    }
+    let (cs, os) = finish(server, 300);
+    for (c, o) in &outs {
+        assert_eq!(*c, 0, "{o}");
+    }
+    assert_eq!(cs, 0, "{os}");
+    let (_, o_small) = &outs[0];
+    assert!(o_small.contains("shrink"), "{o_small}");
+    assert!(o_small.contains("sized from their used bytes"), "{o_small}");
+    // Both disks: every file system clean by its own checker, files equal, ids new.
+    for t in [&small, &large] {
+        check_every_file(&st, t);
+        let (gs, _) = guid(&st.sd.disk);
+        let (gt, len) = guid(t);
+        assert_ne!(
+            gs,
+            gt,
+            "{}: the disk GUID was kept despite --new-ids",
+            t.display()
+        );
+        assert_eq!(len, std::fs::metadata(t).unwrap().len());
+    }
+    // The small one's root shrank below the original; the large one's grew to its new end.
+    let (_, l4) = common::sgdisk_part(&st.sd.disk, 4);
+    let (_, small4) = common::sgdisk_part(&small, 4);
+    let (p_large, large4) = common::sgdisk_part(&large, 4);
+    assert!(small4 < l4, "{small4} < {l4}");
+    assert!(root_fs_size(&st, &small) <= small4);
+    assert!(large4 > l4 + 60 * MIB, "{large4}");
+    assert!(p_large + large4 > 224 * MIB - 2 * MIB);
+    let grown = root_fs_size(&st, &large);
+    assert!(
+        grown <= large4 && large4 - grown < 4096,
+        "{grown} in {large4}"
+    );
+    let saved = std::fs::read_to_string(d.join("lab.txt")).unwrap();
+    assert_eq!(saved.matches(": done: ").count(), 2, "{saved}");
+}
+
+/// The disk GUID (sgdisk -p) and the disk's size in bytes as sgdisk sees it.
+fn guid(disk: &Path) -> (String, u64) {
+    let out = fixture::run("sgdisk", &["-p", s(disk)]).unwrap();
+    let g = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Disk identifier (GUID):"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .trim()
+        .to_string();
+    let sectors: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("Disk {}: ", s(disk))))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    (g, sectors * 512)
+}
+
+#[test]
+fn a_smaller_disk_whose_data_past_the_new_end_overflows_the_receive_overlay_fails_without_a_table()
+{
+    let st = setup();
+    let d = st.sd.dir.path();
+    let (code, stream, err) = cast_of(&st.image, &[]);
+    assert_eq!(code, 0, "{err}");
+    let target = d.join("small.img");
+    std::fs::copy(&st.sd.disk, &target).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&target)
+        .unwrap()
+        .set_len(112 * MIB)
+        .unwrap();
+    // No memory for the blocks past the new ends: the first one fails the restore.
+    let mut child = Command::new(BIN)
+        .args(["receive", s(&target), "--stdin", "--yes"])
+        .env("LIFEBOAT_RECEIVE_OVERLAY_KIB", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(&stream);
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("does not fit on this disk as it arrives")
+            && text.contains("0 B in memory")
+            && text.contains("use a larger disk"),
+        "{text}"
+    );
+    assert!(text.contains("the target has no partition table"), "{text}");
+    assert!(!has_gpt(&target), "a table was written");
+    // With the default bounds the same disk is restored.
+    let (code, out) = receive_stdin(&target, &stream, &["--verify"]);
+    assert_eq!(code, 0, "{out}");
+    check_every_file(&st, &target);
+}

@@ -8,8 +8,11 @@
 //! order; verification compares what was read back from the target with a crc32 of what was
 //! written (the image cannot be read a second time); the stream is read to its end frame before
 //! the partition table is written, so a target whose sender stopped or whose stream was cut has
-//! no partition table; a target smaller than the imaged disk is refused (shrinking measures the
-//! file systems, which a stream cannot show before it is written).
+//! no partition table. A target smaller than the imaged disk gets the shrink plan of a restore,
+//! sized from each file system's used bytes (its tool cannot measure a stream before it is
+//! written); the blocks past a shrinking partition's new end wait in a bounded overlay
+//! ([`capture_limits`]) until its file system is shrunk, and a stream that does not fit there
+//! fails cleanly before the table is written.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -75,6 +78,114 @@ impl CastSource {
     /// Where the sender wants this receiver's report ([`deliver_report`]), when it said so.
     pub fn report_to(&self) -> Option<ReportTo> {
         self.receiver.report_to()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receiving onto a smaller disk: a shrinking partition's blocks past its new end arrive once and
+// wait, bounded, in the capture overlay until its file system is shrunk (`restore`).
+
+/// Bytes of a shrinking partition's data a receiver holds in memory past its new end.
+pub const CAPTURE_MEMORY: u64 = 256 << 20;
+/// Bytes it may add in an unlinked file in the temporary folder (`TMPDIR`, a RAM-backed tmpfs
+/// on a booted Lifeboat) once memory is full.
+pub const CAPTURE_SPILL: u64 = 4 << 30;
+
+/// Environment variable that bounds the capture overlay to this many KiB of memory and no spill
+/// file (for a receiver with little RAM, and for tests).
+pub const CAPTURE_LIMIT_ENV: &str = "LIFEBOAT_RECEIVE_OVERLAY_KIB";
+
+/// The bounds of the capture overlay: [`CAPTURE_MEMORY`] and [`CAPTURE_SPILL`], or the memory
+/// that [`CAPTURE_LIMIT_ENV`] names without a spill file.
+pub fn capture_limits() -> vdev::OverlayLimits {
+    let env = std::env::var(CAPTURE_LIMIT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match env {
+        Some(kib) => vdev::OverlayLimits {
+            memory: kib.saturating_mul(1024).min(CAPTURE_MEMORY),
+            spill_dir: None,
+            spill: 0,
+        },
+        None => vdev::OverlayLimits {
+            memory: CAPTURE_MEMORY,
+            spill_dir: Some(std::env::temp_dir()),
+            spill: CAPTURE_SPILL,
+        },
+    }
+}
+
+/// The error a full capture overlay becomes, naming the partition and the bounds (`None` for
+/// any other error). The partition table has not been written then.
+pub(crate) fn capture_full(e: &JobError, partition: u32) -> Option<JobError> {
+    let JobError::Write { source, .. } = e else {
+        return None;
+    };
+    if source.kind() != std::io::ErrorKind::StorageFull {
+        return None;
+    }
+    let limits = capture_limits();
+    let spill = match &limits.spill_dir {
+        Some(dir) => format!(
+            " and {} in {}",
+            crate::units::human(limits.spill),
+            dir.display()
+        ),
+        None => String::new(),
+    };
+    Some(JobError::StreamIncomplete {
+        problem: format!(
+            "partition {partition} does not fit on this disk as it arrives: its data past the \
+             partition's new end needs more than the {} in memory{spill} a receiver may hold \
+             until it is shrunk; use a larger disk",
+            crate::units::human(limits.memory),
+        ),
+    })
+}
+
+/// A read-only device of zeros: the base of a capture overlay (what did not arrive is unused).
+#[derive(Debug)]
+pub(crate) struct Zeros {
+    len: u64,
+    partition: u32,
+}
+
+impl Zeros {
+    pub(crate) fn new(len: u64, partition: u32) -> Self {
+        Zeros { len, partition }
+    }
+}
+
+impl disk::BlockIo for Zeros {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn logical_sector_size(&self) -> u32 {
+        512
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        match offset.checked_add(buf.len() as u64) {
+            Some(end) if end <= self.len => {
+                buf.fill(0);
+                Ok(())
+            }
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{} bytes at {offset} past the end", buf.len()),
+            )),
+        }
+    }
+    fn write_at(&self, _: &[u8], _: u64) -> std::io::Result<()> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "the base of a capture overlay is read-only",
+        ))
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        format!("the received data of partition {}", self.partition)
     }
 }
 
