@@ -681,8 +681,9 @@ pub fn receive_job(
     let mut ran = None;
     let start = std::time::Instant::now();
     let mut run = |input: Box<dyn Read + Send>| -> Result<engine::job::Status> {
-        let source = engine::cast::CastSource::open(input, name).context("receiving the image")?;
-        report_to = source.report_to();
+        let (to, source) = engine::cast::CastSource::open_reporting(input, name);
+        report_to = to;
+        let source = source.context("receiving the image")?;
         let spec = JobSpec::Receive(ReceiveSpec {
             source,
             target: target.clone(),

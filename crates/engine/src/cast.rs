@@ -41,13 +41,25 @@ impl CastSource {
     /// the image it carries. `name` names the stream in messages and is the key of its password
     /// in [`crate::keys`] (an encrypted image needs [`crate::keys::remember`] for `name` first).
     pub fn open(input: Box<dyn Read + Send>, name: &str) -> Result<Self, JobError> {
+        Self::open_reporting(input, name).1
+    }
+
+    /// [`CastSource::open`], also returning where the sender wants reports as soon as the
+    /// stream said so, even when the image then cannot be opened (the receiver reports why).
+    pub fn open_reporting(
+        input: Box<dyn Read + Send>,
+        name: &str,
+    ) -> (Option<ReportTo>, Result<Self, JobError>) {
         let pw = crate::keys::password_for(Path::new(name));
-        let (image, receiver) = image::cast::receive(input, name, pw.as_ref())?;
-        Ok(CastSource {
-            name: name.to_string(),
-            image: Arc::new(image),
-            receiver,
-        })
+        let (to, got) = image::cast::receive_reporting(input, name, pw.as_ref());
+        let got = got
+            .map_err(JobError::from)
+            .map(|(image, receiver)| CastSource {
+                name: name.to_string(),
+                image: Arc::new(image),
+                receiver,
+            });
+        (to, got)
     }
 
     /// The stream's name.

@@ -620,6 +620,28 @@ pub fn receive(
     name: &str,
     password: Option<&Passphrase>,
 ) -> Result<(ImageReader, CastReceiver)> {
+    receive_reporting(input, name, password).1
+}
+
+/// [`receive`], also returning the stream's report address as soon as it was read, even when
+/// the image cannot be opened after it (a wrong password, a damaged piece): a receiver can then
+/// tell the sender why it failed.
+pub fn receive_reporting(
+    input: Box<dyn Read + Send>,
+    name: &str,
+    password: Option<&Passphrase>,
+) -> (Option<ReportTo>, Result<(ImageReader, CastReceiver)>) {
+    let mut report_to = None;
+    let got = receive_inner(input, name, password, &mut report_to);
+    (report_to, got)
+}
+
+fn receive_inner(
+    input: Box<dyn Read + Send>,
+    name: &str,
+    password: Option<&Passphrase>,
+    report_out: &mut Option<ReportTo>,
+) -> Result<(ImageReader, CastReceiver)> {
     let mut pipe = Pipe {
         input,
         pos: 0,
@@ -688,6 +710,7 @@ pub fn receive(
     } else {
         None
     };
+    *report_out = report_to;
     let mut by_volume: Vec<Vec<(u64, Arc<Vec<u8>>)>> = vec![Vec::new(); lens.len()];
     let mut total = 0u64;
     for _ in 0..pieces {

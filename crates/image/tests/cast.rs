@@ -353,3 +353,22 @@ fn the_report_address_travels_in_the_stream_and_a_damaged_report_frame_is_refuse
     let err = receive(Box::new(Cursor::new(bytes)), "test-cast", None).unwrap_err();
     assert!(err.to_string().contains("report frame"), "{err}");
 }
+
+#[test]
+fn the_report_address_is_known_even_when_the_image_then_cannot_be_opened() {
+    use image::cast::{receive_reporting, send_with, ReportTo};
+    let f = fixture(None, true);
+    let to = ReportTo {
+        addr: "10.231.7.1:9000".parse().unwrap(),
+        session: [3; 16],
+    };
+    let mut bytes = Vec::new();
+    send_with(&open(&f, true), &mut bytes, &|_| {}, Some(&to)).unwrap();
+    let (got, opened) = receive_reporting(Box::new(Cursor::new(bytes.clone())), "t", None);
+    assert_eq!(got, Some(to));
+    assert!(matches!(opened, Err(Error::PasswordRequired { .. })));
+    // Cut inside the pieces: still known, the stream refused.
+    let (got, opened) = receive_reporting(Box::new(Cursor::new(bytes[..400].to_vec())), "t", None);
+    assert_eq!(got, Some(to));
+    assert!(opened.is_err());
+}
