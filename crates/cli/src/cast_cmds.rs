@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use engine::job::{JobSpec, ReceiveSpec};
 use engine::restore::RestoreOptions;
 use serde::Serialize;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -338,17 +338,28 @@ pub fn serve(image_path: &Path, args: &ServeArgs) -> Result<u8> {
     {
         let log = Arc::clone(&log);
         let json = args.json;
+        let terminal = std::io::stderr().is_terminal();
         threads.push(follow(out, move |line| {
+            // udp-sender's own progress line (bytes sent, retransmissions), kept on one line.
+            if terminal && !json && line.trim_start().starts_with("bytes=") {
+                let mut shown: String = line.trim().chars().take(78).collect();
+                shown.push_str("   ");
+                eprint!("\r{shown}");
+                return;
+            }
             let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
             let before = l.receivers.clone();
             l.line(line);
             for r in l.receivers.iter().filter(|r| !before.contains(r)) {
-                if !json {
+                if json {
+                    let event = serde_json::json!({ "event": "receiver", "receiver": r });
+                    let _ = crate::emit(&(event.to_string() + "\n"));
+                } else {
                     let what = match r.state {
                         "done" => "has the whole stream",
                         s => s,
                     };
-                    eprintln!("lifeboat: receiver #{} ({}) {what}", r.number, r.address);
+                    eprintln!("\rlifeboat: receiver #{} ({}) {what}", r.number, r.address);
                 }
             }
         }));
@@ -542,7 +553,14 @@ fn collect_reports(
         std::time::Duration::from_secs(u64::from(args.report_wait)),
         |got| {
             for d in got.iter().skip(shown) {
-                if !args.json {
+                if args.json {
+                    let event = serde_json::json!({
+                        "event": "report",
+                        "address": d.from.to_string(),
+                        "report": d.report,
+                    });
+                    let _ = crate::emit(&(event.to_string() + "\n"));
+                } else {
                     eprintln!("lifeboat: report from {}: {}", d.from, d.report.line());
                 }
             }

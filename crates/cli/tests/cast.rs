@@ -493,6 +493,24 @@ fn multicast_to_receivers_in_a_namespace_lan_equals_a_plain_restore_and_each_rep
         "{killed}"
     );
     assert!(killed["report"].is_null(), "{killed}");
+    // While the session ran, each join and each report was a JSON line of its own.
+    let events: Vec<serde_json::Value> = os
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let joined = events
+        .iter()
+        .filter(|e| e["event"] == "receiver" && e["receiver"]["state"] == "joined")
+        .count();
+    assert_eq!(joined, 4, "{os}");
+    let reported: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "report")
+        .map(|e| e["address"].as_str().unwrap())
+        .collect();
+    for a in ["10.231.7.11", "10.231.7.12", "10.231.7.14"] {
+        assert!(reported.contains(&a), "{a} in {reported:?}");
+    }
     // The same lines are saved beside the image.
     let file = v["report_file"].as_str().unwrap();
     assert_eq!(Path::new(file), d.join("sys.lbi.cast-report.txt"));
