@@ -399,7 +399,7 @@ pub fn serve(image_path: &Path, args: &ServeArgs) -> Result<u8> {
         .join("; ");
     let results = match &listener {
         Some(l) => collect_reports(l, &udp, args),
-        None => udp.iter().map(Outcome::from_udp).collect(),
+        None => udp.iter().map(ReceiverOutcome::from_udp).collect(),
     };
     drop(listener);
     let problem = match (&sent, status) {
@@ -483,7 +483,7 @@ fn report_listener(args: &ServeArgs) -> Option<engine::cast::ReportListener> {
 
 /// One receiver's result in a session: udp-sender's view joined with its report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Outcome {
+pub struct ReceiverOutcome {
     /// udp-sender's number for it (`None`: it reported but udp-sender never named it).
     pub number: Option<u32>,
     pub address: String,
@@ -496,7 +496,7 @@ pub struct Outcome {
     pub report: Option<engine::cast::ReceiverReport>,
 }
 
-impl Outcome {
+impl ReceiverOutcome {
     /// What udp-sender alone tells (no reports asked for).
     fn from_udp(r: &Receiver) -> Self {
         let (state, reason) = match r.state {
@@ -507,7 +507,7 @@ impl Outcome {
                 Some("did not receive the whole image".to_string()),
             ),
         };
-        Outcome {
+        ReceiverOutcome {
             number: Some(r.number),
             address: r.address.clone(),
             state,
@@ -538,7 +538,7 @@ fn collect_reports(
     l: &engine::cast::ReportListener,
     udp: &[Receiver],
     args: &ServeArgs,
-) -> Vec<Outcome> {
+) -> Vec<ReceiverOutcome> {
     let waited: Vec<&Receiver> = udp.iter().filter(|r| r.state != "dropped").collect();
     if !waited.is_empty() && !args.json {
         eprintln!(
@@ -570,7 +570,7 @@ fn collect_reports(
                 .all(|r| got.iter().any(|d| d.from.to_string() == r.address))
         },
     );
-    let mut out: Vec<Outcome> = udp
+    let mut out: Vec<ReceiverOutcome> = udp
         .iter()
         .map(|r| {
             let report = reports
@@ -578,7 +578,7 @@ fn collect_reports(
                 .find(|d| d.from.to_string() == r.address)
                 .map(|d| d.report.clone());
             match report {
-                Some(rep) => Outcome {
+                Some(rep) => ReceiverOutcome {
                     number: Some(r.number),
                     address: r.address.clone(),
                     state: match rep.result {
@@ -588,13 +588,13 @@ fn collect_reports(
                     reason: rep.reason.clone(),
                     report: Some(rep),
                 },
-                None if r.state == "dropped" => Outcome::from_udp(r),
-                None => Outcome {
+                None if r.state == "dropped" => ReceiverOutcome::from_udp(r),
+                None => ReceiverOutcome {
                     reason: Some(format!(
                         "received the stream but sent no report within {} s",
                         args.report_wait
                     )),
-                    ..Outcome::from_udp(r)
+                    ..ReceiverOutcome::from_udp(r)
                 }
                 .dropped(),
             }
@@ -602,7 +602,7 @@ fn collect_reports(
         .collect();
     for d in &reports {
         if !udp.iter().any(|r| r.address == d.from.to_string()) {
-            out.push(Outcome {
+            out.push(ReceiverOutcome {
                 number: None,
                 address: d.from.to_string(),
                 state: match d.report.result {
@@ -617,7 +617,7 @@ fn collect_reports(
     out
 }
 
-impl Outcome {
+impl ReceiverOutcome {
     fn dropped(mut self) -> Self {
         self.state = "dropped";
         self
@@ -819,7 +819,7 @@ pub fn receiver_report(
         _ => None,
     };
     let (result, reason) = match result {
-        Ok(_) if args_dry_run(ran) => (
+        Ok(_) if ran_nothing(ran) => (
             ReportResult::Failed,
             Some("a dry run: nothing was written".to_string()),
         ),
@@ -841,7 +841,7 @@ pub fn receiver_report(
 }
 
 /// A job that returned without running (a dry run) left no outcome.
-fn args_dry_run(ran: Option<&engine::job::Outcome>) -> bool {
+fn ran_nothing(ran: Option<&engine::job::Outcome>) -> bool {
     ran.is_none()
 }
 
