@@ -756,3 +756,83 @@ fn a_smaller_disk_whose_data_past_the_new_end_overflows_the_receive_overlay_fail
     assert_eq!(code, 0, "{out}");
     check_every_file(&st, &target);
 }
+
+#[test]
+fn a_fat32_partition_received_onto_a_smaller_disk_is_rebuilt_with_every_file() {
+    // 200 MiB GPT: 1 = ext4 "root" 40 MiB, 2 = FAT32 "DATA" 150 MiB holding 24 files of
+    // 300 KiB written after a 64 MiB filler that is then deleted: they lie past the new end.
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let disk = p("src.img");
+    fixture::sparse_file(&disk, 200 * MIB).unwrap();
+    fixture::run(
+        "sgdisk",
+        &[
+            "-n",
+            "1:2048:+40M",
+            "-t",
+            "1:8300",
+            "-c",
+            "1:root",
+            "-n",
+            "2:0:+150M",
+            "-t",
+            "2:0700",
+            "-c",
+            "2:data",
+            s(&disk),
+        ],
+    )
+    .unwrap();
+    let (p1, l1) = common::sgdisk_part(&disk, 1);
+    let (p2, l2) = common::sgdisk_part(&disk, 2);
+    fixture::mkfs(fixture::Mkfs::Ext4, &p("root.img"), l1, "root", &[]).unwrap();
+    fixture::mkfs(fixture::Mkfs::Fat32, &p("fat.img"), l2, "DATA", &[]).unwrap();
+    let filler = p("filler");
+    fixture::sparse_file(&filler, 64 * MIB).unwrap();
+    fixture::run("mcopy", &["-i", s(&p("fat.img")), s(&filler), "::/filler"]).unwrap();
+    let mut files = Vec::new();
+    for i in 0..24u64 {
+        let name = format!("blob-{i}.bin");
+        std::fs::write(p(&name), fixture::noise(100 + i, 300 * 1024 + i as usize)).unwrap();
+        fixture::run(
+            "mcopy",
+            &["-i", s(&p("fat.img")), s(&p(&name)), &format!("::/{name}")],
+        )
+        .unwrap();
+        files.push(name);
+    }
+    fixture::run("mdel", &["-i", s(&p("fat.img")), "::/filler"]).unwrap();
+    fixture::write_into(&disk, p1, &p("root.img")).unwrap();
+    fixture::write_into(&disk, p2, &p("fat.img")).unwrap();
+    let image = p("fat.lbi");
+    let (code, _, err) = lifeboat(&["backup", s(&disk), s(&image)]);
+    assert_eq!(code, 0, "{err}");
+    let (code, stream, err) = cast_of(&image, &[]);
+    assert_eq!(code, 0, "{err}");
+    let target = p("small.img");
+    fixture::sparse_file(&target, 80 * MIB).unwrap();
+    let (code, out) = receive_stdin(&target, &stream, &["--verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("partition 2: vfat shrunk"), "{out}");
+    let v = fixture::run("sgdisk", &["-v", s(&target)]).unwrap();
+    assert!(v.contains("No problems found"), "{v}");
+    let (q2, m2) = common::sgdisk_part(&target, 2);
+    assert!(
+        m2 < 64 * MIB,
+        "partition 2 of {m2} bytes: the files were not past its new end"
+    );
+    let fat = p("got-fat.img");
+    fixture::extract(&target, q2, m2, &fat).unwrap();
+    let (code, out) = fixture::run_status("fsck.fat", &["-n", s(&fat)]).unwrap();
+    assert_eq!(code, 0, "{out}");
+    let label = fixture::run("blkid", &["-s", "LABEL", "-o", "value", s(&fat)]).unwrap();
+    assert_eq!(label.trim(), "DATA");
+    for f in &files {
+        let got = Command::new(fixture::require("mtype").unwrap())
+            .args(["-i", s(&fat), &format!("::/{f}")])
+            .output()
+            .unwrap();
+        assert!(got.stdout == std::fs::read(p(f)).unwrap(), "{f}");
+    }
+}
