@@ -183,6 +183,8 @@ pub struct Receiver {
 #[derive(Debug, Default)]
 pub struct SenderLog {
     pub receivers: Vec<Receiver>,
+    /// The address udp-sender sends from (its banner `UDP sender for F at ADDR on IF`).
+    pub at: Option<std::net::IpAddr>,
     /// The last lines, for errors.
     pub tail: Vec<String>,
 }
@@ -201,7 +203,13 @@ impl SenderLog {
                 .collect();
             digits.parse().ok()
         };
-        if let Some(rest) = line.strip_prefix("New connection from ") {
+        if let Some(rest) = line.strip_prefix("UDP sender for ") {
+            // The file name may hold spaces: the address follows the last " at ".
+            if let Some((_, tail)) = rest.rsplit_once(" at ") {
+                self.at = tail.split_whitespace().next().and_then(|a| a.parse().ok());
+            }
+            self.tail.push(line.to_string());
+        } else if let Some(rest) = line.strip_prefix("New connection from ") {
             let address = rest.split_whitespace().next().unwrap_or("").to_string();
             if let Some(n) = number(rest) {
                 self.receivers.retain(|r| r.number != n);
@@ -367,7 +375,7 @@ pub fn serve(image_path: &Path, args: &ServeArgs) -> Result<u8> {
     let Some(mut stdin) = stdin else {
         bail!("{UDP_SENDER} has no standard input");
     };
-    let listener = report_listener(args);
+    let listener = report_listener(args, &log);
     eprintln!(
         "lifeboat: waiting for {} receiver{} (port {})…",
         args.clients,
@@ -466,9 +474,24 @@ pub fn serve(image_path: &Path, args: &ServeArgs) -> Result<u8> {
 /// Starts listening for receiver reports on the sending interface's address (TCP, the same
 /// port number as udpcast's). `None`, with a warning, when that is impossible: the session
 /// then reports what udp-sender sees only.
-fn report_listener(args: &ServeArgs) -> Option<engine::cast::ReportListener> {
-    let got = engine::cast::interface_address(args.interface.as_deref())
-        .and_then(|ip| engine::cast::ReportListener::bind(ip, args.port));
+fn report_listener(
+    args: &ServeArgs,
+    log: &Mutex<SenderLog>,
+) -> Option<engine::cast::ReportListener> {
+    // The address udp-sender itself uses (its banner comes at once), else the interface's.
+    let start = std::time::Instant::now();
+    let mut at = None;
+    while at.is_none() && start.elapsed() < std::time::Duration::from_secs(5) {
+        at = log.lock().unwrap_or_else(|p| p.into_inner()).at;
+        if at.is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let ip = match at {
+        Some(ip) if !ip.is_loopback() || args.interface.as_deref() == Some("lo") => Ok(ip),
+        _ => engine::cast::interface_address(args.interface.as_deref()),
+    };
+    let got = ip.and_then(|ip| engine::cast::ReportListener::bind(ip, args.port));
     match got {
         Ok(l) => {
             log::info!("receiver reports on tcp {}", l.report_to().addr);
@@ -854,6 +877,7 @@ mod tests {
         let mut l = SenderLog::default();
         for line in [
             "Udp-sender 20120424",
+            "UDP sender for (stdin) at 10.1.0.1 on br0 ",
             "New connection from 10.1.0.11  (#0) 00000009",
             "New connection from 10.1.0.12  (#1) 00000009",
             "Starting transfer: 00000009",
@@ -880,6 +904,10 @@ mod tests {
             ]
         );
         assert!(l.tail.iter().any(|t| t.starts_with("Starting transfer")));
+        assert_eq!(l.at, Some(std::net::IpAddr::from([10, 1, 0, 1])));
+        let mut odd = SenderLog::default();
+        odd.line("UDP sender for /srv/my at home.lbi at fd00::7 on eth1");
+        assert_eq!(odd.at, "fd00::7".parse().ok());
     }
 
     #[test]
