@@ -836,3 +836,59 @@ fn a_fat32_partition_received_onto_a_smaller_disk_is_rebuilt_with_every_file() {
         assert!(got.stdout == std::fs::read(p(f)).unwrap(), "{f}");
     }
 }
+
+/// `stream` with a report frame naming `to` (header flag set, crc32 redone), as `serve` sends it
+/// over udpcast.
+fn with_report_frame(stream: &[u8], to: &image::cast::ReportTo) -> Vec<u8> {
+    let volumes = u32::from_le_bytes(stream[16..20].try_into().unwrap()) as usize;
+    let mut head = stream[..64].to_vec();
+    head[12] |= image::cast::CAST_REPORT as u8;
+    let c = crc32fast::hash(&head[..60]);
+    head[60..64].copy_from_slice(&c.to_le_bytes());
+    let table_end = 64 + volumes * 8 + 4;
+    let mut out = head;
+    out.extend_from_slice(&stream[64..table_end]);
+    out.extend_from_slice(&to.to_frame());
+    out.extend_from_slice(&stream[table_end..]);
+    out
+}
+
+#[test]
+fn a_receiver_whose_report_cannot_be_delivered_finishes_its_disk_and_says_so() {
+    let st = setup();
+    let d = st.sd.dir.path();
+    let (code, stream, err) = cast_of(&st.image, &[]);
+    assert_eq!(code, 0, "{err}");
+    // A port nobody listens on any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let to = image::cast::ReportTo {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        session: [5; 16],
+    };
+    let target = d.join("t.img");
+    blank(&target);
+    let (code, out) = receive_stdin(&target, &with_report_frame(&stream, &to), &["--verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "the result could not be reported to the sender: cannot reach the sender at 127.0.0.1:{port}"
+        )),
+        "{out}"
+    );
+    assert_eq!(fixture::sha256(&target).unwrap(), st.want);
+    // A listening sender gets the report of the same receive.
+    let l = engine::cast::ReportListener::bind([127, 0, 0, 1].into(), 0).unwrap();
+    blank(&target);
+    let (code, out) = receive_stdin(&target, &with_report_frame(&stream, &l.report_to()), &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("result reported to the sender"), "{out}");
+    let got = l.reports();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].report.result, engine::cast::ReportResult::Done);
+    assert_eq!(got[0].report.verify, engine::cast::ReportVerify::NotAsked);
+    assert_eq!(got[0].report.disk.path, s(&target));
+}
