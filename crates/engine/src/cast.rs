@@ -14,6 +14,8 @@
 //! ([`capture_limits`]) until its file system is shrunk, and a stream that does not fit there
 //! fails cleanly before the table is written.
 
+pub mod udp;
+
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;

@@ -38,7 +38,7 @@ fn read_err(path: &Path, offset: u64, source: std::io::Error) -> JobError {
 
 /// The identity of the target the confirmation names, with `partition N of` when only a
 /// partition of a disk image file is written.
-fn target(
+pub(super) fn target(
     checked: &CheckedTarget,
     overwrites: Overwrites,
     into: Option<u32>,
