@@ -892,3 +892,32 @@ fn a_receiver_whose_report_cannot_be_delivered_finishes_its_disk_and_says_so() {
     assert_eq!(got[0].report.verify, engine::cast::ReportVerify::NotAsked);
     assert_eq!(got[0].report.disk.path, s(&target));
 }
+
+#[test]
+fn receive_asks_for_the_confirmation_before_it_joins_a_session() {
+    // Without a terminal and without --yes the receive is refused at once: udp-receiver is never
+    // started (a sender would otherwise stream to a PC that then waits for a typed "yes").
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t.img");
+    blank(&target);
+    let start = Instant::now();
+    let out = Command::new(BIN)
+        .args(["receive", s(&target), "--interface", "lo", "--port", "9314"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("EVERYTHING ON THIS DISK"), "{err}");
+    assert!(
+        err.contains("refusing to write without confirmation"),
+        "{err}"
+    );
+    assert!(!err.contains("waiting for the sender"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!has_gpt(&target));
+}

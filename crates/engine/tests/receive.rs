@@ -233,3 +233,74 @@ fn a_missing_target_is_refused_before_the_stream() {
         job::plan_receive_target(&dir.path().join("nothing.img"), options(), &disks).unwrap_err();
     assert!(e.to_string().contains("nothing.img"), "{e}");
 }
+
+#[test]
+fn a_session_over_loopback_restores_the_confirmed_disk_and_the_sender_gets_its_report() {
+    use engine::cast::udp::{self, ReceiverOptions, SendEvent, SenderOptions};
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let (_, image) = imaged_disk(dir.path());
+    let target = dir.path().join("rx.img");
+    fixture::sparse_file(&target, 64 * MIB).unwrap();
+    let disks = Disks::discover(&SysRoot::default()).unwrap();
+    let confirmed = job::plan_receive_target(&target, options(), &disks).unwrap();
+    let port = 9320;
+    let events = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sender = {
+        let (image, events) = (image.clone(), Arc::clone(&events));
+        std::thread::spawn(move || {
+            let img = engine::keys::open_image(&image).unwrap();
+            let opts = SenderOptions {
+                clients: 1,
+                interface: Some("lo".into()),
+                port,
+                report_wait: 60,
+                ..SenderOptions::default()
+            };
+            let seen = Arc::clone(&events);
+            let on: Arc<dyn Fn(SendEvent) + Send + Sync> = Arc::new(move |e| {
+                let line = match e {
+                    SendEvent::Waiting { .. } => "waiting".to_string(),
+                    SendEvent::Receiver(r) => format!("receiver {}", r.state),
+                    SendEvent::Report(d) => format!("report {}", d.report.line()),
+                    SendEvent::AwaitingReports { count, .. } => format!("awaiting {count}"),
+                    SendEvent::Progress(_) => return,
+                };
+                seen.lock().unwrap().push(line);
+            });
+            udp::serve(&img, &opts, on, &Cancel::new()).unwrap()
+        })
+    };
+    let got = job::receive(
+        &confirmed,
+        Some(&consent(&confirmed.target)),
+        StreamFrom::Udp(ReceiverOptions {
+            interface: Some("lo".into()),
+            port,
+            timeout: 30,
+        }),
+        udp::UDP_RECEIVER,
+        &|_| {},
+        None,
+        &Cancel::new(),
+    );
+    let session = sender.join().unwrap();
+    let o = got.outcome.unwrap();
+    assert_eq!(o.status, Status::Completed, "{o:?}");
+    assert!(
+        matches!(got.delivery, job::ReportDelivery::Delivered(a) if a.ip().is_loopback()),
+        "{:?}",
+        got.delivery
+    );
+    assert!(session.complete(), "{}", session.text());
+    assert_eq!(session.receivers.len(), 1);
+    let r = session.receivers[0].report.as_ref().unwrap();
+    assert_eq!(r.disk.size, 64 * MIB);
+    assert_eq!(r.disk.path, target.display().to_string());
+    let events = events.lock().unwrap().join("\n");
+    for want in ["waiting", "receiver joined", "awaiting 1", "report "] {
+        assert!(events.contains(want), "{want} in {events}");
+    }
+    let text = session.text();
+    assert!(text.contains("1 done, 0 failed, 0 dropped"), "{text}");
+}
