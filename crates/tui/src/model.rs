@@ -92,6 +92,8 @@ pub enum Screen {
     Files(Box<FilesScreen>),
     /// Mount a partition of an image read-only: pick it.
     MountImage(Box<crate::screens::mount_image::MountImageScreen>),
+    /// Receive an image a sender streams (issue 19): disk, confirm, wait, receive, result.
+    Receive(Box<crate::screens::receive::ReceiveScreen>),
 }
 
 impl Screen {
@@ -102,6 +104,7 @@ impl Screen {
             Screen::Verify(v) => v.run(),
             Screen::Backup(b) => b.run(),
             Screen::Files(f) => f.run(),
+            Screen::Receive(r) => r.run(),
             _ => None,
         }
     }
@@ -112,6 +115,7 @@ impl Screen {
             Screen::Verify(v) => v.run_mut(),
             Screen::Backup(b) => b.run_mut(),
             Screen::Files(f) => f.run_mut(),
+            Screen::Receive(r) => r.run_mut(),
             _ => None,
         }
     }
@@ -313,6 +317,21 @@ pub enum Msg {
         id: RequestId,
         outcome: engine::job::Outcome,
     },
+    /// A disk was checked as a receive's target, or why not.
+    ReceivePlanned {
+        id: RequestId,
+        result: Result<Arc<engine::job::ReceiveTarget>, String>,
+    },
+    /// The stream of the receive `id` started: the restore planned from it.
+    ReceiveStream {
+        id: RequestId,
+        plan: Vec<String>,
+    },
+    /// The receive `id` ended.
+    Received {
+        id: RequestId,
+        received: Box<engine::job::Received>,
+    },
     /// A mount, unmount or shell finished: what to tell the user.
     SystemDone {
         id: RequestId,
@@ -407,6 +426,18 @@ pub enum Effect {
     Start {
         id: RequestId,
         confirmed: Confirmed,
+    },
+    /// Check a disk as the target of a receive (issue 19; reads only).
+    PlanReceive {
+        id: RequestId,
+        disk: PathBuf,
+        options: engine::restore::RestoreOptions,
+    },
+    /// Wait for a sender and receive onto the confirmed disk: only the receive confirmation can
+    /// make a [`crate::confirm::ConfirmedReceive`].
+    StartReceive {
+        id: RequestId,
+        confirmed: crate::confirm::ConfirmedReceive,
     },
     /// Ask the job `id` to stop (nothing happens when another job runs).
     CancelJob {
