@@ -10,7 +10,7 @@
 
 use crate::model::{Effect, Model, Msg, Screen};
 use crate::screens::{
-    backup, disks, extract, files, log, menu, receive, restore, transfer, verify,
+    backup, disks, extract, files, log, menu, receive, restore, send, transfer, verify,
 };
 use crate::widgets::{bad_style, help_style, spinner, title_style, warn_style};
 use disk::text::printable;
@@ -107,6 +107,14 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             receive::on_received(model, id, received);
             Vec::new()
         }
+        Msg::SendEvent { id, event } => {
+            send::on_event(model, id, event);
+            Vec::new()
+        }
+        Msg::Sent { id, result } => {
+            send::on_sent(model, id, result);
+            Vec::new()
+        }
         Msg::ExtractChecked { id, existing } => extract::on_checked(model, id, existing),
         Msg::Extracted { id, result } => {
             extract::on_extracted(model, id, result);
@@ -136,6 +144,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
                 Screen::Files(f) => files::key(model, *f, key),
                 Screen::MountImage(m) => crate::screens::mount_image::key(model, *m, key),
                 Screen::Receive(r) => receive::key(model, *r, key),
+                Screen::Send(s) => send::key(model, *s, key),
             };
             model.screen = screen;
             let mut effects = effects;
@@ -184,6 +193,7 @@ pub fn animated(model: &Model) -> bool {
             Screen::Backup(b) => b.animated(),
             Screen::Files(f) => f.animated(),
             Screen::Receive(r) => r.animated(),
+            Screen::Send(s) => s.animated(),
             screen => screen.browser().is_some_and(|b| b.waiting()),
         }
 }
@@ -200,6 +210,7 @@ fn screen_title(model: &Model) -> String {
         Screen::Files(f) => f.title(),
         Screen::MountImage(m) => m.title().to_string(),
         Screen::Receive(r) => r.title().to_string(),
+        Screen::Send(s) => s.title().to_string(),
     }
 }
 
@@ -221,6 +232,7 @@ pub fn help_text(model: &Model) -> String {
         Screen::Files(f) => f.help(),
         Screen::MountImage(m) => m.help(),
         Screen::Receive(r) => r.help(),
+        Screen::Send(s) => s.help(),
     };
     text.to_string()
 }
@@ -296,5 +308,6 @@ pub fn view(model: &Model, frame: &mut Frame) {
         Screen::Files(f) => files::draw(model, f, frame, body),
         Screen::MountImage(m) => crate::screens::mount_image::draw(model, m, frame, body),
         Screen::Receive(r) => receive::draw(model, r, frame, body),
+        Screen::Send(s) => send::draw(model, s, frame, body),
     }
 }

@@ -115,6 +115,30 @@ pub fn receive(
     got
 }
 
+/// Sends `image` to several PCs (`engine::cast::udp::serve`) and appends the session's report to
+/// `IMAGE.cast-report.txt` beside it. `Err` when the image cannot be opened or udp-sender cannot
+/// run.
+pub fn send(
+    image: &Path,
+    opts: &engine::cast::udp::SenderOptions,
+    events: std::sync::Arc<dyn Fn(engine::cast::udp::SendEvent) + Send + Sync>,
+    cancel: &Cancel,
+) -> Result<crate::screens::send::Sent, String> {
+    use engine::cast::udp;
+    let img = engine::keys::open_image(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let session = udp::serve(&img, opts, events, cancel).map_err(|e| e.to_string())?;
+    let path = udp::default_report_file(image);
+    let saved = udp::save_report(&path, image, opts, &session)
+        .map(|()| path.clone())
+        .map_err(|e| format!("{}: {e}", path.display()));
+    log::info!(
+        "send of {}: {}",
+        image.display(),
+        session.text().trim_end().replace('\n', "; ")
+    );
+    Ok(crate::screens::send::Sent { session, saved })
+}
+
 /// Reads a folder for the image browser: its sub-folders and `.lbi` files (the first volume of
 /// split images), each image opened to show its summary or why it cannot be used. `Up` comes
 /// first unless `dir` is `top`. Hidden entries are left out; folders first, then by name.

@@ -94,6 +94,8 @@ pub enum Screen {
     MountImage(Box<crate::screens::mount_image::MountImageScreen>),
     /// Receive an image a sender streams (issue 19): disk, confirm, wait, receive, result.
     Receive(Box<crate::screens::receive::ReceiveScreen>),
+    /// Send an image to several PCs (issue 19): image, options, live session, result.
+    Send(Box<crate::screens::send::SendScreen>),
 }
 
 impl Screen {
@@ -105,6 +107,7 @@ impl Screen {
             Screen::Backup(b) => b.run(),
             Screen::Files(f) => f.run(),
             Screen::Receive(r) => r.run(),
+            Screen::Send(s) => s.run(),
             _ => None,
         }
     }
@@ -116,6 +119,7 @@ impl Screen {
             Screen::Backup(b) => b.run_mut(),
             Screen::Files(f) => f.run_mut(),
             Screen::Receive(r) => r.run_mut(),
+            Screen::Send(s) => s.run_mut(),
             _ => None,
         }
     }
@@ -135,6 +139,7 @@ impl Screen {
             Screen::Restore(r) => r.browser(),
             Screen::Files(f) => f.browser(),
             Screen::MountImage(m) => m.browser(),
+            Screen::Send(s) => s.browser(),
             _ => None,
         }
     }
@@ -147,6 +152,7 @@ impl Screen {
             Screen::Restore(r) => r.browser_mut(),
             Screen::Files(f) => f.browser_mut(),
             Screen::MountImage(m) => m.browser_mut(),
+            Screen::Send(s) => s.browser_mut(),
             _ => None,
         }
     }
@@ -332,6 +338,16 @@ pub enum Msg {
         id: RequestId,
         received: Box<engine::job::Received>,
     },
+    /// News of the sending session `id`.
+    SendEvent {
+        id: RequestId,
+        event: engine::cast::udp::SendEvent,
+    },
+    /// The sending session `id` ended, or why it could not start.
+    Sent {
+        id: RequestId,
+        result: Result<Box<crate::screens::send::Sent>, String>,
+    },
     /// A mount, unmount or shell finished: what to tell the user.
     SystemDone {
         id: RequestId,
@@ -438,6 +454,12 @@ pub enum Effect {
     StartReceive {
         id: RequestId,
         confirmed: crate::confirm::ConfirmedReceive,
+    },
+    /// Send `image` to several PCs with udp-sender (issue 19; reads the image only).
+    Send {
+        id: RequestId,
+        image: PathBuf,
+        options: engine::cast::udp::SenderOptions,
     },
     /// Ask the job `id` to stop (nothing happens when another job runs).
     CancelJob {

@@ -255,6 +255,20 @@ impl Runtime {
                     });
                 });
             }
+            Effect::Send { id, image, options } => {
+                let cancel = self.cancel_for(id);
+                self.spawn("send", move |tx| {
+                    let news = std::sync::Mutex::new(tx.clone());
+                    let events: Arc<dyn Fn(engine::cast::udp::SendEvent) + Send + Sync> =
+                        Arc::new(move |event| {
+                            if let Ok(t) = news.lock() {
+                                let _ = t.send(Msg::SendEvent { id, event });
+                            }
+                        });
+                    let result = jobs::send(&image, &options, events, &cancel).map(Box::new);
+                    let _ = tx.send(Msg::Sent { id, result });
+                });
+            }
             Effect::ListImages { id, dir } => {
                 let top = self.image_root.clone();
                 self.spawn("list", move |tx| {
