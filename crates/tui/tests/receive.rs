@@ -256,3 +256,20 @@ fn a_receive_over_loopback_restores_the_disk_and_the_screen_says_the_sender_has_
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(&bytes[512..520], b"EFI PART");
 }
+
+#[test]
+fn the_menu_lists_send_and_receive_and_still_fits_80x25() {
+    let mut m = model();
+    keys(&mut m, &[Key::Enter]);
+    let t = text(&m);
+    assert!(
+        t.contains(" d  Send an image to several PCs (multicast)"),
+        "{t}"
+    );
+    assert!(
+        t.contains(" g  Receive an image (from a sender on the network)"),
+        "{t}"
+    );
+    // The last entry is not cut off.
+    assert!(t.contains(" q  Quit Lifeboat"), "{t}");
+}
