@@ -31,6 +31,7 @@ const TARGETS: &[(&str, &str, &str)] = &[
     ("disk", "swaps", "swaps"),
     ("disk", "vpd_serial", "vpd_serial"),
     ("engine", "job_file", "job_file"),
+    ("engine", "cast_report", "cast_report"),
 ];
 
 /// The largest input libFuzzer makes (the seeds are at most 256 KiB).

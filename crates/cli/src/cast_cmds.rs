@@ -1,27 +1,19 @@
 //! `lifeboat serve` and `lifeboat receive` (issue 19): one image to many PCs at once by
-//! multicast, with Debian's udpcast as the transport. `serve` writes the image's cast stream
-//! (`image::cast`, FORMAT.md "Cast streams") into `udp-sender`'s standard input and reports per
-//! receiver what udp-sender tells; `receive` reads `udp-receiver`'s standard output and restores
-//! as it receives (`engine::job`'s `JobSpec::Receive`). Both programs are run with an explicit
-//! argument list (no shell), and are killed and reaped when the job fails or is cancelled.
+//! multicast, with Debian's udpcast as the transport. Thin callers of the engine: the sender's
+//! session is `engine::cast::udp::serve`, the receiver's confirm-first flow
+//! `engine::job::plan_receive_target` → confirmation → `engine::job::receive` (the same for job
+//! files and the TUI). Here: the arguments, the console messages and the report file.
 
 use crate::jobs;
-use anyhow::{bail, Context, Result};
-use engine::job::{JobSpec, ReceiveSpec};
+use anyhow::{bail, Result};
+use engine::cast::udp::{self, SendEvent, SenderOptions};
+use engine::job::{ReportDelivery, StreamFrom};
 use engine::restore::RestoreOptions;
-use serde::Serialize;
-use std::io::{Read, Write};
-use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// The udpcast sender and receiver programs (Debian package `udpcast`).
-pub const UDP_SENDER: &str = "udp-sender";
-pub const UDP_RECEIVER: &str = "udp-receiver";
-/// udpcast's port base (it uses this port and the next).
-pub const DEFAULT_PORT: u16 = 9000;
-/// Seconds without data before a receiver gives up.
-pub const DEFAULT_TIMEOUT: u32 = 60;
+pub use engine::cast::udp::{parse_port, DEFAULT_PORT, DEFAULT_REPORT_WAIT, DEFAULT_TIMEOUT};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -55,6 +47,14 @@ pub struct ServeArgs {
     /// Result as a JSON line.
     #[arg(long)]
     pub json: bool,
+    /// Append the per-receiver results to FILE (default: IMAGE.cast-report.txt beside the
+    /// image).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Seconds to wait, once the image is sent, for the receivers' reports (they restore and
+    /// verify first); a receiver that has not reported by then is counted as dropped.
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_REPORT_WAIT)]
+    pub report_wait: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,222 +82,28 @@ pub struct ReceiveArgs {
     pub common: crate::clone::WriteArgs,
 }
 
-pub fn parse_port(s: &str) -> Result<u16, String> {
-    let p: u16 = s.parse().map_err(|_| format!("`{s}` is not a port"))?;
-    if p < 1024 || !p.is_multiple_of(2) || p == u16::MAX {
-        return Err(format!("port {p}: udpcast needs an even port from 1024"));
-    }
-    Ok(p)
-}
-
 fn parse_rate(s: &str) -> Result<String, String> {
-    let digits = s.trim_end_matches(['k', 'K', 'm', 'M']);
-    let ok = !digits.is_empty()
-        && digits.len() + 1 >= s.len()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && digits.parse::<u64>().is_ok_and(|n| n > 0);
-    if !ok {
-        return Err(format!("`{s}` is not a rate (like 100m, 5000k or 2000000)"));
-    }
-    Ok(s.to_ascii_lowercase())
+    udp::parse_rate(s)
 }
 
 fn parse_fec(s: &str) -> Result<String, String> {
-    let bad = || format!("`{s}` is not a FEC spec (like 8x8/128)");
-    let (il, rest) = s.split_once('x').ok_or_else(bad)?;
-    let (red, stripe) = rest.split_once('/').ok_or_else(bad)?;
-    for n in [il, red, stripe] {
-        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n.len() > 4 {
-            return Err(bad());
+    udp::parse_fec(s)
+}
+
+impl ServeArgs {
+    /// The engine's sender options.
+    pub fn options(&self) -> SenderOptions {
+        SenderOptions {
+            clients: self.clients,
+            wait: self.wait,
+            max_rate: self.max_rate.clone(),
+            interface: self.interface.clone(),
+            port: self.port,
+            fec: self.fec.clone(),
+            retries_until_drop: self.retries_until_drop,
+            report_wait: self.report_wait,
         }
     }
-    Ok(s.to_string())
-}
-
-/// The argv of udp-sender for `args` (the cast stream arrives on its standard input).
-pub fn sender_argv(args: &ServeArgs) -> Vec<String> {
-    let mut v = vec![
-        "--nokbd".to_string(),
-        "--min-receivers".to_string(),
-        args.clients.to_string(),
-        "--portbase".to_string(),
-        args.port.to_string(),
-    ];
-    if let Some(w) = args.wait {
-        v.extend(["--max-wait".to_string(), w.to_string()]);
-    }
-    if let Some(r) = &args.max_rate {
-        v.extend(["--max-bitrate".to_string(), r.clone()]);
-    }
-    if let Some(i) = &args.interface {
-        v.extend(["--interface".to_string(), i.clone()]);
-    }
-    if let Some(f) = &args.fec {
-        v.extend(["--fec".to_string(), f.clone()]);
-    }
-    if let Some(n) = args.retries_until_drop {
-        v.extend(["--retries-until-drop".to_string(), n.to_string()]);
-    }
-    v
-}
-
-/// The argv of udp-receiver for `args` (the stream leaves on its standard output).
-pub fn receiver_argv(args: &ReceiveArgs) -> Vec<String> {
-    let mut v = vec![
-        "--nokbd".to_string(),
-        "--portbase".to_string(),
-        args.port.to_string(),
-        "--receive-timeout".to_string(),
-        args.timeout.to_string(),
-    ];
-    if let Some(i) = &args.interface {
-        v.extend(["--interface".to_string(), i.clone()]);
-    }
-    v
-}
-
-/// What happened to one receiver, as udp-sender tells it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Receiver {
-    /// udp-sender's number for it (`#N`).
-    pub number: u32,
-    pub address: String,
-    /// `joined` (still connected when udp-sender ended), `done` (received everything and
-    /// disconnected), `dropped` (stopped answering: killed, crashed, cut off or too slow).
-    pub state: &'static str,
-}
-
-/// Follows udp-sender's messages (`New connection from A (#N)`, `Disconnecting #N (A)`,
-/// `Dropping client #N because of timeout`) into the receivers' states.
-#[derive(Debug, Default)]
-pub struct SenderLog {
-    pub receivers: Vec<Receiver>,
-    /// The last lines, for errors.
-    pub tail: Vec<String>,
-}
-
-impl SenderLog {
-    pub fn line(&mut self, line: &str) {
-        let line = line.trim();
-        if line.is_empty() {
-            return;
-        }
-        let number = |s: &str| -> Option<u32> {
-            let at = s.find('#')?;
-            let digits: String = s[at + 1..]
-                .chars()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            digits.parse().ok()
-        };
-        if let Some(rest) = line.strip_prefix("New connection from ") {
-            let address = rest.split_whitespace().next().unwrap_or("").to_string();
-            if let Some(n) = number(rest) {
-                self.receivers.retain(|r| r.number != n);
-                self.receivers.push(Receiver {
-                    number: n,
-                    address,
-                    state: "joined",
-                });
-            }
-        } else if let Some(rest) = line.strip_prefix("Disconnecting ") {
-            if let Some(n) = number(rest) {
-                self.set(n, "done");
-            }
-        } else if line.starts_with("Dropping client") || line.starts_with("dropped client") {
-            if let Some(n) = number(line) {
-                self.set(n, "dropped");
-            }
-        } else if !line.starts_with("bytes=") {
-            self.tail.push(line.to_string());
-            if self.tail.len() > 8 {
-                self.tail.remove(0);
-            }
-        }
-    }
-
-    fn set(&mut self, n: u32, state: &'static str) {
-        if let Some(r) = self.receivers.iter_mut().find(|r| r.number == n) {
-            // A dropped receiver stays dropped.
-            if r.state != "dropped" {
-                r.state = state;
-            }
-        }
-    }
-}
-
-/// A child process that is killed and reaped when dropped, unless waited for.
-struct Reaped {
-    child: Option<Child>,
-    name: &'static str,
-}
-
-impl Reaped {
-    fn spawn(name: &'static str, argv: &[String], stdin: Stdio, stdout: Stdio) -> Result<Self> {
-        let child = Command::new(name)
-            .args(argv)
-            .stdin(stdin)
-            .stdout(stdout)
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| {
-                format!("starting {name} (install the udpcast package: apt-get install udpcast)")
-            })?;
-        Ok(Reaped {
-            child: Some(child),
-            name,
-        })
-    }
-
-    fn child(&mut self) -> &mut Child {
-        // Only `wait` and `drop` take the child out.
-        self.child.as_mut().unwrap_or_else(|| unreachable!())
-    }
-
-    fn wait(mut self) -> Result<std::process::ExitStatus> {
-        let mut child = self.child.take().unwrap_or_else(|| unreachable!());
-        child
-            .wait()
-            .with_context(|| format!("waiting for {}", self.name))
-    }
-}
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Reads `r` to its end in a thread, feeding each line (ended by `\n` or `\r`) to `f`.
-fn follow(
-    r: impl Read + Send + 'static,
-    mut f: impl FnMut(&str) + Send + 'static,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut r = std::io::BufReader::new(r);
-        let mut line = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = match r.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            for &b in &buf[..n] {
-                if b == b'\n' || b == b'\r' {
-                    f(&String::from_utf8_lossy(&line));
-                    line.clear();
-                } else if line.len() < 4096 {
-                    line.push(b);
-                }
-            }
-        }
-        if !line.is_empty() {
-            f(&String::from_utf8_lossy(&line));
-        }
-    })
 }
 
 /// `lifeboat serve IMAGE`: sends the image once to every receiver.
@@ -307,112 +113,94 @@ pub fn serve(image_path: &Path, args: &ServeArgs) -> Result<u8> {
         let out = std::io::stdout();
         let mut out = out.lock();
         let sent = image::cast::send(&img, &mut out, &|_| {})
-            .with_context(|| format!("sending {}", image_path.display()))?;
+            .map_err(|e| anyhow::anyhow!("sending {}: {e}", image_path.display()))?;
         log::info!("sent {} records, {} bytes", sent.records, sent.bytes);
         return Ok(0);
     }
-    let argv = sender_argv(args);
-    log::info!("{UDP_SENDER} {}", argv.join(" "));
-    let mut child = Reaped::spawn(UDP_SENDER, &argv, Stdio::piped(), Stdio::piped())?;
-    let log = Arc::new(Mutex::new(SenderLog::default()));
-    let mut threads = Vec::new();
-    let c = child.child();
-    let stdin: Option<ChildStdin> = c.stdin.take();
-    for out in [
-        c.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-        c.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let log = Arc::clone(&log);
-        let json = args.json;
-        threads.push(follow(out, move |line| {
-            let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
-            let before = l.receivers.clone();
-            l.line(line);
-            for r in l.receivers.iter().filter(|r| !before.contains(r)) {
-                if !json {
-                    eprintln!(
-                        "lifeboat: receiver #{} ({}) {}",
-                        r.number, r.address, r.state
-                    );
-                }
+    let opts = args.options();
+    let json = args.json;
+    let terminal = std::io::stderr().is_terminal();
+    let events: Arc<dyn Fn(SendEvent) + Send + Sync> = Arc::new(move |e| match e {
+        SendEvent::Progress(line) if terminal && !json => eprint!("\r{line}   "),
+        SendEvent::Progress(_) => {}
+        SendEvent::Waiting {
+            clients,
+            port,
+            warning,
+            ..
+        } => {
+            if let Some(w) = warning {
+                eprintln!("lifeboat: warning: {w}");
             }
-        }));
-    }
-    let Some(mut stdin) = stdin else {
-        bail!("{UDP_SENDER} has no standard input");
-    };
-    eprintln!(
-        "lifeboat: waiting for {} receiver{} (port {})…",
-        args.clients,
-        if args.clients == 1 { "" } else { "s" },
-        args.port
-    );
-    let sent = image::cast::send(&img, &mut stdin, &|_| {});
-    let flushed = stdin.flush();
-    drop(stdin);
-    let status = match (&sent, flushed) {
-        // udp-sender finishes the session with what it has (an abort frame tells the receivers
-        // why); a sender that cannot write has lost udp-sender, which is reaped by `Reaped`.
-        (Ok(_), Ok(())) | (Err(image::Error::ChunkCorrupt { .. }), _) => Some(child.wait()?),
-        _ => None,
-    };
-    for t in threads {
-        let _ = t.join();
-    }
-    let log = log.lock().unwrap_or_else(|p| p.into_inner());
-    let done = log.receivers.iter().filter(|r| r.state == "done").count();
-    let problem = match (&sent, status) {
-        (Err(e), _) => Some(format!("the session stopped: {e}")),
-        (Ok(_), None) => Some(format!(
-            "{UDP_SENDER} stopped reading the stream: {}",
-            log.tail.join("; ")
-        )),
-        (Ok(_), Some(s)) if !s.success() => Some(format!(
-            "{UDP_SENDER} failed ({s}): {}",
-            log.tail.join("; ")
-        )),
-        _ => None,
+            eprintln!(
+                "lifeboat: waiting for {clients} receiver{} (port {port})…",
+                if clients == 1 { "" } else { "s" },
+            );
+        }
+        SendEvent::Receiver(r) if json => {
+            let event = serde_json::json!({ "event": "receiver", "receiver": r });
+            let _ = crate::emit(&(event.to_string() + "\n"));
+        }
+        SendEvent::Receiver(r) => {
+            let what = match r.state {
+                "done" => "has the whole stream",
+                s => s,
+            };
+            eprintln!("\rlifeboat: receiver #{} ({}) {what}", r.number, r.address);
+        }
+        SendEvent::AwaitingReports { .. } if json => {}
+        SendEvent::AwaitingReports { seconds, count } => eprintln!(
+            "lifeboat: the image is sent; waiting up to {seconds} s for {count} receiver \
+             report{}…",
+            if count == 1 { "" } else { "s" }
+        ),
+        SendEvent::Report(d) if json => {
+            let event = serde_json::json!({
+                "event": "report",
+                "address": d.from.to_string(),
+                "report": d.report,
+            });
+            let _ = crate::emit(&(event.to_string() + "\n"));
+        }
+        SendEvent::Report(d) => {
+            eprintln!("lifeboat: report from {}: {}", d.from, d.report.line())
+        }
+    });
+    let cancel = jobs::cancel_on_ctrl_c();
+    let session = udp::serve(&img, &opts, events, &cancel)?;
+    let path = args
+        .report
+        .clone()
+        .unwrap_or_else(|| udp::default_report_file(image_path));
+    let report_file = match udp::save_report(&path, image_path, &opts, &session) {
+        Ok(()) => Some(path),
+        Err(e) => {
+            eprintln!(
+                "lifeboat: warning: cannot write the report to {}: {e}",
+                path.display()
+            );
+            None
+        }
     };
     if args.json {
         let line = serde_json::json!({
             "event": "done",
-            "result": if problem.is_none() && done == log.receivers.len() { "completed" } else { "failed" },
-            "receivers": log.receivers,
-            "records": sent.as_ref().map(|s| s.records).unwrap_or(0),
-            "bytes": sent.as_ref().map(|s| s.bytes).unwrap_or(0),
-            "error": problem,
+            "result": if session.complete() { "completed" } else { "failed" },
+            "receivers": session.receivers,
+            "records": session.records,
+            "bytes": session.bytes,
+            "error": session.problem,
+            "report_file": report_file,
         });
         crate::emit(&(line.to_string() + "\n"))?;
     } else {
-        let mut text = String::new();
-        for r in &log.receivers {
-            text.push_str(&format!(
-                "receiver #{} {}: {}\n",
-                r.number, r.address, r.state
-            ));
+        crate::emit(&session.text())?;
+        if let Some(f) = &report_file {
+            crate::emit(&format!("report saved to {}\n", f.display()))?;
         }
-        if let Ok(s) = &sent {
-            text.push_str(&format!(
-                "sent {} chunks ({} bytes) to {done} of {} receivers\n",
-                s.records,
-                s.bytes,
-                log.receivers.len()
-            ));
-        }
-        crate::emit(&text)?;
     }
-    if let Some(p) = problem {
-        bail!("{p}");
-    }
-    if done < log.receivers.len() {
-        bail!(
-            "{} of {} receivers did not receive the whole image",
-            log.receivers.len() - done,
-            log.receivers.len()
-        );
+    if let Some(why) = session.failure() {
+        bail!("{why}");
     }
     Ok(0)
 }
@@ -422,7 +210,7 @@ pub fn stream_name(stdin: bool) -> &'static str {
     if stdin {
         "standard input"
     } else {
-        UDP_RECEIVER
+        udp::UDP_RECEIVER
     }
 }
 
@@ -431,7 +219,11 @@ pub fn receive(target: &str, args: &ReceiveArgs, password_file: Option<&Path>) -
     receive_job(target, args, password_file).map(crate::exit::of)
 }
 
-/// [`receive`], returning the job's status (job files).
+/// [`receive`], returning the job's status (job files): the target is checked and confirmed
+/// before the stream starts (`engine::job::plan_receive_target`), the restore is planned from
+/// the stream and run without a second question (`engine::job::receive`), and the result is
+/// reported to the sender when the stream asked for reports; a report that cannot be delivered
+/// is said on the console and changes nothing else.
 pub fn receive_job(
     target: &str,
     args: &ReceiveArgs,
@@ -449,123 +241,66 @@ pub fn receive_job(
         discard: false,
         threads: 0,
     };
-    if args.stdin {
-        let source = engine::cast::CastSource::open(Box::new(std::io::stdin()), name)
-            .context("receiving the image")?;
-        let spec = JobSpec::Receive(ReceiveSpec {
-            source,
-            target,
-            options,
-        });
-        return jobs::execute(spec, &args.common.ui());
-    }
-    let argv = receiver_argv(args);
-    log::info!("{UDP_RECEIVER} {}", argv.join(" "));
-    let mut child = Reaped::spawn(UDP_RECEIVER, &argv, Stdio::null(), Stdio::piped())?;
-    let c = child.child();
-    let tail = Arc::new(Mutex::new(Vec::<String>::new()));
-    let t = c.stderr.take().map(|e| {
-        let tail = Arc::clone(&tail);
-        follow(e, move |line| {
-            let line = line.trim();
-            if !line.is_empty() && !line.starts_with("bytes=") {
-                log::info!("{UDP_RECEIVER}: {line}");
-                let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
-                t.push(line.to_string());
-                if t.len() > 8 {
-                    t.remove(0);
-                }
-            }
-        })
-    });
-    let Some(stdout) = c.stdout.take() else {
-        bail!("{UDP_RECEIVER} has no standard output");
+    let ui = args.common.ui();
+    let disks = engine::job::Disks::discover(&disk::SysRoot::default())?;
+    let confirmed = engine::job::plan_receive_target(&target, options, &disks)?;
+    let mut lines = confirmed.lines().join("\n");
+    lines.push('\n');
+    jobs::emit_plan(&lines, ui.json)?;
+    let t = &confirmed.target;
+    let consent = if ui.dry_run {
+        None
+    } else {
+        jobs::confirm(t.overwrites.warning(), &t.identity, ui.yes)?;
+        Some(jobs::consent(&t.path, &t.identity, ui.yes))
     };
-    eprintln!("lifeboat: waiting for the sender (port {})…", args.port);
-    let result = engine::cast::CastSource::open(Box::new(stdout), name)
-        .context("receiving the image")
-        .and_then(|source| {
-            let spec = JobSpec::Receive(ReceiveSpec {
-                source,
-                target,
-                options,
-            });
-            jobs::execute(spec, &args.common.ui())
-        });
-    match result {
-        Ok(status) => {
-            let s = child.wait()?;
-            if let Some(t) = t {
-                let _ = t.join();
-            }
-            if !s.success() {
-                log::warn!("{UDP_RECEIVER} ended with {s} after the whole stream arrived");
-            }
-            Ok(status)
+    let from = if args.stdin {
+        StreamFrom::Reader(Box::new(std::io::stdin()))
+    } else {
+        eprintln!("lifeboat: waiting for the sender (port {})…", args.port);
+        StreamFrom::Udp(args.receiver_options())
+    };
+    let cancel = jobs::cancel_on_ctrl_c();
+    let printer = jobs::progress_printer(ui.json);
+    let json = ui.json;
+    let on_plan = move |p: &engine::job::Plan| {
+        if let Err(e) = jobs::emit_plan(&p.to_string(), json) {
+            log::warn!("printing the plan: {e}");
         }
-        Err(e) => {
-            // Dropping `child` kills and reaps udp-receiver; the sender then drops us.
-            drop(child);
-            if let Some(t) = t {
-                let _ = t.join();
-            }
-            let tail = tail.lock().unwrap_or_else(|p| p.into_inner()).join("; ");
-            if tail.is_empty() {
-                Err(e)
-            } else {
-                Err(e.context(format!("{UDP_RECEIVER} said: {tail}")))
-            }
+    };
+    let got = engine::job::receive(
+        &confirmed,
+        consent.as_ref(),
+        from,
+        name,
+        &on_plan,
+        printer.as_deref(),
+        &cancel,
+    );
+    let result = match &got.outcome {
+        None => Ok(engine::job::Status::Completed),
+        Some(o) => jobs::show_outcome(o, ui.json),
+    };
+    match &got.delivery {
+        ReportDelivery::NotAsked => {}
+        ReportDelivery::Delivered(to) => {
+            eprintln!("lifeboat: result reported to the sender ({to})")
         }
+        ReportDelivery::Failed { error, .. } => eprintln!(
+            "lifeboat: warning: the result could not be reported to the sender: {error} \
+             (the disk is as said above)"
+        ),
     }
+    result
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn udp_sender_messages_become_receiver_states() {
-        let mut l = SenderLog::default();
-        for line in [
-            "Udp-sender 20120424",
-            "New connection from 10.1.0.11  (#0) 00000009",
-            "New connection from 10.1.0.12  (#1) 00000009",
-            "Starting transfer: 00000009",
-            "bytes=  3 000 000  re-xmits=0000038 (  1.8%) slice=0091 -   0",
-            "Dropping client #1 because of timeout",
-            "Disconnecting #0 (10.1.0.11)",
-            "Disconnecting #1 (10.1.0.12)",
-        ] {
-            l.line(line);
+impl ReceiveArgs {
+    /// The engine's udp-receiver options.
+    pub fn receiver_options(&self) -> udp::ReceiverOptions {
+        udp::ReceiverOptions {
+            interface: self.interface.clone(),
+            port: self.port,
+            timeout: self.timeout,
         }
-        assert_eq!(
-            l.receivers,
-            vec![
-                Receiver {
-                    number: 0,
-                    address: "10.1.0.11".into(),
-                    state: "done"
-                },
-                Receiver {
-                    number: 1,
-                    address: "10.1.0.12".into(),
-                    state: "dropped"
-                },
-            ]
-        );
-        assert!(l.tail.iter().any(|t| t.starts_with("Starting transfer")));
-    }
-
-    #[test]
-    fn rates_ports_and_fec_specs_are_checked_before_udpcast_sees_them() {
-        assert_eq!(parse_rate("100M").unwrap_or_default(), "100m");
-        assert!(parse_rate("5000k").is_ok() && parse_rate("2000000").is_ok());
-        for bad in ["", "m", "10mm", "-5", "1; rm", "0"] {
-            assert!(parse_rate(bad).is_err(), "{bad}");
-        }
-        assert!(parse_port("9000").is_ok());
-        assert!(parse_port("9001").is_err() && parse_port("80").is_err());
-        assert!(parse_fec("8x8/128").is_ok());
-        assert!(parse_fec("8x8").is_err() && parse_fec("x/1").is_err());
     }
 }

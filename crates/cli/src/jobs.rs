@@ -143,7 +143,7 @@ pub struct Ui {
 /// something will be overwritten, runs it and prints the outcome. `Err` when it was refused,
 /// failed or was cancelled (the message says why); else the status (`Completed` after a dry run).
 pub fn execute(spec: engine::job::JobSpec, ui: &Ui) -> Result<engine::job::Status> {
-    use engine::job::{JobSpec, Status, StepReport};
+    use engine::job::{JobSpec, Status};
     let verify = matches!(spec, JobSpec::Verify(_));
     let disks = engine::job::Disks::discover(&disk::SysRoot::default())?;
     let plan = engine::job::plan(spec, &disks)?;
@@ -163,18 +163,25 @@ pub fn execute(spec: engine::job::JobSpec, ui: &Ui) -> Result<engine::job::Statu
     let cancel = cancel_on_ctrl_c();
     let printer = progress_printer(ui.json);
     let outcome = engine::job::run(&plan, consent.as_ref(), printer.as_deref(), &cancel);
-    match (&outcome.step, ui.json) {
+    show_outcome(&outcome, ui.json)
+}
+
+/// Prints a job's outcome (the report, or JSON lines) and turns it into the command's result:
+/// `Err` with the error's words when the job did not complete.
+pub fn show_outcome(outcome: &engine::job::Outcome, json: bool) -> Result<engine::job::Status> {
+    use engine::job::StepReport;
+    match (&outcome.step, json) {
         (Some(StepReport::Verify(v)), true) => {
             crate::emit(&(serde_json::to_string(v)? + "\n"))?;
         }
-        (_, true) => crate::emit(&(done_event(&outcome).to_string() + "\n"))?,
+        (_, true) => crate::emit(&(done_event(outcome).to_string() + "\n"))?,
         (Some(_), false) => crate::emit(&outcome.report())?,
         (None, false) => {}
     }
     match (outcome.status.is_complete(), &outcome.error) {
         (true, _) => Ok(outcome.status),
-        (false, Some(e)) => bail!("{e}"),
-        (false, None) => bail!("{}", outcome.status.label()),
+        (false, Some(e)) => Err(anyhow::anyhow!("{e}")),
+        (false, None) => Err(anyhow::anyhow!("{}", outcome.status.label())),
     }
 }
 

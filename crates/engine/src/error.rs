@@ -70,6 +70,9 @@ pub enum JobError {
     Destination { path: String, problem: String },
     #[error("{image}: {problem}")]
     BadImage { image: String, problem: String },
+    /// udp-sender or udp-receiver could not be run (issue 19).
+    #[error(transparent)]
+    Udp(#[from] crate::cast::udp::UdpError),
     /// A streamed restore stopped before its stream was complete (issue 19).
     #[error("{problem}; the target has no partition table: it is incomplete")]
     StreamIncomplete { problem: String },

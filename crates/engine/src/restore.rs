@@ -256,6 +256,31 @@ pub fn plan_restore_disk(
     target_sector: Option<u32>,
     opts: &RestoreOptions,
 ) -> Result<RestorePlan, JobError> {
+    plan_restore_disk_from(image, target_name, target_len, target_sector, opts, false)
+}
+
+/// [`plan_restore_disk`] of an image arriving as a cast stream: its chunks cannot be read
+/// ahead, so a file system that must shrink is sized from its used bytes (the manifest) rather
+/// than its tool's own minimum, and the whole of a shrinking partition's stream is written (the
+/// blocks past its new end into the receive overlay, see [`crate::cast`]).
+pub fn plan_restore_disk_streamed(
+    image: &Arc<ImageReader>,
+    target_name: &str,
+    target_len: u64,
+    target_sector: Option<u32>,
+    opts: &RestoreOptions,
+) -> Result<RestorePlan, JobError> {
+    plan_restore_disk_from(image, target_name, target_len, target_sector, opts, true)
+}
+
+fn plan_restore_disk_from(
+    image: &Arc<ImageReader>,
+    target_name: &str,
+    target_len: u64,
+    target_sector: Option<u32>,
+    opts: &RestoreOptions,
+    streamed: bool,
+) -> Result<RestorePlan, JobError> {
     let m = image.manifest();
     if m.table.kind == "none" {
         return Err(JobError::BadImage {
@@ -272,6 +297,9 @@ pub fn plan_restore_disk(
     };
     let facts = crate::shrink::facts_from_manifest(m);
     let measure = |number: u32, method| {
+        if streamed {
+            return None;
+        }
         let stream = m.partitions.iter().find(|e| e.number == number)?.stream?;
         let reader = Arc::clone(image).stream_reader(stream).ok()?;
         crate::shrink::tool_minimum(method, &reader)
@@ -330,7 +358,11 @@ pub fn plan_restore_disk(
                         len: st.length,
                         partition: st.partition,
                         clip: (0, p.size.min(st.length)),
-                        bytes: stored_bytes_below(image, st.id, bitmap.as_ref(), p.size),
+                        bytes: if streamed {
+                            stored_bytes(image, st.id, bitmap.as_ref())
+                        } else {
+                            stored_bytes_below(image, st.id, bitmap.as_ref(), p.size)
+                        },
                         what: format!(
                             "{} below its new end",
                             describe_partition(
@@ -573,12 +605,10 @@ pub fn execute_restore_streamed(
     sink: Option<&ProgressSink>,
     cancel: &Cancel,
 ) -> Result<RestoreReport, JobError> {
-    if plan.table.is_none() || !plan.shrink.is_empty() {
+    if plan.table.is_none() {
         return Err(JobError::BadImage {
             image: source.name().to_string(),
-            problem: "a streamed image is restored onto a whole disk at least as large as the \
-                      imaged one"
-                .to_string(),
+            problem: "a streamed image is restored onto a whole disk".to_string(),
         });
     }
     // Each stream's chunks are read once, by at most WINDOW threads at a time.
@@ -653,6 +683,56 @@ fn restore_from(
         let head = 64 * 1024u64.min(target.len());
         write(target, &vec![0u8; head as usize], 0)?;
     }
+    // A streamed restore onto a smaller disk: each shrinking partition's stream is written
+    // whole into a capture overlay whose head is its new, smaller target partition (a FAT one,
+    // rebuilt by a file copy, keeps all of it in the overlay); what lies past the new end waits
+    // there, bounded, as the shrink's base.
+    let capture_parts: Vec<(u32, u64, u64, u64)> = match stream {
+        Some(_) => plan
+            .shrink
+            .iter()
+            .filter_map(|s| {
+                let w = plan.writes.iter().find(|w| w.partition == s.number)?;
+                let head = if s.method == crate::shrink::ShrinkMethod::FatCopy {
+                    0
+                } else {
+                    s.new_size
+                };
+                Some((s.number, s.new_start, head, w.len))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let capture_heads = capture_parts
+        .iter()
+        .map(|&(_, start, head, _)| {
+            disk::Window::new(target, start, head).map_err(|source| JobError::Write {
+                device: target.describe(),
+                offset: start,
+                len: 0,
+                source,
+            })
+        })
+        .collect::<Result<Vec<_>, JobError>>()?;
+    let capture_bases: Vec<crate::cast::Zeros> = capture_parts
+        .iter()
+        .map(|&(number, _, _, len)| crate::cast::Zeros::new(len, number))
+        .collect();
+    let captures = capture_parts
+        .iter()
+        .zip(capture_heads.iter().zip(&capture_bases))
+        .map(|(&(number, ..), (h, b))| {
+            vdev::Overlay::new(h, b, crate::cast::capture_limits())
+                .map(|o| (number, o))
+                .map_err(|source| JobError::Write {
+                    device: target.describe(),
+                    offset: 0,
+                    len: 0,
+                    source,
+                })
+        })
+        .collect::<Result<Vec<_>, JobError>>()?;
+    let capture_of = |n: u32| captures.iter().find(|c| c.0 == n && n > 0).map(|c| &c.1);
     let mut heads: Vec<(usize, IndexEntry)> = Vec::new();
     for (wi, w) in plan.writes.iter().enumerate() {
         tracker.set_phase(if w.partition > 0 {
@@ -661,6 +741,22 @@ fn restore_from(
             w.what.clone()
         });
         let bitmap = image.bitmap(w.stream)?;
+        if let Some(cap) = capture_of(w.partition) {
+            let job = ChunkJob {
+                image,
+                bitmap: bitmap.as_ref(),
+                dst_start: 0,
+                clip: (0, w.len),
+                target: cap,
+                digests: None,
+            };
+            let chunks = image.chunks_of(w.stream).to_vec();
+            job.run(&chunks, threads, &tracker, cancel, Mode::Write)
+                .map_err(|e| {
+                    crate::cast::capture_full(&e, w.partition).unwrap_or_else(|| stop(e))
+                })?;
+            continue;
+        }
         let mut chunks: Vec<IndexEntry> = image.chunks_of(w.stream).to_vec();
         if plan.table.is_none() {
             // The chunk holding the superblock goes last.
@@ -721,7 +817,14 @@ fn restore_from(
                 image: image.name().to_string(),
                 problem: format!("it holds no stream for partition {}", step.number),
             })?;
-        let base = Arc::clone(image).stream_reader(w.stream)?;
+        let reader;
+        let base: &dyn BlockIo = match capture_of(step.number) {
+            Some(cap) => cap,
+            None => {
+                reader = Arc::clone(image).stream_reader(w.stream)?;
+                &reader
+            }
+        };
         let head = disk::Window::new(target, step.new_start, step.new_size).map_err(|source| {
             JobError::Write {
                 device: target.describe(),
@@ -730,7 +833,7 @@ fn restore_from(
                 source,
             }
         })?;
-        notes.push(crate::shrink::shrink_partition(step, &head, &base)?);
+        notes.push(crate::shrink::shrink_partition(step, &head, base)?);
     }
     flush(target)?;
     if let Some(t) = &plan.table {

@@ -25,8 +25,8 @@ use crate::reader::ImageReader;
 pub const CAST_MAGIC: [u8; 8] = *b"LBICAST\n";
 /// Cast stream version this build writes and reads.
 pub const CAST_MAJOR: u16 = 1;
-/// Minor version written.
-pub const CAST_MINOR: u16 = 0;
+/// Minor version written (1: the report frame, [`CAST_REPORT`]).
+pub const CAST_MINOR: u16 = 1;
 /// Length of the cast header.
 pub const CAST_HEADER_LEN: usize = 64;
 /// Length of a piece, record, end or abort frame header.
@@ -41,6 +41,12 @@ pub const END_MAGIC: [u8; 4] = *b"LBCE";
 pub const ABORT_MAGIC: [u8; 4] = *b"LBCA";
 /// Header flag: the image is encrypted.
 pub const CAST_ENCRYPTED: u32 = 1;
+/// Header flag: a report frame ([`ReportTo`]) follows the volume table.
+pub const CAST_REPORT: u32 = 2;
+/// Magic of the report frame.
+pub const REPORT_MAGIC: [u8; 4] = *b"LBCR";
+/// Length of the report frame.
+pub const REPORT_FRAME_LEN: usize = 64;
 /// Most metadata bytes (all pieces together) a receiver holds.
 pub const MAX_METADATA_LEN: u64 = 1 << 30;
 /// Most pieces a stream may have (a header piece per volume and the last volume's tail).
@@ -60,6 +66,61 @@ pub struct SendSummary {
     pub records: u64,
     /// Bytes written in all.
     pub bytes: u64,
+}
+
+/// Where the receivers of a session send their reports (FORMAT.md, "Receiver reports"): the
+/// sender's TCP address and port, and the session's random id, which a report must repeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportTo {
+    pub addr: std::net::SocketAddr,
+    pub session: [u8; 16],
+}
+
+impl ReportTo {
+    /// The report frame carrying `self`.
+    pub fn to_frame(&self) -> [u8; REPORT_FRAME_LEN] {
+        let mut b = [0u8; REPORT_FRAME_LEN];
+        {
+            let mut p = Put::new(&mut b);
+            p.bytes(0, &REPORT_MAGIC);
+            p.u16(4, self.addr.port());
+            match self.addr.ip() {
+                std::net::IpAddr::V4(a) => {
+                    p.bytes(6, &[4]);
+                    p.bytes(8, &a.octets());
+                }
+                std::net::IpAddr::V6(a) => {
+                    p.bytes(6, &[6]);
+                    p.bytes(8, &a.octets());
+                }
+            }
+            p.bytes(24, &self.session);
+        }
+        let c = crc(&b[..60]);
+        Put::new(&mut b).u32(60, c);
+        b
+    }
+
+    /// Reads a report frame: its magic, crc32, address family (4 or 6), a port other than 0
+    /// and a unicast address are checked.
+    pub fn from_frame(b: &[u8; REPORT_FRAME_LEN]) -> std::result::Result<Self, String> {
+        if rd_arr::<4>(b, 0) != REPORT_MAGIC || !crc_matches(rd_u32(b, 60), crc(&b[..60])) {
+            return Err("the report frame is damaged".to_string());
+        }
+        let port = rd_u16(b, 4);
+        let ip = match b[6] {
+            4 => std::net::IpAddr::from(rd_arr::<4>(b, 8)),
+            6 => std::net::IpAddr::from(rd_arr::<16>(b, 8)),
+            f => return Err(format!("the report frame names address family {f}")),
+        };
+        if port == 0 || ip.is_unspecified() || ip.is_multicast() {
+            return Err(format!("the report frame names {ip} port {port}"));
+        }
+        Ok(ReportTo {
+            addr: std::net::SocketAddr::new(ip, port),
+            session: rd_arr::<16>(b, 24),
+        })
+    }
 }
 
 fn cast_err(name: &str, detail: impl Into<String>) -> Error {
@@ -108,6 +169,17 @@ pub fn send(
     out: &mut dyn Write,
     progress: &dyn Fn(u64),
 ) -> Result<SendSummary> {
+    send_with(image, out, progress, None)
+}
+
+/// [`send`], telling the receivers where to send their reports (`report`: a report frame after
+/// the volume table, header flag [`CAST_REPORT`]).
+pub fn send_with(
+    image: &ImageReader,
+    out: &mut dyn Write,
+    progress: &dyn Fn(u64),
+    report: Option<&ReportTo>,
+) -> Result<SendSummary> {
     let name = image.name().to_string();
     let wr = |out: &mut dyn Write, b: &[u8]| {
         out.write_all(b)
@@ -122,7 +194,11 @@ pub fn send(
         p.bytes(0, &CAST_MAGIC);
         p.u16(8, CAST_MAJOR);
         p.u16(10, CAST_MINOR);
-        p.u32(12, if image.encrypted() { CAST_ENCRYPTED } else { 0 });
+        let mut flags = if image.encrypted() { CAST_ENCRYPTED } else { 0 };
+        if report.is_some() {
+            flags |= CAST_REPORT;
+        }
+        p.u32(12, flags);
         p.u32(16, vol_lens.len() as u32);
         p.u32(20, pieces.len() as u32);
         p.u32(24, image.chunk_size());
@@ -142,6 +218,10 @@ pub fn send(
     table.extend_from_slice(&c.to_le_bytes());
     wr(out, &table)?;
     sent += table.len() as u64;
+    if let Some(r) = report {
+        wr(out, &r.to_frame())?;
+        sent += REPORT_FRAME_LEN as u64;
+    }
     for (vol, offset, bytes) in &pieces {
         let f = frame(PIECE_MAGIC, |p| {
             p.u32(4, *vol);
@@ -472,6 +552,7 @@ impl BlockIo for CastVolume {
 #[derive(Clone)]
 pub struct CastReceiver {
     shared: Arc<Shared>,
+    report_to: Option<ReportTo>,
 }
 
 impl std::fmt::Debug for CastReceiver {
@@ -516,6 +597,11 @@ impl CastReceiver {
         Ok(p.pos)
     }
 
+    /// Where the sender wants this receiver's report, when it said so.
+    pub fn report_to(&self) -> Option<ReportTo> {
+        self.report_to
+    }
+
     /// Bytes read from the stream so far.
     pub fn bytes_read(&self) -> u64 {
         self.shared
@@ -533,6 +619,28 @@ pub fn receive(
     input: Box<dyn Read + Send>,
     name: &str,
     password: Option<&Passphrase>,
+) -> Result<(ImageReader, CastReceiver)> {
+    receive_reporting(input, name, password).1
+}
+
+/// [`receive`], also returning the stream's report address as soon as it was read, even when
+/// the image cannot be opened after it (a wrong password, a damaged piece): a receiver can then
+/// tell the sender why it failed.
+pub fn receive_reporting(
+    input: Box<dyn Read + Send>,
+    name: &str,
+    password: Option<&Passphrase>,
+) -> (Option<ReportTo>, Result<(ImageReader, CastReceiver)>) {
+    let mut report_to = None;
+    let got = receive_inner(input, name, password, &mut report_to);
+    (report_to, got)
+}
+
+fn receive_inner(
+    input: Box<dyn Read + Send>,
+    name: &str,
+    password: Option<&Passphrase>,
+    report_out: &mut Option<ReportTo>,
 ) -> Result<(ImageReader, CastReceiver)> {
     let mut pipe = Pipe {
         input,
@@ -595,6 +703,14 @@ pub fn receive(
         return Err(bad("the volume table fails its crc32".into()));
     }
     let lens: Vec<u64> = lens.chunks_exact(8).map(|c| rd_u64(c, 0)).collect();
+    let report_to = if rd_u32(&head, 12) & CAST_REPORT != 0 {
+        let mut f = [0u8; REPORT_FRAME_LEN];
+        pipe.fill(&mut f, "the report frame").map_err(&bad)?;
+        Some(ReportTo::from_frame(&f).map_err(&bad)?)
+    } else {
+        None
+    };
+    *report_out = report_to;
     let mut by_volume: Vec<Vec<(u64, Arc<Vec<u8>>)>> = vec![Vec::new(); lens.len()];
     let mut total = 0u64;
     for _ in 0..pieces {
@@ -669,5 +785,5 @@ pub fn receive(
             reader.chunk_size()
         )));
     }
-    Ok((reader, CastReceiver { shared }))
+    Ok((reader, CastReceiver { shared, report_to }))
 }

@@ -317,3 +317,58 @@ fn threads_reading_out_of_order_with_declared_streams_get_every_chunk() {
     assert_eq!(got.into_inner().unwrap(), f.part);
     rx.finish().unwrap();
 }
+
+#[test]
+fn the_report_address_travels_in_the_stream_and_a_damaged_report_frame_is_refused() {
+    use image::cast::{send_with, ReportTo, CAST_HEADER_LEN, REPORT_FRAME_LEN};
+    let f = fixture(None, false);
+    let r = open(&f, false);
+    let to = ReportTo {
+        addr: "10.231.7.1:41234".parse().unwrap(),
+        session: *b"0123456789abcdef",
+    };
+    let mut bytes = Vec::new();
+    send_with(&r, &mut bytes, &|_| {}, Some(&to)).unwrap();
+    let (_, rx) = receive(Box::new(Cursor::new(bytes.clone())), "test-cast", None).unwrap();
+    assert_eq!(rx.report_to(), Some(to));
+    // Without one, receivers are told nothing.
+    let (_, rx) = receive(Box::new(Cursor::new(cast_bytes(&r))), "test-cast", None).unwrap();
+    assert_eq!(rx.report_to(), None);
+    // IPv6 round-trips; an unspecified or multicast address or port 0 is refused.
+    let v6 = ReportTo {
+        addr: "[fd00::1]:9300".parse().unwrap(),
+        session: [7; 16],
+    };
+    assert_eq!(ReportTo::from_frame(&v6.to_frame()), Ok(v6));
+    for bad in ["0.0.0.0:9300", "239.1.2.3:9300", "10.0.0.1:0"] {
+        let t = ReportTo {
+            addr: bad.parse().unwrap(),
+            session: [1; 16],
+        };
+        assert!(ReportTo::from_frame(&t.to_frame()).is_err(), "{bad}");
+    }
+    // A flipped bit in the frame (after the 64-byte header and one volume length + crc32).
+    let at = CAST_HEADER_LEN + 12 + REPORT_FRAME_LEN / 2;
+    bytes[at] ^= 1;
+    let err = receive(Box::new(Cursor::new(bytes)), "test-cast", None).unwrap_err();
+    assert!(err.to_string().contains("report frame"), "{err}");
+}
+
+#[test]
+fn the_report_address_is_known_even_when_the_image_then_cannot_be_opened() {
+    use image::cast::{receive_reporting, send_with, ReportTo};
+    let f = fixture(None, true);
+    let to = ReportTo {
+        addr: "10.231.7.1:9000".parse().unwrap(),
+        session: [3; 16],
+    };
+    let mut bytes = Vec::new();
+    send_with(&open(&f, true), &mut bytes, &|_| {}, Some(&to)).unwrap();
+    let (got, opened) = receive_reporting(Box::new(Cursor::new(bytes.clone())), "t", None);
+    assert_eq!(got, Some(to));
+    assert!(matches!(opened, Err(Error::PasswordRequired { .. })));
+    // Cut inside the pieces: still known, the stream refused.
+    let (got, opened) = receive_reporting(Box::new(Cursor::new(bytes[..400].to_vec())), "t", None);
+    assert_eq!(got, Some(to));
+    assert!(opened.is_err());
+}

@@ -79,3 +79,27 @@ fn the_cast_seed_is_the_small_seed_image_sent_whole() {
     }
     assert_eq!(rx.finish().unwrap(), sent.len() as u64);
 }
+
+#[test]
+fn the_cast_seed_with_a_report_frame_is_the_small_seed_image_sent_whole() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let r = image::ImageReader::open(&dir.join("open_and_read/gpt-ext4-vfat-small-lbi")).unwrap();
+    let to = image::cast::ReportTo {
+        addr: "10.231.7.1:9000".parse().unwrap(),
+        session: *b"lifeboat-session",
+    };
+    let mut sent = Vec::new();
+    image::cast::send_with(&r, &mut sent, &|_| {}, Some(&to)).unwrap();
+    let path = dir.join("cast/gpt-ext4-vfat-small-cast-report");
+    if std::env::var_os("LIFEBOAT_WRITE_CAST_SEED").is_some() {
+        std::fs::write(&path, &sent).unwrap();
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), sent);
+    let (rx_reader, rx) =
+        image::cast::receive(Box::new(std::io::Cursor::new(sent.clone())), "seed", None).unwrap();
+    assert_eq!(rx.report_to(), Some(to));
+    for i in image::cast::send_order(&rx_reader).0 {
+        rx_reader.read_chunk(&rx_reader.index()[i]).unwrap();
+    }
+    assert_eq!(rx.finish().unwrap(), sent.len() as u64);
+}

@@ -9,7 +9,9 @@
 //! compares the id with the one it waits for and drops the answer when they differ.
 
 use crate::model::{Effect, Model, Msg, Screen};
-use crate::screens::{backup, disks, extract, files, log, menu, restore, transfer, verify};
+use crate::screens::{
+    backup, disks, extract, files, log, menu, receive, restore, send, transfer, verify,
+};
 use crate::widgets::{bad_style, help_style, spinner, title_style, warn_style};
 use disk::text::printable;
 use ratatui::layout::{Constraint, Layout};
@@ -93,6 +95,26 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             files::on_lvs(model, id, result);
             Vec::new()
         }
+        Msg::ReceivePlanned { id, result } => {
+            receive::on_planned(model, id, result);
+            Vec::new()
+        }
+        Msg::ReceiveStream { id, plan } => {
+            receive::on_stream(model, id, plan);
+            Vec::new()
+        }
+        Msg::Received { id, received } => {
+            receive::on_received(model, id, received);
+            Vec::new()
+        }
+        Msg::SendEvent { id, event } => {
+            send::on_event(model, id, event);
+            Vec::new()
+        }
+        Msg::Sent { id, result } => {
+            send::on_sent(model, id, result);
+            Vec::new()
+        }
         Msg::ExtractChecked { id, existing } => extract::on_checked(model, id, existing),
         Msg::Extracted { id, result } => {
             extract::on_extracted(model, id, result);
@@ -121,6 +143,8 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
                 Screen::Restore(r) => restore::key(model, *r, key),
                 Screen::Files(f) => files::key(model, *f, key),
                 Screen::MountImage(m) => crate::screens::mount_image::key(model, *m, key),
+                Screen::Receive(r) => receive::key(model, *r, key),
+                Screen::Send(s) => send::key(model, *s, key),
             };
             model.screen = screen;
             let mut effects = effects;
@@ -168,6 +192,8 @@ pub fn animated(model: &Model) -> bool {
             Screen::Wizard(w) => w.animated(),
             Screen::Backup(b) => b.animated(),
             Screen::Files(f) => f.animated(),
+            Screen::Receive(r) => r.animated(),
+            Screen::Send(s) => s.animated(),
             screen => screen.browser().is_some_and(|b| b.waiting()),
         }
 }
@@ -183,6 +209,8 @@ fn screen_title(model: &Model) -> String {
         Screen::Restore(r) => r.title().to_string(),
         Screen::Files(f) => f.title(),
         Screen::MountImage(m) => m.title().to_string(),
+        Screen::Receive(r) => r.title().to_string(),
+        Screen::Send(s) => s.title().to_string(),
     }
 }
 
@@ -203,6 +231,8 @@ pub fn help_text(model: &Model) -> String {
         Screen::Restore(r) => r.help(),
         Screen::Files(f) => f.help(),
         Screen::MountImage(m) => m.help(),
+        Screen::Receive(r) => r.help(),
+        Screen::Send(s) => s.help(),
     };
     text.to_string()
 }
@@ -277,5 +307,7 @@ pub fn view(model: &Model, frame: &mut Frame) {
         Screen::Restore(r) => restore::draw(model, r, frame, body),
         Screen::Files(f) => files::draw(model, f, frame, body),
         Screen::MountImage(m) => crate::screens::mount_image::draw(model, m, frame, body),
+        Screen::Receive(r) => receive::draw(model, r, frame, body),
+        Screen::Send(s) => send::draw(model, s, frame, body),
     }
 }

@@ -46,3 +46,37 @@ pub(crate) fn accept(plan: &Arc<PlannedJob>, typed: &str) -> Option<Confirmed> {
         _proof: Proof,
     })
 }
+
+/// A receive target the user confirmed by typing [`WORD`] (issue 19): the disk is confirmed
+/// before the stream starts, and the restore planned from the stream runs without a second
+/// question (`engine::job::receive`).
+#[derive(Debug)]
+pub struct ConfirmedReceive {
+    target: Arc<engine::job::ReceiveTarget>,
+    _proof: Proof,
+}
+
+impl ConfirmedReceive {
+    /// The confirmed disk.
+    pub fn target(&self) -> &Arc<engine::job::ReceiveTarget> {
+        &self.target
+    }
+
+    /// The consent to open the confirmed disk for writing (its path and identity, as the engine
+    /// checked them).
+    pub fn consent(&self) -> WriteConsent {
+        let t = &self.target.target;
+        WriteConsent::confirmed_by_user(&t.path, &t.identity)
+    }
+}
+
+/// Confirms the receive onto `target` when `typed` is the confirmation word.
+pub(crate) fn accept_receive(
+    target: &Arc<engine::job::ReceiveTarget>,
+    typed: &str,
+) -> Option<ConfirmedReceive> {
+    (typed.trim() == WORD).then(|| ConfirmedReceive {
+        target: Arc::clone(target),
+        _proof: Proof,
+    })
+}

@@ -73,6 +73,72 @@ fn log_outcome(title: &str, outcome: &Outcome) {
     }
 }
 
+/// Checks `disk` as the target of a receive (issue 19): every refusal of a restore, a whole disk.
+/// Reads only.
+pub fn plan_receive(
+    root: &SysRoot,
+    disk: &Path,
+    options: engine::restore::RestoreOptions,
+) -> Result<engine::job::ReceiveTarget, String> {
+    Disks::discover(root)
+        .and_then(|disks| engine::job::plan_receive_target(disk, options, &disks))
+        .map_err(|e| {
+            log::warn!("receive onto {} refused: {e}", disk.display());
+            e.to_string()
+        })
+}
+
+/// Waits for a sender (udp-receiver with `opts`; the screen uses udpcast's default port and
+/// interface) and receives onto the confirmed disk: the restore is planned from the stream
+/// (`on_plan`) and runs without another question; the result is reported to the sender.
+pub fn receive(
+    job: &crate::confirm::ConfirmedReceive,
+    opts: engine::cast::udp::ReceiverOptions,
+    on_plan: &dyn Fn(&engine::job::Plan),
+    sink: &ProgressSink,
+    cancel: &Cancel,
+) -> engine::job::Received {
+    let consent = job.consent();
+    let got = engine::job::receive(
+        job.target(),
+        Some(&consent),
+        engine::job::StreamFrom::Udp(opts),
+        engine::cast::udp::UDP_RECEIVER,
+        on_plan,
+        Some(sink),
+        cancel,
+    );
+    if let Some(o) = &got.outcome {
+        log_outcome("receive", o);
+    }
+    log::info!("receive report: {:?}", got.delivery);
+    got
+}
+
+/// Sends `image` to several PCs (`engine::cast::udp::serve`) and appends the session's report to
+/// `IMAGE.cast-report.txt` beside it. `Err` when the image cannot be opened or udp-sender cannot
+/// run.
+pub fn send(
+    image: &Path,
+    opts: &engine::cast::udp::SenderOptions,
+    events: std::sync::Arc<dyn Fn(engine::cast::udp::SendEvent) + Send + Sync>,
+    cancel: &Cancel,
+) -> Result<crate::screens::send::Sent, String> {
+    use engine::cast::udp;
+    let img = engine::keys::open_image(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let session = udp::serve(&img, opts, events, cancel).map_err(|e| e.to_string())?;
+    let path = udp::default_report_file(image);
+    let saved = udp::save_report(&path, image, opts, &session)
+        .map(|()| path.clone())
+        .map_err(|e| format!("{}: {e}", path.display()));
+    log::info!(
+        "send of {}: {}",
+        image.display(),
+        session.text().trim_end().replace('\n', "; ")
+    );
+    Ok(crate::screens::send::Sent { session, saved })
+}
+
 /// Reads a folder for the image browser: its sub-folders and `.lbi` files (the first volume of
 /// split images), each image opened to show its summary or why it cannot be used. `Up` comes
 /// first unless `dir` is `top`. Hidden entries are left out; folders first, then by name.

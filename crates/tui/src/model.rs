@@ -92,6 +92,10 @@ pub enum Screen {
     Files(Box<FilesScreen>),
     /// Mount a partition of an image read-only: pick it.
     MountImage(Box<crate::screens::mount_image::MountImageScreen>),
+    /// Receive an image a sender streams (issue 19): disk, confirm, wait, receive, result.
+    Receive(Box<crate::screens::receive::ReceiveScreen>),
+    /// Send an image to several PCs (issue 19): image, options, live session, result.
+    Send(Box<crate::screens::send::SendScreen>),
 }
 
 impl Screen {
@@ -102,6 +106,8 @@ impl Screen {
             Screen::Verify(v) => v.run(),
             Screen::Backup(b) => b.run(),
             Screen::Files(f) => f.run(),
+            Screen::Receive(r) => r.run(),
+            Screen::Send(s) => s.run(),
             _ => None,
         }
     }
@@ -112,6 +118,8 @@ impl Screen {
             Screen::Verify(v) => v.run_mut(),
             Screen::Backup(b) => b.run_mut(),
             Screen::Files(f) => f.run_mut(),
+            Screen::Receive(r) => r.run_mut(),
+            Screen::Send(s) => s.run_mut(),
             _ => None,
         }
     }
@@ -131,6 +139,7 @@ impl Screen {
             Screen::Restore(r) => r.browser(),
             Screen::Files(f) => f.browser(),
             Screen::MountImage(m) => m.browser(),
+            Screen::Send(s) => s.browser(),
             _ => None,
         }
     }
@@ -143,6 +152,7 @@ impl Screen {
             Screen::Restore(r) => r.browser_mut(),
             Screen::Files(f) => f.browser_mut(),
             Screen::MountImage(m) => m.browser_mut(),
+            Screen::Send(s) => s.browser_mut(),
             _ => None,
         }
     }
@@ -313,6 +323,31 @@ pub enum Msg {
         id: RequestId,
         outcome: engine::job::Outcome,
     },
+    /// A disk was checked as a receive's target, or why not.
+    ReceivePlanned {
+        id: RequestId,
+        result: Result<Arc<engine::job::ReceiveTarget>, String>,
+    },
+    /// The stream of the receive `id` started: the restore planned from it.
+    ReceiveStream {
+        id: RequestId,
+        plan: Vec<String>,
+    },
+    /// The receive `id` ended.
+    Received {
+        id: RequestId,
+        received: Box<engine::job::Received>,
+    },
+    /// News of the sending session `id`.
+    SendEvent {
+        id: RequestId,
+        event: engine::cast::udp::SendEvent,
+    },
+    /// The sending session `id` ended, or why it could not start.
+    Sent {
+        id: RequestId,
+        result: Result<Box<crate::screens::send::Sent>, String>,
+    },
     /// A mount, unmount or shell finished: what to tell the user.
     SystemDone {
         id: RequestId,
@@ -407,6 +442,24 @@ pub enum Effect {
     Start {
         id: RequestId,
         confirmed: Confirmed,
+    },
+    /// Check a disk as the target of a receive (issue 19; reads only).
+    PlanReceive {
+        id: RequestId,
+        disk: PathBuf,
+        options: engine::restore::RestoreOptions,
+    },
+    /// Wait for a sender and receive onto the confirmed disk: only the receive confirmation can
+    /// make a [`crate::confirm::ConfirmedReceive`].
+    StartReceive {
+        id: RequestId,
+        confirmed: crate::confirm::ConfirmedReceive,
+    },
+    /// Send `image` to several PCs with udp-sender (issue 19; reads the image only).
+    Send {
+        id: RequestId,
+        image: PathBuf,
+        options: engine::cast::udp::SenderOptions,
     },
     /// Ask the job `id` to stop (nothing happens when another job runs).
     CancelJob {

@@ -229,6 +229,46 @@ impl Runtime {
                     let _ = tx.send(Msg::JobDone { id, outcome });
                 });
             }
+            Effect::PlanReceive { id, disk, options } => {
+                let root = self.root.clone();
+                self.spawn("plan-receive", move |tx| {
+                    let result = jobs::plan_receive(&root, &disk, options).map(Arc::new);
+                    let _ = tx.send(Msg::ReceivePlanned { id, result });
+                });
+            }
+            Effect::StartReceive { id, confirmed } => {
+                let cancel = self.cancel_for(id);
+                self.spawn("receive", move |tx| {
+                    let sink = progress_sink(&tx, id);
+                    let planned = tx.clone();
+                    let on_plan = move |plan: &engine::job::Plan| {
+                        let _ = planned.send(Msg::ReceiveStream {
+                            id,
+                            plan: plan.lines(),
+                        });
+                    };
+                    let opts = engine::cast::udp::ReceiverOptions::default();
+                    let received = jobs::receive(&confirmed, opts, &on_plan, &sink, &cancel);
+                    let _ = tx.send(Msg::Received {
+                        id,
+                        received: Box::new(received),
+                    });
+                });
+            }
+            Effect::Send { id, image, options } => {
+                let cancel = self.cancel_for(id);
+                self.spawn("send", move |tx| {
+                    let news = std::sync::Mutex::new(tx.clone());
+                    let events: Arc<dyn Fn(engine::cast::udp::SendEvent) + Send + Sync> =
+                        Arc::new(move |event| {
+                            if let Ok(t) = news.lock() {
+                                let _ = t.send(Msg::SendEvent { id, event });
+                            }
+                        });
+                    let result = jobs::send(&image, &options, events, &cancel).map(Box::new);
+                    let _ = tx.send(Msg::Sent { id, result });
+                });
+            }
             Effect::ListImages { id, dir } => {
                 let top = self.image_root.clone();
                 self.spawn("list", move |tx| {

@@ -29,9 +29,13 @@
 
 pub mod file;
 mod plan;
+mod receive;
 mod run;
 
 pub use plan::{destination_space, plan, FAT_SPLIT};
+pub use receive::{
+    plan_receive_target, receive, ReceiveTarget, Received, ReportDelivery, StreamFrom,
+};
 pub use run::{run, run_with_source};
 
 use crate::backup::{BackupOptions, BackupPlan, BackupReport};

@@ -38,7 +38,7 @@ fn read_err(path: &Path, offset: u64, source: std::io::Error) -> JobError {
 
 /// The identity of the target the confirmation names, with `partition N of` when only a
 /// partition of a disk image file is written.
-fn target(
+pub(super) fn target(
     checked: &CheckedTarget,
     overwrites: Overwrites,
     into: Option<u32>,
@@ -406,15 +406,9 @@ fn plan_receive(s: ReceiveSpec, disks: &Disks) -> Result<Plan, JobError> {
                 .to_string(),
         });
     }
-    if t.len() < m.source.size {
-        return Err(JobError::TargetTooSmall {
-            device: name,
-            need: m.source.size,
-            have: t.len(),
-        });
-    }
     let sector = checked.device.as_ref().map(|_| t.logical_sector_size());
-    let plan = crate::restore::plan_restore_disk(&img, &name, t.len(), sector, &s.options)?;
+    let plan =
+        crate::restore::plan_restore_disk_streamed(&img, &name, t.len(), sector, &s.options)?;
     let mut warnings = Vec::new();
     if let Some(dev) = &checked.device {
         let same_serial =
@@ -434,15 +428,24 @@ fn plan_receive(s: ReceiveSpec, disks: &Disks) -> Result<Plan, JobError> {
     }
     let sector = plan.table.as_ref().map(|t| t.layout().sector_size);
     let target = target(&checked, Overwrites::Disk, None, (0, t.len()), sector);
+    let mut notes =
+        vec!["the image arrives as a stream: each chunk is written as it is received".to_string()];
+    if !plan.shrink.is_empty() {
+        notes.push(format!(
+            "the shrinking partitions are sized from their used bytes; their data past the new \
+             end waits in memory (up to {}, then up to {} in {}) until they are shrunk",
+            crate::units::human(crate::cast::CAPTURE_MEMORY),
+            crate::units::human(crate::cast::CAPTURE_SPILL),
+            std::env::temp_dir().display()
+        ));
+    }
     Ok(Plan {
         title: format!("receive {} onto {}", s.source.name(), name),
         total_bytes: plan.total_bytes(),
         spec: JobSpec::Receive(s),
         target: Some(target),
         steps: Steps::Restore(Box::new(plan)),
-        notes: vec![
-            "the image arrives as a stream: each chunk is written as it is received".to_string(),
-        ],
+        notes,
         warnings,
         destination: None,
         disks: disks.clone(),

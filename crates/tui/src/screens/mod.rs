@@ -10,7 +10,9 @@
 //! - [`verify`]: verify an image;
 //! - [`files`]: browse the files of an image or a live partition;
 //! - [`mount_image`]: mount a partition of an image read-only (`lifeboat mount`);
-//! - [`extract`]: copy the chosen files into a folder.
+//! - [`extract`]: copy the chosen files into a folder;
+//! - [`receive`]: receive an image a sender streams by multicast (issue 19);
+//! - [`send`]: send an image to several PCs at once by multicast (issue 19).
 
 pub mod backup;
 pub mod disks;
@@ -19,6 +21,8 @@ pub mod files;
 pub mod log;
 pub mod menu;
 pub mod mount_image;
+pub mod receive;
 pub mod restore;
+pub mod send;
 pub mod transfer;
 pub mod verify;
