@@ -16,7 +16,8 @@
 //!   version 1, volume GUID, next nonce counter, encryption method, creation FILETIME) and the
 //!   entries: the description (UTF-16LE), a VMK protected by a password and one protected by a
 //!   recovery password (each: protector GUID, FILETIME, protection type, a stretch-key entry with
-//!   its salt and the VMK wrapped by AES-CCM), the FVEK wrapped by the VMK, and where the volume's
+//!   its salt and the VMK wrapped by AES-CCM; Windows also nests AES-CCM entries of unpublished
+//!   meaning in the stretch-key entry, which no reader needs and which are left out here), the FVEK wrapped by the VMK, and where the volume's
 //!   first sectors were moved; behind the block its validation structure: CRC-32 of the block
 //!   and, wrapped by the VMK, its SHA-256;
 //! - the key derivation: the password as UTF-16LE hashed twice with SHA-256, or the recovery
@@ -254,9 +255,11 @@ const VALUE_OFFSET_SIZE: u16 = 0x000f;
 /// Protection types of a VMK.
 const PROTECTED_BY_RECOVERY_PASSWORD: u16 = 0x0800;
 const PROTECTED_BY_PASSWORD: u16 = 0x2000;
-/// The encryption method of a VMK's key data and of a stretch key (AES-CCM 256).
+/// The encryption method of a VMK's key data, and of a password's and a recovery password's
+/// stretch key (as a Windows 10 volume in cryptsetup's test set has them).
 const METHOD_VMK: u32 = 0x2000;
-const METHOD_STRETCH: u32 = 0x1000;
+const METHOD_STRETCH_PASSWORD: u32 = 0x1001;
+const METHOD_STRETCH_RECOVERY: u32 = 0x1000;
 
 /// Wraps `key` (with its method) under `wrap`: an AES-CCM entry whose plaintext is a key entry.
 fn wrapped(wrap: &[u8; 32], nonce: &[u8; 12], method: u32, key: &[u8]) -> Vec<u8> {
@@ -313,14 +316,16 @@ pub fn format(disk: &Path, offset: u64, size: u64, spec: &Spec) -> Result<Volume
         .collect();
     desc.extend_from_slice(&[0, 0]);
     entries.extend(entry(DESCRIPTION, VALUE_STRING, &desc));
-    for (protection, salt, wrap) in [
+    for (protection, method, salt, wrap) in [
         (
             PROTECTED_BY_PASSWORD,
+            METHOD_STRETCH_PASSWORD,
             salt_pw,
             password_key(spec.password, &salt_pw),
         ),
         (
             PROTECTED_BY_RECOVERY_PASSWORD,
+            METHOD_STRETCH_RECOVERY,
             salt_rec,
             recovery_key_wrap(&recovery, &salt_rec),
         ),
@@ -329,7 +334,7 @@ pub fn format(disk: &Path, offset: u64, size: u64, spec: &Spec) -> Result<Volume
         data.extend_from_slice(&FILETIME.to_le_bytes());
         data.extend_from_slice(&0u16.to_le_bytes());
         data.extend_from_slice(&protection.to_le_bytes());
-        let mut stretch_data = METHOD_STRETCH.to_le_bytes().to_vec();
+        let mut stretch_data = method.to_le_bytes().to_vec();
         stretch_data.extend_from_slice(&salt);
         data.extend(entry(PROPERTY, VALUE_STRETCH_KEY, &stretch_data));
         data.extend(entry(
@@ -370,6 +375,7 @@ pub fn format(disk: &Path, offset: u64, size: u64, spec: &Spec) -> Result<Volume
     block[80..96].copy_from_slice(&volume_guid);
     block[96..100].copy_from_slice(&(counter + 1).to_le_bytes());
     block[100..102].copy_from_slice(&spec.cipher.method().to_le_bytes());
+    block[102..104].copy_from_slice(&spec.cipher.method().to_le_bytes());
     block[104..112].copy_from_slice(&FILETIME.to_le_bytes());
     block[112..112 + entries.len()].copy_from_slice(&entries);
 
