@@ -5,6 +5,7 @@
 //! error naming the Debian package that provides it (`cargo xtask deps` installs them all); tests
 //! never skip.
 
+pub mod bitlocker;
 pub mod demo;
 pub mod e2e;
 pub mod fixture;

@@ -616,3 +616,350 @@ fn an_ubuntu_style_luks2_lvm_disk_is_backed_up_as_ciphertext_and_restores_locked
     report("volumes luks", t0);
     Ok(())
 }
+
+// ---- BitLocker (issue 16) -------------------------------------------------------------------
+
+/// The BitLocker volume's password (its key file holds exactly these bytes).
+const BITLK_PASSWORD: &str = "Lifeboat BitLocker test password 1";
+const BITLK_MIB: u64 = 48;
+/// Where the inner NTFS ends: the FVE metadata areas lie behind it (see `qemu_tests::bitlocker`).
+const BITLK_DATA_END: u64 = (BITLK_MIB - 1) * MIB;
+
+/// The bytes of every BitLocker metadata range of `dev` read in the VM, as one sha256: the first
+/// 8 KiB (volume header), the three FVE areas and the relocated header area.
+fn bitlk_metadata_sum(
+    vm: &mut qemu_tests::vm::Vm,
+    dev: &str,
+    vol: &qemu_tests::bitlocker::Volume,
+) -> Result<String> {
+    let mut ranges = vec![(0, 8192)];
+    ranges.extend(vol.metadata().into_iter().filter(|r| r.0 > 0));
+    let dds: Vec<String> = ranges
+        .iter()
+        .map(|(at, len)| {
+            format!(
+                "dd if={dev} bs=512 skip={} count={} 2>/dev/null",
+                at / 512,
+                len / 512
+            )
+        })
+        .collect();
+    vm_sum(vm, &format!("{{ {}; }}", dds.join("; ")))
+}
+
+#[test]
+fn a_bitlocker_volume_with_ntfs_files_is_backed_up_as_ciphertext_and_restores_locked_and_clean(
+) -> Result<()> {
+    use qemu_tests::bitlocker::{self, Cipher, Spec};
+    let t0 = Instant::now();
+    let img = Image::find()?;
+    let dir = scratch("volumes/bitlk")?;
+    // A Windows-style disk: ESP, then the BitLocker partition (basic data).
+    let disk_size = (1 + 8 + BITLK_MIB + 1) * MIB;
+    let disk = dir.join("windows.img");
+    sparse_file(&disk, disk_size)?;
+    sgdisk(
+        &disk,
+        &[
+            "-n1:1M:+8M",
+            "-t1:ef00",
+            &format!("-n2:9M:+{BITLK_MIB}M"),
+            "-t2:0700",
+        ],
+    )?;
+    let esp = dir.join("esp.img");
+    qemu_tests::fixture::mkfs(qemu_tests::fixture::Mkfs::Fat12, &esp, 8 * MIB, "ESP", &[])?;
+    qemu_tests::fixture::write_into(&disk, MIB, &esp)?;
+    let spec = Spec {
+        password: BITLK_PASSWORD,
+        cipher: Cipher::XtsAes128,
+        description: "LIFEBOAT-PC D: 01.12.2026",
+        seed: 16,
+        data_end: BITLK_DATA_END,
+    };
+    let vol = bitlocker::format(&disk, 9 * MIB, BITLK_MIB * MIB, &spec)?;
+    let target = dir.join("blank.img");
+    sparse_file(&target, disk_size)?;
+    // The drive carries the key files and the files to put on the volume's NTFS.
+    let content = dir.join("drive");
+    let tree = content.join("tree");
+    std::fs::create_dir_all(&tree)?;
+    std::fs::write(content.join("pw"), BITLK_PASSWORD)?;
+    std::fs::write(content.join("rp"), &vol.recovery_password)?;
+    let mut files = qemu_tests::fixture::file_tree(&tree, 60)?;
+    for (i, mib) in [(1u64, 6usize), (2, 5), (3, 4)] {
+        let name = format!("docs/photo-{i}.raw");
+        std::fs::write(
+            tree.join(&name),
+            qemu_tests::fixture::noise(100 + i, mib << 20),
+        )?;
+        files.push(name);
+    }
+    let mut sums = Vec::new();
+    for f in &files {
+        sums.push((f.clone(), qemu_tests::fixture::sha256(&tree.join(f))?));
+    }
+    let drive = qemu_tests::e2e::ext4_drive(&dir, "images.img", 200, "IMAGES", Some(&content))?;
+
+    let b = VmBuilder::new("volumes-bitlk")
+        .disk(Disk::new(&disk, Interface::Virtio).serial("WINDOWS"))
+        .disk(Disk::new(&target, Interface::Virtio).serial("BLANK"))
+        .disk(Disk::new(&drive, Interface::Virtio).serial("IMAGES"));
+    let mut vm = lifeboat_shell(b, &img)?;
+    let src = dev_by_serial(&mut vm, "WINDOWS")?;
+    let dst = dev_by_serial(&mut vm, "BLANK")?;
+    let imgs = dev_by_serial(&mut vm, "IMAGES")?;
+    sh(
+        &mut vm,
+        &format!("mkdir -p /tmp/images /mnt/bl && mount -t ext4 {imgs} /tmp/images"),
+        QUICK,
+    )?;
+    // cryptsetup opens the volume read-write with the password; mkntfs and ntfs-3g write the
+    // NTFS and its files through dm-crypt, which encrypts them (AES-XTS, FVEK from the fixture).
+    for cmd in [
+        format!("cryptsetup open --type bitlk --key-file /tmp/images/pw {src}2 blw"),
+        format!(
+            "mkntfs -Q -F -L BitLockerData /dev/mapper/blw {}",
+            BITLK_DATA_END / 512
+        ),
+        // ntfsfix looks for the backup boot sector in the device's last sector, where Windows
+        // keeps it (its NTFS spans the whole volume); this one ends before the metadata areas.
+        format!(
+            "dd if=/dev/mapper/blw of=/dev/mapper/blw bs=512 count=1 seek={} conv=notrunc",
+            BITLK_MIB * MIB / 512 - 1
+        ),
+        "ntfs-3g /dev/mapper/blw /mnt/bl".to_string(),
+        "cp -r /tmp/images/tree/. /mnt/bl/ && sync".to_string(),
+        "umount /mnt/bl && cryptsetup close blw".to_string(),
+    ] {
+        sh(&mut vm, &format!("{cmd} 2>&1"), qemu_tests::e2e::JOB)?;
+    }
+    // The recovery password opens it as well (read-only); the NTFS checks clean, and the bytes
+    // it uses are what the image's size is held to.
+    sh(
+        &mut vm,
+        &format!(
+            "cryptsetup open --readonly --type bitlk --key-file /tmp/images/rp {src}2 blr 2>&1"
+        ),
+        qemu_tests::e2e::JOB,
+    )?;
+    let (code, fix) =
+        qemu_tests::e2e::sh_status(&mut vm, "ntfsfix --no-action /dev/mapper/blr 2>&1", QUICK)?;
+    ensure!(
+        code == 0,
+        "ntfsfix -n of the NTFS made inside exited {code}:\n{fix}"
+    );
+    sh(&mut vm, "ntfs-3g -o ro /dev/mapper/blr /mnt/bl 2>&1", QUICK)?;
+    let statfs = sh(&mut vm, "stat -f -c 'FS=%b:%f:%S=' /mnt/bl", QUICK)?;
+    let ntfs_used = statfs
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("FS=")?.strip_suffix('='))
+        .find_map(|v| {
+            let n: Vec<u64> = v.split(':').filter_map(|x| x.parse().ok()).collect();
+            (n.len() == 3).then(|| (n[0] - n[1]) * n[2])
+        })
+        .with_context(|| format!("no statfs of the NTFS:\n{statfs}"))?;
+    sh(&mut vm, "umount /mnt/bl && cryptsetup close blr", QUICK)?;
+    let meta_sum = bitlk_metadata_sum(&mut vm, &format!("{src}2"), &vol)?;
+
+    // Lifeboat describes it: BitLocker, its volume GUID, its protectors.
+    let list = sh(&mut vm, "lifeboat list 2>&1", QUICK)?;
+    ensure!(
+        list.contains("BitLocker"),
+        "`lifeboat list` does not name the BitLocker volume:\n{list}"
+    );
+    let info = sh(&mut vm, &format!("lifeboat info {src} 2>&1"), QUICK)?;
+    ensure!(
+        info.contains("BitLocker")
+            && info.contains(&vol.guid)
+            && info.contains("protectors: password, recovery password"),
+        "`lifeboat info` does not show the volume GUID {} and the protectors:\n{info}",
+        vol.guid
+    );
+    // Without a key: every byte, and the plan says why.
+    let (code, out) = job_status(
+        &mut vm,
+        &format!("lifeboat backup {src} /tmp/images/whole.lbi --dry-run"),
+        "/tmp/dry.log",
+    )?;
+    ensure!(
+        code == 0
+            && out.contains("BitLocker encrypted volume")
+            && out.contains("without its key every byte is copied"),
+        "the plan without a key does not say why the image is large (exit {code}):\n{out}"
+    );
+    // With the recovery password, then with the password: the used ciphertext and the metadata.
+    // The NTFS's used bytes, BitLocker's metadata (first 8 KiB, three 64 KiB FVE areas, the 8 KiB
+    // relocated header), the ESP's FAT (a few KiB in use: 1 MiB allowed) and the GPT, plus 2 %.
+    let bound = (ntfs_used + 8192 + 3 * 65536 + 8192 + MIB + MIB) * 102 / 100;
+    let mut sizes = Vec::new();
+    for (key, image) in [("rp", "rp.lbi"), ("pw", "pw.lbi")] {
+        let out = qemu_tests::e2e::job(
+            &mut vm,
+            &format!("lifeboat backup {src} /tmp/images/{image} --key-file /tmp/images/{key}"),
+            &format!("/tmp/backup-{key}.log"),
+        )?;
+        ensure!(
+            out.contains("BitLocker encrypted volume unlocked read-only: ntfs inside"),
+            "the backup with the {key} key file does not say it stored the unlocked volume's \
+             used ciphertext:\n{out}"
+        );
+        ensure!(
+            !out.contains(BITLK_PASSWORD) && !out.contains(&vol.recovery_password),
+            "a key appears in the backup's output"
+        );
+        let size: u64 = sh(&mut vm, &format!("stat -c %s /tmp/images/{image}"), QUICK)?
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .next_back()
+            .context("no image size")?;
+        ensure!(
+            size <= bound,
+            "the image made with the {key} key file is {size} bytes, more than the used bytes \
+             and metadata allow ({bound}; the NTFS uses {ntfs_used})"
+        );
+        sizes.push(size);
+    }
+    let left = sh(&mut vm, "ls /dev/mapper", QUICK)?;
+    ensure!(
+        !left.contains("lifeboat-ro"),
+        "the read-only mapping was not closed:\n{left}"
+    );
+    // --decrypted: the plaintext NTFS is stored, and the plan says so plainly.
+    let out = qemu_tests::e2e::job(
+        &mut vm,
+        &format!(
+            "lifeboat backup {src} /tmp/images/plain.lbi --part 2 --key-file /tmp/images/pw \
+             --decrypted"
+        ),
+        "/tmp/backup-plain.log",
+    )?;
+    ensure!(
+        out.contains("stored DECRYPTED: the plaintext ntfs inside")
+            && out.contains("a restore writes them back UNENCRYPTED"),
+        "the decrypted backup's plan does not say plainly what is stored:\n{out}"
+    );
+    // No image holds a key's bytes.
+    for image in ["rp.lbi", "pw.lbi", "plain.lbi"] {
+        for key in ["pw", "rp"] {
+            let (code, _) = qemu_tests::e2e::sh_status(
+                &mut vm,
+                &format!("grep -q -a -F -f /tmp/images/{key} /tmp/images/{image}"),
+                QUICK,
+            )?;
+            ensure!(
+                code == 1,
+                "{image} holds the bytes of the {key} key (grep exit {code})"
+            );
+        }
+    }
+
+    // Restored onto a blank disk: the same locked volume.
+    let files_check = |vm: &mut qemu_tests::vm::Vm, what: &str| -> Result<()> {
+        for (f, want) in &sums {
+            assert_eq!(
+                &vm_sum(vm, &format!("cat '/mnt/bl/{f}'"))?,
+                want,
+                "{f} differs on {what}"
+            );
+        }
+        Ok(())
+    };
+    for image in ["pw.lbi", "rp.lbi"] {
+        qemu_tests::e2e::job(
+            &mut vm,
+            &format!("lifeboat restore /tmp/images/{image} {dst} --yes"),
+            "/tmp/restore.log",
+        )?;
+        assert_eq!(
+            bitlk_metadata_sum(&mut vm, &format!("{dst}2"), &vol)?,
+            meta_sum,
+            "the restored BitLocker metadata of {image} differs from the original"
+        );
+        for key in ["pw", "rp"] {
+            sh(
+                &mut vm,
+                &format!(
+                    "cryptsetup open --readonly --type bitlk --key-file /tmp/images/{key} \
+                     {dst}2 restored 2>&1"
+                ),
+                qemu_tests::e2e::JOB,
+            )?;
+            let (code, fix) = qemu_tests::e2e::sh_status(
+                &mut vm,
+                "ntfsfix --no-action /dev/mapper/restored 2>&1",
+                QUICK,
+            )?;
+            ensure!(
+                code == 0,
+                "ntfsfix -n of the NTFS restored from {image}, opened with {key}, exited \
+                 {code}:\n{fix}"
+            );
+            if key == "pw" {
+                sh(
+                    &mut vm,
+                    "ntfs-3g -o ro /dev/mapper/restored /mnt/bl 2>&1",
+                    QUICK,
+                )?;
+                files_check(&mut vm, &format!("the volume restored from {image}"))?;
+                sh(&mut vm, "umount /mnt/bl", QUICK)?;
+            }
+            sh(&mut vm, "cryptsetup close restored", QUICK)?;
+        }
+    }
+    // The decrypted image restores as a plain NTFS with the same files.
+    qemu_tests::e2e::job(
+        &mut vm,
+        &format!("lifeboat restore /tmp/images/plain.lbi {dst}2 --yes"),
+        "/tmp/restore-plain.log",
+    )?;
+    let (code, fix) =
+        qemu_tests::e2e::sh_status(&mut vm, &format!("ntfsfix --no-action {dst}2 2>&1"), QUICK)?;
+    ensure!(
+        code == 0,
+        "ntfsfix -n of the NTFS restored unencrypted exited {code}:\n{fix}"
+    );
+    sh(
+        &mut vm,
+        &format!("ntfs-3g -o ro {dst}2 /mnt/bl 2>&1"),
+        QUICK,
+    )?;
+    files_check(&mut vm, "the NTFS restored unencrypted")?;
+    sh(&mut vm, "umount /mnt/bl", QUICK)?;
+    let plain_size: u64 = sh(&mut vm, "stat -c %s /tmp/images/plain.lbi", QUICK)?
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .next_back()
+        .context("no image size")?;
+    power_off(vm)?;
+
+    // The serial console never showed a key.
+    let log =
+        std::fs::read(qemu_tests::vm::workspace_root().join("target/qemu-logs/volumes-bitlk.log"))?;
+    let log = String::from_utf8_lossy(&log);
+    ensure!(
+        !log.contains(BITLK_PASSWORD) && !log.contains(&vol.recovery_password),
+        "a key appears on the serial console"
+    );
+    // On the host, without any key: the decrypted image is an NTFS to browse.
+    let plain = dir.join("plain.lbi");
+    qemu_tests::e2e::debugfs_dump(&drive, "/plain.lbi", &plain)?;
+    let (code, out) = host_lifeboat_run(&["info", "--json", path(&plain)?])?;
+    ensure!(
+        code == 0 && !out.contains("\"BitLocker\"") && out.contains("\"ntfs\""),
+        "lifeboat info of the decrypted image (exit {code}) still describes BitLocker, or no \
+         NTFS:\n{out}"
+    );
+    let (code, out) = host_lifeboat_run(&["ls", path(&plain)?, "/docs"])?;
+    ensure!(
+        code == 0 && out.contains("photo-1.raw") && out.contains("deeper"),
+        "lifeboat ls of the decrypted image exited {code}:\n{out}"
+    );
+    eprintln!(
+        "bitlocker: images {} (recovery password) and {} (password) bytes for a {BITLK_MIB} MiB \
+         volume whose NTFS uses {ntfs_used} (bound {bound}); --decrypted {plain_size}",
+        sizes[0], sizes[1]
+    );
+    report("volumes bitlocker", t0);
+    Ok(())
+}

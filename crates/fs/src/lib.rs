@@ -21,7 +21,7 @@ mod map;
 pub mod md;
 mod ntfs;
 mod probe;
-mod sha256;
+pub mod sha256;
 mod xfs;
 
 pub use map::{used_map, MapError, Ranges, UsedMap};

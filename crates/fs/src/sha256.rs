@@ -17,6 +17,7 @@ const H0: [u32; 8] = [
 ];
 
 /// An incremental SHA-256.
+#[derive(Debug, Clone)]
 pub struct Sha256 {
     h: [u32; 8],
     block: [u8; 64],

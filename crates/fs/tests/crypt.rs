@@ -212,3 +212,101 @@ fn a_luks_magic_on_random_bytes_is_not_a_luks_volume() -> Result<()> {
     }
     Ok(())
 }
+
+/// A BitLocker volume laid out by `qemu_tests::bitlocker` (Windows 10 style: password and
+/// recovery-password protectors) is what `cryptsetup bitlkDump` reads, with the same volume key
+/// unwrapped through either protector, and what `fs::crypt` describes: volume GUID, cipher,
+/// protectors and every metadata range.
+#[test]
+fn a_bitlocker_volume_reads_like_cryptsetup_reads_it_with_guid_protectors_and_metadata(
+) -> Result<()> {
+    use qemu_tests::bitlocker::{self, Cipher, Spec};
+    let dir = tempdir()?;
+    for (cipher, bits, name) in [
+        (Cipher::XtsAes128, 256, "XTS-AES 128"),
+        (Cipher::XtsAes256, 512, "XTS-AES 256"),
+    ] {
+        let img = join(&dir, "bitlk.img");
+        fixture::sparse_file(&img, 4 * MIB)?;
+        let spec = Spec {
+            password: "lifeboat BitLocker password",
+            cipher,
+            description: "LIFEBOAT-PC E: 01.12.2026",
+            seed: u64::from(bits),
+            data_end: 2 * MIB,
+        };
+        let vol = bitlocker::format(&img, 0, 4 * MIB, &spec)?;
+        let dump = fixture::run("cryptsetup", &["bitlkDump", path_str(&img)?])?;
+        for want in [
+            format!("GUID:         \t{}", vol.guid),
+            "Cipher name:  \taes".to_string(),
+            "Cipher mode:  \txts-plain64".to_string(),
+            format!("Cipher key:   \t{bits} bits"),
+            "Description:  \tLIFEBOAT-PC E: 01.12.2026".to_string(),
+            "VMK protected with passphrase".to_string(),
+            "VMK protected with recovery passphrase".to_string(),
+        ] {
+            assert!(
+                dump.contains(&want),
+                "{name}: no {want:?} in bitlkDump:\n{dump}"
+            );
+        }
+        let fvek: String = vol.fvek.iter().map(|b| format!("{b:02x}")).collect();
+        for (what, key) in [
+            ("password", spec.password.to_string()),
+            ("recovery password", vol.recovery_password.clone()),
+        ] {
+            let key_file = join(&dir, "key");
+            std::fs::write(&key_file, &key)?;
+            let out = fixture::run(
+                "cryptsetup",
+                &[
+                    "bitlkDump",
+                    "--batch-mode",
+                    "--dump-volume-key",
+                    "--key-file",
+                    path_str(&key_file)?,
+                    path_str(&img)?,
+                ],
+            )?;
+            // `MK dump:\t8c d7 ...` over lines of 16 bytes.
+            let dumped: String = out
+                .split_once("MK dump:")
+                .map(|(_, d)| d.chars().filter(char::is_ascii_hexdigit).collect())
+                .unwrap_or_default();
+            assert!(
+                dumped == fvek,
+                "{name}: the {what} does not unwrap the volume key:\n{out}"
+            );
+        }
+        let e = read(&img)?;
+        assert_eq!(e.scheme, Scheme::BitLocker);
+        assert_eq!(e.variant.as_deref(), Some("Windows 7 or later"));
+        assert_eq!(e.uuid.as_deref(), Some(vol.guid.as_str()));
+        assert_eq!(e.cipher.as_deref(), Some("aes-xts-plain64"));
+        assert_eq!(e.key_bits, Some(bits));
+        assert_eq!(e.protectors, ["password", "recovery password"]);
+        assert_eq!(e.description.as_deref(), Some("LIFEBOAT-PC E: 01.12.2026"));
+        assert_eq!(e.data_size, Some(4 * MIB));
+        // The first 8 KiB (volume header and the sectors the relocated header stands for), the
+        // first FVE area with the relocated header behind it, and the other two areas.
+        assert_eq!(
+            e.metadata,
+            vec![
+                (0, 8192),
+                (vol.fve[0], 64 * 1024 + 8192),
+                (vol.fve[1], 64 * 1024),
+                (vol.fve[2], 64 * 1024)
+            ],
+            "{name}"
+        );
+        assert!(e.warnings.is_empty(), "{:?}", e.warnings);
+        let probed = fs::probe(&FileIo::open(&img)?)?.context("nothing probed")?;
+        assert_eq!(probed.kind, FsKind::BitLocker);
+        assert_eq!(
+            blkid(&img)?.get("TYPE").map(String::as_str),
+            Some("BitLocker")
+        );
+    }
+    Ok(())
+}
