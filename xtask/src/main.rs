@@ -28,7 +28,8 @@ commands:
               the file NAME.rs, other arguments go to the test binaries (`cargo xtask qemu-test demo
               job_` runs the tests whose names hold them)
   bench       backup/restore/clone against partclone, fsarchiver, zstd and dd (BENCHMARKS.md);
-              --encrypted: encrypted against unencrypted backup and restore
+              --encrypted: encrypted against unencrypted backup and restore; --fs: btrfs and XFS
+              backups against partclone.btrfs/partclone.xfs piped to zstd
   fuzz        [TARGET...] [--time S] [--list]: coverage-guided fuzzing with cargo-fuzz (FUZZING.md)
 ";
 

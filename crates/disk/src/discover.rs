@@ -166,6 +166,15 @@ pub enum DeviceKind {
     Raid {
         /// `md/level`, e.g. `raid1`.
         level: Option<String>,
+        /// `md/array_state`: `readonly` (as Lifeboat's init assembles arrays), `read-auto`,
+        /// `clean`, `active`, `inactive`, ...
+        state: Option<String>,
+        /// `md/raid_disks`: the devices the array is made of.
+        raid_disks: Option<u32>,
+        /// `md/degraded`: how many of them are missing.
+        degraded: Option<u32>,
+        /// `md/uuid`: the array's UUID as the kernel prints it.
+        uuid: Option<String>,
     },
     /// A RAM disk or zram device.
     Ram,
@@ -363,6 +372,12 @@ impl BlockDevice {
             self.serial.as_deref(),
             Some(self.size),
         )
+    }
+
+    /// True for an md array the kernel runs read-only (`readonly`: how Lifeboat's init assembles
+    /// them); it cannot be written until `mdadm --readwrite` makes it writable.
+    pub fn is_read_only_array(&self) -> bool {
+        matches!(&self.kind, DeviceKind::Raid { state: Some(s), .. } if s == "readonly")
     }
 
     /// True for loop, device-mapper, RAID and RAM devices.
@@ -571,6 +586,10 @@ fn read_device(
     } else if name.starts_with("md") || dir.join("md").is_dir() {
         DeviceKind::Raid {
             level: read_attr(&dir.join("md/level")),
+            state: read_attr(&dir.join("md/array_state")),
+            raid_disks: read_u64(&dir.join("md/raid_disks")).and_then(|n| u32::try_from(n).ok()),
+            degraded: read_u64(&dir.join("md/degraded")).and_then(|n| u32::try_from(n).ok()),
+            uuid: read_attr(&dir.join("md/uuid")),
         }
     } else if name.starts_with("sr") || read_attr(&dir.join("device/type")).as_deref() == Some("5")
     {

@@ -134,7 +134,7 @@ fn level_name(level: i32) -> String {
 
 /// `512 KiB`, `64 KiB`, `1 MiB`.
 fn kib_text(bytes: u64) -> String {
-    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{} KiB", bytes / 1024)

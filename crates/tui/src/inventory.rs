@@ -261,8 +261,37 @@ pub fn disk_name(d: &BlockDevice) -> String {
             Some(f) => format!("file {}", printable(&f.to_string_lossy())),
             None => format!("file {}", printable(&backing_file.to_string_lossy())),
         },
+        // issue 16: an md array has no model; its level and state say what it is.
+        (_, disk::DeviceKind::Raid { .. }) => md_name(d),
         _ => identity(d.vendor.as_deref(), None, d.serial.as_deref(), None),
     }
+}
+
+/// `md RAID5 array, read-only, 1 of 3 missing` (issue 16: arrays are sources like disks).
+fn md_name(d: &BlockDevice) -> String {
+    let disk::DeviceKind::Raid {
+        level,
+        state,
+        raid_disks,
+        degraded,
+        ..
+    } = &d.kind
+    else {
+        return String::new();
+    };
+    let mut out = format!(
+        "md {} array",
+        printable(level.as_deref().unwrap_or("RAID")).to_uppercase()
+    );
+    if d.is_read_only_array() {
+        out.push_str(", read-only");
+    } else if let Some(s) = state {
+        out.push_str(&format!(", {}", printable(s)));
+    }
+    if let (Some(n), Some(m)) = (degraded.filter(|&n| n > 0), raid_disks) {
+        out.push_str(&format!(", {n} of {m} missing"));
+    }
+    out
 }
 
 /// The model column of the disk tree: the model (escaped), the file behind a loop device, or
@@ -270,7 +299,7 @@ pub fn disk_name(d: &BlockDevice) -> String {
 pub fn model_column(d: &BlockDevice) -> String {
     match (&d.model, &d.kind) {
         (Some(m), _) => printable(m).into_owned(),
-        (None, disk::DeviceKind::Loop { .. }) => disk_name(d),
+        (None, disk::DeviceKind::Loop { .. } | disk::DeviceKind::Raid { .. }) => disk_name(d),
         (None, _) => String::new(),
     }
 }
