@@ -675,7 +675,7 @@ fn array_by_level(vm: &mut qemu_tests::vm::Vm, level: &str) -> Result<String> {
 fn tree_sum(vm: &mut qemu_tests::vm::Vm, dir: &str) -> Result<String> {
     vm_sum(
         vm,
-        &format!("(cd {dir} && find . -type f | sort | xargs sha256sum)"),
+        &format!("cd {dir} && find . -type f | sort | xargs sha256sum"),
     )
 }
 

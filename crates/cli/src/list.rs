@@ -95,12 +95,16 @@ fn render(disks: &[ListedDisk]) -> String {
     );
     for d in disks {
         let dev = &d.device;
-        let identity = disk::text::identity(
-            dev.vendor.as_deref(),
-            dev.model.as_deref(),
-            dev.serial.as_deref(),
-            None,
-        );
+        // An md array has no model or serial: its level and name say what it is.
+        let identity = match &d.md {
+            Some(a) => printable(&a.model()).into_owned(),
+            None => disk::text::identity(
+                dev.vendor.as_deref(),
+                dev.model.as_deref(),
+                dev.serial.as_deref(),
+                None,
+            ),
+        };
         let mut state = Vec::new();
         if dev.is_boot_medium {
             state.push("BOOT MEDIUM".to_string());
@@ -284,6 +288,23 @@ mod tests {
             }),
             error: Some("odd\x1b[Hmessage".into()),
             lvm: Vec::new(),
+            md: None,
+        };
+        let array = ListedDisk {
+            device: BlockDevice {
+                name: "md127".into(),
+                path: PathBuf::from("/dev/md127"),
+                model: None,
+                vendor: None,
+                serial: None,
+                partitions: Vec::new(),
+                ..device.clone()
+            },
+            table: "none".into(),
+            in_use: None,
+            content: None,
+            error: None,
+            lvm: Vec::new(),
             md: Some(engine::md::MdArray {
                 device: "md127".into(),
                 level: "raid5".into(),
@@ -299,10 +320,11 @@ mod tests {
                     disk: Some("vdb".into()),
                     identity: Some("QEMU HARDDISK, serial MDA".into()),
                     role: Some("device 0 of 3".into()),
+                    slot: Some(0),
                 }],
             }),
         };
-        let text = render(&[bare]);
+        let text = render(&[bare, array]);
         assert!(
             !text.contains('\x1b') && !text.contains('\u{202e}'),
             "{text:?}"
@@ -314,6 +336,11 @@ mod tests {
         assert!(text.contains("L\\x1b[31m\\u{202e}X"), "{text}");
         assert!(text.contains("mounted /media/\\x1b]0;x\\x07"), "{text}");
         assert!(text.contains("(cannot read: odd\\x1b[Hmessage)"), "{text}");
+        assert!(
+            text.contains("/dev/md127")
+                && text.contains("none   md RAID5 array \"h:\\x1b[2Jr5\" ["),
+            "{text}"
+        );
         assert!(
             text.contains(
                 "  md RAID5 array \"h:\\x1b[2Jr5\", UUID 0a0b, 3 devices, DEGRADED: 1 missing, 512 KiB \

@@ -22,6 +22,9 @@ pub struct ArrayMember {
     pub identity: Option<String>,
     /// Its role in the array, from its superblock (`device 0 of 3`, `spare`).
     pub role: Option<String>,
+    /// Its slot among the active devices.
+    #[serde(skip)]
+    pub slot: Option<u32>,
 }
 
 /// An assembled md array.
@@ -164,6 +167,10 @@ pub fn array(dev: &BlockDevice, devices: &[BlockDevice]) -> Option<MdArray> {
             }
         }
         a.members.push(ArrayMember {
+            slot: sb.as_ref().and_then(|m| match m.role {
+                fs::md::MdRole::Active(n) => Some(n),
+                _ => None,
+            }),
             device: slave.clone(),
             disk: holder.map(|d| d.name.clone()),
             identity: holder.map(BlockDevice::identity),
@@ -175,6 +182,9 @@ pub fn array(dev: &BlockDevice, devices: &[BlockDevice]) -> Option<MdArray> {
             }),
         });
     }
+    // `slaves/` lists in directory order: members by their slot, then by name.
+    a.members
+        .sort_by_key(|m| (m.slot.unwrap_or(u32::MAX), m.device.clone()));
     Some(a)
 }
 
@@ -237,7 +247,7 @@ mod tests {
             },
             None,
         );
-        md.slaves = vec!["vda1".into(), "vdb".into()];
+        md.slaves = vec!["vdb".into(), "vda1".into()];
         let devices = vec![a, b, md.clone()];
         let arr = array(&md, &devices).expect("an array");
         assert_eq!(arr.model(), "md RAID5 array");
