@@ -1022,9 +1022,10 @@ fn spec_name(spec: &str) -> Option<String> {
     (!spec.is_empty()).then(|| spec.to_string())
 }
 
-/// Finds a whole device by `/dev/sda`, `sda`, a `/dev/disk/by-*` link, `serial:XYZ` or
-/// `model:ABC` (serial and model compared without regard to case; a model also matches as
-/// `vendor model`).
+/// Finds a whole device by `/dev/sda`, `sda`, a `/dev/disk/by-*` or `/dev/md/NAME` link,
+/// `serial:XYZ`, `model:ABC` (serial and model compared without regard to case; a model also
+/// matches as `vendor model`) or `md-uuid:UUID` (an md array by its UUID, hex digits compared
+/// without regard to case, `-` and `:`, so blkid's and `mdadm --detail`'s forms both match).
 pub fn find<'a>(devices: &'a [BlockDevice], spec: &str) -> Result<&'a BlockDevice, FindError> {
     let spec = spec.trim();
     let by = |value: &str, get: &dyn Fn(&BlockDevice) -> Vec<String>| {
@@ -1050,6 +1051,19 @@ pub fn find<'a>(devices: &'a [BlockDevice], spec: &str) -> Result<&'a BlockDevic
     };
     if let Some(serial) = spec.strip_prefix("serial:") {
         return by(serial.trim(), &|d| d.serial.iter().cloned().collect());
+    }
+    if let Some(uuid) = spec.strip_prefix("md-uuid:") {
+        let hex = |u: &str| -> String {
+            u.chars()
+                .filter(|c| *c != '-' && *c != ':')
+                .collect::<String>()
+                .to_ascii_lowercase()
+        };
+        let want = hex(uuid.trim());
+        return by(&want, &|d| match &d.kind {
+            DeviceKind::Raid { uuid: Some(u), .. } => vec![hex(u)],
+            _ => Vec::new(),
+        });
     }
     if let Some(model) = spec.strip_prefix("model:") {
         return by(model.trim(), &|d| {
