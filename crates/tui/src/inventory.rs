@@ -377,3 +377,48 @@ pub fn with_units(model: &Model, text: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod md_tests {
+    use super::*;
+
+    #[test]
+    fn an_md_array_is_named_by_level_state_and_missing_members() {
+        let raid = |state: &str, degraded: u32| BlockDevice {
+            name: "md127".into(),
+            path: std::path::PathBuf::from("/dev/md127"),
+            dev: None,
+            kind: disk::DeviceKind::Raid {
+                level: Some("raid5".into()),
+                state: Some(state.into()),
+                raid_disks: Some(3),
+                degraded: Some(degraded),
+                uuid: None,
+            },
+            transport: disk::Transport::Virtual,
+            model: None,
+            vendor: None,
+            serial: None,
+            wwn: None,
+            size: 1 << 30,
+            logical_sector_size: 512,
+            physical_sector_size: 512,
+            rotational: None,
+            removable: None,
+            read_only: None,
+            discard: None,
+            partitions: Vec::new(),
+            mount_points: Vec::new(),
+            swap: false,
+            holders: Vec::new(),
+            slaves: Vec::new(),
+            is_boot_medium: false,
+        };
+        assert_eq!(
+            disk_name(&raid("readonly", 1)),
+            "md RAID5 array, read-only, 1 of 3 missing"
+        );
+        assert_eq!(disk_name(&raid("clean", 0)), "md RAID5 array, clean");
+        assert_eq!(model_column(&raid("clean", 0)), "md RAID5 array, clean");
+    }
+}
