@@ -698,11 +698,16 @@ fn file_systems() -> Result<()> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
+    // Figures move with the load of a shared machine: say what it was.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string());
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "Machine: {cores} cores ({}), {} GiB RAM; page cache dropped before each run when permitted.\n\
-         Workload: a {} GiB btrfs (`mkfs.btrfs --rootdir`) and a {} GiB XFS (`mkfs.xfs`, filled through a loop\n\
+        "Machine: {cores} cores ({}), {} GiB RAM, load average {load} before the runs; page cache dropped before\n\
+         each run when permitted. Workload: a {} GiB btrfs (`mkfs.btrfs --rootdir`) and a {} GiB XFS (`mkfs.xfs`, filled through a loop\n\
          mount), each holding the same {} MiB of files from /usr. Command: `cargo xtask bench --fs`, {}.\n\
          Each job run twice, the faster kept; Lifeboat's image restored and checked (`btrfs check --readonly`,\n\
          `xfs_repair -n`).\n",
