@@ -845,6 +845,27 @@ fn md_raid1_and_raid5_arrays_are_assembled_read_only_at_boot_and_imaged_as_file_
             "`lifeboat list` lacks {want:?}:\n{list}"
         );
     }
+    let info = sh(&mut vm, &format!("lifeboat info {md5} 2>&1"), QUICK)?;
+    ensure!(
+        info.contains("array: md RAID5 array \"lifeboat:r5\"") && info.contains("members:"),
+        "`lifeboat info {md5}` does not describe the array:\n{info}"
+    );
+    // An array is found by its UUID as mdadm prints it (job files and the command line).
+    let detail = sh(&mut vm, &format!("mdadm --detail {md1} 2>&1"), QUICK)?;
+    let uuid = detail
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("UUID :"))
+        .map(|u| u.trim().to_string())
+        .with_context(|| format!("no UUID in mdadm --detail {md1}:\n{detail}"))?;
+    let (code, out) = job_status(
+        &mut vm,
+        &format!("lifeboat backup md-uuid:{uuid} /tmp/images/by-uuid.lbi --dry-run"),
+        "/tmp/by-uuid.log",
+    )?;
+    ensure!(
+        code == 0 && out.contains(&format!("back up {md1} [md RAID1 array \"lifeboat:r1\"")),
+        "md-uuid:{uuid} did not name the RAID1 array (exit {code}):\n{out}"
+    );
     // Members of a running array are busy; a read-only array is not a target either.
     let (code, out) = job_status(
         &mut vm,
