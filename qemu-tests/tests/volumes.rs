@@ -15,6 +15,14 @@
 //! used blocks (restored locked, same header), and `--decrypted` (the plaintext PV: browsed and
 //! extracted from on the host without the key, restored unencrypted, fsck clean).
 //!
+//! md arrays (issue 16): three disks carry a RAID1 (ext4 made in the VM) and a RAID5 (an XFS made
+//! on the host, restored onto the running array by Lifeboat). Booted again, init has assembled
+//! both read-only: `lifeboat list` names them with their members' disks, the members and the
+//! read-only arrays are refused as targets, one RAID5 member alone is said not to hold a file
+//! system, each array is backed up as its file system's used blocks and restored onto a plain
+//! partition (fsck clean, files equal), and no member's byte changed. A third boot without one
+//! disk images the degraded RAID5.
+//!
 //! Run with `cargo xtask qemu-test --test volumes`.
 
 use anyhow::{ensure, Context, Result};
@@ -961,5 +969,435 @@ fn a_bitlocker_volume_with_ntfs_files_is_backed_up_as_ciphertext_and_restores_lo
         sizes[0], sizes[1]
     );
     report("volumes bitlocker", t0);
+    Ok(())
+}
+
+/// The arrays test's member disks: RAID1 on partition 1 of A and B, RAID5 on partition 2 of A,
+/// B and C.
+const R1_MIB: u64 = 16;
+const R5_MIB: u64 = 172;
+/// The XFS the RAID5 array holds (mkfs.xfs refuses less than 300 MiB).
+const XFS_MIB: u64 = 320;
+/// The blank disk the arrays' images are restored onto: a partition for each.
+const T2_MIB: u64 = 350;
+
+/// A GPT disk with a RAID1 and a RAID5 member partition (type Linux RAID), nothing on them yet.
+fn array_member_disk(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
+    let disk = dir.join(name);
+    sparse_file(&disk, (1 + R1_MIB + R5_MIB + 1) * MIB)?;
+    sgdisk(
+        &disk,
+        &[
+            &format!("-n1:1M:+{R1_MIB}M"),
+            "-t1:fd00",
+            &format!("-n2:{}M:+{R5_MIB}M", 1 + R1_MIB),
+            "-t2:fd00",
+        ],
+    )?;
+    Ok(disk)
+}
+
+/// `/dev/mdN` of the one running array of `level` (`raid1`, `raid5`) in the VM.
+fn array_by_level(vm: &mut qemu_tests::vm::Vm, level: &str) -> Result<String> {
+    let out = sh(
+        vm,
+        &format!(
+            "for d in /sys/block/md*; do [ \"$(cat $d/md/level 2>/dev/null)\" = {level} ] \
+             && echo \"MD=/dev/${{d##*/}}=\"; done; true"
+        ),
+        QUICK,
+    )?;
+    let found: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("MD=")?.strip_suffix('='))
+        .map(str::to_string)
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => anyhow::bail!("not one running {level} array in the VM:\n{out}"),
+    }
+}
+
+/// The sha256 of every file under `dir` in the VM (names and contents, in name order).
+fn tree_sum(vm: &mut qemu_tests::vm::Vm, dir: &str) -> Result<String> {
+    vm_sum(
+        vm,
+        &format!("cd {dir} && find . -type f | sort | xargs sha256sum"),
+    )
+}
+
+/// The sha256 of each member disk file, on the host.
+fn disk_sums(disks: &[&Path]) -> Result<Vec<String>> {
+    disks
+        .iter()
+        .map(|d| qemu_tests::fixture::sha256(d))
+        .collect()
+}
+
+#[test]
+fn md_raid1_and_raid5_arrays_are_assembled_read_only_at_boot_and_imaged_as_file_systems(
+) -> Result<()> {
+    let t0 = Instant::now();
+    let img = Image::find()?;
+    let dir = scratch("volumes/arrays")?;
+    let a = array_member_disk(&dir, "a.img")?;
+    let b = array_member_disk(&dir, "b.img")?;
+    let c = array_member_disk(&dir, "c.img")?;
+    // The XFS for the RAID5 array, made and filled on the host (the image has no mkfs.xfs) and
+    // handed to the VM as a Lifeboat image, which the first boot restores onto the array.
+    let xfs = dir.join("xfs.img");
+    qemu_tests::fixture::mkfs(
+        qemu_tests::fixture::Mkfs::Xfs,
+        &xfs,
+        XFS_MIB * MIB,
+        "r5xfs",
+        &[],
+    )?;
+    {
+        let m = qemu_tests::fixture::KernelMount::new(&xfs, &dir.join("xfs-mnt"), "")?;
+        std::fs::create_dir_all(m.path().join("docs/deep"))?;
+        for i in 0..4u64 {
+            std::fs::write(
+                m.path().join(format!("f{i}.bin")),
+                qemu_tests::fixture::noise(20 + i, 1_000_000 + 300_000 * i as usize),
+            )?;
+        }
+        std::fs::write(m.path().join("docs/deep/note.txt"), "an XFS on md RAID5\n")?;
+        m.unmount()?;
+    }
+    let content = dir.join("drive");
+    std::fs::create_dir_all(&content)?;
+    let (code, out) = host_lifeboat_run(&["backup", path(&xfs)?, path(&content.join("xfs.lbi"))?])?;
+    ensure!(
+        code == 0,
+        "backing up the XFS on the host exited {code}:\n{out}"
+    );
+    std::fs::remove_file(&xfs)?;
+    let drive = qemu_tests::e2e::ext4_drive(&dir, "images.img", 200, "IMAGES", Some(&content))?;
+    let target = dir.join("blank.img");
+    sparse_file(&target, (1 + R1_MIB + T2_MIB + 1) * MIB)?;
+    sgdisk(
+        &target,
+        &[
+            &format!("-n1:1M:+{R1_MIB}M"),
+            "-t1:8300",
+            &format!("-n2:{}M:+{T2_MIB}M", 1 + R1_MIB),
+            "-t2:8300",
+        ],
+    )?;
+    let drop_caches = "sync; echo 3 > /proc/sys/vm/drop_caches";
+    let mount_images = |vm: &mut qemu_tests::vm::Vm| -> Result<()> {
+        let imgs = dev_by_serial(vm, "IMAGES")?;
+        sh(
+            vm,
+            &format!("mkdir -p /tmp/images /mnt/r1 /mnt/r5 && mount -t ext4 {imgs} /tmp/images"),
+            QUICK,
+        )?;
+        Ok(())
+    };
+
+    // Boot 1: mdadm makes the arrays (all members are zeros, so --assume-clean is true), an
+    // ext4 with files on the RAID1, and Lifeboat restores the XFS onto the running RAID5 — a
+    // restore onto an assembled, writable array. Then the arrays are stopped.
+    let vm_b = VmBuilder::new("volumes-arrays-make")
+        .disk(Disk::new(&a, Interface::Virtio).serial("MDA"))
+        .disk(Disk::new(&b, Interface::Virtio).serial("MDB"))
+        .disk(Disk::new(&c, Interface::Virtio).serial("MDC"))
+        .disk(Disk::new(&drive, Interface::Virtio).serial("IMAGES"));
+    let mut vm = lifeboat_shell(vm_b, &img)?;
+    let (da, db, dc) = (
+        dev_by_serial(&mut vm, "MDA")?,
+        dev_by_serial(&mut vm, "MDB")?,
+        dev_by_serial(&mut vm, "MDC")?,
+    );
+    mount_images(&mut vm)?;
+    let stat = sh(&mut vm, "cat /proc/mdstat 2>&1; true", QUICK)?;
+    ensure!(
+        !stat.contains(" active"),
+        "an array runs before any was made:\n{stat}"
+    );
+    sh(&mut vm, "modprobe raid1 && modprobe raid456", QUICK)?;
+    for cmd in [
+        format!(
+            "mdadm --create /dev/md0 --run --assume-clean --level=1 --raid-devices=2 \
+             --metadata=1.2 --homehost=lifeboat --name=r1 {da}1 {db}1"
+        ),
+        format!(
+            "mdadm --create /dev/md1 --run --assume-clean --level=5 --raid-devices=3 --chunk=64 \
+             --metadata=1.2 --homehost=lifeboat --name=r5 {da}2 {db}2 {dc}2"
+        ),
+        "/usr/sbin/mke2fs -q -F -t ext4 -L r1ext4 /dev/md0".to_string(),
+        "mount -t ext4 /dev/md0 /mnt/r1 && head -c 3000000 /dev/urandom > /mnt/r1/data.bin \
+         && mkdir -p /mnt/r1/etc && echo 'a mirrored root' > /mnt/r1/etc/hostname && sync"
+            .to_string(),
+    ] {
+        sh(&mut vm, &format!("{cmd} 2>&1"), QUICK)?;
+    }
+    let r1_sum = tree_sum(&mut vm, "/mnt/r1")?;
+    sh(&mut vm, "umount /mnt/r1", QUICK)?;
+    let out = qemu_tests::e2e::job(
+        &mut vm,
+        "lifeboat restore /tmp/images/xfs.lbi /dev/md1 --yes",
+        "/tmp/restore-onto-array.log",
+    )?;
+    ensure!(
+        out.contains("md RAID5 array \"lifeboat:r5\""),
+        "the restore onto the array does not name it:\n{out}"
+    );
+    sh(&mut vm, drop_caches, QUICK)?;
+    sh(&mut vm, "mount -t xfs -o ro /dev/md1 /mnt/r5", QUICK)?;
+    let r5_sum = tree_sum(&mut vm, "/mnt/r5")?;
+    sh(&mut vm, "umount /mnt/r5 && umount /tmp/images", QUICK)?;
+    sh(&mut vm, "mdadm --stop --scan 2>&1", QUICK)?;
+    power_off(vm)?;
+    let before = disk_sums(&[&a, &b, &c])?;
+
+    // Boot 2: init assembled both arrays read-only. They are listed with their members' disks,
+    // the members and the read-only arrays are refused as targets, each array is backed up as
+    // its file system's used blocks and restored onto a plain partition.
+    let vm_b = VmBuilder::new("volumes-arrays-image")
+        .disk(Disk::new(&a, Interface::Virtio).serial("MDA"))
+        .disk(Disk::new(&b, Interface::Virtio).serial("MDB"))
+        .disk(Disk::new(&c, Interface::Virtio).serial("MDC"))
+        .disk(Disk::new(&drive, Interface::Virtio).serial("IMAGES"))
+        .disk(Disk::new(&target, Interface::Virtio).serial("MDT"));
+    let mut vm = lifeboat_shell(vm_b, &img)?;
+    let (da, dt) = (
+        dev_by_serial(&mut vm, "MDA")?,
+        dev_by_serial(&mut vm, "MDT")?,
+    );
+    mount_images(&mut vm)?;
+    let stat = sh(&mut vm, "cat /proc/mdstat", QUICK)?;
+    ensure!(
+        stat.contains("active (read-only) raid1") && stat.contains("active (read-only) raid5"),
+        "init did not assemble both arrays read-only:\n{stat}"
+    );
+    let md1 = array_by_level(&mut vm, "raid1")?;
+    let md5 = array_by_level(&mut vm, "raid5")?;
+    let list = sh(&mut vm, "lifeboat list 2>&1", QUICK)?;
+    for want in [
+        "md RAID1 array \"lifeboat:r1\"".to_string(),
+        "md RAID5 array \"lifeboat:r5\"".to_string(),
+        "3 devices, 64 KiB chunks, read-only; members:".to_string(),
+        format!(
+            "{}2 (device 0 of 3) on disk with serial MDA",
+            da.trim_start_matches("/dev/")
+        ),
+        "serial MDC".to_string(),
+        "r5xfs".to_string(),
+        "r1ext4".to_string(),
+    ] {
+        ensure!(
+            list.contains(&want),
+            "`lifeboat list` lacks {want:?}:\n{list}"
+        );
+    }
+    let info = sh(&mut vm, &format!("lifeboat info {md5} 2>&1"), QUICK)?;
+    ensure!(
+        info.contains("array: md RAID5 array \"lifeboat:r5\"") && info.contains("members:"),
+        "`lifeboat info {md5}` does not describe the array:\n{info}"
+    );
+    // An array is found by its UUID as mdadm prints it (job files and the command line).
+    let detail = sh(&mut vm, &format!("mdadm --detail {md1} 2>&1"), QUICK)?;
+    let uuid = detail
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("UUID :"))
+        .map(|u| u.trim().to_string())
+        .with_context(|| format!("no UUID in mdadm --detail {md1}:\n{detail}"))?;
+    let (code, out) = job_status(
+        &mut vm,
+        &format!("lifeboat backup md-uuid:{uuid} /tmp/images/by-uuid.lbi --dry-run"),
+        "/tmp/by-uuid.log",
+    )?;
+    ensure!(
+        code == 0 && out.contains(&format!("back up {md1} [md RAID1 array \"lifeboat:r1\"")),
+        "md-uuid:{uuid} did not name the RAID1 array (exit {code}):\n{out}"
+    );
+    // Members of a running array are busy; a read-only array is not a target either.
+    let (code, out) = job_status(
+        &mut vm,
+        &format!("lifeboat restore /tmp/images/xfs.lbi {da}2 --yes"),
+        "/tmp/member-target.log",
+    )?;
+    ensure!(
+        code == 1
+            && out.contains(&format!("refusing to write to {da}2"))
+            && out.contains("held by md"),
+        "a member of a running array was not refused as a target (exit {code}):\n{out}"
+    );
+    let (code, out) = job_status(
+        &mut vm,
+        &format!("lifeboat restore /tmp/images/xfs.lbi {md5} --yes"),
+        "/tmp/ro-target.log",
+    )?;
+    ensure!(
+        code == 1 && out.contains("assembled read-only") && out.contains("mdadm --readwrite"),
+        "a read-only array was not refused as a target (exit {code}):\n{out}"
+    );
+    // One member of the RAID5 alone holds no file system: the plan says so and offers the array.
+    let (code, out) = job_status(
+        &mut vm,
+        &format!("lifeboat backup {da} /tmp/images/member.lbi --part 2 --dry-run"),
+        "/tmp/member-plan.log",
+    )?;
+    ensure!(
+        code == 0
+            && out.contains("RAID5 member, device 0 of 3, 64 KiB chunks, left-symmetric")
+            && out.contains("no file system can be imaged from one member")
+            && out.contains("back up the assembled array"),
+        "the plan for one RAID5 member does not say it cannot be imaged as a file system \
+         (exit {code}):\n{out}"
+    );
+    let out = qemu_tests::e2e::job(
+        &mut vm,
+        &format!("lifeboat backup {md1} /tmp/images/r1.lbi"),
+        "/tmp/backup-r1.log",
+    )?;
+    ensure!(
+        out.contains("the source is an assembled md RAID1 array \"lifeboat:r1\"")
+            && out.contains("serial MDA")
+            && out.contains("serial MDB"),
+        "the RAID1 array's backup does not name the array and its members:\n{out}"
+    );
+    let out = qemu_tests::e2e::job(
+        &mut vm,
+        &format!("lifeboat backup {md5} /tmp/images/r5.lbi"),
+        "/tmp/backup-r5.log",
+    )?;
+    ensure!(
+        out.contains("the source is an assembled md RAID5 array \"lifeboat:r5\"")
+            && out.contains("xfs")
+            && out.contains("serial MDC"),
+        "the RAID5 array's backup does not name the array, its members and its XFS:\n{out}"
+    );
+    let r5_size: u64 = sh(&mut vm, "stat -c %s /tmp/images/r5.lbi", QUICK)?
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .next_back()
+        .context("no image size")?;
+    // 5.8 MB of random files, XFS metadata and its (zeroed) log: far below the array's size.
+    ensure!(
+        r5_size < 20 * MIB,
+        "the RAID5 array's image is {r5_size} bytes: not only the XFS's used blocks"
+    );
+    for (image, part) in [("r1", 1), ("r5", 2)] {
+        qemu_tests::e2e::job(
+            &mut vm,
+            &format!("lifeboat restore /tmp/images/{image}.lbi {dt}{part} --yes"),
+            &format!("/tmp/restore-{image}.log"),
+        )?;
+    }
+    sh(&mut vm, drop_caches, QUICK)?;
+    let (code, fsck) =
+        qemu_tests::e2e::sh_status(&mut vm, &format!("/usr/sbin/e2fsck -fn {dt}1 2>&1"), QUICK)?;
+    ensure!(
+        code == 0,
+        "e2fsck -fn of the restored RAID1 file system exited {code}:\n{fsck}"
+    );
+    sh(
+        &mut vm,
+        &format!("mount -t ext4 -o ro {dt}1 /mnt/r1"),
+        QUICK,
+    )?;
+    assert_eq!(
+        tree_sum(&mut vm, "/mnt/r1")?,
+        r1_sum,
+        "the RAID1 array's files differ"
+    );
+    sh(
+        &mut vm,
+        &format!("umount /mnt/r1 && mount -t xfs -o ro {dt}2 /mnt/r5"),
+        QUICK,
+    )?;
+    assert_eq!(
+        tree_sum(&mut vm, "/mnt/r5")?,
+        r5_sum,
+        "the RAID5 array's files differ"
+    );
+    sh(&mut vm, "umount /mnt/r5", QUICK)?;
+    // The restored partitions are plain file systems, not array members.
+    let (code, _) =
+        qemu_tests::e2e::sh_status(&mut vm, &format!("mdadm --examine {dt}2 2>&1"), QUICK)?;
+    ensure!(
+        code != 0,
+        "the restored RAID5 file system carries an md superblock"
+    );
+    sh(&mut vm, "umount /tmp/images", QUICK)?;
+    power_off(vm)?;
+    assert_eq!(
+        disk_sums(&[&a, &b, &c])?,
+        before,
+        "assembling read-only and backing up changed a member's bytes"
+    );
+    // The host's checker on the restored XFS.
+    let t2 = dir.join("t2.img");
+    run(
+        "dd",
+        &[
+            &format!("if={}", path(&target)?),
+            &format!("of={}", path(&t2)?),
+            "bs=1M",
+            &format!("skip={}", 1 + R1_MIB),
+            &format!("count={T2_MIB}"),
+            "status=none",
+        ],
+    )?;
+    run("xfs_repair", &["-n", "-f", path(&t2)?])?;
+    std::fs::remove_file(&t2)?;
+
+    // Boot 3: disk C is gone. init starts the RAID5 degraded and read-only; it is imaged and
+    // restored with the same files (C's chunks rebuilt from parity while reading).
+    let vm_b = VmBuilder::new("volumes-arrays-degraded")
+        .disk(Disk::new(&a, Interface::Virtio).serial("MDA"))
+        .disk(Disk::new(&b, Interface::Virtio).serial("MDB"))
+        .disk(Disk::new(&drive, Interface::Virtio).serial("IMAGES"))
+        .disk(Disk::new(&target, Interface::Virtio).serial("MDT"));
+    let mut vm = lifeboat_shell(vm_b, &img)?;
+    let dt = dev_by_serial(&mut vm, "MDT")?;
+    mount_images(&mut vm)?;
+    let stat = sh(&mut vm, "cat /proc/mdstat", QUICK)?;
+    ensure!(
+        stat.contains("active (read-only) raid5") && stat.contains("[3/2]"),
+        "init did not start the degraded RAID5 read-only:\n{stat}"
+    );
+    let md5 = array_by_level(&mut vm, "raid5")?;
+    let out = qemu_tests::e2e::job(
+        &mut vm,
+        &format!("lifeboat backup {md5} /tmp/images/r5d.lbi"),
+        "/tmp/backup-r5d.log",
+    )?;
+    ensure!(
+        out.contains("md RAID5 array \"lifeboat:r5\"") && out.contains("DEGRADED: 1 missing"),
+        "the degraded array's backup does not say it is degraded:\n{out}"
+    );
+    sh(
+        &mut vm,
+        &format!("dd if=/dev/zero of={dt}2 bs=1M count=8 2>&1"),
+        QUICK,
+    )?;
+    qemu_tests::e2e::job(
+        &mut vm,
+        &format!("lifeboat restore /tmp/images/r5d.lbi {dt}2 --yes"),
+        "/tmp/restore-r5d.log",
+    )?;
+    sh(&mut vm, drop_caches, QUICK)?;
+    sh(&mut vm, &format!("mount -t xfs -o ro {dt}2 /mnt/r5"), QUICK)?;
+    assert_eq!(
+        tree_sum(&mut vm, "/mnt/r5")?,
+        r5_sum,
+        "the degraded RAID5 array's files differ"
+    );
+    sh(&mut vm, "umount /mnt/r5 && umount /tmp/images", QUICK)?;
+    power_off(vm)?;
+    assert_eq!(
+        disk_sums(&[&a, &b])?,
+        before[..2].to_vec(),
+        "assembling the degraded array read-only changed a member's bytes"
+    );
+    eprintln!("md arrays: RAID5 image {r5_size} bytes for a {XFS_MIB} MiB XFS");
+    for f in ["a.img", "b.img", "c.img", "blank.img", "images.img"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    report("volumes md arrays", t0);
     Ok(())
 }

@@ -137,6 +137,9 @@ pub fn run(rest: &[String]) -> Result<()> {
     if rest.iter().any(|a| a == "--shrink") {
         return crate::bench_shrink::run();
     }
+    if rest.iter().any(|a| a == "--fs") {
+        return file_systems();
+    }
     crate::deps::install()?;
     crate::cargo(&["build", "--release", "--package", "cli"])?;
     let lifeboat = crate::target_dir().join("release/lifeboat");
@@ -737,6 +740,120 @@ fn lab() -> Result<()> {
     let old = std::fs::read_to_string(&path).unwrap_or_default();
     let section = format!("## Multicast, a lab in QEMU (`cargo xtask bench --lab`)\n\n{t}");
     let new = replace_section(&old, "## Multicast, a lab in QEMU", &section);
+/// The size of the btrfs and XFS file systems of `bench --fs`, and how much of real files goes in.
+const FS_SIZE: u64 = GIB;
+const FS_FILL: u64 = 400 << 20;
+
+/// `cargo xtask bench --fs`: backup of a btrfs and an XFS file system (the same files from /usr,
+/// btrfs made by `mkfs.btrfs --rootdir`, XFS filled through a loop mount) by Lifeboat against
+/// `partclone.btrfs`/`partclone.xfs` piped to zstd with Lifeboat's default level (3) and threads
+/// (one per core), in the same run on the same file, each timed twice and the faster kept; the
+/// image is checked by restoring it and running the file system's own checker; into BENCHMARKS.md.
+fn file_systems() -> Result<()> {
+    crate::deps::install()?;
+    crate::cargo(&["build", "--release", "--package", "cli"])?;
+    let lifeboat = crate::target_dir().join("release/lifeboat");
+    let lb = lifeboat.display();
+    let dir = crate::target_dir().join("bench-fs");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let p = |n: &str| dir.join(n).display().to_string();
+    eprintln!("bench: staging ~{} MiB of real files", FS_FILL >> 20);
+    let staged = stage_files(&dir.join("tree"), FS_FILL)?;
+    sh(&format!(
+        "truncate -s {FS_SIZE} {b} && mkfs.btrfs -q -f -L bench --rootdir {} {b}",
+        p("tree"),
+        b = p("btrfs.img")
+    ))?;
+    sh(&format!(
+        "truncate -s {FS_SIZE} {x} && mkfs.xfs -q -f -L bench {x} && mkdir -p {m} \
+         && mount -o loop {x} {m} && cp -a {}/. {m}/ && umount {m}",
+        p("tree"),
+        x = p("xfs.img"),
+        m = p("mnt")
+    ))?;
+    let _ = std::fs::remove_dir_all(dir.join("tree"));
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    // Figures move with the load of a shared machine: say what it was.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string());
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "Machine: {cores} cores ({}), {} GiB RAM, load average {load} before the runs; page cache dropped before\n\
+         each run when permitted. Workload: a {} GiB btrfs (`mkfs.btrfs --rootdir`) and a {} GiB XFS (`mkfs.xfs`, filled through a loop\n\
+         mount), each holding the same {} MiB of files from /usr. Command: `cargo xtask bench --fs`, {}.\n\
+         Each job run twice, the faster kept; Lifeboat's image restored and checked (`btrfs check --readonly`,\n\
+         `xfs_repair -n`).\n",
+        cpu_model(),
+        mem_gib(),
+        FS_SIZE / GIB,
+        FS_SIZE / GIB,
+        staged >> 20,
+        String::from_utf8_lossy(
+            &Command::new("date")
+                .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+                .output()?
+                .stdout
+        )
+        .trim()
+    );
+    let _ = writeln!(
+        t,
+        "| file system | Lifeboat (s) | partclone + zstd (s) | time ratio | Lifeboat (MiB) | partclone + zstd (MiB) | size ratio |"
+    );
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|");
+    for (fs, check) in [
+        ("btrfs", "btrfs check --readonly"),
+        ("xfs", "xfs_repair -n"),
+    ] {
+        let img = p(&format!("{fs}.img"));
+        let (lb_t, _) = timed(
+            &format!("lifeboat backup ({fs})"),
+            &format!("rm -f {}", p("fs.lbi")),
+            &format!("{lb} backup {img} {} >/dev/null", p("fs.lbi")),
+        )?;
+        let (pc_t, _) = timed(
+            &format!("partclone.{fs} -c | zstd -T0 -3"),
+            &format!("rm -f {}", p("pc.zst")),
+            &format!(
+                "partclone.{fs} -q -c -s {img} -o - 2>/dev/null | zstd -q -T0 -3 -o {}",
+                p("pc.zst")
+            ),
+        )?;
+        let (lb_size, pc_size) = (size(&dir.join("fs.lbi")), size(&dir.join("pc.zst")));
+        sh(&format!(
+            "truncate -s {FS_SIZE} {r} && {lb} restore {} {r} --yes >/dev/null && {check} {r} >/dev/null 2>&1",
+            p("fs.lbi"),
+            r = p("r.img")
+        ))
+        .with_context(|| format!("the restored {fs} does not check clean"))?;
+        let _ = std::fs::remove_file(dir.join("r.img"));
+        let _ = writeln!(
+            t,
+            "| {fs} | {lb_t:.2} | {pc_t:.2} | {:.2} | {:.1} | {:.1} | {:.3} |",
+            lb_t / pc_t,
+            lb_size as f64 / f64::from(1 << 20),
+            pc_size as f64 / f64::from(1 << 20),
+            lb_size as f64 / pc_size.max(1) as f64
+        );
+    }
+    let _ = writeln!(
+        t,
+        "\nRatios are Lifeboat's figure divided by partclone's (below 1: Lifeboat is faster or smaller).\n\
+         Lifeboat: `lifeboat backup FS.img x.lbi` (zstd level 3, one thread per core); partclone:\n\
+         `partclone.FS -c -s FS.img -o - | zstd -T0 -3`."
+    );
+    print!("{t}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = crate::workspace_root().join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let section = format!("## btrfs and XFS (`cargo xtask bench --fs`)\n\n{t}");
+    let new = replace_section(&old, "## btrfs and XFS", &section);
     std::fs::write(&path, new).context("writing BENCHMARKS.md")?;
     Ok(())
 }

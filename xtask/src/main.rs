@@ -33,6 +33,7 @@ commands:
               --shrink: a restore onto a smaller disk against a plain restore;
               --cast: multicast against unicast restores in network namespaces;
               --lab: the same in QEMU, PCs PXE-booted on a namespace LAN (root; issue 19)
+              --fs: btrfs and XFS backups against partclone.btrfs/partclone.xfs piped to zstd
   fuzz        [TARGET...] [--time S] [--list]: coverage-guided fuzzing with cargo-fuzz (FUZZING.md)
 ";
 

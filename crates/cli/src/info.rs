@@ -52,6 +52,10 @@ fn device_line(path: &Path) -> Option<String> {
     devices.iter().find_map(|d| {
         let identity = d.identity();
         if same(&d.path) {
+            // An md array: its level, name, UUID, state and members' disks.
+            if let Some(a) = engine::md::array(d, &devices) {
+                return Some(format!("array: {}\n", printable(&a.summary())));
+            }
             return Some(format!("disk: {identity}\n"));
         }
         d.partitions

@@ -25,6 +25,8 @@ struct ListedDisk {
     error: Option<String>,
     /// LVM2 PVs on the disk with their VGs and LVs.
     lvm: Vec<engine::LvmVolume>,
+    /// An md RAID array: its level, name, UUID, state and members with their disks.
+    md: Option<engine::md::MdArray>,
 }
 
 pub fn run(json: bool, all: bool) -> Result<()> {
@@ -33,7 +35,15 @@ pub fn run(json: bool, all: bool) -> Result<()> {
         ..DiscoverOptions::default()
     };
     let devices = disk::discover(&SysRoot::default(), &opts).context("listing block devices")?;
-    let listed: Vec<ListedDisk> = devices.into_iter().map(examine).collect();
+    let arrays: Vec<Option<engine::md::MdArray>> = devices
+        .iter()
+        .map(|d| engine::md::array(d, &devices))
+        .collect();
+    let listed: Vec<ListedDisk> = devices
+        .into_iter()
+        .zip(arrays)
+        .map(|(d, md)| examine(d, md))
+        .collect();
     if json {
         crate::emit(&(serde_json::to_string_pretty(&listed)? + "\n"))?;
     } else {
@@ -42,7 +52,7 @@ pub fn run(json: bool, all: bool) -> Result<()> {
     Ok(())
 }
 
-fn examine(device: BlockDevice) -> ListedDisk {
+fn examine(device: BlockDevice, md: Option<engine::md::MdArray>) -> ListedDisk {
     let in_use = device.in_use();
     let (content, error) = if device.size == 0 {
         (None, Some("no medium".to_string()))
@@ -68,6 +78,7 @@ fn examine(device: BlockDevice) -> ListedDisk {
         content,
         error,
         lvm,
+        md,
     }
 }
 
@@ -84,12 +95,16 @@ fn render(disks: &[ListedDisk]) -> String {
     );
     for d in disks {
         let dev = &d.device;
-        let identity = disk::text::identity(
-            dev.vendor.as_deref(),
-            dev.model.as_deref(),
-            dev.serial.as_deref(),
-            None,
-        );
+        // An md array has no model or serial: its level and name say what it is.
+        let identity = match &d.md {
+            Some(a) => printable(&a.model()).into_owned(),
+            None => disk::text::identity(
+                dev.vendor.as_deref(),
+                dev.model.as_deref(),
+                dev.serial.as_deref(),
+                None,
+            ),
+        };
         let mut state = Vec::new();
         if dev.is_boot_medium {
             state.push("BOOT MEDIUM".to_string());
@@ -118,6 +133,9 @@ fn render(disks: &[ListedDisk]) -> String {
         );
         if let Some(e) = &d.error {
             let _ = writeln!(out, "  (cannot read: {})", printable(e));
+        }
+        if let Some(a) = &d.md {
+            let _ = writeln!(out, "  {}", printable(&a.summary()));
         }
         render_partitions(&mut out, d);
     }
@@ -270,8 +288,43 @@ mod tests {
             }),
             error: Some("odd\x1b[Hmessage".into()),
             lvm: Vec::new(),
+            md: None,
         };
-        let text = render(&[bare]);
+        let array = ListedDisk {
+            device: BlockDevice {
+                name: "md127".into(),
+                path: PathBuf::from("/dev/md127"),
+                model: None,
+                vendor: None,
+                serial: None,
+                partitions: Vec::new(),
+                ..device.clone()
+            },
+            table: "none".into(),
+            in_use: None,
+            content: None,
+            error: None,
+            lvm: Vec::new(),
+            md: Some(engine::md::MdArray {
+                device: "md127".into(),
+                level: "raid5".into(),
+                name: Some("h:\x1b[2Jr5".into()),
+                uuid: Some("0a0b".into()),
+                state: Some("readonly".into()),
+                raid_disks: Some(3),
+                degraded: Some(1),
+                chunk_size: Some(512 << 10),
+                metadata: Some("1.2".into()),
+                members: vec![engine::md::ArrayMember {
+                    device: "vdb1".into(),
+                    disk: Some("vdb".into()),
+                    identity: Some("QEMU HARDDISK, serial MDA".into()),
+                    role: Some("device 0 of 3".into()),
+                    slot: Some(0),
+                }],
+            }),
+        };
+        let text = render(&[bare, array]);
         assert!(
             !text.contains('\x1b') && !text.contains('\u{202e}'),
             "{text:?}"
@@ -283,6 +336,18 @@ mod tests {
         assert!(text.contains("L\\x1b[31m\\u{202e}X"), "{text}");
         assert!(text.contains("mounted /media/\\x1b]0;x\\x07"), "{text}");
         assert!(text.contains("(cannot read: odd\\x1b[Hmessage)"), "{text}");
+        assert!(
+            text.contains("/dev/md127")
+                && text.contains("none   md RAID5 array \"h:\\x1b[2Jr5\" ["),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  md RAID5 array \"h:\\x1b[2Jr5\", UUID 0a0b, 3 devices, DEGRADED: 1 missing, 512 KiB \
+                 chunks, read-only; members: vdb1 (device 0 of 3) on QEMU HARDDISK, serial MDA"
+            ),
+            "{text}"
+        );
         // JSON keeps the bytes, escaped the JSON way.
         let json = serde_json::to_string(&ListedDisk {
             device,
@@ -291,6 +356,7 @@ mod tests {
             content: None,
             error: None,
             lvm: Vec::new(),
+            md: None,
         })
         .unwrap();
         assert!(json.contains("Stick\\u001b[2J"), "{json}");

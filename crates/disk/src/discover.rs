@@ -166,6 +166,15 @@ pub enum DeviceKind {
     Raid {
         /// `md/level`, e.g. `raid1`.
         level: Option<String>,
+        /// `md/array_state`: `readonly` (as Lifeboat's init assembles arrays), `read-auto`,
+        /// `clean`, `active`, `inactive`, ...
+        state: Option<String>,
+        /// `md/raid_disks`: the devices the array is made of.
+        raid_disks: Option<u32>,
+        /// `md/degraded`: how many of them are missing.
+        degraded: Option<u32>,
+        /// `md/uuid`: the array's UUID as the kernel prints it.
+        uuid: Option<String>,
     },
     /// A RAM disk or zram device.
     Ram,
@@ -363,6 +372,12 @@ impl BlockDevice {
             self.serial.as_deref(),
             Some(self.size),
         )
+    }
+
+    /// True for an md array the kernel runs read-only (`readonly`: how Lifeboat's init assembles
+    /// them); it cannot be written until `mdadm --readwrite` makes it writable.
+    pub fn is_read_only_array(&self) -> bool {
+        matches!(&self.kind, DeviceKind::Raid { state: Some(s), .. } if s == "readonly")
     }
 
     /// True for loop, device-mapper, RAID and RAM devices.
@@ -571,6 +586,10 @@ fn read_device(
     } else if name.starts_with("md") || dir.join("md").is_dir() {
         DeviceKind::Raid {
             level: read_attr(&dir.join("md/level")),
+            state: read_attr(&dir.join("md/array_state")),
+            raid_disks: read_u64(&dir.join("md/raid_disks")).and_then(|n| u32::try_from(n).ok()),
+            degraded: read_u64(&dir.join("md/degraded")).and_then(|n| u32::try_from(n).ok()),
+            uuid: read_attr(&dir.join("md/uuid")),
         }
     } else if name.starts_with("sr") || read_attr(&dir.join("device/type")).as_deref() == Some("5")
     {
@@ -1003,9 +1022,10 @@ fn spec_name(spec: &str) -> Option<String> {
     (!spec.is_empty()).then(|| spec.to_string())
 }
 
-/// Finds a whole device by `/dev/sda`, `sda`, a `/dev/disk/by-*` link, `serial:XYZ` or
-/// `model:ABC` (serial and model compared without regard to case; a model also matches as
-/// `vendor model`).
+/// Finds a whole device by `/dev/sda`, `sda`, a `/dev/disk/by-*` or `/dev/md/NAME` link,
+/// `serial:XYZ`, `model:ABC` (serial and model compared without regard to case; a model also
+/// matches as `vendor model`) or `md-uuid:UUID` (an md array by its UUID, hex digits compared
+/// without regard to case, `-` and `:`, so blkid's and `mdadm --detail`'s forms both match).
 pub fn find<'a>(devices: &'a [BlockDevice], spec: &str) -> Result<&'a BlockDevice, FindError> {
     let spec = spec.trim();
     let by = |value: &str, get: &dyn Fn(&BlockDevice) -> Vec<String>| {
@@ -1031,6 +1051,19 @@ pub fn find<'a>(devices: &'a [BlockDevice], spec: &str) -> Result<&'a BlockDevic
     };
     if let Some(serial) = spec.strip_prefix("serial:") {
         return by(serial.trim(), &|d| d.serial.iter().cloned().collect());
+    }
+    if let Some(uuid) = spec.strip_prefix("md-uuid:") {
+        let hex = |u: &str| -> String {
+            u.chars()
+                .filter(|c| *c != '-' && *c != ':')
+                .collect::<String>()
+                .to_ascii_lowercase()
+        };
+        let want = hex(uuid.trim());
+        return by(&want, &|d| match &d.kind {
+            DeviceKind::Raid { uuid: Some(u), .. } => vec![hex(u)],
+            _ => Vec::new(),
+        });
     }
     if let Some(model) = spec.strip_prefix("model:") {
         return by(model.trim(), &|d| {

@@ -303,9 +303,28 @@ fn device_mapper_and_raid_devices_are_listed_as_virtual_with_their_details() {
     assert_eq!(
         md.kind,
         DeviceKind::Raid {
-            level: Some("raid1".into())
+            level: Some("raid1".into()),
+            state: Some("readonly".into()),
+            raid_disks: Some(2),
+            degraded: Some(1),
+            uuid: Some("3a8f05e4-9c1f-5c4e-0e2d-b1b7e3b9c0aa".into()),
         }
     );
+    // Assembled read-only, as Lifeboat's init does: not writable until `mdadm --readwrite`.
+    assert!(md.is_read_only_array());
+    assert!(!get(&devs, "sda").is_read_only_array());
+    // Found by its UUID in blkid's form or mdadm's.
+    for spec in [
+        "md-uuid:3a8f05e4-9c1f-5c4e-0e2d-b1b7e3b9c0aa",
+        "md-uuid:3A8F05E4:9C1F5C4E:0E2DB1B7:E3B9C0AA",
+    ] {
+        assert_eq!(
+            disk::find(&devs, spec).map(|d| d.name.as_str()).ok(),
+            Some("md127"),
+            "{spec}"
+        );
+    }
+    assert!(disk::find(&devs, "md-uuid:00000000-0000-0000-0000-000000000000").is_err());
 }
 
 #[test]

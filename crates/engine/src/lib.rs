@@ -14,7 +14,7 @@
 //! read-only with its key), [`pipeline`] (what a
 //! partition's copy reads, and the reader/writer pipeline), [`rescue`] (the bad-sector policy),
 //! [`blockmap`] (the used byte runs of a block map), [`progress`] (events and cancellation),
-//! [`inspect`] (what a disk or file holds) and [`units`] (human sizes). The engine knows nothing
+//! [`inspect`] (what a disk or file holds), [`md`] (an assembled md RAID array and its members) and [`units`] (human sizes). The engine knows nothing
 //! of terminals, arguments or output formats, and reaches disks only through `disk::BlockIo`.
 
 pub mod backup;
@@ -31,6 +31,7 @@ pub mod grow;
 pub mod inspect;
 pub mod job;
 pub mod keys;
+pub mod md;
 pub mod pipeline;
 pub mod progress;
 pub mod rescue;

@@ -96,15 +96,33 @@ pub fn check_target(
                 None => disk.in_use(),
                 Some(p) => partition_in_use(p),
             };
+            if disk.is_read_only_array() && reason.is_none() {
+                return Err(JobError::TargetInUse {
+                    device: device_name,
+                    reason: format!(
+                        "the md array {} is assembled read-only (Lifeboat assembles arrays \
+                         read-only so that nothing writes their members): make it writable with \
+                         `mdadm --readwrite {}` first",
+                        disk.name,
+                        disk.path.display()
+                    ),
+                });
+            }
             if let Some(reason) = reason {
                 return Err(JobError::TargetInUse {
                     device: device_name,
                     reason,
                 });
             }
-            let identity = match part {
-                None => disk.identity(),
-                Some(p) => format!("partition {} of {}", p.name, disk.identity()),
+            let identity = match (part, crate::md::array(disk, devices)) {
+                (None, Some(a)) => format!(
+                    "{}, UUID {}, {}",
+                    disk::text::printable(&a.model()),
+                    a.uuid.as_deref().unwrap_or("unknown"),
+                    disk::text::decimal_size(size)
+                ),
+                (None, None) => disk.identity(),
+                (Some(p), _) => format!("partition {} of {}", p.name, disk.identity()),
             };
             Ok(CheckedTarget {
                 path: target.to_path_buf(),

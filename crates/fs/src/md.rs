@@ -1,7 +1,12 @@
 //! Linux software RAID (md) member superblocks, read-only: metadata 0.90 (64 KiB-aligned, at the
 //! end, in the writer's byte order) and 1.0 (at the end), 1.1 (at the start) and 1.2 (4 KiB in),
-//! little-endian. What a member says: the array's level, UUID and name, how many devices it has,
-//! this member's role, and where the member's share of the data lies.
+//! little-endian. What a member says: the array's level, layout and chunk size, UUID and name, how
+//! many devices it has, this member's role, and where the member's share of the data lies.
+//!
+//! A RAID1 member holds a plain copy of the array's data, so its file system can be mapped from
+//! the member alone ([`member_map`]). A member of a striped or parity array (RAID0, 4, 5, 6, 10,
+//! linear) holds chunks of it: no file system can be read from one member, only from the
+//! assembled array, so such a member is imaged whole and the reason says so.
 //!
 //! A member belongs to its array: writing one half of a mirror behind the array's back leaves two
 //! halves that disagree, and the next assembly may pick either. The engine refuses such targets
@@ -51,6 +56,11 @@ pub struct MdMember {
     /// Devices the array is made of (not counting spares).
     pub raid_disks: u32,
     pub role: MdRole,
+    /// The chunk size in bytes (striped and parity levels; 0 for RAID1 and multipath).
+    pub chunk_size: u64,
+    /// The layout as mdadm names it (`left-symmetric`, `near=2`, ...) for RAID4/5/6/10; `None`
+    /// for the others.
+    pub layout: Option<String>,
     /// Byte offset of the superblock in the member.
     pub super_offset: u64,
     /// Where the member's data starts, and its length, in bytes.
@@ -71,7 +81,15 @@ impl MdMember {
         )
     }
 
-    /// `RAID1 member, device 0 of 2, array "host:root" (metadata 1.2)`.
+    /// Whether each member holds only chunks of the array's data (striped, parity or linear
+    /// levels): its file system can only be read from the assembled array.
+    pub fn is_striped(&self) -> bool {
+        !matches!(self.level.as_str(), "raid1" | "multipath")
+    }
+
+    /// `RAID1 member, device 0 of 2, array "host:root" (metadata 1.2)`; striped and parity
+    /// levels add the chunk size and layout: `RAID5 member, device 2 of 3, 512 KiB chunks,
+    /// left-symmetric, array "host:data" (metadata 1.2)`.
     pub fn summary(&self) -> String {
         let role = match self.role {
             MdRole::Active(n) => format!("device {n} of {}", self.raid_disks),
@@ -83,6 +101,14 @@ impl MdMember {
             Some(n) => format!(", array \"{n}\""),
             None => String::new(),
         };
+        let mut geometry = String::new();
+        if self.chunk_size > 0 && self.is_striped() {
+            geometry.push_str(&format!(", {} chunks", kib_text(self.chunk_size)));
+        }
+        if let Some(l) = &self.layout {
+            geometry.push_str(&format!(", {l}"));
+        }
+        let role = format!("{role}{geometry}");
         format!(
             "{} member, {role}{name} (metadata {})",
             self.level.to_uppercase(),
@@ -103,6 +129,64 @@ fn level_name(level: i32) -> String {
         6 => "raid6".into(),
         10 => "raid10".into(),
         n => format!("level {n}"),
+    }
+}
+
+/// `512 KiB`, `64 KiB`, `1 MiB`.
+fn kib_text(bytes: u64) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{} KiB", bytes / 1024)
+    }
+}
+
+/// The layout of a RAID4/5/6/10 array as mdadm prints it (`md_p.h`, mdadm's `maps.c`); `None`
+/// for levels without one.
+fn layout_name(level: &str, layout: u32) -> Option<String> {
+    match level {
+        "raid4" => Some("parity-last".to_string()),
+        "raid5" | "raid6" => Some(
+            match layout {
+                0 => "left-asymmetric",
+                1 => "right-asymmetric",
+                2 => "left-symmetric",
+                3 => "right-symmetric",
+                4 => "parity-first",
+                5 => "parity-last",
+                8 => "ddf-zero-restart",
+                9 => "ddf-N-restart",
+                10 => "ddf-N-continue",
+                16 => "left-asymmetric-6",
+                17 => "right-asymmetric-6",
+                18 => "left-symmetric-6",
+                19 => "right-symmetric-6",
+                20 => "parity-first-6",
+                n => return Some(format!("layout {n}")),
+            }
+            .to_string(),
+        ),
+        "raid10" => {
+            // near copies in the low byte, far copies in the next, offset as bit 16.
+            let (near, far) = (layout & 0xff, (layout >> 8) & 0xff);
+            let mut parts = Vec::new();
+            if near > 1 {
+                parts.push(format!("near={near}"));
+            }
+            if far > 1 {
+                let kind = if layout & 0x1_0000 != 0 {
+                    "offset"
+                } else {
+                    "far"
+                };
+                parts.push(format!("{kind}={far}"));
+            }
+            if parts.is_empty() {
+                parts.push(format!("layout {layout:#x}"));
+            }
+            Some(parts.join(" "))
+        }
+        _ => None,
     }
 }
 
@@ -148,9 +232,12 @@ fn read_1x(io: &dyn BlockIo, at: u64, minor: &str) -> Result<Option<MdMember>, P
     }
     let data_offset = le64(&sb, 128).saturating_mul(512);
     let data_size = le64(&sb, 136).saturating_mul(512);
+    let level = level_name(le32(&sb, 72) as i32);
     let mut m = MdMember {
         metadata: minor.to_string(),
-        level: level_name(le32(&sb, 72) as i32),
+        layout: layout_name(&level, le32(&sb, 76)),
+        chunk_size: u64::from(le32(&sb, 88)).saturating_mul(512),
+        level,
         array_uuid: uuid_string(slice(&sb, 16, 16)),
         device_uuid: uuid_string(slice(&sb, 168, 16)),
         name: crate::bytes::label_from_bytes(slice(&sb, 32, 32)),
@@ -252,9 +339,13 @@ fn read_090(io: &dyn BlockIo) -> Result<Option<MdMember>, ProbeError> {
     } else {
         (u64::from(w(40)) << 32) | u64::from(w(39))
     };
+    let level = level_name(w(7) as i32);
     let mut m = MdMember {
         metadata: "0.90".into(),
-        level: level_name(w(7) as i32),
+        // The personality section: layout (word 64) and chunk size in bytes (word 65).
+        layout: layout_name(&level, w(64)),
+        chunk_size: u64::from(w(65)),
+        level,
         array_uuid: uuid_string(&uuid),
         device_uuid: None,
         name: None,
@@ -288,8 +379,10 @@ fn read_090(io: &dyn BlockIo) -> Result<Option<MdMember>, ProbeError> {
 /// RAID1 member holds a plain copy of the array's data. Returns the map over the member and what
 /// is inside (`ext4`, `LVM2 PV, VG vg0: ...`).
 ///
-/// Other levels (a member holds only a share of the data), spares, faulty or journal devices, a
-/// superblock with warnings and an unknown inside: [`MapError::ImagedWhole`] with the reason.
+/// Other levels (a member holds only chunks of the data: no file system can be read from it
+/// alone — the reason says to back up the assembled array instead), spares, faulty or journal
+/// devices, a superblock with warnings and an unknown inside: [`MapError::ImagedWhole`] with the
+/// reason.
 pub fn member_map(io: &dyn BlockIo) -> Result<(UsedMap, String), MapError> {
     let kind = FsKind::LinuxRaidMember;
     let whole = |reason: String| MapError::ImagedWhole {
@@ -302,10 +395,7 @@ pub fn member_map(io: &dyn BlockIo) -> Result<(UsedMap, String), MapError> {
         kind,
     })?;
     if m.level != "raid1" {
-        return Err(whole(format!(
-            "md {} member: it holds only a share of the array's data",
-            m.level
-        )));
+        return Err(whole(striped_reason(&m)));
     }
     if !matches!(m.role, MdRole::Active(_)) {
         return Err(whole(format!(
@@ -362,9 +452,34 @@ pub fn member_map(io: &dyn BlockIo) -> Result<(UsedMap, String), MapError> {
     Ok((map, inside))
 }
 
+/// Why one member of a striped or parity array cannot be imaged as a file system, and what to do
+/// instead.
+pub fn striped_reason(m: &MdMember) -> String {
+    let how = match m.level.as_str() {
+        "raid0" => "striped without redundancy".to_string(),
+        "raid10" => "striped and mirrored".to_string(),
+        "linear" => "concatenated".to_string(),
+        "raid4" | "raid5" | "raid6" => "striped with parity".to_string(),
+        other => format!("spread by {other}"),
+    };
+    let chunks = if m.chunk_size > 0 {
+        format!("in {} chunks ", kib_text(m.chunk_size))
+    } else {
+        String::new()
+    };
+    format!(
+        "an md {} member holds only part of the array's data ({how} {chunks}over {} devices): \
+         no file system can be imaged from one member; back up the assembled array instead (its \
+         used blocks), or this member whole as it is",
+        m.level.to_uppercase(),
+        m.raid_disks
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use disk::MemDisk;
 
     #[test]
     fn a_1_0_superblock_sits_8_kib_from_the_end_on_4_kib() {
@@ -384,6 +499,8 @@ mod tests {
             name: Some("h:0".into()),
             raid_disks: 2,
             role: MdRole::Active(1),
+            chunk_size: 0,
+            layout: None,
             super_offset: 4096,
             data_offset: 1 << 20,
             data_size: 1 << 20,
@@ -397,5 +514,106 @@ mod tests {
         );
         m.level = "raid0".into();
         assert!(!m.is_redundant());
+        assert!(m.is_striped());
+        m.level = "raid5".into();
+        m.chunk_size = 512 << 10;
+        m.layout = layout_name("raid5", 2);
+        assert_eq!(
+            m.summary(),
+            "RAID5 member, device 1 of 2, 512 KiB chunks, left-symmetric, array \"h:0\" \
+             (metadata 1.2)"
+        );
+        let why = striped_reason(&m);
+        assert!(
+            why.contains("striped with parity in 512 KiB chunks over 2 devices")
+                && why.contains("back up the assembled array"),
+            "{why}"
+        );
+    }
+
+    /// A 1.2 superblock laid out from the kernel's `mdp_superblock_1` (the build host has no md
+    /// driver for `mdadm --create`; the booted-image test checks members mdadm made).
+    fn sb_1_2(level: u32, layout: u32, chunk_sectors: u32, raid_disks: u32, dev: u16) -> MemDisk {
+        let mut sb = vec![0u8; 4096];
+        let put32 =
+            |sb: &mut Vec<u8>, at: usize, v: u32| sb[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        let put64 =
+            |sb: &mut Vec<u8>, at: usize, v: u64| sb[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        put32(&mut sb, 0, MD_MAGIC);
+        put32(&mut sb, 4, 1);
+        sb[16..32].copy_from_slice(&[0x11; 16]);
+        sb[32..38].copy_from_slice(b"h:data");
+        put32(&mut sb, 72, level);
+        put32(&mut sb, 76, layout);
+        put32(&mut sb, 88, chunk_sectors);
+        put32(&mut sb, 92, raid_disks);
+        put64(&mut sb, 128, 2048);
+        put64(&mut sb, 136, 14336);
+        put64(&mut sb, 144, 8);
+        put32(&mut sb, 160, u32::from(dev));
+        put64(&mut sb, 200, 7);
+        put32(&mut sb, 220, raid_disks);
+        for d in 0..raid_disks as usize {
+            sb[256 + 2 * d..258 + 2 * d].copy_from_slice(&(d as u16).to_le_bytes());
+        }
+        let csum = checksum_1x(&sb, raid_disks);
+        put32(&mut sb, 216, csum);
+        let mut bytes = vec![0u8; 8 << 20];
+        bytes[4096..8192].copy_from_slice(&sb);
+        MemDisk::from_vec(bytes, 512)
+    }
+
+    #[test]
+    fn striped_and_parity_members_report_level_chunk_layout_count_and_role() {
+        // RAID5, left-symmetric, 512 KiB chunks, device 2 of 3.
+        let m = read(&sb_1_2(5, 2, 1024, 3, 2)).unwrap().unwrap();
+        assert_eq!(m.level, "raid5");
+        assert_eq!(m.chunk_size, 512 << 10);
+        assert_eq!(m.layout.as_deref(), Some("left-symmetric"));
+        assert_eq!((m.role, m.raid_disks), (MdRole::Active(2), 3));
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        // RAID0 and RAID10 near=2 with 64 KiB chunks; RAID6 over 4.
+        let m = read(&sb_1_2(0, 0, 128, 2, 1)).unwrap().unwrap();
+        assert_eq!(
+            (m.level.as_str(), m.chunk_size, m.layout.clone()),
+            ("raid0", 64 << 10, None)
+        );
+        let m = read(&sb_1_2(10, 0x102, 128, 4, 3)).unwrap().unwrap();
+        assert_eq!(m.layout.as_deref(), Some("near=2"));
+        assert_eq!(m.role, MdRole::Active(3));
+        let m = read(&sb_1_2(6, 18, 1024, 4, 0)).unwrap().unwrap();
+        assert_eq!(
+            m.summary(),
+            "RAID6 member, device 0 of 4, 512 KiB chunks, left-symmetric-6, array \"h:data\" \
+             (metadata 1.2)"
+        );
+    }
+
+    #[test]
+    fn a_member_of_a_striped_array_is_never_mapped_as_a_file_system() {
+        let io = sb_1_2(5, 2, 1024, 3, 0);
+        match member_map(&io) {
+            Err(MapError::ImagedWhole { reason, .. }) => assert!(
+                reason.contains("no file system can be imaged from one member")
+                    && reason.contains("RAID5")
+                    && reason.contains("back up the assembled array"),
+                "{reason}"
+            ),
+            other => panic!("a RAID5 member was not imaged whole: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn raid10_layouts_read_as_mdadm_prints_them() {
+        assert_eq!(layout_name("raid10", 0x102).as_deref(), Some("near=2"));
+        assert_eq!(layout_name("raid10", 0x201).as_deref(), Some("far=2"));
+        assert_eq!(layout_name("raid10", 0x1_0201).as_deref(), Some("offset=2"));
+        assert_eq!(
+            layout_name("raid6", 18).as_deref(),
+            Some("left-symmetric-6")
+        );
+        assert_eq!(layout_name("raid1", 0), None);
+        assert_eq!(kib_text(64 << 10), "64 KiB");
+        assert_eq!(kib_text(1 << 20), "1 MiB");
     }
 }

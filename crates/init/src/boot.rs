@@ -416,6 +416,34 @@ impl Runtime {
                 );
                 Ok(())
             }
+            Step::AssembleMd => {
+                let levels = crate::md::member_levels(&block_devices(), crate::md::read_level);
+                if levels.is_empty() {
+                    return Ok(());
+                }
+                log::info!("md RAID members: {}", levels.join(" "));
+                for m in crate::md::modules_for(levels.iter().map(String::as_str)) {
+                    self.load_module(m);
+                }
+                let (prog, args) = crate::md::ASSEMBLE.split_at(1);
+                match std::process::Command::new(prog[0])
+                    .args(args)
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                {
+                    Ok(o) => log::info!(
+                        "{} (exit {}): {}{}",
+                        crate::md::ASSEMBLE.join(" "),
+                        o.status.code().unwrap_or(-1),
+                        String::from_utf8_lossy(&o.stdout).trim(),
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    ),
+                    Err(e) => log::warn!("{}: {e}", crate::md::ASSEMBLE.join(" ")),
+                }
+                // The arrays' block devices appear by uevent: let them settle.
+                self.pump(Duration::from_millis(300));
+                Ok(())
+            }
             Step::FindBootMedium { label } => {
                 self.media_label = label.clone();
                 for dev in block_devices() {

@@ -23,6 +23,7 @@ pub mod console;
 pub mod firmware;
 pub mod job_volume;
 pub mod logger;
+pub mod md;
 pub mod modules;
 pub mod network;
 pub mod steps;

@@ -49,6 +49,9 @@ pub enum Step {
     Coldplug,
     /// Waits until no new block device appeared for `quiet_ms`, at most `max_ms`.
     SettleDisks { quiet_ms: u64, max_ms: u64 },
+    /// When md RAID members are present: loads the md driver and the levels' personalities and
+    /// assembles every array read-only ([`crate::md`]).
+    AssembleMd,
     /// Finds the Lifeboat medium by volume label, mounts it read-only and records its device.
     FindBootMedium { label: String },
     /// Brings up `lo` and configures every wired link present (later ones as they appear) for
@@ -234,6 +237,7 @@ pub fn early_steps(cmdline: &Cmdline) -> Vec<Step> {
             quiet_ms: 1000,
             max_ms: 5000,
         },
+        Step::AssembleMd,
         Step::FindBootMedium {
             label: cmdline.media_label.clone(),
         },
@@ -291,6 +295,11 @@ impl fmt::Display for Step {
                     "wait for disks: {quiet_ms} ms without a new block device, at most {max_ms} ms"
                 )
             }
+            Step::AssembleMd => write!(
+                f,
+                "md RAID members present: modprobe md_mod and their levels; {} (never written)",
+                crate::md::ASSEMBLE.join(" ")
+            ),
             Step::FindBootMedium { label } => {
                 write!(f, "find the medium labelled {label}, mount it at {MEDIA_DIR}, record it in {BOOT_DEVICE_FILE}")
             }
@@ -360,6 +369,21 @@ mod tests {
             |x| matches!(x, Step::FindBootMedium { label } if label == "MYLABEL"),
         );
         assert!(listen < cold && cold < settle && settle < media);
+    }
+
+    #[test]
+    fn md_arrays_are_assembled_once_the_disks_settled() {
+        let s = early_steps(&parse(""));
+        let settle = position(&s, |x| matches!(x, Step::SettleDisks { .. }));
+        let md = position(&s, |x| *x == Step::AssembleMd);
+        assert!(settle < md);
+        assert!(
+            s[md]
+                .to_string()
+                .contains("mdadm --assemble --scan --readonly --run"),
+            "{}",
+            s[md]
+        );
     }
 
     #[test]

@@ -261,8 +261,37 @@ pub fn disk_name(d: &BlockDevice) -> String {
             Some(f) => format!("file {}", printable(&f.to_string_lossy())),
             None => format!("file {}", printable(&backing_file.to_string_lossy())),
         },
+        // issue 16: an md array has no model; its level and state say what it is.
+        (_, disk::DeviceKind::Raid { .. }) => md_name(d),
         _ => identity(d.vendor.as_deref(), None, d.serial.as_deref(), None),
     }
+}
+
+/// `md RAID5 array, read-only, 1 of 3 missing` (issue 16: arrays are sources like disks).
+fn md_name(d: &BlockDevice) -> String {
+    let disk::DeviceKind::Raid {
+        level,
+        state,
+        raid_disks,
+        degraded,
+        ..
+    } = &d.kind
+    else {
+        return String::new();
+    };
+    let mut out = format!(
+        "md {} array",
+        printable(level.as_deref().unwrap_or("RAID")).to_uppercase()
+    );
+    if d.is_read_only_array() {
+        out.push_str(", read-only");
+    } else if let Some(s) = state {
+        out.push_str(&format!(", {}", printable(s)));
+    }
+    if let (Some(n), Some(m)) = (degraded.filter(|&n| n > 0), raid_disks) {
+        out.push_str(&format!(", {n} of {m} missing"));
+    }
+    out
 }
 
 /// The model column of the disk tree: the model (escaped), the file behind a loop device, or
@@ -270,7 +299,7 @@ pub fn disk_name(d: &BlockDevice) -> String {
 pub fn model_column(d: &BlockDevice) -> String {
     match (&d.model, &d.kind) {
         (Some(m), _) => printable(m).into_owned(),
-        (None, disk::DeviceKind::Loop { .. }) => disk_name(d),
+        (None, disk::DeviceKind::Loop { .. } | disk::DeviceKind::Raid { .. }) => disk_name(d),
         (None, _) => String::new(),
     }
 }
@@ -347,4 +376,49 @@ pub fn with_units(model: &Model, text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod md_tests {
+    use super::*;
+
+    #[test]
+    fn an_md_array_is_named_by_level_state_and_missing_members() {
+        let raid = |state: &str, degraded: u32| BlockDevice {
+            name: "md127".into(),
+            path: std::path::PathBuf::from("/dev/md127"),
+            dev: None,
+            kind: disk::DeviceKind::Raid {
+                level: Some("raid5".into()),
+                state: Some(state.into()),
+                raid_disks: Some(3),
+                degraded: Some(degraded),
+                uuid: None,
+            },
+            transport: disk::Transport::Virtual,
+            model: None,
+            vendor: None,
+            serial: None,
+            wwn: None,
+            size: 1 << 30,
+            logical_sector_size: 512,
+            physical_sector_size: 512,
+            rotational: None,
+            removable: None,
+            read_only: None,
+            discard: None,
+            partitions: Vec::new(),
+            mount_points: Vec::new(),
+            swap: false,
+            holders: Vec::new(),
+            slaves: Vec::new(),
+            is_boot_medium: false,
+        };
+        assert_eq!(
+            disk_name(&raid("readonly", 1)),
+            "md RAID5 array, read-only, 1 of 3 missing"
+        );
+        assert_eq!(disk_name(&raid("clean", 0)), "md RAID5 array, clean");
+        assert_eq!(model_column(&raid("clean", 0)), "md RAID5 array, clean");
+    }
 }

@@ -335,7 +335,11 @@ pub fn standard_tree() -> FakeTree {
         .attr("dm/uuid", "LVM-Hq3bEh2bVw\n")
         .mkdir("slaves/sda3");
     t.block("devices/virtual/block/md127", "9:127", 0, None)
-        .attr("md/level", "raid1\n");
+        .attr("md/level", "raid1\n")
+        .attr("md/array_state", "readonly\n")
+        .attr("md/raid_disks", "2\n")
+        .attr("md/degraded", "1\n")
+        .attr("md/uuid", "3a8f05e4-9c1f-5c4e-0e2d-b1b7e3b9c0aa\n");
 
     // Device nodes: plain files stand in for nodes; /dev/mapper and by-uuid links resolve.
     for n in ["sda", "sda1", "sda2", "sda3", "dm-0", "nvme0n1p1"] {

@@ -122,21 +122,40 @@ fn plan_backup(mut s: BackupSpec, disks: &Disks) -> Result<Plan, JobError> {
         .chunk_size
         .min(crate::backup::chunk_size_for(s.options.split));
     let src = FileDisk::open_read(&s.source)?;
-    let identity = src
-        .dev_num()
-        .and_then(|dev| {
-            disks
-                .devices()
-                .iter()
-                .find(|d| d.dev == Some(dev) || d.partitions.iter().any(|p| p.dev == Some(dev)))
-        })
-        .map(|d| SourceIdentity {
+    let source_dev = src.dev_num().and_then(|dev| {
+        disks
+            .devices()
+            .iter()
+            .find(|d| d.dev == Some(dev) || d.partitions.iter().any(|p| p.dev == Some(dev)))
+    });
+    // An md array is named by its level, name and UUID (it has no model or serial of its own),
+    // and its members by their disks.
+    let array = source_dev.and_then(|d| crate::md::array(d, disks.devices()));
+    let identity = match (&array, source_dev) {
+        (Some(a), _) => Some(SourceIdentity {
+            model: a.model(),
+            serial: a.uuid.clone().unwrap_or_default(),
+        }),
+        (None, Some(d)) => Some(SourceIdentity {
             model: d.model.clone().unwrap_or_default(),
             serial: d.serial.clone().unwrap_or_default(),
-        })
-        .or_else(|| s.identity.clone())
-        .unwrap_or_default();
+        }),
+        (None, None) => None,
+    }
+    .or_else(|| s.identity.clone())
+    .unwrap_or_default();
     let mut plan = crate::backup::plan_backup(&src, identity, &s.image, s.part)?;
+    if let Some(a) = &array {
+        plan.notes.insert(
+            0,
+            format!(
+                "the source is an assembled {}: its file system is imaged like a partition; \
+                 restored onto a partition or disk it is a plain file system, not an array \
+                 (or restore it onto an assembled, writable array of the same size)",
+                a.summary()
+            ),
+        );
+    }
     match &s.key {
         Some(key) => unlock_encrypted(&mut plan, &src, &s.source, key, s.decrypted, disks)?,
         None if s.decrypted => {
