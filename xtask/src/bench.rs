@@ -740,6 +740,18 @@ fn lab() -> Result<()> {
     let old = std::fs::read_to_string(&path).unwrap_or_default();
     let section = format!("## Multicast, a lab in QEMU (`cargo xtask bench --lab`)\n\n{t}");
     let new = replace_section(&old, "## Multicast, a lab in QEMU", &section);
+    std::fs::write(&path, new).context("writing BENCHMARKS.md")?;
+    Ok(())
+}
+
+fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
 /// The size of the btrfs and XFS file systems of `bench --fs`, and how much of real files goes in.
 const FS_SIZE: u64 = GIB;
 const FS_FILL: u64 = 400 << 20;
@@ -856,14 +868,6 @@ fn file_systems() -> Result<()> {
     let new = replace_section(&old, "## btrfs and XFS", &section);
     std::fs::write(&path, new).context("writing BENCHMARKS.md")?;
     Ok(())
-}
-
-fn utc_now() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
 }
 
 pub(crate) fn cpu_model() -> String {
