@@ -53,6 +53,9 @@ pub const TOOL_PACKAGES: &[(&str, &str)] = &[
     ("btrfs", "btrfs-progs"),
     ("mount", "mount"),
     ("umount", "mount"),
+    // https:// stores (issue 17): certificates made at test time, a real HTTPS server
+    ("openssl", "openssl"),
+    ("nginx", "nginx"),
 ];
 
 /// Finds `tool` on PATH or in the sbin directories; an error names the package to install.

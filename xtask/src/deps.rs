@@ -55,6 +55,10 @@ const PACKAGES: &[(&str, &str)] = &[
     // in network namespaces with ip
     ("/usr/bin/udp-sender", "udpcast"),
     ("/usr/sbin/ip", "iproute2"),
+    // https:// stores (issue 17): the tests make certificates with openssl and serve images
+    // with nginx on loopback
+    ("/usr/bin/openssl", "openssl"),
+    ("/usr/sbin/nginx", "nginx"),
 ];
 
 const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
