@@ -43,6 +43,11 @@ pub struct HttpFile {
     requests: AtomicU64,
     retries: u32,
     first_pause: Duration,
+    /// Set when a read gave up after all its attempts: later reads try once, without pauses,
+    /// so a job reading in parallel stops soon after the first failure (a success clears it).
+    gone: std::sync::atomic::AtomicBool,
+    /// The host is not a loopback address: a link without carrier means it cannot be reached.
+    remote: bool,
 }
 
 /// One response's head.
@@ -267,6 +272,12 @@ impl HttpFile {
             requests: AtomicU64::new(0),
             retries: RETRIES,
             first_pause: Duration::from_secs(1),
+            gone: std::sync::atomic::AtomicBool::new(false),
+            remote: !loc
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback())
+                && loc.host != "localhost",
         };
         // Two bytes, not one: some servers (busybox httpd) read `bytes=0-0` as the whole file.
         let (head, _) = f.request(0, 1).map_err(|e| f.classify(e))?;
@@ -496,34 +507,61 @@ impl HttpFile {
         Ok((head, body))
     }
 
-    /// Fetches `len` bytes at `start`, retrying on new connections with growing pauses.
+    /// Fetches `len` bytes at `start`, retrying on new connections with growing pauses. While
+    /// every link is down nothing is sent (each attempt would only wait for its timeout); the
+    /// pauses go on, so a link that comes back within them resumes the read.
     fn fetch(&self, start: u64, len: u64) -> io::Result<Vec<u8>> {
         let end = start + len - 1;
+        let gone = self.gone.load(Ordering::Relaxed);
+        let attempts = if gone { 1 } else { self.retries };
+        let began = std::time::Instant::now();
         let mut pause = self.first_pause;
         let mut attempt = 1;
         loop {
-            match self.request(start, end) {
-                Ok((_, body)) if body.len() as u64 == len => return Ok(body),
+            let link = if self.remote {
+                crate::net::link_note()
+            } else {
+                String::new()
+            };
+            let result = if link.is_empty() {
+                self.request(start, end)
+            } else {
+                Err(Failure::Net(io_err(
+                    io::ErrorKind::NotConnected,
+                    format!("no network{link}"),
+                )))
+            };
+            match result {
+                Ok((_, body)) if body.len() as u64 == len => {
+                    self.gone.store(false, Ordering::Relaxed);
+                    return Ok(body);
+                }
                 Ok((_, body)) => {
                     return Err(io_err(
                         io::ErrorKind::UnexpectedEof,
                         format!("{}: {} of {len} bytes at {start}", self.url, body.len()),
                     ))
                 }
-                Err(Failure::Net(e)) if attempt >= self.retries => {
+                Err(e) if attempt >= attempts || !e.retryable() => {
+                    let kind = match &e {
+                        Failure::Net(n) => n.kind(),
+                        _ => io::ErrorKind::Other,
+                    };
+                    let how = match (e.retryable(), gone) {
+                        (false, _) => String::new(),
+                        (true, true) => " (the server was already out of reach)".to_string(),
+                        (true, false) => {
+                            self.gone.store(true, Ordering::Relaxed);
+                            format!(
+                                " (after {attempt} attempts in {} s)",
+                                began.elapsed().as_secs()
+                            )
+                        }
+                    };
                     return Err(io_err(
-                        e.kind(),
-                        format!(
-                            "{}: reading bytes {start}-{end}: {e} (after {attempt} attempts)",
-                            self.url
-                        ),
-                    ))
-                }
-                Err(e) if attempt >= self.retries || !e.retryable() => {
-                    return Err(io_err(
-                        io::ErrorKind::Other,
-                        format!("{}: reading bytes {start}-{end}: {e}", self.url),
-                    ))
+                        kind,
+                        format!("{}: reading bytes {start}-{end}: {e}{how}", self.url),
+                    ));
                 }
                 Err(e) => {
                     log::warn!(

@@ -216,6 +216,12 @@ fn reads_fail_with_the_facts_once_the_server_is_gone() {
         e.contains(&format!("127.0.0.1:{port}")) && e.contains("after 3 attempts"),
         "{e}"
     );
+    // Later reads (a job reading in parallel) try once, without the pauses.
+    f.set_retries(3, Duration::from_secs(5));
+    let t = std::time::Instant::now();
+    let e = f.read_at(&mut buf, 1 << 20).unwrap_err().to_string();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(e.contains("already out of reach"), "{e}");
 }
 
 #[test]
