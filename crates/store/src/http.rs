@@ -400,6 +400,25 @@ impl HttpFile {
         Err(Failure::Net(last))
     }
 
+    /// A socket timeout (`EAGAIN` from a read or write with a timeout) in words.
+    fn silent(&self, e: io::Error) -> Failure {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ) {
+            Failure::Net(io_err(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the server sent nothing for {} s{}",
+                    self.timeout.as_secs(),
+                    crate::net::link_note()
+                ),
+            ))
+        } else {
+            Failure::Net(e)
+        }
+    }
+
     /// Runs the TLS handshake to its end, so a refused certificate is known before a request.
     fn handshake(
         &self,
@@ -419,7 +438,12 @@ impl HttpFile {
                 return Err(if tls_error {
                     Failure::Handshake(e.to_string())
                 } else {
-                    Failure::Net(io_err(e.kind(), format!("TLS handshake: {e}")))
+                    match self.silent(e) {
+                        Failure::Net(n) => {
+                            Failure::Net(io_err(n.kind(), format!("TLS handshake: {n}")))
+                        }
+                        other => other,
+                    }
                 });
             }
         }
@@ -440,11 +464,12 @@ impl HttpFile {
             env!("CARGO_PKG_VERSION")
         );
         self.requests.fetch_add(1, Ordering::Relaxed);
-        conn.get_mut().write_all(req.as_bytes())?;
-        conn.get_mut().flush()?;
+        let quiet = |e: io::Error| self.silent(e);
+        conn.get_mut().write_all(req.as_bytes()).map_err(quiet)?;
+        conn.get_mut().flush().map_err(quiet)?;
         let mut head_bytes = Vec::new();
         loop {
-            let n = conn.read_until(b'\n', &mut head_bytes)?;
+            let n = conn.read_until(b'\n', &mut head_bytes).map_err(quiet)?;
             if n == 0 {
                 return Err(Failure::Net(io_err(
                     io::ErrorKind::UnexpectedEof,
@@ -499,7 +524,7 @@ impl HttpFile {
             return Err(Failure::Invalid("body longer than asked".into()));
         }
         let mut body = vec![0u8; body_len as usize];
-        conn.read_exact(&mut body)?;
+        conn.read_exact(&mut body).map_err(quiet)?;
         self.fetched.fetch_add(body_len, Ordering::Relaxed);
         if !head.close {
             *guard = Some(conn);

@@ -11,6 +11,8 @@ enum Mode {
     Ranges,
     IgnoreRanges,
     NotFound,
+    /// Reads requests and never answers.
+    Silent,
 }
 
 struct TestServer {
@@ -108,7 +110,14 @@ fn serve(
             .find_map(|l| l.strip_prefix("Range: bytes="))
             .and_then(|r| r.split_once('-'))
             .map(|(a, b)| (a.parse::<u64>().unwrap(), b.trim().parse::<u64>().unwrap()));
+        if mode == Mode::Silent {
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            return;
+        }
         let reply = match (mode, range) {
+            (Mode::Silent, _) => Vec::new(),
             (Mode::NotFound, _) => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
             (Mode::IgnoreRanges, _) | (_, None) => {
                 let mut v = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", data.len())
@@ -222,6 +231,19 @@ fn reads_fail_with_the_facts_once_the_server_is_gone() {
     let e = f.read_at(&mut buf, 1 << 20).unwrap_err().to_string();
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert!(e.contains("already out of reach"), "{e}");
+}
+
+#[test]
+fn a_server_that_accepts_but_never_answers_is_reported_after_the_timeout() {
+    let srv = TestServer::start(pattern(1000), Mode::Silent);
+    let t = std::time::Instant::now();
+    let e = HttpFile::open(&srv.url("/x.lbi"), &access(1)).unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(matches!(e, StoreError::Unreachable { .. }), "{e}");
+    assert!(
+        e.to_string().contains("the server sent nothing for 1 s"),
+        "{e}"
+    );
 }
 
 #[test]
