@@ -233,7 +233,7 @@ pub fn run(job: &Path) -> Result<u8> {
         crate::stores::configure(crate::stores::Settings {
             password_file: password_file.or(given.password_file),
             host_key: file.host_key.clone().or(given.host_key),
-            identity_file: None,
+            identity_file: given.identity_file,
             ca_file: ca_file.or(given.ca_file),
         });
     }

@@ -567,12 +567,18 @@ impl HttpFile {
                         format!("{}: {} of {len} bytes at {start}", self.url, body.len()),
                     ))
                 }
-                Err(e) if attempt >= attempts || !e.retryable() => {
+                // Another read gave up meanwhile: this one stops too.
+                Err(e)
+                    if attempt >= attempts
+                        || !e.retryable()
+                        || self.gone.load(Ordering::Relaxed) =>
+                {
                     let kind = match &e {
                         Failure::Net(n) => n.kind(),
                         _ => io::ErrorKind::Other,
                     };
-                    let how = match (e.retryable(), gone) {
+                    let already = gone || self.gone.load(Ordering::Relaxed);
+                    let how = match (e.retryable(), already) {
                         (false, _) => String::new(),
                         (true, true) => " (the server was already out of reach)".to_string(),
                         (true, false) => {
