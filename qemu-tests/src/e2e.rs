@@ -91,11 +91,16 @@ pub fn failing_disk(
 
 /// Boots Lifeboat directly with a shell on the serial console and kernel messages quieted.
 pub fn lifeboat_shell(b: VmBuilder, img: &Image) -> Result<Vm> {
+    lifeboat_shell_with(b, img, "")
+}
+
+/// [`lifeboat_shell`] with more kernel command-line options (`lifeboat.job=…`).
+pub fn lifeboat_shell_with(b: VmBuilder, img: &Image, options: &str) -> Result<Vm> {
     let mut vm = b
         .kernel(
             &img.vmlinuz,
             &img.initramfs,
-            "console=ttyS0,115200 lifeboat.serial=shell",
+            format!("console=ttyS0,115200 lifeboat.serial=shell {options}").trim_end(),
         )
         .start()?;
     wait_shell(&mut vm)?;

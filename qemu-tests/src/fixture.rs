@@ -57,6 +57,9 @@ pub const TOOL_PACKAGES: &[(&str, &str)] = &[
     ("ip", "iproute2"),
     ("dnsmasq", "dnsmasq-base"),
     ("busybox", "busybox-static"),
+    // https:// stores (issue 17): certificates made at test time, a real HTTPS server
+    ("openssl", "openssl"),
+    ("nginx", "nginx"),
 ];
 
 /// Finds `tool` on PATH or in the sbin directories; an error names the package to install.

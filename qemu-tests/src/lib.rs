@@ -10,6 +10,7 @@ pub mod demo;
 pub mod e2e;
 pub mod fixture;
 pub mod fuzz_replay;
+pub mod https;
 pub mod lab;
 pub mod screen;
 pub mod system_disk;

@@ -63,6 +63,10 @@ const PACKAGES: &[(&str, &str)] = &[
     // QEMU's iPXE option ROMs for the network boot
     ("/usr/sbin/dnsmasq", "dnsmasq-base"),
     ("/usr/lib/ipxe/qemu/efi-virtio.rom", "ipxe-qemu"),
+    // https:// stores (issue 17): the tests make certificates with openssl and serve images
+    // with nginx on loopback
+    ("/usr/bin/openssl", "openssl"),
+    ("/usr/sbin/nginx", "nginx"),
 ];
 
 const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";

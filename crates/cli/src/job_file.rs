@@ -210,24 +210,31 @@ pub fn run(job: &Path) -> Result<u8> {
         }
     };
     let base = job.parent().map(Path::to_path_buf).unwrap_or_default();
-    if file.store_password_file.is_some() || file.host_key.is_some() {
-        let password_file = match &file.store_password_file {
+    if file.store_password_file.is_some() || file.host_key.is_some() || file.ca_file.is_some() {
+        let confined = |key: &str, value: &Option<String>| match value {
             Some(p) => match beneath(&base, p) {
-                Ok(p) => Some(p),
+                Ok(p) => Ok(Some(p)),
                 Err(e) => {
-                    println!(
-                        "job not started: store_password_file: {}",
-                        crate::error_chain(&e)
-                    );
-                    return Ok(crate::exit::USAGE);
+                    println!("job not started: {key}: {}", crate::error_chain(&e));
+                    Err(())
                 }
             },
-            None => None,
+            None => Ok(None),
         };
+        let Ok(password_file) = confined("store_password_file", &file.store_password_file) else {
+            return Ok(crate::exit::USAGE);
+        };
+        let Ok(ca_file) = confined("ca_file", &file.ca_file) else {
+            return Ok(crate::exit::USAGE);
+        };
+        // What the job file leaves out stays as given on the command line (`lifeboat run URL
+        // --host-key …` for the server the job file itself came from).
+        let given = crate::stores::settings();
         crate::stores::configure(crate::stores::Settings {
-            password_file,
-            host_key: file.host_key.clone(),
-            identity_file: None,
+            password_file: password_file.or(given.password_file),
+            host_key: file.host_key.clone().or(given.host_key),
+            identity_file: given.identity_file,
+            ca_file: ca_file.or(given.ca_file),
         });
     }
     println!("Lifeboat {} job report", env!("CARGO_PKG_VERSION"));

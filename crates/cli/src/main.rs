@@ -39,9 +39,15 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     store_password_file: Option<PathBuf>,
 
-    /// Accept this SSH host key (SHA256:… fingerprint) for sftp:// locations.
+    /// Accept this server key: the SSH host key (SHA256:… fingerprint) for sftp:// locations, or
+    /// the certificate's SHA-256 fingerprint (openssl x509 -noout -fingerprint -sha256) for https://.
     #[arg(long, global = true, value_name = "FINGERPRINT")]
     host_key: Option<String>,
+
+    /// https:// locations: also trust the CA certificates of this PEM file (a private CA, or a
+    /// NAS's self-signed certificate). Mozilla's root certificates are built in.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
 
     /// Log in to sftp:// locations with this SSH private key.
     #[arg(long, global = true, value_name = "FILE")]
@@ -96,7 +102,7 @@ enum Command {
     },
     /// Restore an image onto a disk, or one partition of it into a partition.
     Restore {
-        /// The image (its first volume), or an smb://, nfs://, sftp:// or http:// URL.
+        /// The image (its first volume), or an smb://, nfs://, sftp://, http:// or https:// URL.
         image: String,
         /// The disk or partition to overwrite.
         target: String,
@@ -105,7 +111,7 @@ enum Command {
     },
     /// Check every checksum of an image, in parallel.
     Verify {
-        /// The image (its first volume), or an smb://, nfs://, sftp:// or http:// URL.
+        /// The image (its first volume), or an smb://, nfs://, sftp://, http:// or https:// URL.
         image: String,
         /// Machine-readable output.
         #[arg(long)]
@@ -300,6 +306,7 @@ fn main() -> ExitCode {
         password_file: cli.store_password_file.clone(),
         host_key: cli.host_key.clone(),
         identity_file: cli.identity_file.clone(),
+        ca_file: cli.ca_file.clone(),
     });
     use store::Purpose::{Read, Write};
     let mut cli = cli;

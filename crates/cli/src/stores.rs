@@ -1,11 +1,13 @@
 //! Network locations wherever an image path goes (`backup`, `restore`, `verify`, `info`, `ls`,
-//! `extract`, `mount`, job files): a `smb://`, `nfs://`, `sftp://` or `http://` URL is opened
+//! `extract`, job files): a `smb://`, `nfs://`, `sftp://`, `http://` or `https://` URL is opened
 //! through the `store` crate and replaced by the local path of its file; the stores stay open
 //! until the command ends ([`close_all`]).
 //!
 //! The password comes from `--password-file` (or a job file's `password_file`), else from a
 //! prompt without echo when there is a terminal; an SFTP host key that is not pinned
-//! (`--host-key`, `host_key`) is shown with its fingerprint and must be accepted at the terminal.
+//! (`--host-key`, `host_key`) is shown with its fingerprint and must be accepted at the terminal;
+//! so is an HTTPS certificate that no trusted CA signed (`--ca-file`, `ca_file`), whose SHA-256
+//! fingerprint is then pinned the same way.
 
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, IsTerminal, Write};
@@ -19,6 +21,7 @@ pub struct Settings {
     pub password_file: Option<PathBuf>,
     pub host_key: Option<String>,
     pub identity_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
 }
 
 static SETTINGS: Mutex<Option<Settings>> = Mutex::new(None);
@@ -29,7 +32,8 @@ pub fn configure(s: Settings) {
     *SETTINGS.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
 }
 
-fn settings() -> Settings {
+/// The settings in use.
+pub fn settings() -> Settings {
     SETTINGS
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -47,6 +51,7 @@ pub fn local(arg: &str, purpose: Purpose) -> Result<PathBuf> {
     let mut access = store::Access {
         host_key: s.host_key.clone(),
         identity_file: s.identity_file.clone(),
+        ca_file: s.ca_file.clone(),
         ..store::Access::default()
     };
     let needs_password = match loc.scheme {
@@ -78,6 +83,12 @@ pub fn local(arg: &str, purpose: Purpose) -> Result<PathBuf> {
         }) if std::io::stdin().is_terminal() => {
             let pin = ask_host_key(&host, &fingerprints)?;
             access.host_key = Some(pin);
+            store::open(&loc, &access, purpose, base)?
+        }
+        Err(StoreError::CertUntrusted {
+            host, fingerprint, ..
+        }) if std::io::stdin().is_terminal() => {
+            access.host_key = Some(ask_certificate(&host, &fingerprint)?);
             store::open(&loc, &access, purpose, base)?
         }
         other => other?,
@@ -117,6 +128,28 @@ fn ask_host_key(host: &str, fingerprints: &[String]) -> Result<String> {
         .to_string();
     eprintln!("accepted {fp}; pin it with --host-key {fp} (host_key in a job file)");
     Ok(fp)
+}
+
+/// Shows the fingerprint of an HTTPS certificate no trusted CA signed and asks whether to
+/// accept it for this run.
+fn ask_certificate(host: &str, fingerprint: &str) -> Result<String> {
+    let mut err = std::io::stderr();
+    writeln!(
+        err,
+        "The certificate of {host} is not signed by a trusted CA. Its fingerprint:\n  {fingerprint}"
+    )?;
+    write!(
+        err,
+        "Compare with the server's own (openssl x509 -noout -fingerprint -sha256 -in CERT). Accept it? Type yes: "
+    )?;
+    err.flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if line.trim() != "yes" {
+        bail!("the certificate of {host} was not accepted");
+    }
+    eprintln!("accepted; pin it with --host-key {fingerprint} (host_key in a job file), or give its CA with --ca-file");
+    Ok(fingerprint.to_string())
 }
 
 /// Unmounts every store this process opened (in reverse order); failures are reported.

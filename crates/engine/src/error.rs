@@ -76,6 +76,9 @@ pub enum JobError {
     /// A streamed restore stopped before its stream was complete (issue 19).
     #[error("{problem}; the target has no partition table: it is incomplete")]
     StreamIncomplete { problem: String },
+    /// A restore stopped because its image could not be read any more (issue 17).
+    #[error("{problem}: the restore stopped; {state}: the target is incomplete")]
+    SourceLost { problem: String, state: String },
     #[error(transparent)]
     Layout(#[from] layout::LayoutError),
     #[error(transparent)]

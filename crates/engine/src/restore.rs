@@ -670,6 +670,12 @@ fn restore_from(
         e if stream.is_some() => JobError::StreamIncomplete {
             problem: e.to_string(),
         },
+        // The image could not be read any more (a network store gone after its retries, a
+        // damaged chunk): the target is declared incomplete in the same words as a cancel.
+        e @ JobError::Image(_) => JobError::SourceLost {
+            problem: e.to_string(),
+            state: state.to_string(),
+        },
         e => e,
     };
     if let Some(t) = &plan.table {

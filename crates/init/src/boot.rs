@@ -949,9 +949,12 @@ impl Runtime {
             disk::text::printable(url),
             report.display()
         ));
-        let child = Command::new(LIFEBOAT)
-            .arg("run")
-            .arg(url)
+        let mut command = Command::new(LIFEBOAT);
+        command.arg("run").arg(url);
+        if let Some(pin) = &self.cmdline.job_cert {
+            command.arg("--host-key").arg(pin);
+        }
+        let child = command
             .env_clear()
             .env("PATH", ENV_PATH)
             .env("TERM", "dumb")

@@ -6,6 +6,7 @@
 //! | `lifeboat.debug` | log at debug level |
 //! | `lifeboat.job=LABEL:/path/job.toml` | run that job file unattended, report next to it |
 //! | `lifeboat.job=http://host/path/job.toml` (or `smb://`, `nfs://`) | run a job file from the network once an address is up; relative image names are beside it; report in `/run/lifeboat/job-report.txt` |
+//! | `lifeboat.job_cert=SHA256:AB:CD:…` | the SHA-256 fingerprint of the certificate an `https://` job server must present (for a private or self-signed certificate; public ones are checked against the built-in roots) |
 //! | `lifeboat.after=poweroff\|reboot\|tui\|shell` | what to do when the job ends (default `tui`) |
 //! | `lifeboat.serial=shell` | run a shell instead of the UI on serial consoles (tests, technicians) |
 //! | `lifeboat.media=LABEL` | volume label of the boot medium (default `LIFEBOAT`) |
@@ -50,6 +51,9 @@ pub struct Cmdline {
     /// `lifeboat run URL` opens it. SFTP is not accepted here (its host key cannot be pinned on
     /// the command line), nor are SMB users (no password may sit in `/proc/cmdline`).
     pub job_url: Option<String>,
+    /// `lifeboat.job_cert=`: the certificate fingerprint pinned for an `https://` job URL
+    /// (given to `lifeboat run` as `--host-key`).
+    pub job_cert: Option<String>,
     pub after: After,
     pub serial_ui: SerialUi,
     pub media_label: String,
@@ -66,6 +70,7 @@ impl Default for Cmdline {
             debug: false,
             job: None,
             job_url: None,
+            job_cert: None,
             after: After::Tui,
             serial_ui: SerialUi::Lifeboat,
             media_label: DEFAULT_MEDIA_LABEL.to_string(),
@@ -134,6 +139,20 @@ pub fn parse(line: &str) -> Cmdline {
                     "ignoring lifeboat.job={v}: expected LABEL:/path/job.toml"
                 )),
             },
+            ("lifeboat.job_cert", Some(v)) => {
+                let hex: String = v
+                    .trim_start_matches("SHA256:")
+                    .chars()
+                    .filter(|c| *c != ':')
+                    .collect();
+                if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                    c.job_cert = Some(v.to_string());
+                } else {
+                    c.problems.push(format!(
+                        "ignoring lifeboat.job_cert={v}: expected SHA256: and 64 hex digits"
+                    ));
+                }
+            }
             ("lifeboat.after", Some(v)) => match v {
                 "poweroff" => c.after = After::PowerOff,
                 "reboot" => c.after = After::Reboot,
@@ -279,6 +298,19 @@ mod tests {
             assert_eq!(c.job_url, None, "{bad}");
             assert_eq!(c.problems.len(), 1, "{bad}: {:?}", c.problems);
         }
+    }
+
+    #[test]
+    fn an_https_job_server_certificate_can_be_pinned() {
+        let fp = format!("SHA256:{}", ["AB"; 32].join(":"));
+        let c = parse(&format!(
+            "lifeboat.job=https://10.0.2.2:8443/job.toml lifeboat.job_cert={fp}"
+        ));
+        assert_eq!(c.job_url.as_deref(), Some("https://10.0.2.2:8443/job.toml"));
+        assert_eq!(c.job_cert.as_deref(), Some(fp.as_str()));
+        let c = parse("lifeboat.job_cert=SHA256:abc");
+        assert_eq!(c.job_cert, None);
+        assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! - SFTP is mounted with `sshfs` over OpenSSH's client, with the server's host key pinned in a
 //!   private `known_hosts` ([`Access::host_key`]); an unpinned key is an error that carries the
 //!   fingerprints so a front end can show them and ask.
-//! - HTTP is read-only: the image file (and its split volumes) is served through `vdev`'s FUSE
-//!   file, backed by [`http::HttpFile`], which fetches only the ranges that are read.
+//! - HTTP(S) is read-only: the image file (and its split volumes) is served through `vdev`'s FUSE
+//!   file, backed by [`http::HttpFile`], which fetches only the ranges that are read; `https://`
+//!   verifies the server's certificate always ([`tls`]: Mozilla's roots, a CA file, or a pinned
+//!   certificate fingerprint).
 //!
 //! Before any of that, the host is resolved and its port probed with short timeouts, so link
 //! down, DNS failure and a server that is gone are clear errors within seconds, not hangs.
@@ -22,6 +24,7 @@ pub mod mount;
 pub mod net;
 pub mod saved;
 pub mod secret;
+pub mod tls;
 
 pub use location::{is_url, Location, Scheme, UrlError};
 pub use secret::{prompt_password, read_password_file, Secret, SecretError};
@@ -58,8 +61,41 @@ pub enum StoreError {
     NotFound { url: String },
     #[error("{url}: the server answers HTTP {status} to a range request (it must answer 206 Partial Content)")]
     NoRanges { url: String, status: u16 },
-    #[error("{url}: https:// is not built into this Lifeboat (no TLS library yet); use http://, smb://, nfs:// or sftp://")]
-    Tls { url: String },
+    #[error(
+        "{url}: no network: the link is down on {interfaces} (cable unplugged, or switch port off)"
+    )]
+    LinkDown { url: String, interfaces: String },
+    #[error("{url}: the certificate of {host} is not trusted: it is self-signed or issued by an unknown CA; its fingerprint is {fingerprint}: give the CA's certificate (--ca-file, ca_file in a job file) or, after comparing, accept this one (the prompt, --host-key or host_key in a job file)")]
+    CertUntrusted {
+        url: String,
+        host: String,
+        fingerprint: String,
+    },
+    #[error("{url}: the certificate of {host} is refused: {why} (fingerprint {fingerprint})")]
+    CertRefused {
+        url: String,
+        host: String,
+        why: String,
+        fingerprint: String,
+    },
+    #[error("{url}: the certificate of {host} does not match the pinned {pinned} (the server has {fingerprint})")]
+    CertMismatch {
+        url: String,
+        host: String,
+        pinned: String,
+        fingerprint: String,
+    },
+    #[error("{url}: the TLS handshake with {host} failed: {detail}")]
+    Handshake {
+        url: String,
+        host: String,
+        detail: String,
+    },
+    #[error("{url}: {source}")]
+    Trust {
+        url: String,
+        source: tls::TrustError,
+    },
     #[error("{url}: {what}")]
     Unsupported { url: String, what: String },
     #[error("{url}: the host key of {host} is not pinned; its fingerprints are {}: accept one (the prompt, --host-key or host_key in a job file)", fingerprints.join(", "))]
@@ -95,8 +131,12 @@ pub enum StoreError {
 pub struct Access {
     /// The password (SMB, SFTP). `None`: SMB as guest, SFTP with the keys in `~/.ssh`.
     pub password: Option<Secret>,
-    /// The SFTP server's host key fingerprint (`SHA256:…`) to accept.
+    /// The server's key to accept: for SFTP the host key fingerprint (`SHA256:…` base64), for
+    /// HTTPS the SHA-256 fingerprint of its certificate (`SHA256:AB:CD:…`, [`tls::Fingerprint`]).
     pub host_key: Option<String>,
+    /// HTTPS: PEM certificates trusted besides Mozilla's roots (a private CA, or a NAS's
+    /// self-signed certificate).
+    pub ca_file: Option<PathBuf>,
     /// An SSH private key for SFTP (else the keys in `~/.ssh`, or the password).
     pub identity_file: Option<PathBuf>,
     /// Connect and answer timeout.
@@ -108,6 +148,7 @@ impl Default for Access {
         Access {
             password: None,
             host_key: None,
+            ca_file: None,
             identity_file: None,
             timeout: Duration::from_secs(8),
         }
@@ -123,14 +164,46 @@ pub enum Purpose {
 
 /// Resolves the host of `loc` (DNS failure is an error of its own, quickly).
 pub fn resolve(loc: &Location) -> Result<Vec<SocketAddr>, StoreError> {
-    let addrs: Vec<SocketAddr> = (loc.host.as_str(), loc.port())
-        .to_socket_addrs()
-        .map_err(|e| StoreError::Dns {
-            url: loc.to_string(),
-            host: loc.host.clone(),
-            detail: e.to_string(),
-        })?
-        .collect();
+    resolve_within(loc, Access::default().timeout)
+}
+
+/// Resolves the host of `loc`, giving up after `timeout` (a name server that does not answer
+/// would otherwise hold the caller for the resolver's own retries).
+pub fn resolve_within(loc: &Location, timeout: Duration) -> Result<Vec<SocketAddr>, StoreError> {
+    let dns = |detail: String| StoreError::Dns {
+        url: loc.to_string(),
+        host: loc.host.clone(),
+        detail,
+    };
+    let target = (loc.host.clone(), loc.port());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("resolve".into())
+        .spawn(move || {
+            let r = target
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<SocketAddr>>());
+            let _ = tx.send(r);
+        })
+        .map_err(|e| dns(format!("starting the resolver: {e}")))?;
+    let addrs = match rx.recv_timeout(timeout) {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            let text = e.to_string();
+            let text = text
+                .strip_prefix("failed to lookup address information: ")
+                .unwrap_or(&text)
+                .to_string();
+            return Err(dns(format!("{text}{}", net::resolver_note())));
+        }
+        Err(_) => {
+            return Err(dns(format!(
+                "no answer from the name server within {} s{}",
+                timeout.as_secs(),
+                net::resolver_note()
+            )))
+        }
+    };
     if addrs.is_empty() {
         return Err(StoreError::Dns {
             url: loc.to_string(),
@@ -145,12 +218,21 @@ pub fn resolve(loc: &Location) -> Result<Vec<SocketAddr>, StoreError> {
 /// `timeout`; returns the address that answered.
 pub fn probe(loc: &Location, timeout: Duration) -> Result<SocketAddr, StoreError> {
     let ip_literal = loc.host.parse::<std::net::IpAddr>().ok();
-    if !ip_literal.is_some_and(|a| a.is_loopback()) && !net::has_address() {
-        return Err(StoreError::NoNetwork {
-            url: loc.to_string(),
-        });
+    if !ip_literal.is_some_and(|a| a.is_loopback()) {
+        let addrs = net::addresses();
+        if addrs.is_empty() {
+            return Err(StoreError::NoNetwork {
+                url: loc.to_string(),
+            });
+        }
+        if let Some(down) = net::all_links_down(&addrs) {
+            return Err(StoreError::LinkDown {
+                url: loc.to_string(),
+                interfaces: down.join(", "),
+            });
+        }
     }
-    let addrs = resolve(loc)?;
+    let addrs = resolve_within(loc, timeout)?;
     let mut last = String::new();
     for a in &addrs {
         match TcpStream::connect_timeout(a, timeout) {
@@ -266,11 +348,6 @@ pub fn open(
             what: "http(s) locations are read-only: back up to smb://, nfs:// or sftp://".into(),
         });
     }
-    if loc.scheme == Scheme::Https {
-        return Err(StoreError::Tls {
-            url: loc.to_string(),
-        });
-    }
     let addr = probe(loc, access.timeout)?;
     match loc.scheme {
         Scheme::Http | Scheme::Https => open_http(loc, access, base),
@@ -317,13 +394,13 @@ fn open_http(loc: &Location, access: &Access, base: &Path) -> Result<Opened, Sto
             servers: Vec::new(),
         },
     };
-    let first = std::sync::Arc::new(http::HttpFile::open(loc, access.timeout)?);
+    let first = std::sync::Arc::new(http::HttpFile::open(loc, access)?);
     serve(&mut opened, loc, &dir, name, first)?;
     for n in 2..1000u32 {
         let mut v = loc.clone();
         let vname = format!("{name}.{n:03}");
         v.path = format!("{}/{vname}", loc.dir().trim_end_matches('/'));
-        match http::HttpFile::open(&v, access.timeout) {
+        match http::HttpFile::open(&v, access) {
             Ok(f) => serve(&mut opened, &v, &dir, &vname, std::sync::Arc::new(f))?,
             Err(StoreError::NotFound { .. }) => break,
             Err(e) => return Err(e),

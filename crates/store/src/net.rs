@@ -66,6 +66,55 @@ pub fn has_address() -> bool {
     !addresses().is_empty()
 }
 
+/// Whether the kernel says the link of `interface` has no carrier (`/sys/class/net/IF/carrier`
+/// reads 0: cable unplugged, switch port off, a VM's link set down).
+pub fn carrier_lost(interface: &str) -> bool {
+    if interface.is_empty() || interface.contains('/') || interface.starts_with('.') {
+        return false;
+    }
+    std::fs::read_to_string(format!("/sys/class/net/{interface}/carrier"))
+        .is_ok_and(|c| c.trim() == "0")
+}
+
+/// The interfaces of `addrs` when every one of them has lost its carrier, else `None`.
+pub fn all_links_down(addrs: &[Address]) -> Option<Vec<String>> {
+    let mut names: Vec<String> = addrs.iter().map(|a| a.interface.clone()).collect();
+    names.sort();
+    names.dedup();
+    (!names.is_empty() && names.iter().all(|n| carrier_lost(n))).then_some(names)
+}
+
+/// `" (the link is down on eth0)"` when every interface with an address has lost its carrier,
+/// else empty: appended to "no answer" messages so the cause is named.
+pub fn link_note() -> String {
+    match all_links_down(&addresses()) {
+        Some(names) => format!(" (the link is down on {})", names.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// The name servers of `/etc/resolv.conf` (written by the DHCP client or `lifeboat.net=`).
+pub fn name_servers(resolv_conf: &str) -> Vec<String> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter(|rest| rest.starts_with([' ', '\t']))
+        .map(|rest| rest.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// `" (name server 10.0.2.3)"`, or `" (no name server: none in /etc/resolv.conf)"`, appended
+/// to a failed name lookup.
+pub fn resolver_note() -> String {
+    let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    match name_servers(&conf).as_slice() {
+        [] => " (no name server: none in /etc/resolv.conf)".to_string(),
+        [one] => format!(" (name server {one})"),
+        many => format!(" (name servers {})", many.join(", ")),
+    }
+}
+
 /// One line for a screen header: `eth0 10.0.2.15/24`, `eth0 10.0.2.15/24 +1`, or `no network`.
 pub fn summary(addrs: &[Address]) -> String {
     match addrs {
@@ -86,6 +135,18 @@ mod tests {
         assert!(!routable(&"fe80::1".parse().unwrap()));
         assert!(routable(&"10.0.2.15".parse().unwrap()));
         assert!(routable(&"fd00::5".parse().unwrap()));
+    }
+
+    #[test]
+    fn name_servers_come_from_resolv_conf_lines() {
+        let conf = "# by udhcpc\nsearch lan\nnameserver 10.0.2.3\nnameserver\tfd00::3\nnameservers 1.1.1.1\n";
+        assert_eq!(name_servers(conf), ["10.0.2.3", "fd00::3"]);
+        assert!(name_servers("").is_empty());
+        assert!(
+            !carrier_lost("../../etc"),
+            "never reads outside /sys/class/net"
+        );
+        assert_eq!(all_links_down(&[]), None);
     }
 
     #[test]

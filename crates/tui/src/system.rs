@@ -76,8 +76,8 @@ pub fn unmount(dir: &Path) -> Result<(), SystemError> {
 
 /// Opens a network store for the image picker under `base` (its top folder): the handle (which
 /// closes the store when dropped) and the folder to browse — the location's folder, or the one
-/// that holds its image file (HTTP). An SFTP host key not accepted yet comes back as its
-/// fingerprints, for the user to compare and accept.
+/// that holds its image file (HTTP). An SFTP host key not accepted yet, or an HTTPS certificate
+/// no trusted CA signed, comes back as its fingerprints, for the user to compare and accept.
 pub fn open_store(
     location: &store::Location,
     access: &store::Access,
@@ -101,6 +101,9 @@ pub fn open_store(
         }
         Err(store::StoreError::HostKeyNotPinned { fingerprints, .. }) => {
             Err(StoreRefusal::HostKey(fingerprints))
+        }
+        Err(store::StoreError::CertUntrusted { fingerprint, .. }) => {
+            Err(StoreRefusal::HostKey(vec![fingerprint]))
         }
         Err(e) => {
             log::warn!("{e}");

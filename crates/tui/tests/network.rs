@@ -452,3 +452,79 @@ fn saving_without_a_mounted_drive_says_so() {
         .join("\n")
         .contains("no drive is mounted to save it on"));
 }
+
+#[test]
+fn an_https_certificate_no_ca_signed_is_shown_accepted_and_then_used() {
+    // The worker's side against a real nginx with a self-signed certificate.
+    let dir = tempfile::tempdir().unwrap();
+    let pki = qemu_tests::https::Pki::make(&dir.path().join("pki")).unwrap();
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("disk.lbi"), b"not an image, but served").unwrap();
+    let nginx = qemu_tests::https::Nginx::start(
+        &www,
+        &[qemu_tests::https::Listen::Tls {
+            cert: pki.self_signed.clone(),
+            tls12_only: false,
+        }],
+        &dir.path().join("nginx"),
+    )
+    .unwrap();
+    let loc =
+        store::Location::parse(&format!("https://127.0.0.1:{}/disk.lbi", nginx.ports[0])).unwrap();
+    let base = tempfile::tempdir().unwrap();
+    let fp = format!(
+        "SHA256:{}",
+        qemu_tests::https::Pki::fingerprint(&pki.self_signed.0).unwrap()
+    );
+    let refused = tui::system::open_store(&loc, &store::Access::default(), base.path());
+    match &refused {
+        Err(StoreRefusal::HostKey(fps)) => assert_eq!(*fps, vec![fp.clone()]),
+        other => panic!("{other:?}"),
+    }
+    let pinned = store::Access {
+        host_key: Some(fp.clone()),
+        ..store::Access::default()
+    };
+    let (opened, folder) = tui::system::open_store(&loc, &pinned, base.path()).unwrap();
+    assert_eq!(
+        std::fs::read(folder.join("disk.lbi")).unwrap(),
+        b"not an image, but served"
+    );
+    drop(opened);
+
+    // The form: HTTPS is a kind; the fingerprint is shown with how to compare it, and the
+    // connect after Enter carries it.
+    let mut m = form_with(Vec::new());
+    keys(&mut m, &[Key::Left, Key::Left]);
+    assert!(render(&m).join("\n").contains("[HTTPS]"));
+    keys(&mut m, &[Key::Down]);
+    typed(&mut m, &format!("127.0.0.1:{}", nginx.ports[0]));
+    keys(&mut m, &[Key::Down]);
+    typed(&mut m, "disk.lbi");
+    let e = keys(&mut m, &[Key::Down, Key::Down, Key::Enter]);
+    let [Effect::OpenStore {
+        location, access, ..
+    }] = e.as_slice()
+    else {
+        panic!("{e:?}")
+    };
+    assert_eq!(*location, loc);
+    assert!(access.host_key.is_none());
+    answer(&mut m, open_id, |id| Msg::StoreOpened {
+        id,
+        result: refused.map(|_| unreachable!()),
+    });
+    let shown = render(&m).join("\n");
+    assert!(shown.contains("signed by no trusted CA"), "{shown}");
+    assert!(
+        shown.contains("openssl x509 -noout -fingerprint"),
+        "{shown}"
+    );
+    assert!(shown.contains(&fp[..40]), "{shown}");
+    let e = keys(&mut m, &[Key::Enter]);
+    assert!(
+        matches!(e.as_slice(), [Effect::OpenStore { access, keep: true, .. }] if access.host_key.as_deref() == Some(fp.as_str())),
+        "{e:?}"
+    );
+}

@@ -41,9 +41,14 @@ pub struct JobFile {
     /// password of the job's smb:// and sftp:// image locations.
     #[serde(default)]
     pub store_password_file: Option<String>,
-    /// Network stores: the SSH host key fingerprint (`SHA256:…`) accepted for sftp:// locations.
+    /// Network stores: the SSH host key fingerprint (`SHA256:…`) accepted for sftp:// locations,
+    /// or the SHA-256 fingerprint of the certificate accepted for https:// locations.
     #[serde(default)]
     pub host_key: Option<String>,
+    /// https:// stores: a PEM file (relative to the job file's folder) of CA certificates
+    /// trusted besides the built-in ones (a private CA, or a NAS's self-signed certificate).
+    #[serde(default)]
+    pub ca_file: Option<String>,
     #[serde(rename = "step", default)]
     pub steps: Vec<Step>,
 }
@@ -180,13 +185,13 @@ impl JobFile {
                 file.steps.len()
             )));
         }
-        if [&file.store_password_file, &file.host_key]
+        if [&file.store_password_file, &file.host_key, &file.ca_file]
             .into_iter()
             .flatten()
             .any(|s| s.len() > MAX_FIELD)
         {
             return Err(invalid(format!(
-                "store_password_file or host_key is longer than {MAX_FIELD} bytes"
+                "store_password_file, host_key or ca_file is longer than {MAX_FIELD} bytes"
             )));
         }
         for (i, step) in file.steps.iter().enumerate() {
@@ -352,6 +357,17 @@ mod tests {
         .unwrap();
         assert_eq!(f.store_password_file.as_deref(), Some("nas.pw"));
         assert_eq!(f.host_key.as_deref(), Some("SHA256:abc"));
+        let f = JobFile::parse(
+            "ca_file = \"certs/nas-ca.pem\"\n[[step]]\naction = \"verify\"\nimage = \"https://nas/imgs/x.lbi\"\n",
+            "job.toml",
+        )
+        .unwrap();
+        assert_eq!(f.ca_file.as_deref(), Some("certs/nas-ca.pem"));
+        let long = format!(
+            "ca_file = \"{}\"\n[[step]]\naction = \"verify\"\n",
+            "a".repeat(MAX_FIELD + 1)
+        );
+        assert!(JobFile::parse(&long, "job.toml").is_err());
         let long = format!(
             "host_key = \"{}\"\n[[step]]\naction = \"verify\"\n",
             "a".repeat(MAX_FIELD + 1)

@@ -11,6 +11,8 @@ enum Mode {
     Ranges,
     IgnoreRanges,
     NotFound,
+    /// Reads requests and never answers.
+    Silent,
 }
 
 struct TestServer {
@@ -108,7 +110,14 @@ fn serve(
             .find_map(|l| l.strip_prefix("Range: bytes="))
             .and_then(|r| r.split_once('-'))
             .map(|(a, b)| (a.parse::<u64>().unwrap(), b.trim().parse::<u64>().unwrap()));
+        if mode == Mode::Silent {
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            return;
+        }
         let reply = match (mode, range) {
+            (Mode::Silent, _) => Vec::new(),
             (Mode::NotFound, _) => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
             (Mode::IgnoreRanges, _) | (_, None) => {
                 let mut v = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", data.len())
@@ -136,6 +145,13 @@ fn serve(
     }
 }
 
+fn access(secs: u64) -> crate::Access {
+    crate::Access {
+        timeout: Duration::from_secs(secs),
+        ..crate::Access::default()
+    }
+}
+
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 % 251) as u8).collect()
 }
@@ -144,7 +160,7 @@ fn pattern(len: usize) -> Vec<u8> {
 fn a_small_read_fetches_only_the_block_it_lies_in() {
     let data = pattern(8 << 20);
     let srv = TestServer::start(data.clone(), Mode::Ranges);
-    let f = HttpFile::open(&srv.url("/img/x.lbi"), Duration::from_secs(5)).unwrap();
+    let f = HttpFile::open(&srv.url("/img/x.lbi"), &access(5)).unwrap();
     assert_eq!(f.len(), 8 << 20);
     let mut buf = vec![0u8; 100];
     f.read_at(&mut buf, 5 << 20).unwrap();
@@ -163,7 +179,7 @@ fn reads_across_blocks_and_up_to_the_end_match_the_file() {
     let len = 3 * BLOCK as usize + 777;
     let data = pattern(len);
     let srv = TestServer::start(data.clone(), Mode::Ranges);
-    let f = HttpFile::open(&srv.url("/a%20b.lbi"), Duration::from_secs(5)).unwrap();
+    let f = HttpFile::open(&srv.url("/a%20b.lbi"), &access(5)).unwrap();
     let mut buf = vec![0u8; 2 * BLOCK as usize];
     f.read_at(&mut buf, BLOCK / 2).unwrap();
     assert_eq!(
@@ -182,10 +198,10 @@ fn reads_across_blocks_and_up_to_the_end_match_the_file() {
 #[test]
 fn a_server_without_range_requests_or_without_the_file_is_refused_clearly() {
     let srv = TestServer::start(pattern(1000), Mode::IgnoreRanges);
-    let e = HttpFile::open(&srv.url("/x.lbi"), Duration::from_secs(5)).unwrap_err();
+    let e = HttpFile::open(&srv.url("/x.lbi"), &access(5)).unwrap_err();
     assert!(e.to_string().contains("HTTP 200 to a range request"), "{e}");
     let gone = TestServer::start(Vec::new(), Mode::NotFound);
-    let e = HttpFile::open(&gone.url("/x.lbi"), Duration::from_secs(5)).unwrap_err();
+    let e = HttpFile::open(&gone.url("/x.lbi"), &access(5)).unwrap_err();
     assert!(matches!(e, StoreError::NotFound { .. }), "{e}");
     assert_eq!(
         e.to_string(),
@@ -196,7 +212,7 @@ fn a_server_without_range_requests_or_without_the_file_is_refused_clearly() {
 #[test]
 fn reads_fail_with_the_facts_once_the_server_is_gone() {
     let srv = TestServer::start(pattern(4 << 20), Mode::Ranges);
-    let mut f = HttpFile::open(&srv.url("/x.lbi"), Duration::from_secs(2)).unwrap();
+    let mut f = HttpFile::open(&srv.url("/x.lbi"), &access(2)).unwrap();
     f.set_retries(3, Duration::from_millis(20));
     let port = srv.port;
     drop(srv);
@@ -207,6 +223,25 @@ fn reads_fail_with_the_facts_once_the_server_is_gone() {
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     assert!(
         e.contains(&format!("127.0.0.1:{port}")) && e.contains("after 3 attempts"),
+        "{e}"
+    );
+    // Later reads (a job reading in parallel) try once, without the pauses.
+    f.set_retries(3, Duration::from_secs(5));
+    let t = std::time::Instant::now();
+    let e = f.read_at(&mut buf, 1 << 20).unwrap_err().to_string();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(e.contains("already out of reach"), "{e}");
+}
+
+#[test]
+fn a_server_that_accepts_but_never_answers_is_reported_after_the_timeout() {
+    let srv = TestServer::start(pattern(1000), Mode::Silent);
+    let t = std::time::Instant::now();
+    let e = HttpFile::open(&srv.url("/x.lbi"), &access(1)).unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(matches!(e, StoreError::Unreachable { .. }), "{e}");
+    assert!(
+        e.to_string().contains("the server sent nothing for 1 s"),
         "{e}"
     );
 }
@@ -292,7 +327,7 @@ fn ranges_from_a_real_busybox_httpd_match_the_file() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let loc = Location::parse(&format!("http://127.0.0.1:{port}/x.lbi")).unwrap();
-    let result = HttpFile::open(&loc, Duration::from_secs(5)).map(|f| {
+    let result = HttpFile::open(&loc, &access(5)).map(|f| {
         let mut buf = vec![0u8; BLOCK as usize];
         f.read_at(&mut buf, BLOCK + 100)
             .map(|()| (f.len(), buf, f.bytes_fetched()))

@@ -17,7 +17,13 @@ use std::path::PathBuf;
 use store::{Access, Location, Scheme};
 
 /// The kinds the form offers, in the order ←→ cycles them.
-pub const KINDS: [Scheme; 4] = [Scheme::Smb, Scheme::Nfs, Scheme::Sftp, Scheme::Http];
+pub const KINDS: [Scheme; 5] = [
+    Scheme::Smb,
+    Scheme::Nfs,
+    Scheme::Sftp,
+    Scheme::Https,
+    Scheme::Http,
+];
 
 /// Longest host, path or user name the form takes (characters).
 pub const MAX_TEXT: usize = 255;
@@ -54,7 +60,8 @@ pub struct StoreOpen {
 /// Why a store was not opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreRefusal {
-    /// The SFTP server's host key is not accepted yet: its fingerprints.
+    /// The SFTP server's host key, or the HTTPS server's certificate (no trusted CA signed
+    /// it), is not accepted yet: its fingerprints.
     HostKey(Vec<String>),
     Failed(String),
 }
@@ -70,7 +77,7 @@ pub struct NetForm {
     pub password: PasswordField,
     /// Index in [`NetForm::fields`].
     pub cursor: usize,
-    /// The SFTP host key fingerprint the user accepted.
+    /// The SFTP host key fingerprint, or the HTTPS certificate fingerprint, the user accepted.
     pub host_key: Option<String>,
     /// The fingerprints shown for the user to accept (Enter) or refuse (Esc).
     pub ask_key: Option<Vec<String>>,
@@ -206,11 +213,7 @@ impl NetForm {
             return;
         };
         let l = &s.location;
-        let kind = match l.scheme {
-            Scheme::Https => Scheme::Http,
-            k => k,
-        };
-        self.kind = KINDS.iter().position(|k| *k == kind).unwrap_or(0);
+        self.kind = KINDS.iter().position(|k| *k == l.scheme).unwrap_or(0);
         self.host = l.authority();
         self.path = l.path.trim_start_matches('/').to_string();
         self.user = match (&l.domain, &l.user) {
@@ -257,7 +260,7 @@ impl NetForm {
                 host_key: self
                     .host_key
                     .clone()
-                    .filter(|_| location.scheme == Scheme::Sftp),
+                    .filter(|_| matches!(location.scheme, Scheme::Sftp | Scheme::Https)),
                 location,
             },
         }]
@@ -593,8 +596,10 @@ pub fn draw(model: &Model, f: &NetForm, frame: &mut Frame, area: Rect) {
         Err(_) if f.host.is_empty() => {}
         Err(e) => lines.push(Line::styled(format!(" {}", printable(&e)), bad_style())),
     }
+    let tls = scheme == Scheme::Https;
     if let Some(k) = &f.host_key {
-        lines.push(Line::raw(format!(" Host key accepted: {}", printable(k))));
+        let what = if tls { "Certificate" } else { "Host key" };
+        lines.push(Line::raw(format!(" {what} accepted: {}", printable(k))));
     }
     if f.request.is_some() {
         lines.push(Line::raw(format!(
@@ -603,19 +608,25 @@ pub fn draw(model: &Model, f: &NetForm, frame: &mut Frame, area: Rect) {
         )));
     }
     if let Some(fps) = &f.ask_key {
+        let (said, compare) = if tls {
+            (
+                "'s certificate is signed by no trusted CA. Its fingerprint:",
+                " Compare (openssl x509 -noout -fingerprint -sha256 on the server).",
+            )
+        } else {
+            (
+                " is not known yet. Its host key:",
+                " Compare it with the server's own (ssh-keygen -lf on its host key).",
+            )
+        };
         lines.push(Line::styled(
-            format!(
-                " The server {} is not known yet. Its host key:",
-                printable(&f.host)
-            ),
+            format!(" The server {}{said}", printable(&f.host)),
             super::warn_style(),
         ));
         for k in fps {
             lines.push(Line::raw(format!("   {}", printable(k))));
         }
-        lines.push(Line::raw(
-            " Compare it with the server's own (ssh-keygen -lf on its host key).",
-        ));
+        lines.push(Line::raw(compare));
         lines.push(Line::raw(" Enter accepts it, Esc refuses."));
     }
     match &f.message {
