@@ -24,6 +24,7 @@ mod file;
 pub mod loopdev;
 pub mod mount;
 pub mod mounts;
+pub mod netfs;
 mod newfile;
 pub mod text;
 

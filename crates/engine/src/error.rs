@@ -73,6 +73,10 @@ pub enum JobError {
     /// A streamed restore stopped before its stream was complete (issue 19).
     #[error("{problem}; the target has no partition table: it is incomplete")]
     StreamIncomplete { problem: String },
+    /// A restore stopped part-way (its image became unreadable, e.g. the share's server went
+    /// away and did not come back): `state` says what the target holds.
+    #[error("{problem}; {state}: the target is incomplete")]
+    TargetIncomplete { problem: String, state: String },
     #[error(transparent)]
     Layout(#[from] layout::LayoutError),
     #[error(transparent)]

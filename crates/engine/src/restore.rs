@@ -640,6 +640,10 @@ fn restore_from(
         e if stream.is_some() => JobError::StreamIncomplete {
             problem: e.to_string(),
         },
+        e @ (JobError::Image(_) | JobError::BadImage { .. }) => JobError::TargetIncomplete {
+            problem: e.to_string(),
+            state: state.to_string(),
+        },
         e => e,
     };
     if let Some(t) = &plan.table {
