@@ -716,7 +716,7 @@ fn network_stores_back_up_restore_extract_and_fail_loudly() -> Result<()> {
         &format!("smb://nobody@{smb_host}/images"),
         &smb_share,
         &format!(
-            "mount -t cifs //10.0.2.2/images /mnt/b -o ip=10.0.2.2,unc=\\\\\\\\10.0.2.2\\\\images,port={},vers=3.1.1,echo_interval=3,cache=none,noserverino,nounix,username=nobody,password={BENCH_PASSWORD}",
+            "mount -t cifs //10.0.2.2/images /mnt/b -o port={},vers=3.1.1,echo_interval=3,cache=none,noserverino,nounix,username=nobody,password={BENCH_PASSWORD}",
             smbd.port
         ),
     )?;
@@ -772,8 +772,8 @@ fn network_stores_back_up_restore_extract_and_fail_loudly() -> Result<()> {
         "{out}"
     );
 
-    // smbd killed in the middle of a backup (the source read at 1 MB/s so it lasts).
-    let r = vm.monitor("block_set_io_throttle d0 0 1048576 0 0 0 0")?;
+    // smbd killed in the middle of a backup (the source read at 2 MB/s so it lasts).
+    let r = vm.monitor("block_set_io_throttle d0 0 2097152 0 0 0 0")?;
     assert!(!r.to_lowercase().contains("error"), "throttle: {r}");
     background(
         &mut vm,

@@ -48,7 +48,7 @@ struct Cli {
     identity_file: Option<PathBuf>,
 
     /// Network locations: how long reads that fail because the server went away are retried
-    /// before a restore stops (a write that gets no answer stops a backup after 10 s).
+    /// before a restore stops (a write that gets no answer stops a backup after 8 s).
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 45,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     store_retry: u64,

@@ -34,7 +34,7 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            stall: Duration::from_secs(10),
+            stall: Duration::from_secs(8),
             retry_for: Duration::from_secs(45),
         }
     }
@@ -74,6 +74,12 @@ impl NetMount {
             _ => "SFTP folder",
         };
         format!("{kind} {}", self.source)
+    }
+
+    /// Whether the kernel caches writes to it and sends them later (NFS); cifs with
+    /// `cache=none` and sshfs send each write as it is made.
+    pub fn caches_writes(&self) -> bool {
+        self.fs_type.starts_with("nfs")
     }
 }
 
@@ -225,6 +231,17 @@ pub fn with_deadline<T: Send + 'static>(
 pub const WRITE_BLOCK: usize = 4 << 20;
 /// Blocks queued behind the one being written.
 const QUEUE_BLOCKS: usize = 2;
+/// On file systems that cache writes (NFS), the I/O thread syncs after this many bytes, so a
+/// sync never has more than this to send (and a full server says so early).
+pub const SYNC_EVERY: u64 = 32 << 20;
+/// The slowest link a sync is given time for, on top of the stall limit: a sync of 32 MiB may
+/// take 16 s more.
+const SYNC_RATE: u64 = 2 << 20;
+
+/// Extra time a sync of `pending` unsynced bytes is given.
+fn sync_allowance(pending: u64) -> Duration {
+    Duration::from_millis(pending.saturating_mul(1000) / SYNC_RATE)
+}
 
 enum Op {
     Write(Vec<u8>),
@@ -241,6 +258,8 @@ struct State {
     error: Option<io::Error>,
     /// The writer is gone: the thread ends after its current op.
     closed: bool,
+    /// Extra time the op in progress is given (a sync of cached writes).
+    allowance: Duration,
 }
 
 struct Shared {
@@ -278,8 +297,14 @@ impl std::fmt::Debug for StallWriter {
 
 impl StallWriter {
     /// Writes `file` (named `name` in messages) on an I/O thread; fails when no write finishes
-    /// for `stall`.
-    pub fn new(file: File, name: &str, stall: Duration) -> io::Result<Self> {
+    /// for `stall`. `sync_every`: sync after that many bytes (for NFS, which caches writes; a
+    /// sync is given [`sync_allowance`] on top of `stall`).
+    pub fn new(
+        file: File,
+        name: &str,
+        stall: Duration,
+        sync_every: Option<u64>,
+    ) -> io::Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             cond: Condvar::new(),
@@ -287,7 +312,7 @@ impl StallWriter {
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("netfs-write".into())
-            .spawn(move || io_thread(file, &s))?;
+            .spawn(move || io_thread(file, &s, sync_every))?;
         Ok(StallWriter {
             shared,
             buf: Vec::with_capacity(WRITE_BLOCK),
@@ -331,13 +356,13 @@ impl StallWriter {
                 return Ok(());
             }
             let since = st.progress.map_or(Duration::ZERO, |t| t.elapsed());
-            if since >= self.stall {
+            if since >= self.stall + st.allowance {
                 drop(st);
                 self.stalled = true;
                 log::warn!("{}: no write finished for {} s", self.name, since.as_secs());
                 return Err(self.stall_error(since));
             }
-            let left = self.stall - since;
+            let left = (self.stall + st.allowance).saturating_sub(since);
             st = match shared
                 .cond
                 .wait_timeout(st, left.min(Duration::from_millis(500)))
@@ -346,6 +371,22 @@ impl StallWriter {
                 Err(p) => p.into_inner().0,
             };
         }
+    }
+
+    /// Fails when the op in progress has overrun its time, without waiting.
+    fn check_stall(&mut self) -> io::Result<()> {
+        if self.stalled {
+            return Err(self.stall_error(self.stall));
+        }
+        let st = self.shared.lock();
+        let since = st.progress.map_or(Duration::ZERO, |t| t.elapsed());
+        if st.busy && since >= self.stall + st.allowance {
+            drop(st);
+            self.stalled = true;
+            log::warn!("{}: no write finished for {} s", self.name, since.as_secs());
+            return Err(self.stall_error(since));
+        }
+        Ok(())
     }
 
     fn submit(&mut self, op: Op) -> io::Result<()> {
@@ -404,9 +445,9 @@ impl StallWriter {
 
 impl Write for StallWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.stalled {
-            return Err(self.stall_error(self.stall));
-        }
+        // Whether the op in progress has overrun, checked at every call: the caller may only
+        // come back every few seconds (a slow source), and must hear of it then.
+        self.check_stall()?;
         let room = WRITE_BLOCK - self.buf.len();
         let n = data.len().min(room);
         self.buf.extend_from_slice(&data[..n]);
@@ -434,13 +475,18 @@ impl Drop for StallWriter {
     }
 }
 
-fn io_thread(mut file: File, shared: &Shared) -> File {
+fn io_thread(mut file: File, shared: &Shared, sync_every: Option<u64>) -> File {
+    let mut unsynced = 0u64;
     loop {
         let op = {
             let mut st = shared.lock();
             loop {
                 if let Some(op) = st.queue.pop_front() {
                     st.busy = true;
+                    st.allowance = match op {
+                        Op::Sync => sync_allowance(unsynced),
+                        Op::Write(_) => Duration::ZERO,
+                    };
                     break Some(op);
                 }
                 if st.closed {
@@ -454,11 +500,31 @@ fn io_thread(mut file: File, shared: &Shared) -> File {
         };
         let Some(op) = op else { return file };
         let r = match op {
-            Op::Write(b) => file.write_all(&b),
-            Op::Sync => file.sync_data(),
+            Op::Write(b) => {
+                let r = file.write_all(&b);
+                unsynced += b.len() as u64;
+                match sync_every {
+                    Some(every) if r.is_ok() && unsynced >= every => {
+                        // Counted as progress: the write is done, the sync has its own time.
+                        {
+                            let mut st = shared.lock();
+                            st.progress = Some(Instant::now());
+                            st.allowance = sync_allowance(unsynced);
+                        }
+                        unsynced = 0;
+                        file.sync_data()
+                    }
+                    _ => r,
+                }
+            }
+            Op::Sync => {
+                unsynced = 0;
+                file.sync_data()
+            }
         };
         let mut st = shared.lock();
         st.busy = false;
+        st.allowance = Duration::ZERO;
         st.progress = Some(Instant::now());
         if let Err(e) = r {
             st.error = Some(e);
@@ -567,6 +633,16 @@ mod tests {
     }
 
     #[test]
+    fn a_sync_is_given_time_for_what_it_sends() {
+        assert_eq!(sync_allowance(0), Duration::ZERO);
+        assert_eq!(sync_allowance(SYNC_EVERY), Duration::from_secs(16));
+        assert_eq!(
+            sync_allowance(u64::MAX),
+            Duration::from_millis(u64::MAX / SYNC_RATE)
+        );
+    }
+
+    #[test]
     fn a_call_past_its_deadline_is_a_timeout() {
         assert_eq!(with_deadline(Duration::from_secs(5), || Ok(3)).unwrap(), 3);
         let t = Instant::now();
@@ -585,7 +661,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("out");
         let f = File::create(&p).unwrap();
-        let mut w = StallWriter::new(f, "out", Duration::from_secs(30)).unwrap();
+        let mut w = StallWriter::new(f, "out", Duration::from_secs(30), Some(1 << 20)).unwrap();
         let mut want = Vec::new();
         for i in 0..3000u32 {
             let piece: Vec<u8> = (0..(i % 7000)).map(|j| (i ^ j) as u8).collect();
@@ -616,7 +692,7 @@ mod tests {
             .open(&fifo)
             .unwrap();
         let f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-        let mut w = StallWriter::new(f, "fifo", Duration::from_millis(400)).unwrap();
+        let mut w = StallWriter::new(f, "fifo", Duration::from_millis(400), None).unwrap();
         let t = Instant::now();
         let block = vec![1u8; WRITE_BLOCK];
         let mut err = None;
@@ -639,6 +715,29 @@ mod tests {
         w.discard();
         assert!(t.elapsed() < Duration::from_millis(300));
         // Unblock the left-behind thread so it ends.
+        drop(reader);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_stall_is_noticed_by_the_next_write_even_with_room_in_the_queue() {
+        let dir = std::env::temp_dir().join(format!("netfs-c-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags_nonblock()
+            .open(&fifo)
+            .unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        let mut w = StallWriter::new(f, "fifo", Duration::from_millis(300), None).unwrap();
+        // One block: the I/O thread blocks on it (the pipe holds 64 KiB); the queue is empty.
+        w.write_all(&vec![2u8; WRITE_BLOCK]).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let e = w.write_all(b"small").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        w.discard();
         drop(reader);
         std::fs::remove_dir_all(&dir).unwrap();
     }

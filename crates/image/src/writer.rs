@@ -506,8 +506,14 @@ impl ImageWriter {
         self.volumes.push(path);
         let mut out = match &self.net {
             None => Out::Local(BufWriter::with_capacity(WRITE_BUFFER, file)),
-            Some(_) => {
-                match disk::netfs::StallWriter::new(file, &pname, disk::netfs::policy().stall) {
+            Some(n) => {
+                let sync_every = n.caches_writes().then_some(disk::netfs::SYNC_EVERY);
+                match disk::netfs::StallWriter::new(
+                    file,
+                    &pname,
+                    disk::netfs::policy().stall,
+                    sync_every,
+                ) {
                     Ok(w) => Out::Net(w),
                     Err(e) => return self.fail(Error::write(&pname, "writing", e)),
                 }

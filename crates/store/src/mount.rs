@@ -37,7 +37,7 @@ fn clean_value(url: &Location, what: &str, v: &str) -> Result<(), StoreError> {
 /// fails the next write instead of a `sync` minutes later; the engine writes blocks of 4 MiB,
 /// which cifs sends as several requests in flight, so this costs little. `echo_interval=3`: a
 /// server that stops answering is declared gone after about 9 s (the engine's own write
-/// deadline, `disk::netfs`, is 10 s).
+/// deadline, `disk::netfs`, is 8 s).
 pub fn smb_options(
     loc: &Location,
     ip: IpAddr,
