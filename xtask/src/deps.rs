@@ -55,6 +55,8 @@ const PACKAGES: &[(&str, &str)] = &[
         "/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so",
         "nfs-ganesha-vfs",
     ),
+    // NFS v3 in the network test: ganesha registers its MOUNT protocol with rpcbind
+    ("/usr/sbin/rpcbind", "rpcbind"),
     // multicast (issue 19): `lifeboat serve`/`receive` run udpcast; the cli test builds its LAN
     // in network namespaces with ip
     ("/usr/bin/udp-sender", "udpcast"),

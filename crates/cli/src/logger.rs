@@ -23,7 +23,11 @@ impl Log for StderrLogger {
             Level::Debug => "debug",
             Level::Trace => "trace",
         };
-        eprintln!("lifeboat: {tag}: {}", record.args());
+        // Files on network stores are named by their URLs, not their mount points.
+        eprintln!(
+            "lifeboat: {tag}: {}",
+            crate::stores::name_urls(&record.args().to_string())
+        );
     }
 
     fn flush(&self) {}

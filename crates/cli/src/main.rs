@@ -53,6 +53,12 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     identity_file: Option<PathBuf>,
 
+    /// Network locations: how long reads that fail because the server went away are retried
+    /// before a restore stops (a write that gets no answer stops a backup after 8 s).
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 45,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    store_retry: u64,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -308,6 +314,10 @@ fn main() -> ExitCode {
         identity_file: cli.identity_file.clone(),
         ca_file: cli.ca_file.clone(),
     });
+    disk::netfs::set_policy(disk::netfs::Policy {
+        retry_for: std::time::Duration::from_secs(cli.store_retry),
+        ..disk::netfs::Policy::default()
+    });
     use store::Purpose::{Read, Write};
     let mut cli = cli;
     // A network location in place of an image to read is opened here and replaced by the local
@@ -456,18 +466,21 @@ fn main() -> ExitCode {
         Some(Command::Run { job, .. }) => job_file::run(std::path::Path::new(&job)),
         None => tui::run(),
     };
-    stores::close_all();
-    match result {
+    // The error first (naming network locations by their URLs): unmounting a share whose
+    // server is gone may take a while.
+    let code = match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // Errors quote names from disks and images: escaped, so they cannot drive the terminal.
             eprintln!(
                 "lifeboat: error: {}",
-                disk::text::printable(&error_chain(&e))
+                disk::text::printable(&stores::name_urls(&error_chain(&e)))
             );
             ExitCode::from(exit::FAILURE)
         }
-    }
+    };
+    stores::close_all();
+    code
 }
 
 /// Resolves a TARGET argument: an existing path as it is, else a device spec looked up among the

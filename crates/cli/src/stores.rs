@@ -103,6 +103,16 @@ pub fn local(arg: &str, purpose: Purpose) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// `text` with the local paths of the open stores' files named by their URLs again (for
+/// messages). Leaves `text` as it is while the list is in use (e.g. a warning logged while the
+/// stores are being closed).
+pub fn name_urls(text: &str) -> String {
+    match OPEN.try_lock() {
+        Ok(open) => open.iter().fold(text.to_string(), |t, o| o.name_urls(&t)),
+        Err(_) => text.to_string(),
+    }
+}
+
 /// Shows the fingerprints of an unknown SSH server and asks which to accept.
 fn ask_host_key(host: &str, fingerprints: &[String]) -> Result<String> {
     let mut err = std::io::stderr();

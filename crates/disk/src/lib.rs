@@ -25,6 +25,7 @@ pub mod inode_flags;
 pub mod loopdev;
 pub mod mount;
 pub mod mounts;
+pub mod netfs;
 mod newfile;
 pub mod text;
 

@@ -410,10 +410,24 @@ pub fn execute_backup(
         Some(enc) => ImageWriter::create_encrypted(&plan.image, wopts, &enc.password, enc.kdf),
         None => ImageWriter::create(&plan.image, wopts),
     }
-    .map_err(image_err)?;
+    .map_err(|e| {
+        failure(
+            image_err(e),
+            &plan.image,
+            disk::netfs::network_mount(&plan.image).as_ref(),
+            "no image was written".to_string(),
+        )
+    })?;
     match write_streams(plan, src, opts, sink, cancel, &mut writer) {
         Ok((manifest, tracker_state)) => {
-            let summary = writer.finish(&manifest).map_err(image_err)?;
+            let summary = writer.finish(&manifest).map_err(|e| {
+                failure(
+                    image_err(e),
+                    &plan.image,
+                    disk::netfs::network_mount(&plan.image).as_ref(),
+                    "the partial image has no trailer and reads as incomplete".to_string(),
+                )
+            })?;
             let (bytes_read, seconds, bad_sectors) = tracker_state;
             let mut notes: Vec<String> = manifest.notes.clone();
             if !bad_sectors.is_empty() {
@@ -433,27 +447,65 @@ pub fn execute_backup(
             })
         }
         Err(e) => {
-            if let Err(abort) = writer.abort() {
-                log::warn!(
-                    "removing the partial image {}: {abort}",
-                    plan.image.display()
-                );
-            }
-            Err(match e {
-                JobError::Image(e @ image::Error::DestinationFull { .. }) => JobError::BadImage {
-                    image: plan.image.display().to_string(),
-                    problem: format!(
-                        "{e}: the partial image was removed; free space or choose another drive"
-                    ),
-                },
-                JobError::Cancelled { .. } | JobError::Image(image::Error::Cancelled) => {
-                    JobError::Cancelled {
-                        state: "the partial image was removed".to_string(),
-                    }
+            let share = disk::netfs::network_mount(&plan.image);
+            let left = match writer.abort() {
+                Ok(()) => "the partial image was removed".to_string(),
+                Err(abort) => {
+                    log::warn!(
+                        "removing the partial image {}: {abort}",
+                        plan.image.display()
+                    );
+                    "the partial image could not be removed: it has no trailer and reads as incomplete"
+                        .to_string()
                 }
-                e => e,
-            })
+            };
+            Err(failure(e, &plan.image, share.as_ref(), left))
         }
+    }
+}
+
+/// The error of a backup that stopped: a full destination, a refused write or a share whose
+/// server is gone named as such (the share by its server and name), with what became of the
+/// partial image (`left`).
+fn failure(
+    e: JobError,
+    image: &Path,
+    share: Option<&disk::netfs::NetMount>,
+    left: String,
+) -> JobError {
+    let on = share.map(|s| s.describe()).unwrap_or_default();
+    match e {
+        JobError::Image(e @ image::Error::DestinationFull { .. }) => JobError::BadImage {
+            image: image.display().to_string(),
+            problem: match share {
+                Some(_) => format!(
+                    "{e}: the {on} is full; {left}; free space on it or choose another place"
+                ),
+                None => format!("{e}: {left}; free space or choose another drive"),
+            },
+        },
+        JobError::Cancelled { .. } | JobError::Image(image::Error::Cancelled) => {
+            JobError::Cancelled { state: left }
+        }
+        JobError::Image(image::Error::Io { source, .. })
+            if share.is_some()
+                && matches!(
+                    source.raw_os_error(),
+                    Some(nix::libc::EACCES | nix::libc::EPERM)
+                ) =>
+        {
+            JobError::BadImage {
+                image: image.display().to_string(),
+                problem: format!(
+                    "the {on} refuses the write (permission denied: {source}); {left}"
+                ),
+            }
+        }
+        JobError::Image(e) if share.is_some() => JobError::BadImage {
+            image: image.display().to_string(),
+            problem: format!("writing to the {on} failed: {e}; {left}"),
+        },
+        e => e,
     }
 }
 

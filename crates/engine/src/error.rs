@@ -76,9 +76,10 @@ pub enum JobError {
     /// A streamed restore stopped before its stream was complete (issue 19).
     #[error("{problem}; the target has no partition table: it is incomplete")]
     StreamIncomplete { problem: String },
-    /// A restore stopped because its image could not be read any more (issue 17).
-    #[error("{problem}: the restore stopped; {state}: the target is incomplete")]
-    SourceLost { problem: String, state: String },
+    /// A restore stopped part-way (its image became unreadable, e.g. the share's server went
+    /// away and did not come back): `state` says what the target holds.
+    #[error("{problem}; {state}: the target is incomplete")]
+    TargetIncomplete { problem: String, state: String },
     #[error(transparent)]
     Layout(#[from] layout::LayoutError),
     #[error(transparent)]

@@ -672,7 +672,7 @@ fn restore_from(
         },
         // The image could not be read any more (a network store gone after its retries, a
         // damaged chunk): the target is declared incomplete in the same words as a cancel.
-        e @ JobError::Image(_) => JobError::SourceLost {
+        e @ (JobError::Image(_) | JobError::BadImage { .. }) => JobError::TargetIncomplete {
             problem: e.to_string(),
             state: state.to_string(),
         },

@@ -65,6 +65,8 @@ struct FileVolume {
     file: File,
     path: String,
     len: u64,
+    /// On a network share: failing reads are retried for this long (`disk::netfs`).
+    retry_for: Option<std::time::Duration>,
 }
 
 impl BlockIo for FileVolume {
@@ -75,7 +77,12 @@ impl BlockIo for FileVolume {
         512
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.file.read_exact_at(buf, offset)
+        match self.retry_for {
+            None => self.file.read_exact_at(buf, offset),
+            Some(window) => {
+                disk::netfs::retry_io(&self.path, window, || self.file.read_exact_at(buf, offset))
+            }
+        }
     }
     fn write_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {
         Err(io::Error::new(
@@ -952,10 +959,15 @@ fn open_volume_file(path: &Path, follow: bool) -> Result<FileVolume> {
         return Err(Error::NotAVolumeFile { path: name, what });
     }
     let len = meta.len();
+    let retry_for = disk::netfs::network_mount(path).map(|n| {
+        log::info!("{name} is on the {}", n.describe());
+        disk::netfs::policy().retry_for
+    });
     Ok(FileVolume {
         file,
         path: name,
         len,
+        retry_for,
     })
 }
 

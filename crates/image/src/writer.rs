@@ -193,7 +193,12 @@ pub struct ImageWriter {
     opts: WriterOptions,
     uuid: [u8; 16],
     volumes: Vec<PathBuf>,
-    out: Option<BufWriter<File>>,
+    out: Option<Out>,
+    /// The network share the image is written to (writes under a stall deadline).
+    net: Option<disk::netfs::NetMount>,
+    /// A write on the share stalled past the deadline or failed the way a vanished server makes
+    /// it fail: the server is taken for gone.
+    server_gone: bool,
     pos: u64,
     streams: Vec<StreamDef>,
     index: Vec<IndexEntry>,
@@ -218,6 +223,55 @@ impl std::fmt::Debug for ImageWriter {
 }
 
 const WRITE_BUFFER: usize = 1 << 20;
+
+/// Where the current volume's bytes go: a buffered local file, or a file on a network share
+/// written by an I/O thread under a stall deadline (`disk::netfs`).
+enum Out {
+    Local(BufWriter<File>),
+    Net(disk::netfs::StallWriter),
+}
+
+impl Out {
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Out::Local(w) => w.write_all(b),
+            Out::Net(w) => w.write_all(b),
+        }
+    }
+
+    /// Flushes and `fdatasync`s.
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        match self {
+            Out::Local(w) => w.flush().and_then(|()| w.get_ref().sync_data()),
+            Out::Net(w) => w.sync(),
+        }
+    }
+
+    /// Flushes, syncs everything and closes.
+    fn close(self) -> std::io::Result<()> {
+        match self {
+            Out::Local(w) => w
+                .into_inner()
+                .map_err(|e| e.into_parts().0)
+                .and_then(|f| f.sync_all()),
+            Out::Net(w) => w.finish().and_then(|f| {
+                disk::netfs::with_deadline(disk::netfs::policy().stall, move || f.sync_all())
+            }),
+        }
+    }
+
+    /// Drops what is buffered without waiting for the device or the server.
+    fn discard(self) {
+        match self {
+            Out::Local(w) => drop(w.into_parts()),
+            Out::Net(w) => w.discard(),
+        }
+    }
+
+    fn stalled(&self) -> bool {
+        matches!(self, Out::Net(w) if w.stalled())
+    }
+}
 
 fn random_uuid() -> [u8; 16] {
     use std::hash::{BuildHasher, Hasher};
@@ -368,6 +422,8 @@ impl ImageWriter {
             uuid,
             volumes: Vec::new(),
             out: None,
+            net: disk::netfs::network_mount(path),
+            server_gone: false,
             pos: 0,
             streams: Vec::new(),
             index: Vec::new(),
@@ -377,6 +433,9 @@ impl ImageWriter {
             bytes_written: 0,
             crypt,
         };
+        if let Some(n) = &w.net {
+            log::info!("{} is on the {}", w.name, n.describe());
+        }
         w.open_volume()?;
         log::info!(
             "writing {}image {} ({})",
@@ -445,7 +504,21 @@ impl ImageWriter {
             Err(e) => return self.fail(Error::write(&pname, "creating", e)),
         };
         self.volumes.push(path);
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut out = match &self.net {
+            None => Out::Local(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            Some(n) => {
+                let sync_every = n.caches_writes().then_some(disk::netfs::SYNC_EVERY);
+                match disk::netfs::StallWriter::new(
+                    file,
+                    &pname,
+                    disk::netfs::policy().stall,
+                    sync_every,
+                ) {
+                    Ok(w) => Out::Net(w),
+                    Err(e) => return self.fail(Error::write(&pname, "writing", e)),
+                }
+            }
+        };
         let header = VolumeHeader {
             major: FORMAT_MAJOR,
             minor: FORMAT_MINOR,
@@ -486,15 +559,8 @@ impl ImageWriter {
     fn close_volume(&mut self) -> Result<()> {
         let pname = self.current_name();
         if let Some(out) = self.out.take() {
-            let file = match out.into_inner() {
-                Ok(f) => f,
-                Err(e) => {
-                    let (err, _) = e.into_parts();
-                    return self.fail(Error::write(&pname, "writing", err));
-                }
-            };
-            if let Err(e) = file.sync_all() {
-                return self.fail(Error::write(&pname, "syncing", e));
+            if let Err(e) = out.close() {
+                return self.io_fail(&pname, "syncing", e);
             }
         }
         Ok(())
@@ -520,7 +586,7 @@ impl ImageWriter {
                 self.bytes_written += n;
                 Ok(())
             }
-            Err(e) => self.fail(Error::write(&pname, "writing", e)),
+            Err(e) => self.io_fail(&pname, "writing", e),
         }
     }
 
@@ -826,7 +892,14 @@ impl ImageWriter {
         self.sync_current()?;
         self.write_bytes(&[&trailer.encode()])?;
         self.close_volume()?;
-        if let Err(e) = sync_dir(&self.base) {
+        let synced = match &self.net {
+            None => sync_dir(&self.base),
+            Some(_) => {
+                let base = self.base.clone();
+                disk::netfs::with_deadline(disk::netfs::policy().stall, move || sync_dir(&base))
+            }
+        };
+        if let Err(e) = synced {
             return self.fail(Error::write(
                 &self.name.clone(),
                 "syncing the directory of",
@@ -856,24 +929,51 @@ impl ImageWriter {
         let Some(out) = self.out.as_mut() else {
             return self.fail(Error::Poisoned { path: pname });
         };
-        let res = out.flush().and_then(|()| out.get_ref().sync_data());
+        let res = out.sync_data();
         match res {
             Ok(()) => Ok(()),
-            Err(e) => self.fail(Error::write(&pname, "syncing", e)),
+            Err(e) => self.io_fail(&pname, "syncing", e),
         }
     }
 
-    /// Stops writing and deletes every volume written so far.
+    /// Fails with an I/O error; on a share, a timeout means the server is gone.
+    fn io_fail<T>(&mut self, pname: &str, op: &'static str, e: std::io::Error) -> Result<T> {
+        if self.net.is_some() && disk::netfs::is_transient(&e) {
+            self.server_gone = true;
+        }
+        self.fail(Error::write(pname, op, e))
+    }
+
+    /// Stops writing and deletes every volume written so far. When the network share's server
+    /// stopped answering, the volumes stay (without a trailer they read as incomplete) and the
+    /// error says so: removing them would hang too.
     pub fn abort(mut self) -> Result<()> {
         if let Some(out) = self.out.take() {
             // Discard the buffer: the files are about to go.
-            let (file, _) = out.into_parts();
-            drop(file);
+            self.server_gone |= out.stalled();
+            out.discard();
         }
         self.state = State::Done;
+        if self.server_gone {
+            return Err(Error::write(
+                &self.name,
+                "removing",
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the server does not answer; the partial image stays there and reads as incomplete",
+                ),
+            ));
+        }
+        let net = self.net.is_some();
         let mut first_err = None;
         for p in self.volumes.iter().rev() {
-            if let Err(e) = fs::remove_file(p) {
+            let removed = if net {
+                let q = p.clone();
+                disk::netfs::with_deadline(disk::netfs::policy().stall, move || fs::remove_file(q))
+            } else {
+                fs::remove_file(p)
+            };
+            if let Err(e) = removed {
                 if e.kind() != std::io::ErrorKind::NotFound && first_err.is_none() {
                     first_err = Some(Error::write(&p.display().to_string(), "removing", e));
                 }

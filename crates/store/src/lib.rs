@@ -254,6 +254,8 @@ pub fn probe(loc: &Location, timeout: Duration) -> Result<SocketAddr, StoreError
 #[derive(Debug)]
 pub struct Opened {
     path: PathBuf,
+    /// The location's URL (never with a password).
+    url: String,
     held: Held,
 }
 
@@ -270,6 +272,21 @@ impl Opened {
     /// The local path of the location's file (or folder).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The URL it was opened from (without any password).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// `text` with the local path of the location (and of files beside it: split volumes) put
+    /// back as the URL, for messages.
+    pub fn name_urls(&self, text: &str) -> String {
+        let local = self.path.display().to_string();
+        if local.is_empty() || local == "/" {
+            return text.to_string();
+        }
+        text.replace(&local, &self.url)
     }
 
     /// Unmounts now, reporting a failure (dropping does the same and only logs it).
@@ -368,6 +385,7 @@ pub fn open(
                     log::info!("{loc} is mounted at {}", dir.display());
                     Ok(Opened {
                         path,
+                        url: loc.to_string(),
                         held: Held::Mount(dir),
                     })
                 }
@@ -389,6 +407,7 @@ fn open_http(loc: &Location, access: &Access, base: &Path) -> Result<Opened, Sto
     let dir = fresh_dir(base, loc)?;
     let mut opened = Opened {
         path: dir.join(name),
+        url: loc.to_string(),
         held: Held::Http {
             dir: dir.clone(),
             servers: Vec::new(),
@@ -432,4 +451,25 @@ fn serve(
         servers.push(server);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_a_store_file_by_its_url() {
+        let o = Opened {
+            path: PathBuf::from("/run/lifeboat/stores/smb-7-0/pcs/x.lbi"),
+            url: "smb://anna@nas/imgs/pcs/x.lbi".into(),
+            // An empty mount dir: dropping it unmounts nothing.
+            held: Held::Mount(PathBuf::new()),
+        };
+        assert_eq!(o.url(), "smb://anna@nas/imgs/pcs/x.lbi");
+        assert_eq!(
+            o.name_urls("writing /run/lifeboat/stores/smb-7-0/pcs/x.lbi.002: No space left"),
+            "writing smb://anna@nas/imgs/pcs/x.lbi.002: No space left"
+        );
+        assert_eq!(o.name_urls("/dev/sda: fine"), "/dev/sda: fine");
+    }
 }
