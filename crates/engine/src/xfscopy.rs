@@ -259,6 +259,13 @@ pub(crate) fn copy_xfs(
                 let info = geometry(src, &device)?;
                 let args =
                     mkfs_args(&info, &step.uuid, &step.label).map_err(|e| fail(&device, e))?;
+                // The head holds the old XFS's blocks below the new end, its superblock
+                // first: `mkfs.xfs` would zero that file system's secondary superblocks, most
+                // of them past the new end. Nothing of the head is kept, so the old superblock
+                // goes first and `mkfs.xfs` sees a blank device.
+                let blank = vec![0u8; (1u64 << 20).min(head.len()) as usize];
+                head.write_at(&blank, 0)
+                    .map_err(|e| fail(&device, format!("clearing the old superblock: {e}")))?;
                 let file = work.file("mkfs")?;
                 vdev::serve_scoped(head, &file, "mkfs.xfs", true, |file| {
                     let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
