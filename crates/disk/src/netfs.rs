@@ -698,10 +698,11 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// A FIFO nobody reads from blocks `write` like a dead server does.
-    #[test]
-    fn a_write_that_never_finishes_fails_within_the_stall_limit() {
-        let dir = std::env::temp_dir().join(format!("netfs-s-{}", std::process::id()));
+    /// A FIFO in a new folder named after `tag`, nobody reading from it: it blocks `write` like
+    /// a dead server does. Returns the folder, the (unused) reading end, which must live as long
+    /// as the test, and the writing end.
+    fn stalled_fifo(tag: &str) -> (PathBuf, File, File) {
+        let dir = std::env::temp_dir().join(format!("netfs-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let fifo = dir.join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
@@ -712,6 +713,12 @@ mod tests {
             .open(&fifo)
             .unwrap();
         let f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        (dir, reader, f)
+    }
+
+    #[test]
+    fn a_write_that_never_finishes_fails_within_the_stall_limit() {
+        let (dir, reader, f) = stalled_fifo("s");
         let mut w = StallWriter::new(f, "fifo", Duration::from_millis(400), None).unwrap();
         let t = Instant::now();
         let block = vec![1u8; WRITE_BLOCK];
@@ -741,16 +748,7 @@ mod tests {
 
     #[test]
     fn a_stall_is_noticed_by_the_next_write_even_with_room_in_the_queue() {
-        let dir = std::env::temp_dir().join(format!("netfs-c-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let fifo = dir.join("fifo");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let reader = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags_nonblock()
-            .open(&fifo)
-            .unwrap();
-        let f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        let (dir, reader, f) = stalled_fifo("c");
         let mut w = StallWriter::new(f, "fifo", Duration::from_millis(300), None).unwrap();
         // One block: the I/O thread blocks on it (the pipe holds 64 KiB); the queue is empty.
         w.write_all(&vec![2u8; WRITE_BLOCK]).unwrap();
