@@ -73,6 +73,26 @@ fn consent(t: &job::Target) -> WriteConsent {
     WriteConsent::from_yes_flag(&t.path, &t.identity)
 }
 
+/// Receives the cast stream of `image`, held in memory, onto `confirmed`: with the `--yes`
+/// consent for it when `write`, as a dry run otherwise; `on_plan` sees the plan made from it.
+fn receive_stream(
+    confirmed: &job::ReceiveTarget,
+    image: &Path,
+    write: bool,
+    on_plan: &dyn Fn(&job::Plan),
+) -> job::Received {
+    let consent = write.then(|| consent(&confirmed.target));
+    job::receive(
+        confirmed,
+        consent.as_ref(),
+        StreamFrom::Reader(Box::new(std::io::Cursor::new(stream_of(image)))),
+        "test stream",
+        on_plan,
+        None,
+        &Cancel::new(),
+    )
+}
+
 /// A target file full of a pattern, so any write shows.
 fn patterned(path: &Path, size: u64) -> String {
     let block: Vec<u8> = (0..MIB).map(|i| (i % 251) as u8).collect();
@@ -114,18 +134,10 @@ fn a_confirmed_disk_receives_the_stream_without_a_second_question_and_equals_a_p
     assert_eq!(confirmed.target.size, 64 * MIB);
     assert!(confirmed.lines().iter().any(|l| l.contains("rx.img")));
     let planned = Cell::new(0);
-    let got = job::receive(
-        &confirmed,
-        Some(&consent(&confirmed.target)),
-        StreamFrom::Reader(Box::new(std::io::Cursor::new(stream_of(&image)))),
-        "test stream",
-        &|p| {
-            assert!(p.lines().iter().any(|l| l.contains("arrives as a stream")));
-            planned.set(planned.get() + 1);
-        },
-        None,
-        &Cancel::new(),
-    );
+    let got = receive_stream(&confirmed, &image, true, &|p| {
+        assert!(p.lines().iter().any(|l| l.contains("arrives as a stream")));
+        planned.set(planned.get() + 1);
+    });
     let o = got.outcome.unwrap();
     assert_eq!(o.status, Status::Completed, "{o:?}");
     assert_eq!(planned.get(), 1, "the plan is made once, from the stream");
@@ -145,15 +157,7 @@ fn a_disk_too_small_even_with_shrinking_fails_before_anything_is_written() {
     let before = patterned(&target, 4 * MIB);
     let disks = Disks::discover(&SysRoot::default()).unwrap();
     let confirmed = job::plan_receive_target(&target, options(), &disks).unwrap();
-    let got = job::receive(
-        &confirmed,
-        Some(&consent(&confirmed.target)),
-        StreamFrom::Reader(Box::new(std::io::Cursor::new(stream_of(&image)))),
-        "test stream",
-        &|_| panic!("no plan can be made"),
-        None,
-        &Cancel::new(),
-    );
+    let got = receive_stream(&confirmed, &image, true, &|_| panic!("no plan can be made"));
     let o = got.outcome.unwrap();
     assert_eq!(o.status, Status::Failed);
     assert!(o.error.as_deref().unwrap().contains("too small"), "{o:?}");
@@ -178,15 +182,7 @@ fn a_disk_replaced_after_the_confirmation_is_refused_and_left_alone() {
     let other = dir.path().join("other.img");
     let before = patterned(&other, 64 * MIB);
     std::fs::rename(&other, &target).unwrap();
-    let got = job::receive(
-        &confirmed,
-        Some(&consent(&confirmed.target)),
-        StreamFrom::Reader(Box::new(std::io::Cursor::new(stream_of(&image)))),
-        "test stream",
-        &|_| {},
-        None,
-        &Cancel::new(),
-    );
+    let got = receive_stream(&confirmed, &image, true, &|_| {});
     let o = got.outcome.unwrap();
     assert_eq!(o.status, Status::Failed);
     assert!(
@@ -207,15 +203,7 @@ fn a_dry_run_plans_from_the_stream_and_writes_nothing() {
     let before = patterned(&target, 40 * MIB);
     let disks = Disks::discover(&SysRoot::default()).unwrap();
     let confirmed = job::plan_receive_target(&target, options(), &disks).unwrap();
-    let got = job::receive(
-        &confirmed,
-        None,
-        StreamFrom::Reader(Box::new(std::io::Cursor::new(stream_of(&image)))),
-        "test stream",
-        &|_| {},
-        None,
-        &Cancel::new(),
-    );
+    let got = receive_stream(&confirmed, &image, false, &|_| {});
     assert!(got.outcome.is_none());
     let lines = got.plan.unwrap().join("\n");
     assert!(
