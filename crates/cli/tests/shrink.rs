@@ -129,13 +129,6 @@ fn shrink_disk() -> ShrinkDisk {
     ShrinkDisk { dir, disk, hashes }
 }
 
-fn blkid(file: &Path, tag: &str) -> String {
-    fixture::run("blkid", &["-p", "-o", "value", "-s", tag, s(file)])
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
 fn guid_and_name(disk: &Path, n: u32) -> (String, String) {
     let info = fixture::run("sgdisk", &["-i", &n.to_string(), s(disk)]).unwrap();
     let get = |k: &str| {

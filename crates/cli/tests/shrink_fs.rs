@@ -195,13 +195,6 @@ fn one_partition_disk(dir: &Path, fs: &Path, code: &str) -> PathBuf {
     disk
 }
 
-fn blkid(file: &Path, tag: &str) -> String {
-    fixture::run("blkid", &["-p", "-o", "value", "-s", tag, s(file)])
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
 /// The 60 % target of `disk`, aligned to 1 MiB.
 fn target_len(disk: &Path) -> u64 {
     fixture::file_len(disk).unwrap() * 6 / 10 / MIB * MIB

@@ -122,13 +122,6 @@ fn sfdisk_part(disk: &Path, n: u32) -> (u64, u64) {
         .unwrap_or_else(|| panic!("no partition {n} on {}", disk.display()))
 }
 
-fn blkid(file: &Path, tag: &str) -> String {
-    fixture::run("blkid", &["-p", "-o", "value", "-s", tag, s(file)])
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
 /// Every check on a target made from `md` onto a disk of 60 % of its size.
 fn check_target(md: &MbrDisk, dst: &Path) {
     let (code, out) = fixture::run_status("sfdisk", &["--verify", s(dst)]).unwrap();

@@ -20,6 +20,14 @@ pub fn lifeboat(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The value of `tag` (`UUID`, `LABEL`, `TYPE`, …) that `blkid -p` reads in `file`.
+pub fn blkid(file: &Path, tag: &str) -> String {
+    fixture::run("blkid", &["-p", "-o", "value", "-s", tag, s(file)])
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
