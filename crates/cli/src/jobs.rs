@@ -146,7 +146,9 @@ pub fn execute(spec: engine::job::JobSpec, ui: &Ui) -> Result<engine::job::Statu
     use engine::job::{JobSpec, Status};
     let verify = matches!(spec, JobSpec::Verify(_));
     let disks = engine::job::Disks::discover(&disk::SysRoot::default())?;
+    log::debug!("disks discovered");
     let plan = engine::job::plan(spec, &disks)?;
+    log::debug!("job planned");
     if !verify {
         emit_plan(&plan.to_string(), ui.json)?;
     }

@@ -1,10 +1,14 @@
 //! The binary's logger: warnings and errors to stderr (info with `-v`, debug with `-vv` or
-//! `lifeboat.debug` on the kernel command line). Libraries only use the `log` macros.
+//! `lifeboat.debug` on the kernel command line, each debug line stamped with the seconds since
+//! the process started, so `-vv` shows where a job's time goes). Libraries only use the `log`
+//! macros.
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
+use std::time::Instant;
 
 struct StderrLogger {
     level: LevelFilter,
+    start: Instant,
 }
 
 impl Log for StderrLogger {
@@ -24,10 +28,13 @@ impl Log for StderrLogger {
             Level::Trace => "trace",
         };
         // Files on network stores are named by their URLs, not their mount points.
-        eprintln!(
-            "lifeboat: {tag}: {}",
-            crate::stores::name_urls(&record.args().to_string())
-        );
+        let text = crate::stores::name_urls(&record.args().to_string());
+        if self.level >= LevelFilter::Debug {
+            let t = self.start.elapsed().as_secs_f64();
+            eprintln!("lifeboat: [{t:7.3}] {tag}: {text}");
+        } else {
+            eprintln!("lifeboat: {tag}: {text}");
+        }
     }
 
     fn flush(&self) {}
@@ -43,7 +50,10 @@ pub fn init(verbosity: u8) {
         (1, false) => LevelFilter::Info,
         _ => LevelFilter::Debug,
     };
-    let logger = Box::leak(Box::new(StderrLogger { level }));
+    let logger = Box::leak(Box::new(StderrLogger {
+        level,
+        start: Instant::now(),
+    }));
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);
     }

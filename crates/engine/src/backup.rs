@@ -420,6 +420,7 @@ pub fn execute_backup(
     })?;
     match write_streams(plan, src, opts, sink, cancel, &mut writer) {
         Ok((manifest, tracker_state)) => {
+            log::debug!("all blocks handed to the image writer; finishing the image");
             let summary = writer.finish(&manifest).map_err(|e| {
                 failure(
                     image_err(e),
