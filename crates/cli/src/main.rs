@@ -295,6 +295,12 @@ fn image_read(command: &mut Option<Command>) -> Option<&mut String> {
     }
 }
 
+/// mimalloc keeps freed memory for the next allocation: musl's allocator unmaps every large
+/// buffer when it is freed, so each chunk of a job (read, compressed, written: several MiB
+/// each) came back as fresh, zero-filled pages, a page fault per 4 KiB.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -480,6 +486,7 @@ fn main() -> ExitCode {
         }
     };
     stores::close_all();
+    log::debug!("stores closed; exiting");
     code
 }
 
@@ -491,7 +498,9 @@ pub(crate) fn resolve_target(spec: &str) -> anyhow::Result<PathBuf> {
         return Ok(path);
     }
     let devices = disk::discover(&disk::SysRoot::default(), &disk::DiscoverOptions::default())?;
-    Ok(disk::find(&devices, spec)?.path.clone())
+    let found = disk::find(&devices, spec)?.path.clone();
+    log::debug!("{spec} is {}", found.display());
+    Ok(found)
 }
 
 /// The error and its causes, `outer: inner: …`, leaving out a cause whose text the message
