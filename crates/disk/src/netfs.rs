@@ -231,16 +231,26 @@ pub fn with_deadline<T: Send + 'static>(
 pub const WRITE_BLOCK: usize = 4 << 20;
 /// Blocks queued behind the one being written.
 const QUEUE_BLOCKS: usize = 2;
-/// On file systems that cache writes (NFS), the I/O thread syncs after this many bytes, so a
-/// sync never has more than this to send (and a full server says so early).
-pub const SYNC_EVERY: u64 = 32 << 20;
-/// The slowest link a sync is given time for, on top of the stall limit: a sync of 32 MiB may
-/// take 16 s more.
+/// On file systems that cache writes (NFS), the I/O thread also syncs (an NFS COMMIT: the
+/// server writes the bytes to its disk) after this many bytes, so the client never holds more
+/// than this waiting for a commit. Each sync makes the server flush to its disk while the
+/// pipeline waits, so they are rare: the blocks themselves reach the server one by one
+/// ([`IN_FLIGHT_BLOCKS`]).
+pub const SYNC_EVERY: u64 = 128 << 20;
+/// The slowest link a sync is given time for, on top of the stall limit, for the bytes that
+/// may not have been sent yet (the blocks in flight).
 const SYNC_RATE: u64 = 2 << 20;
+/// The slowest server disk a sync is given time for, for the bytes sent but not committed.
+const COMMIT_RATE: u64 = 32 << 20;
 
-/// Extra time a sync of `pending` unsynced bytes is given.
+/// Extra time a sync of `pending` uncommitted bytes is given: the last blocks may still have
+/// to travel, and the server writes them all to its disk.
 fn sync_allowance(pending: u64) -> Duration {
-    Duration::from_millis(pending.saturating_mul(1000) / SYNC_RATE)
+    let unsent = pending.min((IN_FLIGHT_BLOCKS as u64 + 1) * WRITE_BLOCK as u64);
+    Duration::from_millis(
+        (unsent.saturating_mul(1000) / SYNC_RATE)
+            .saturating_add(pending.saturating_mul(1000) / COMMIT_RATE),
+    )
 }
 
 enum Op {
@@ -475,16 +485,81 @@ impl Drop for StallWriter {
     }
 }
 
-/// Asks the kernel to send the cached bytes `[at, at + len)` now, without waiting (on NFS,
-/// `POSIX_FADV_DONTNEED` starts their write-back and drops them from the cache once sent): the
-/// network works while the next block is compressed instead of all at the sync.
-fn start_writeback(file: &File, at: u64, len: u64) {
-    use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+/// `sync_file_range(2)` on `[at, at + len)` of `file` with `flags`.
+fn sync_range(file: &File, at: u64, len: u64, flags: std::ffi::c_uint) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
     let (Ok(at), Ok(len)) = (i64::try_from(at), i64::try_from(len)) else {
-        return;
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "range past the largest file offset",
+        ));
     };
-    if let Err(e) = posix_fadvise(file, at, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED) {
-        log::debug!("posix_fadvise: {e}");
+    // SAFETY: a plain system call on a descriptor `file` owns; no memory is passed.
+    let r = unsafe { nix::libc::sync_file_range(file.as_raw_fd(), at, len, flags) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Blocks whose write-back may still be in flight on a file system that caches writes (NFS):
+/// the I/O thread starts each block's write-back as soon as it is written, and waits for the
+/// one written this many blocks earlier. The network works while the next blocks compress,
+/// at most this many blocks are unsent, a dead server stops the next wait (which the stall
+/// limit bounds) and a full server's refusal comes back within a few blocks.
+const IN_FLIGHT_BLOCKS: usize = 2;
+
+/// The write-back of a cached file's blocks, kept [`IN_FLIGHT_BLOCKS`] behind the writes.
+#[derive(Default)]
+struct Writeback {
+    /// Blocks whose write-back was started and not waited for, oldest first.
+    started: VecDeque<(u64, u64)>,
+}
+
+impl Writeback {
+    /// Starts sending `[at, at + len)`, then waits until the blocks more than
+    /// [`IN_FLIGHT_BLOCKS`] behind it have reached the server and drops them from the cache.
+    fn after_write(&mut self, file: &File, at: u64, len: u64) -> io::Result<()> {
+        use nix::libc::SYNC_FILE_RANGE_WRITE;
+        if let Err(e) = sync_range(file, at, len, SYNC_FILE_RANGE_WRITE) {
+            // Not fatal: the next wait or the final sync sends it.
+            log::debug!("sync_file_range: {e}");
+        }
+        self.started.push_back((at, len));
+        while self.started.len() > IN_FLIGHT_BLOCKS {
+            let Some((at, len)) = self.started.pop_front() else {
+                break;
+            };
+            Self::wait(file, at, len)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until `[at, at + len)` has been sent (a write error of those pages is returned),
+    /// then lets the kernel drop the pages.
+    fn wait(file: &File, at: u64, len: u64) -> io::Result<()> {
+        use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+        use nix::libc::{
+            SYNC_FILE_RANGE_WAIT_AFTER, SYNC_FILE_RANGE_WAIT_BEFORE, SYNC_FILE_RANGE_WRITE,
+        };
+        sync_range(
+            file,
+            at,
+            len,
+            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER,
+        )?;
+        if let (Ok(at), Ok(len)) = (i64::try_from(at), i64::try_from(len)) {
+            if let Err(e) = posix_fadvise(file, at, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED) {
+                log::debug!("posix_fadvise: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// A sync covers everything started so far.
+    fn synced(&mut self) {
+        self.started.clear();
     }
 }
 
@@ -492,6 +567,7 @@ fn io_thread(mut file: File, shared: &Shared, sync_every: Option<u64>) -> File {
     let mut unsynced = 0u64;
     // Where the next block goes: the file is written from its start, in order.
     let mut at = 0u64;
+    let mut writeback = Writeback::default();
     loop {
         let op = {
             let mut st = shared.lock();
@@ -516,11 +592,11 @@ fn io_thread(mut file: File, shared: &Shared, sync_every: Option<u64>) -> File {
         let Some(op) = op else { return file };
         let r = match op {
             Op::Write(b) => {
-                let r = file.write_all(&b);
                 let len = b.len() as u64;
-                if r.is_ok() && sync_every.is_some() {
-                    start_writeback(&file, at, len);
-                }
+                let r = file.write_all(&b).and_then(|()| match sync_every {
+                    Some(_) => writeback.after_write(&file, at, len),
+                    None => Ok(()),
+                });
                 at += len;
                 unsynced += len;
                 match sync_every {
@@ -532,14 +608,23 @@ fn io_thread(mut file: File, shared: &Shared, sync_every: Option<u64>) -> File {
                             st.allowance = sync_allowance(unsynced);
                         }
                         unsynced = 0;
+                        writeback.synced();
                         file.sync_data()
                     }
                     _ => r,
                 }
             }
             Op::Sync => {
+                let t = Instant::now();
+                let r = file.sync_data();
+                log::debug!(
+                    "synced {} MiB in {:.2} s",
+                    unsynced >> 20,
+                    t.elapsed().as_secs_f64()
+                );
                 unsynced = 0;
-                file.sync_data()
+                writeback.synced();
+                r
             }
         };
         let mut st = shared.lock();
@@ -655,10 +740,12 @@ mod tests {
     #[test]
     fn a_sync_is_given_time_for_what_it_sends() {
         assert_eq!(sync_allowance(0), Duration::ZERO);
-        assert_eq!(sync_allowance(SYNC_EVERY), Duration::from_secs(16));
+        // 12 MiB may still travel at 2 MiB/s, 128 MiB are committed at 32 MiB/s.
+        assert_eq!(sync_allowance(SYNC_EVERY), Duration::from_secs(6 + 4));
+        assert_eq!(sync_allowance(4 << 20), Duration::from_millis(2000 + 125));
         assert_eq!(
             sync_allowance(u64::MAX),
-            Duration::from_millis(u64::MAX / SYNC_RATE)
+            Duration::from_millis(6000 + u64::MAX / COMMIT_RATE)
         );
     }
 
