@@ -79,6 +79,9 @@ pub struct CompressedChunk {
     pub crc_uncompressed: u32,
     /// The zstd frame; `None` when the data is all zeros (the chunk is then not stored).
     pub frame: Option<Vec<u8>>,
+    /// crc32 of `frame` as [`compress_chunk`] made it (computed on the compressing thread, not
+    /// the writer's).
+    crc_frame: u32,
 }
 
 impl CompressedChunk {
@@ -91,6 +94,74 @@ impl CompressedChunk {
 fn is_zero(data: &[u8]) -> bool {
     data.chunks(4096)
         .all(|c| c.iter().fold(0u8, |a, &b| a | b) == 0)
+}
+
+/// Samples [`looks_incompressible`] compresses, spread over the chunk.
+const SAMPLES: usize = 8;
+/// Bytes of each sample.
+const SAMPLE_LEN: usize = 8 << 10;
+/// A sample that compresses to more than this fraction (in 1/1000) of its size gains nothing.
+const INCOMPRESSIBLE_PER_MILLE: usize = 985;
+/// The largest block of a zstd frame.
+const ZSTD_MAX_BLOCK: usize = 128 << 10;
+
+/// Whether compressing `data` would gain nothing: none of [`SAMPLES`] samples spread over it
+/// compresses by more than 1.5 %. Already-compressed files (media, archives) and encrypted
+/// volumes imaged whole are stored instead of compressed, at a fraction of the CPU time (which
+/// on a slow CPU decides the speed of a backup to a network share). Chunks under 16 samples'
+/// size are always compressed.
+fn looks_incompressible(c: &mut zstd::bulk::Compressor<'_>, data: &[u8]) -> std::io::Result<bool> {
+    if data.len() < 16 * SAMPLES * SAMPLE_LEN {
+        return Ok(false);
+    }
+    let step = (data.len() - SAMPLE_LEN) / (SAMPLES - 1);
+    for i in 0..SAMPLES {
+        let at = i * step;
+        let sample = &data[at..at + SAMPLE_LEN];
+        if c.compress(sample)?.len() * 1000 < sample.len() * INCOMPRESSIBLE_PER_MILLE {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// `data` as a zstd frame of raw (stored) blocks (RFC 8878 §3.1.1): any zstd decoder reads it;
+/// the image format does not change. The frame content size is given in 8 bytes and the frame is
+/// a single segment, so no window size is needed; no content checksum (chunks carry a crc32).
+/// Returns the frame, the crc32 of `data` and the crc32 of the frame, from one pass over `data`.
+fn raw_frame(data: &[u8]) -> (Vec<u8>, u32, u32) {
+    const MAGIC: u32 = 0xFD2F_B528;
+    // Frame header descriptor: content size in 8 bytes (0b11 << 6), single segment (1 << 5).
+    const DESCRIPTOR: u8 = 0b1110_0000;
+    let blocks = data.len().div_ceil(ZSTD_MAX_BLOCK).max(1);
+    let mut f = Vec::with_capacity(4 + 1 + 8 + 3 * blocks + data.len());
+    f.extend_from_slice(&MAGIC.to_le_bytes());
+    f.push(DESCRIPTOR);
+    f.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    let mut crc_data = crc32fast::Hasher::new();
+    let mut crc_frame = crc32fast::Hasher::new();
+    let mut pieces = data.chunks(ZSTD_MAX_BLOCK).peekable();
+    if pieces.peek().is_none() {
+        // One empty last block.
+        f.extend_from_slice(&[1, 0, 0]);
+    }
+    let mut hashed = 0;
+    while let Some(piece) = pieces.next() {
+        // Block header, 3 bytes little-endian: last-block bit, type 0 (raw), size << 3.
+        let last = u32::from(pieces.peek().is_none());
+        let header = last | ((piece.len() as u32) << 3);
+        f.extend_from_slice(&header.to_le_bytes()[..3]);
+        // The frame's bytes up to this piece, then the piece's crc folded into both sums.
+        crc_frame.update(&f[hashed..]);
+        let mut p = crc32fast::Hasher::new();
+        p.update(piece);
+        crc_data.combine(&p);
+        crc_frame.combine(&p);
+        f.extend_from_slice(piece);
+        hashed = f.len();
+    }
+    crc_frame.update(&f[hashed..]);
+    (f, crc_data.finalize(), crc_frame.finalize())
 }
 
 thread_local! {
@@ -121,17 +192,17 @@ pub fn compress_chunk(
                 ),
             ),
         })?;
-    let crc_uncompressed = crc(data);
     if is_zero(data) {
         return Ok(CompressedChunk {
             stream,
             logical_offset,
             uncompressed_len: len,
-            crc_uncompressed,
+            crc_uncompressed: crc(data),
             frame: None,
+            crc_frame: 0,
         });
     }
-    let frame = COMPRESSOR
+    let (frame, crc_uncompressed, crc_frame) = COMPRESSOR
         .with(|cell| {
             let mut slot = cell.borrow_mut();
             let reuse = matches!(&*slot, Some((l, _)) if *l == level);
@@ -139,7 +210,15 @@ pub fn compress_chunk(
                 *slot = Some((level, zstd::bulk::Compressor::new(level)?));
             }
             match slot.as_mut() {
-                Some((_, c)) => c.compress(data),
+                Some((_, c)) => {
+                    if looks_incompressible(c, data)? {
+                        Ok(raw_frame(data))
+                    } else {
+                        let frame = c.compress(data)?;
+                        let crc_frame = crc(&frame);
+                        Ok((frame, crc(data), crc_frame))
+                    }
+                }
                 None => Err(std::io::Error::other("no zstd compressor")),
             }
         })
@@ -154,6 +233,7 @@ pub fn compress_chunk(
         uncompressed_len: len,
         crc_uncompressed,
         frame: Some(frame),
+        crc_frame,
     })
 }
 
@@ -715,7 +795,12 @@ impl ImageWriter {
             volume_offset: self.pos,
             compressed_len: frame_len as u32,
             uncompressed_len: chunk.uncompressed_len,
-            crc_compressed: crc(&frame),
+            // A sealed frame is not the one the compressing thread summed.
+            crc_compressed: if self.crypt.is_some() {
+                crc(&frame)
+            } else {
+                chunk.crc_frame
+            },
             crc_uncompressed,
         };
         let header = entry.header().encode();
