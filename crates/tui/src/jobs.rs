@@ -15,6 +15,19 @@ use engine::job::{BackupSpec, Disks, JobSpec, Outcome};
 use engine::{Cancel, JobError, ProgressSink};
 use std::path::Path;
 
+/// Makes `policy` the one of the network I/O of the job about to start (only one job runs at a
+/// time): how long its reads wait for a store's server that vanished, as the location's form
+/// said ([`crate::widgets::network::read_policy`]).
+pub fn use_policy(policy: disk::netfs::Policy) {
+    if policy != disk::netfs::policy() {
+        log::info!(
+            "network stores: reads wait up to {} s for a vanished server",
+            policy.retry_for.as_secs()
+        );
+    }
+    disk::netfs::set_policy(policy);
+}
+
 /// Discovers the disks and inspects each (a disk that cannot be read is listed with the error).
 pub fn scan(root: &SysRoot, include_virtual: bool) -> Result<Vec<DiskEntry>, String> {
     let opts = DiscoverOptions {

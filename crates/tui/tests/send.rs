@@ -75,7 +75,9 @@ fn the_options_are_checked_and_start_a_session_that_shows_receivers_reports_and_
     typed(&mut m, "0m");
     let effects = keys(&mut m, &[Key::Enter]);
     let (job, opts) = match effects.as_slice() {
-        [Effect::Send { id, image, options }] => {
+        [Effect::Send {
+            id, image, options, ..
+        }] => {
             assert_eq!(image, &PathBuf::from("/run/lifeboat/mnt/sdb1/lab.lbi"));
             (*id, options.clone())
         }
