@@ -129,10 +129,12 @@ pub fn receive(
 }
 
 /// Sends `image` to several PCs (`engine::cast::udp::serve`) and appends the session's report to
-/// `IMAGE.cast-report.txt` beside it. `Err` when the image cannot be opened or udp-sender cannot
+/// `IMAGE.cast-report.txt` beside it, naming the image `name` (its URL when it is on a network
+/// store, as the screens show it). `Err` when the image cannot be opened or udp-sender cannot
 /// run.
 pub fn send(
     image: &Path,
+    name: &str,
     opts: &engine::cast::udp::SenderOptions,
     events: std::sync::Arc<dyn Fn(engine::cast::udp::SendEvent) + Send + Sync>,
     cancel: &Cancel,
@@ -141,7 +143,7 @@ pub fn send(
     let img = engine::keys::open_image(image).map_err(|e| format!("{}: {e}", image.display()))?;
     let session = udp::serve(&img, opts, events, cancel).map_err(|e| e.to_string())?;
     let path = udp::default_report_file(image);
-    let saved = udp::save_report(&path, image, opts, &session)
+    let saved = udp::save_report(&path, Path::new(name), opts, &session)
         .map(|()| path.clone())
         .map_err(|e| format!("{}: {e}", path.display()));
     log::info!(

@@ -461,6 +461,8 @@ pub enum Effect {
     Send {
         id: RequestId,
         image: PathBuf,
+        /// The image as its report names it: its URL when it is on a network store.
+        name: String,
         options: engine::cast::udp::SenderOptions,
         /// How the job waits for a network store that vanishes ([`crate::widgets::network::read_policy`]).
         policy: disk::netfs::Policy,

@@ -263,6 +263,7 @@ impl Runtime {
             Effect::Send {
                 id,
                 image,
+                name,
                 options,
                 policy,
             } => {
@@ -276,7 +277,7 @@ impl Runtime {
                                 let _ = t.send(Msg::SendEvent { id, event });
                             }
                         });
-                    let result = jobs::send(&image, &options, events, &cancel).map(Box::new);
+                    let result = jobs::send(&image, &name, &options, events, &cancel).map(Box::new);
                     let _ = tx.send(Msg::Sent { id, result });
                 });
             }

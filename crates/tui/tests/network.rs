@@ -162,6 +162,13 @@ fn connect_opens_an_smb_store_with_the_typed_password_browses_it_and_closes_it_o
     assert_eq!(b.dir, folder);
     assert!(b.network.is_none());
     assert_eq!(m.stores.len(), 1);
+    // The picker names the folder by its URL, not where the share is mounted.
+    let shown = render(&m).join("\n");
+    assert!(
+        shown.contains("smb://WG;anna@nas.local/backups/pc%201"),
+        "{shown}"
+    );
+    assert!(!shown.contains("smb-1-0"), "{shown}");
     // Back on the disk list, the store is closed.
     let e = keys(&mut m, &[Key::Esc]);
     assert!(

@@ -270,6 +270,7 @@ pub fn key(model: &mut Model, s: SendScreen, key: Key) -> (Screen, Vec<Effect>) 
                             vec![Effect::Send {
                                 id,
                                 policy: crate::widgets::network::read_policy(model, &image),
+                                name: shown_path(model, &image),
                                 image,
                                 options: opts,
                             }],
