@@ -520,9 +520,12 @@ pub(crate) fn error_chain(e: &anyhow::Error) -> String {
     text
 }
 
-/// Writes `text` to stdout. A closed pipe (`lifeboat list | head`) is not an error.
+/// Writes `text` to stdout, the files of open network stores named by their URLs (plans,
+/// reports and JSON never show `/run/lifeboat/stores/…`). A closed pipe (`lifeboat list |
+/// head`) is not an error.
 pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
+    let text = stores::name_urls(text);
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {

@@ -55,6 +55,9 @@ fn an_https_image_is_restored_verified_extracted_and_run_as_a_job_with_a_ca_file
     let (code, out, err) = lifeboat(&["restore", &url, s(&target), "--yes", "--ca-file", ca]);
     assert_eq!(code, 0, "restore {url}: {out}{err}");
     assert_eq!(fixture::sha256(&target).unwrap(), want, "hash-equal");
+    // The plan and the report name the image by its URL, not where it is served locally.
+    assert!(out.contains(&format!("restore {url} to ")), "{out}");
+    assert!(!out.contains(store::STORES_DIR), "{out}");
 
     let (code, out, err) = lifeboat(&["verify", &url, "--ca-file", ca]);
     assert_eq!(code, 0, "verify {url}: {out}{err}");

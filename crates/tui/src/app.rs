@@ -257,7 +257,7 @@ pub fn view(model: &Model, frame: &mut Frame) {
     let mut head = format!(
         " Lifeboat {} - {}",
         env!("CARGO_PKG_VERSION"),
-        screen_title(model)
+        crate::widgets::shown(model, &screen_title(model))
     );
     let facts: Vec<&str> = [model.network.as_deref(), model.boot_mode.map(|m| m.text())]
         .into_iter()
@@ -278,7 +278,10 @@ pub fn view(model: &Model, frame: &mut Frame) {
     frame.render_widget(Paragraph::new(help_text(model)).style(help_style()), help);
     // Status messages quote names from disks and images.
     let status_line = match (&model.status, &model.scan_error) {
-        (Some(s), _) => Line::styled(format!(" {}", printable(s)), warn_style()),
+        (Some(s), _) => Line::styled(
+            format!(" {}", crate::widgets::shown(model, &printable(s))),
+            warn_style(),
+        ),
         (None, Some(e)) => Line::styled(
             format!(" cannot list disks: {} (r tries again)", printable(e)),
             bad_style(),

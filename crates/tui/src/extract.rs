@@ -7,7 +7,16 @@ use crate::model::{ExtractReport, ExtractRequest, FileItem, FileSource, Listing}
 use engine::extract::join;
 use engine::{Cancel, ProgressSink};
 use fs::browse::{Browser, EntryKind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The file a source reads: the image, or the node a live file system or an LVM volume is on.
+pub fn source_file(source: &FileSource) -> &Path {
+    match source {
+        FileSource::Image { path, .. } => path,
+        FileSource::Live { node, .. } => node,
+        FileSource::Lv { pv, .. } => source_file(pv),
+    }
+}
 
 /// Most results a search returns.
 pub const SEARCH_LIMIT: usize = 500;

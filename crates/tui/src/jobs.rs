@@ -15,6 +15,19 @@ use engine::job::{BackupSpec, Disks, JobSpec, Outcome};
 use engine::{Cancel, JobError, ProgressSink};
 use std::path::Path;
 
+/// Makes `policy` the one of the network I/O of the job about to start (only one job runs at a
+/// time): how long its reads wait for a store's server that vanished, as the location's form
+/// said ([`crate::widgets::network::read_policy`]).
+pub fn use_policy(policy: disk::netfs::Policy) {
+    if policy != disk::netfs::policy() {
+        log::info!(
+            "network stores: reads wait up to {} s for a vanished server",
+            policy.retry_for.as_secs()
+        );
+    }
+    disk::netfs::set_policy(policy);
+}
+
 /// Discovers the disks and inspects each (a disk that cannot be read is listed with the error).
 pub fn scan(root: &SysRoot, include_virtual: bool) -> Result<Vec<DiskEntry>, String> {
     let opts = DiscoverOptions {
@@ -116,10 +129,12 @@ pub fn receive(
 }
 
 /// Sends `image` to several PCs (`engine::cast::udp::serve`) and appends the session's report to
-/// `IMAGE.cast-report.txt` beside it. `Err` when the image cannot be opened or udp-sender cannot
+/// `IMAGE.cast-report.txt` beside it, naming the image `name` (its URL when it is on a network
+/// store, as the screens show it). `Err` when the image cannot be opened or udp-sender cannot
 /// run.
 pub fn send(
     image: &Path,
+    name: &str,
     opts: &engine::cast::udp::SenderOptions,
     events: std::sync::Arc<dyn Fn(engine::cast::udp::SendEvent) + Send + Sync>,
     cancel: &Cancel,
@@ -128,7 +143,7 @@ pub fn send(
     let img = engine::keys::open_image(image).map_err(|e| format!("{}: {e}", image.display()))?;
     let session = udp::serve(&img, opts, events, cancel).map_err(|e| e.to_string())?;
     let path = udp::default_report_file(image);
-    let saved = udp::save_report(&path, image, opts, &session)
+    let saved = udp::save_report(&path, Path::new(name), opts, &session)
         .map(|()| path.clone())
         .map_err(|e| format!("{}: {e}", path.display()));
     log::info!(

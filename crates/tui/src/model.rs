@@ -195,9 +195,9 @@ pub struct Model {
     pub auto_mounting: Option<(RequestId, PathBuf)>,
     /// The drives the pickers mounted, unmounted when the user is back on the disk list.
     pub auto_mounted: Vec<PathBuf>,
-    /// The network stores the pickers opened (issue 17): the folder browsed, read-only (HTTP),
-    /// the URL; closed when the user is back on the disk list.
-    pub stores: Vec<(PathBuf, bool, String)>,
+    /// The network stores the pickers opened (issue 17), closed when the user is back on the
+    /// disk list; while open, the screens name their files by URL.
+    pub stores: Vec<crate::widgets::network::OpenStore>,
     /// The last request id handed out.
     last_request: u64,
 }
@@ -442,6 +442,8 @@ pub enum Effect {
     Start {
         id: RequestId,
         confirmed: Confirmed,
+        /// How the job waits for a network store that vanishes ([`crate::widgets::network::read_policy`]).
+        policy: disk::netfs::Policy,
     },
     /// Check a disk as the target of a receive (issue 19; reads only).
     PlanReceive {
@@ -459,7 +461,11 @@ pub enum Effect {
     Send {
         id: RequestId,
         image: PathBuf,
+        /// The image as its report names it: its URL when it is on a network store.
+        name: String,
         options: engine::cast::udp::SenderOptions,
+        /// How the job waits for a network store that vanishes ([`crate::widgets::network::read_policy`]).
+        policy: disk::netfs::Policy,
     },
     /// Ask the job `id` to stop (nothing happens when another job runs).
     CancelJob {
@@ -484,6 +490,8 @@ pub enum Effect {
         location: store::Location,
         access: store::Access,
         keep: bool,
+        /// How long jobs reading it wait for a vanished server (`None`: the default).
+        store_retry: Option<std::time::Duration>,
     },
     /// Read the saved network locations in `files` (those that exist). Reads only.
     LoadLocations {
@@ -504,6 +512,8 @@ pub enum Effect {
     VerifyImage {
         id: RequestId,
         image: PathBuf,
+        /// How the job waits for a network store that vanishes ([`crate::widgets::network::read_policy`]).
+        policy: disk::netfs::Policy,
     },
     /// Check the destination of a backup and plan it (reads only).
     PlanBackup {
@@ -537,6 +547,8 @@ pub enum Effect {
     Extract {
         id: RequestId,
         request: ExtractRequest,
+        /// How the job waits for a network store that vanishes ([`crate::widgets::network::read_policy`]).
+        policy: disk::netfs::Policy,
     },
     /// Mount a partition under `/run/lifeboat/mnt/<name>`.
     Mount {

@@ -221,7 +221,12 @@ impl Runtime {
                     let _ = tx.send(Msg::Planned { id, result });
                 });
             }
-            Effect::Start { id, confirmed } => {
+            Effect::Start {
+                id,
+                confirmed,
+                policy,
+            } => {
+                jobs::use_policy(policy);
                 let cancel = self.cancel_for(id);
                 self.spawn("job", move |tx| {
                     let sink = progress_sink(&tx, id);
@@ -255,7 +260,14 @@ impl Runtime {
                     });
                 });
             }
-            Effect::Send { id, image, options } => {
+            Effect::Send {
+                id,
+                image,
+                name,
+                options,
+                policy,
+            } => {
+                jobs::use_policy(policy);
                 let cancel = self.cancel_for(id);
                 self.spawn("send", move |tx| {
                     let news = std::sync::Mutex::new(tx.clone());
@@ -265,7 +277,7 @@ impl Runtime {
                                 let _ = t.send(Msg::SendEvent { id, event });
                             }
                         });
-                    let result = jobs::send(&image, &options, events, &cancel).map(Box::new);
+                    let result = jobs::send(&image, &name, &options, events, &cancel).map(Box::new);
                     let _ = tx.send(Msg::Sent { id, result });
                 });
             }
@@ -282,7 +294,8 @@ impl Runtime {
                     let _ = tx.send(Msg::Unlocked { id, result });
                 });
             }
-            Effect::VerifyImage { id, image } => {
+            Effect::VerifyImage { id, image, policy } => {
+                jobs::use_policy(policy);
                 let cancel = self.cancel_for(id);
                 self.spawn("verify", move |tx| {
                     let sink = progress_sink(&tx, id);
@@ -346,7 +359,12 @@ impl Runtime {
                     let _ = tx.send(Msg::ExtractChecked { id, existing });
                 });
             }
-            Effect::Extract { id, request } => {
+            Effect::Extract {
+                id,
+                request,
+                policy,
+            } => {
+                jobs::use_policy(policy);
                 let cancel = self.cancel_for(id);
                 self.spawn("extract", move |tx| {
                     let sink = progress_sink(&tx, id);
@@ -382,12 +400,13 @@ impl Runtime {
                 location,
                 access,
                 keep,
+                store_retry,
             } => {
                 let base = self.image_root.clone();
                 let stores = self.stores.clone();
                 self.spawn("store", move |tx| {
-                    let result =
-                        system::open_store(&location, &access, &base).map(|(opened, folder)| {
+                    let result = system::open_store(&location, &access, &base).map(
+                        |(opened, folder, folder_url)| {
                             if keep {
                                 if let Ok(mut s) = stores.lock() {
                                     s.insert(folder.clone(), opened);
@@ -399,10 +418,13 @@ impl Runtime {
                             crate::widgets::network::StoreOpen {
                                 folder,
                                 url: location.to_string(),
+                                folder_url,
                                 read_only: location.read_only(),
                                 kept: keep,
+                                store_retry,
                             }
-                        });
+                        },
+                    );
                     let _ = tx.send(Msg::StoreOpened { id, result });
                 });
             }

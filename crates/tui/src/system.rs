@@ -75,21 +75,36 @@ pub fn unmount(dir: &Path) -> Result<(), SystemError> {
 }
 
 /// Opens a network store for the image picker under `base` (its top folder): the handle (which
-/// closes the store when dropped) and the folder to browse — the location's folder, or the one
-/// that holds its image file (HTTP). An SFTP host key not accepted yet, or an HTTPS certificate
-/// no trusted CA signed, comes back as its fingerprints, for the user to compare and accept.
+/// closes the store when dropped), the folder to browse — the location's folder, or the one
+/// that holds its image file (HTTP) — and that folder's URL. An SFTP host key not accepted yet,
+/// or an HTTPS certificate no trusted CA signed, comes back as its fingerprints, for the user
+/// to compare and accept. An HTTPS CA file that cannot be used is said before the server is
+/// contacted.
 pub fn open_store(
     location: &store::Location,
     access: &store::Access,
     base: &Path,
-) -> Result<(store::Opened, PathBuf), crate::widgets::network::StoreRefusal> {
+) -> Result<(store::Opened, PathBuf, String), crate::widgets::network::StoreRefusal> {
     use crate::widgets::network::StoreRefusal;
+    if let (store::Scheme::Https, Some(ca)) = (location.scheme, &access.ca_file) {
+        if let Err(source) = store::tls::Trust::new(Some(ca), None) {
+            let e = store::StoreError::Trust {
+                url: location.to_string(),
+                source,
+            };
+            log::warn!("{e}");
+            return Err(StoreRefusal::Failed(e.to_string()));
+        }
+    }
     match store::open(location, access, store::Purpose::Read, base) {
         Ok(opened) => {
             let path = opened.path();
+            let mut folder_url = location.clone();
+            folder_url.options.clear();
             let folder = if path.is_dir() {
                 path.to_path_buf()
             } else if path.exists() {
+                folder_url.path = location.dir().to_string();
                 path.parent().unwrap_or(base).to_path_buf()
             } else {
                 let e = format!("{location}: no such file or folder on the server");
@@ -97,7 +112,7 @@ pub fn open_store(
                 return Err(StoreRefusal::Failed(e));
             };
             log::info!("{location} is open at {}", folder.display());
-            Ok((opened, folder))
+            Ok((opened, folder, folder_url.to_string()))
         }
         Err(store::StoreError::HostKeyNotPinned { fingerprints, .. }) => {
             Err(StoreRefusal::HostKey(fingerprints))

@@ -75,8 +75,16 @@ fn the_options_are_checked_and_start_a_session_that_shows_receivers_reports_and_
     typed(&mut m, "0m");
     let effects = keys(&mut m, &[Key::Enter]);
     let (job, opts) = match effects.as_slice() {
-        [Effect::Send { id, image, options }] => {
+        [Effect::Send {
+            id,
+            image,
+            name,
+            options,
+            ..
+        }] => {
             assert_eq!(image, &PathBuf::from("/run/lifeboat/mnt/sdb1/lab.lbi"));
+            // On a drive the report names the path (on a network store, its URL).
+            assert_eq!(name, "/run/lifeboat/mnt/sdb1/lab.lbi");
             (*id, options.clone())
         }
         other => panic!("expected the session to start: {other:?}"),
@@ -236,7 +244,9 @@ fn a_session_over_loopback_reaches_a_receiver_and_saves_its_report_beside_the_im
         report_wait: 60,
         ..SenderOptions::default()
     };
-    let sent = tui::jobs::send(&image, &opts, events, &engine::Cancel::new()).unwrap();
+    // The image as the screens name it (here: as if on a network store).
+    let name = "smb://nas/imgs/lab.lbi";
+    let sent = tui::jobs::send(&image, name, &opts, events, &engine::Cancel::new()).unwrap();
     let got = pc.join().unwrap();
     assert!(got.outcome.unwrap().status.is_complete());
     assert!(sent.session.complete(), "{}", sent.session.text());
@@ -248,6 +258,11 @@ fn a_session_over_loopback_reaches_a_receiver_and_saves_its_report_beside_the_im
         "{report}"
     );
     assert!(report.contains("127.0.0.1: done"), "{report}");
+    assert!(
+        report.contains(&format!(" — {name} to 1 receiver")),
+        "{report}"
+    );
+    assert!(!report.contains(&image.display().to_string()), "{report}");
     // The live screen's news, through `update`, as the runtime sends it.
     let mut m = model();
     on_options(&mut m);

@@ -7,12 +7,12 @@
 
 use crate::model::{Effect, Key, Model, RequestId, Screen};
 use crate::screens::files::{ExtractReport, ExtractRequest, FileSource, FileView, FilesScreen};
-use crate::widgets::error_lines;
 use crate::widgets::image_picker::{self, Browser, Folder};
 use crate::widgets::running::{self, Run, Texts};
 use crate::widgets::{
-    bad_style, boxed, clock, file_name, good_style, nav, path_text, spinner, warn_style,
+    bad_style, boxed, clock, file_name, good_style, nav, shown_path, spinner, warn_style,
 };
+use crate::widgets::{error_lines, shown};
 use disk::text::printable;
 use engine::units::human;
 use ratatui::layout::Rect;
@@ -116,7 +116,14 @@ fn start(model: &mut Model, view: FileView, request: ExtractRequest) -> (FilesSc
             request: request.clone(),
             run: Run::new(id),
         },
-        vec![Effect::Extract { id, request }],
+        vec![Effect::Extract {
+            id,
+            policy: crate::widgets::network::read_policy(
+                model,
+                crate::extract::source_file(&request.source),
+            ),
+            request,
+        }],
     )
 }
 
@@ -275,7 +282,7 @@ pub fn draw(model: &Model, f: &FilesScreen, frame: &mut Frame, area: Rect) {
             " Extract ",
             vec![Line::raw(format!(
                 "Checking {} {}",
-                path_text(&request.dest),
+                shown_path(model, &request.dest),
                 spinner(model.tick)
             ))],
         ),
@@ -288,7 +295,7 @@ pub fn draw(model: &Model, f: &FilesScreen, frame: &mut Frame, area: Rect) {
                         "{} of the {} names exist in {}:",
                         existing.len(),
                         request.paths.len(),
-                        path_text(&request.dest)
+                        shown_path(model, &request.dest)
                     ),
                     warn_style(),
                 ),
@@ -316,9 +323,9 @@ pub fn draw(model: &Model, f: &FilesScreen, frame: &mut Frame, area: Rect) {
                     Line::raw(format!(
                         "{} objects from {}",
                         request.paths.len(),
-                        printable(&view.source.title())
+                        shown(model, &printable(&view.source.title()))
                     )),
-                    Line::raw(format!("to {}", path_text(&request.dest))),
+                    Line::raw(format!("to {}", shown_path(model, &request.dest))),
                 ],
                 status: Line::raw("The source is only read."),
                 stopping: "Stopping...",
@@ -355,7 +362,7 @@ pub fn draw(model: &Model, f: &FilesScreen, frame: &mut Frame, area: Rect) {
                         human(r.bytes),
                         r.dirs,
                         r.symlinks,
-                        path_text(&request.dest),
+                        shown_path(model, &request.dest),
                         clock(r.seconds as u64)
                     )));
                     lines.push(Line::raw(""));
@@ -363,18 +370,20 @@ pub fn draw(model: &Model, f: &FilesScreen, frame: &mut Frame, area: Rect) {
                         .failed
                         .iter()
                         .map(|(p, e)| {
-                            let text = format!("FAILED {}: {}", printable(p), printable(e));
+                            let text =
+                                format!("FAILED {}: {}", printable(p), shown(model, &printable(e)));
                             Line::styled(text, bad_style())
                         })
                         .chain(
-                            r.notes
-                                .iter()
-                                .map(|n| Line::raw(format!("note: {}", printable(n)))),
+                            r.notes.iter().map(|n| {
+                                Line::raw(format!("note: {}", shown(model, &printable(n))))
+                            }),
                         );
                     lines.extend(all.skip(*scroll));
                 }
                 Err(e) => {
                     lines.extend(error_lines(
+                        model,
                         "Extract did not start.",
                         e,
                         "Enter goes back to the files: choose another folder (s) or free space \

@@ -465,6 +465,7 @@ pub fn draw(model: &Model, r: &ReceiveScreen, frame: &mut Frame, area: Rect) {
         }
         ReceiveScreen::Refused { disk, error, .. } => {
             let lines = error_lines(
+                model,
                 &format!("{} cannot receive an image.", path_text(disk)),
                 error,
                 "Enter goes back to choose another disk.",
@@ -531,7 +532,7 @@ pub fn draw(model: &Model, r: &ReceiveScreen, frame: &mut Frame, area: Rect) {
                     second,
                 ],
                 status: if plan.is_some() {
-                    run.phase()
+                    run.phase(model)
                 } else {
                     Line::raw("Nothing is written until the sender starts.")
                 },
@@ -551,7 +552,7 @@ pub fn draw(model: &Model, r: &ReceiveScreen, frame: &mut Frame, area: Rect) {
         } => {
             let facts = vec![Line::raw(format!("Disk: {}", identity(target)))];
             let mut lines = match &received.outcome {
-                Some(o) => outcome::lines("Receive", o, facts),
+                Some(o) => outcome::lines(model, "Receive", o, facts),
                 None => facts,
             };
             lines.push(Line::raw(""));

@@ -8,7 +8,9 @@
 use crate::model::{Effect, Key, Model, RequestId, Screen};
 use crate::widgets::image_picker::{self, Browser};
 use crate::widgets::running::Run;
-use crate::widgets::{bad_style, error_lines, good_style, nav, path_text, popup, warn_style};
+use crate::widgets::{
+    bad_style, error_lines, good_style, nav, popup, shown, shown_path, warn_style,
+};
 use disk::text::printable;
 use engine::cast::udp::{self, Receiver, SendEvent, SenderOptions, Session};
 use ratatui::layout::Rect;
@@ -267,6 +269,8 @@ pub fn key(model: &mut Model, s: SendScreen, key: Key) -> (Screen, Vec<Effect>) 
                             }),
                             vec![Effect::Send {
                                 id,
+                                policy: crate::widgets::network::read_policy(model, &image),
+                                name: shown_path(model, &image),
                                 image,
                                 options: opts,
                             }],
@@ -371,7 +375,10 @@ pub fn draw(model: &Model, s: &SendScreen, frame: &mut Frame, area: Rect) {
             error,
         } => {
             let mut lines = vec![
-                Line::raw(format!("Send {} to several PCs at once", path_text(image))),
+                Line::raw(format!(
+                    "Send {} to several PCs at once",
+                    shown_path(model, image)
+                )),
                 Line::raw(
                     "On each PC: boot Lifeboat and choose \"Receive an image\" (or a receive \
                      job).",
@@ -399,7 +406,7 @@ pub fn draw(model: &Model, s: &SendScreen, frame: &mut Frame, area: Rect) {
             )));
             if let Some(e) = error {
                 lines.push(Line::raw(""));
-                lines.push(Line::styled(printable(e).into_owned(), warn_style()));
+                lines.push(Line::styled(shown(model, &printable(e)), warn_style()));
             }
             frame.render_widget(
                 Paragraph::new(lines)
@@ -418,7 +425,7 @@ pub fn draw(model: &Model, s: &SendScreen, frame: &mut Frame, area: Rect) {
             waiting,
             warning,
         } => {
-            let mut lines = vec![Line::raw(format!("Sending {}", path_text(image)))];
+            let mut lines = vec![Line::raw(format!("Sending {}", shown_path(model, image)))];
             let joined = receivers.len();
             lines.push(Line::raw(if *waiting {
                 format!(
@@ -436,7 +443,7 @@ pub fn draw(model: &Model, s: &SendScreen, frame: &mut Frame, area: Rect) {
                 lines.push(Line::styled("Stopping the session...", warn_style()));
             }
             if let Some(w) = warning {
-                lines.push(Line::styled(printable(w).into_owned(), warn_style()));
+                lines.push(Line::styled(shown(model, &printable(w)), warn_style()));
             }
             lines.push(Line::raw(progress.clone().unwrap_or_default()));
             lines.push(Line::raw(""));
@@ -479,11 +486,14 @@ pub fn draw(model: &Model, s: &SendScreen, frame: &mut Frame, area: Rect) {
                     let s = &sent.session;
                     lines.push(match s.failure() {
                         None => Line::styled(
-                            format!("Every PC restored {}.", path_text(image)),
+                            format!("Every PC restored {}.", shown_path(model, image)),
                             good_style(),
                         ),
                         Some(why) => Line::styled(
-                            format!("The session did not succeed: {}", printable(&why)),
+                            format!(
+                                "The session did not succeed: {}",
+                                shown(model, &printable(&why))
+                            ),
                             bad_style(),
                         ),
                     });
@@ -493,14 +503,18 @@ pub fn draw(model: &Model, s: &SendScreen, frame: &mut Frame, area: Rect) {
                     }
                     lines.push(Line::raw(""));
                     lines.push(match &sent.saved {
-                        Ok(p) => Line::raw(format!("Report saved to {}", path_text(p))),
+                        Ok(p) => Line::raw(format!("Report saved to {}", shown_path(model, p))),
                         Err(e) => Line::styled(
-                            format!("The report could not be saved: {}", printable(e)),
+                            format!(
+                                "The report could not be saved: {}",
+                                shown(model, &printable(e))
+                            ),
                             warn_style(),
                         ),
                     });
                 }
                 Err(e) => lines.extend(error_lines(
+                    model,
                     "The session could not start.",
                     e,
                     "Enter goes back to the disks.",

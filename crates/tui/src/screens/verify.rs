@@ -2,10 +2,10 @@
 //! worker's progress and result carry the job's id ([`Run::id`]).
 
 use crate::model::{Effect, Key, Model, RequestId, Screen};
-use crate::widgets::error_lines;
 use crate::widgets::image_picker::{self, Browser};
 use crate::widgets::running::{self, Run, Texts};
-use crate::widgets::{bad_style, good_style, nav, path_text};
+use crate::widgets::{bad_style, good_style, nav, shown_path};
+use crate::widgets::{error_lines, shown};
 use disk::text::printable;
 use engine::units::human;
 use ratatui::layout::Rect;
@@ -51,7 +51,11 @@ impl VerifyScreen {
                 image: image.clone(),
                 run: Run::new(id),
             })),
-            vec![Effect::VerifyImage { id, image }],
+            vec![Effect::VerifyImage {
+                id,
+                policy: crate::widgets::network::read_policy(model, &image),
+                image,
+            }],
         )
     }
 
@@ -174,7 +178,7 @@ pub fn draw(model: &Model, v: &VerifyScreen, frame: &mut Frame, area: Rect) {
         VerifyScreen::Running { image, run } => {
             let texts = Texts {
                 head: [
-                    Line::raw(format!("Verifying {}", path_text(image))),
+                    Line::raw(format!("Verifying {}", shown_path(model, image))),
                     Line::raw("Every chunk is read, decompressed and checked; nothing is written."),
                 ],
                 status: Line::raw(""),
@@ -198,7 +202,7 @@ pub fn draw(model: &Model, v: &VerifyScreen, frame: &mut Frame, area: Rect) {
                     lines.push(Line::raw(""));
                     lines.push(Line::raw(format!(
                         "{}: {} chunks, {} of data, every checksum matches.",
-                        path_text(image),
+                        shown_path(model, image),
                         r.chunks,
                         human(r.bytes)
                     )));
@@ -214,21 +218,19 @@ pub fn draw(model: &Model, v: &VerifyScreen, frame: &mut Frame, area: Rect) {
                     ));
                     lines.push(Line::raw(format!(
                         "{}: {} chunks, {} of data checked.",
-                        path_text(image),
+                        shown_path(model, image),
                         r.chunks,
                         human(r.bytes)
                     )));
                     lines.push(Line::raw(""));
-                    let all: Vec<String> = r
-                        .bad
-                        .iter()
-                        .map(|b| format!("BAD: {}", printable(&b.to_string())))
-                        .chain(
-                            r.structure
-                                .iter()
-                                .map(|s| format!("BAD: {}", printable(&s.to_string()))),
-                        )
-                        .collect();
+                    let all: Vec<String> =
+                        r.bad
+                            .iter()
+                            .map(|b| format!("BAD: {}", shown(model, &printable(&b.to_string()))))
+                            .chain(r.structure.iter().map(|s| {
+                                format!("BAD: {}", shown(model, &printable(&s.to_string())))
+                            }))
+                            .collect();
                     lines.extend(
                         all.into_iter()
                             .skip(*scroll)
@@ -237,6 +239,7 @@ pub fn draw(model: &Model, v: &VerifyScreen, frame: &mut Frame, area: Rect) {
                 }
                 Err(e) => {
                     lines.extend(error_lines(
+                        model,
                         "Verify did not complete.",
                         e,
                         "Enter goes back to the disks; check that the image's drive is attached \

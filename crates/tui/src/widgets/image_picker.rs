@@ -5,7 +5,7 @@
 //! in [`Browser::request`], and a listing of a folder the user already left is dropped.
 
 use super::drives::{self, Drive};
-use super::{bad_style, error_lines, file_name, fit, nav, path_text, selected_style};
+use super::{bad_style, error_lines, file_name, fit, nav, selected_style, shown, shown_path};
 use super::{spinner, warn_style};
 use crate::model::{Effect, Key, Model, RequestId, Screen};
 use disk::text::printable;
@@ -514,7 +514,7 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
     }
     let [list_area, info_area] =
         Layout::vertical([Constraint::Min(5), Constraint::Length(9)]).areas(area);
-    let title = format!(" {} ", path_text(&b.dir));
+    let title = format!(" {} ", shown_path(model, &b.dir));
     let block = Block::default().borders(Borders::ALL).title(title);
     let entries = match &b.entries {
         None => {
@@ -526,6 +526,7 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
         }
         Some(Err(e)) => {
             let lines = error_lines(
+                model,
                 "This folder cannot be read.",
                 e,
                 "r reads it again, Backspace goes up to the folder above, Esc goes back.",
@@ -615,7 +616,7 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
                 "Checking the password {}",
                 spinner(model.tick)
             ))),
-            (None, Some(e)) => lines.push(Line::styled(printable(e).into_owned(), bad_style())),
+            (None, Some(e)) => lines.push(Line::styled(shown(model, &printable(e)), bad_style())),
             (None, None) => {}
         }
         lines.push(Line::raw("Enter opens the image, Esc closes the prompt."));
@@ -631,7 +632,7 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
     }
     let mut lines = Vec::new();
     if let Some(r) = &b.refused {
-        lines.push(Line::styled(printable(r).into_owned(), bad_style()));
+        lines.push(Line::styled(shown(model, &printable(r)), bad_style()));
     }
     match entries.get(b.cursor) {
         Some(BrowseEntry::Image { summary: Ok(s), .. }) => lines.extend(summary_lines(s)),
@@ -639,6 +640,7 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
             summary: Err(e), ..
         }) if b.refused.is_none() => {
             lines.extend(error_lines(
+                model,
                 "This image cannot be used:",
                 e,
                 "Choose another image (↑↓ Enter), or Esc to go back.",
@@ -651,7 +653,7 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
                     drive.name,
                     drive.fs_text,
                     human(drive.size),
-                    path_text(d)
+                    shown_path(model, d)
                 )));
                 lines.push(Line::raw("Enter opens it."));
             }
@@ -664,7 +666,7 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
         None => match (b.drive_at_cursor(model), &model.auto_mounting) {
             (Some(_), Some((_, dir))) => lines.push(Line::raw(format!(
                 "Mounting {} {}",
-                path_text(dir),
+                shown_path(model, dir),
                 spinner(model.tick)
             ))),
             (Some(d), None) => {
@@ -676,7 +678,8 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
                 )));
                 lines.push(Line::raw(format!(
                     "Enter mounts it on {} and opens it.",
-                    path_text(
+                    shown_path(
+                        model,
                         &model
                             .image_root
                             .join(crate::system::mount_dir_name(&d.name))
@@ -702,7 +705,7 @@ pub fn draw(model: &Model, b: &Browser, purpose: Option<&str>, frame: &mut Frame
         let hint = if b.dir == model.image_root {
             format!("Open the folder of a mounted drive (Enter on a drive mounts it), then s {purpose} there.")
         } else {
-            format!("s {purpose} in {}", path_text(&b.dir))
+            format!("s {purpose} in {}", shown_path(model, &b.dir))
         };
         lines.insert(0, Line::raw(hint));
     }

@@ -25,12 +25,12 @@ use crate::inventory::{with_units, Candidate};
 use crate::model::{Key, Model};
 
 /// An error as a screen shows it: what happened in words (`what`, styled), the error's own
-/// words (printable), and what the user can do next with the key that does it (`next`). Never
-/// the raw error alone.
-pub fn error_lines(what: &str, detail: &str, next: &str) -> Vec<Line<'static>> {
+/// words (printable, worded as the screens word everything: [`shown`]), and what the user can
+/// do next with the key that does it (`next`). Never the raw error alone.
+pub fn error_lines(model: &Model, what: &str, detail: &str, next: &str) -> Vec<Line<'static>> {
     vec![
         Line::styled(what.to_string(), bad_style()),
-        Line::raw(printable(detail).into_owned()),
+        Line::raw(shown(model, &printable(detail))),
         Line::raw(""),
         Line::raw(next.to_string()),
     ]
@@ -154,6 +154,19 @@ pub fn path_text(p: &Path) -> String {
     printable(&p.to_string_lossy()).into_owned()
 }
 
+/// How the screens word what workers, plans and reports say: each known disk's identity with
+/// its units ([`with_units`]) and the files of the open network stores named by their URLs
+/// ([`network::name_urls`]: `smb://nas/images/pc.lbi`, never the folder the share is mounted
+/// on). Every text from the engine or a worker goes through it on its way to the screen.
+pub fn shown(model: &Model, text: &str) -> String {
+    network::name_urls(&model.stores, &with_units(model, text))
+}
+
+/// A path as the screens show it ([`path_text`]), a file of an open network store by its URL.
+pub fn shown_path(model: &Model, p: &Path) -> String {
+    network::name_urls(&model.stores, &path_text(p))
+}
+
 /// A bordered list with a highlighted cursor, or `empty` when there is nothing in it: the one
 /// list widget of the pickers.
 pub fn picker(
@@ -229,7 +242,7 @@ pub fn explain(model: &Model, c: &Candidate) -> Text<'static> {
     match (&c.refusal, &c.note) {
         (Some(r), _) => Text::styled(format!("Cannot be used: {}", printable(r)), bad_style()),
         (None, Some(n)) => Text::raw(n.clone()),
-        (None, None) => Text::raw(printable(&with_units(model, &c.endpoint.identity)).into_owned()),
+        (None, None) => Text::raw(printable(&shown(model, &c.endpoint.identity)).into_owned()),
     }
 }
 

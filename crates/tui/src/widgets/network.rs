@@ -1,9 +1,15 @@
 //! "Network location" of the image picker (issue 17): a form at the picker's top folder, next
-//! to the local drives — kind (SMB, NFS, SFTP, HTTP), host, share/path, user, password (masked)
-//! — with Test (open the store and close it again) and Connect (open it and browse it like a
-//! drive). Opening a store is blocking work ([`Effect::OpenStore`], run by a worker through
-//! `store::open`); an SFTP server's host key is shown and must be accepted before it is used.
-//! The stores a picker opened are closed when the user is back on the disk list.
+//! to the local drives — kind (SMB, NFS, SFTP, HTTP), host, share/path, user, password (masked),
+//! for HTTPS a CA file, for shares how long a restore waits for a vanished server — with Test
+//! (open the store and close it again) and Connect (open it and browse it like a drive).
+//! Opening a store is blocking work ([`Effect::OpenStore`], run by a worker through
+//! `store::open`); an SFTP server's host key, or an HTTPS certificate no trusted CA signed, is
+//! shown and must be accepted before it is used. The stores a picker opened are closed when the
+//! user is back on the disk list.
+//!
+//! While a store is open, the screens name its files by URL ([`name_urls`]), never by the
+//! folder it is mounted on, and the jobs that read it wait for it as its form said
+//! ([`read_policy`]).
 
 use super::password::PasswordField;
 use super::{bad_style, selected_style};
@@ -13,7 +19,8 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 use store::{Access, Location, Scheme};
 
 /// The kinds the form offers, in the order ←→ cycles them.
@@ -27,6 +34,8 @@ pub const KINDS: [Scheme; 5] = [
 
 /// Longest host, path or user name the form takes (characters).
 pub const MAX_TEXT: usize = 255;
+/// Longest CA file path the form takes (characters).
+pub const MAX_PATH: usize = 1024;
 
 /// A row of the form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +45,10 @@ pub enum Field {
     Path,
     User,
     Password,
+    /// HTTPS: a PEM file of CA certificates to trust (a private CA, a NAS's own certificate).
+    CaFile,
+    /// SMB, NFS, SFTP: how long a restore waits for the server when it vanishes (seconds).
+    Retry,
     Test,
     Connect,
     /// A saved location (`lifeboat-locations.toml` on a drive), chosen with ←→.
@@ -51,10 +64,41 @@ pub struct StoreOpen {
     pub folder: PathBuf,
     /// The URL (no password), for messages.
     pub url: String,
+    /// The URL of `folder` (the location's, or its folder's when it names a file).
+    pub folder_url: String,
     /// HTTP: images can be read there, not written.
     pub read_only: bool,
     /// Kept open (Connect); a test is closed again before it answers.
     pub kept: bool,
+    /// How long a job reading it waits for the server when it vanishes (`None`: the default).
+    pub store_retry: Option<Duration>,
+}
+
+/// A store the pickers opened and keep open until the user is back on the disk list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenStore {
+    /// The folder browsed (where the store's files are on this machine).
+    pub folder: PathBuf,
+    /// HTTP: read-only.
+    pub read_only: bool,
+    /// The URL the user opened (no password).
+    pub url: String,
+    /// The URL of `folder`: what the screens show in its place.
+    pub folder_url: String,
+    /// How long a job reading it waits for a vanished server (`None`: the default).
+    pub store_retry: Option<Duration>,
+}
+
+impl From<&StoreOpen> for OpenStore {
+    fn from(o: &StoreOpen) -> Self {
+        OpenStore {
+            folder: o.folder.clone(),
+            read_only: o.read_only,
+            url: o.url.clone(),
+            folder_url: o.folder_url.clone(),
+            store_retry: o.store_retry,
+        }
+    }
 }
 
 /// Why a store was not opened.
@@ -75,6 +119,12 @@ pub struct NetForm {
     pub path: String,
     pub user: String,
     pub password: PasswordField,
+    /// HTTPS: the CA file as typed (relative: from the picker's top folder, `sdb1/ca.pem`).
+    pub ca_file: String,
+    /// Seconds a restore waits for a vanished server, as typed (empty: the default).
+    pub retry: String,
+    /// The picker's top folder, where the drives are mounted (relative CA files start there).
+    pub top: PathBuf,
     /// Index in [`NetForm::fields`].
     pub cursor: usize,
     /// The SFTP host key fingerprint, or the HTTPS certificate fingerprint, the user accepted.
@@ -104,7 +154,7 @@ pub fn open_form(model: &mut Model, b: &super::image_picker::Browser) -> (NetFor
             .iter()
             .filter_map(|e| match e {
                 crate::model::BrowseEntry::Dir(d)
-                    if !model.stores.iter().any(|(f, _, _)| f.starts_with(d)) =>
+                    if !model.stores.iter().any(|s| s.folder.starts_with(d)) =>
                 {
                     Some(d.clone())
                 }
@@ -117,6 +167,7 @@ pub fn open_form(model: &mut Model, b: &super::image_picker::Browser) -> (NetFor
     let form = NetForm {
         drives: drives.clone(),
         files_request: Some(id),
+        top: model.image_root.clone(),
         ..NetForm::default()
     };
     (
@@ -181,7 +232,12 @@ pub fn on_saved(
                 file.display()
             );
             f.saved.retain(|(_, s)| s.location != entry.location);
+            if f.saved.is_empty() {
+                // The "Saved" row appears above the others: the cursor stays on its row.
+                f.cursor += 1;
+            }
             f.saved.push((file, entry));
+            f.saved_cursor = Some(f.saved.len() - 1);
             Ok(text)
         }
         Err(e) => Err(e),
@@ -193,18 +249,56 @@ impl NetForm {
         KINDS.get(self.kind).copied().unwrap_or(Scheme::Smb)
     }
 
-    /// The rows for the kind chosen: NFS and HTTP take no user or password.
+    /// The rows for the kind chosen: NFS and HTTP take no user or password, only HTTPS a CA
+    /// file, and HTTP(S) no wait (its reads retry on their own).
     pub fn fields(&self) -> Vec<Field> {
         let mut f = Vec::new();
         if !self.saved.is_empty() {
             f.push(Field::Saved);
         }
         f.extend([Field::Kind, Field::Host, Field::Path]);
-        if matches!(self.scheme(), Scheme::Smb | Scheme::Sftp) {
+        let scheme = self.scheme();
+        if matches!(scheme, Scheme::Smb | Scheme::Sftp) {
             f.extend([Field::User, Field::Password]);
+        }
+        match scheme {
+            Scheme::Https => f.push(Field::CaFile),
+            Scheme::Http => {}
+            _ => f.push(Field::Retry),
         }
         f.extend([Field::Test, Field::Connect, Field::Save]);
         f
+    }
+
+    /// The CA file to trust (HTTPS only): a relative path is taken from the picker's top folder.
+    pub fn ca_path(&self) -> Option<PathBuf> {
+        let typed = self.ca_file.trim();
+        if typed.is_empty() || self.scheme() != Scheme::Https {
+            return None;
+        }
+        let p = Path::new(typed);
+        Some(if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.top.join(p)
+        })
+    }
+
+    /// How long a job reading the store waits for it when it vanishes: `None` is the default
+    /// ([`disk::netfs::Policy`]), and HTTP(S) retries its reads on its own.
+    pub fn store_retry(&self) -> Result<Option<Duration>, String> {
+        let typed = self.retry.trim();
+        if typed.is_empty() || matches!(self.scheme(), Scheme::Http | Scheme::Https) {
+            return Ok(None);
+        }
+        use store::saved::{MAX_RETRY, MIN_RETRY};
+        match typed.parse::<u64>() {
+            Ok(s) if (MIN_RETRY..=MAX_RETRY).contains(&s) => Ok(Some(Duration::from_secs(s))),
+            _ => Err(format!(
+                "wait for the server: {MIN_RETRY} to {MAX_RETRY} seconds (empty: {} s)",
+                disk::netfs::Policy::default().retry_for.as_secs()
+            )),
+        }
     }
 
     /// Fills the form from saved location `i` (the password is typed again).
@@ -222,6 +316,20 @@ impl NetForm {
             _ => String::new(),
         };
         self.host_key = s.host_key.clone();
+        self.ca_file = s
+            .ca_file
+            .as_ref()
+            .map(|c| {
+                c.strip_prefix(&self.top)
+                    .unwrap_or(c)
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .unwrap_or_default();
+        self.retry = s
+            .store_retry
+            .map(|d| d.as_secs().to_string())
+            .unwrap_or_default();
         self.password = PasswordField::default();
         self.saved_cursor = Some(i);
         self.message = None;
@@ -231,13 +339,14 @@ impl NetForm {
     /// in the file its saved location came from, else the first file read, else on the first
     /// drive.
     fn save(&mut self, model: &mut Model) -> Vec<Effect> {
-        let location = match self.location() {
-            Ok(l) => l,
-            Err(e) => {
-                self.message = Some(Err(e));
-                return Vec::new();
-            }
-        };
+        let (location, store_retry) =
+            match self.location().and_then(|l| Ok((l, self.store_retry()?))) {
+                Ok(l) => l,
+                Err(e) => {
+                    self.message = Some(Err(e));
+                    return Vec::new();
+                }
+            };
         let file = self
             .saved_cursor
             .and_then(|i| self.saved.get(i))
@@ -261,6 +370,8 @@ impl NetForm {
                     .host_key
                     .clone()
                     .filter(|_| matches!(location.scheme, Scheme::Sftp | Scheme::Https)),
+                ca_file: self.ca_path(),
+                store_retry,
                 location,
             },
         }]
@@ -289,14 +400,15 @@ impl NetForm {
                 && matches!(self.scheme(), Scheme::Smb | Scheme::Sftp))
             .then(|| self.password.secret()),
             host_key: self.host_key.clone(),
+            ca_file: self.ca_path(),
             ..Access::default()
         }
     }
 
     /// The effect that opens the store (`keep`: Connect) or tests it, when the form is complete.
     fn open(&mut self, model: &mut Model, keep: bool) -> Vec<Effect> {
-        match self.location() {
-            Ok(location) => {
+        match self.location().and_then(|l| Ok((l, self.store_retry()?))) {
+            Ok((location, store_retry)) => {
                 let id = model.request();
                 self.request = Some((id, keep));
                 self.message = None;
@@ -305,6 +417,7 @@ impl NetForm {
                     location,
                     access: self.access(),
                     keep,
+                    store_retry,
                 }]
             }
             Err(e) => {
@@ -322,9 +435,15 @@ impl NetForm {
 }
 
 fn edit(text: &mut String, key: Key) -> bool {
+    edit_within(text, key, MAX_TEXT, |c| !c.is_control())
+}
+
+/// Types `key` into `text` when `allowed` takes it, up to `max` characters; Backspace erases.
+/// True when the key was a typing key.
+fn edit_within(text: &mut String, key: Key, max: usize, allowed: impl Fn(char) -> bool) -> bool {
     match key {
-        Key::Char(c) if !c.is_control() => {
-            if text.chars().count() < MAX_TEXT {
+        Key::Char(c) if allowed(c) => {
+            if text.chars().count() < max {
                 text.push(c);
             }
             true
@@ -438,6 +557,18 @@ pub fn key(model: &mut Model, mut f: NetForm, key: Key) -> (Option<NetForm>, Vec
             f.password.key(k);
             Vec::new()
         }
+        (Field::CaFile, k) => {
+            if edit_within(&mut f.ca_file, k, MAX_PATH, |c| !c.is_control()) {
+                f.message = None;
+            }
+            Vec::new()
+        }
+        (Field::Retry, k) => {
+            if edit_within(&mut f.retry, k, 4, |c| c.is_ascii_digit()) {
+                f.message = None;
+            }
+            Vec::new()
+        }
         _ => Vec::new(),
     };
     (Some(f), effects)
@@ -452,9 +583,7 @@ pub fn on_opened(
 ) -> Vec<Effect> {
     if let Ok(open) = &result {
         if open.kept {
-            model
-                .stores
-                .push((open.folder.clone(), open.read_only, open.url.clone()));
+            model.stores.push(OpenStore::from(open));
         }
     }
     let relist = model.request();
@@ -505,24 +634,86 @@ pub fn on_opened(
 pub fn release(model: &mut Model) -> Vec<Effect> {
     std::mem::take(&mut model.stores)
         .into_iter()
-        .map(|(folder, _, url)| {
-            log::info!("closing {url}: the job ended or was left");
-            Effect::CloseStore { folder }
+        .map(|s| {
+            log::info!("closing {}: the job ended or was left", s.url);
+            Effect::CloseStore { folder: s.folder }
         })
         .collect()
 }
 
 /// Why `dir` cannot receive a new image: it is on a read-only (HTTP) store.
-pub fn read_only_refusal(model: &Model, dir: &std::path::Path) -> Option<String> {
+pub fn read_only_refusal(model: &Model, dir: &Path) -> Option<String> {
     model
         .stores
         .iter()
-        .find(|(folder, ro, _)| *ro && dir.starts_with(folder))
-        .map(|(_, _, url)| {
+        .find(|s| s.read_only && dir.starts_with(&s.folder))
+        .map(|s| {
             format!(
-                "{url} is read-only (http): save images to an SMB, NFS or SFTP location or a drive"
+                "{} is read-only (http): save images to an SMB, NFS or SFTP location or a drive",
+                s.url
             )
         })
+}
+
+/// The open store `path` is on, if any (the deepest folder holding it).
+fn store_of<'a>(stores: &'a [OpenStore], path: &Path) -> Option<&'a OpenStore> {
+    stores
+        .iter()
+        .filter(|s| path.starts_with(&s.folder))
+        .max_by_key(|s| s.folder.components().count())
+}
+
+/// How a job reading `path` treats a server that vanishes: the wait the form of the store
+/// holding it asked for, else the default ([`disk::netfs::Policy`]).
+pub fn read_policy(model: &Model, path: &Path) -> disk::netfs::Policy {
+    let default = disk::netfs::Policy::default();
+    match store_of(&model.stores, path).and_then(|s| s.store_retry) {
+        Some(retry_for) => disk::netfs::Policy {
+            retry_for,
+            ..default
+        },
+        None => default,
+    }
+}
+
+/// `text` with every open store's folder (and what is below it) named by its URL: the screens
+/// show `smb://nas/images/pc.lbi`, never the folder the share is mounted on. A folder is
+/// replaced only where its name ends (`…/smb-1-1` is not the start of `…/smb-1-10`).
+pub fn name_urls(stores: &[OpenStore], text: &str) -> String {
+    let mut sorted: Vec<&OpenStore> = stores.iter().collect();
+    // The deepest folder first, so a store inside another's folder keeps its own URL.
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.folder.as_os_str().len()));
+    let mut out = text.to_string();
+    for s in sorted {
+        let local = s.folder.to_string_lossy();
+        if local.len() > 1 && out.contains(local.as_ref()) {
+            out = replace_at_ends(&out, &local, s.folder_url.trim_end_matches('/'));
+        }
+    }
+    out
+}
+
+/// `text` with `local` replaced by `url` where the path ends there or goes on with `/`.
+fn replace_at_ends(text: &str, local: &str, url: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(local) {
+        let (before, after) = rest.split_at(i);
+        let after = &after[local.len()..];
+        let mut next = after.chars();
+        let ends = match next.next() {
+            None => true,
+            Some(c) if c.is_alphanumeric() || c == '-' || c == '_' => false,
+            // `.` ends a sentence, or goes on in a longer name.
+            Some('.') => !next.next().is_some_and(|c| c.is_alphanumeric()),
+            Some(_) => true,
+        };
+        out.push_str(before);
+        out.push_str(if ends { url } else { local });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 fn path_label(s: Scheme) -> &'static str {
@@ -583,6 +774,23 @@ pub fn draw(model: &Model, f: &NetForm, frame: &mut Frame, area: Rect) {
         lines.push(row(Field::User, "User", user));
         lines.push(row(Field::Password, "Password", f.password.masked()));
     }
+    if f.fields().contains(&Field::CaFile) {
+        let ca = if f.ca_file.is_empty() {
+            "(empty: public CAs only; a PEM file on a drive, e.g. sdb1/ca.pem)".to_string()
+        } else {
+            printable(&f.ca_file).into_owned()
+        };
+        lines.push(row(Field::CaFile, "CA file", ca));
+    }
+    if f.fields().contains(&Field::Retry) {
+        let default = disk::netfs::Policy::default().retry_for.as_secs();
+        let wait = if f.retry.is_empty() {
+            format!("{default} s (default) if the server vanishes during a restore")
+        } else {
+            format!("{} s if the server vanishes during a restore", f.retry)
+        };
+        lines.push(row(Field::Retry, "Wait", wait));
+    }
     lines.push(row(Field::Test, "[ Test ]", String::new()));
     lines.push(row(Field::Connect, "[ Connect ]", String::new()));
     lines.push(row(
@@ -608,16 +816,23 @@ pub fn draw(model: &Model, f: &NetForm, frame: &mut Frame, area: Rect) {
         )));
     }
     if let Some(fps) = &f.ask_key {
-        let (said, compare) = if tls {
-            (
-                "'s certificate is signed by no trusted CA. Its fingerprint:",
+        let (said, compare) = match (tls, f.ca_path()) {
+            (true, Some(_)) => (
+                format!(
+                    "'s certificate is signed neither by the CA file {} nor by a public CA. \
+                     Its fingerprint:",
+                    printable(f.ca_file.trim())
+                ),
+                " Check the CA file, or compare (openssl x509 -noout -fingerprint -sha256).",
+            ),
+            (true, None) => (
+                "'s certificate is signed by no trusted CA. Its fingerprint:".to_string(),
                 " Compare (openssl x509 -noout -fingerprint -sha256 on the server).",
-            )
-        } else {
-            (
-                " is not known yet. Its host key:",
+            ),
+            (false, _) => (
+                " is not known yet. Its host key:".to_string(),
                 " Compare it with the server's own (ssh-keygen -lf on its host key).",
-            )
+            ),
         };
         lines.push(Line::styled(
             format!(" The server {}{said}", printable(&f.host)),

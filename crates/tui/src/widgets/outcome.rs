@@ -38,9 +38,16 @@ pub fn headline(what: &str, status: Status) -> Line<'static> {
 const RANGES_SHOWN: usize = 4;
 
 /// The headline, a blank line, `facts` (the screen's own lines about the job) and the engine's
-/// report, each line printable (the engine makes them so); the lines that need attention are
-/// styled. Unreadable ranges beyond the first few are counted, not listed.
-pub fn lines(what: &str, outcome: &Outcome, facts: Vec<Line<'static>>) -> Vec<Line<'static>> {
+/// report, each line printable (the engine makes them so) and worded as the screens word
+/// everything ([`super::shown`]: disk identities with units, network files by URL); the lines
+/// that need attention are styled. Unreadable ranges beyond the first few are counted, not
+/// listed.
+pub fn lines(
+    model: &crate::model::Model,
+    what: &str,
+    outcome: &Outcome,
+    facts: Vec<Line<'static>>,
+) -> Vec<Line<'static>> {
     let mut out = vec![headline(what, outcome.status), Line::raw("")];
     out.extend(facts);
     let mut ranges = 0usize;
@@ -66,7 +73,7 @@ pub fn lines(what: &str, outcome: &Outcome, facts: Vec<Line<'static>>) -> Vec<Li
         } else {
             Style::default()
         };
-        out.push(Line::styled(l.to_string(), styled));
+        out.push(Line::styled(super::shown(model, l), styled));
     }
     out
 }

@@ -58,12 +58,12 @@ impl Run {
         }
     }
 
-    /// The phase the job reports, or `starting`.
-    pub fn phase(&self) -> Line<'static> {
+    /// The phase the job reports (as the screens word it, [`super::shown`]), or `starting`.
+    pub fn phase(&self, model: &crate::model::Model) -> Line<'static> {
         Line::raw(
             self.progress
                 .as_ref()
-                .map(|p| p.phase.clone())
+                .map(|p| super::shown(model, &disk::text::printable(&p.phase)))
                 .unwrap_or_else(|| "starting".to_string()),
         )
     }

@@ -242,6 +242,14 @@ pub fn this_machine() -> engine::job::Disks {
 /// engine plans only real objects, so the plan's steps name that file; its target (path and
 /// identity, what the confirmation names) is the request's.
 pub fn planned(req: &tui::model::PlanRequest) -> std::sync::Arc<tui::model::PlannedJob> {
+    planned_with(req, gpt_lbi())
+}
+
+/// [`planned`] with `image` as the image a restore reads.
+pub fn planned_with(
+    req: &tui::model::PlanRequest,
+    image: &Path,
+) -> std::sync::Arc<tui::model::PlannedJob> {
     use engine::job::{CloneSpec, CopyInto, CopySpec, JobSpec, RestoreSpec};
     use std::sync::atomic::{AtomicU32, Ordering};
     use tui::model::Action;
@@ -262,7 +270,7 @@ pub fn planned(req: &tui::model::PlanRequest) -> std::sync::Arc<tui::model::Plan
             options: req.options.engine(),
         }),
         Action::RestoreDisk | Action::RestorePartition => JobSpec::Restore(RestoreSpec {
-            image: gpt_lbi().to_path_buf(),
+            image: image.to_path_buf(),
             target,
             whole_disk: Some(req.action == Action::RestoreDisk),
             part: req.source.number,

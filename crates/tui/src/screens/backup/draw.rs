@@ -5,8 +5,8 @@ use crate::inventory::Candidate;
 use crate::model::Model;
 use crate::widgets::image_picker;
 use crate::widgets::running::{self, Texts};
-use crate::widgets::{bad_style, candidate_list, clock, explain, outcome, path_text, plan};
-use crate::widgets::{selected_style, spinner, warn_style};
+use crate::widgets::{bad_style, candidate_list, clock, explain, outcome, plan, shown_path};
+use crate::widgets::{selected_style, shown, spinner, warn_style};
 use disk::text::printable;
 use engine::units::human;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -51,7 +51,7 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
             let mut lines = vec![
                 Line::raw(format!(
                     "The image is saved in {}",
-                    path_text(&job.request.dir)
+                    shown_path(model, &job.request.dir)
                 )),
                 Line::raw(""),
                 Line::raw(format!("File name: {typed}_")),
@@ -113,8 +113,8 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
             frame.render_widget(
                 Paragraph::new(format!(
                     "Checking {} and planning the backup of {} {}",
-                    path_text(&request.dir),
-                    path_text(&request.source.endpoint.path),
+                    shown_path(model, &request.dir),
+                    shown_path(model, &request.source.endpoint.path),
                     spinner(model.tick)
                 ))
                 .wrap(Wrap { trim: true })
@@ -126,11 +126,14 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
             frame.render_widget(
                 Paragraph::new(vec![
                     Line::styled(
-                        format!("The image cannot be saved in {}:", path_text(&request.dir)),
+                        format!(
+                            "The image cannot be saved in {}:",
+                            shown_path(model, &request.dir)
+                        ),
                         bad_style(),
                     ),
                     Line::raw(""),
-                    Line::raw(printable(reason).into_owned()),
+                    Line::raw(shown(model, &printable(reason))),
                 ])
                 .wrap(Wrap { trim: true })
                 .block(Block::default().borders(Borders::ALL).title(" Refused ")),
@@ -189,7 +192,7 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
                 &mut state,
             );
             frame.render_widget(
-                Paragraph::new(backup_facts(job))
+                Paragraph::new(backup_facts(model, job))
                     .wrap(Wrap { trim: true })
                     .block(Block::default().borders(Borders::ALL)),
                 info,
@@ -203,7 +206,7 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
             let [plan_area, info] =
                 Layout::vertical([Constraint::Min(5), Constraint::Length(6)]).areas(area);
             plan::draw(frame, plan_area, &job.text(), *scroll);
-            let mut lines = backup_facts(job).lines;
+            let mut lines = backup_facts(model, job).lines;
             if settings.password.is_some() {
                 lines.push(Line::raw(
                     "Encrypted: AES-256-GCM, key from the password by Argon2id.",
@@ -224,12 +227,12 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
                 head: [
                     Line::raw(format!(
                         "{} -> {}",
-                        path_text(&job.request.source.endpoint.path),
-                        path_text(&job.image())
+                        shown_path(model, &job.request.source.endpoint.path),
+                        shown_path(model, &job.image())
                     )),
                     Line::raw("The source is only read."),
                 ],
-                status: run.phase(),
+                status: run.phase(model),
                 stopping: "Stopping; the partial image is deleted...",
                 ask: (
                     " Stop? ",
@@ -240,17 +243,17 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
         }
         BackupScreen::Done { job, outcome } => {
             let facts = match outcome.report() {
-                Some(r) => report_facts(r),
+                Some(r) => report_facts(model, r),
                 None => Vec::new(),
             };
-            let mut lines = outcome::lines("Backup", &outcome.outcome, facts);
+            let mut lines = outcome::lines(model, "Backup", &outcome.outcome, facts);
             lines.push(Line::raw(""));
             if outcome.report().is_some() {
                 lines.push(Line::raw("Press v to verify the image now."));
             } else {
                 lines.push(Line::raw(format!(
                     "The source was only read. A partial {} is deleted.",
-                    path_text(&job.image())
+                    shown_path(model, &job.image())
                 )));
             }
             frame.render_widget(
@@ -264,8 +267,11 @@ pub fn draw(model: &Model, s: &BackupScreen, frame: &mut Frame, area: Rect) {
 }
 
 /// The image's name and place, free space and the FAT rule, for the options and plan screens.
-fn backup_facts(job: &BackupJob) -> Text<'static> {
-    let mut lines = vec![Line::raw(format!("Image  {}", path_text(&job.image())))];
+fn backup_facts(model: &Model, job: &BackupJob) -> Text<'static> {
+    let mut lines = vec![Line::raw(format!(
+        "Image  {}",
+        shown_path(model, &job.image())
+    ))];
     match job.free() {
         Some(free) => lines.push(Line::raw(format!(
             "Free   {} there; the image will be about {} (an estimate)",
@@ -286,9 +292,9 @@ fn backup_facts(job: &BackupJob) -> Text<'static> {
 }
 
 /// The image, its size and volumes, and the unreadable sectors of a finished backup.
-fn report_facts(r: &engine::backup::BackupReport) -> Vec<Line<'static>> {
+fn report_facts(model: &Model, r: &engine::backup::BackupReport) -> Vec<Line<'static>> {
     let mut lines = vec![
-        Line::raw(format!("Image    {}", path_text(&r.image))),
+        Line::raw(format!("Image    {}", shown_path(model, &r.image))),
         Line::raw(format!(
             "Size     {} in {} volume{} ({} read in {})",
             human(r.bytes_written),

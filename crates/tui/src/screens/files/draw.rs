@@ -103,6 +103,7 @@ fn file_list_view(model: &Model, v: &FileView, frame: &mut Frame, area: Rect) {
             list_area,
             &title,
             error_lines(
+                model,
                 "This folder cannot be read:",
                 e,
                 "Backspace goes up to the folder above, Esc goes back.",

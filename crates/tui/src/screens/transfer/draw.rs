@@ -1,12 +1,12 @@
 //! Drawing the transfer wizard's steps.
 
 use super::{size_explanation, sources, targets, Action, Step, Wizard};
-use crate::inventory::with_units;
 use crate::model::Model;
 use crate::screens::transfer::job::PlannedJob;
 use crate::widgets::running::{self, Texts};
 use crate::widgets::{bad_style, candidate_list, explain, outcome, path_text};
 use crate::widgets::{plan, selected_style, spinner, warn_style};
+use crate::widgets::{shown, shown_path};
 use disk::text::printable;
 use engine::job::{Outcome, Overwrites};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -115,7 +115,7 @@ pub fn draw(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
                 text.push(Line::raw(format!(
                     "The image was made from {}; the target is {}.",
                     s.source_identity(),
-                    with_units(model, &target.identity)
+                    shown(model, &target.identity)
                 )));
             }
             frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), foot);
@@ -137,14 +137,14 @@ pub fn draw(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
                 Paragraph::new("Nothing has been written yet. This is what will happen:"),
                 head,
             );
-            plan::draw(frame, body, &with_units(model, &plan.text()), *scroll);
+            plan::draw(frame, body, &shown(model, &plan.text()), *scroll);
         }
         Step::Refused { reason } => {
             frame.render_widget(
                 Paragraph::new(vec![
                     Line::styled("Lifeboat will not write to this target:", bad_style()),
                     Line::raw(""),
-                    Line::raw(printable(reason).into_owned()),
+                    Line::raw(shown(model, &printable(reason))),
                     Line::raw(""),
                     Line::raw("Nothing has been written."),
                 ])
@@ -161,12 +161,12 @@ pub fn draw(model: &Model, w: &Wizard, frame: &mut Frame, area: Rect) {
                 head: [
                     Line::raw(format!(
                         "{} -> {}",
-                        path_text(&plan.source.path),
+                        shown_path(model, &plan.source.path),
                         path_text(&plan.target.path)
                     )),
-                    Line::raw(printable(&with_units(model, plan.identity())).into_owned()),
+                    Line::raw(printable(&shown(model, plan.identity())).into_owned()),
                 ],
-                status: run.phase(),
+                status: run.phase(model),
                 stopping: "Cancelling at the next safe point...",
                 ask: (
                     " Cancel? ",
@@ -201,20 +201,20 @@ fn confirm_view(
     let becomes = if plan.action.is_restore() {
         format!(
             "It will be restored from {}",
-            with_units(model, &plan.source.identity)
+            shown(model, &plan.source.identity)
         )
     } else {
         format!(
             "It will become a copy of {}: {}",
-            path_text(&plan.source.path),
-            with_units(model, &plan.source.identity)
+            shown_path(model, &plan.source.path),
+            shown(model, &plan.source.identity)
         )
     };
     let mut lines = vec![
         Line::styled(what, bad_style()),
         Line::raw(""),
         Line::styled(
-            format!("  {}", printable(&with_units(model, plan.identity()))),
+            format!("  {}", printable(&shown(model, plan.identity()))),
             Style::default().add_modifier(Modifier::BOLD),
         ),
         Line::raw(format!("  {}", path_text(plan.target_path()))),
@@ -248,18 +248,18 @@ fn done_view(
     frame: &mut Frame,
     area: Rect,
 ) {
-    let mut lines: Vec<Line> = outcome::lines(plan.action.title(), outcome, Vec::new())
+    let mut lines: Vec<Line> = outcome::lines(model, plan.action.title(), outcome, Vec::new())
         .into_iter()
         .map(|l| {
             let style = l.style;
-            Line::styled(with_units(model, &l.to_string()), style)
+            Line::styled(shown(model, &l.to_string()), style)
         })
         .collect();
     if outcome.status.is_complete() && plan.action.is_restore() {
         lines.push(Line::raw(format!(
             "{} now holds {}.",
             path_text(&plan.target.path),
-            with_units(model, &plan.source.identity)
+            shown(model, &plan.source.identity)
         )));
     }
     if let Some(state) = target_state {

@@ -382,7 +382,12 @@ pub fn key(model: &mut Model, mut w: Box<Wizard>, key: Key) -> (Screen, Vec<Effe
                         plan.identity()
                     );
                     let id = model.request();
-                    effects.push(Effect::Start { id, confirmed });
+                    let policy = crate::widgets::network::read_policy(model, &plan.source.path);
+                    effects.push(Effect::Start {
+                        id,
+                        confirmed,
+                        policy,
+                    });
                     Step::Running {
                         plan,
                         run: Run::new(id),
