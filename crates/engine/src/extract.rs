@@ -1800,7 +1800,8 @@ pub fn extract(
         .as_ref()
         .and_then(|r| r.share_gone().map(str::to_string));
     if let Some(why) = &report.image_unreadable {
-        log::warn!("extract stopped: {}", printable(why));
+        // The front end says it (the CLI as its error line).
+        log::info!("extract stopped: {}", printable(why));
     }
     log::info!(
         "extract done: {} files, {} folders, {} symlinks, {} renamed, {} failed",
