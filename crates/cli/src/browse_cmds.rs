@@ -150,6 +150,7 @@ pub fn extract(
             "renamed": renamed,
             "notes": report.notes,
             "cancelled": report.cancelled,
+            "image_unreadable": report.image_unreadable,
             "image_bytes_read": report.image_bytes_read,
             "seconds": report.seconds,
         });
@@ -170,7 +171,7 @@ pub fn extract(
             text.push_str(&format!(
                 "failed: {}: {}\n",
                 printable(path),
-                printable(error)
+                printable(&crate::stores::name_urls(error))
             ));
         }
         if report
@@ -184,6 +185,15 @@ pub fn extract(
     }
     if report.cancelled {
         eprintln!("lifeboat: cancelled: what was extracted so far is kept");
+        return Ok(crate::exit::FAILURE);
+    }
+    if let Some(why) = &report.image_unreadable {
+        // The share holding the image is gone: the extract stopped (not every object is in
+        // the failed list: those not reached were never tried).
+        eprintln!(
+            "lifeboat: error: {}; the extract stopped: what was extracted so far is kept",
+            printable(&crate::stores::name_urls(why))
+        );
         return Ok(crate::exit::FAILURE);
     }
     if report.failed.is_empty() {

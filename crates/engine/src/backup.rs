@@ -406,6 +406,9 @@ pub fn execute_backup(
         split_size: opts.split,
         level: opts.level,
     };
+    // The share is looked up now, while it answers: when its server goes, the mount may go
+    // too (sshfs ends and unmounts itself when its connection drops).
+    let share = disk::netfs::network_mount(&plan.image);
     let mut writer = match &plan.encryption {
         Some(enc) => ImageWriter::create_encrypted(&plan.image, wopts, &enc.password, enc.kdf),
         None => ImageWriter::create(&plan.image, wopts),
@@ -414,7 +417,7 @@ pub fn execute_backup(
         failure(
             image_err(e),
             &plan.image,
-            disk::netfs::network_mount(&plan.image).as_ref(),
+            share.as_ref(),
             "no image was written".to_string(),
         )
     })?;
@@ -425,7 +428,7 @@ pub fn execute_backup(
                 failure(
                     image_err(e),
                     &plan.image,
-                    disk::netfs::network_mount(&plan.image).as_ref(),
+                    share.as_ref(),
                     "the partial image has no trailer and reads as incomplete".to_string(),
                 )
             })?;
@@ -448,7 +451,6 @@ pub fn execute_backup(
             })
         }
         Err(e) => {
-            let share = disk::netfs::network_mount(&plan.image);
             let left = match writer.abort() {
                 Ok(()) => "the partial image was removed".to_string(),
                 Err(abort) => {
@@ -504,9 +506,23 @@ fn failure(
         }
         JobError::Image(e) if share.is_some() => JobError::BadImage {
             image: image.display().to_string(),
-            problem: format!("writing to the {on} failed: {e}; {left}"),
+            problem: format!("writing to the {on} failed{}: {e}; {left}", gone_hint(&e)),
         },
         e => e,
+    }
+}
+
+/// What a transient write error on a share means (the kernel's words, "I/O error" or
+/// "Transport endpoint is not connected", do not say it), unless the error says it already.
+fn gone_hint(e: &image::Error) -> &'static str {
+    match e {
+        image::Error::Io { source, .. }
+            if disk::netfs::is_transient(source)
+                && !source.to_string().contains("does not answer") =>
+        {
+            " (the server does not answer or the connection to it was lost)"
+        }
+        _ => "",
     }
 }
 
@@ -812,4 +828,53 @@ fn partition_entry(
     };
     e.note = copy.note.clone().unwrap_or_default();
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sftp() -> disk::netfs::NetMount {
+        disk::netfs::NetMount {
+            fs_type: "fuse.sshfs".into(),
+            source: "root@10.0.2.2:/imgs".into(),
+            mount_point: "/run/lifeboat/stores/sftp-1-0".into(),
+        }
+    }
+
+    fn io(errno: i32, what: &str) -> JobError {
+        JobError::Image(image::Error::Io {
+            op: "writing",
+            path: "/run/lifeboat/stores/sftp-1-0/x.lbi".into(),
+            source: if what.is_empty() {
+                std::io::Error::from_raw_os_error(errno)
+            } else {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, what.to_string())
+            },
+        })
+    }
+
+    #[test]
+    fn a_write_that_fails_because_the_server_went_away_names_the_share_and_says_so() {
+        let left =
+            "the partial image could not be removed: it has no trailer and reads as incomplete";
+        let image = Path::new("/run/lifeboat/stores/sftp-1-0/x.lbi");
+        // sshfs: the connection dropped (ssh's keep-alives unanswered): the kernel says EIO.
+        let e = failure(io(nix::libc::EIO, ""), image, Some(&sftp()), left.into()).to_string();
+        assert!(
+            e.contains("writing to the SFTP folder root@10.0.2.2:/imgs failed (the server does not answer or the connection to it was lost): "),
+            "{e}"
+        );
+        assert!(e.ends_with(left), "{e}");
+        // The stall deadline's own words are not repeated.
+        let stalled = "no write to x.lbi finished for 8 s: the server does not answer";
+        let e = failure(io(0, stalled), image, Some(&sftp()), left.into()).to_string();
+        assert!(
+            e.contains(&format!("failed: writing {}: {stalled}", image.display())),
+            "{e}"
+        );
+        // Not a share: the error as it is.
+        let e = failure(io(nix::libc::EIO, ""), image, None, left.into()).to_string();
+        assert!(!e.contains("server"), "{e}");
+    }
 }

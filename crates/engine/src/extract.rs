@@ -880,6 +880,9 @@ pub struct ExtractReport {
     pub cancelled: bool,
     /// For an image source: the bytes read from the image files.
     pub image_bytes_read: Option<u64>,
+    /// The image could not be read any more (the network share holding it stopped answering,
+    /// after its retries): the extract stopped there. Which chunk, from where and why.
+    pub image_unreadable: Option<String>,
 }
 
 /// `/a/b` + `c` → `/a/b/c`.
@@ -1214,6 +1217,8 @@ enum Placed {
 struct Copier<'a> {
     tracker: &'a Tracker<'a>,
     cancel: &'a Cancel,
+    /// The image read, for an image source: when its share is gone, the walk stops.
+    image: Option<&'a ImageReader>,
     overwrite: bool,
     is_root: bool,
     /// Names for files being written before they replace an existing one (`--overwrite`).
@@ -1222,6 +1227,11 @@ struct Copier<'a> {
 }
 
 impl Copier<'_> {
+    /// Cancelled, or the image's share is gone: no further object is started.
+    fn stopped(&self) -> bool {
+        self.cancel.is_cancelled() || self.image.is_some_and(|i| i.share_gone().is_some())
+    }
+
     fn note(&mut self, text: String) {
         if !self.report.notes.contains(&text) {
             log::warn!("{}", printable(&text));
@@ -1612,7 +1622,7 @@ impl Copier<'_> {
             let Some(level) = stack.last_mut() else {
                 break;
             };
-            let next = if self.cancel.is_cancelled() {
+            let next = if self.stopped() {
                 None
             } else {
                 level.pending.next()
@@ -1733,6 +1743,7 @@ pub fn extract(
     let mut copier = Copier {
         tracker: &tracker,
         cancel,
+        image: image.as_deref(),
         overwrite: req.overwrite,
         is_root: nix::unistd::geteuid().is_root(),
         temp_counter: 0,
@@ -1759,7 +1770,7 @@ pub fn extract(
                 name,
                 repeated: false,
             }),
-            None if cancel.is_cancelled() => {}
+            None if copier.stopped() => {}
             None => match dest_fd.try_clone() {
                 Ok(fd) => {
                     copier.report.dirs += 1;
@@ -1785,6 +1796,13 @@ pub fn extract(
     report.cancelled = cancel.is_cancelled();
     report.seconds = started.elapsed().as_secs_f64();
     report.image_bytes_read = image.as_ref().map(|r| r.bytes_read());
+    report.image_unreadable = image
+        .as_ref()
+        .and_then(|r| r.share_gone().map(str::to_string));
+    if let Some(why) = &report.image_unreadable {
+        // The front end says it (the CLI as its error line).
+        log::info!("extract stopped: {}", printable(why));
+    }
     log::info!(
         "extract done: {} files, {} folders, {} symlinks, {} renamed, {} failed",
         report.files,

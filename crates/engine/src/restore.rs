@@ -676,6 +676,15 @@ fn restore_from(
             problem: e.to_string(),
             state: state.to_string(),
         },
+        // The same through a stream of the image (a file-system copy or a shrink reads one):
+        // the image's own words say which chunk and why.
+        e if reads_image(&e) => JobError::TargetIncomplete {
+            problem: match e {
+                JobError::Read { source, .. } => source.to_string(),
+                e => e.to_string(),
+            },
+            state: state.to_string(),
+        },
         e => e,
     };
     if let Some(t) = &plan.table {
@@ -746,7 +755,7 @@ fn restore_from(
         } else {
             w.what.clone()
         });
-        let bitmap = image.bitmap(w.stream)?;
+        let bitmap = image.bitmap(w.stream).map_err(|e| stop(e.into()))?;
         if let Some(cap) = capture_of(w.partition) {
             let job = ChunkJob {
                 image,
@@ -785,7 +794,7 @@ fn restore_from(
         let Some(w) = plan.writes.get(*wi) else {
             continue;
         };
-        let bitmap = image.bitmap(w.stream)?;
+        let bitmap = image.bitmap(w.stream).map_err(|e| stop(e.into()))?;
         let job = ChunkJob {
             image,
             bitmap: bitmap.as_ref(),
@@ -839,7 +848,15 @@ fn restore_from(
                 source,
             }
         })?;
-        notes.push(crate::shrink::shrink_partition(step, &head, base)?);
+        notes.push(
+            crate::shrink::shrink_partition(step, &head, base).map_err(|e| {
+                if reads_image(&e) {
+                    stop(e)
+                } else {
+                    e
+                }
+            })?,
+        );
     }
     flush(target)?;
     if let Some(t) = &plan.table {
@@ -892,6 +909,12 @@ fn restore_from(
         verified: opts.verify,
         notes,
     })
+}
+
+/// Whether `e` is a failure to read the image through one of its streams (a file-system copy or
+/// a shrink reads one), which stops a restore with the target declared incomplete.
+fn reads_image(e: &JobError) -> bool {
+    matches!(e, JobError::Read { source, .. } if image::Error::in_io(source).is_some())
 }
 
 fn write(target: &dyn BlockIo, data: &[u8], offset: u64) -> Result<(), JobError> {

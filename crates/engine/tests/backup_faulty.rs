@@ -110,3 +110,70 @@ fn cancelled_backup_leaves_no_image_that_claims_to_be_complete() {
         Err(e) => assert!(e.is_incomplete() || !path.exists(), "{e}"),
     }
 }
+
+/// An image of `ext4_bytes` and where a chunk record lies in its volume: (bytes, offset,
+/// length).
+fn image_and_chunk(dir: &std::path::Path) -> (Vec<u8>, u64, u64) {
+    let inner = MemDisk::from_vec(ext4_bytes(), 512);
+    let path = dir.join("i.lbi");
+    let plan = plan_backup(&inner, SourceIdentity::default(), &path, None).unwrap();
+    // Small chunks: many records, so one lies well inside the volume.
+    let opts = BackupOptions {
+        chunk_size: 64 * 1024,
+        ..BackupOptions::default()
+    };
+    execute_backup(&plan, &inner, &opts, None, &Cancel::new()).unwrap();
+    let img = image::ImageReader::open(&path).unwrap();
+    // The middle record of the volume: the sectors around it hold other records, not the
+    // metadata read when the image is opened.
+    let mut chunks = img.index().to_vec();
+    chunks.sort_by_key(|e| e.volume_offset);
+    let e = chunks[chunks.len() / 2];
+    (
+        std::fs::read(&path).unwrap(),
+        e.volume_offset,
+        e.record_len(),
+    )
+}
+
+fn restore_error(volume: Box<dyn BlockIo>) -> JobError {
+    let img = Arc::new(image::ImageReader::from_volumes(vec![("i.lbi".into(), volume)]).unwrap());
+    let target = MemDisk::new(24 * MIB as usize, 512);
+    let rplan = plan_restore_partition(&img, None, "target", target.len()).unwrap();
+    execute_restore(
+        &rplan,
+        &img,
+        &target,
+        &RestoreOptions::default(),
+        None,
+        &Cancel::new(),
+    )
+    .unwrap_err()
+}
+
+#[test]
+fn a_restore_whose_image_cannot_be_read_says_so_and_not_that_the_image_is_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bytes, at, len) = image_and_chunk(dir.path());
+    // The medium (or share) holding the image fails under one chunk.
+    let sectors = (at / 512)..(at + len).div_ceil(512);
+    let faulty = FaultyDisk::new(MemDisk::from_vec(bytes.clone(), 512)).with_bad_sectors(sectors);
+    let err = restore_error(Box::new(faulty));
+    let msg = err.to_string();
+    assert!(matches!(err, JobError::TargetIncomplete { .. }), "{msg}");
+    assert!(
+        msg.starts_with("i.lbi: the image could not be read: chunk "),
+        "{msg}"
+    );
+    assert!(msg.contains("Input/output error"), "{msg}");
+    assert!(!msg.contains("damaged"), "{msg}");
+    assert!(msg.ends_with("the target is incomplete"), "{msg}");
+    // The same chunk damaged (a flipped byte): damage, said as such.
+    let mut damaged = bytes;
+    damaged[(at + len / 2) as usize] ^= 0x20;
+    let err = restore_error(Box::new(MemDisk::from_vec(damaged, 512)));
+    let msg = err.to_string();
+    assert!(matches!(err, JobError::TargetIncomplete { .. }), "{msg}");
+    assert!(msg.contains("is damaged"), "{msg}");
+    assert!(!msg.contains("could not be read"), "{msg}");
+}

@@ -192,6 +192,32 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
+    /// A chunk could not be read from its volume: the medium or the network share holding the
+    /// image failed (an I/O error, after the retries a share gets). This says nothing about the
+    /// image itself, which may be intact: it is not [`Error::ChunkCorrupt`].
+    #[error(
+        "{path}: the image could not be read: chunk {chunk} of {stream_name} (bytes {start}..{end}) at volume offset {volume_offset}{on}: {source}"
+    )]
+    ChunkUnreadable {
+        /// The volume holding the chunk.
+        path: String,
+        /// Chunk number inside its stream.
+        chunk: u64,
+        /// Stream id.
+        stream: u32,
+        /// Human name of the stream.
+        stream_name: String,
+        /// First logical byte of the chunk in its stream.
+        start: u64,
+        /// One past its last logical byte.
+        end: u64,
+        /// Offset of the chunk record inside the volume.
+        volume_offset: u64,
+        /// Where the volume lives when that is worth saying (` on the SFTP folder …`), else empty.
+        on: String,
+        /// The read's error.
+        source: io::Error,
+    },
     /// The manifest cannot be encoded or decoded.
     #[error("{path}: manifest: {detail}")]
     Manifest {
@@ -267,6 +293,20 @@ impl Error {
             path: path.to_string(),
             source: e,
         }
+    }
+
+    /// Whether this error is a failure to read the image (its medium or share failed) rather
+    /// than something wrong with the image: a chunk or a structure that could not be read.
+    pub fn is_unreadable(&self) -> bool {
+        matches!(
+            self,
+            Error::ChunkUnreadable { .. } | Error::Io { op: "reading", .. }
+        )
+    }
+
+    /// The image error an [`io::Error`] from a [`crate::StreamReader`] carries, if any.
+    pub fn in_io(e: &io::Error) -> Option<&Error> {
+        e.get_ref().and_then(|inner| inner.downcast_ref::<Error>())
     }
 
     /// Whether this error says the image is incomplete or truncated (an interrupted backup).

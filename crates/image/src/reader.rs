@@ -67,6 +67,8 @@ struct FileVolume {
     len: u64,
     /// On a network share: failing reads are retried for this long (`disk::netfs`).
     retry_for: Option<std::time::Duration>,
+    /// On a network share: the share, for messages (`SFTP folder user@host:/path`).
+    share: Option<String>,
 }
 
 impl BlockIo for FileVolume {
@@ -79,9 +81,25 @@ impl BlockIo for FileVolume {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         match self.retry_for {
             None => self.file.read_exact_at(buf, offset),
-            Some(window) => {
-                disk::netfs::retry_io(&self.path, window, || self.file.read_exact_at(buf, offset))
-            }
+            Some(window) => disk::netfs::retry_io(&self.path, window, || {
+                // A volume's length is known from its open: a read that ends early on a share
+                // is the server going away under it (sshfs answers a read in flight when its
+                // connection drops with end-of-file), worth the same retries as a timeout.
+                self.file.read_exact_at(buf, offset).map_err(|e| {
+                    if e.kind() == io::ErrorKind::UnexpectedEof {
+                        io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "the share ended the read of bytes {offset}..{} of this {}-byte file early",
+                                offset.saturating_add(buf.len() as u64),
+                                self.len
+                            ),
+                        )
+                    } else {
+                        e
+                    }
+                })
+            }),
         }
     }
     fn write_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {
@@ -107,6 +125,8 @@ struct Volume {
     data_start: u64,
     /// One past the last byte that chunk records may use.
     data_end: u64,
+    /// The network share holding the volume, for messages (see [`FileVolume::share`]).
+    share: Option<String>,
 }
 
 /// An open, structurally checked image. Shareable between threads (`&self` everywhere).
@@ -123,6 +143,9 @@ pub struct ImageReader {
     bytes_read: AtomicU64,
     /// Encrypted images: opens sealed chunks, bitmaps and sections.
     sealer: Option<Sealer>,
+    /// The first chunk that could not be read from a network share (after the share's
+    /// retries: its server is gone), as its message.
+    share_gone: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for ImageReader {
@@ -199,7 +222,9 @@ impl ImageReader {
     pub fn open_with(path: &Path, password: Option<&Passphrase>) -> Result<Self> {
         let name = path.display().to_string();
         let mut vols: Vec<(String, Box<dyn BlockIo>)> = Vec::new();
-        vols.push((name.clone(), Box::new(open_volume_file(path, true)?)));
+        let first = open_volume_file(path, true)?;
+        let mut shares = vec![first.share.clone()];
+        vols.push((name.clone(), Box::new(first)));
         let siblings = sibling_volumes(path);
         let last = siblings.last().map_or(1, |(n, _)| *n);
         if last > MAX_VOLUMES {
@@ -216,12 +241,15 @@ impl ImageReader {
                     path: p.display().to_string(),
                 });
             }
-            vols.push((
-                p.display().to_string(),
-                Box::new(open_volume_file(&p, false)?),
-            ));
+            let v = open_volume_file(&p, false)?;
+            shares.push(v.share.clone());
+            vols.push((p.display().to_string(), Box::new(v)));
         }
-        Self::from_volumes_with(vols, password)
+        let mut reader = Self::from_volumes_with(vols, password)?;
+        for (v, share) in reader.volumes.iter_mut().zip(shares) {
+            v.share = share;
+        }
+        Ok(reader)
     }
 
     /// Opens an image from its volumes, in order, each with a name for messages (the first
@@ -314,6 +342,7 @@ impl ImageReader {
                 len,
                 data_start,
                 data_end: len,
+                share: None,
             });
         }
         let Some(head) = first else {
@@ -536,6 +565,7 @@ impl ImageReader {
             manifest,
             bytes_read: AtomicU64::new(0),
             sealer,
+            share_gone: std::sync::OnceLock::new(),
         })
     }
 
@@ -640,6 +670,46 @@ impl ImageReader {
         }
     }
 
+    /// The error of a chunk whose record could not be read from `vol`; the first one read from
+    /// a network share is kept for [`ImageReader::share_gone`].
+    fn unreadable_error(&self, e: &IndexEntry, vol: &Volume, source: io::Error) -> Error {
+        let err = Error::ChunkUnreadable {
+            path: vol.name.clone(),
+            chunk: e.logical_offset / u64::from(self.chunk_size),
+            stream: e.stream,
+            stream_name: self
+                .streams
+                .get(e.stream as usize)
+                .map_or_else(|| format!("stream {}", e.stream), Stream::name),
+            start: e.logical_offset,
+            end: e
+                .logical_offset
+                .saturating_add(u64::from(e.uncompressed_len)),
+            volume_offset: e.volume_offset,
+            on: vol
+                .share
+                .as_ref()
+                .map(|s| format!(" on the {s}"))
+                .unwrap_or_default(),
+            source,
+        };
+        if vol.share.is_some() {
+            let _ = self.share_gone.set(err.to_string());
+        }
+        // The caller says it (once); other threads' failures only go to the log.
+        log::info!("{err}");
+        err
+    }
+
+    /// Why the image cannot be read any more, when a chunk could not be read from the network
+    /// share holding it (its reads were retried for the share's window first: the server is
+    /// gone). What reads the image file by file (extract) stops there instead of waiting out
+    /// the window again for each file. A local medium's unreadable chunk does not count: the
+    /// other chunks may well read.
+    pub fn share_gone(&self) -> Option<&str> {
+        self.share_gone.get().map(String::as_str)
+    }
+
     /// Reads one chunk record (header and stored frame) as it lies in its volume, checking the
     /// header against the entry and the stored frame's crc32 (nothing is decrypted or
     /// decompressed). Used by [`ImageReader::read_chunk`] and by cast streams.
@@ -661,7 +731,7 @@ impl ImageReader {
         }
         let mut buf = vec![0u8; record as usize];
         if let Err(err) = vol.io.read_at(&mut buf, e.volume_offset) {
-            return Err(self.chunk_error(e, format!("cannot read: {err}")));
+            return Err(self.unreadable_error(e, vol, err));
         }
         self.bytes_read.fetch_add(record, Ordering::Relaxed);
         let (head, frame) = buf.split_at(CHUNK_HEADER_LEN);
@@ -823,16 +893,23 @@ impl ImageReader {
         })
     }
 
-    /// Checks every chunk (in parallel on `threads` threads) and the structures around them.
+    /// Checks every chunk (in parallel on `threads` threads) and the structures around them. An
+    /// image that could not be read to its end is not OK: the error is its one structural
+    /// problem ([`ImageReader::verify_with`] returns it as an error instead).
     pub fn verify(&self, threads: usize) -> VerifyReport {
         let never = AtomicBool::new(false);
         let progress = AtomicU64::new(0);
         self.verify_with(threads, &never, &progress)
-            .unwrap_or_default()
+            .unwrap_or_else(|e| VerifyReport {
+                structure: vec![e.to_string()],
+                ..VerifyReport::default()
+            })
     }
 
     /// [`ImageReader::verify`] with cancellation and a progress counter (uncompressed bytes
-    /// checked). Returns `Err(Error::Cancelled)` when cancelled.
+    /// checked). Returns `Err(Error::Cancelled)` when cancelled, and the read's error
+    /// ([`Error::ChunkUnreadable`], [`Error::Io`]) when the image could not be read: a medium or
+    /// share that fails is not damage, and verify stops at the first such chunk.
     pub fn verify_with(
         &self,
         threads: usize,
@@ -853,10 +930,13 @@ impl ImageReader {
                 }
             }
         }
-        // Structure: bitmaps and manifest references.
+        // Structure: bitmaps and manifest references. A bitmap that cannot be read is not a
+        // structural problem: the image could not be read, and verify stops.
         for s in &self.streams {
-            if let Err(e) = self.bitmap(s.id) {
-                report.structure.push(e.to_string());
+            match self.bitmap(s.id) {
+                Err(e) if e.is_unreadable() => return Err(e),
+                Err(e) => report.structure.push(e.to_string()),
+                Ok(_) => {}
             }
         }
         for p in &self.manifest.partitions {
@@ -878,21 +958,40 @@ impl ImageReader {
             }
         }
         // Chunks, in parallel.
+        // A chunk that cannot be read (the medium or the share failed) is not damage: verify
+        // stops with that error instead of listing every later chunk as bad.
         let next = AtomicUsize::new(0);
         let bad = Mutex::new(Vec::new());
+        let unreadable: Mutex<Option<Error>> = Mutex::new(None);
+        let stop = AtomicBool::new(false);
         let checked = AtomicU64::new(0);
         let threads = threads.clamp(1, 64);
         std::thread::scope(|scope| {
             for _ in 0..threads {
                 scope.spawn(|| loop {
-                    if cancel.load(Ordering::Relaxed) {
+                    if cancel.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed) {
                         break;
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(e) = self.index.get(i) else { break };
-                    if let Err(err) = self.read_chunk(e) {
-                        let b = BadChunk::from_error(e, &err, self);
-                        bad.lock().unwrap_or_else(|p| p.into_inner()).push(b);
+                    match self.read_chunk(e) {
+                        Err(err @ Error::ChunkUnreadable { .. }) => {
+                            stop.store(true, Ordering::Relaxed);
+                            let mut first = unreadable.lock().unwrap_or_else(|p| p.into_inner());
+                            // The lowest chunk of those that failed, for a stable message.
+                            if first
+                                .as_ref()
+                                .is_none_or(|f| chunk_key(&err) < chunk_key(f))
+                            {
+                                *first = Some(err);
+                            }
+                            break;
+                        }
+                        Err(err) => {
+                            let b = BadChunk::from_error(e, &err, self);
+                            bad.lock().unwrap_or_else(|p| p.into_inner()).push(b);
+                        }
+                        Ok(_) => {}
                     }
                     checked.fetch_add(1, Ordering::Relaxed);
                     progress.fetch_add(u64::from(e.uncompressed_len), Ordering::Relaxed);
@@ -901,6 +1000,9 @@ impl ImageReader {
         });
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
+        }
+        if let Some(e) = unreadable.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
         }
         let mut bad = bad.into_inner().unwrap_or_else(|p| p.into_inner());
         bad.sort_by_key(|b| (b.stream, b.start));
@@ -959,15 +1061,16 @@ fn open_volume_file(path: &Path, follow: bool) -> Result<FileVolume> {
         return Err(Error::NotAVolumeFile { path: name, what });
     }
     let len = meta.len();
-    let retry_for = disk::netfs::network_mount(path).map(|n| {
+    let share = disk::netfs::network_mount(path).map(|n| {
         log::info!("{name} is on the {}", n.describe());
-        disk::netfs::policy().retry_for
+        n.describe()
     });
     Ok(FileVolume {
         file,
         path: name,
         len,
-        retry_for,
+        retry_for: share.is_some().then(|| disk::netfs::policy().retry_for),
+        share,
     })
 }
 
@@ -1175,6 +1278,15 @@ fn check_index(
     Ok(())
 }
 
+/// (stream, first byte) of a chunk error, to order them.
+fn chunk_key(e: &Error) -> (u32, u64) {
+    match e {
+        Error::ChunkUnreadable { stream, start, .. }
+        | Error::ChunkCorrupt { stream, start, .. } => (*stream, *start),
+        _ => (u32::MAX, u64::MAX),
+    }
+}
+
 /// One damaged chunk found by verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadChunk {
@@ -1309,11 +1421,16 @@ impl StreamReader {
         let Some(e) = chunks.get(i) else {
             return Ok(None);
         };
-        let data = Arc::new(
-            self.reader
-                .read_chunk(e)
-                .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err.to_string()))?,
-        );
+        let data = Arc::new(self.reader.read_chunk(e).map_err(|err| {
+            // The image error travels inside (`Error::in_io`); a chunk that could not be read
+            // keeps its read's kind, a damaged one is invalid data. Neither carries an OS error
+            // code: what reads a stream never takes it for a bad sector of its own.
+            let kind = match &err {
+                Error::ChunkUnreadable { source, .. } => source.kind(),
+                _ => io::ErrorKind::InvalidData,
+            };
+            io::Error::new(kind, err)
+        })?);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.push_front((offset, data.clone()));
         cache.truncate(CACHE_CHUNKS);
@@ -1395,5 +1512,51 @@ impl BlockIo for StreamReader {
 
     fn describe(&self) -> String {
         format!("{} {}", self.reader.name, self.stream.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_read_that_a_share_ends_early_is_retried_then_fails_as_a_share_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.lbi");
+        std::fs::write(&path, vec![7u8; 4096]).unwrap();
+        // The volume was 8192 bytes when opened; the share now ends it at 4096.
+        let v = FileVolume {
+            file: File::open(&path).unwrap(),
+            path: path.display().to_string(),
+            len: 8192,
+            retry_for: Some(Duration::from_millis(300)),
+            share: Some("SFTP folder root@h:/imgs".into()),
+        };
+        let mut buf = [0u8; 1024];
+        v.read_at(&mut buf, 1024).unwrap();
+        assert_eq!(buf, [7u8; 1024]);
+        let t = Instant::now();
+        let e = v.read_at(&mut buf, 4000).unwrap_err();
+        assert!(t.elapsed() >= Duration::from_millis(300), "not retried");
+        assert!(disk::netfs::is_transient(&e), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(
+                "the share ended the read of bytes 4000..5024 of this 8192-byte file early"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("the server did not come back"), "{msg}");
+        // A local file that ends early is not retried.
+        let local = FileVolume {
+            retry_for: None,
+            share: None,
+            ..v
+        };
+        let t = Instant::now();
+        let e = local.read_at(&mut buf, 4000).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(t.elapsed() < Duration::from_millis(300));
     }
 }

@@ -491,6 +491,97 @@ fn flipped_bytes_anywhere_are_always_reported_never_returned_as_data() {
 }
 
 #[test]
+fn a_chunk_that_cannot_be_read_is_unreadable_not_damaged_and_stops_verify() {
+    let fx = small_image();
+    let bytes = image_bytes(&fx);
+    let r = open_mem(bytes.clone()).unwrap();
+    // A chunk of the partition stream past its first: its record's sectors fail with EIO, the
+    // way a failing medium or a share whose server went away fails a read.
+    let e = r.chunks_of(1)[2];
+    let first = e.volume_offset / 512;
+    let last = (e.volume_offset + e.record_len()).div_ceil(512);
+    drop(r);
+    let faulty = disk::FaultyDisk::new(MemDisk::from_vec(bytes, 512)).with_bad_sectors(first..last);
+    let r = Arc::new(
+        ImageReader::from_volumes(vec![("mem.lbi".to_string(), Box::new(faulty))]).unwrap(),
+    );
+
+    let n = e.logical_offset / (16 * 1024);
+    let err = r.read_chunk(&e).unwrap_err();
+    assert!(
+        matches!(err, Error::ChunkUnreadable { chunk, stream: 1, .. } if chunk == n),
+        "{err}"
+    );
+    assert!(err.is_unreadable() && !err.is_incomplete());
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "mem.lbi: the image could not be read: chunk {n} of stream 1 (partition"
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("Input/output error"), "{msg}");
+    assert!(!msg.contains("damaged"), "{msg}");
+    // Not on a network share: nothing says the share is gone.
+    assert_eq!(r.share_gone(), None);
+
+    // Verify stops with the read's error (of the first chunk in the failing sectors) instead
+    // of listing damaged chunks.
+    let never = AtomicBool::new(false);
+    let progress = std::sync::atomic::AtomicU64::new(0);
+    let v = r.verify_with(2, &never, &progress).unwrap_err();
+    assert!(
+        matches!(v, Error::ChunkUnreadable { chunk, stream: 1, .. } if chunk <= n),
+        "{v:?}"
+    );
+    let report = r.verify(2);
+    assert!(!report.is_ok());
+    assert!(report.bad.is_empty(), "{report:?}");
+    assert!(
+        report.structure[0].contains("the image could not be read"),
+        "{report:?}"
+    );
+
+    // Through a stream: an I/O error that carries the image's error and no OS error code (what
+    // reads a stream must not take it for a bad sector of its own), and not "invalid data".
+    let io = read_stream(&r, 1).unwrap_err();
+    assert!(!disk::is_media_error(&io), "{io}");
+    assert_ne!(io.kind(), std::io::ErrorKind::InvalidData, "{io}");
+    assert!(
+        matches!(Error::in_io(&io), Some(Error::ChunkUnreadable { .. })),
+        "{io}"
+    );
+    // The other streams read.
+    assert_eq!(read_stream(&r, 0).unwrap(), fx.streams[0]);
+}
+
+#[test]
+fn a_damaged_chunk_is_still_damage_through_a_stream() {
+    let fx = small_image();
+    let mut bytes = image_bytes(&fx);
+    let r = open_mem(bytes.clone()).unwrap();
+    let e = r.chunks_of(1)[2];
+    drop(r);
+    bytes[(e.volume_offset + 48 + u64::from(e.compressed_len) / 2) as usize] ^= 0x10;
+    let r = Arc::new(open_mem(bytes).unwrap());
+    let err = r.read_chunk(&e).unwrap_err();
+    assert!(
+        matches!(err, Error::ChunkCorrupt { .. }) && !err.is_unreadable(),
+        "{err}"
+    );
+    assert!(err.to_string().contains("is damaged"), "{err}");
+    let io = read_stream(&r, 1).unwrap_err();
+    assert_eq!(io.kind(), std::io::ErrorKind::InvalidData);
+    assert!(matches!(
+        Error::in_io(&io),
+        Some(Error::ChunkCorrupt { .. })
+    ));
+    let report = r.verify(2);
+    assert_eq!(report.bad.len(), 1, "{report:?}");
+    assert!(report.structure.is_empty(), "{report:?}");
+}
+
+#[test]
 fn verify_names_every_damaged_chunk_with_its_stream_and_range() {
     let fx = small_image();
     let r = ImageReader::open(&fx.path).unwrap();

@@ -697,7 +697,10 @@ pub fn serve(
     let status = match (&sent, flushed) {
         // udp-sender finishes the session with what it has (an abort frame tells the receivers
         // why); a sender that cannot write has lost udp-sender, which is reaped by `Reaped`.
-        (Ok(_), Ok(())) | (Err(image::Error::ChunkCorrupt { .. }), _) if !cancel.is_cancelled() => {
+        (Ok(_), Ok(()))
+        | (Err(image::Error::ChunkCorrupt { .. } | image::Error::ChunkUnreadable { .. }), _)
+            if !cancel.is_cancelled() =>
+        {
             Some(child.wait())
         }
         _ => {
