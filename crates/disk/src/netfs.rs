@@ -508,7 +508,7 @@ fn sync_range(file: &File, at: u64, len: u64, flags: std::ffi::c_uint) -> io::Re
 /// one written this many blocks earlier. The network works while the next blocks compress,
 /// at most this many blocks are unsent, a dead server stops the next wait (which the stall
 /// limit bounds) and a full server's refusal comes back within a few blocks.
-const IN_FLIGHT_BLOCKS: usize = 2;
+const IN_FLIGHT_BLOCKS: usize = 4;
 
 /// The write-back of a cached file's blocks, kept [`IN_FLIGHT_BLOCKS`] behind the writes.
 #[derive(Default)]
@@ -540,15 +540,10 @@ impl Writeback {
     /// then lets the kernel drop the pages.
     fn wait(file: &File, at: u64, len: u64) -> io::Result<()> {
         use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
-        use nix::libc::{
-            SYNC_FILE_RANGE_WAIT_AFTER, SYNC_FILE_RANGE_WAIT_BEFORE, SYNC_FILE_RANGE_WRITE,
-        };
-        sync_range(
-            file,
-            at,
-            len,
-            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER,
-        )?;
+        // Only waits for the write-back started after the block's write (pages it skipped are
+        // sent by the next sync): starting a new one here could send a lone request as a
+        // stable write, which makes the server write it to its disk at once.
+        sync_range(file, at, len, nix::libc::SYNC_FILE_RANGE_WAIT_BEFORE)?;
         if let (Ok(at), Ok(len)) = (i64::try_from(at), i64::try_from(len)) {
             if let Err(e) = posix_fadvise(file, at, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED) {
                 log::debug!("posix_fadvise: {e}");
@@ -740,12 +735,12 @@ mod tests {
     #[test]
     fn a_sync_is_given_time_for_what_it_sends() {
         assert_eq!(sync_allowance(0), Duration::ZERO);
-        // 12 MiB may still travel at 2 MiB/s, 128 MiB are committed at 32 MiB/s.
-        assert_eq!(sync_allowance(SYNC_EVERY), Duration::from_secs(6 + 4));
+        // 20 MiB may still travel at 2 MiB/s, 128 MiB are committed at 32 MiB/s.
+        assert_eq!(sync_allowance(SYNC_EVERY), Duration::from_secs(10 + 4));
         assert_eq!(sync_allowance(4 << 20), Duration::from_millis(2000 + 125));
         assert_eq!(
             sync_allowance(u64::MAX),
-            Duration::from_millis(6000 + u64::MAX / COMMIT_RATE)
+            Duration::from_millis(10_000 + u64::MAX / COMMIT_RATE)
         );
     }
 
