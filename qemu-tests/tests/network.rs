@@ -562,6 +562,50 @@ fn background(vm: &mut Vm, cmd: &str, log: &str) -> Result<()> {
     Ok(())
 }
 
+/// Starts `cmd`, a backup whose image is `file` on the host, in the background with the source
+/// read at 2 MB/s (so that it lasts); returns once 2 MiB of the image exist.
+fn start_slow_backup(vm: &mut Vm, cmd: &str, log: &str, file: &Path) -> Result<()> {
+    let r = vm.monitor("block_set_io_throttle d0 0 2097152 0 0 0 0")?;
+    assert!(!r.to_lowercase().contains("error"), "throttle: {r}");
+    background(vm, cmd, log)?;
+    let t = Instant::now();
+    while std::fs::metadata(file).map(|m| m.len()).unwrap_or(0) < 2 << 20 {
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(300),
+            "the backup to {} never grew",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// What a [`start_slow_backup`] whose server went away must have shown: `log` (up to `EXIT=`)
+/// is a failure naming `share` and the image as incomplete, said within 15 s of the cause and
+/// ended within 25 s (`said`, `ended`); the host's `lifeboat verify` calls `file` incomplete.
+/// The source is read at full speed again.
+fn assert_cut_backup(
+    vm: &mut Vm,
+    log: &str,
+    (said, ended): (f64, f64),
+    share: &str,
+    file: &Path,
+) -> Result<()> {
+    assert!(!log.contains("EXIT=0"), "{log}");
+    assert!(log.contains(share), "{share} is not named: {log}");
+    assert!(log.contains("incomplete"), "{log}");
+    assert!(
+        said <= 15.0,
+        "the backup said nothing for {said:.0} s after its server went away"
+    );
+    assert!(ended <= 25.0, "the backup went on for {ended:.0} s");
+    let (code, out) = host_lifeboat_run(&["verify", path(file)?])?;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("incomplete image"), "{out}");
+    vm.monitor("block_set_io_throttle d0 0 0 0 0 0 0")?;
+    Ok(())
+}
+
 /// Polls the guest's `log` until it holds `marker`; returns the log and the seconds waited.
 fn wait_for(vm: &mut Vm, log: &str, marker: &str, limit: Duration) -> Result<(String, f64)> {
     let t = Instant::now();
@@ -909,22 +953,13 @@ fn network_stores_back_up_restore_extract_and_fail_loudly() -> Result<()> {
     );
 
     // smbd killed in the middle of a backup (the source read at 2 MB/s so it lasts).
-    let r = vm.monitor("block_set_io_throttle d0 0 2097152 0 0 0 0")?;
-    assert!(!r.to_lowercase().contains("error"), "throttle: {r}");
-    background(
+    let cut = smb_share.join("cut.lbi");
+    start_slow_backup(
         &mut vm,
         &format!("lifeboat {smb_flags} backup serial:SRC1 {smb}/cut.lbi"),
         "/tmp/cut.log",
+        &cut,
     )?;
-    let cut = smb_share.join("cut.lbi");
-    let t = Instant::now();
-    while std::fs::metadata(&cut).map(|m| m.len()).unwrap_or(0) < 2 << 20 {
-        anyhow::ensure!(
-            t.elapsed() < Duration::from_secs(300),
-            "the backup to cut never grew"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
     smbd.child.kill()?;
     smbd.child.wait()?;
     let (_, said) = wait_for(
@@ -936,23 +971,17 @@ fn network_stores_back_up_restore_extract_and_fail_loudly() -> Result<()> {
     let (log, ended) = wait_for(&mut vm, "/tmp/cut.log", "EXIT=", Duration::from_secs(120))?;
     let ended = said + ended;
     eprintln!("backup cut by the server's death: the error {said:.1} s after the kill, the process ended {ended:.1} s after:\n{log}");
-    assert!(!log.contains("EXIT=0"), "{log}");
-    // The share is named, the server said to be gone, and the image said to be partial.
-    assert!(log.contains("SMB share //10.0.2.2/images"), "{log}");
     assert!(
         log.contains("does not answer") || log.contains("Host is down"),
         "{log}"
     );
-    assert!(log.contains("incomplete"), "{log}");
-    assert!(
-        said <= 15.0,
-        "the backup said nothing for {said:.0} s after its server died"
-    );
-    assert!(ended <= 25.0, "the backup went on for {ended:.0} s");
-    let (code, out) = host_lifeboat_run(&["verify", path(&cut)?])?;
-    assert_ne!(code, 0, "{out}");
-    assert!(out.contains("incomplete image"), "{out}");
-    vm.monitor("block_set_io_throttle d0 0 0 0 0 0 0")?;
+    assert_cut_backup(
+        &mut vm,
+        &log,
+        (said, ended),
+        "SMB share //10.0.2.2/images",
+        &cut,
+    )?;
 
     // The NFS server gone in the middle of a restore: the restore reads it through a relay
     // at 2 MB/s (so it lasts), which is cut (port closed, connections shut); the restore says
@@ -1116,27 +1145,18 @@ fn sftp_server_death(
 ) -> Result<()> {
     let folder = format!("SFTP folder root@10.0.2.2:{}", dir.display());
     // Backup: the source read at 2 MB/s so it lasts.
-    let r = vm.monitor("block_set_io_throttle d0 0 2097152 0 0 0 0")?;
-    assert!(!r.to_lowercase().contains("error"), "throttle: {r}");
     let cut_url = format!(
         "sftp://root@10.0.2.2:{}{}/cut.lbi",
         sshd.port,
         dir.display()
     );
-    background(
+    let cut = dir.join("cut.lbi");
+    start_slow_backup(
         vm,
         &format!("lifeboat {flags} backup serial:SRC1 {cut_url}"),
         "/tmp/sftp-cut.log",
+        &cut,
     )?;
-    let cut = dir.join("cut.lbi");
-    let t = Instant::now();
-    while std::fs::metadata(&cut).map(|m| m.len()).unwrap_or(0) < 2 << 20 {
-        anyhow::ensure!(
-            t.elapsed() < Duration::from_secs(300),
-            "the backup to SFTP never grew"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
     let sessions = descendants(sshd.child.id());
     anyhow::ensure!(!sessions.is_empty(), "sshd has no session to stop");
     signal(&sessions, "-STOP")?;
@@ -1156,20 +1176,9 @@ fn sftp_server_death(
     let (log, ended) = ended.context("the backup's end")??;
     let ended = said + ended;
     eprintln!("backup to SFTP whose server froze: the error {said:.1} s after the freeze, the process ended {ended:.1} s after:\n{log}");
-    assert!(!log.contains("EXIT=0"), "{log}");
-    assert!(log.contains(&folder), "the SFTP folder is named: {log}");
     assert!(log.contains("does not answer"), "{log}");
-    assert!(log.contains("incomplete"), "{log}");
-    assert!(
-        said <= 15.0,
-        "the backup said nothing for {said:.0} s after its server froze"
-    );
-    assert!(ended <= 25.0, "the backup went on for {ended:.0} s");
-    let (code, out) = host_lifeboat_run(&["verify", path(&cut)?])?;
-    assert_ne!(code, 0, "{out}");
-    assert!(out.contains("incomplete image"), "{out}");
+    assert_cut_backup(vm, &log, (said, ended), &folder, &cut)?;
     std::fs::remove_file(&cut)?;
-    vm.monitor("block_set_io_throttle d0 0 0 0 0 0 0")?;
 
     // Restore through a relay at 2 MB/s (so it lasts), cut after 12 MiB.
     let (log, took, gone_url) = cut_midway(

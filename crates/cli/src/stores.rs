@@ -104,13 +104,11 @@ pub fn local(arg: &str, purpose: Purpose) -> Result<PathBuf> {
 }
 
 /// `text` with the local paths of the open stores' files named by their URLs again (for
-/// messages). Leaves `text` as it is while the list is in use (e.g. a warning logged while the
-/// stores are being closed).
+/// messages). The list is only ever locked for a push or a take, never while anything logs, so
+/// waiting for it cannot deadlock; stores being closed are out of it already.
 pub fn name_urls(text: &str) -> String {
-    match OPEN.try_lock() {
-        Ok(open) => open.iter().fold(text.to_string(), |t, o| o.name_urls(&t)),
-        Err(_) => text.to_string(),
-    }
+    let open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    open.iter().fold(text.to_string(), |t, o| o.name_urls(&t))
 }
 
 /// Shows the fingerprints of an unknown SSH server and asks which to accept.
@@ -164,7 +162,8 @@ fn ask_certificate(host: &str, fingerprint: &str) -> Result<String> {
 
 /// Unmounts every store this process opened (in reverse order); failures are reported.
 pub fn close_all() {
-    let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    // Taken out of the list first: closing logs, and the logger locks the list.
+    let mut open = std::mem::take(&mut *OPEN.lock().unwrap_or_else(|p| p.into_inner()));
     while let Some(o) = open.pop() {
         if let Err(e) = o.close() {
             eprintln!("lifeboat: warning: {e}");

@@ -337,6 +337,49 @@ fn extract_picks_a_folder_asks_before_overwriting_and_lists_failures() {
 }
 
 #[test]
+fn an_extract_whose_image_could_not_be_read_says_so_and_why() {
+    let mut m = browsing();
+    let request = ExtractRequest {
+        source: source(),
+        paths: vec!["/file-2.dat".into()],
+        dest: root().join("sdb1"),
+        overwrite: false,
+    };
+    m.screen = Screen::Files(Box::new(FilesScreen::Checking {
+        id: m.request(),
+        view: view_of(&m).clone(),
+        request,
+    }));
+    let effects = answer(&mut m, check_id, |id| Msg::ExtractChecked {
+        id,
+        existing: vec![],
+    });
+    assert!(
+        matches!(effects.as_slice(), [Effect::Extract { .. }]),
+        "{effects:?}"
+    );
+    let why =
+        "the image could not be read: chunk 4 of stream 2 on the NFS export 10.0.2.2:/images: \
+               Input/output error; the server did not come back";
+    let _ = answer(&mut m, job_id, |id| Msg::Extracted {
+        id,
+        result: Ok(ExtractReport {
+            files: 1,
+            bytes: 4 * MIB,
+            image_unreadable: Some(why.into()),
+            ..Default::default()
+        }),
+    });
+    let text = render(&m).join(" ");
+    assert!(
+        text.contains("Extract stopped: the image could not be read"),
+        "{text}"
+    );
+    assert!(text.contains("the server did not come back"), "{text}");
+    assert!(!text.contains("Extract finished"), "{text}");
+}
+
+#[test]
 fn yes_to_the_overwrite_question_overwrites() {
     let mut m = browsing();
     let request = ExtractRequest {

@@ -345,7 +345,12 @@ pub fn draw(model: &Model, f: &FilesScreen, frame: &mut Frame, area: Rect) {
             let mut lines = Vec::new();
             match result {
                 Ok(r) => {
-                    let head = if r.cancelled {
+                    let head = if r.image_unreadable.is_some() {
+                        Line::styled(
+                            "Extract stopped: the image could not be read any more.",
+                            bad_style(),
+                        )
+                    } else if r.cancelled {
                         Line::styled("Extract stopped.", warn_style())
                     } else if r.failed.is_empty() {
                         Line::styled("Extract finished.", good_style())
@@ -356,6 +361,12 @@ pub fn draw(model: &Model, f: &FilesScreen, frame: &mut Frame, area: Rect) {
                         )
                     };
                     lines.push(head);
+                    if let Some(why) = &r.image_unreadable {
+                        lines.push(Line::styled(shown(model, &printable(why)), bad_style()));
+                        lines.push(Line::raw(
+                            "The files listed as done are complete; the rest were not extracted.",
+                        ));
+                    }
                     lines.push(Line::raw(format!(
                         "{} files ({}), {} folders, {} symlinks into {} in {}",
                         r.files,
