@@ -64,7 +64,7 @@ impl BlockIo for FileIo {
 /// `blkid -p -o export FILE` as a map; empty when blkid finds nothing (its exit status 2).
 /// Values are unescaped: `\\x` is `x`, and blkid's `M-x`/`M-^x`/`^x` notation for bytes outside
 /// printable ASCII is turned back into the bytes, read as UTF-8 (so UTF-8 labels compare as they
-/// are).
+/// are) — except in UUIDs, which are ASCII and may hold `M-` themselves (LVM's `wesM-8Hq5`).
 pub fn blkid(path: &Path) -> Result<HashMap<String, String>> {
     let p = path.to_str().context("non-UTF-8 path")?;
     let run = std::process::Command::new(fixture::require("blkid")?)
@@ -87,6 +87,7 @@ pub fn blkid(path: &Path) -> Result<HashMap<String, String>> {
             continue;
         };
         let (k, v) = (&line[..eq], &line[eq + 1..]);
+        let notation = !k.windows(4).any(|w| w == b"UUID");
         let mut val = Vec::new();
         let mut i = 0;
         // The byte at `j`, skipping the backslash blkid puts before shell metacharacters.
@@ -95,7 +96,11 @@ pub fn blkid(path: &Path) -> Result<HashMap<String, String>> {
             b => (b.copied(), j + 1),
         };
         while i < v.len() {
-            if v[i..].starts_with(b"M-^") {
+            if !notation {
+                let (c, next) = at(i);
+                val.extend(c);
+                i = next;
+            } else if v[i..].starts_with(b"M-^") {
                 let (c, next) = at(i + 3);
                 val.push((c.unwrap_or(b'?') ^ 0x40) | 0x80);
                 i = next;
