@@ -606,6 +606,23 @@ fn assert_cut_backup(
     Ok(())
 }
 
+/// The guest's disk `tgt` has no GPT header in its first 34 sectors (a restore that stopped
+/// wrote no partition table).
+fn assert_no_gpt(vm: &mut Vm, tgt: &str) -> Result<()> {
+    let table = sh(
+        vm,
+        &format!(
+            "dd if={tgt} bs=512 count=34 2>/dev/null | tr -d '\\000' | grep -c 'EFI PART'; true"
+        ),
+        QUICK,
+    )?;
+    assert!(
+        table.lines().any(|l| l.trim() == "0"),
+        "the target has a GPT header: {table}"
+    );
+    Ok(())
+}
+
 /// Polls the guest's `log` until it holds `marker`; returns the log and the seconds waited.
 fn wait_for(vm: &mut Vm, log: &str, marker: &str, limit: Duration) -> Result<(String, f64)> {
     let t = Instant::now();
@@ -1040,17 +1057,7 @@ fn network_stores_back_up_restore_extract_and_fail_loudly() -> Result<()> {
         "{last}"
     );
     assert!(!last.contains("damaged"), "{last}");
-    let table = sh(
-        &mut vm,
-        &format!(
-            "dd if={tgt} bs=512 count=34 2>/dev/null | tr -d '\\000' | grep -c 'EFI PART'; true"
-        ),
-        QUICK,
-    )?;
-    assert!(
-        table.lines().any(|l| l.trim() == "0"),
-        "the target has a GPT header: {table}"
-    );
+    assert_no_gpt(&mut vm, &tgt)?;
 
     // The SFTP server gone in the middle of a backup and of a restore.
     sftp_server_death(&mut vm, &sshd, &sftp_dir, "sftp.lbi", &sftp_flags, &tgt)?;
@@ -1209,17 +1216,7 @@ fn sftp_server_death(
         took <= 60.0,
         "the restore went on for {took:.0} s after the cut"
     );
-    let table = sh(
-        vm,
-        &format!(
-            "dd if={tgt} bs=512 count=34 2>/dev/null | tr -d '\\000' | grep -c 'EFI PART'; true"
-        ),
-        QUICK,
-    )?;
-    assert!(
-        table.lines().any(|l| l.trim() == "0"),
-        "the target has a GPT header: {table}"
-    );
+    assert_no_gpt(vm, tgt)?;
 
     // Verify, cut after 8 MiB: it stops saying the image could not be read, and lists no
     // damaged chunk.
